@@ -1,0 +1,137 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// admin serves AdminService from the server's live state.
+type admin struct {
+	tetherv1.UnimplementedAdminServiceServer
+	srv *Server
+}
+
+// sessionsNewestFirst snapshots the node's sessions, newest first, of one
+// client id when clientID is set.
+func (srv *Server) sessionsNewestFirst(clientID string) []*Session {
+	srv.mu.RLock()
+	var all []*Session
+	if clientID != "" {
+		all = collect(srv.byClient[clientID])
+	} else {
+		all = make([]*Session, 0, len(srv.sessions))
+		for _, s := range srv.sessions {
+			all = append(all, s)
+		}
+	}
+	srv.mu.RUnlock()
+	slices.SortFunc(all, func(a, b *Session) int {
+		if c := b.created.Compare(a.created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	return all
+}
+
+// ListSessions lists sessions newest first; the page token is an offset.
+func (a *admin) ListSessions(_ context.Context, req *tetherv1.ListSessionsRequest) (*tetherv1.ListSessionsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = 100
+	case size > 1000:
+		size = 1000
+	}
+	offset := 0
+	if tok := req.GetPageToken(); tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil || n < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "page_token %q is not one this server returned", truncate(tok))
+		}
+		offset = n
+	}
+	all := a.srv.sessionsNewestFirst(req.GetClientId())
+	resp := &tetherv1.ListSessionsResponse{}
+	if offset >= len(all) {
+		return resp, nil
+	}
+	end := min(offset+size, len(all))
+	for _, s := range all[offset:end] {
+		resp.Sessions = append(resp.Sessions, s.info())
+	}
+	if end < len(all) {
+		resp.NextPageToken = strconv.Itoa(end)
+	}
+	return resp, nil
+}
+
+func (srv *Server) session(id string) (*Session, error) {
+	srv.mu.RLock()
+	s := srv.sessions[id]
+	srv.mu.RUnlock()
+	if s == nil {
+		return nil, status.Errorf(codes.NotFound, "no session %q on server %s: list sessions with ListSessions", truncate(id), srv.cfg.serverID)
+	}
+	return s, nil
+}
+
+// GetSession returns one session with its flight recorder.
+func (a *admin) GetSession(_ context.Context, req *tetherv1.GetSessionRequest) (*tetherv1.GetSessionResponse, error) {
+	s, err := a.srv.session(req.GetSessionId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &tetherv1.GetSessionResponse{Session: s.info()}
+	s.mu.Lock()
+	resp.Events = s.rec.events()
+	s.mu.Unlock()
+	return resp, nil
+}
+
+// CloseSession ends a session for good.
+func (a *admin) CloseSession(_ context.Context, req *tetherv1.CloseSessionRequest) (*tetherv1.CloseSessionResponse, error) {
+	s, err := a.srv.session(req.GetSessionId())
+	if err != nil {
+		return nil, err
+	}
+	why := "closed by an operator"
+	if r := req.GetReason(); r != "" {
+		why += ": " + truncate(r)
+	}
+	s.mu.Lock()
+	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN, why, 0, nil)
+	s.mu.Unlock()
+	s.close(nil, why)
+	return &tetherv1.CloseSessionResponse{}, nil
+}
+
+// DebugHandler serves the node's sessions as JSON (the ListSessions
+// response, up to 1000 sessions, newest first; ?client_id= filters), for an
+// admin endpoint such as /debug/sessions.
+func (srv *Server) DebugHandler() http.Handler {
+	a := &admin{srv: srv}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := a.ListSessions(r.Context(), &tetherv1.ListSessionsRequest{PageSize: 1000, ClientId: r.URL.Query().Get("client_id")})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		b, err := protojson.MarshalOptions{Indent: "  ", EmitUnpopulated: true}.Marshal(resp)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+}

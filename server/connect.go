@@ -1,0 +1,502 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// Connect carries one session over one stream; see the TetherService
+// documentation in proto/tether/v1 for the protocol.
+func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
+	srv := svc.srv
+	ctx := ss.Context()
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	st := newStream(srv, ss, addr)
+	srv.metrics.streams.Inc()
+	defer srv.metrics.streams.Dec()
+
+	ready := make(chan error, 1)
+	go st.read(ready)
+	hello := time.NewTimer(srv.cfg.helloTimeout)
+	defer hello.Stop()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return err
+		}
+	case <-hello.C:
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", srv.cfg.helloTimeout)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return st.write()
+}
+
+// read runs the stream's reader: Hello first, then every frame until the
+// stream ends. It reports the outcome of Hello on ready.
+func (st *stream) read(ready chan<- error) {
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
+			err := status.Error(codes.Internal, "internal error")
+			select {
+			case ready <- err:
+			default:
+			}
+			if st.sess != nil {
+				st.sess.dropStream(st, err, "internal error")
+			}
+		}
+	}()
+	first, err := st.ss.Recv()
+	if err != nil {
+		ready <- recvStatus(err)
+		return
+	}
+	st.srv.metrics.framesIn(first)
+	h := first.GetHello()
+	if h == nil {
+		ready <- status.Errorf(codes.InvalidArgument, "the first frame must be hello, got %s", frameName(first))
+		return
+	}
+	if err := st.srv.open(st, h); err != nil {
+		ready <- err
+		return
+	}
+	ready <- nil
+	for {
+		req, err := st.ss.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				st.sess.dropStream(st, nil, "the client half-closed the stream")
+			} else {
+				st.sess.dropStream(st, recvStatus(err), "stream broken: "+err.Error())
+			}
+			return
+		}
+		st.lastRead.Store(time.Now().UnixNano())
+		st.srv.metrics.framesIn(req)
+		if err := st.handle(req); err != nil {
+			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
+			st.sess.dropStream(st, err, "protocol error")
+			return
+		}
+		if st.finished.Load() {
+			return
+		}
+	}
+}
+
+// recvStatus turns a Recv error into the status the stream ends with.
+func recvStatus(err error) error {
+	if errors.Is(err, io.EOF) {
+		return status.Error(codes.InvalidArgument, "the stream ended before hello")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.FromContextError(err).Err()
+}
+
+func frameName(f *tetherv1.ConnectRequest) string {
+	if f.GetFrame() == nil {
+		return "an empty frame"
+	}
+	return string(f.ProtoReflect().WhichOneof(f.ProtoReflect().Descriptor().Oneofs().ByName("frame")).Name())
+}
+
+// handle processes one frame after Hello. A returned error ends the stream.
+func (st *stream) handle(req *tetherv1.ConnectRequest) error {
+	s := st.sess
+	switch f := req.Frame.(type) {
+	case *tetherv1.ConnectRequest_Ping:
+		st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: f.Ping.GetId(), SentAt: f.Ping.GetSentAt()}}})
+	case *tetherv1.ConnectRequest_Pong:
+		if at := f.Pong.GetSentAt(); at != nil && at.IsValid() {
+			rtt := time.Since(at.AsTime())
+			if rtt >= 0 && rtt < time.Hour {
+				st.srv.metrics.rtt.Observe(rtt.Seconds())
+				s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RTT, rtt: rtt})
+			}
+		}
+	case *tetherv1.ConnectRequest_Message:
+		return st.handleMessage(f.Message)
+	case *tetherv1.ConnectRequest_Ack:
+		return s.ack(f.Ack.GetSeq())
+	case *tetherv1.ConnectRequest_Subscribe:
+		if err := s.subscribe(f.Subscribe.GetTopics()); err != nil {
+			if status.Code(err) == codes.InvalidArgument {
+				return err
+			}
+			st.sendError(err, 0)
+		}
+	case *tetherv1.ConnectRequest_Unsubscribe:
+		s.unsubscribe(f.Unsubscribe.GetTopics())
+	case *tetherv1.ConnectRequest_Close:
+		s.close(nil, "closed by the client: "+truncate(f.Close.GetReason()))
+	case *tetherv1.ConnectRequest_Hello:
+		return status.Error(codes.InvalidArgument, "hello may be sent only once, as the first frame")
+	default:
+		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, ack, subscribe, unsubscribe or close")
+	}
+	return nil
+}
+
+// sendError queues a non-fatal Error frame.
+func (st *stream) sendError(err error, seq uint64) {
+	stt := status.Convert(err)
+	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: &tetherv1.Error{
+		Code: uint32(stt.Code()), Message: stt.Message(), Seq: seq,
+	}}})
+}
+
+// handleMessage numbers, dedupes and hands a client message to the Handler.
+func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
+	s, cfg := st.sess, st.srv.cfg
+	if len(m.GetPayload()) > cfg.maxMessageBytes {
+		return errTooLarge(len(m.GetPayload()), cfg.maxMessageBytes)
+	}
+	in := s.inSeq.Load()
+	seq := m.GetSeq()
+	switch {
+	case seq == 0:
+		seq = in + 1
+	case seq <= in:
+		st.srv.metrics.dedupeDrops.Inc()
+		st.noteReceived(in) // a re-send after resume: ack again, deliver never
+		return nil
+	case seq > in+1:
+		return status.Errorf(codes.InvalidArgument, "message seq %d skips ahead: expected %d (or 0 to let the server number it)", seq, in+1)
+	}
+	s.inSeq.Store(seq)
+	if key := m.GetIdempotencyKey(); key != "" {
+		seen, err := st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow)
+		if err != nil {
+			st.sendError(status.Errorf(codes.Unavailable, "idempotency check failed: %v; re-send later", err), seq)
+		}
+		if seen {
+			st.srv.metrics.dedupeDrops.Inc()
+			st.noteReceived(seq)
+			return nil
+		}
+	}
+	msg := &Message{
+		Seq:            seq,
+		Payload:        m.GetPayload(),
+		ContentType:    m.GetContentType(),
+		Headers:        m.GetHeaders(),
+		CorrelationID:  m.GetCorrelationId(),
+		IdempotencyKey: m.GetIdempotencyKey(),
+	}
+	switch t := m.GetTarget().(type) {
+	case *tetherv1.ClientMessage_Topic:
+		msg.Target = broker.Topic(t.Topic)
+	case *tetherv1.ClientMessage_SessionId:
+		msg.Target = broker.Session(t.SessionId)
+	case *tetherv1.ClientMessage_ClientId:
+		msg.Target = broker.Client(t.ClientId)
+	}
+	if err := cfg.handler.OnMessage(st.ss.Context(), s, msg); err != nil {
+		st.sendError(err, seq)
+	}
+	st.noteReceived(seq)
+	return nil
+}
+
+// dedupeScope scopes idempotency keys to the client id, or to the session
+// for anonymous clients, within the principal.
+func (s *Session) dedupeScope() string {
+	if s.clientID != "" {
+		return "c/" + s.principal + "/" + s.clientID
+	}
+	return "s/" + s.id
+}
+
+// open handles Hello: it resumes or creates the session, attaches the
+// stream and queues Welcome and the replay.
+func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
+	ctx := st.ss.Context()
+	if err := srv.validHello(h); err != nil {
+		return err
+	}
+	if srv.isDraining() {
+		return status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+	}
+	principal := srv.cfg.principal(ctx)
+	rs := tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED
+	var s *Session
+	var lost *tetherv1.SeqRange
+	if r := h.GetResume(); r != nil && r.GetSessionId() != "" {
+		s, rs, lost = srv.resume(ctx, st, principal, r)
+	}
+	fresh := s == nil
+	if fresh {
+		var err error
+		if s, err = srv.create(ctx, st, principal, h); err != nil {
+			return err
+		}
+	}
+	srv.metrics.resumes.WithLabelValues(resumeLabel(rs)).Inc()
+	if err := srv.cfg.handler.OnConnect(ctx, s); err != nil {
+		s.dropStream(st, err, "rejected by the handler")
+		if fresh {
+			s.end("rejected by the handler: "+err.Error(), true)
+		}
+		return err
+	}
+	srv.welcome(st, s, rs, lost)
+	p := srv.cfg.profile.Heartbeat
+	st.startLiveness(s.interval, p.Misses, p.Grace)
+	return nil
+}
+
+func (srv *Server) validHello(h *tetherv1.Hello) error {
+	if len(h.GetClientId()) > 256 {
+		return status.Error(codes.InvalidArgument, "hello.client_id is longer than 256 bytes")
+	}
+	if len(h.GetTopics()) > srv.cfg.maxTopics {
+		return status.Errorf(codes.InvalidArgument, "hello.topics has %d topics; the limit is %d", len(h.GetTopics()), srv.cfg.maxTopics)
+	}
+	for _, t := range h.GetTopics() {
+		if err := validTopic(t); err != nil {
+			return err
+		}
+	}
+	if len(h.GetMetadata()) > 64 {
+		return status.Errorf(codes.InvalidArgument, "hello.metadata has %d entries; the limit is 64", len(h.GetMetadata()))
+	}
+	if d := h.GetHeartbeatInterval(); d != nil && (!d.IsValid() || d.AsDuration() < 0) {
+		return status.Error(codes.InvalidArgument, "hello.heartbeat_interval must be a valid, non-negative duration")
+	}
+	return nil
+}
+
+// grantInterval clamps the requested heartbeat interval into the profile's
+// bounds; zero asks for the default.
+func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
+	hb := srv.cfg.profile.Heartbeat
+	d := h.GetHeartbeatInterval().AsDuration()
+	if d == 0 {
+		return hb.Interval
+	}
+	return min(max(d, hb.Min), hb.Max)
+}
+
+// resume tries to resume the session Hello names. It returns nil and the
+// reason when the session cannot be resumed; the caller then creates one.
+func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange) {
+	rec, ok, err := srv.broker.GetSession(ctx, r.GetSessionId())
+	if err != nil {
+		srv.cfg.logger.Error("tether: reading a session record failed", "session", r.GetSessionId(), "err", err)
+	}
+	switch {
+	case !ok || !tokenMatches(rec.TokenHash, r.GetResumeToken()):
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil
+	case rec.Principal != principal:
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil
+	case rec.Closed:
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil
+	case !rec.Expires.IsZero() && !time.Now().Before(rec.Expires):
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED, nil
+	}
+	srv.mu.RLock()
+	s := srv.sessions[rec.ID]
+	srv.mu.RUnlock()
+	if s == nil {
+		// Held by another node: resuming it here needs a clustered broker.
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last := r.GetLastReceivedSeq()
+	switch {
+	case s.state == tetherv1.SessionState_SESSION_STATE_CLOSED:
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil
+	case last > s.sentSeq.Load():
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil
+	}
+	if old := s.st; old != nil {
+		s.srv.metrics.takeovers.Inc()
+		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer stream from " + st.peer + " resumed the session"})
+		s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer stream resumed this session; do not reconnect", 0,
+			status.Error(codes.Aborted, "session taken over by a newer stream"))
+		s.detachLocked("taken over by a newer stream")
+	}
+	rs := tetherv1.ResumeStatus_RESUME_STATUS_RESUMED
+	var lost *tetherv1.SeqRange
+	if s.lost.First != 0 && s.lost.Last > last {
+		rs = tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP
+		lost = &tetherv1.SeqRange{First: max(s.lost.First, last+1), Last: s.lost.Last}
+		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_LOG_OVERFLOW,
+			detail: fmt.Sprintf("messages %d..%d were dropped from the outbound log while detached", lost.First, lost.Last)})
+	}
+	s.lost = tetherv1.SeqRange{}
+	if last > s.ackedOut {
+		s.ackedOut = last
+		_ = s.log.Trim(ctx, last)
+	}
+	s.resumes++
+	s.attachLocked(st, s.interval, true)
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RESUMED, detail: "from " + st.peer, resume: rs})
+	// Replay what the client has not received, in order, behind Welcome.
+	from := max(last, s.ackedOut) + 1
+	var replay []broker.Entry
+	_ = s.log.Read(ctx, from, func(e broker.Entry) bool {
+		replay = append(replay, e)
+		return true
+	})
+	st.mu.Lock()
+	st.data = append(replay, st.data...)
+	st.mu.Unlock()
+	srv.metrics.replayed.Add(float64(len(replay)))
+	return s, rs, lost
+}
+
+// create makes a fresh session for Hello, taking over the client id's older
+// session unless several are allowed.
+func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, error) {
+	s := &Session{
+		srv:       srv,
+		id:        randomID(16),
+		clientID:  h.GetClientId(),
+		principal: principal,
+		metadata:  h.GetMetadata(),
+		created:   time.Now(),
+		topics:    make(map[string]struct{}, len(h.GetTopics())),
+		rec:       newRecorder(srv.cfg.recorderSize),
+		interval:  srv.grantInterval(h),
+	}
+	s.log = srv.broker.Log(s.id)
+	var old []*Session
+	srv.mu.Lock()
+	switch {
+	case srv.draining || srv.closed:
+		srv.mu.Unlock()
+		return nil, status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+	case len(srv.sessions) >= srv.cfg.maxSessions:
+		srv.mu.Unlock()
+		return nil, status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
+	}
+	if srv.cfg.oneSessionPerID && s.clientID != "" {
+		old = collect(srv.byClient[s.clientID])
+	}
+	srv.indexLocked(s)
+	srv.mu.Unlock()
+	srv.metrics.sessions.Inc()
+
+	for _, o := range old {
+		srv.metrics.takeovers.Inc()
+		o.mu.Lock()
+		o.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer session " + s.id + " took over the client id"})
+		o.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
+			status.Error(codes.Aborted, "client id taken over by a newer session"))
+		o.mu.Unlock()
+		o.close(status.Error(codes.Aborted, "client id taken over by a newer session"), "client id taken over by session "+s.id)
+	}
+	if err := srv.broker.Bind(ctx, broker.Session(s.id)); err != nil {
+		s.end("broker bind failed", true)
+		return nil, status.Errorf(codes.Unavailable, "registering the session failed: %v; retry", err)
+	}
+	if s.clientID != "" {
+		if err := srv.broker.Bind(ctx, broker.Client(s.clientID)); err != nil {
+			s.end("broker bind failed", true)
+			return nil, status.Errorf(codes.Unavailable, "registering the client id failed: %v; retry", err)
+		}
+	}
+	s.mu.Lock()
+	s.attachLocked(st, s.interval, false)
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CONNECTED, detail: "from " + st.peer})
+	s.mu.Unlock()
+	if err := s.subscribe(h.GetTopics()); err != nil {
+		s.close(err, "subscribing failed")
+		return nil, err
+	}
+	return s, nil
+}
+
+// attachLocked makes st carry s and rotates the resume token.
+func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool) {
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+	s.st = st
+	st.sess = s
+	s.srv.streamCame()
+	s.state = tetherv1.SessionState_SESSION_STATE_CONNECTED
+	s.resumed = resumed
+	s.interval = interval
+	s.connectedAt = time.Now()
+	s.peer = st.peer
+	st.ackedIn.Store(s.inSeq.Load())
+}
+
+// welcome rotates the token and queues Welcome ahead of the replay.
+func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, lost *tetherv1.SeqRange) {
+	token := randomID(32)
+	sum := sha256.Sum256([]byte(token))
+	s.mu.Lock()
+	s.tokenHash = sum[:]
+	s.putRecordLocked()
+	hb := srv.cfg.profile.Heartbeat
+	w := &tetherv1.Welcome{
+		SessionId:         s.id,
+		ResumeToken:       token,
+		Resumed:           rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP,
+		ResumeStatus:      rs,
+		Lost:              lost,
+		ServerId:          srv.cfg.serverID,
+		HeartbeatInterval: durationpb.New(s.interval),
+		HeartbeatMisses:   uint32(hb.Misses),
+		KeepaliveMinTime:  durationpb.New(srv.cfg.profile.Enforcement.MinTime),
+		ResumeWindow:      durationpb.New(srv.cfg.resumeWindow),
+		LastReceivedSeq:   s.inSeq.Load(),
+		LastSentSeq:       s.outSeq,
+		Limits: &tetherv1.Limits{
+			MaxMessageBytes:  uint32(srv.cfg.maxMessageBytes),
+			MaxOutboundQueue: uint32(srv.cfg.maxOutboundQueue),
+			MaxTopics:        uint32(srv.cfg.maxTopics),
+		},
+	}
+	w.Topics = slices.Sorted(maps.Keys(s.topics))
+	s.mu.Unlock()
+	st.mu.Lock()
+	st.ctrl = append([]*tetherv1.ConnectResponse{{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}}}, st.ctrl...)
+	st.mu.Unlock()
+	st.signal()
+}
+
+func tokenMatches(hash []byte, token string) bool {
+	if len(hash) == 0 || token == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(hash, sum[:]) == 1
+}
+
+// panicGuard logs a panic in a timer or background goroutine instead of
+// crashing the process.
+func (srv *Server) panicGuard(where string) {
+	if p := recover(); p != nil {
+		srv.cfg.logger.Error("tether: panic in "+where, "panic", p, "stack", string(debug.Stack()))
+	}
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+)
+
+// Handler is the application's view of sessions. Its methods run on the
+// session's reader goroutine, one call at a time per session, so they see a
+// session's events in order; they must not block for long, or the session
+// stops reading (and, past the heartbeat deadline, is declared dead).
+type Handler interface {
+	// OnConnect runs when a stream starts carrying a session, fresh or
+	// resumed (see Session.Resumed). A non-nil error ends the stream with
+	// that error's gRPC status (use status.Error) before Welcome is sent.
+	OnConnect(ctx context.Context, s *Session) error
+	// OnMessage runs for every client message, once, in seq order. A
+	// non-nil error is sent to the client as a non-fatal Error frame with
+	// the error's status code and message; the session goes on.
+	OnMessage(ctx context.Context, s *Session, m *Message) error
+	// OnClose runs once when the session ends for good (not when a stream
+	// breaks and the session waits for a resume).
+	OnClose(s *Session, reason string)
+}
+
+// Message is a message a client sent, as the Handler sees it.
+type Message struct {
+	// Seq is the client's sequence number for it.
+	Seq uint64
+	// Target is where the client addressed it; the zero Address means a
+	// reply to the request with the same CorrelationID.
+	Target broker.Address
+	// Payload, ContentType and Headers are as the client sent them.
+	Payload     []byte
+	ContentType string
+	Headers     map[string]string
+	// CorrelationID links a request and its reply.
+	CorrelationID string
+	// IdempotencyKey is the client's dedupe key, if any (repeats never reach
+	// the Handler).
+	IdempotencyKey string
+}
+
+// IsReply reports whether m has no target and so answers a request.
+func (m *Message) IsReply() bool { return m.Target == broker.Address{} }
+
+// Router is the default Handler, the one tetherd runs: a message to a topic
+// reaches that topic's subscribers, one to a session id or client id reaches
+// that session, and a reply (no target, a correlation id) returns to the
+// session whose request carried that correlation id. Messages that reach no
+// session are dropped; the sender learns of it only through an Error frame
+// for replies that have nowhere to go.
+type Router struct{}
+
+// OnConnect accepts every session.
+func (Router) OnConnect(context.Context, *Session) error { return nil }
+
+// OnMessage routes m; see [Router].
+func (Router) OnMessage(ctx context.Context, s *Session, m *Message) error {
+	if m.IsReply() {
+		if m.CorrelationID == "" {
+			return status.Error(codes.InvalidArgument, "message has no target and no correlation id: set topic, session_id or client_id, or reply with the request's correlation_id")
+		}
+		n, err := s.ReplyTo(ctx, m.CorrelationID, m.Payload, m.ContentType, m.Headers)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return status.Errorf(codes.NotFound, "reply %q: the requesting session is gone", m.CorrelationID)
+		}
+		return nil
+	}
+	_, err := s.Forward(ctx, m)
+	return err
+}
+
+// OnClose does nothing.
+func (Router) OnClose(*Session, string) {}
+
+// ErrNoRequest is returned by Session.ReplyTo when the session received no
+// request with that correlation id (or it was forgotten: the server keeps
+// the most recent requests per session only).
+var ErrNoRequest = errors.New("tether/server: no request with this correlation id was delivered to the session")

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// startLiveness arms the stream's one timer. Reads and writes only store a
+// timestamp; when the timer fires it looks at them and re-arms for the
+// earliest of: the next ping (write-idle for an interval), the next missed
+// interval, death (interval × misses + grace of silence) and a due ack.
+func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration) {
+	st.interval = interval
+	st.deadAfter = interval*time.Duration(misses) + grace
+	st.mu.Lock()
+	st.due = time.Now().Add(interval)
+	st.timer = time.AfterFunc(interval, st.tick)
+	st.mu.Unlock()
+}
+
+// armLocked makes the timer fire no later than at.
+func (st *stream) armLocked(at time.Time) {
+	if st.timer == nil || st.finished.Load() || (!st.due.IsZero() && !at.Before(st.due)) {
+		return
+	}
+	st.due = at
+	st.timer.Reset(time.Until(at))
+}
+
+// tick runs when the timer fires.
+func (st *stream) tick() {
+	defer st.srv.panicGuard("the heartbeat timer")
+	now := time.Now()
+	lastRead := time.Unix(0, st.lastRead.Load())
+	lastWrite := time.Unix(0, st.lastWrite.Load())
+	silent := now.Sub(lastRead)
+	if silent >= st.deadAfter {
+		st.srv.metrics.deadPeers.Inc()
+		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
+		st.sess.dropStream(st, status.Error(codes.DeadlineExceeded, msg), "heartbeat timeout")
+		return
+	}
+	var missedNow int
+	var ping *tetherv1.ConnectResponse
+	st.mu.Lock()
+	if st.finished.Load() {
+		st.mu.Unlock()
+		return
+	}
+	if n := int(silent / st.interval); n > st.missed {
+		st.missed = n
+		missedNow = n
+	} else if n < st.missed {
+		st.missed = n
+	}
+	if now.Sub(lastWrite) >= st.interval {
+		st.pings++
+		ping = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: st.pings, SentAt: timestamppb.New(now)}}}
+		st.ctrl = append(st.ctrl, ping)
+		lastWrite = now // the ping is a write; the next is due an interval later
+	}
+	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
+		st.queueAckLocked()
+	}
+	next := lastWrite.Add(st.interval)
+	next = earliest(next, lastRead.Add(st.deadAfter))
+	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
+	if !st.ackDue.IsZero() {
+		next = earliest(next, st.ackDue)
+	}
+	st.due = next
+	st.timer.Reset(next.Sub(now))
+	st.mu.Unlock()
+	if ping != nil {
+		st.srv.metrics.heartbeatsSent.Inc()
+		st.signal()
+	}
+	if missedNow > 0 {
+		st.srv.metrics.heartbeatsMissed.Inc()
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
+			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// noteReceived schedules the cumulative ack of client message seq: at once
+// when ackBatch messages wait, else within ackDelay.
+func (st *stream) noteReceived(seq uint64) {
+	st.mu.Lock()
+	if st.pendingAck != nil {
+		st.pendingAck.Seq = seq // not yet written: acks coalesce
+		st.ackedIn.Store(seq)
+		st.mu.Unlock()
+		return
+	}
+	if seq-st.ackedIn.Load() >= uint64(st.srv.cfg.ackBatch) {
+		st.queueAckLocked()
+		st.mu.Unlock()
+		st.signal()
+		return
+	}
+	if st.ackDue.IsZero() {
+		st.ackDue = time.Now().Add(st.srv.cfg.ackDelay)
+		st.armLocked(st.ackDue)
+	}
+	st.mu.Unlock()
+}
+
+// queueAckLocked queues an Ack of everything received so far.
+func (st *stream) queueAckLocked() {
+	st.ackDue = time.Time{}
+	seq := st.sess.receivedSeq()
+	if seq <= st.ackedIn.Load() {
+		return
+	}
+	st.ackedIn.Store(seq)
+	st.pendingAck = &tetherv1.Ack{Seq: seq}
+	st.ctrl = append(st.ctrl, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: st.pendingAck}})
+}

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// metrics are the server's tether_ series. Per-frame counters are resolved
+// once, so counting a frame is one atomic add.
+type metrics struct {
+	sessions         prometheus.Gauge
+	streams          prometheus.Gauge
+	in, out          *prometheus.CounterVec
+	inByType         map[string]prometheus.Counter
+	outByType        map[string]prometheus.Counter
+	heartbeatsSent   prometheus.Counter
+	heartbeatsMissed prometheus.Counter
+	deadPeers        prometheus.Counter
+	rtt              prometheus.Histogram
+	resumes          *prometheus.CounterVec
+	replayed         prometheus.Counter
+	dedupeDrops      prometheus.Counter
+	slowConsumers    prometheus.Counter
+	goAways          *prometheus.CounterVec
+	takeovers        prometheus.Counter
+	expired          prometheus.Counter
+	logDrops         prometheus.Counter
+	drainRemaining   prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_sessions",
+			Help: "Sessions on this node, connected or detached (waiting for a resume)."}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_streams",
+			Help: "Open Connect streams."}),
+		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_frames_received_total",
+			Help: "Frames received from clients, by frame type."}, []string{"type"}),
+		out: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_frames_sent_total",
+			Help: "Frames sent to clients, by frame type."}, []string{"type"}),
+		heartbeatsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_heartbeats_sent_total",
+			Help: "Pings the server sent because a stream was write-idle for its interval."}),
+		heartbeatsMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_heartbeats_missed_total",
+			Help: "Whole heartbeat intervals in which a stream received nothing."}),
+		deadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dead_peers_total",
+			Help: "Streams ended because nothing arrived for interval × misses."}),
+		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_rtt_seconds",
+			Help:    "Round-trip time measured by server pings.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_hellos_total",
+			Help: "Hello frames by resume outcome (not_requested, resumed, resumed_with_gap, unknown_session, expired, …)."}, []string{"outcome"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_replayed_messages_total",
+			Help: "Unacknowledged messages re-sent after a resume."}),
+		dedupeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dedupe_drops_total",
+			Help: "Messages dropped as duplicates, by seq or idempotency key."}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_slow_consumer_cuts_total",
+			Help: "Streams cut off because the client left too many messages unacknowledged."}),
+		goAways: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_go_aways_total",
+			Help: "GoAway frames sent, by reason."}, []string{"reason"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_takeovers_total",
+			Help: "Streams or sessions replaced by a newer one (same session or client id)."}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_sessions_expired_total",
+			Help: "Detached sessions whose resume window ended."}),
+		logDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_outbound_log_drops_total",
+			Help: "Messages dropped from full outbound logs of detached sessions (reported to the client on resume)."}),
+		drainRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_drain_remaining_sessions",
+			Help: "Streams still open during a drain."}),
+	}
+	m.inByType = resolve(m.in, (&tetherv1.ConnectRequest{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
+	m.outByType = resolve(m.out, (&tetherv1.ConnectResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
+	return m
+}
+
+func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map[string]prometheus.Counter {
+	out := make(map[string]prometheus.Counter, fields.Len())
+	for i := range fields.Len() {
+		name := string(fields.Get(i).Name())
+		out[name] = v.WithLabelValues(name)
+	}
+	return out
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
+		m.deadPeers, m.rtt, m.resumes, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
+		m.expired, m.logDrops, m.drainRemaining} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metrics) framesIn(f *tetherv1.ConnectRequest) {
+	var t string
+	switch f.GetFrame().(type) {
+	case *tetherv1.ConnectRequest_Hello:
+		t = "hello"
+	case *tetherv1.ConnectRequest_Ping:
+		t = "ping"
+	case *tetherv1.ConnectRequest_Pong:
+		t = "pong"
+	case *tetherv1.ConnectRequest_Message:
+		t = "message"
+	case *tetherv1.ConnectRequest_Ack:
+		t = "ack"
+	case *tetherv1.ConnectRequest_Subscribe:
+		t = "subscribe"
+	case *tetherv1.ConnectRequest_Unsubscribe:
+		t = "unsubscribe"
+	case *tetherv1.ConnectRequest_Close:
+		t = "close"
+	default:
+		return
+	}
+	m.inByType[t].Inc()
+}
+
+func (m *metrics) framesOut(f *tetherv1.ConnectResponse) {
+	var t string
+	switch f.GetFrame().(type) {
+	case *tetherv1.ConnectResponse_Welcome:
+		t = "welcome"
+	case *tetherv1.ConnectResponse_Ping:
+		t = "ping"
+	case *tetherv1.ConnectResponse_Pong:
+		t = "pong"
+	case *tetherv1.ConnectResponse_Message:
+		t = "message"
+	case *tetherv1.ConnectResponse_Ack:
+		t = "ack"
+	case *tetherv1.ConnectResponse_GoAway:
+		t = "go_away"
+	case *tetherv1.ConnectResponse_Error:
+		t = "error"
+	default:
+		return
+	}
+	m.outByType[t].Inc()
+}
+
+func reasonLabel(r tetherv1.GoAwayReason) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "GO_AWAY_REASON_"))
+}
+
+func resumeLabel(r tetherv1.ResumeStatus) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "RESUME_STATUS_"))
+}

@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
+	"github.com/tetherhq/tether/profile"
+)
+
+// Option configures a [Server]. Options are applied in order by [New]; an
+// invalid value makes New fail with an error that names the option.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// config is the validated configuration of a Server.
+type config struct {
+	serverID         string
+	profile          profile.Profile
+	handler          Handler
+	broker           broker.Broker
+	logger           *slog.Logger
+	registerer       prometheus.Registerer
+	principal        func(context.Context) string
+	resumeWindow     time.Duration
+	maxSessions      int
+	maxMessageBytes  int
+	maxOutboundQueue int
+	outboundLog      int
+	maxTopics        int
+	dedupeWindow     time.Duration
+	ackDelay         time.Duration
+	ackBatch         int
+	helloTimeout     time.Duration
+	recorderSize     int
+	drainWindow      time.Duration
+	drainRate        float64
+	retryJitter      time.Duration
+	oneSessionPerID  bool
+}
+
+// defaultConfig returns a fresh default configuration.
+func defaultConfig() *config {
+	host, _ := os.Hostname()
+	return &config{
+		serverID:         host + "-" + randomID(4),
+		profile:          profile.Default(),
+		logger:           slog.New(slog.DiscardHandler),
+		principal:        func(context.Context) string { return "" },
+		resumeWindow:     2 * time.Minute,
+		maxSessions:      100_000,
+		maxMessageBytes:  1 << 20,
+		maxOutboundQueue: 1024,
+		outboundLog:      4096,
+		maxTopics:        256,
+		dedupeWindow:     10 * time.Minute,
+		ackDelay:         20 * time.Millisecond,
+		ackBatch:         64,
+		helloTimeout:     10 * time.Second,
+		recorderSize:     64,
+		drainWindow:      10 * time.Second,
+		drainRate:        1000,
+		retryJitter:      5 * time.Second,
+		oneSessionPerID:  true,
+	}
+}
+
+func (c *config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.serverID != "", "WithServerID: the server id must not be empty")
+	check(c.handler != nil, "WithHandler: the handler must not be nil")
+	check(c.resumeWindow > 0, "WithResumeWindow: %v must be positive", c.resumeWindow)
+	check(c.maxSessions > 0, "WithMaxSessions: %d must be positive", c.maxSessions)
+	check(c.maxMessageBytes >= 1024, "WithMaxMessageBytes: %d must be at least 1024", c.maxMessageBytes)
+	check(c.maxOutboundQueue > 0, "WithMaxOutboundQueue: %d must be positive", c.maxOutboundQueue)
+	check(c.outboundLog >= c.maxOutboundQueue, "WithOutboundLog: %d must be at least the outbound queue (%d)", c.outboundLog, c.maxOutboundQueue)
+	check(c.maxTopics > 0, "WithMaxTopics: %d must be positive", c.maxTopics)
+	check(c.dedupeWindow > 0, "WithDedupeWindow: %v must be positive", c.dedupeWindow)
+	check(c.drainWindow >= 0, "WithDrain: the window %v must not be negative", c.drainWindow)
+	check(c.drainRate > 0, "WithDrain: the rate %v must be positive", c.drainRate)
+	if err := c.profile.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithProfile: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// WithServerID names this node in Welcome, AdminService and logs. The
+// default is the host name plus a random suffix.
+func WithServerID(id string) Option {
+	return optionFunc(func(c *config) error { c.serverID = id; return nil })
+}
+
+// WithProfile sets the liveness profile: heartbeat bounds, transport
+// keepalive and TCP keepalive. The default is [profile.Default].
+func WithProfile(p profile.Profile) Option {
+	return optionFunc(func(c *config) error { c.profile = p; return nil })
+}
+
+// WithHandler sets the application's handler. The default is [Router], which
+// routes client messages to topics, sessions and client ids.
+func WithHandler(h Handler) Option {
+	return optionFunc(func(c *config) error { c.handler = h; return nil })
+}
+
+// WithBroker sets the broker. The default is the in-memory broker
+// ([memory.New]); the Server closes it on Close.
+func WithBroker(b broker.Broker) Option {
+	return optionFunc(func(c *config) error { c.broker = b; return nil })
+}
+
+// WithLogger sets the logger for session lifecycle events. The default
+// discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("WithLogger: the logger must not be nil")
+		}
+		c.logger = l
+		return nil
+	})
+}
+
+// WithRegisterer registers the server's tether_ metrics with r. Without it
+// the metrics are kept but not exported.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return optionFunc(func(c *config) error { c.registerer = r; return nil })
+}
+
+// WithPrincipal sets the function that names the authenticated principal of
+// a stream from its context (for example from a peer certificate or a token
+// checked by an interceptor). Sessions are bound to it: a resume from
+// another principal gets a fresh session. The default names everyone "".
+func WithPrincipal(f func(context.Context) string) Option {
+	return optionFunc(func(c *config) error {
+		if f == nil {
+			return errors.New("WithPrincipal: the function must not be nil")
+		}
+		c.principal = f
+		return nil
+	})
+}
+
+// WithResumeWindow sets how long a session outlives a broken stream. The
+// default is 2 minutes.
+func WithResumeWindow(d time.Duration) Option {
+	return optionFunc(func(c *config) error { c.resumeWindow = d; return nil })
+}
+
+// WithMaxSessions caps the sessions (connected and detached) on this node.
+// A new session beyond it is refused with UNAVAILABLE. The default is
+// 100,000.
+func WithMaxSessions(n int) Option {
+	return optionFunc(func(c *config) error { c.maxSessions = n; return nil })
+}
+
+// WithMaxMessageBytes caps a message payload and, with some room for the
+// frame around it, every frame a client sends. The default is 1 MiB.
+func WithMaxMessageBytes(n int) Option {
+	return optionFunc(func(c *config) error { c.maxMessageBytes = n; return nil })
+}
+
+// WithMaxOutboundQueue caps the messages a connected session may have sent
+// or queued but not acknowledged. A client that falls further behind is cut
+// off as a slow consumer (GoAway SLOW_CONSUMER, RESOURCE_EXHAUSTED) and may
+// resume. The default is 1024.
+func WithMaxOutboundQueue(n int) Option {
+	return optionFunc(func(c *config) error { c.maxOutboundQueue = n; return nil })
+}
+
+// WithOutboundLog caps the unacknowledged messages kept for a session,
+// notably while it is detached. Beyond it the oldest are dropped and the
+// resume reports the lost range. The default is 4096; it must be at least
+// the outbound queue.
+func WithOutboundLog(n int) Option {
+	return optionFunc(func(c *config) error { c.outboundLog = n; return nil })
+}
+
+// WithMaxTopics caps the topics one session may subscribe to. The default
+// is 256.
+func WithMaxTopics(n int) Option {
+	return optionFunc(func(c *config) error { c.maxTopics = n; return nil })
+}
+
+// WithDedupeWindow sets how long an idempotency key is remembered. The
+// default is 10 minutes.
+func WithDedupeWindow(d time.Duration) Option {
+	return optionFunc(func(c *config) error { c.dedupeWindow = d; return nil })
+}
+
+// WithDrain sets how Drain spreads GoAway frames: over window, at no more
+// than rate per second, each telling clients to wait up to jitter before
+// reconnecting. The defaults are 10s, 1000/s and 5s.
+func WithDrain(window time.Duration, rate float64, jitter time.Duration) Option {
+	return optionFunc(func(c *config) error {
+		c.drainWindow, c.drainRate, c.retryJitter = window, rate, jitter
+		return nil
+	})
+}
+
+// WithMultipleSessionsPerClient lets one client id hold several live
+// sessions. By default a new session for a client id takes over (newest
+// wins) and the older one ends with GoAway TAKEN_OVER.
+func WithMultipleSessionsPerClient() Option {
+	return optionFunc(func(c *config) error { c.oneSessionPerID = false; return nil })
+}
+
+// WithRecorderSize sets how many recent events each session's flight
+// recorder keeps. The default is 64.
+func WithRecorderSize(n int) Option {
+	return optionFunc(func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("WithRecorderSize: %d must be positive", n)
+		}
+		c.recorderSize = n
+		return nil
+	})
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if err := o.apply(c); err != nil {
+			return nil, fmt.Errorf("tether/server: %w", err)
+		}
+	}
+	if c.handler == nil {
+		c.handler = Router{}
+	}
+	if c.broker == nil {
+		c.broker = memory.New()
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("tether/server: invalid options: %w", err)
+	}
+	return c, nil
+}

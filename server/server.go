@@ -1,0 +1,255 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// ServiceName is the health-checked name of the session service.
+const ServiceName = "tether.v1.TetherService"
+
+// Server holds sessions and serves TetherService, AdminService and
+// grpc.health.v1 on a caller's *grpc.Server. It is safe for concurrent use.
+type Server struct {
+	cfg     *config
+	broker  broker.Broker
+	health  *health.Server
+	metrics *metrics
+
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	byClient map[string]map[*Session]struct{}
+	topics   map[string]map[*Session]struct{}
+	draining bool
+	closed   bool
+	gs       *grpc.Server
+
+	live        atomic.Int64  // sessions with a stream attached
+	liveChanged chan struct{} // signalled when live drops
+}
+
+// New validates the options and returns a Server. It does no I/O; the
+// server starts serving once it is registered on a *grpc.Server that serves.
+func New(opts ...Option) (*Server, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{
+		cfg:      cfg,
+		broker:   cfg.broker,
+		health:   health.NewServer(),
+		metrics:  newMetrics(),
+		sessions: make(map[string]*Session),
+		byClient: make(map[string]map[*Session]struct{}),
+		topics:   make(map[string]map[*Session]struct{}),
+
+		liveChanged: make(chan struct{}, 1),
+	}
+	srv.setServing(false)
+	if cfg.registerer != nil {
+		if err := srv.metrics.register(cfg.registerer); err != nil {
+			return nil, fmt.Errorf("tether/server: WithRegisterer: %w", err)
+		}
+	}
+	if err := srv.broker.Start(context.Background(), cfg.serverID, receiver{srv}); err != nil {
+		return nil, fmt.Errorf("tether/server: starting the broker: %w", err)
+	}
+	return srv, nil
+}
+
+// ID returns the server id announced in Welcome.
+func (srv *Server) ID() string { return srv.cfg.serverID }
+
+// GRPCServerOptions returns the grpc.ServerOptions the server expects: the
+// profile's keepalive parameters and enforcement policy, and a receive limit
+// that fits the largest allowed frame. Pass them to grpc.NewServer.
+func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
+	return append(srv.cfg.profile.ServerOptions(),
+		grpc.MaxRecvMsgSize(srv.maxFrameBytes()),
+	)
+}
+
+// maxFrameBytes leaves room for the frame around the largest payload.
+func (srv *Server) maxFrameBytes() int { return srv.cfg.maxMessageBytes + 64<<10 }
+
+// Register registers TetherService, AdminService and grpc.health.v1 on gs
+// and reports SERVING for "" and ServiceName. Register once, before
+// gs.Serve. Drain stops gs when it is done.
+func (srv *Server) Register(gs *grpc.Server) {
+	tetherv1.RegisterTetherServiceServer(gs, &service{srv: srv})
+	tetherv1.RegisterAdminServiceServer(gs, &admin{srv: srv})
+	healthpb.RegisterHealthServer(gs, srv.health)
+	srv.mu.Lock()
+	srv.gs = gs
+	srv.mu.Unlock()
+	srv.setServing(true)
+}
+
+func (srv *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	srv.health.SetServingStatus("", st)
+	srv.health.SetServingStatus(ServiceName, st)
+}
+
+// Close ends every stream at once (no GoAway, no grace), closes every
+// session and the broker. Use Drain for a graceful stop.
+func (srv *Server) Close() error {
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		return nil
+	}
+	srv.closed = true
+	all := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		all = append(all, s)
+	}
+	srv.mu.Unlock()
+	srv.health.Shutdown()
+	for _, s := range all {
+		s.close(status.Error(codes.Unavailable, "tether server closed; reconnect to another backend"), "server closed")
+	}
+	return srv.broker.Close()
+}
+
+// receiver hands broker deliveries to the local sessions.
+type receiver struct{ srv *Server }
+
+// Deliver queues m to every local session behind m.Target.
+func (r receiver) Deliver(m *broker.Message) int {
+	srv := r.srv
+	var one *Session
+	var many []*Session
+	srv.mu.RLock()
+	switch m.Target.Kind {
+	case broker.KindSession:
+		one = srv.sessions[m.Target.Name]
+	case broker.KindClient:
+		many = collect(srv.byClient[m.Target.Name])
+	case broker.KindTopic:
+		many = collect(srv.topics[m.Target.Name])
+	}
+	srv.mu.RUnlock()
+	if one != nil {
+		many = append(many, one)
+	}
+	n := 0
+	for _, s := range many {
+		if s.enqueue(m) {
+			n++
+		}
+	}
+	return n
+}
+
+func collect(set map[*Session]struct{}) []*Session {
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]*Session, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	return out
+}
+
+// index adds s to the hub's indexes; indexTopicLocked and unindex keep them.
+func (srv *Server) indexLocked(s *Session) {
+	srv.sessions[s.id] = s
+	if s.clientID != "" {
+		addTo(srv.byClient, s.clientID, s)
+	}
+}
+
+func (srv *Server) unindexLocked(s *Session, topics []string) {
+	if srv.sessions[s.id] == s {
+		delete(srv.sessions, s.id)
+	}
+	if s.clientID != "" {
+		removeFrom(srv.byClient, s.clientID, s)
+	}
+	for _, t := range topics {
+		removeFrom(srv.topics, t, s)
+	}
+}
+
+func addTo(m map[string]map[*Session]struct{}, k string, s *Session) {
+	set := m[k]
+	if set == nil {
+		set = make(map[*Session]struct{}, 1)
+		m[k] = set
+	}
+	set[s] = struct{}{}
+}
+
+func removeFrom(m map[string]map[*Session]struct{}, k string, s *Session) {
+	if set := m[k]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// validTopic checks a topic name: 1 to 256 bytes of UTF-8 without spaces or
+// control characters.
+func validTopic(t string) error {
+	if t == "" || len(t) > 256 || !utf8.ValidString(t) {
+		return status.Errorf(codes.InvalidArgument, "topic %q: a topic is 1 to 256 bytes of UTF-8", truncate(t))
+	}
+	for _, r := range t {
+		if r <= ' ' || r == 0x7f {
+			return status.Errorf(codes.InvalidArgument, "topic %q: a topic may not contain spaces or control characters", truncate(t))
+		}
+	}
+	return nil
+}
+
+func validAddress(a broker.Address) error {
+	switch a.Kind {
+	case broker.KindTopic:
+		return validTopic(a.Name)
+	case broker.KindSession, broker.KindClient:
+		if a.Name == "" || len(a.Name) > 256 {
+			return status.Errorf(codes.InvalidArgument, "%s id must be 1 to 256 bytes", a.Kind)
+		}
+		return nil
+	}
+	return status.Error(codes.InvalidArgument, "no target: set exactly one of topic, session_id or client_id")
+}
+
+func errTooLarge(n, max int) error {
+	return status.Errorf(codes.ResourceExhausted, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): split it or raise the server's limit", n, max)
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// randomID returns n random bytes, base64url-encoded.
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand doc)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

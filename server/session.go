@@ -1,0 +1,465 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// maxRequests is how many received requests (correlation id → requesting
+// session) a session remembers for replies.
+const maxRequests = 1024
+
+// Session is one logical client session. It outlives its streams for the
+// resume window. Its methods are safe for concurrent use.
+type Session struct {
+	srv       *Server
+	id        string
+	clientID  string
+	principal string
+	metadata  map[string]string
+	created   time.Time
+	log       broker.Log
+	sentSeq   atomic.Uint64 // highest seq handed to a stream
+	inSeq     atomic.Uint64 // highest client seq received; written by the reader
+
+	mu             sync.Mutex
+	tokenHash      []byte
+	st             *stream // nil while detached
+	state          tetherv1.SessionState
+	topics         map[string]struct{}
+	outSeq         uint64 // highest seq assigned
+	ackedOut       uint64 // highest seq the client acknowledged
+	lost           tetherv1.SeqRange
+	expiry         *time.Timer
+	resumeDeadline time.Time
+	connectedAt    time.Time
+	peer           string
+	interval       time.Duration
+	lastRTT        time.Duration
+	resumes        int
+	resumed        bool
+	rec            recorder
+	requests       map[string]string // correlation id → requesting session id
+	requestOrder   []string          // ring of keys in requests, oldest at requestNext
+	requestNext    int
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// ClientID returns the client id from Hello ("" when anonymous).
+func (s *Session) ClientID() string { return s.clientID }
+
+// Principal returns the authenticated principal the session is bound to.
+func (s *Session) Principal() string { return s.principal }
+
+// Metadata returns a copy of the metadata from Hello.
+func (s *Session) Metadata() map[string]string { return maps.Clone(s.metadata) }
+
+// Resumed reports whether the current stream resumed the session.
+func (s *Session) Resumed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resumed
+}
+
+// Topics returns the session's subscriptions, sorted.
+func (s *Session) Topics() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.topics))
+}
+
+// Send delivers a message to this session and reports whether it was
+// queued (false once the session has ended). Pass WithCorrelationID to
+// answer a request the session sent.
+func (s *Session) Send(ctx context.Context, payload []byte, opts ...PublishOption) (bool, error) {
+	n, err := s.srv.Publish(ctx, broker.Session(s.id), payload, "", opts...)
+	return n > 0, err
+}
+
+// Forward publishes m as sent by this session, to m.Target, and returns
+// how many sessions it reached.
+func (s *Session) Forward(ctx context.Context, m *Message) (int, error) {
+	return s.srv.publish(ctx, &broker.Message{
+		Target:        m.Target,
+		Payload:       m.Payload,
+		ContentType:   m.ContentType,
+		Headers:       m.Headers,
+		CorrelationID: m.CorrelationID,
+		SourceSession: s.id,
+		SourceClient:  s.clientID,
+	})
+}
+
+// ReplyTo sends a reply to the session whose request with this correlation
+// id was delivered to s, and returns how many sessions it reached (0 when
+// the requester is gone). It returns a NOT_FOUND status when s received no
+// such request, or forgot it (s remembers its 1024 most recent requests).
+func (s *Session) ReplyTo(ctx context.Context, correlationID string, payload []byte, contentType string, headers map[string]string) (int, error) {
+	s.mu.Lock()
+	src, ok := s.requests[correlationID]
+	s.mu.Unlock()
+	if !ok {
+		return 0, status.Errorf(codes.NotFound, "reply %q: %v", truncate(correlationID), ErrNoRequest)
+	}
+	return s.srv.publish(ctx, &broker.Message{
+		Target:        broker.Session(src),
+		Payload:       payload,
+		ContentType:   contentType,
+		Headers:       headers,
+		CorrelationID: correlationID,
+		SourceSession: s.id,
+		SourceClient:  s.clientID,
+	})
+}
+
+// enqueue assigns m the next seq, logs it and queues it to the stream. It
+// reports false when the session has ended.
+func (s *Session) enqueue(m *broker.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+		return false
+	}
+	if s.st != nil && int(s.outSeq-s.ackedOut) >= s.srv.cfg.maxOutboundQueue {
+		s.cutSlowConsumerLocked()
+	}
+	s.outSeq++
+	e := broker.Entry{Seq: s.outSeq, Message: m}
+	res, err := s.log.Append(context.Background(), e, s.srv.cfg.outboundLog)
+	if err != nil {
+		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: "outbound log: " + err.Error()})
+		s.srv.cfg.logger.Error("tether: outbound log append failed", "session", s.id, "err", err)
+		s.outSeq--
+		return false
+	}
+	if res.Dropped > 0 {
+		s.noteLostLocked(res.Dropped)
+	}
+	if m.CorrelationID != "" && m.SourceSession != "" && m.SourceSession != s.id {
+		s.rememberRequestLocked(m.CorrelationID, m.SourceSession)
+	}
+	if s.st != nil {
+		s.st.pushData(e)
+	}
+	return true
+}
+
+// noteLostLocked extends the lost range by the n oldest unacked seqs that
+// the log just dropped.
+func (s *Session) noteLostLocked(n int) {
+	first := s.ackedOut + 1
+	if s.lost.Last >= first {
+		first = s.lost.Last + 1
+	}
+	if s.lost.First == 0 {
+		s.lost.First = first
+	}
+	s.lost.Last = first + uint64(n) - 1
+	s.srv.metrics.logDrops.Add(float64(n))
+}
+
+func (s *Session) rememberRequestLocked(corr, src string) {
+	if s.requests == nil {
+		s.requests = make(map[string]string)
+		s.requestOrder = make([]string, 0, 16)
+	}
+	if _, ok := s.requests[corr]; !ok {
+		if len(s.requestOrder) < maxRequests {
+			s.requestOrder = append(s.requestOrder, corr)
+		} else {
+			delete(s.requests, s.requestOrder[s.requestNext])
+			s.requestOrder[s.requestNext] = corr
+			s.requestNext = (s.requestNext + 1) % maxRequests
+		}
+	}
+	s.requests[corr] = src
+}
+
+// cutSlowConsumerLocked ends the stream of a client that stopped reading.
+// What it has not acknowledged stays in the log for a resume.
+func (s *Session) cutSlowConsumerLocked() {
+	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
+	s.srv.metrics.slowConsumers.Inc()
+	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER, msg, time.Second, status.Error(codes.ResourceExhausted, msg))
+	s.detachLocked(msg)
+}
+
+// goAwayLocked queues a GoAway on the current stream and ends it with err
+// once the GoAway is written.
+func (s *Session) goAwayLocked(reason tetherv1.GoAwayReason, msg string, retryAfter time.Duration, err error) {
+	st := s.st
+	if st == nil {
+		return
+	}
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_GO_AWAY, detail: reason.String() + ": " + msg})
+	s.srv.metrics.goAways.WithLabelValues(reasonLabel(reason)).Inc()
+	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_GoAway{GoAway: &tetherv1.GoAway{
+		Reason:      reason,
+		Message:     msg,
+		RetryAfter:  durationpb.New(retryAfter),
+		RetryJitter: durationpb.New(s.srv.cfg.retryJitter),
+	}}})
+	st.closeAfterFlush(err)
+}
+
+// detachLocked separates the session from its stream and starts the resume
+// window.
+func (s *Session) detachLocked(why string) {
+	if s.st == nil {
+		return
+	}
+	s.st = nil
+	s.srv.streamGone()
+	s.state = tetherv1.SessionState_SESSION_STATE_DETACHED
+	s.resumeDeadline = time.Now().Add(s.srv.cfg.resumeWindow)
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: why})
+	s.expiry = time.AfterFunc(s.srv.cfg.resumeWindow, s.expire)
+	s.putRecordLocked()
+	s.srv.cfg.logger.Info("tether: session detached", "session", s.id, "client", s.clientID, "why", why)
+}
+
+// dropStream detaches st (if it still carries s) and ends it with err.
+func (s *Session) dropStream(st *stream, err error, why string) {
+	s.mu.Lock()
+	if s.st == st {
+		s.detachLocked(why)
+	}
+	s.mu.Unlock()
+	st.finish(err)
+}
+
+// expire ends a session whose resume window passed without a resume.
+func (s *Session) expire() {
+	defer s.srv.panicGuard("the resume-window timer")
+	s.mu.Lock()
+	if s.st != nil || s.state == tetherv1.SessionState_SESSION_STATE_CLOSED || time.Now().Before(s.resumeDeadline) {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.srv.metrics.expired.Inc()
+	s.end("resume window expired", false)
+}
+
+// close ends the session for good, with err for its stream, if any.
+func (s *Session) close(err error, why string) {
+	s.mu.Lock()
+	if st := s.st; st != nil {
+		s.detachLocked(why)
+		st.closeAfterFlush(err)
+	}
+	s.mu.Unlock()
+	s.end(why, true)
+}
+
+// end removes the session from the node. closed marks it closed (a
+// resume says CLOSED) rather than expired (EXPIRED).
+func (s *Session) end(why string, closed bool) {
+	s.mu.Lock()
+	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+		s.mu.Unlock()
+		return
+	}
+	s.state = tetherv1.SessionState_SESSION_STATE_CLOSED
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	topics := slices.Collect(maps.Keys(s.topics))
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CLOSED, detail: why})
+	rec := s.recordLocked()
+	rec.Closed = closed
+	if rec.Expires.IsZero() || closed {
+		rec.Expires = time.Now()
+	}
+	s.mu.Unlock()
+
+	srv := s.srv
+	srv.mu.Lock()
+	srv.unindexLocked(s, topics)
+	srv.mu.Unlock()
+	srv.metrics.sessions.Dec()
+	ctx := context.Background()
+	s.unbind(ctx, topics)
+	_ = s.log.Delete(ctx)
+	// Keep a tombstone for one more window so a late resume learns why.
+	if err := srv.broker.PutSession(ctx, rec); err == nil {
+		time.AfterFunc(srv.cfg.resumeWindow, func() { _ = srv.broker.DeleteSession(context.Background(), s.id) })
+	}
+	srv.cfg.handler.OnClose(s, why)
+	srv.cfg.logger.Info("tether: session ended", "session", s.id, "client", s.clientID, "why", why)
+}
+
+func (s *Session) unbind(ctx context.Context, topics []string) {
+	b := s.srv.broker
+	_ = b.Unbind(ctx, broker.Session(s.id))
+	if s.clientID != "" {
+		_ = b.Unbind(ctx, broker.Client(s.clientID))
+	}
+	for _, t := range topics {
+		_ = b.Unbind(ctx, broker.Topic(t))
+	}
+}
+
+// recordLocked returns the session's registry record.
+func (s *Session) recordLocked() broker.SessionRecord {
+	rec := broker.SessionRecord{
+		ID:        s.id,
+		ClientID:  s.clientID,
+		Principal: s.principal,
+		TokenHash: s.tokenHash,
+		Node:      s.srv.cfg.serverID,
+		Topics:    slices.Sorted(maps.Keys(s.topics)),
+	}
+	if s.st == nil {
+		rec.Expires = s.resumeDeadline
+	}
+	return rec
+}
+
+func (s *Session) putRecordLocked() {
+	if err := s.srv.broker.PutSession(context.Background(), s.recordLocked()); err != nil {
+		s.srv.cfg.logger.Error("tether: storing the session record failed", "session", s.id, "err", err)
+	}
+}
+
+// ack handles the client's cumulative Ack.
+func (s *Session) ack(seq uint64) error {
+	if seq > s.sentSeq.Load() {
+		return status.Errorf(codes.InvalidArgument, "ack %d is beyond the highest seq sent (%d): ack only what you received", seq, s.sentSeq.Load())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.ackedOut {
+		return nil
+	}
+	s.ackedOut = seq
+	return s.log.Trim(context.Background(), seq)
+}
+
+// subscribe adds topics; a topic already held is a no-op.
+func (s *Session) subscribe(topics []string) error {
+	for _, t := range topics {
+		if err := validTopic(t); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	var added []string
+	for _, t := range topics {
+		if _, ok := s.topics[t]; ok || slices.Contains(added, t) {
+			continue
+		}
+		added = append(added, t)
+	}
+	if len(s.topics)+len(added) > s.srv.cfg.maxTopics {
+		s.mu.Unlock()
+		return status.Errorf(codes.ResourceExhausted, "subscribing to %d more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", len(added), s.srv.cfg.maxTopics)
+	}
+	for _, t := range added {
+		s.topics[t] = struct{}{}
+	}
+	s.putRecordLocked()
+	s.mu.Unlock()
+	s.srv.mu.Lock()
+	for _, t := range added {
+		addTo(s.srv.topics, t, s)
+	}
+	s.srv.mu.Unlock()
+	for _, t := range added {
+		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {
+			return status.Errorf(codes.Unavailable, "subscribing to %q: %v", t, err)
+		}
+	}
+	return nil
+}
+
+// unsubscribe removes topics; a topic not held is a no-op.
+func (s *Session) unsubscribe(topics []string) {
+	s.mu.Lock()
+	var removed []string
+	for _, t := range topics {
+		if _, ok := s.topics[t]; ok {
+			delete(s.topics, t)
+			removed = append(removed, t)
+		}
+	}
+	s.putRecordLocked()
+	s.mu.Unlock()
+	s.srv.mu.Lock()
+	for _, t := range removed {
+		removeFrom(s.srv.topics, t, s)
+	}
+	s.srv.mu.Unlock()
+	for _, t := range removed {
+		_ = s.srv.broker.Unbind(context.Background(), broker.Topic(t))
+	}
+}
+
+// info describes the session for AdminService.
+func (s *Session) info() *tetherv1.SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := &tetherv1.SessionInfo{
+		SessionId:         s.id,
+		ClientId:          s.clientID,
+		Principal:         s.principal,
+		State:             s.state,
+		ServerId:          s.srv.cfg.serverID,
+		Peer:              s.peer,
+		CreatedAt:         timestamppb.New(s.created),
+		ConnectedAt:       timestamppb.New(s.connectedAt),
+		Topics:            slices.Sorted(maps.Keys(s.topics)),
+		Metadata:          s.metadata,
+		HeartbeatInterval: durationpb.New(s.interval),
+		Resumes:           uint32(s.resumes),
+		LastSentSeq:       s.sentSeq.Load(),
+		LastAckedSeq:      s.ackedOut,
+		LastReceivedSeq:   s.inSeq.Load(),
+		Unacked:           uint32(s.outSeq - s.ackedOut),
+	}
+	if s.lastRTT > 0 {
+		in.LastRtt = durationpb.New(s.lastRTT)
+	}
+	if s.state == tetherv1.SessionState_SESSION_STATE_DETACHED {
+		in.ResumeDeadline = timestamppb.New(s.resumeDeadline)
+	}
+	return in
+}
+
+// record adds an event to the flight recorder.
+func (s *Session) record(e event) {
+	s.mu.Lock()
+	s.rec.add(e)
+	if e.kind == tetherv1.SessionEventKind_SESSION_EVENT_KIND_RTT {
+		s.lastRTT = e.rtt
+	}
+	s.mu.Unlock()
+}
+
+// receivedSeq returns the highest client seq received.
+func (s *Session) receivedSeq() uint64 { return s.inSeq.Load() }
+
+// storeMax raises a to v unless it is already higher.
+func storeMax(a *atomic.Uint64, v uint64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}

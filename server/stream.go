@@ -1,0 +1,187 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// stream is one Connect call carrying a session. Its writer runs on the
+// handler goroutine (see Server.Connect); its reader on one more goroutine;
+// its heartbeat, dead-peer and ack-delay deadlines share one timer that
+// holds no goroutine while it waits.
+type stream struct {
+	srv  *Server
+	ss   tetherv1.TetherService_ConnectServer
+	peer string
+
+	mu         sync.Mutex
+	ctrl       []*tetherv1.ConnectResponse // control frames: always ahead of data
+	data       []broker.Entry
+	closing    bool  // end with closeErr once ctrl is written
+	closeErr   error // valid when closing
+	pendingAck *tetherv1.Ack
+	ackDue     time.Time
+	timer      *time.Timer
+	due        time.Time // when timer fires
+	pings      uint64
+	missed     int // whole intervals of silence already recorded
+
+	wake     chan struct{}
+	done     chan struct{}
+	finished atomic.Bool
+	endErr   error // valid once done is closed
+
+	sess      *Session // set once Hello is accepted; never changes
+	lastRead  atomic.Int64
+	lastWrite atomic.Int64
+	interval  time.Duration
+	deadAfter time.Duration
+	ackedIn   atomic.Uint64 // highest client seq acknowledged to the client
+}
+
+func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
+	now := time.Now().UnixNano()
+	st := &stream{srv: srv, ss: ss, peer: peer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	st.lastRead.Store(now)
+	st.lastWrite.Store(now)
+	return st
+}
+
+func (st *stream) signal() {
+	select {
+	case st.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (st *stream) pushCtrl(f *tetherv1.ConnectResponse) {
+	st.mu.Lock()
+	st.ctrl = append(st.ctrl, f)
+	st.mu.Unlock()
+	st.signal()
+}
+
+func (st *stream) pushData(e broker.Entry) {
+	st.mu.Lock()
+	st.data = append(st.data, e)
+	st.mu.Unlock()
+	st.signal()
+}
+
+// closeAfterFlush ends the stream with err once the queued control frames
+// are written; queued data is dropped (it stays in the session's log).
+func (st *stream) closeAfterFlush(err error) {
+	st.mu.Lock()
+	if !st.closing {
+		st.closing, st.closeErr = true, err
+	}
+	st.mu.Unlock()
+	st.signal()
+}
+
+// finish ends the stream with err (once). The handler returns err's status.
+func (st *stream) finish(err error) {
+	if st.finished.Swap(true) {
+		return
+	}
+	st.mu.Lock()
+	st.endErr = err
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.mu.Unlock()
+	close(st.done)
+}
+
+// next pops the next frame to write: control first, then data. It returns
+// nil when nothing is queued, and closeErr, true when the stream should end.
+func (st *stream) next(msg *tetherv1.ConnectResponse_Message) (*tetherv1.ConnectResponse, bool, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.ctrl) > 0 {
+		f := st.ctrl[0]
+		st.ctrl[0] = nil
+		st.ctrl = st.ctrl[1:]
+		if a, ok := f.Frame.(*tetherv1.ConnectResponse_Ack); ok && a.Ack == st.pendingAck {
+			st.pendingAck = nil
+		}
+		return f, false, nil
+	}
+	if st.closing {
+		return nil, true, st.closeErr
+	}
+	if len(st.data) == 0 {
+		st.data = st.data[:0]
+		return nil, false, nil
+	}
+	e := st.data[0]
+	st.data[0] = broker.Entry{}
+	st.data = st.data[1:]
+	fillMessage(msg.Message, e)
+	return &tetherv1.ConnectResponse{Frame: msg}, false, nil
+}
+
+func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
+	m := e.Message
+	pm.Seq = e.Seq
+	pm.Topic = ""
+	if m.Target.Kind == broker.KindTopic {
+		pm.Topic = m.Target.Name
+	}
+	pm.Payload = m.Payload
+	pm.ContentType = m.ContentType
+	pm.Headers = m.Headers
+	pm.CorrelationId = m.CorrelationID
+	if m.SourceSession != "" || m.SourceClient != "" {
+		if pm.Source == nil {
+			pm.Source = &tetherv1.Source{}
+		}
+		pm.Source.SessionId, pm.Source.ClientId = m.SourceSession, m.SourceClient
+	} else {
+		pm.Source = nil
+	}
+	pm.PublishedAt = timestamppb.New(m.PublishedAt)
+}
+
+// write runs the writer until the stream ends and returns the status to
+// end it with. It is the only caller of ss.Send.
+func (st *stream) write() error {
+	// One reusable message frame: Send marshals before it returns.
+	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
+	for {
+		select {
+		case <-st.wake:
+		case <-st.done:
+			return st.endErr
+		}
+		for {
+			select {
+			case <-st.done:
+				return st.endErr
+			default:
+			}
+			f, end, err := st.next(msg)
+			if end {
+				st.sess.dropStream(st, err, "stream closed by the server")
+				return st.endErr
+			}
+			if f == nil {
+				break
+			}
+			if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+				storeMax(&st.sess.sentSeq, m.Message.Seq)
+			}
+			if err := st.ss.Send(f); err != nil {
+				st.sess.dropStream(st, err, "send failed: "+err.Error())
+				return st.endErr
+			}
+			st.lastWrite.Store(time.Now().UnixNano())
+			st.srv.metrics.framesOut(f)
+		}
+	}
+}
