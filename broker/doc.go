@@ -1,0 +1,93 @@
+// Package broker defines what a tether server needs from the layer below its
+// sessions: routing messages to the nodes that hold their addressees, an
+// idempotency check, a bounded outbound log per session and the session
+// records that let a session be resumed. The [Broker] and [Log] interfaces
+// state the contract; this documentation states the promises every
+// implementation keeps, and package
+// [github.com/tetherhq/tether/broker/brokertest] checks them.
+//
+// Package [github.com/tetherhq/tether/broker/memory] is the embedded default:
+// one process, or independent nodes where a message reaches only the node it
+// was published on and a session resumes only where it lives. A NATS
+// implementation (JetStream for logs and records) will add cross-node routing
+// later: push to a session or client id held by any node, topic fan-out over
+// the cluster, resume on another node and dedupe across nodes.
+//
+// # Lifecycle
+//
+// [Broker.Start] attaches the local node and its [Receiver]; it is called
+// once, before any other method. [Broker.Close] releases the broker: every
+// call made after Close returns, Close included, fails with [ErrClosed], and
+// so do the methods of a [Log] obtained before. A call already in progress
+// when Close is called may still complete. Close may also be called without
+// Start.
+//
+// # Routing
+//
+// An [Address] is a topic, a session id or a client id; addresses of
+// different kinds never match, even with the same name.
+//
+// [Broker.Bind] tells the broker that this node has a session behind an
+// address. Binds are counted per address: two Binds need two
+// [Broker.Unbind] calls before the node stops receiving for it. Unbind of an
+// address with no binds left does nothing; the count never goes below zero.
+//
+// [Broker.Publish] hands the message to the Receiver of every node where
+// m.Target has at least one bind, once per node however many binds it holds,
+// and returns the sum of what [Receiver.Deliver] returned: the sessions
+// reached. A message nobody bound is not an error: Publish returns 0 and a
+// nil error. On the publishing node, Deliver has returned before Publish
+// does.
+//
+// Deliver may be called from any goroutine and concurrently with itself. A
+// Broker holds none of its locks while calling it, so Deliver may call the
+// Broker back (to append to a log, say); it must not block for long.
+// [Message] values are immutable once published: a Broker and its Receivers
+// may share them.
+//
+// # Idempotency
+//
+// [Broker.Seen] is the check behind idempotency keys. The first call for a
+// (scope, key) pair records it and returns false. Any call for the same pair
+// before the window of the recording call has passed returns true and changes
+// nothing: repeats do not extend the window. Once the window has passed the
+// pair is forgotten, and the next call records it afresh. Scopes are
+// independent name spaces (a client id, for one). A window of zero or less
+// records nothing and reports false. Implementations forget expired pairs, so
+// the memory Seen holds follows the rate of new keys times the longest window
+// in use, not the total number of keys ever seen.
+//
+// # Outbound logs
+//
+// [Broker.Log] returns a handle to one session's outbound log without doing
+// any I/O; handles for the same session id share one log. A log nobody has
+// appended to reads as empty.
+//
+// [Log.Append] adds an entry whose seq is greater than that of the last entry
+// in the log; a lower or equal seq is an error and changes nothing, and so is
+// a capacity below 1. When the log then holds more than capacity entries, the
+// oldest are dropped: [Appended.Dropped] says how many (they are lost for
+// good) and [Appended.Len] how many entries remain, at most capacity.
+//
+// [Log.Trim] removes every entry with seq ≤ upTo: an acknowledgement.
+// [Log.Read] calls fn with the entries whose seq is ≥ from, in seq order,
+// until fn returns false or the entries run out. fn is called with no lock
+// held and may use the log, but entries appended during a Read may or may
+// not be visited. [Log.Delete] removes the whole log; a later Append starts a
+// new one, with any seq.
+//
+// # Session records
+//
+// [Broker.PutSession] stores a copy of a [SessionRecord], replacing any
+// record with the same ID. [Broker.GetSession] returns a copy, or ok false
+// and a nil error for an unknown id; callers may modify the slices of what
+// they put or got without affecting what is stored. [Broker.DeleteSession]
+// forgets a record; deleting an unknown id does nothing. A Broker may forget
+// a record once its Expires time has passed, never earlier, and never one
+// whose Expires is zero; the server deletes records it no longer needs.
+//
+// # Contexts
+//
+// The ctx of each call bounds the I/O of brokers that do any. A broker that
+// never blocks, such as the memory one, may ignore it.
+package broker
