@@ -182,7 +182,7 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		seq = in + 1
 	case seq <= in:
 		st.srv.metrics.dedupeDrops.Inc()
-		st.noteReceived(in) // a re-send after resume: ack again, deliver never
+		st.noteReceivedForce(in, true) // a re-send: ack again, deliver never
 		return nil
 	case seq > in+1:
 		return status.Errorf(codes.InvalidArgument, "message seq %d skips ahead: expected %d (or 0 to let the server number it)", seq, in+1)
@@ -195,7 +195,7 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		}
 		if seen {
 			st.srv.metrics.dedupeDrops.Inc()
-			st.noteReceived(seq)
+			st.noteReceivedForce(seq, true)
 			return nil
 		}
 	}

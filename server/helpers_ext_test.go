@@ -162,7 +162,11 @@ func (c *conn) end() *status.Status {
 		select {
 		case _, ok := <-c.frames:
 			if !ok {
-				return status.Convert(<-c.err)
+				err := <-c.err
+				if errors.Is(err, io.EOF) {
+					return status.New(codes.OK, "")
+				}
+				return status.Convert(err)
 			}
 		case <-timer.C:
 			c.t.Fatalf("stream did not end within %v", waitLong)

@@ -69,6 +69,7 @@ func (st *stream) tick() {
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
+	wake := len(st.ctrl) > 0
 	next := lastWrite.Add(st.interval)
 	next = earliest(next, lastRead.Add(st.deadAfter))
 	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
@@ -80,6 +81,8 @@ func (st *stream) tick() {
 	st.mu.Unlock()
 	if ping != nil {
 		st.srv.metrics.heartbeatsSent.Inc()
+	}
+	if wake {
 		st.signal()
 	}
 	if missedNow > 0 {
@@ -99,7 +102,17 @@ func earliest(a, b time.Time) time.Time {
 // noteReceived schedules the cumulative ack of client message seq: at once
 // when ackBatch messages wait, else within ackDelay.
 func (st *stream) noteReceived(seq uint64) {
+	st.noteReceivedForce(seq, false)
+}
+
+// noteReceivedForce is noteReceived that, when force is set, acks again
+// even what was acked before: the answer to a re-sent duplicate, whose
+// sender evidently missed the earlier ack.
+func (st *stream) noteReceivedForce(seq uint64, force bool) {
 	st.mu.Lock()
+	if force && st.pendingAck == nil && seq <= st.ackedIn.Load() {
+		st.ackedIn.Store(seq - 1)
+	}
 	if st.pendingAck != nil {
 		st.pendingAck.Seq = seq // not yet written: acks coalesce
 		st.ackedIn.Store(seq)
