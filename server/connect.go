@@ -265,7 +265,7 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	}
 	srv.welcome(st, s, rs, lost)
 	p := srv.cfg.profile.Heartbeat
-	st.startLiveness(s.interval, p.Misses, p.Grace)
+	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
 	return nil
 }
 

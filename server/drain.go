@@ -131,13 +131,30 @@ func (srv *Server) goAwayAll(ctx context.Context, sessions []*Session) error {
 func (s *Session) drain() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.st
-	if st == nil {
+	if s.st == nil {
 		return false
 	}
+	s.leaveLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, "server "+s.srv.cfg.serverID+" is draining: reconnect to another backend and resume")
+	return true
+}
+
+// migrate asks the client of st to move to a new connection before the
+// profile's MaxConnectionAge closes this one: GoAway{MAX_AGE}, then OK.
+func (s *Session) migrate(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == st {
+		s.leaveLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE, "connection reached its maximum age: reconnect (any backend) and resume")
+	}
+}
+
+// leaveLocked acks everything the client sent, so nothing it sent is
+// re-sent elsewhere in vain, then sends a GoAway that asks it to reconnect
+// and ends the stream with OK.
+func (s *Session) leaveLocked(reason tetherv1.GoAwayReason, msg string) {
+	st := s.st
 	st.mu.Lock()
 	st.queueAckLocked()
 	st.mu.Unlock()
-	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, "server "+s.srv.cfg.serverID+" is draining: reconnect to another backend and resume", 0, nil)
-	return true
+	s.goAwayLocked(reason, msg, 0, nil)
 }

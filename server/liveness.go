@@ -15,12 +15,16 @@ import (
 // timestamp; when the timer fires it looks at them and re-arms for the
 // earliest of: the next ping (write-idle for an interval), the next missed
 // interval, death (interval × misses + grace of silence) and a due ack.
-func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration) {
+func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration, maxAgeAt time.Time) {
 	st.interval = interval
 	st.deadAfter = interval*time.Duration(misses) + grace
+	st.maxAgeAt = maxAgeAt
 	st.mu.Lock()
 	st.due = time.Now().Add(interval)
-	st.timer = time.AfterFunc(interval, st.tick)
+	if !maxAgeAt.IsZero() {
+		st.due = earliest(st.due, maxAgeAt)
+	}
+	st.timer = time.AfterFunc(time.Until(st.due), st.tick)
 	st.mu.Unlock()
 }
 
@@ -45,6 +49,10 @@ func (st *stream) tick() {
 		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
 		st.sess.dropStream(st, status.Error(codes.DeadlineExceeded, msg), "heartbeat timeout")
+		return
+	}
+	if !st.maxAgeAt.IsZero() && !now.Before(st.maxAgeAt) {
+		st.sess.migrate(st)
 		return
 	}
 	var missedNow int
@@ -75,6 +83,9 @@ func (st *stream) tick() {
 	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
 	if !st.ackDue.IsZero() {
 		next = earliest(next, st.ackDue)
+	}
+	if !st.maxAgeAt.IsZero() {
+		next = earliest(next, st.maxAgeAt)
 	}
 	st.due = next
 	st.timer.Reset(next.Sub(now))

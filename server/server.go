@@ -76,11 +76,14 @@ func New(opts ...Option) (*Server, error) {
 func (srv *Server) ID() string { return srv.cfg.serverID }
 
 // GRPCServerOptions returns the grpc.ServerOptions the server expects: the
-// profile's keepalive parameters and enforcement policy, and a receive limit
-// that fits the largest allowed frame. Pass them to grpc.NewServer.
+// profile's keepalive parameters and enforcement policy, a receive limit
+// that fits the largest allowed frame, and a stats handler that lets a
+// session send GoAway{MAX_AGE} before the profile's MaxConnectionAge (plus
+// grace) closes its connection. Pass them to grpc.NewServer.
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 	return append(srv.cfg.profile.ServerOptions(),
 		grpc.MaxRecvMsgSize(srv.maxFrameBytes()),
+		grpc.StatsHandler(connClock{}),
 	)
 }
 

@@ -1,0 +1,329 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/profile"
+	"github.com/tetherhq/tether/server"
+)
+
+// The heartbeat tests run in a synctest bubble over bufconn: fake time, so
+// "after exactly 35s" is exact and an hour costs milliseconds.
+
+// bubbleNode is a server and a client connection inside a bubble.
+type bubbleNode struct {
+	srv *server.Server
+	cc  *grpc.ClientConn
+}
+
+func startBubbleNode(t *testing.T, opts ...server.Option) *bubbleNode {
+	t.Helper()
+	srv, err := server.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	go func() { _ = gs.Serve(lis) }()
+	cc, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		gs.Stop()
+		_ = srv.Close()
+		_ = lis.Close()
+	})
+	return &bubbleNode{srv: srv, cc: cc}
+}
+
+// frameAt is a frame and the fake time it arrived.
+type frameAt struct {
+	f  *tetherv1.ConnectResponse
+	at time.Time
+}
+
+// bubbleConn is a Connect stream whose frames are collected by one
+// goroutine; end reports the final status and when it came.
+type bubbleConn struct {
+	s      tetherv1.TetherService_ConnectClient
+	cancel context.CancelFunc
+	frames chan frameAt
+	endErr error
+	endAt  time.Time
+	ended  chan struct{}
+}
+
+func (b *bubbleNode) connect(t *testing.T, h *tetherv1.Hello) (*bubbleConn, *tetherv1.Welcome) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := tetherv1.NewTetherServiceClient(b.cc).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &bubbleConn{s: s, cancel: cancel, frames: make(chan frameAt, 1024), ended: make(chan struct{})}
+	go func() {
+		defer close(c.ended)
+		for {
+			f, err := s.Recv()
+			if err != nil {
+				c.endErr, c.endAt = err, time.Now()
+				close(c.frames)
+				return
+			}
+			c.frames <- frameAt{f, time.Now()}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-c.ended
+	})
+	if err := s.Send(hello(h)); err != nil {
+		t.Fatal(err)
+	}
+	w := (<-c.frames).f.GetWelcome()
+	if w == nil {
+		t.Fatal("no welcome")
+	}
+	return c, w
+}
+
+func (c *bubbleConn) send(t *testing.T, f *tetherv1.ConnectRequest) {
+	if err := c.s.Send(f); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("send: %v", err)
+	}
+}
+
+// drain returns the frames that have arrived so far.
+func (c *bubbleConn) drain() []frameAt {
+	var out []frameAt
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return out
+			}
+			out = append(out, f)
+		default:
+			return out
+		}
+	}
+}
+
+func pings(fs []frameAt) []time.Time {
+	var out []time.Time
+	for _, f := range fs {
+		if f.f.GetPing() != nil {
+			out = append(out, f.at)
+		}
+	}
+	return out
+}
+
+func TestServerPingsOnlyWhenWriteIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(10 * time.Second)})
+		start := time.Now()
+		// Idle: the first ping comes exactly one interval after the welcome.
+		time.Sleep(10*time.Second + time.Millisecond)
+		synctest.Wait()
+		ps := pings(c.drain())
+		if len(ps) != 1 || ps[0].Sub(start) != 10*time.Second {
+			t.Fatalf("pings at %v after start; want one at exactly 10s", ps)
+		}
+		// Busy: the client sends a message every 3s, the server acks each
+		// (a write), so it is never write-idle and never pings.
+		for i := uint64(1); i <= 20; i++ {
+			c.send(t, toTopic(i, "t", "x"))
+			time.Sleep(3 * time.Second)
+		}
+		synctest.Wait()
+		fs := c.drain()
+		if ps := pings(fs); len(ps) != 0 {
+			t.Fatalf("%d pings on a busy stream", len(ps))
+		}
+		var acks int
+		for _, f := range fs {
+			if f.f.GetAck() != nil {
+				acks++
+			}
+		}
+		if acks != 20 {
+			t.Fatalf("%d acks for 20 messages sent 3s apart; want 20 (each within the ack delay)", acks)
+		}
+	})
+}
+
+func TestDeadAfterExactlyIntervalTimesMisses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		c, w := b.connect(t, &tetherv1.Hello{ClientId: "mute", HeartbeatInterval: durationpbNew(10 * time.Second)})
+		lastSent := time.Now()
+		// The client answers nothing: dead after 10s × 3 misses + 5s grace.
+		<-c.ended
+		if got := c.endAt.Sub(lastSent); got != 35*time.Second {
+			t.Fatalf("declared dead after %v of silence; want exactly 35s", got)
+		}
+		if st := status.Convert(c.endErr); st.Code() != codes.DeadlineExceeded || !contains(st.Message(), "heartbeat timeout") {
+			t.Fatalf("ended with %v", st)
+		}
+		// It sent a ping every interval while waiting.
+		if ps := pings(c.drain()); len(ps) != 3 {
+			t.Fatalf("%d pings before death; want 3 (at 10s, 20s, 30s)", len(ps))
+		}
+		// The session waits for a resume, with the misses on record.
+		r, err := tetherv1.NewAdminServiceClient(b.cc).GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: w.GetSessionId()})
+		if err != nil || r.GetSession().GetState() != tetherv1.SessionState_SESSION_STATE_DETACHED {
+			t.Fatalf("session after death: %v %v", r, err)
+		}
+		var missed int
+		for _, e := range r.GetEvents() {
+			if e.GetKind() == tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED {
+				missed++
+			}
+		}
+		if missed != 4 { // three whole intervals, then the death itself
+			t.Fatalf("%d heartbeat-missed events; want 4: %v", missed, r.GetEvents())
+		}
+	})
+}
+
+func TestAnyFrameCountsAsLife(t *testing.T) {
+	frames := map[string]*tetherv1.ConnectRequest{
+		"pong":        {Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{}}},
+		"ack":         ack(0),
+		"subscribe":   {Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: []string{"x"}}}},
+		"unsubscribe": {Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: []string{"x"}}}},
+		"ping":        {Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{}}},
+	}
+	for name, f := range frames {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := startBubbleNode(t, noMaxAge())
+				c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(10 * time.Second)})
+				// One frame every 30s (just under the 35s limit) for an hour.
+				for range 120 {
+					time.Sleep(30 * time.Second)
+					c.send(t, f)
+				}
+				synctest.Wait()
+				select {
+				case <-c.ended:
+					t.Fatalf("a stream sending %s every 30s died: %v", name, c.endErr)
+				default:
+				}
+			})
+		})
+	}
+}
+
+func TestSweepOverManyIdleSessions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t, noMaxAge())
+		const n = 200
+		var alive, mute []*bubbleConn
+		for i := range n {
+			c, _ := b.connect(t, &tetherv1.Hello{ClientId: fmt.Sprint("c", i), HeartbeatInterval: durationpbNew(10 * time.Second)})
+			if i%2 == 0 {
+				alive = append(alive, c)
+				go answerPings(c)
+			} else {
+				mute = append(mute, c)
+			}
+			time.Sleep(50 * time.Millisecond) // spread the sessions over the interval
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		for _, c := range mute {
+			select {
+			case <-c.ended:
+			default:
+				t.Fatal("a mute session is still connected after 10 minutes")
+			}
+		}
+		for _, c := range alive {
+			select {
+			case <-c.ended:
+				t.Fatalf("a session answering pings died: %v", c.endErr)
+			default:
+			}
+		}
+		l, err := tetherv1.NewAdminServiceClient(b.cc).ListSessions(context.Background(), &tetherv1.ListSessionsRequest{PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := map[tetherv1.SessionState]int{}
+		for _, s := range l.GetSessions() {
+			states[s.GetState()]++
+		}
+		// The mute ones expired after the 2-minute resume window.
+		if states[tetherv1.SessionState_SESSION_STATE_CONNECTED] != n/2 || len(l.GetSessions()) != n/2 {
+			t.Fatalf("sessions by state: %v", states)
+		}
+	})
+}
+
+// answerPings answers every server ping with a pong, as the SDK does.
+func answerPings(c *bubbleConn) {
+	for f := range c.frames {
+		if p := f.f.GetPing(); p != nil {
+			_ = c.s.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}}})
+		}
+	}
+}
+
+// noMaxAge is the default profile without MaxConnectionAge, for tests that
+// hold one stream longer than the age allows.
+func noMaxAge() server.Option {
+	p := profile.Default()
+	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 0, 0
+	return server.WithProfile(p)
+}
+
+func TestMaxAgeGoAwayBeforeTheTransportKills(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t) // default profile: MaxConnectionAge 30m, grace 5m
+		c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(time.Minute)})
+		start := time.Now()
+		var goAway *tetherv1.GoAway
+		for f := range c.frames {
+			if p := f.f.GetPing(); p != nil {
+				c.send(t, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}}})
+			}
+			if g := f.f.GetGoAway(); g != nil {
+				goAway = g
+			}
+		}
+		<-c.ended
+		if goAway.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE {
+			t.Fatalf("go_away = %v; want MAX_AGE", goAway)
+		}
+		age := c.endAt.Sub(start)
+		if age < 21*time.Minute || age > 26*time.Minute {
+			t.Fatalf("the stream ended after %v; want within [70%%, 85%%] of the 30m max age", age)
+		}
+		// It ended cleanly (OK after a GoAway), not by the transport's kill.
+		if !errors.Is(c.endErr, io.EOF) {
+			t.Fatalf("ended with %v; want a clean end after go_away MAX_AGE", c.endErr)
+		}
+	})
+}
