@@ -179,6 +179,16 @@ func TestDrain(t *testing.T) {
 		c.send(toTopic(1, "nowhere", "x"))
 		conns = append(conns, c)
 	}
+	// Every message has reached the server (its ack may still be pending).
+	waitFor(t, func() bool {
+		l, _ := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+		for _, s := range l.GetSessions() {
+			if s.GetLastReceivedSeq() != 1 {
+				return false
+			}
+		}
+		return len(l.GetSessions()) == 3
+	})
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
