@@ -19,21 +19,25 @@ type event struct {
 }
 
 // recorder is a session's flight recorder: a ring of its most recent
-// events. It is guarded by the session's mutex.
+// events. It grows to its size as events come, so a quiet session pays for
+// the few events it has. It is guarded by the session's mutex.
 type recorder struct {
 	ring []event
-	next int
+	size int
+	next int // where the next event goes once the ring is full
 	full bool
 }
 
-func newRecorder(n int) recorder { return recorder{ring: make([]event, n)} }
+func newRecorder(n int) recorder { return recorder{size: n} }
 
 func (r *recorder) add(e event) {
-	r.ring[r.next] = e
-	r.next++
-	if r.next == len(r.ring) {
-		r.next, r.full = 0, true
+	if !r.full {
+		r.ring = append(r.ring, e)
+		r.full = len(r.ring) == r.size
+		return
 	}
+	r.ring[r.next] = e
+	r.next = (r.next + 1) % r.size
 }
 
 // events returns the entries oldest first, as protos.
@@ -53,9 +57,7 @@ func (r *recorder) events() []*tetherv1.SessionEvent {
 			out = append(out, pe)
 		}
 	}
-	if r.full {
-		emit(r.ring[r.next:])
-	}
+	emit(r.ring[r.next:])
 	emit(r.ring[:r.next])
 	return out
 }
