@@ -1,0 +1,49 @@
+// Package server is tether's session server: it keeps long-lived gRPC
+// sessions alive, notices dead peers fast, and lets a session survive a
+// broken stream so that no message is lost or repeated.
+//
+// A [Server] registers TetherService, AdminService and grpc.health.v1 on a
+// *grpc.Server of the caller's:
+//
+//	srv, err := server.New(server.WithProfile(profile.Default()))
+//	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+//	srv.Register(gs)
+//	go gs.Serve(lis)
+//	...
+//	srv.Drain(ctx) // on SIGTERM
+//
+// # Sessions and streams
+//
+// A session is not a stream. A stream (one TetherService.Connect call) is
+// one attempt to carry a session; the session keeps its id, sequence
+// numbers, unacknowledged messages and subscriptions for the resume window
+// after its stream breaks, and a new stream resumes it with the token from
+// its last Welcome. The wire protocol is specified in the comments of
+// proto/tether/v1.
+//
+// # Goroutines and timers
+//
+// Each stream runs two goroutines: its writer (the gRPC handler goroutine,
+// the only one that calls Send) and its reader. Heartbeats, dead-peer
+// detection, delayed acks and the max-age GoAway share one timer per
+// stream, which holds no goroutine while it waits; reads and writes only
+// store a timestamp, and the timer re-arms itself from those when it fires.
+// A detached session has one timer for its resume window.
+//
+// # Delivery
+//
+// Messages are numbered per session and direction. Server messages stay in
+// the session's outbound log (see [broker.Log]) until the client acks them;
+// a connected client that leaves more than the outbound queue unacked is
+// cut off as a slow consumer and may resume; a detached session's log
+// drops its oldest messages when full and the resume reports the lost
+// range. Control frames (Welcome, Pong, Ack, GoAway, Error) are written
+// before queued messages.
+//
+// # Handlers
+//
+// The [Handler] sees connects, messages and closes; [Router], the default,
+// routes messages by topic, session id, client id and correlation id.
+// Handler methods run on the session's reader goroutine and must not block
+// for long.
+package server
