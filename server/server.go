@@ -30,6 +30,8 @@ type Server struct {
 	health  *health.Server
 	metrics *metrics
 
+	// Lock order: Session.mu, then Server.mu, then stream.mu; never the
+	// other way round.
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	byClient map[string]map[*Session]struct{}

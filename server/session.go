@@ -286,12 +286,11 @@ func (s *Session) end(why string, closed bool) {
 	if rec.Expires.IsZero() || closed {
 		rec.Expires = time.Now()
 	}
-	s.mu.Unlock()
-
 	srv := s.srv
 	srv.mu.Lock()
 	srv.unindexLocked(s, topics)
 	srv.mu.Unlock()
+	s.mu.Unlock()
 	srv.metrics.sessions.Dec()
 	ctx := context.Background()
 	s.unbind(ctx, topics)
@@ -359,6 +358,10 @@ func (s *Session) subscribe(topics []string) error {
 		}
 	}
 	s.mu.Lock()
+	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+		s.mu.Unlock()
+		return status.Error(codes.FailedPrecondition, "the session has ended")
+	}
 	var added []string
 	for _, t := range topics {
 		if _, ok := s.topics[t]; ok || slices.Contains(added, t) {
@@ -370,16 +373,14 @@ func (s *Session) subscribe(topics []string) error {
 		s.mu.Unlock()
 		return status.Errorf(codes.ResourceExhausted, "subscribing to %d more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", len(added), s.srv.cfg.maxTopics)
 	}
-	for _, t := range added {
-		s.topics[t] = struct{}{}
-	}
-	s.putRecordLocked()
-	s.mu.Unlock()
 	s.srv.mu.Lock()
 	for _, t := range added {
+		s.topics[t] = struct{}{}
 		addTo(s.srv.topics, t, s)
 	}
 	s.srv.mu.Unlock()
+	s.putRecordLocked()
+	s.mu.Unlock()
 	for _, t := range added {
 		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {
 			return status.Errorf(codes.Unavailable, "subscribing to %q: %v", t, err)
@@ -392,19 +393,17 @@ func (s *Session) subscribe(topics []string) error {
 func (s *Session) unsubscribe(topics []string) {
 	s.mu.Lock()
 	var removed []string
+	s.srv.mu.Lock()
 	for _, t := range topics {
 		if _, ok := s.topics[t]; ok {
 			delete(s.topics, t)
+			removeFrom(s.srv.topics, t, s)
 			removed = append(removed, t)
 		}
 	}
+	s.srv.mu.Unlock()
 	s.putRecordLocked()
 	s.mu.Unlock()
-	s.srv.mu.Lock()
-	for _, t := range removed {
-		removeFrom(s.srv.topics, t, s)
-	}
-	s.srv.mu.Unlock()
 	for _, t := range removed {
 		_ = s.srv.broker.Unbind(context.Background(), broker.Topic(t))
 	}
