@@ -87,7 +87,11 @@ func (st *stream) read(ready chan<- error) {
 		req, err := st.ss.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				st.sess.dropStream(st, nil, "the client half-closed the stream")
+				// Half-close: the client sends no more, but may still
+				// listen (grpcurl with -d '{"hello":…}' does). The stream
+				// stays until the heartbeat deadline, a GoAway or a cancel.
+				st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR,
+					detail: "the client half-closed the stream: receive-only until its heartbeat deadline"})
 			} else {
 				st.sess.dropStream(st, recvStatus(err), "stream broken: "+err.Error())
 			}
@@ -467,6 +471,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		ServerId:          srv.cfg.serverID,
 		HeartbeatInterval: durationpb.New(s.interval),
 		HeartbeatMisses:   uint32(hb.Misses),
+		DeadAfter:         durationpb.New(s.interval*time.Duration(hb.Misses) + hb.Grace),
 		KeepaliveMinTime:  durationpb.New(srv.cfg.profile.Enforcement.MinTime),
 		ResumeWindow:      durationpb.New(srv.cfg.resumeWindow),
 		LastReceivedSeq:   s.inSeq.Load(),

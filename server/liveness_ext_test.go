@@ -327,3 +327,31 @@ func TestMaxAgeGoAwayBeforeTheTransportKills(t *testing.T) {
 		}
 	})
 }
+
+func TestHalfClosedStreamListensUntilTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		c, _ := b.connect(t, &tetherv1.Hello{ClientId: "listener", HeartbeatInterval: durationpbNew(time.Minute)})
+		if err := c.s.CloseSend(); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		time.Sleep(2 * time.Minute)
+		if _, err := b.srv.Publish(context.Background(), brokerClient("listener"), []byte("still here"), ""); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		for f := range c.frames {
+			if m := f.f.GetMessage(); m != nil {
+				got = string(m.GetPayload())
+			}
+		}
+		<-c.ended
+		if got != "still here" {
+			t.Fatalf("a half-closed stream did not receive: %q", got)
+		}
+		if d := c.endAt.Sub(start); d != 3*time.Minute+5*time.Second {
+			t.Fatalf("the half-closed stream ended after %v; want the heartbeat deadline, 3m5s", d)
+		}
+	})
+}

@@ -25,6 +25,9 @@
 // bounds and announces it, with the miss limit, in Welcome. A client that
 // never sends anything of its own (for example a person typing JSON into
 // grpcurl) stays alive as long as it answers the server's pings with Pong.
+// A client that half-closes the stream (stops sending without Close) keeps
+// receiving until that deadline, since it can no longer answer pings: a
+// listen-only grpcurl call with a long heartbeat interval is such a client.
 //
 // # Sequence numbers and acknowledgements
 //
@@ -339,6 +342,7 @@ type Resume struct {
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// The highest server seq the client has received (and delivered). The
 	// server replays its unacknowledged messages from last_received_seq + 1.
+	// A successful resume acknowledges everything up to it, as an Ack would.
 	LastReceivedSeq uint64 `protobuf:"varint,3,opt,name=last_received_seq,json=lastReceivedSeq,proto3" json:"last_received_seq,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -428,12 +432,17 @@ type Welcome struct {
 	// The highest client seq the server has received. After a resume the
 	// client re-sends its unacknowledged messages above this.
 	LastReceivedSeq uint64 `protobuf:"varint,11,opt,name=last_received_seq,json=lastReceivedSeq,proto3" json:"last_received_seq,omitempty"`
-	// The highest server seq sent so far on this session (0 for a new one).
+	// The highest server seq assigned so far on this session, sent or queued
+	// (0 for a new one). Every message up to it will arrive, except those in
+	// lost.
 	LastSentSeq uint64 `protobuf:"varint,12,opt,name=last_sent_seq,json=lastSentSeq,proto3" json:"last_sent_seq,omitempty"`
 	// Limits the server enforces on this stream.
 	Limits *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
 	// The topics the session is subscribed to.
-	Topics        []string `protobuf:"bytes,14,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []string `protobuf:"bytes,14,rep,name=topics,proto3" json:"topics,omitempty"`
+	// The server declares the client dead after receiving nothing for this
+	// long: heartbeat_interval × heartbeat_misses plus a small grace.
+	DeadAfter     *durationpb.Duration `protobuf:"bytes,15,opt,name=dead_after,json=deadAfter,proto3" json:"dead_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +571,13 @@ func (x *Welcome) GetLimits() *Limits {
 func (x *Welcome) GetTopics() []string {
 	if x != nil {
 		return x.Topics
+	}
+	return nil
+}
+
+func (x *Welcome) GetDeadAfter() *durationpb.Duration {
+	if x != nil {
+		return x.DeadAfter
 	}
 	return nil
 }
@@ -1480,7 +1496,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xfa\x04\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xb4\x05\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -1497,7 +1513,9 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x11last_received_seq\x18\v \x01(\x04R\x0flastReceivedSeq\x12\"\n" +
 	"\rlast_sent_seq\x18\f \x01(\x04R\vlastSentSeq\x12)\n" +
 	"\x06limits\x18\r \x01(\v2\x11.tether.v1.LimitsR\x06limits\x12\x16\n" +
-	"\x06topics\x18\x0e \x03(\tR\x06topics\"4\n" +
+	"\x06topics\x18\x0e \x03(\tR\x06topics\x128\n" +
+	"\n" +
+	"dead_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\tdeadAfter\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\"\x81\x01\n" +
@@ -1632,20 +1650,21 @@ var file_tether_v1_frames_proto_depIdxs = []int32{
 	21, // 6: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
 	21, // 7: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
 	6,  // 8: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
-	22, // 9: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	22, // 10: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	19, // 11: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	20, // 12: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	11, // 13: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	22, // 14: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	1,  // 15: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	21, // 16: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	21, // 17: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 9: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
+	22, // 10: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	22, // 11: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	19, // 12: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	20, // 13: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	11, // 14: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	22, // 15: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	1,  // 16: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	21, // 17: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	21, // 18: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
