@@ -1,0 +1,5 @@
+package faultproxy
+
+// Dropped returns the number of bytes discarded while blackholed, so that
+// tests can wait until the proxy has really consumed what they sent.
+func (p *Proxy) Dropped() int64 { return p.dropped.Load() }
