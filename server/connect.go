@@ -259,7 +259,12 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 			return err
 		}
 	}
-	srv.metrics.resumes.WithLabelValues(resumeLabel(rs)).Inc()
+	if rs != tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED {
+		srv.metrics.resumes.WithLabelValues(resumeLabel(rs)).Inc()
+	}
+	if fresh {
+		srv.metrics.opened.Inc()
+	}
 	if err := srv.cfg.handler.OnConnect(ctx, s); err != nil {
 		s.dropStream(st, err, "rejected by the handler")
 		if fresh {

@@ -22,6 +22,7 @@ type metrics struct {
 	deadPeers        prometheus.Counter
 	rtt              prometheus.Histogram
 	resumes          *prometheus.CounterVec
+	opened           prometheus.Counter
 	replayed         prometheus.Counter
 	dedupeDrops      prometheus.Counter
 	slowConsumers    prometheus.Counter
@@ -51,8 +52,10 @@ func newMetrics() *metrics {
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_rtt_seconds",
 			Help:    "Round-trip time measured by server pings.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
-		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_hellos_total",
-			Help: "Hello frames by resume outcome (not_requested, resumed, resumed_with_gap, unknown_session, expired, …)."}, []string{"outcome"}),
+		resumes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_resumes_total",
+			Help: "Resume attempts by outcome (resumed, resumed_with_gap, unknown_session, expired, principal_mismatch, closed, seq_mismatch)."}, []string{"outcome"}),
+		opened: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_sessions_opened_total",
+			Help: "Fresh sessions created (including after a failed resume)."}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_replayed_messages_total",
 			Help: "Unacknowledged messages re-sent after a resume."}),
 		dedupeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dedupe_drops_total",
@@ -86,7 +89,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
-		m.deadPeers, m.rtt, m.resumes, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
+		m.deadPeers, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
 		m.expired, m.logDrops, m.drainRemaining} {
 		if err := r.Register(c); err != nil {
 			return err
