@@ -34,6 +34,6 @@
 // rs/zerolog, rs/xid, mattn/go-colorable, mattn/go-isatty, gopkg.in/tomb.v1).
 // Toxics are configured through JSON, Stop waits only for the accept loop
 // (each link's goroutines exit asynchronously), and there is no "accept and
-// reset" mode for a refused backend. The few faults our tests need fit in a
-// couple of hundred lines with no dependencies.
+// reset" mode for a refused backend. The few faults our tests need fit in
+// about three hundred lines of standard library code.
 package faultproxy

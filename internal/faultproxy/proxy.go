@@ -92,8 +92,8 @@ func (p *Proxy) Conns() int {
 }
 
 // Close stops the listener, closes every connection and waits until every
-// goroutine started by the proxy has exited. Later calls only wait for the
-// same and return nil.
+// goroutine started by the proxy has finished. Later calls only wait for
+// the same and return nil.
 func (p *Proxy) Close() error {
 	p.mu.Lock()
 	if p.closed {
