@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
@@ -227,4 +228,34 @@ func TestDrain(t *testing.T) {
 	if _, err := n.tether().Publish(context.Background(), &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "t"}}); statusCode(err) != codes.Unavailable {
 		t.Fatalf("Publish after drain: %v", err)
 	}
+}
+
+func TestMaxSessions(t *testing.T) {
+	n := startNode(t, server.WithMaxSessions(2))
+	n.dial(t, "").open(&tetherv1.Hello{})
+	n.dial(t, "").open(&tetherv1.Hello{})
+	c := n.dial(t, "")
+	c.send(hello(&tetherv1.Hello{}))
+	c.expectEnd(codes.Unavailable, "limit of 2 sessions")
+}
+
+type rejecting struct{ server.Router }
+
+func (rejecting) OnConnect(_ context.Context, s *server.Session) error {
+	if s.ClientID() == "banned" {
+		return status.Error(codes.PermissionDenied, "client banned: ask an operator")
+	}
+	return nil
+}
+
+func TestHandlerRejectsConnect(t *testing.T) {
+	n := startNode(t, server.WithHandler(rejecting{}))
+	c := n.dial(t, "")
+	c.send(hello(&tetherv1.Hello{ClientId: "banned"}))
+	c.expectEnd(codes.PermissionDenied, "client banned")
+	l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+	if err != nil || len(l.GetSessions()) != 0 {
+		t.Fatalf("a rejected session stayed: %v %v", l, err)
+	}
+	n.dial(t, "").open(&tetherv1.Hello{ClientId: "welcome"})
 }
