@@ -277,4 +277,4 @@ func durationpbNew(d time.Duration) *durationpb.Duration { return durationpb.New
 func statusCode(err error) codes.Code { return status.Code(err) }
 
 func brokerSession(id string) broker.Address { return broker.Session(id) }
-func brokerClient(id string) broker.Address { return broker.Client(id) }
+func brokerClient(id string) broker.Address  { return broker.Client(id) }

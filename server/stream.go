@@ -41,7 +41,7 @@ type stream struct {
 	lastWrite atomic.Int64
 	interval  time.Duration
 	deadAfter time.Duration
-	maxAgeAt  time.Time // when to send GoAway{MAX_AGE}; zero for never
+	maxAgeAt  time.Time     // when to send GoAway{MAX_AGE}; zero for never
 	ackedIn   atomic.Uint64 // highest client seq acknowledged to the client
 }
 

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/server"
