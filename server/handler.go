@@ -52,9 +52,10 @@ func (m *Message) IsReply() bool { return m.Target == broker.Address{} }
 // Router is the default Handler, the one tetherd runs: a message to a topic
 // reaches that topic's subscribers, one to a session id or client id reaches
 // that session, and a reply (no target, a correlation id) returns to the
-// session whose request carried that correlation id. Messages that reach no
-// session are dropped; the sender learns of it only through an Error frame
-// for replies that have nowhere to go.
+// session whose request carried that correlation id. A message to a topic
+// without subscribers is dropped silently; one to an unknown session or
+// client id, or a reply whose requester is gone, gets an Error frame
+// (NOT_FOUND) back.
 type Router struct{}
 
 // OnConnect accepts every session.
@@ -75,7 +76,10 @@ func (Router) OnMessage(ctx context.Context, s *Session, m *Message) error {
 		}
 		return nil
 	}
-	_, err := s.Forward(ctx, m)
+	n, err := s.Forward(ctx, m)
+	if err == nil && n == 0 && m.Target.Kind != broker.KindTopic {
+		return status.Errorf(codes.NotFound, "no session for %s %q: it is unknown or has ended; direct messages are not stored for absent sessions", m.Target.Kind, truncate(m.Target.Name))
+	}
 	return err
 }
 

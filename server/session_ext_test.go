@@ -244,3 +244,19 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestDirectMessageToNobodyIsReported(t *testing.T) {
+	n := startNode(t)
+	c := n.dial(t, "")
+	c.open(&tetherv1.Hello{ClientId: "lonely"})
+	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+		Seq: 1, Target: &tetherv1.ClientMessage_ClientId{ClientId: "ghost"}, Payload: []byte("?")}}})
+	for {
+		if e := c.next().GetError(); e != nil {
+			if codes.Code(e.GetCode()) != codes.NotFound || e.GetSeq() != 1 || !contains(e.GetMessage(), `client "ghost"`) {
+				t.Fatalf("error frame = %v", e)
+			}
+			return
+		}
+	}
+}
