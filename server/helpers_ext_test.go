@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -46,7 +46,6 @@ func principalFromMD(ctx context.Context) string {
 // node is a tether server on a real loopback listener.
 type node struct {
 	srv  *server.Server
-	gs   *grpc.Server
 	addr string
 	cc   *grpc.ClientConn
 }
@@ -54,28 +53,13 @@ type node struct {
 func startNode(t *testing.T, opts ...server.Option) *node {
 	t.Helper()
 	opts = append([]server.Option{server.WithPrincipal(principalFromMD), server.WithServerID("test-node")}, opts...)
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	srv, addr := tethertest.Serve(t, opts...)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
-	n := &node{srv: srv, gs: gs, addr: lis.Addr().String(), cc: cc}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		gs.Stop()
-		_ = srv.Close()
-	})
-	return n
+	t.Cleanup(func() { _ = cc.Close() })
+	return &node{srv: srv, addr: addr, cc: cc}
 }
 
 func (n *node) tether() tetherv1.TetherServiceClient { return tetherv1.NewTetherServiceClient(n.cc) }

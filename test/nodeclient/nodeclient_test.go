@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +29,7 @@ import (
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/faultproxy"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -119,27 +119,7 @@ func ensureNodeModules(t *testing.T, dir string) {
 // profile, whose 1s minimum heartbeat keeps the ping/pong part fast.
 func startTether(t *testing.T) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(server.WithServerID("nodeclient-test"), server.WithProfile(profile.Datacenter()))
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-		_ = srv.Close()
-	})
-	return srv, lis.Addr().String()
+	return tethertest.Serve(t, server.WithServerID("nodeclient-test"), server.WithProfile(profile.Datacenter()))
 }
 
 // startNode starts client.mjs against addr, to receive want messages.
