@@ -25,6 +25,19 @@ type optionFunc func(*config) error
 
 func (f optionFunc) apply(c *config) error { return f(c) }
 
+// Defaults of the options, exported for tools that present them (tetherd's
+// flags); New applies them when an option is not given.
+const (
+	DefaultResumeWindow     = 2 * time.Minute
+	DefaultMaxSessions      = 100_000
+	DefaultMaxMessageBytes  = 1 << 20
+	DefaultMaxOutboundQueue = 1024
+	DefaultOutboundLog      = 4096
+	DefaultDrainWindow      = 10 * time.Second
+	DefaultDrainRate        = 1000.0
+	DefaultRetryJitter      = 5 * time.Second
+)
+
 // config is the validated configuration of a Server.
 type config struct {
 	serverID         string
@@ -59,20 +72,20 @@ func defaultConfig() *config {
 		profile:          profile.Default(),
 		logger:           slog.New(slog.DiscardHandler),
 		principal:        func(context.Context) string { return "" },
-		resumeWindow:     2 * time.Minute,
-		maxSessions:      100_000,
-		maxMessageBytes:  1 << 20,
-		maxOutboundQueue: 1024,
-		outboundLog:      4096,
+		resumeWindow:     DefaultResumeWindow,
+		maxSessions:      DefaultMaxSessions,
+		maxMessageBytes:  DefaultMaxMessageBytes,
+		maxOutboundQueue: DefaultMaxOutboundQueue,
+		outboundLog:      DefaultOutboundLog,
 		maxTopics:        256,
 		dedupeWindow:     10 * time.Minute,
 		ackDelay:         20 * time.Millisecond,
 		ackBatch:         64,
 		helloTimeout:     10 * time.Second,
 		recorderSize:     64,
-		drainWindow:      10 * time.Second,
-		drainRate:        1000,
-		retryJitter:      5 * time.Second,
+		drainWindow:      DefaultDrainWindow,
+		drainRate:        DefaultDrainRate,
+		retryJitter:      DefaultRetryJitter,
 		oneSessionPerID:  true,
 	}
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherhq/tether/server"
+)
+
+// adminServer serves the admin HTTP endpoints: /healthz, /readyz, /metrics
+// and /debug/sessions. Its methods are safe for concurrent use.
+type adminServer struct {
+	http   *http.Server
+	lis    net.Listener
+	secure bool
+	ready  atomic.Bool // false until serving, and again while draining
+}
+
+// newAdminServer returns an admin server on lis, serving TLS when tlsCfg is
+// not nil. It does not serve until serve is called.
+func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger) *adminServer {
+	a := &adminServer{lis: lis, secure: tlsCfg != nil}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Registry: reg, // counts its own errors as promhttp_metric_handler_errors_total
+	}))
+	mux.Handle("GET /debug/sessions", srv.DebugHandler())
+	a.http = &http.Server{
+		Handler:           mux,
+		TLSConfig:         cloneTLS(tlsCfg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a
+}
+
+func cloneTLS(c *tls.Config) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	return c.Clone()
+}
+
+// readyz answers 200 while the node serves and 503 once it drains, so load
+// balancers stop sending it new clients before the sessions get go_away.
+func (a *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
+	if a.ready.Load() {
+		writeText(w, http.StatusOK, "ready\n")
+		return
+	}
+	writeText(w, http.StatusServiceUnavailable, "not ready: draining\n")
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}
+
+// serve serves until shutdown; it returns nil after shutdown and the error
+// that stopped it otherwise.
+func (a *adminServer) serve() error {
+	var err error
+	if a.secure {
+		err = a.http.ServeTLS(a.lis, "", "") // the certificate is in TLSConfig
+	} else {
+		err = a.http.Serve(a.lis)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("admin HTTP: %w", err)
+}
+
+// shutdown stops the admin server, letting requests in flight finish until
+// ctx ends, then closing what is left.
+func (a *adminServer) shutdown(ctx context.Context) error {
+	if err := a.http.Shutdown(ctx); err != nil {
+		_ = a.http.Close()
+		return err
+	}
+	return nil
+}

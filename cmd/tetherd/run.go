@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tetherhq/tether/server"
+)
+
+// run is tetherd: it parses args (flags, then the TETHER_ environment, then
+// the config file), serves until ctx is done, then drains within
+// --drain-grace. It reports every error on stderr before returning it, and
+// returns nil after a drain, forced or not; exitCode turns its result into
+// the exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseConfig(ctx, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stderr)
+		return err
+	case err != nil:
+		fmt.Fprintf(stderr, "tetherd: %v\nRun 'tetherd -h' for usage.\n", err)
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	g, err := start(ctx, cfg, log)
+	if err != nil {
+		log.Error("tetherd could not start", "err", err)
+		return err
+	}
+	if err := g.serve(ctx); err != nil {
+		log.Error("tetherd failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// exitCode is the exit status for run's result: 0 for success and -h, 2 for
+// bad settings, 1 for anything else.
+func exitCode(err error) int {
+	var u usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &u):
+		return 2
+	default:
+		return 1
+	}
+}
+
+func newLogger(cfg *config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// gateway is a started tetherd: a tether server on a gRPC server, with its
+// listeners bound, and the admin server.
+type gateway struct {
+	log   *slog.Logger
+	srv   *server.Server
+	gs    *grpc.Server
+	lis   net.Listener
+	admin *adminServer // nil when --admin-listen is empty
+	grace time.Duration
+}
+
+// start builds the server and binds both listeners; nothing is served yet.
+func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(serverOptions(cfg, log, reg)...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("invalid server settings: %w", err)}
+	}
+	gsOpts := srv.GRPCServerOptions()
+	if cfg.tls != nil {
+		gsOpts = append(gsOpts, grpc.Creds(credentials.NewTLS(cfg.tls)))
+	}
+	gs := grpc.NewServer(gsOpts...)
+	srv.Register(gs)
+	reflection.Register(gs)
+	g := &gateway{log: log, srv: srv, gs: gs, grace: cfg.drainGrace}
+
+	lc := cfg.profile.ListenConfig()
+	if g.lis, err = lc.Listen(ctx, "tcp", cfg.listen); err != nil {
+		g.abort()
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	if cfg.adminListen != "" {
+		alis, err := net.Listen("tcp", cfg.adminListen)
+		if err != nil {
+			g.abort()
+			return nil, fmt.Errorf("--admin-listen: %w", err)
+		}
+		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log)
+	}
+	log.Info("tetherd starting", "server_id", srv.ID(), "profile", cfg.profile.Name, "drain_grace", cfg.drainGrace)
+	log.Info("listening", "service", "grpc", "addr", g.lis.Addr().String(), "tls", cfg.tls != nil)
+	if g.admin != nil {
+		log.Info("listening", "service", "admin", "addr", g.admin.lis.Addr().String(), "tls", cfg.tls != nil)
+	}
+	if cfg.insecure && cfg.tls == nil {
+		log.Warn("--insecure: plaintext is allowed beyond loopback")
+	}
+	return g, nil
+}
+
+func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer) []server.Option {
+	opts := []server.Option{
+		server.WithProfile(cfg.profile),
+		server.WithLogger(log),
+		server.WithRegisterer(reg),
+		server.WithResumeWindow(cfg.resumeWindow),
+		server.WithMaxSessions(cfg.maxSessions),
+		server.WithMaxMessageBytes(cfg.maxMessageBytes),
+		server.WithMaxOutboundQueue(cfg.maxOutboundQueue),
+		server.WithOutboundLog(cfg.outboundLog),
+		server.WithDrain(cfg.drainWindow, cfg.drainRate, cfg.drainJitter),
+	}
+	if cfg.serverID != "" {
+		opts = append(opts, server.WithServerID(cfg.serverID))
+	}
+	return opts
+}
+
+// abort releases what start built when it cannot finish.
+func (g *gateway) abort() {
+	g.gs.Stop()
+	_ = g.srv.Close()
+	if g.lis != nil {
+		_ = g.lis.Close()
+	}
+}
+
+// serve serves gRPC and admin HTTP until ctx is done, then shuts down. It
+// returns an error only when a server stopped on its own.
+func (g *gateway) serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	running := 1
+	go func() { errc <- serveGRPC(g.gs, g.lis) }()
+	if g.admin != nil {
+		g.admin.ready.Store(true)
+		running++
+		go func() { errc <- g.admin.serve() }()
+	}
+	g.log.Info("serving")
+
+	var err error
+	select {
+	case <-ctx.Done():
+		g.log.Info("shutting down", "cause", context.Cause(ctx), "grace", g.grace)
+		g.shutdown()
+	case err = <-errc:
+		running--
+		g.stopNow()
+	}
+	for ; running > 0; running-- {
+		err = errors.Join(err, <-errc)
+	}
+	return err
+}
+
+// stopNow stops everything at once, without a drain, after a server failed.
+func (g *gateway) stopNow() {
+	g.gs.Stop()
+	_ = g.srv.Close()
+	if g.admin != nil {
+		_ = g.admin.http.Close()
+	}
+}
+
+// serveGRPC serves gs on lis until gs stops. A stop, even one before Serve
+// began, is not an error.
+func serveGRPC(gs *grpc.Server, lis net.Listener) error {
+	if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("gRPC: %w", err)
+	}
+	return nil
+}
+
+// shutdown drains within the grace: readiness off, then the tether drain
+// (health NOT_SERVING, paced go_away frames, the gRPC server stopped), then
+// the admin server. The last part of the grace is kept for the admin server,
+// so the whole stays within it even when the drain has to be cut short.
+func (g *gateway) shutdown() {
+	if g.admin != nil {
+		g.admin.ready.Store(false)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.grace)
+	defer cancel()
+	drainCtx, cancelDrain := context.WithTimeout(ctx, g.grace-adminReserve(g.grace))
+	err := g.srv.Drain(drainCtx)
+	cancelDrain()
+	if err != nil {
+		g.log.Warn("drain cut short: streams still open were closed", "err", err)
+	}
+	if g.admin != nil {
+		if err := g.admin.shutdown(ctx); err != nil {
+			g.log.Warn("admin server cut short", "err", err)
+		}
+	}
+	g.log.Info("tetherd stopped")
+}
+
+// adminReserve is the part of the grace kept for stopping the admin server
+// after the drain: a tenth, at most two seconds.
+func adminReserve(grace time.Duration) time.Duration {
+	return min(grace/10, 2*time.Second)
+}

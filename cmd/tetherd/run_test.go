@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// clearEnv hides the TETHER_ variables of the test's environment from
+// in-process runs.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, envPrefix+"_") {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+func TestRunRejectsBadSettings(t *testing.T) {
+	clearEnv(t)
+	badConfig := filepath.Join(t.TempDir(), "bad.conf")
+	writeFile(t, badConfig, "listen-on 127.0.0.1:7070\n")
+	for _, tc := range []struct {
+		name string
+		env  string // NAME=value, or empty
+		args []string
+		want []string // in stderr
+	}{
+		{"unknown profile", "", []string{"--profile", "lan"}, []string{"--profile", "datacenter, default, mobile"}},
+		{"log format", "", []string{"--log-format", "xml"}, []string{"--log-format", "text or json"}},
+		{"log level", "", []string{"--log-level", "loud"}, []string{"log-level"}},
+		{"cert without key", "", []string{"--tls-cert", "cert.pem"}, []string{"--tls-cert and --tls-key"}},
+		{"missing key pair", "", []string{"--tls-cert", "nope.pem", "--tls-key", "nope.key"}, []string{"--tls-cert/--tls-key", "nope.pem"}},
+		{"drain window", "", []string{"--drain-window", "30s"}, []string{"--drain-window 30s must be shorter than --drain-grace 30s"}},
+		{"drain grace", "", []string{"--drain-grace", "0s"}, []string{"--drain-grace 0s"}},
+		{"gRPC beyond loopback", "", []string{"--listen", "0.0.0.0:7070"}, []string{"--listen 0.0.0.0:7070", "--insecure", "--tls-cert"}},
+		{"gRPC on every interface", "", []string{"--listen", ":7070"}, []string{"--listen :7070", "--insecure"}},
+		{"admin beyond loopback", "", []string{"--admin-listen", "[::]:9090"}, []string{"--admin-listen [::]:9090", "--insecure"}},
+		{"bad address", "", []string{"--listen", "7070"}, []string{"--listen \"7070\"", "missing port"}},
+		{"argument", "", []string{"serve"}, []string{`unexpected argument "serve"`}},
+		{"unknown flag", "", []string{"--bogus"}, []string{"-bogus"}},
+		{"server limit", "", []string{"--max-message-bytes", "10"}, []string{"WithMaxMessageBytes"}},
+		{"missing config file", "", []string{"--config", "/nonexistent/tetherd.conf"}, []string{"/nonexistent/tetherd.conf"}},
+		{"unknown config key", "", []string{"--config", badConfig}, []string{`"listen-on"`}},
+		{"bad environment", "TETHER_MAX_SESSIONS=lots", nil, []string{"TETHER_MAX_SESSIONS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if k, v, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(k, v)
+			}
+			stderr := newOutput()
+			err := run(context.Background(), tc.args, stderr)
+			if code := exitCode(err); code != 2 {
+				t.Errorf("exit status %d (%v); want 2", code, err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	stderr := newOutput()
+	err := run(context.Background(), []string{"-h"}, stderr)
+	if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 {
+		t.Errorf("run -h = %v (exit status %d); want flag.ErrHelp, 0", err, exitCode(err))
+	}
+	fs := newFlagSet(&config{})
+	want := []string{"Usage: tetherd", "Examples:", "tetherd --listen 0.0.0.0:7070 --insecure"}
+	fs.VisitAll(func(f *flag.Flag) {
+		want = append(want, "--"+f.Name, envName(f.Name))
+		if f.Usage == "" {
+			t.Errorf("--%s has no help text", f.Name)
+		}
+	})
+	for _, w := range want {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("usage lacks %q:\n%s", w, stderr)
+		}
+	}
+}
+
+func TestRunInProcess(t *testing.T) {
+	clearEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := newOutput()
+	ended := make(chan struct{})
+	var err error
+	go func() {
+		defer close(ended)
+		err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--server-id", "in-process"}, stderr)
+	}()
+	s := stderr.await(t, "serving", ended, func(s string) bool {
+		_, ok := findLog(s, map[string]string{"msg": "serving"})
+		return ok
+	})
+	if _, ok := findLog(s, map[string]string{"msg": "listening", "service": "admin"}); ok {
+		t.Errorf("an admin server listens despite --admin-listen=\"\":\n%s", s)
+	}
+	rec, _ := findLog(s, map[string]string{"msg": "listening", "service": "grpc"})
+	cc := dial(t, dialable(t, rec))
+	checkHealth(t, cc, healthpb.HealthCheckResponse_SERVING, "", "tether.v1.TetherService")
+	if got := connect(t, cc, "in-process").welcome.GetServerId(); got != "in-process" {
+		t.Errorf("welcome.serverId = %q; want in-process", got)
+	}
+
+	cancel()
+	select {
+	case <-ended:
+	case <-time.After(waitLong):
+		t.Fatalf("run did not return within %v after its context ended", waitLong)
+	}
+	if err != nil {
+		t.Errorf("run after cancel = %v; want nil", err)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7070":          true,
+		"127.1.2.3:0":             true,
+		"[::1]:7070":              true,
+		"[::ffff:127.0.0.1]:7070": true,
+		"localhost:7070":          true,
+		"LocalHost:0":             true,
+		":7070":                   false,
+		"0.0.0.0:7070":            false,
+		"[::]:7070":               false,
+		"192.0.2.1:7070":          false,
+		"[2001:db8::1]:7070":      false,
+	} {
+		got, err := isLoopback(context.Background(), addr)
+		if err != nil || got != want {
+			t.Errorf("isLoopback(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	if _, err := isLoopback(context.Background(), "7070"); err == nil {
+		t.Error("isLoopback(\"7070\") = nil error; want one for a missing port")
+	}
+}
+
+func TestRunCannotListen(t *testing.T) {
+	clearEnv(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, flagName := range []string{"--listen", "--admin-listen"} {
+		t.Run(flagName, func(t *testing.T) {
+			args := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", flagName, addr}
+			stderr := newOutput()
+			err := run(context.Background(), args, stderr)
+			if code := exitCode(err); code != 1 {
+				t.Errorf("exit status %d (%v); want 1", code, err)
+			}
+			if !strings.Contains(stderr.String(), flagName+": listen tcp "+addr) {
+				t.Errorf("stderr does not name %s and the address in use:\n%s", flagName, stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+const usageHead = `Usage: tetherd [flags]
+
+tetherd is the tether gateway. It keeps long-lived gRPC sessions alive and
+routes messages between them: tether.v1.TetherService, AdminService,
+grpc.health.v1 and server reflection on --listen; /healthz, /readyz,
+/metrics and /debug/sessions over HTTP on --admin-listen. SIGTERM or SIGINT
+drains it: sessions get a go_away and resume on another backend.
+
+Examples:
+
+  # Serve on the defaults: gRPC on 127.0.0.1:7070, admin on 127.0.0.1:9090.
+  tetherd
+  grpcurl -plaintext 127.0.0.1:7070 list
+
+  # Serve TLS on every interface, for mobile clients, logging JSON.
+  tetherd --listen :7070 --admin-listen :9090 --tls-cert cert.pem --tls-key key.pem \
+      --profile mobile --log-format json
+
+  # Plaintext beyond loopback, behind a load balancer that terminates TLS.
+  tetherd --listen 0.0.0.0:7070 --insecure
+
+  # Settings from the environment and a config file; no admin server.
+  TETHER_SERVER_ID=edge-1 tetherd --config /etc/tether/tetherd.conf --admin-listen=
+
+Each flag can also be set by an environment variable (TETHER_ and the flag
+name in upper case with - as _, shown below) or by a line of the --config
+file ("server-id edge-1"; # starts a comment; a file that starts with { is
+read as a JSON object). A flag wins over the environment, which wins over
+the file.
+
+Flags:
+`
+
+// printUsage writes the help text: what tetherd does, examples, and every
+// flag with its environment variable and default.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	fs := newFlagSet(&config{})
+	fs.VisitAll(func(f *flag.Flag) {
+		name, help := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n        %s\n        (%s", line, help, envName(f.Name))
+		if def := defaultText(f); def != "" {
+			fmt.Fprintf(w, ", default %s", def)
+		}
+		fmt.Fprint(w, ")\n")
+	})
+}
+
+// envName is the environment variable of a flag, as ff derives it.
+func envName(flagName string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// defaultText shows a flag's default, or "" when it has none worth showing.
+func defaultText(f *flag.Flag) string {
+	if f.DefValue == "false" {
+		return ""
+	}
+	return f.DefValue
+}
