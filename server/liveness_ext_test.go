@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -354,4 +355,71 @@ func TestHalfClosedStreamListensUntilTheDeadline(t *testing.T) {
 			t.Fatalf("the half-closed stream ended after %v; want the heartbeat deadline, 3m5s", d)
 		}
 	})
+}
+
+func TestNoHelloTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s, err := tetherv1.NewTetherServiceClient(b.cc).Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = s.Recv()
+		if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || !contains(st.Message(), "no hello within 10s") {
+			t.Fatalf("a silent stream ended with %v", st)
+		}
+		if d := time.Since(start); d != 10*time.Second {
+			t.Fatalf("ended after %v, want exactly 10s", d)
+		}
+	})
+}
+
+func TestDrainIsPacedOverTheWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+		rate   float64
+		gap    time.Duration
+	}{
+		{"spread over the window", 10 * time.Second, 1000, time.Second},
+		{"capped by the rate", time.Second, 2, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := startBubbleNode(t, noMaxAge(), server.WithDrain(tc.window, tc.rate, time.Second))
+				var conns []*bubbleConn
+				for i := range 10 {
+					c, _ := b.connect(t, &tetherv1.Hello{ClientId: fmt.Sprint("d", i), HeartbeatInterval: durationpbNew(time.Minute)})
+					conns = append(conns, c)
+				}
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := b.srv.Drain(ctx); err != nil {
+					t.Fatalf("Drain = %v", err)
+				}
+				var at []time.Duration
+				for _, c := range conns {
+					<-c.ended
+					for _, f := range c.drain() {
+						if f.f.GetGoAway().GetReason() == tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN {
+							at = append(at, f.at.Sub(start))
+						}
+					}
+				}
+				slices.Sort(at)
+				if len(at) != 10 {
+					t.Fatalf("%d go_aways for 10 sessions", len(at))
+				}
+				for i, d := range at {
+					if d != time.Duration(i)*tc.gap {
+						t.Fatalf("go_aways at %v; want one every %v from 0s", at, tc.gap)
+					}
+				}
+			})
+		})
+	}
 }

@@ -93,17 +93,6 @@ func TestProtocolViolations(t *testing.T) {
 	}
 }
 
-func TestNoHelloTimesOut(t *testing.T) {
-	// Exercised with the real clock: the hello timeout is 10s, so only
-	// check that a stream waiting for hello holds no session.
-	n := startNode(t)
-	n.dial(t, "")
-	l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
-	if err != nil || len(l.GetSessions()) != 0 {
-		t.Fatalf("sessions before hello: %v %v", l, err)
-	}
-}
-
 func TestSlowConsumerIsCutOthersFlow(t *testing.T) {
 	n := startNode(t, server.WithMaxOutboundQueue(8))
 	slow := n.dial(t, "")
