@@ -1,0 +1,315 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking for WithTarget (GRPC-NOTES §2.3)
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// serviceName is the health-checked name of the session service.
+const serviceName = "tether.v1.TetherService"
+
+// health is what the session knows of a backend.
+type health int
+
+const (
+	healthUnknown     health = iota // not heard yet, or no health service
+	healthServing                   // SERVING
+	healthNotServing                // NOT_SERVING or SERVICE_UNKNOWN: draining or not ready
+	healthUnreachable               // the health watch cannot reach it
+)
+
+// backend is one server the session may use.
+type backend struct {
+	addr string
+	cc   *grpc.ClientConn
+	ka   time.Duration // keepalive Time cc was built with
+
+	mu         sync.Mutex
+	health     health
+	rtt        time.Duration
+	avoidUntil time.Time // after a failure or a go_away
+	stopWatch  context.CancelFunc
+	watchDone  chan struct{}
+}
+
+func (b *backend) snapshot() (health, time.Duration, time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.health, b.rtt, b.avoidUntil
+}
+
+func (b *backend) set(f func(*backend)) {
+	b.mu.Lock()
+	f(b)
+	b.mu.Unlock()
+}
+
+// backends is the session's set of servers: a static list, a DNS name
+// resolved before every attempt, or one gRPC resolver target.
+type backends struct {
+	cfg *config
+	rng *rand.Rand
+
+	mu        sync.Mutex
+	list      []*backend
+	keepalive time.Duration // client keepalive Time: the profile's, raised to 2× the server's floor
+	closed    bool
+}
+
+func newBackends(cfg *config) *backends {
+	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time}
+	for _, a := range cfg.addrs {
+		bs.list = append(bs.list, &backend{addr: a})
+	}
+	if cfg.target != "" {
+		bs.list = []*backend{{addr: cfg.target}}
+	}
+	return bs
+}
+
+// refresh re-resolves the DNS name, keeping backends that are still there.
+func (bs *backends) refresh(ctx context.Context) error {
+	if bs.cfg.dnsName == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(bs.cfg.dnsName)
+	if err != nil {
+		return fmt.Errorf("WithDNS %q: %w", bs.cfg.dnsName, err)
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", host, err)
+	}
+	want := make(map[string]bool, len(ips))
+	for _, ip := range ips {
+		want[net.JoinHostPort(ip, port)] = true
+	}
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	var keep []*backend
+	for _, b := range bs.list {
+		if want[b.addr] {
+			keep = append(keep, b)
+			delete(want, b.addr)
+		} else {
+			b.close()
+		}
+	}
+	for _, a := range slices.Sorted(mapKeys(want)) {
+		keep = append(keep, &backend{addr: a})
+	}
+	bs.list = keep
+	return nil
+}
+
+func mapKeys(m map[string]bool) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// pick chooses a backend: healthy and not avoided first, then the least
+// bad; among equals, random or least RTT.
+func (bs *backends) pick() (*backend, error) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.closed {
+		return nil, ErrClosed
+	}
+	if len(bs.list) == 0 {
+		return nil, errors.New("no backends: the DNS name resolved to no address")
+	}
+	now := time.Now()
+	rank := func(b *backend) int {
+		h, _, avoid := b.snapshot()
+		r := 0
+		switch h {
+		case healthServing:
+		case healthUnknown:
+			r = 1
+		case healthNotServing:
+			r = 3
+		case healthUnreachable:
+			r = 4
+		}
+		if now.Before(avoid) {
+			r += 2
+		}
+		return r
+	}
+	best, cands := 1<<30, []*backend(nil)
+	for _, b := range bs.list {
+		switch r := rank(b); {
+		case r < best:
+			best, cands = r, []*backend{b}
+		case r == best:
+			cands = append(cands, b)
+		}
+	}
+	if bs.cfg.pick == PickLeastRTT {
+		slices.SortStableFunc(cands, func(a, b *backend) int {
+			_, ra, _ := a.snapshot()
+			_, rb, _ := b.snapshot()
+			return int(ra - rb)
+		})
+		_, r0, _ := cands[0].snapshot()
+		n := 1
+		for n < len(cands) {
+			if _, r, _ := cands[n].snapshot(); r != r0 {
+				break
+			}
+			n++
+		}
+		cands = cands[:n]
+	}
+	b := cands[bs.rng.IntN(len(cands))]
+	if err := bs.ensureConnLocked(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// raiseKeepalive makes sure the client's keepalive Time is at least twice
+// the server's floor (so it never trips too_many_pings); it reports
+// whether it had to change, in which case connections are rebuilt.
+func (bs *backends) raiseKeepalive(floor time.Duration) bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if 2*floor <= bs.keepalive {
+		return false
+	}
+	bs.keepalive = 2 * floor
+	return true
+}
+
+// ensureConnLocked builds b's ClientConn (again, if keepalive changed) and
+// starts its health watch.
+func (bs *backends) ensureConnLocked(b *backend) error {
+	if b.cc != nil && b.ka == bs.keepalive {
+		return nil
+	}
+	b.close()
+	ka := bs.cfg.profile.Client
+	ka.Time = bs.keepalive
+	dialer := bs.cfg.profile.Dialer()
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(ka),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		}),
+	}
+	if bs.cfg.target != "" {
+		opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":"`+serviceName+`"}}`))
+	}
+	if bs.cfg.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(bs.cfg.token)))
+	}
+	opts = append(opts, bs.cfg.dialOptions...)
+	cc, err := grpc.NewClient(b.addr, opts...)
+	if err != nil {
+		return fmt.Errorf("backend %s: %w", b.addr, err)
+	}
+	b.cc, b.ka = cc, bs.keepalive
+	if bs.cfg.target == "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		b.stopWatch, b.watchDone = cancel, make(chan struct{})
+		go b.watch(ctx, bs.cfg.backoff.Cap)
+	}
+	return nil
+}
+
+// watch follows the backend's grpc.health.v1 status for the session
+// service until ctx ends.
+func (b *backend) watch(ctx context.Context, maxWait time.Duration) {
+	defer close(b.watchDone)
+	wait := 250 * time.Millisecond
+	for {
+		err := b.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if status.Code(err) == codes.Unimplemented {
+			b.set(func(b *backend) { b.health = healthUnknown }) // no health service: fail open, as gRPC does
+			return
+		}
+		b.set(func(b *backend) { b.health = healthUnreachable })
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+func (b *backend) watchOnce(ctx context.Context) error {
+	w, err := healthpb.NewHealthClient(b.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: serviceName})
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := w.Recv()
+		if err != nil {
+			return err
+		}
+		h := healthNotServing
+		if r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			h = healthServing
+		}
+		b.set(func(b *backend) { b.health = h })
+	}
+}
+
+func (b *backend) close() {
+	if b.stopWatch != nil {
+		b.stopWatch()
+		<-b.watchDone
+		b.stopWatch = nil
+	}
+	if b.cc != nil {
+		_ = b.cc.Close()
+		b.cc = nil
+	}
+}
+
+func (b *backend) client() tetherv1.TetherServiceClient { return tetherv1.NewTetherServiceClient(b.cc) }
+
+func (bs *backends) close() {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.closed = true
+	for _, b := range bs.list {
+		b.close()
+	}
+}
+
+// bearer sends a bearer token on every call.
+type bearer string
+
+func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }

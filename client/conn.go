@@ -1,0 +1,307 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// Acks of received messages are batched: sent once ackBatch messages wait,
+// or ackDelay after the first.
+const (
+	ackBatch = 32
+	ackDelay = 20 * time.Millisecond
+)
+
+// errHeartbeat ends a stream on which nothing arrived for dead_after.
+var errHeartbeat = errors.New("heartbeat timeout")
+
+// conn is one stream carrying the session. Its writer runs on the
+// session's run goroutine, its reader on one more; heartbeats, the
+// dead-peer check and delayed acks share one timer.
+type conn struct {
+	s       *Session
+	b       *backend
+	stream  tetherv1.TetherService_ConnectClient
+	cancel  context.CancelCauseFunc
+	backend string
+
+	mu      sync.Mutex
+	ctrl    []*tetherv1.ConnectRequest
+	timer   *time.Timer
+	ackDue  time.Time
+	ackSent uint64
+	pings   uint64
+	goAway  *tetherv1.GoAway
+
+	wake      chan struct{}
+	done      chan struct{}
+	endOnce   sync.Once
+	err       error // why it ended; valid once done is closed
+	lastRead  atomic.Int64
+	lastWrite atomic.Int64
+	interval  time.Duration
+	deadAfter time.Duration
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) pushCtrl(f *tetherv1.ConnectRequest) {
+	c.mu.Lock()
+	c.ctrl = append(c.ctrl, f)
+	c.mu.Unlock()
+	c.signal()
+}
+
+// end stops the stream (once) and records why.
+func (c *conn) end(err error) {
+	c.endOnce.Do(func() {
+		c.err = err
+		c.mu.Lock()
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.mu.Unlock()
+		c.cancel(err)
+		close(c.done)
+	})
+}
+
+// start arms the liveness timer from the Welcome's numbers and starts the
+// reader.
+func (c *conn) start(w *tetherv1.Welcome) {
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	c.lastWrite.Store(now)
+	c.interval = w.GetHeartbeatInterval().AsDuration()
+	c.deadAfter = w.GetDeadAfter().AsDuration()
+	if c.deadAfter <= 0 {
+		c.deadAfter = c.interval * time.Duration(max(w.GetHeartbeatMisses(), 1))
+	}
+	c.mu.Lock()
+	c.timer = time.AfterFunc(c.interval, c.tick)
+	c.mu.Unlock()
+	go c.read()
+}
+
+// tick pings a write-idle stream, ends a silent one and sends a due ack.
+func (c *conn) tick() {
+	now := time.Now()
+	lastRead := time.Unix(0, c.lastRead.Load())
+	lastWrite := time.Unix(0, c.lastWrite.Load())
+	if now.Sub(lastRead) >= c.deadAfter {
+		c.s.metrics.deadLinks.Inc()
+		c.end(fmt.Errorf("%w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
+		return
+	}
+	c.mu.Lock()
+	if now.Sub(lastWrite) >= c.interval {
+		c.pings++
+		c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: c.pings, SentAt: timestamppb.New(now)}}})
+		lastWrite = now
+	}
+	if !c.ackDue.IsZero() && !now.Before(c.ackDue) {
+		c.queueAckLocked()
+	}
+	next := earliest(lastWrite.Add(c.interval), lastRead.Add(c.deadAfter))
+	if !c.ackDue.IsZero() {
+		next = earliest(next, c.ackDue)
+	}
+	c.timer.Reset(next.Sub(now))
+	wake := len(c.ctrl) > 0
+	c.mu.Unlock()
+	if wake {
+		c.signal()
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// noteAckable schedules an ack of what the application has taken.
+func (c *conn) noteAckable() {
+	seq := c.s.in.ackable()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq <= c.ackSent || c.timer == nil {
+		return
+	}
+	if seq-c.ackSent >= ackBatch {
+		c.queueAckLocked()
+		c.signal()
+		return
+	}
+	if c.ackDue.IsZero() {
+		c.ackDue = time.Now().Add(ackDelay)
+		c.timer.Reset(ackDelay)
+	}
+}
+
+func (c *conn) queueAckLocked() {
+	c.ackDue = time.Time{}
+	seq := c.s.in.ackable()
+	if seq <= c.ackSent {
+		return
+	}
+	c.ackSent = seq
+	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: seq}}})
+}
+
+// write runs the writer until the stream ends: control frames first, then
+// the outbox. It is the only caller of stream.Send.
+func (c *conn) write() {
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		for {
+			f := c.nextFrame()
+			if f == nil {
+				break
+			}
+			if err := c.stream.Send(f); err != nil {
+				c.end(fmt.Errorf("sending to %s: %w", c.backend, err))
+				return
+			}
+			c.lastWrite.Store(time.Now().UnixNano())
+			if f.GetMessage() != nil {
+				c.s.metrics.sent.Inc()
+			}
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+		}
+	}
+}
+
+func (c *conn) nextFrame() *tetherv1.ConnectRequest {
+	c.mu.Lock()
+	if len(c.ctrl) > 0 {
+		f := c.ctrl[0]
+		c.ctrl[0] = nil
+		c.ctrl = c.ctrl[1:]
+		c.mu.Unlock()
+		return f
+	}
+	c.mu.Unlock()
+	if m := c.s.out.next(c); m != nil {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
+	}
+	return nil
+}
+
+// read handles every frame until the stream ends.
+func (c *conn) read() {
+	for {
+		f, err := c.stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.EOF
+			}
+			c.end(c.endReason(err))
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		if err := c.handle(f); err != nil {
+			c.end(err)
+			return
+		}
+	}
+}
+
+// endReason turns the stream's final error into the reason the session
+// reconnects (or not).
+func (c *conn) endReason(err error) error {
+	c.mu.Lock()
+	ga := c.goAway
+	c.mu.Unlock()
+	if ga != nil {
+		return &GoAwayError{GoAway: ga}
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s ended the stream", c.backend)
+	}
+	return err
+}
+
+func (c *conn) handle(f *tetherv1.ConnectResponse) error {
+	switch x := f.GetFrame().(type) {
+	case *tetherv1.ConnectResponse_Ping:
+		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: x.Ping.GetId(), SentAt: x.Ping.GetSentAt()}}})
+	case *tetherv1.ConnectResponse_Pong:
+		if at := x.Pong.GetSentAt(); at.IsValid() {
+			if rtt := time.Since(at.AsTime()); rtt >= 0 {
+				c.s.noteRTT(c, rtt)
+			}
+		}
+	case *tetherv1.ConnectResponse_Message:
+		m := x.Message
+		if !c.s.in.accept(m.GetSeq()) {
+			c.s.metrics.duplicates.Inc()
+			c.noteAckable()
+			return nil
+		}
+		c.s.metrics.received.Inc()
+		c.s.deliver(fromProto(m))
+	case *tetherv1.ConnectResponse_Ack:
+		c.s.out.ack(x.Ack.GetSeq())
+	case *tetherv1.ConnectResponse_GoAway:
+		c.mu.Lock()
+		c.goAway = x.GoAway
+		c.mu.Unlock()
+		c.s.metrics.goAways.Inc()
+	case *tetherv1.ConnectResponse_Error:
+		e := status.Error(codes.Code(x.Error.GetCode()), x.Error.GetMessage())
+		if seq := x.Error.GetSeq(); seq != 0 {
+			c.s.out.fail(seq, e)
+		}
+		c.s.cfg.logger.Warn("tether: the server reported an error", "err", e, "seq", x.Error.GetSeq())
+	case *tetherv1.ConnectResponse_Welcome:
+		return status.Error(codes.Internal, "the server sent a second welcome")
+	}
+	return nil
+}
+
+// GoAwayError is why a stream ended when the server sent GoAway: its
+// reason says whether the session reconnects.
+type GoAwayError struct {
+	GoAway *tetherv1.GoAway
+}
+
+func (e *GoAwayError) Error() string {
+	return fmt.Sprintf("go_away %s: %s", e.GoAway.GetReason(), e.GoAway.GetMessage())
+}
+
+// Reconnect reports whether the reason asks the client to reconnect.
+func (e *GoAwayError) Reconnect() bool {
+	switch e.GoAway.GetReason() {
+	case tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER,
+		tetherv1.GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN,
+		tetherv1.GoAwayReason_GO_AWAY_REASON_PROTOCOL_ERROR:
+		return false
+	}
+	return true
+}

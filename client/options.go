@@ -1,0 +1,255 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/tetherhq/tether/backoff"
+	"github.com/tetherhq/tether/profile"
+)
+
+// Option configures a [Session]. Options are applied in order by [New]; an
+// invalid value makes New fail with an error that names the option.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// FullPolicy says what Send does when the send buffer is full.
+type FullPolicy int
+
+// The send-buffer policies.
+const (
+	// Block makes Send wait, until its context ends, for room in the buffer
+	// (the server acks what was sent). The default.
+	Block FullPolicy = iota
+	// FailFast makes Send return ErrBufferFull at once.
+	FailFast
+	// DropOldest makes room by dropping the oldest message not yet written
+	// to any stream; SendWait callers waiting for it get ErrDropped.
+	DropOldest
+)
+
+// String returns "block", "fail_fast" or "drop_oldest".
+func (p FullPolicy) String() string {
+	switch p {
+	case Block:
+		return "block"
+	case FailFast:
+		return "fail_fast"
+	case DropOldest:
+		return "drop_oldest"
+	}
+	return fmt.Sprintf("FullPolicy(%d)", int(p))
+}
+
+// Pick says how the session chooses among healthy backends.
+type Pick int
+
+// The backend choices.
+const (
+	// PickRandom picks uniformly among healthy backends. The default.
+	PickRandom Pick = iota
+	// PickLeastRTT picks the healthy backend with the lowest measured
+	// round-trip time; backends not measured yet count as fastest, so every
+	// backend gets measured.
+	PickLeastRTT
+)
+
+// config is the validated configuration of a Session.
+type config struct {
+	addrs       []string
+	dnsName     string
+	target      string
+	clientID    string
+	topics      []string
+	metadata    map[string]string
+	profile     profile.Profile
+	heartbeat   time.Duration
+	backoff     backoff.Config
+	pick        Pick
+	sendBuffer  int
+	fullPolicy  FullPolicy
+	dialOptions []grpc.DialOption
+	token       string
+	logger      *slog.Logger
+	registerer  prometheus.Registerer
+	onState     func(StateChange)
+	onRTT       func(backend string, rtt time.Duration)
+	openTimeout time.Duration
+}
+
+func defaultConfig() *config {
+	return &config{
+		profile:     profile.Default(),
+		backoff:     backoff.DefaultConfig(),
+		sendBuffer:  1024,
+		logger:      slog.New(slog.DiscardHandler),
+		openTimeout: 10 * time.Second,
+	}
+}
+
+func (c *config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	n := 0
+	for _, set := range []bool{len(c.addrs) > 0, c.dnsName != "", c.target != ""} {
+		if set {
+			n++
+		}
+	}
+	check(n == 1, "give exactly one of WithAddrs, WithDNS or WithTarget (got %d)", n)
+	check(len(c.clientID) <= 256, "WithClientID: the id is longer than 256 bytes")
+	check(c.sendBuffer > 0, "WithSendBuffer: the size %d must be positive", c.sendBuffer)
+	check(c.fullPolicy >= Block && c.fullPolicy <= DropOldest, "WithSendBuffer: unknown policy %v", c.fullPolicy)
+	check(c.heartbeat >= 0, "WithHeartbeat: %v must not be negative", c.heartbeat)
+	check(c.openTimeout > 0, "WithOpenTimeout: %v must be positive", c.openTimeout)
+	if err := c.backoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithBackoff: %w", err))
+	}
+	if err := c.profile.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithProfile: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// WithAddrs sets a static list of backends ("host:port"). The session
+// watches each one's health and picks among the healthy ones.
+func WithAddrs(addrs ...string) Option {
+	return optionFunc(func(c *config) error { c.addrs = append(c.addrs, addrs...); return nil })
+}
+
+// WithDNS names the backends by a DNS name ("tether.example.com:7070").
+// The name is resolved again before every connection attempt, so new
+// backends are found without a restart (gRPC's own DNS resolver does not
+// poll).
+func WithDNS(hostport string) Option {
+	return optionFunc(func(c *config) error { c.dnsName = hostport; return nil })
+}
+
+// WithTarget uses any gRPC resolver target ("dns:///name:7070",
+// "xds:///…", a registered custom scheme). gRPC balances among its
+// addresses with round_robin and skips those whose grpc.health.v1 status
+// for tether.v1.TetherService is not SERVING.
+func WithTarget(target string) Option {
+	return optionFunc(func(c *config) error { c.target = target; return nil })
+}
+
+// WithClientID sets the stable client id sent in Hello. A newer session
+// with the same client id takes over the older one on the server.
+func WithClientID(id string) Option {
+	return optionFunc(func(c *config) error { c.clientID = id; return nil })
+}
+
+// WithTopics subscribes the session to topics from its first Hello.
+func WithTopics(topics ...string) Option {
+	return optionFunc(func(c *config) error { c.topics = append(c.topics, topics...); return nil })
+}
+
+// WithMetadata sets the labels sent in Hello, shown to operators.
+func WithMetadata(md map[string]string) Option {
+	return optionFunc(func(c *config) error { c.metadata = md; return nil })
+}
+
+// WithProfile sets the liveness profile: the heartbeat interval asked for,
+// gRPC keepalive and TCP keepalive. It should match the servers'. The
+// default is [profile.Default].
+func WithProfile(p profile.Profile) Option {
+	return optionFunc(func(c *config) error { c.profile = p; return nil })
+}
+
+// WithHeartbeat asks the server for this heartbeat interval instead of the
+// profile's. The server grants one within its bounds.
+func WithHeartbeat(d time.Duration) Option {
+	return optionFunc(func(c *config) error { c.heartbeat = d; return nil })
+}
+
+// WithBackoff sets the reconnect backoff. The default is
+// [backoff.DefaultConfig].
+func WithBackoff(b backoff.Config) Option {
+	return optionFunc(func(c *config) error { c.backoff = b; return nil })
+}
+
+// WithPick sets how a backend is chosen among healthy ones. The default is
+// PickRandom.
+func WithPick(p Pick) Option {
+	return optionFunc(func(c *config) error { c.pick = p; return nil })
+}
+
+// WithSendBuffer bounds the messages Send holds (queued during a
+// disconnect, or sent and not yet acknowledged) and sets what Send does
+// when it is full. The default is 1024 and Block.
+func WithSendBuffer(n int, policy FullPolicy) Option {
+	return optionFunc(func(c *config) error { c.sendBuffer, c.fullPolicy = n, policy; return nil })
+}
+
+// WithDialOptions adds grpc.DialOptions, for example transport
+// credentials. Without credentials the session dials in plaintext.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return optionFunc(func(c *config) error { c.dialOptions = append(c.dialOptions, opts...); return nil })
+}
+
+// WithToken sends "authorization: bearer TOKEN" on every call.
+func WithToken(token string) Option {
+	return optionFunc(func(c *config) error { c.token = token; return nil })
+}
+
+// WithLogger sets the logger. The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) error {
+		if l == nil {
+			return errors.New("WithLogger: the logger must not be nil")
+		}
+		c.logger = l
+		return nil
+	})
+}
+
+// WithRegisterer registers the session's tether_client_ metrics with r.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return optionFunc(func(c *config) error { c.registerer = r; return nil })
+}
+
+// WithOnState calls f on every state change, in order, on a goroutine of
+// its own: f may block or call the Session without stalling it.
+func WithOnState(f func(StateChange)) Option {
+	return optionFunc(func(c *config) error { c.onState = f; return nil })
+}
+
+// WithOnRTT calls f with every round-trip time measured by the session's
+// pings, in order with the state changes, on the same goroutine as
+// WithOnState's callback.
+func WithOnRTT(f func(backend string, rtt time.Duration)) Option {
+	return optionFunc(func(c *config) error { c.onRTT = f; return nil })
+}
+
+// WithOpenTimeout bounds one connection attempt: dialing, Hello and
+// Welcome. The default is 10s.
+func WithOpenTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) error { c.openTimeout = d; return nil })
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if err := o.apply(c); err != nil {
+			return nil, fmt.Errorf("tether/client: %w", err)
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("tether/client: invalid options: %w", err)
+	}
+	return c, nil
+}
