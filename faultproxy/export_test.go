@@ -1,5 +1,6 @@
 package faultproxy
 
-// Dropped returns the number of bytes discarded while blackholed, so that
-// tests can wait until the proxy has really consumed what they sent.
+// Dropped returns the number of bytes discarded while blackholed or after
+// an idle drop, so that tests can wait until the proxy has really consumed
+// what they sent.
 func (p *Proxy) Dropped() int64 { return p.dropped.Load() }

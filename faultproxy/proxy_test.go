@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/tetherhq/tether/internal/faultproxy"
+	"github.com/tetherhq/tether/faultproxy"
 )
 
 // Real-time bounds, in the grpc-go test convention: long for what must
@@ -211,7 +211,7 @@ func proxyGoroutines() []string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "/internal/faultproxy.") {
+		if strings.Contains(g, "/tether/faultproxy.") {
 			out = append(out, g)
 		}
 	}
@@ -483,6 +483,8 @@ func TestResetUnderLoad(t *testing.T) {
 		p.SetDelay(time.Duration(i%2) * time.Millisecond)
 		p.Blackhole(i%7 == 0)
 		p.Refuse(i%5 == 0)
+		p.SetBandwidth(i % 3 * 100_000)
+		p.SetIdleTimeout(time.Duration(i%4) * time.Millisecond)
 		_ = p.Conns()
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -492,4 +494,219 @@ func TestResetUnderLoad(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	expectNoProxyGoroutines(t)
+}
+
+// transfer writes n bytes to from and checks that they all arrive, intact,
+// on to. It returns how long that took, from the first write to the last
+// byte read.
+func transfer(t *testing.T, from, to net.Conn, n int) time.Duration {
+	t.Helper()
+	payload := make([]byte, n)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	start := time.Now()
+	werr := make(chan error, 1)
+	go func() {
+		from.SetWriteDeadline(time.Now().Add(waitLong))
+		_, err := from.Write(payload)
+		werr <- err
+	}()
+	to.SetReadDeadline(time.Now().Add(waitLong))
+	got := make([]byte, n)
+	if _, err := io.ReadFull(to, got); err != nil {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	el := time.Since(start)
+	if err := <-werr; err != nil {
+		t.Fatalf("write %d bytes: %v", n, err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("%d bytes arrived corrupted", n)
+	}
+	return el
+}
+
+func TestBandwidth(t *testing.T) {
+	const (
+		rate = 100_000 // bytes per second
+		n    = 50_000  // bytes per transfer: 500ms at rate
+		// The bucket starts full with 20ms worth of bytes, which pass at
+		// once; the rest cannot arrive faster than the rate allows.
+		minTime = time.Duration(n-rate/50) * time.Second / rate
+	)
+	b := startBackend(t, false)
+	p := startProxy(t, b.addr())
+	c := dial(t, p.Addr())
+	s := b.next(t)
+
+	p.SetBandwidth(rate)
+	for _, dir := range []struct {
+		name     string
+		from, to net.Conn
+	}{{"up", c, s}, {"down", s, c}} {
+		if el := transfer(t, dir.from, dir.to, n); el < minTime {
+			t.Errorf("%s: %d bytes at %d B/s took %v, want at least %v", dir.name, n, rate, el, minTime)
+		}
+	}
+
+	// The cap is per direction: both directions at once still take at
+	// least as long each.
+	var wg sync.WaitGroup
+	var down time.Duration
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		down = transfer(t, s, c, n)
+	}()
+	up := transfer(t, c, s, n)
+	wg.Wait()
+	if up < minTime || down < minTime {
+		t.Errorf("both directions at once: up %v, down %v; want each at least %v", up, down, minTime)
+	}
+
+	p.SetBandwidth(0)
+	transfer(t, c, s, 1<<20)
+	transfer(t, s, c, 1<<20)
+}
+
+// TestBandwidthOffReleasesWaitingBytes checks that removing the cap
+// applies at once to bytes that are waiting for it.
+func TestBandwidthOffReleasesWaitingBytes(t *testing.T) {
+	b := startBackend(t, false)
+	p := startProxy(t, b.addr())
+	c := dial(t, p.Addr())
+	s := b.next(t)
+
+	// At 10 B/s the bucket holds one byte: 1000 bytes would take 100s.
+	p.SetBandwidth(10)
+	msg := strings.Repeat("z", 1000)
+	send(t, c, msg)
+	expect(t, s, "z")
+	p.SetBandwidth(0)
+	expect(t, s, msg[1:])
+}
+
+// TestBandwidthWaitInterrupted checks that Reset and Close end a wait for
+// the bandwidth cap at once instead of when the bytes would be due.
+func TestBandwidthWaitInterrupted(t *testing.T) {
+	const wait = time.Second // between bytes at 1 B/s
+	b := startBackend(t, false)
+	p, err := faultproxy.Start(b.addr())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer p.Close()
+	p.SetBandwidth(1)
+
+	c := dial(t, p.Addr())
+	s := b.next(t)
+	send(t, c, "abc")
+	expect(t, s, "a") // the proxy now waits a second for "b"
+	p.Reset()
+	expectBroken(t, c)
+	expectBroken(t, s)
+
+	c2 := dial(t, p.Addr())
+	s2 := b.next(t)
+	send(t, c2, "abc")
+	expect(t, s2, "a")
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// Close waits for every proxy goroutine, including the one waiting to
+	// forward "b"; it must not have slept until "b" was due.
+	if el := time.Since(start); el >= wait/2 {
+		t.Fatalf("Close took %v while a byte was due in %v: the wait was not interrupted", el, wait)
+	}
+	expectNoProxyGoroutines(t)
+	expectBroken(t, c2)
+}
+
+func TestIdleTimeout(t *testing.T) {
+	const d = 200 * time.Millisecond
+	b := startBackend(t, false)
+	p := startProxy(t, b.addr())
+	active := dial(t, p.Addr())
+	activeS := b.next(t)
+	quiet := dial(t, p.Addr())
+	quietS := b.next(t)
+
+	p.SetIdleTimeout(d)
+	quietSince := time.Now()
+	send(t, quiet, "hi")
+	expect(t, quietS, "hi")
+
+	// active carries bytes every 50ms for 1s, first only upstream, then
+	// only downstream: bytes in either direction keep the mapping.
+	start := time.Now()
+	for time.Since(start) < time.Second {
+		from, to := active, activeS
+		if time.Since(start) >= time.Second/2 {
+			from, to = activeS, active
+		}
+		send(t, from, "k")
+		expect(t, to, "k")
+		time.Sleep(50 * time.Millisecond)
+	}
+	send(t, active, "alive")
+	expect(t, activeS, "alive")
+	send(t, activeS, "alive")
+	expect(t, active, "alive")
+
+	// quiet has been silent for a second, far longer than d.
+	eventually(t, "IdleDrops() == 1", func() bool { return p.IdleDrops() == 1 })
+	if el := time.Since(quietSince); el < d {
+		t.Fatalf("quiet dropped after %v of silence, want at least %v", el, d)
+	}
+
+	// Turned off, the timer drops nothing more, however long the silence
+	// (the checks below keep active quiet for well over d), but a dropped
+	// mapping stays dropped.
+	p.SetIdleTimeout(0)
+
+	// quiet's mapping is gone: bytes, FIN and reset vanish in both
+	// directions while both sides stay connected.
+	if n := p.Conns(); n != 2 {
+		t.Fatalf("Conns() after the idle drop = %d, want 2", n)
+	}
+	send(t, quiet, "lost-up")
+	expectSilence(t, quietS)
+	send(t, quietS, "lost-down")
+	expectSilence(t, quiet)
+	eventually(t, "the proxy to discard 16 bytes", func() bool { return p.Dropped() == 16 })
+	quiet.(*net.TCPConn).CloseWrite()
+	expectSilence(t, quietS)
+
+	time.Sleep(d)
+	send(t, active, "still")
+	expect(t, activeS, "still")
+	send(t, activeS, "here")
+	expect(t, active, "here")
+	if n := p.IdleDrops(); n != 1 {
+		t.Fatalf("IdleDrops() = %d, want 1", n)
+	}
+
+	// A reset ends the dropped connection too.
+	p.Reset()
+	expectBroken(t, quiet)
+	expectBroken(t, quietS)
+}
+
+// TestIdleTimeoutAppliesToCurrentConnections checks that a timeout set
+// after a connection went quiet counts the silence from the last byte.
+func TestIdleTimeoutAppliesToCurrentConnections(t *testing.T) {
+	b := startBackend(t, false)
+	p := startProxy(t, b.addr())
+	c := dial(t, p.Addr())
+	s := b.next(t)
+	send(t, c, "x")
+	expect(t, s, "x")
+
+	time.Sleep(100 * time.Millisecond)
+	p.SetIdleTimeout(50 * time.Millisecond)
+	eventually(t, "IdleDrops() == 1", func() bool { return p.IdleDrops() == 1 })
+	send(t, c, "gone")
+	expectSilence(t, s)
 }

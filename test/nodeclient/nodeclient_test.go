@@ -27,8 +27,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/faultproxy"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
-	"github.com/tetherhq/tether/internal/faultproxy"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
