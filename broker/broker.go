@@ -142,6 +142,10 @@ type Broker interface {
 	// Seen records key in scope and reports whether it was already
 	// recorded within window: the idempotency check.
 	Seen(ctx context.Context, scope, key string, window time.Duration) (bool, error)
+	// Forget withdraws key from scope, so the next Seen for it reports
+	// false: for a message whose delivery failed after Seen recorded it.
+	// Forgetting an unknown key is not an error.
+	Forget(ctx context.Context, scope, key string) error
 
 	// Log returns the outbound log of a session.
 	Log(sessionID string) Log

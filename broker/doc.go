@@ -51,7 +51,9 @@
 // (scope, key) pair records it and returns false. Any call for the same pair
 // before the window of the recording call has passed returns true and changes
 // nothing: repeats do not extend the window. Once the window has passed the
-// pair is forgotten, and the next call records it afresh. Scopes are
+// pair is forgotten, and the next call records it afresh; [Broker.Forget]
+// forgets it at once (the server calls it when delivering the message
+// failed, so that a retry is not dropped). Scopes are
 // independent name spaces (a client id, for one). A window of zero or less
 // records nothing and reports false. Implementations forget expired pairs, so
 // the memory Seen holds follows the rate of new keys times the longest window

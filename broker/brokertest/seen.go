@@ -15,6 +15,29 @@ var seenTests = []test{
 	{"NoWindow", testSeenNoWindow},
 	{"RecordingWindow", testSeenRecordingWindow},
 	{"ManyKeys", testSeenManyKeys},
+	{"Forget", testSeenForget},
+}
+
+// testSeenForget checks that a forgotten key is new again, that forgetting
+// touches only its own scope, and that forgetting an unknown key is fine.
+func testSeenForget(t *testing.T, s suite) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _ := s.start(t)
+		const w = time.Minute
+		seen(t, b, "s", "k", w, false)
+		seen(t, b, "o", "k", w, false)
+		if err := b.Forget(t.Context(), "s", "k"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Forget(t.Context(), "s", "never"); err != nil {
+			t.Fatal(err)
+		}
+		seen(t, b, "s", "k", w, false)
+		seen(t, b, "s", "k", w, true)
+		seen(t, b, "o", "k", w, true)
+		time.Sleep(2 * w) // the stale queue entry of the forgotten recording is swept cleanly
+		seen(t, b, "s", "k", w, false)
+	})
 }
 
 // seen calls Seen and fails t unless it reports want.

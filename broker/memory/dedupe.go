@@ -51,6 +51,12 @@ func (d *dedupe) seenLocked(scope, key string, window time.Duration) bool {
 	return false
 }
 
+// forgetLocked drops (scope, key); its queue entry no longer matches the
+// map and is swept as a stale one.
+func (d *dedupe) forgetLocked(scope, key string) {
+	delete(d.expires, dedupeKey{scope, key})
+}
+
 // sweepLocked forgets the pairs at the front of the queue whose window ended
 // at or before now, and compacts the queue once half of it is swept.
 func (d *dedupe) sweepLocked(now time.Duration) {

@@ -129,6 +129,17 @@ func (b *Broker) Seen(_ context.Context, scope, key string, window time.Duration
 	return b.dedupe.seenLocked(scope, key, window), nil
 }
 
+// Forget withdraws key from scope.
+func (b *Broker) Forget(_ context.Context, scope, key string) error {
+	b.dedupe.mu.Lock()
+	defer b.dedupe.mu.Unlock()
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	b.dedupe.forgetLocked(scope, key)
+	return nil
+}
+
 // Log returns a handle to the outbound log of session sessionID. The handle
 // is safe for concurrent use; keep it rather than calling Log per message.
 func (b *Broker) Log(sessionID string) broker.Log {
