@@ -48,7 +48,12 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	}
-	return st.write()
+	// The writer has a goroutine of its own so that this one can always
+	// return: returning cancels the stream, which is the only way to
+	// unblock a Send stuck on a client that stopped reading.
+	go st.write()
+	<-st.done
+	return st.endErr
 }
 
 // read runs the stream's reader: Hello first, then every frame until the
@@ -99,15 +104,32 @@ func (st *stream) read(ready chan<- error) {
 		}
 		st.lastRead.Store(time.Now().UnixNano())
 		st.srv.metrics.framesIn(req)
-		if err := st.handle(req); err != nil {
-			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
-			st.sess.dropStream(st, err, "protocol error")
-			return
-		}
-		if st.finished.Load() {
+		if !st.serve(req) {
 			return
 		}
 	}
+}
+
+// serve handles one frame while the stream still carries its session, one
+// frame at a time per session (a taken-over stream's reader may still be
+// running). It reports false when the reader should stop.
+func (st *stream) serve(req *tetherv1.ConnectRequest) bool {
+	s := st.sess
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if st.leaving.Load() {
+		return !st.finished.Load() // frames after a GoAway are ignored; the client re-sends after resume
+	}
+	err := st.handle(req)
+	if err == nil && st.ctrlBacklog() > maxCtrlBacklog {
+		err = status.Errorf(codes.ResourceExhausted, "more than %d control frames (pongs, acks, errors) wait to be written: the client is not reading its stream", maxCtrlBacklog)
+	}
+	if err != nil {
+		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
+		s.dropStream(st, err, "protocol error")
+		return false
+	}
+	return !st.finished.Load()
 }
 
 // recvStatus turns a Recv error into the status the stream ends with.
@@ -133,7 +155,7 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	s := st.sess
 	switch f := req.Frame.(type) {
 	case *tetherv1.ConnectRequest_Ping:
-		st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: f.Ping.GetId(), SentAt: f.Ping.GetSentAt()}}})
+		st.pushPong(f.Ping)
 	case *tetherv1.ConnectRequest_Pong:
 		if at := f.Pong.GetSentAt(); at != nil && at.IsValid() {
 			rtt := time.Since(at.AsTime())
@@ -220,6 +242,9 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		msg.Target = broker.Client(t.ClientId)
 	}
 	if err := cfg.handler.OnMessage(st.ss.Context(), s, msg); err != nil {
+		if key := msg.IdempotencyKey; key != "" {
+			_ = st.srv.broker.Forget(st.ss.Context(), s.dedupeScope(), key) // let a retry through
+		}
 		st.sendError(err, seq)
 	}
 	st.noteReceived(seq)
@@ -249,13 +274,14 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	rs := tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED
 	var s *Session
 	var lost *tetherv1.SeqRange
+	var token string
 	if r := h.GetResume(); r != nil && r.GetSessionId() != "" {
-		s, rs, lost = srv.resume(ctx, st, principal, r)
+		s, rs, lost, token = srv.resume(ctx, st, principal, r)
 	}
 	fresh := s == nil
 	if fresh {
 		var err error
-		if s, err = srv.create(ctx, st, principal, h); err != nil {
+		if s, token, err = srv.create(ctx, st, principal, h); err != nil {
 			return err
 		}
 	}
@@ -272,7 +298,15 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 		}
 		return err
 	}
-	srv.welcome(st, s, rs, lost)
+	if srv.isDraining() {
+		// Drain may have taken its snapshot before this stream attached.
+		err := status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+		s.dropStream(st, err, "the server is draining")
+		return err
+	}
+	if err := srv.welcome(st, s, rs, lost, token); err != nil {
+		return err
+	}
 	p := srv.cfg.profile.Heartbeat
 	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
 	return nil
@@ -312,37 +346,42 @@ func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
 
 // resume tries to resume the session Hello names. It returns nil and the
 // reason when the session cannot be resumed; the caller then creates one.
-func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange) {
+func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange, string) {
 	rec, ok, err := srv.broker.GetSession(ctx, r.GetSessionId())
 	if err != nil {
 		srv.cfg.logger.Error("tether: reading a session record failed", "session", r.GetSessionId(), "err", err)
 	}
 	switch {
 	case !ok || !tokenMatches(rec.TokenHash, r.GetResumeToken()):
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
 	case rec.Principal != principal:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil, ""
 	case rec.Closed:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, ""
 	case !rec.Expires.IsZero() && !time.Now().Before(rec.Expires):
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED, nil, ""
 	}
 	srv.mu.RLock()
 	s := srv.sessions[rec.ID]
 	srv.mu.RUnlock()
 	if s == nil {
 		// Held by another node: resuming it here needs a clustered broker.
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last := r.GetLastReceivedSeq()
 	switch {
+	case !tokenMatches(s.tokenHash, r.GetResumeToken()):
+		// Checked again under the lock: of two streams presenting the same
+		// token, only the first gets in; the token rotates below.
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
 	case s.state == tetherv1.SessionState_SESSION_STATE_CLOSED:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, ""
 	case last > s.sentSeq.Load():
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil, ""
 	}
+	token := s.rotateTokenLocked()
 	if old := s.st; old != nil {
 		s.srv.metrics.takeovers.Inc()
 		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer stream from " + st.peer + " resumed the session"})
@@ -377,12 +416,12 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	st.data = append(replay, st.data...)
 	st.mu.Unlock()
 	srv.metrics.replayed.Add(float64(len(replay)))
-	return s, rs, lost
+	return s, rs, lost, token
 }
 
 // create makes a fresh session for Hello, taking over the client id's older
 // session unless several are allowed.
-func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, error) {
+func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, string, error) {
 	s := &Session{
 		srv:       srv,
 		id:        randomID(16),
@@ -400,10 +439,10 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	switch {
 	case srv.draining || srv.closed:
 		srv.mu.Unlock()
-		return nil, status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+		return nil, "", status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
 	case len(srv.sessions) >= srv.cfg.maxSessions:
 		srv.mu.Unlock()
-		return nil, status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
+		return nil, "", status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
 	}
 	if srv.cfg.oneSessionPerID && s.clientID != "" {
 		old = collect(srv.byClient[s.clientID])
@@ -423,23 +462,33 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	}
 	if err := srv.broker.Bind(ctx, broker.Session(s.id)); err != nil {
 		s.end("broker bind failed", true)
-		return nil, status.Errorf(codes.Unavailable, "registering the session failed: %v; retry", err)
+		return nil, "", status.Errorf(codes.Unavailable, "registering the session failed: %v; retry", err)
 	}
 	if s.clientID != "" {
 		if err := srv.broker.Bind(ctx, broker.Client(s.clientID)); err != nil {
 			s.end("broker bind failed", true)
-			return nil, status.Errorf(codes.Unavailable, "registering the client id failed: %v; retry", err)
+			return nil, "", status.Errorf(codes.Unavailable, "registering the client id failed: %v; retry", err)
 		}
 	}
 	s.mu.Lock()
+	token := s.rotateTokenLocked()
 	s.attachLocked(st, s.interval, false)
 	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CONNECTED, detail: "from " + st.peer})
 	s.mu.Unlock()
 	if err := s.subscribe(h.GetTopics()); err != nil {
 		s.close(err, "subscribing failed")
-		return nil, err
+		return nil, "", err
 	}
-	return s, nil
+	return s, token, nil
+}
+
+// rotateTokenLocked issues a new resume token; the previous one stops
+// working at once.
+func (s *Session) rotateTokenLocked() string {
+	token := randomID(32)
+	sum := sha256.Sum256([]byte(token))
+	s.tokenHash = sum[:]
+	return token
 }
 
 // attachLocked makes st carry s and rotates the resume token.
@@ -450,6 +499,7 @@ func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool)
 	}
 	s.st = st
 	st.sess = s
+	s.queueBase = s.outSeq
 	s.srv.streamCame()
 	s.state = tetherv1.SessionState_SESSION_STATE_CONNECTED
 	s.resumed = resumed
@@ -459,12 +509,15 @@ func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool)
 	st.ackedIn.Store(s.inSeq.Load())
 }
 
-// welcome rotates the token and queues Welcome ahead of the replay.
-func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, lost *tetherv1.SeqRange) {
-	token := randomID(32)
-	sum := sha256.Sum256([]byte(token))
+// welcome queues Welcome, with the token issued when the stream attached,
+// ahead of the replay. It fails when another stream took the session over
+// in the meantime.
+func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, lost *tetherv1.SeqRange, token string) error {
 	s.mu.Lock()
-	s.tokenHash = sum[:]
+	if s.st != st {
+		s.mu.Unlock()
+		return status.Error(codes.Aborted, "session taken over by a newer stream before this one was welcomed")
+	}
 	s.putRecordLocked()
 	hb := srv.cfg.profile.Heartbeat
 	w := &tetherv1.Welcome{
@@ -493,6 +546,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	st.ctrl = append([]*tetherv1.ConnectResponse{{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}}}, st.ctrl...)
 	st.mu.Unlock()
 	st.signal()
+	return nil
 }
 
 func tokenMatches(hash []byte, token string) bool {

@@ -60,19 +60,22 @@ func (srv *Server) Drain(ctx context.Context) error {
 	}
 	srv.draining = true
 	gs := srv.gs
-	var live []*Session
-	for _, s := range srv.sessions {
-		live = append(live, s)
-	}
 	srv.mu.Unlock()
+	live := srv.snapshot()
 	srv.setServing(false)
 	srv.metrics.drainRemaining.Set(float64(srv.live.Load()))
 	srv.cfg.logger.Info("tether: draining", "sessions", len(live), "window", srv.cfg.drainWindow)
 
 	err := srv.goAwayAll(ctx, live)
+	// A resume that raced the snapshot may have attached since: look again
+	// every second for streams not yet told.
+	rescan := time.NewTicker(time.Second)
+	defer rescan.Stop()
 	for err == nil && srv.live.Load() > 0 {
 		select {
 		case <-srv.liveChanged:
+		case <-rescan.C:
+			err = srv.goAwayAll(ctx, srv.snapshot())
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
@@ -98,6 +101,17 @@ func (srv *Server) Drain(ctx context.Context) error {
 	_ = srv.Close()
 	srv.cfg.logger.Info("tether: drained", "forced", err != nil)
 	return err
+}
+
+// snapshot returns the node's sessions.
+func (srv *Server) snapshot() []*Session {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	out := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		out = append(out, s)
+	}
+	return out
 }
 
 // goAwayAll sends GoAway{DRAIN} to the sessions, paced.
@@ -131,7 +145,7 @@ func (srv *Server) goAwayAll(ctx context.Context, sessions []*Session) error {
 func (s *Session) drain() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.st == nil {
+	if s.st == nil || s.st.leaving.Load() {
 		return false
 	}
 	s.leaveLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, "server "+s.srv.cfg.serverID+" is draining: reconnect to another backend and resume")

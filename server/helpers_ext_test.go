@@ -236,7 +236,7 @@ func (c *conn) ackFrame() *tetherv1.Ack {
 	}
 }
 
-// noFrame asserts nothing but pings arrives for waitShort.
+// noFrame asserts nothing but pings and acks arrives for waitShort.
 func (c *conn) noFrame() {
 	c.t.Helper()
 	timer := time.NewTimer(waitShort)
@@ -244,7 +244,7 @@ func (c *conn) noFrame() {
 	for {
 		select {
 		case f, ok := <-c.frames:
-			if ok && f.GetPing() == nil {
+			if ok && f.GetPing() == nil && f.GetAck() == nil {
 				c.t.Fatalf("unexpected frame %v", f)
 			}
 			if !ok {

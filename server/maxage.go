@@ -29,6 +29,10 @@ func (connClock) HandleConn(context.Context, stats.ConnStats)                   
 // up to 10% jitter) and its hard close (Grace later), spread uniformly over
 // [70%, 85%] of the age so that a fleet's streams migrate gradually. It
 // returns the zero time when the profile sets no MaxConnectionAge.
+//
+// A stream that starts on an already old connection (grpcurl and generated
+// stubs reuse theirs) is given a minimum life, so it is not sent away
+// straight after Welcome, over and over.
 func (srv *Server) maxAgeAt(ctx context.Context) time.Time {
 	age := srv.cfg.profile.Server.MaxConnectionAge
 	if age <= 0 || age == time.Duration(1<<63-1) {
@@ -39,5 +43,17 @@ func (srv *Server) maxAgeAt(ctx context.Context) time.Time {
 		start = time.Now() // not registered with GRPCServerOptions: the stream's age is the best guess
 	}
 	frac := 0.70 + 0.15*rand.Float64()
-	return start.Add(time.Duration(float64(age) * frac))
+	at := start.Add(time.Duration(float64(age) * frac))
+	// A stream opened late on an old connection still gets a useful life:
+	// half the grace (the transport closes no earlier than a whole grace
+	// after its own GOAWAY, which comes after this stream started), or
+	// half the age when the grace is unbounded.
+	life := age / 2
+	if g := srv.cfg.profile.Server.MaxConnectionAgeGrace; g > 0 && g < age {
+		life = g / 2
+	}
+	if earliest := time.Now().Add(life); at.Before(earliest) {
+		at = earliest
+	}
+	return at
 }

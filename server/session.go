@@ -35,6 +35,8 @@ type Session struct {
 	sentSeq   atomic.Uint64 // highest seq handed to a stream
 	inSeq     atomic.Uint64 // highest client seq received; written by the reader
 
+	recvMu sync.Mutex // serialises inbound frames: one stream's at a time
+
 	mu             sync.Mutex
 	tokenHash      []byte
 	st             *stream // nil while detached
@@ -42,6 +44,7 @@ type Session struct {
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
+	queueBase      uint64 // outSeq when the stream attached: a replay backlog is not "slow"
 	lost           tetherv1.SeqRange
 	expiry         *time.Timer
 	resumeDeadline time.Time
@@ -52,7 +55,7 @@ type Session struct {
 	resumes        int
 	resumed        bool
 	rec            recorder
-	requests       map[string]string // correlation id → requesting session id
+	requests       map[string]string // correlation id → requesting session id ("" when ambiguous)
 	requestOrder   []string          // ring of keys in requests, oldest at requestNext
 	requestNext    int
 }
@@ -108,13 +111,19 @@ func (s *Session) Forward(ctx context.Context, m *Message) (int, error) {
 // ReplyTo sends a reply to the session whose request with this correlation
 // id was delivered to s, and returns how many sessions it reached (0 when
 // the requester is gone). It returns a NOT_FOUND status when s received no
-// such request, or forgot it (s remembers its 1024 most recent requests).
+// such request, or forgot it (s remembers its 1024 most recent requests),
+// and FAILED_PRECONDITION when requests from several sessions carried the
+// same correlation id: the reply would be ambiguous, so it must name the
+// requester (the request's source session) as its target instead.
 func (s *Session) ReplyTo(ctx context.Context, correlationID string, payload []byte, contentType string, headers map[string]string) (int, error) {
 	s.mu.Lock()
 	src, ok := s.requests[correlationID]
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		return 0, status.Errorf(codes.NotFound, "reply %q: %v", truncate(correlationID), ErrNoRequest)
+	case src == "":
+		return 0, status.Errorf(codes.FailedPrecondition, "reply %q: several sessions sent requests with this correlation id; reply to the request's source.session_id explicitly", truncate(correlationID))
 	}
 	return s.srv.publish(ctx, &broker.Message{
 		Target:        broker.Session(src),
@@ -135,7 +144,7 @@ func (s *Session) enqueue(m *broker.Message) bool {
 	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
 		return false
 	}
-	if s.st != nil && int(s.outSeq-s.ackedOut) >= s.srv.cfg.maxOutboundQueue {
+	if s.st != nil && int(s.outSeq-max(s.ackedOut, s.queueBase)) >= s.srv.cfg.maxOutboundQueue {
 		s.cutSlowConsumerLocked()
 	}
 	s.outSeq++
@@ -187,6 +196,11 @@ func (s *Session) rememberRequestLocked(corr, src string) {
 			s.requestNext = (s.requestNext + 1) % maxRequests
 		}
 	}
+	if prev, ok := s.requests[corr]; ok && prev != src {
+		// Two requesters chose the same id: a reply by correlation id alone
+		// could reach the wrong one, so it is refused (ReplyTo).
+		src = ""
+	}
 	s.requests[corr] = src
 }
 
@@ -223,6 +237,7 @@ func (s *Session) detachLocked(why string) {
 	if s.st == nil {
 		return
 	}
+	s.st.leaving.Store(true)
 	s.st = nil
 	s.srv.streamGone()
 	s.state = tetherv1.SessionState_SESSION_STATE_DETACHED
@@ -347,7 +362,10 @@ func (s *Session) ack(seq uint64) error {
 		return nil
 	}
 	s.ackedOut = seq
-	return s.log.Trim(context.Background(), seq)
+	if err := s.log.Trim(context.Background(), seq); err != nil {
+		return status.Errorf(codes.Unavailable, "the server is shutting down (%v): reconnect and resume", err)
+	}
+	return nil
 }
 
 // subscribe adds topics; a topic already held is a no-op.

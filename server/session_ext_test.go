@@ -260,3 +260,40 @@ func TestDirectMessageToNobodyIsReported(t *testing.T) {
 		}
 	}
 }
+
+func TestReplyByCorrelationIDIsNeverMisrouted(t *testing.T) {
+	n := startNode(t)
+	svc := n.dial(t, "")
+	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})
+	alice := n.dial(t, "alice")
+	alice.open(&tetherv1.Hello{ClientId: "alice"})
+	mallory := n.dial(t, "mallory")
+	mallory.open(&tetherv1.Hello{ClientId: "mallory"})
+	req := func(c *conn, payload string) {
+		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: 1, Target: &tetherv1.ClientMessage_Topic{Topic: "svc"}, Payload: []byte(payload), CorrelationId: "1"}}})
+	}
+	req(alice, "x")
+	m1 := svc.message()
+	req(mallory, "y") // the same correlation id
+	svc.message()
+	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+		Seq: 1, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+	for {
+		f := svc.next()
+		if e := f.GetError(); e != nil {
+			if codes.Code(e.GetCode()) != codes.FailedPrecondition {
+				t.Fatalf("ambiguous reply: %v", e)
+			}
+			break
+		}
+	}
+	mallory.noFrame()
+	// Naming the requester works.
+	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+		Seq: 2, Target: &tetherv1.ClientMessage_SessionId{SessionId: m1.GetSource().GetSessionId()}, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+	if m := alice.message(); string(m.GetPayload()) != "secret for x" {
+		t.Fatalf("alice got %v", m)
+	}
+	mallory.noFrame()
+}

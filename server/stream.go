@@ -19,22 +19,24 @@ type stream struct {
 	ss   tetherv1.TetherService_ConnectServer
 	peer string
 
-	mu         sync.Mutex
-	ctrl       []*tetherv1.ConnectResponse // control frames: always ahead of data
-	data       []broker.Entry
-	closing    bool  // end with closeErr once ctrl is written
-	closeErr   error // valid when closing
-	pendingAck *tetherv1.Ack
-	ackDue     time.Time
-	timer      *time.Timer
-	due        time.Time // when timer fires
-	pings      uint64
-	missed     int // whole intervals of silence already recorded
+	mu          sync.Mutex
+	ctrl        []*tetherv1.ConnectResponse // control frames: always ahead of data
+	pendingPong *tetherv1.Pong              // the queued, unwritten pong: pings coalesce into it
+	data        []broker.Entry
+	closing     bool  // end with closeErr once ctrl is written
+	closeErr    error // valid when closing
+	pendingAck  *tetherv1.Ack
+	ackDue      time.Time
+	timer       *time.Timer
+	due         time.Time // when timer fires
+	pings       uint64
+	missed      int // whole intervals of silence already recorded
 
 	wake     chan struct{}
 	done     chan struct{}
 	finished atomic.Bool
-	endErr   error // valid once done is closed
+	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
+	endErr   error       // valid once done is closed
 
 	sess      *Session // set once Hello is accepted; never changes
 	lastRead  atomic.Int64
@@ -74,14 +76,55 @@ func (st *stream) pushData(e broker.Entry) {
 	st.signal()
 }
 
-// closeAfterFlush ends the stream with err once the queued control frames
-// are written; queued data is dropped (it stays in the session's log).
-func (st *stream) closeAfterFlush(err error) {
+// maxCtrlBacklog bounds the control frames waiting to be written; a client
+// that keeps sending but does not read is cut off beyond it.
+const maxCtrlBacklog = 256
+
+// flushTimeout bounds how long a closing stream may take to write its last
+// control frames (a GoAway) before it is ended anyway.
+const flushTimeout = 5 * time.Second
+
+// pushPong queues the answer to a ping; pings that arrive while a pong is
+// still queued only update it, so a ping flood cannot grow the queue.
+func (st *stream) pushPong(p *tetherv1.Ping) {
 	st.mu.Lock()
-	if !st.closing {
+	if st.pendingPong != nil {
+		st.pendingPong.Id, st.pendingPong.SentAt = p.GetId(), p.GetSentAt()
+		st.mu.Unlock()
+		return
+	}
+	st.pendingPong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
+	st.ctrl = append(st.ctrl, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
+	st.mu.Unlock()
+	st.signal()
+}
+
+func (st *stream) ctrlBacklog() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.ctrl)
+}
+
+// closeAfterFlush ends the stream with err once the queued control frames
+// are written, or after flushTimeout if the client does not read them;
+// queued data is dropped (it stays in the session's log).
+func (st *stream) closeAfterFlush(err error) {
+	st.leaving.Store(true)
+	st.mu.Lock()
+	first := !st.closing
+	if first {
 		st.closing, st.closeErr = true, err
 	}
 	st.mu.Unlock()
+	if first {
+		time.AfterFunc(flushTimeout, func() {
+			if s := st.sess; s != nil {
+				s.dropStream(st, err, "the client did not read its last frames")
+			} else {
+				st.finish(err)
+			}
+		})
+	}
 	st.signal()
 }
 
@@ -108,8 +151,15 @@ func (st *stream) next(msg *tetherv1.ConnectResponse_Message) (*tetherv1.Connect
 		f := st.ctrl[0]
 		st.ctrl[0] = nil
 		st.ctrl = st.ctrl[1:]
-		if a, ok := f.Frame.(*tetherv1.ConnectResponse_Ack); ok && a.Ack == st.pendingAck {
-			st.pendingAck = nil
+		switch x := f.Frame.(type) {
+		case *tetherv1.ConnectResponse_Ack:
+			if x.Ack == st.pendingAck {
+				st.pendingAck = nil
+			}
+		case *tetherv1.ConnectResponse_Pong:
+			if x.Pong == st.pendingPong {
+				st.pendingPong = nil
+			}
 		}
 		return f, false, nil
 	}
@@ -149,27 +199,28 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 	pm.PublishedAt = timestamppb.New(m.PublishedAt)
 }
 
-// write runs the writer until the stream ends and returns the status to
-// end it with. It is the only caller of ss.Send.
-func (st *stream) write() error {
+// write runs the writer until the stream ends. It is the only caller of
+// ss.Send.
+func (st *stream) write() {
+	defer st.srv.panicGuard("a session writer")
 	// One reusable message frame: Send marshals before it returns.
 	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
 	for {
 		select {
 		case <-st.wake:
 		case <-st.done:
-			return st.endErr
+			return
 		}
 		for {
 			select {
 			case <-st.done:
-				return st.endErr
+				return
 			default:
 			}
 			f, end, err := st.next(msg)
 			if end {
 				st.sess.dropStream(st, err, "stream closed by the server")
-				return st.endErr
+				return
 			}
 			if f == nil {
 				break
@@ -179,7 +230,7 @@ func (st *stream) write() error {
 			}
 			if err := st.ss.Send(f); err != nil {
 				st.sess.dropStream(st, err, "send failed: "+err.Error())
-				return st.endErr
+				return
 			}
 			st.lastWrite.Store(time.Now().UnixNano())
 			st.srv.metrics.framesOut(f)
