@@ -138,6 +138,13 @@ func (bs *backends) pick() (*backend, error) {
 	if len(bs.list) == 0 {
 		return nil, errors.New("no backends: the DNS name resolved to no address")
 	}
+	// Every backend gets a connection and a health watch, so the first
+	// pick already skips one that is down or draining.
+	for _, b := range bs.list {
+		if err := bs.ensureConnLocked(b); err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now()
 	rank := func(b *backend) int {
 		h, _, avoid := b.snapshot()
@@ -181,11 +188,7 @@ func (bs *backends) pick() (*backend, error) {
 		}
 		cands = cands[:n]
 	}
-	b := cands[bs.rng.IntN(len(cands))]
-	if err := bs.ensureConnLocked(b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return cands[bs.rng.IntN(len(cands))], nil
 }
 
 // raiseKeepalive makes sure the client's keepalive Time is at least twice

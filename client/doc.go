@@ -1,0 +1,62 @@
+// Package client is tether's Go SDK: one logical session that lives across
+// broken streams, backends and networks.
+//
+//	s, err := client.New(
+//		client.WithAddrs("10.0.0.1:7070", "10.0.0.2:7070"),
+//		client.WithClientID("device-7"),
+//		client.WithTopics("fleet"),
+//	)
+//	defer s.Close(ctx)
+//	err = s.Send(ctx, client.Message{Topic: "telemetry", Payload: b})
+//	m, err := s.Receive(ctx)
+//
+// # Reconnecting
+//
+// Every failure takes one path: a go_away from the server, a backend that
+// turns NOT_SERVING, a heartbeat timeout (nothing received for the server's
+// dead_after), a broken or reset stream, or [Session.Reconnect] called by
+// an application that knows its network changed. The session picks a
+// healthy backend (grpc.health.v1 Watch on each; random or least-RTT among
+// the healthy), opens a stream, sends Hello with the resume token, and the
+// server replays what was not acknowledged. Between attempts it waits an
+// exponential backoff with full jitter ([backoff.Config]); after a go_away
+// it waits what the server asked (retry_after plus a random share of
+// retry_jitter) and tries another backend first.
+//
+// # Delivery
+//
+// Sent messages are numbered and kept until the server acks them, and
+// re-sent after a resume; each carries an idempotency key, so a re-send
+// the server already had is dropped there (effectively once). The send
+// buffer is bounded ([WithSendBuffer]): when it is full, Send blocks,
+// fails fast or drops the oldest unwritten message, as chosen.
+//
+// Received messages are delivered by [Session.Receive] once each, in
+// order; duplicates of a replay are dropped by seq. A message is
+// acknowledged (cumulatively, in batches) once Receive has returned it, so
+// a slow reader loses nothing: the server holds what is unacked, and cuts
+// the stream (the session resumes and replays) only if the reader falls
+// further behind than its outbound queue.
+//
+// When a resume fails (the session expired, or, with the in-memory broker,
+// the stream lands on another node), the server opens a fresh session and
+// says why (Welcome.resume_status); the SDK re-subscribes its topics,
+// renumbers and re-sends what the old session had not acked, and reports
+// the change through [StateChange].
+//
+// # Liveness
+//
+// The SDK pings when it has written nothing for the negotiated heartbeat
+// interval and answers the server's pings. gRPC keepalive uses the
+// profile's ClientParameters, raised to twice the floor the server
+// announces in Welcome, so it never trips too_many_pings; TCP keepalive is
+// set on the dialer from the same profile.
+//
+// # Observing
+//
+// [Session.State], [Session.States] (a latest-value channel),
+// [WithOnState] and [WithOnRTT] (callbacks run in order on a goroutine of
+// their own, outside every lock), [Session.Stats], slog through
+// [WithLogger] (silent by default) and Prometheus through
+// [WithRegisterer].
+package client

@@ -1,0 +1,115 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"google.golang.org/grpc"
+
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/server"
+)
+
+// exampleServer starts a tether server on loopback for the examples.
+func exampleServer() (addr string, stop func()) {
+	srv, err := server.New()
+	if err != nil {
+		panic(err)
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go gs.Serve(lis)
+	return lis.Addr().String(), func() { gs.Stop(); srv.Close() }
+}
+
+// A session subscribes to a topic; another sends to it.
+func Example() {
+	addr, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	listener, err := client.New(client.WithAddrs(addr), client.WithClientID("listener"), client.WithTopics("news"))
+	if err != nil {
+		panic(err)
+	}
+	defer listener.Close(ctx)
+	if err := listener.Connect(ctx); err != nil {
+		panic(err)
+	}
+
+	sender, err := client.New(client.WithAddrs(addr), client.WithClientID("sender"))
+	if err != nil {
+		panic(err)
+	}
+	defer sender.Close(ctx)
+	// SendWait returns once the server has the message.
+	if err := sender.SendWait(ctx, client.Message{Topic: "news", Payload: []byte("tether 1.0 released")}); err != nil {
+		panic(err)
+	}
+
+	m, err := listener.Receive(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s from %s: %s\n", m.Topic, m.SourceClient, m.Payload)
+	// Output:
+	// news from sender: tether 1.0 released
+}
+
+// A service answers requests; a caller waits for the reply.
+func ExampleSession_Request() {
+	addr, stop := exampleServer()
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	svc, _ := client.New(client.WithAddrs(addr), client.WithClientID("upper-svc"), client.WithTopics("svc.upper"))
+	defer svc.Close(context.Background())
+	if err := svc.Connect(ctx); err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			req, err := svc.Receive(ctx)
+			if err != nil {
+				return
+			}
+			_ = svc.Reply(ctx, req, []byte(fmt.Sprintf("%X", req.Payload)))
+		}
+	}()
+
+	caller, _ := client.New(client.WithAddrs(addr))
+	defer caller.Close(context.Background())
+	reply, err := caller.Request(ctx, client.Message{Topic: "svc.upper", Payload: []byte("hi")})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s\n", reply.Payload)
+	// Output:
+	// 6869
+}
+
+// Watch the session's state as it connects and closes.
+func ExampleWithOnState() {
+	addr, stop := exampleServer()
+	defer stop()
+	done := make(chan struct{})
+	s, _ := client.New(client.WithAddrs(addr), client.WithOnState(func(c client.StateChange) {
+		fmt.Println(c.State, c.Resumed)
+		if c.State == client.StateClosed {
+			close(done)
+		}
+	}))
+	ctx := context.Background()
+	_ = s.Connect(ctx)
+	_ = s.Close(ctx)
+	<-done
+	// Output:
+	// connected false
+	// closed false
+}
