@@ -39,8 +39,11 @@ type backend struct {
 	cc   *grpc.ClientConn
 	ka   time.Duration // keepalive Time cc was built with
 
+	heard func() // tells the set a health report came
+
 	mu         sync.Mutex
 	health     health
+	reported   bool // a health report (or its failure) came
 	rtt        time.Duration
 	avoidUntil time.Time // after a failure or a go_away
 	stopWatch  context.CancelFunc
@@ -59,11 +62,29 @@ func (b *backend) set(f func(*backend)) {
 	b.mu.Unlock()
 }
 
+// setHealth records a health report.
+func (b *backend) setHealth(h health) {
+	b.mu.Lock()
+	b.health, b.reported = h, true
+	b.mu.Unlock()
+	if b.heard != nil {
+		b.heard()
+	}
+}
+
+func (b *backend) heardOnce() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reported
+}
+
 // backends is the session's set of servers: a static list, a DNS name
 // resolved before every attempt, or one gRPC resolver target.
 type backends struct {
 	cfg *config
 	rng *rand.Rand
+
+	heard chan struct{} // signalled on every health report
 
 	mu        sync.Mutex
 	list      []*backend
@@ -72,7 +93,7 @@ type backends struct {
 }
 
 func newBackends(cfg *config) *backends {
-	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time}
+	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time, heard: make(chan struct{}, 1)}
 	for _, a := range cfg.addrs {
 		bs.list = append(bs.list, &backend{addr: a})
 	}
@@ -130,20 +151,14 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 // pick chooses a backend: healthy and not avoided first, then the least
 // bad; among equals, random or least RTT.
 func (bs *backends) pick() (*backend, error) {
+	if err := bs.prepare(); err != nil {
+		return nil, err
+	}
+	bs.waitFirstHealth()
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	if bs.closed {
 		return nil, ErrClosed
-	}
-	if len(bs.list) == 0 {
-		return nil, errors.New("no backends: the DNS name resolved to no address")
-	}
-	// Every backend gets a connection and a health watch, so the first
-	// pick already skips one that is down or draining.
-	for _, b := range bs.list {
-		if err := bs.ensureConnLocked(b); err != nil {
-			return nil, err
-		}
 	}
 	now := time.Now()
 	rank := func(b *backend) int {
@@ -191,6 +206,54 @@ func (bs *backends) pick() (*backend, error) {
 	return cands[bs.rng.IntN(len(cands))], nil
 }
 
+// prepare gives every backend a connection and a health watch, so that
+// even the first pick can skip one that is down or draining.
+func (bs *backends) prepare() error {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.closed {
+		return ErrClosed
+	}
+	if len(bs.list) == 0 {
+		return errors.New("no backends: the DNS name resolved to no address")
+	}
+	for _, b := range bs.list {
+		if err := bs.ensureConnLocked(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstHealthWait bounds how long a pick waits for the first health
+// report when nothing is known of any backend yet.
+const firstHealthWait = 500 * time.Millisecond
+
+// waitFirstHealth waits, at most firstHealthWait, until some backend's
+// health is known (or there is no health to wait for).
+func (bs *backends) waitFirstHealth() {
+	if bs.cfg.target != "" {
+		return // gRPC's own health checking applies
+	}
+	t := time.NewTimer(firstHealthWait)
+	defer t.Stop()
+	for {
+		bs.mu.Lock()
+		for _, b := range bs.list {
+			if b.heardOnce() {
+				bs.mu.Unlock()
+				return
+			}
+		}
+		bs.mu.Unlock()
+		select {
+		case <-bs.heard:
+		case <-t.C:
+			return
+		}
+	}
+}
+
 // raiseKeepalive makes sure the client's keepalive Time is at least twice
 // the server's floor (so it never trips too_many_pings); it reports
 // whether it had to change, in which case connections are rebuilt.
@@ -233,6 +296,12 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 		return fmt.Errorf("backend %s: %w", b.addr, err)
 	}
 	b.cc, b.ka = cc, bs.keepalive
+	b.heard = func() {
+		select {
+		case bs.heard <- struct{}{}:
+		default:
+		}
+	}
 	if bs.cfg.target == "" {
 		ctx, cancel := context.WithCancel(context.Background())
 		b.stopWatch, b.watchDone = cancel, make(chan struct{})
@@ -252,10 +321,10 @@ func (b *backend) watch(ctx context.Context, maxWait time.Duration) {
 			return
 		}
 		if status.Code(err) == codes.Unimplemented {
-			b.set(func(b *backend) { b.health = healthUnknown }) // no health service: fail open, as gRPC does
+			b.setHealth(healthUnknown) // no health service: fail open, as gRPC does
 			return
 		}
-		b.set(func(b *backend) { b.health = healthUnreachable })
+		b.setHealth(healthUnreachable)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -281,7 +350,7 @@ func (b *backend) watchOnce(ctx context.Context) error {
 		if r.GetStatus() == healthpb.HealthCheckResponse_SERVING {
 			h = healthServing
 		}
-		b.set(func(b *backend) { b.health = h })
+		b.setHealth(h)
 	}
 }
 

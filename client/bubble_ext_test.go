@@ -1,0 +1,189 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/profile"
+	"github.com/tetherhq/tether/server"
+)
+
+// These tests run in a synctest bubble over bufconn: fake time makes
+// "detected after exactly dead_after" exact.
+
+// bbLink is a bufconn path whose bytes can be blackholed in both
+// directions (writes succeed, reads never return data), as a NAT that lost
+// the mapping would.
+type bbLink struct {
+	lis   *bufconn.Listener
+	black atomic.Bool
+}
+
+func (l *bbLink) dial(ctx context.Context, _ string) (net.Conn, error) {
+	c, err := l.lis.DialContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &bbConn{Conn: c, link: l}, nil
+}
+
+type bbConn struct {
+	net.Conn
+	link *bbLink
+}
+
+func (c *bbConn) Write(b []byte) (int, error) {
+	if c.link.black.Load() {
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *bbConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(b)
+		if err != nil || !c.link.black.Load() {
+			return n, err
+		}
+	}
+}
+
+// bbServe starts a tether server on a bufconn listener in the bubble.
+func bbServe(t *testing.T, opts ...server.Option) (*server.Server, *bbLink) {
+	t.Helper()
+	srv, err := server.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := &bbLink{lis: bufconn.Listen(1 << 20)}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	go func() { _ = gs.Serve(link.lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		_ = srv.Close()
+		_ = link.lis.Close()
+	})
+	return srv, link
+}
+
+// bbSession opens an SDK session to the bubble server and records every
+// state change with its fake time.
+func bbSession(t *testing.T, link *bbLink, opts ...client.Option) (*client.Session, *bbStates) {
+	t.Helper()
+	rec := &bbStates{}
+	opts = append([]client.Option{
+		client.WithAddrs("passthrough:///bufnet"),
+		client.WithDialOptions(grpc.WithContextDialer(link.dial)),
+		client.WithOnState(rec.add),
+	}, opts...)
+	s, err := client.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		link.black.Store(false)
+		_ = s.Close(context.Background())
+	})
+	return s, rec
+}
+
+type bbStates struct {
+	mu  sync.Mutex
+	all []client.StateChange
+}
+
+func (r *bbStates) add(c client.StateChange) {
+	r.mu.Lock()
+	r.all = append(r.all, c)
+	r.mu.Unlock()
+}
+
+func (r *bbStates) list() []client.StateChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]client.StateChange(nil), r.all...)
+}
+
+func TestHeartbeatLossDetectedAtTheNegotiatedBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, link := bbServe(t, server.WithProfile(profile.Datacenter()))
+		s, rec := bbSession(t, link, client.WithProfile(profile.Datacenter()), client.WithHeartbeat(time.Second))
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// Welcome just arrived: the last frame the client read.
+		link.black.Store(true)
+		start := time.Now()
+		for {
+			synctest.Wait()
+			if all := rec.list(); len(all) >= 2 {
+				lost := all[1]
+				if lost.State != client.StateReconnecting {
+					t.Fatalf("second state = %v", lost.State)
+				}
+				// dead_after = 1s × 3 misses + 500ms grace (datacenter).
+				if got := lost.Time.Sub(start); got != 3500*time.Millisecond {
+					t.Fatalf("heartbeat loss detected after %v; want exactly 3.5s", got)
+				}
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A slow consumer is sent away with retry_after 1s (no jitter here).
+		srv, link := bbServe(t, server.WithMaxOutboundQueue(4), server.WithDrain(time.Second, 1000, 0))
+		s, rec := bbSession(t, link, client.WithClientID("slow"))
+		ctx := t.Context()
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The application never calls Receive, so nothing is acked.
+		for range 5 {
+			if _, err := srv.Publish(ctx, broker.Client("slow"), []byte("x"), ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		time.Sleep(5 * time.Second)
+		var cut, back time.Time
+		for _, c := range rec.list() {
+			switch {
+			case c.State == client.StateReconnecting && cut.IsZero():
+				cut = c.Time
+			case c.State == client.StateConnected && !cut.IsZero() && back.IsZero():
+				back = c.Time
+				if !c.Resumed {
+					t.Fatalf("the slow consumer did not resume: %+v", c)
+				}
+			}
+		}
+		if cut.IsZero() || back.IsZero() {
+			t.Fatalf("states: %+v", rec.list())
+		}
+		if d := back.Sub(cut); d != time.Second {
+			t.Fatalf("reconnected %v after the go_away; want exactly retry_after, 1s", d)
+		}
+		// Nothing was lost: the application reads all five, in order.
+		for i := 1; i <= 5; i++ {
+			m, err := s.Receive(ctx)
+			if err != nil || m.Seq != uint64(i) {
+				t.Fatalf("message %d = %+v, %v", i, m, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,66 @@
+package client_test
+
+import (
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
+)
+
+// notServing runs a gRPC server that reports NOT_SERVING for the session
+// service (a backend that is starting up or draining) and serves nothing
+// else: a session opened there would fail.
+func notServing(t *testing.T) string {
+	t.Helper()
+	hs := health.NewServer()
+	hs.SetServingStatus("tether.v1.TetherService", healthpb.HealthCheckResponse_NOT_SERVING)
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	return lis.Addr().String()
+}
+
+func TestNotServingBackendIsSkipped(t *testing.T) {
+	bad := notServing(t)
+	_, good := tethertest.Serve(t)
+	ctx := ctxT(t)
+	for range 10 {
+		s := newSession(t, client.WithAddrs(bad, good))
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.Backend != good || st.Reconnects != 0 {
+			t.Fatalf("connected to %s after %d reconnects (%v); want %s at once", st.Backend, st.Reconnects, st.LastError, good)
+		}
+	}
+}
+
+func TestDownBackendIsSkipped(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := lis.Addr().String()
+	_ = lis.Close() // nothing listens there now
+	_, good := tethertest.Serve(t)
+	ctx := ctxT(t)
+	for range 10 {
+		s := newSession(t, client.WithAddrs(down, good))
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.Backend != good {
+			t.Fatalf("connected to %s", st.Backend)
+		}
+	}
+}
