@@ -1,0 +1,133 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func pushN(t *testing.T, o *outbox, n int) []*pending {
+	t.Helper()
+	var out []*pending
+	for range n {
+		p, err := o.push(context.Background(), Message{Topic: "t"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func TestOutboxFailFast(t *testing.T) {
+	var o outbox
+	o.init(2, FailFast)
+	pushN(t, &o, 2)
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("push into a full buffer = %v, want ErrBufferFull", err)
+	}
+	o.ack(1)
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); err != nil {
+		t.Fatalf("push after an ack freed room = %v", err)
+	}
+}
+
+func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
+	var o outbox
+	o.init(1, Block)
+	pushN(t, &o, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := o.push(ctx, Message{Topic: "t"}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("blocked push = %v, want the context's error", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := o.push(context.Background(), Message{Topic: "t"}, nil)
+		got <- err
+	}()
+	o.ack(1)
+	if err := <-got; err != nil {
+		t.Fatalf("push unblocked by an ack = %v", err)
+	}
+}
+
+func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
+	var o outbox
+	o.init(3, DropOldest)
+	c := &conn{}
+	o.attach(c, true, 0)
+	ps := pushN(t, &o, 3)
+	if m := o.next(c); m.GetSeq() != 1 { // 1 is written: it must stay
+		t.Fatalf("first written seq = %d", m.GetSeq())
+	}
+	p4 := pushN(t, &o, 1)[0]
+	// 2, the oldest unwritten, was dropped; 3 and 4 became 2 and 3.
+	select {
+	case <-ps[1].acked:
+		if !errors.Is(ps[1].err, ErrDropped) {
+			t.Fatalf("dropped message error = %v", ps[1].err)
+		}
+	default:
+		t.Fatal("the oldest unwritten message was not dropped")
+	}
+	if ps[2].msg.GetSeq() != 2 || p4.msg.GetSeq() != 3 {
+		t.Fatalf("seqs after the drop: %d, %d; want 2, 3", ps[2].msg.GetSeq(), p4.msg.GetSeq())
+	}
+	// When everything held was written, nothing can be dropped.
+	o.next(c)
+	o.next(c)
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("push with only written messages held = %v, want ErrBufferFull", err)
+	}
+}
+
+func TestOutboxResumeAndFreshSession(t *testing.T) {
+	var o outbox
+	o.init(10, Block)
+	c1 := &conn{}
+	o.attach(c1, false, 0)
+	pushN(t, &o, 4)
+	for range 4 {
+		o.next(c1)
+	}
+	// Resumed: the server had 1 and 2, so 3 and 4 are written again.
+	c2 := &conn{}
+	o.attach(c2, true, 2)
+	if m := o.next(c2); m.GetSeq() != 3 {
+		t.Fatalf("re-send starts at %d, want 3", m.GetSeq())
+	}
+	// A fresh session: what is held is renumbered from 1.
+	c3 := &conn{}
+	o.attach(c3, false, 0)
+	if m := o.next(c3); m.GetSeq() != 1 {
+		t.Fatalf("fresh session starts at %d, want 1", m.GetSeq())
+	}
+	if u, q := o.counts(); u != 1 || q != 1 {
+		t.Fatalf("counts = %d unacked, %d queued", u, q)
+	}
+}
+
+func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
+	var in inbox
+	in.init()
+	for seq := uint64(1); seq <= 3; seq++ {
+		if !in.accept(seq) {
+			t.Fatalf("seq %d refused", seq)
+		}
+		in.push(&Message{Seq: seq})
+	}
+	if in.accept(2) {
+		t.Fatal("a duplicate was accepted")
+	}
+	if got := in.ackable(); got != 0 {
+		t.Fatalf("ackable before any Receive = %d", got)
+	}
+	if _, err := in.pop(context.Background(), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := in.ackable(); got != 1 {
+		t.Fatalf("ackable after one Receive = %d", got)
+	}
+}
