@@ -84,7 +84,8 @@ type backends struct {
 	cfg *config
 	rng *rand.Rand
 
-	heard chan struct{} // signalled on every health report
+	heard  chan struct{} // signalled on every health report
+	lookup func(ctx context.Context, host string) ([]string, error)
 
 	mu        sync.Mutex
 	list      []*backend
@@ -93,7 +94,8 @@ type backends struct {
 }
 
 func newBackends(cfg *config) *backends {
-	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time, heard: make(chan struct{}, 1)}
+	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time,
+		heard: make(chan struct{}, 1), lookup: net.DefaultResolver.LookupHost}
 	for _, a := range cfg.addrs {
 		bs.list = append(bs.list, &backend{addr: a})
 	}
@@ -112,7 +114,7 @@ func (bs *backends) refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("WithDNS %q: %w", bs.cfg.dnsName, err)
 	}
-	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	ips, err := bs.lookup(ctx, host)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", host, err)
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -61,4 +62,51 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 		}
 		bs.close()
 	}
+}
+
+// The DNS name is resolved again before every attempt: a backend that
+// appears later is found without a restart.
+func TestDNSIsResolvedBeforeEveryAttempt(t *testing.T) {
+	cfg, err := newConfig([]Option{WithDNS("tether.test:7070")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := newBackends(cfg)
+	defer bs.close()
+	answer := []string{"127.0.0.1"}
+	bs.lookup = func(_ context.Context, host string) ([]string, error) {
+		if host != "tether.test" {
+			t.Errorf("looked up %q", host)
+		}
+		return answer, nil
+	}
+	if err := bs.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(bs.list) != 1 || bs.list[0].addr != "127.0.0.1:7070" {
+		t.Fatalf("backends = %v", addrsOf(bs))
+	}
+	// The name now points at two addresses (the port is the name's).
+	answer = []string{"127.0.0.2", "127.0.0.1"}
+	if err := bs.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrsOf(bs); len(got) != 2 || got[0] != "127.0.0.1:7070" || got[1] != "127.0.0.2:7070" {
+		t.Fatalf("backends after re-resolution = %v", got)
+	}
+	answer = []string{"127.0.0.2"}
+	if err := bs.refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrsOf(bs); len(got) != 1 || got[0] != "127.0.0.2:7070" {
+		t.Fatalf("a vanished address was kept: %v", got)
+	}
+}
+
+func addrsOf(bs *backends) []string {
+	var out []string
+	for _, b := range bs.list {
+		out = append(out, b.addr)
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/internal/tethertest"
@@ -61,6 +63,37 @@ func TestDownBackendIsSkipped(t *testing.T) {
 		}
 		if st := s.Stats(); st.Backend != good {
 			t.Fatalf("connected to %s", st.Backend)
+		}
+	}
+}
+
+func TestWithDNSName(t *testing.T) {
+	_, addr := tethertest.Serve(t)
+	_, port, _ := net.SplitHostPort(addr)
+	s := newSession(t, client.WithDNS(net.JoinHostPort("localhost", port)))
+	if err := s.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Backend != addr {
+		t.Fatalf("connected to %s, want %s (localhost's IPv4 address)", st.Backend, addr)
+	}
+}
+
+// Any gRPC resolver target works; gRPC's round_robin with health checking
+// keeps sessions off a NOT_SERVING address.
+func TestWithResolverTarget(t *testing.T) {
+	bad := notServing(t)
+	_, good := tethertest.Serve(t)
+	r := manual.NewBuilderWithScheme("tethertest")
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: bad}, {Addr: good}}})
+	ctx := ctxT(t)
+	for range 5 {
+		s := newSession(t, client.WithTarget("tethertest:///fleet"), client.WithDialOptions(grpc.WithResolvers(r)))
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.Stats(); st.Backend != good {
+			t.Fatalf("connected to %s (after %d reconnects: %v), want %s", st.Backend, st.Reconnects, st.LastError, good)
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -173,8 +172,7 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	defer timer.Stop()
 	stop := context.AfterFunc(s.closeCtx, func() { cancel(errClosing) })
 	defer stop()
-	var p peer.Peer
-	stream, err := b.client().Connect(ctx, grpc.Peer(&p))
+	stream, err := b.client().Connect(ctx)
 	if err != nil {
 		cancel(err)
 		return nil, nil, s.openErr(ctx, b, err)
@@ -196,8 +194,8 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 		cancel(err)
 		return nil, nil, err
 	}
-	if p.Addr != nil && s.cfg.target != "" {
-		c.backend = p.Addr.String()
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil && s.cfg.target != "" {
+		c.backend = p.Addr.String() // the address gRPC's balancer chose
 	}
 	return c, w, nil
 }
