@@ -187,3 +187,59 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 		}
 	})
 }
+
+// TestFailoverTimePerProfile measures, in fake time, how long each profile
+// takes from a silent death of the backend in use (blackholed: no FIN, no
+// RST) to the session running on the other backend: heartbeat detection
+// (the server's dead_after), then the first reconnect's backoff (full
+// jitter over [0, 1s)), then the new stream.
+func TestFailoverTimePerProfile(t *testing.T) {
+	for _, p := range []profile.Profile{profile.Datacenter(), profile.Default(), profile.Mobile()} {
+		t.Run(p.Name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				_, a := bbServe(t, server.WithProfile(p))
+				_, b := bbServe(t, server.WithProfile(p))
+				links := map[string]*bbLink{"a": a, "b": b}
+				rec := &bbStates{}
+				s, err := client.New(
+					client.WithAddrs("passthrough:///a", "passthrough:///b"),
+					client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+						return links[addr].dial(ctx, addr)
+					})),
+					client.WithProfile(p), client.WithOnState(rec.add))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close(context.Background())
+				if err := s.Connect(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				used := s.Stats().Backend
+				links[used[len("passthrough:///"):]].black.Store(true)
+				start := time.Now()
+				var lost, back time.Time
+				for back.IsZero() {
+					time.Sleep(50 * time.Millisecond)
+					lost = time.Time{}
+					for _, c := range rec.list()[1:] { // after the first connect
+						switch {
+						case c.State == client.StateReconnecting && lost.IsZero():
+							lost = c.Time
+						case c.State == client.StateConnected && !lost.IsZero() && back.IsZero():
+							if c.Backend == used {
+								t.Fatalf("failed over to the dead backend %s: %+v", used, rec.list())
+							}
+							back = c.Time
+						}
+					}
+				}
+				detect, failover := lost.Sub(start), back.Sub(start)
+				if want := p.Heartbeat.Interval*time.Duration(p.Heartbeat.Misses) + p.Heartbeat.Grace; detect > want {
+					t.Fatalf("detected after %v; the profile promises at most %v", detect, want)
+				}
+				t.Logf("%s: dead link detected after %v, session running on the other backend after %v", p.Name, detect, failover)
+				links[used[len("passthrough:///"):]].black.Store(false)
+			})
+		})
+	}
+}

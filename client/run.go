@@ -137,8 +137,11 @@ func (s *Session) attempt() (time.Time, error) {
 	s.in.detach(c)
 	<-c.done
 	var ga *GoAwayError
-	if errors.As(c.err, &ga) {
-		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) }) // go elsewhere first
+	if errors.As(c.err, &ga) || errors.Is(c.err, errHeartbeat) {
+		// Sent away, or the link went silent (its health watch may not
+		// know yet): try the others first. A stream that merely broke is
+		// not held against the backend, which still holds the session.
+		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
 	}
 	return connectedAt, c.err
 }
