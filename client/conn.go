@@ -46,6 +46,7 @@ type conn struct {
 
 	wake      chan struct{}
 	done      chan struct{}
+	readDone  chan struct{} // closed when the reader has returned
 	endOnce   sync.Once
 	err       error // why it ended; valid once done is closed
 	lastRead  atomic.Int64
@@ -215,6 +216,7 @@ func (c *conn) nextFrame() *tetherv1.ConnectRequest {
 
 // read handles every frame until the stream ends.
 func (c *conn) read() {
+	defer close(c.readDone)
 	for {
 		f, err := c.stream.Recv()
 		if err != nil {
@@ -223,6 +225,11 @@ func (c *conn) read() {
 			}
 			c.end(c.endReason(err))
 			return
+		}
+		select {
+		case <-c.done:
+			return // a frame buffered after the stream ended belongs to no one now
+		default:
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		if err := c.handle(f); err != nil {
@@ -242,7 +249,7 @@ func (c *conn) endReason(err error) error {
 		return &GoAwayError{GoAway: ga}
 	}
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s ended the stream", c.backend)
+		return fmt.Errorf("%w: %s", errServerClosed, c.backend)
 	}
 	return err
 }

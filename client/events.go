@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // dispatcher runs callbacks in order, one at a time, on a goroutine of its
@@ -10,6 +11,8 @@ import (
 // callbacks, never the session. Its queue is unbounded (callbacks are
 // rare: state changes and RTT samples).
 type dispatcher struct {
+	inCallback atomic.Bool // a callback is running (Close from one must not wait for it)
+
 	mu      sync.Mutex
 	queue   []func()
 	running bool
@@ -41,7 +44,9 @@ func (d *dispatcher) loop() {
 		d.queue[0] = nil
 		d.queue = d.queue[1:]
 		d.mu.Unlock()
+		d.inCallback.Store(true)
 		f()
+		d.inCallback.Store(false)
 	}
 }
 
@@ -51,7 +56,7 @@ func (d *dispatcher) wait(ctx context.Context) error {
 	idle := d.idle
 	running := d.running
 	d.mu.Unlock()
-	if !running {
+	if !running || d.inCallback.Load() {
 		return nil
 	}
 	select {

@@ -148,7 +148,10 @@ func WithTarget(target string) Option {
 }
 
 // WithClientID sets the stable client id sent in Hello. A newer session
-// with the same client id takes over the older one on the server.
+// with the same client id takes over the older one on the server. The
+// server scopes idempotency keys to it, so set one for effectively-once
+// delivery across sessions: without it, a message re-sent in a fresh
+// session (after a failed resume) may arrive twice.
 func WithClientID(id string) Option {
 	return optionFunc(func(c *config) error { c.clientID = id; return nil })
 }
@@ -218,6 +221,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithRegisterer registers the session's tether_client_ metrics with r.
+// One registry takes one session's metrics; for several sessions, give each
+// its own labels with prometheus.WrapRegistererWith.
 func WithRegisterer(r prometheus.Registerer) Option {
 	return optionFunc(func(c *config) error { c.registerer = r; return nil })
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"sync"
+	"time"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
@@ -180,6 +181,26 @@ func (o *outbox) close(err error) {
 	close(o.space)
 }
 
+// waitEmpty waits until everything held is acked; it reports false if
+// stop or timeout fires first.
+func (o *outbox) waitEmpty(stop <-chan struct{}, timeout <-chan time.Time) bool {
+	for {
+		o.mu.Lock()
+		empty, space := len(o.items) == 0, o.space
+		o.mu.Unlock()
+		if empty {
+			return true
+		}
+		select {
+		case <-space:
+		case <-stop:
+			return false
+		case <-timeout:
+			return false
+		}
+	}
+}
+
 func (o *outbox) counts() (unacked, queued int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -333,10 +354,4 @@ func (in *inbox) detach(c *conn) {
 		in.conn = nil
 	}
 	in.mu.Unlock()
-}
-
-func (in *inbox) lastReceived() uint64 {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.received
 }

@@ -19,8 +19,9 @@ import (
 	"github.com/tetherhq/tether/internal/backoff"
 )
 
-// closeGrace bounds how long Close waits for the server to confirm.
-const closeGrace = 2 * time.Second
+// closeGrace bounds how long Close waits for queued messages to be acked
+// and for the server to confirm the goodbye.
+const closeGrace = 5 * time.Second
 
 // run is the session's loop: every failure, whatever its kind, takes the
 // same path: pick a healthy backend, open a stream, Hello with resume,
@@ -33,6 +34,7 @@ func (s *Session) run() {
 			s.finish(fmt.Errorf("internal error: %v", p))
 		}
 	}()
+	defer s.backends.close()
 	bo, _ := backoff.New(s.cfg.backoff, nil) // validated in New
 	for {
 		connectedAt, err := s.attempt()
@@ -40,8 +42,7 @@ func (s *Session) run() {
 			s.finish(nil)
 			return
 		}
-		var ga *GoAwayError
-		if errors.As(err, &ga) && !ga.Reconnect() {
+		if permanent(err) {
 			s.finish(err)
 			return
 		}
@@ -49,27 +50,52 @@ func (s *Session) run() {
 		if !connectedAt.IsZero() {
 			bo.ResetIfStable(time.Since(connectedAt))
 		}
-		delay := bo.Next()
-		if ga != nil {
-			// The server asked for this pause; the drain or max-age timing
-			// already spread the fleet, so no backoff on top.
-			delay = ga.GoAway.GetRetryAfter().AsDuration()
-			if j := ga.GoAway.GetRetryJitter().AsDuration(); j > 0 {
-				delay += rand.N(j)
-			}
-		}
-		if errors.Is(err, errReconnectAsked) || errors.Is(err, errKeepaliveRaised) {
-			delay = 0
-		}
-		if !s.pause(delay) {
+		if !s.pause(s.delay(bo, err)) {
 			s.finish(nil)
 			return
 		}
 	}
 }
 
+// permanent reports whether err ends the session for good: a go_away that
+// says not to reconnect, or a stream the server ended because this client
+// broke the protocol (INVALID_ARGUMENT) or was replaced (ABORTED).
+// Reconnecting would only repeat them.
+func permanent(err error) bool {
+	var ga *GoAwayError
+	if errors.As(err, &ga) {
+		return !ga.Reconnect()
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// delay is how long to wait before the next attempt.
+func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
+	var ga *GoAwayError
+	switch {
+	case errors.Is(err, errReconnectAsked), errors.Is(err, errKeepaliveRaised), errors.Is(err, errServerClosed):
+		return 0 // asked for, or a clean close: at once (to another backend)
+	case errors.As(err, &ga):
+		d := ga.GoAway.GetRetryAfter().AsDuration()
+		if j := ga.GoAway.GetRetryJitter().AsDuration(); j > 0 {
+			d += rand.N(j)
+		}
+		switch ga.GoAway.GetReason() {
+		case tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE:
+			return d // the server's pacing already spread the fleet
+		}
+		return max(d, bo.Next()) // overload or a slow reader: back off too
+	}
+	return bo.Next()
+}
+
 // Reasons the session itself ended a stream.
 var (
+	errServerClosed    = errors.New("the server ended the stream")
 	errReconnectAsked  = errors.New("Reconnect called")
 	errKeepaliveRaised = errors.New("the server's keepalive floor needs a slower transport keepalive: reconnecting with it")
 	errClosing         = errors.New("session closing")
@@ -106,7 +132,7 @@ func (s *Session) finish(err error) {
 // attempt runs one stream from dial to end. It returns when the stream
 // was established (zero if never) and why it ended.
 func (s *Session) attempt() (time.Time, error) {
-	if err := s.backends.refresh(context.Background()); err != nil {
+	if err := s.backends.refresh(s.closeCtx); err != nil {
 		return time.Time{}, err
 	}
 	b, err := s.backends.pick()
@@ -123,19 +149,26 @@ func (s *Session) attempt() (time.Time, error) {
 	s.mu.Lock()
 	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
 	s.mu.Unlock()
+	s.limits.Store(w.GetLimits())
 	s.out.attach(c, resumed, w.GetLastReceivedSeq())
 	s.in.attach(c, resumed, w.GetLost())
+	s.syncTopics(c, w)
 	c.start(w)
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
 	}
 	c.signal() // re-send what is held
+	select {
+	case <-s.reconnect: // asked for while this stream was being opened: it is new already
+	default:
+	}
 	go s.watch(c)
 	c.write()
 	s.out.detach(c)
 	s.in.detach(c)
 	<-c.done
+	<-c.readDone // no frame of this stream is handled after this
 	var ga *GoAwayError
 	if errors.As(c.err, &ga) || errors.Is(c.err, errHeartbeat) {
 		// Sent away, or the link went silent (its health watch may not
@@ -153,14 +186,46 @@ func (s *Session) watch(c *conn) {
 	case <-s.reconnect:
 		c.end(errReconnectAsked)
 	case <-s.closing:
-		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Close{Close: &tetherv1.Close{Reason: "client closed the session"}}})
+		// Flush first: what Send accepted reaches the server before the
+		// goodbye, within the grace.
 		t := time.NewTimer(closeGrace)
+		defer t.Stop()
+		if !s.out.waitEmpty(c.done, t.C) {
+			c.end(errClosing)
+			return
+		}
+		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Close{Close: &tetherv1.Close{Reason: "client closed the session"}}})
 		select {
 		case <-c.done:
 		case <-t.C:
 			c.end(errClosing)
 		}
-		t.Stop()
+	}
+}
+
+// syncTopics makes the server's subscriptions match the session's after a
+// resume: a Subscribe or Unsubscribe made while no stream carried the
+// session is sent now (Hello's topics only count for a fresh session).
+func (s *Session) syncTopics(c *conn, w *tetherv1.Welcome) {
+	if !w.GetResumed() {
+		return
+	}
+	s.mu.Lock()
+	want := maps.Clone(s.topics)
+	s.mu.Unlock()
+	var drop []string
+	for _, t := range w.GetTopics() {
+		if _, ok := want[t]; ok {
+			delete(want, t)
+		} else {
+			drop = append(drop, t)
+		}
+	}
+	if len(want) > 0 {
+		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: slices.Sorted(maps.Keys(want))}}})
+	}
+	if len(drop) > 0 {
+		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: drop}}})
 	}
 }
 
@@ -168,7 +233,7 @@ func (s *Session) watch(c *conn) {
 // for Welcome, all within the open timeout.
 func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	c := &conn{s: s, b: b, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &conn{s: s, b: b, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
 	timer := time.AfterFunc(s.cfg.openTimeout, func() {
 		cancel(fmt.Errorf("no welcome from %s within %v", b.addr, s.cfg.openTimeout))
 	})
@@ -225,7 +290,10 @@ func (s *Session) hello() *tetherv1.Hello {
 	}
 	h.HeartbeatInterval = durationpb.New(iv)
 	if s.sessionID != "" {
-		h.Resume = &tetherv1.Resume{SessionId: s.sessionID, ResumeToken: s.token, LastReceivedSeq: s.in.lastReceived()}
+		// What the application took, not all that arrived: the server
+		// treats it as an ack, and an unread message must keep counting
+		// against its outbound queue. Replayed duplicates are dropped.
+		h.Resume = &tetherv1.Resume{SessionId: s.sessionID, ResumeToken: s.token, LastReceivedSeq: s.in.ackable()}
 	}
 	return h
 }

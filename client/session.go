@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
@@ -114,6 +117,9 @@ var (
 	// ErrDropped is returned by SendWait when the DropOldest policy
 	// dropped the message before it was written.
 	ErrDropped = errors.New("tether/client: message dropped from the full send buffer (DropOldest policy)")
+	// ErrTooLarge is returned by Send for a payload above the server's
+	// Welcome.limits.max_message_bytes.
+	ErrTooLarge = errors.New("tether/client: payload too large for the server: split it")
 )
 
 // Session is one logical tether session that lives across any number of
@@ -143,8 +149,9 @@ type Session struct {
 	stats     Stats
 	closeErr  error
 
-	out outbox
-	in  inbox
+	out    outbox
+	in     inbox
+	limits atomic.Pointer[tetherv1.Limits] // from the latest Welcome
 
 	waiters map[string]chan *Message // Request correlation id → reply
 }
@@ -196,6 +203,9 @@ func (s *Session) Connect(ctx context.Context) error {
 	case <-s.done:
 		return s.errClosed()
 	case <-ctx.Done():
+		if last := s.Stats().LastError; last != nil {
+			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), last)
+		}
 		return ctx.Err()
 	}
 }
@@ -233,13 +243,17 @@ func (s *Session) Reconnect() {
 	}
 }
 
-// Close ends the session for good: it sends Close to the server (when
-// connected), stops reconnecting, and fails pending calls with ErrClosed.
-// It waits until the session's goroutines have stopped or ctx ends.
+// Close ends the session for good. When connected, it first waits (up to
+// 5 seconds) until the server has acked what Send accepted, then says
+// goodbye, so the server forgets the session; it stops reconnecting and
+// fails pending calls with ErrClosed. It waits until the session's
+// goroutines and queued callbacks are done, or ctx ends. Close may be
+// called from a callback; it then does not wait for callbacks.
 func (s *Session) Close(ctx context.Context) error {
 	s.closeFn()
 	s.startOnce.Do(func() { // never started: nothing to stop
 		s.finish(nil)
+		s.backends.close()
 		close(s.done)
 	})
 	select {
@@ -247,7 +261,6 @@ func (s *Session) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.backends.close()
 	return s.events.wait(ctx)
 }
 
@@ -303,6 +316,11 @@ func (s *Session) setState(c StateChange) {
 // Subscribe adds topics to the session; they are kept across resumes and
 // re-sent in Hello when a fresh session has to be opened.
 func (s *Session) Subscribe(ctx context.Context, topics ...string) error {
+	for _, t := range topics {
+		if err := validTopic(t); err != nil {
+			return err
+		}
+	}
 	s.start()
 	s.mu.Lock()
 	for _, t := range topics {
@@ -348,7 +366,10 @@ func (s *Session) current() *conn {
 // Send queues m for the server and returns once it is queued (not
 // delivered): it is written as soon as a stream carries the session, and
 // re-sent after a resume until the server acks it. When the send buffer is
-// full, the policy chosen with WithSendBuffer applies.
+// full, the policy chosen with WithSendBuffer applies. The session keeps
+// m.Payload and m.Headers until the ack: do not change them after Send.
+// Re-sends are deduplicated by idempotency key within the client id (see
+// WithClientID); without a client id, only within one session.
 func (s *Session) Send(ctx context.Context, m Message) error {
 	_, err := s.enqueue(ctx, m)
 	return err
@@ -374,6 +395,9 @@ func (s *Session) SendWait(ctx context.Context, m Message) error {
 func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 	if err := validOutgoing(m); err != nil {
 		return nil, err
+	}
+	if l := s.limits.Load(); l != nil && l.GetMaxMessageBytes() > 0 && len(m.Payload) > int(l.GetMaxMessageBytes()) {
+		return nil, fmt.Errorf("%w: %d bytes, the server allows %d", ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
 	}
 	s.start()
 	if m.IdempotencyKey == "" {
@@ -461,6 +485,23 @@ func validOutgoing(m Message) error {
 		return errors.New("tether/client: set at most one of Topic, SessionID and ClientID")
 	case n == 0 && m.CorrelationID == "":
 		return errors.New("tether/client: no target: set Topic, SessionID or ClientID, or CorrelationID for a reply")
+	case m.Topic != "":
+		return validTopic(m.Topic)
+	}
+	return nil
+}
+
+// validTopic applies the server's rule (a topic is 1 to 256 bytes of UTF-8
+// without spaces or control characters) before a bad name can end a
+// stream.
+func validTopic(t string) error {
+	if t == "" || len(t) > 256 || !utf8.ValidString(t) {
+		return fmt.Errorf("tether/client: topic %q: a topic is 1 to 256 bytes of UTF-8", t)
+	}
+	for _, r := range t {
+		if r <= ' ' || r == 0x7f {
+			return fmt.Errorf("tether/client: topic %q: a topic may not contain spaces or control characters", t)
+		}
 	}
 	return nil
 }

@@ -394,6 +394,9 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	if s.lost.First != 0 && s.lost.Last > last {
 		rs = tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP
 		lost = &tetherv1.SeqRange{First: max(s.lost.First, last+1), Last: s.lost.Last}
+		// The client skips the lost range (it acks past it), so count it
+		// as sent: a later resume from beyond it is in step, not ahead.
+		storeMax(&s.sentSeq, lost.Last)
 		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_LOG_OVERFLOW,
 			detail: fmt.Sprintf("messages %d..%d were dropped from the outbound log while detached", lost.First, lost.Last)})
 	}
