@@ -109,10 +109,16 @@ func (r *bbStates) add(c client.StateChange) {
 	r.mu.Unlock()
 }
 
+// list returns the changes since the session connected the first time.
 func (r *bbStates) list() []client.StateChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]client.StateChange(nil), r.all...)
+	for i, c := range r.all {
+		if c.State != client.StateConnecting {
+			return append([]client.StateChange(nil), r.all[i:]...)
+		}
+	}
+	return nil
 }
 
 func TestHeartbeatLossDetectedAtTheNegotiatedBound(t *testing.T) {

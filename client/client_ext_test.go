@@ -127,7 +127,7 @@ func TestServerPushAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
-	if len(states) != 2 || states[0] != client.StateConnected || states[1] != client.StateClosed {
+	if len(states) != 3 || states[0] != client.StateConnecting || states[1] != client.StateConnected || states[2] != client.StateClosed {
 		t.Fatalf("states = %v", states)
 	}
 	// Close said goodbye: the session is gone on the server.

@@ -110,6 +110,7 @@ func ExampleWithOnState() {
 	_ = s.Close(ctx)
 	<-done
 	// Output:
+	// connecting false
 	// connected false
 	// closed false
 }

@@ -46,7 +46,7 @@ func (s *Session) run() {
 			s.finish(err)
 			return
 		}
-		s.setState(StateChange{State: StateReconnecting, Err: err})
+		s.setState(StateChange{State: StateReconnecting, Err: err, Backend: s.lastBackend()})
 		if !connectedAt.IsZero() {
 			bo.ResetIfStable(time.Since(connectedAt))
 		}
@@ -139,6 +139,9 @@ func (s *Session) attempt() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
+	s.mu.Lock()
+	s.tried = b.addr
+	s.mu.Unlock()
 	c, w, err := s.open(b)
 	if err != nil {
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
@@ -154,7 +157,8 @@ func (s *Session) attempt() (time.Time, error) {
 	s.in.attach(c, resumed, w.GetLost())
 	s.syncTopics(c, w)
 	c.start(w)
-	s.setState(StateChange{State: StateConnected, Backend: c.backend, Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
+	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
+		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
 	}
@@ -240,21 +244,23 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	defer timer.Stop()
 	stop := context.AfterFunc(s.closeCtx, func() { cancel(errClosing) })
 	defer stop()
+	fail := func(err error) (*conn, *tetherv1.Welcome, error) {
+		err = s.openErr(ctx, b, err)
+		cancel(err)
+		return nil, nil, err
+	}
 	stream, err := b.client().Connect(ctx)
 	if err != nil {
-		cancel(err)
-		return nil, nil, s.openErr(ctx, b, err)
+		return fail(err)
 	}
 	c.stream = stream
 	if err := stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: s.hello()}}); err != nil {
 		_, err = stream.Recv() // the real error
-		cancel(err)
-		return nil, nil, s.openErr(ctx, b, err)
+		return fail(err)
 	}
 	f, err := stream.Recv()
 	if err != nil {
-		cancel(err)
-		return nil, nil, s.openErr(ctx, b, err)
+		return fail(err)
 	}
 	w := f.GetWelcome()
 	if w == nil {
@@ -268,9 +274,14 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	return c, w, nil
 }
 
+// openErr explains a failed open: the open timeout or Close when one of
+// them cut it short, else the error, with the backend it came from.
 func (s *Session) openErr(ctx context.Context, b *backend, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
+	}
+	if st, ok := status.FromError(err); ok && permanent(err) {
+		return status.Errorf(st.Code(), "%s: %s", b.addr, st.Message()) // keep the code: it decides
 	}
 	return fmt.Errorf("opening a stream to %s: %w", b.addr, err)
 }
@@ -309,4 +320,11 @@ func (s *Session) noteRTT(c *conn, rtt time.Duration) {
 		backend := c.backend
 		s.events.push(func() { f(backend, rtt) })
 	}
+}
+
+// lastBackend is the backend of the latest attempt.
+func (s *Session) lastBackend() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tried
 }

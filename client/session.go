@@ -48,8 +48,13 @@ func (s State) String() string {
 // StateChange describes one state transition.
 type StateChange struct {
 	State State
-	// Backend is the backend address of the new stream (StateConnected).
+	// Backend is the backend of the new stream (StateConnected) or of the
+	// attempt that just failed (StateReconnecting).
 	Backend string
+	// ServerID and Heartbeat are the server's id and the granted heartbeat
+	// interval (StateConnected).
+	ServerID  string
+	Heartbeat time.Duration
 	// SessionID is the session's id (StateConnected and later).
 	SessionID string
 	// Resumed and ResumeStatus tell how the stream started (StateConnected).
@@ -145,6 +150,7 @@ type Session struct {
 	connected chan struct{}
 	sessionID string
 	token     string
+	tried     string // backend of the latest attempt
 	topics    map[string]struct{}
 	stats     Stats
 	closeErr  error
@@ -187,7 +193,13 @@ func New(opts ...Option) (*Session, error) {
 }
 
 func (s *Session) start() {
-	s.startOnce.Do(func() { go s.run() })
+	s.startOnce.Do(func() {
+		if f := s.cfg.onState; f != nil {
+			c := StateChange{State: StateConnecting, Time: time.Now()}
+			s.events.push(func() { f(c) })
+		}
+		go s.run()
+	})
 }
 
 // Connect starts the session, if it has not started, and waits until a

@@ -427,7 +427,7 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, string, error) {
 	s := &Session{
 		srv:       srv,
-		id:        randomID(16),
+		id:        sessionID(),
 		clientID:  h.GetClientId(),
 		principal: principal,
 		metadata:  h.GetMetadata(),

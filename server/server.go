@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -250,6 +251,14 @@ func truncate(s string) string {
 		return s[:64] + "…"
 	}
 	return s
+}
+
+// sessionID returns a new session id: 128 random bits in hex, so that an
+// id never starts with "-" (command lines would read it as a flag).
+func sessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand doc)
+	return hex.EncodeToString(b)
 }
 
 // randomID returns n random bytes, base64url-encoded.

@@ -1,0 +1,58 @@
+// Tether is the command-line client of tether servers (tetherd): it holds
+// a session and prints its events, publishes messages, and lists, shows
+// and closes sessions.
+//
+//	tether connect   hold a session (the Go SDK, [github.com/tetherhq/tether/client])
+//	                 and print every event on stdout as one JSON object per line:
+//	                 state changes, messages, RTTs, errors; Ctrl-C closes it
+//	tether publish   TetherService.Publish one message to a topic, a session or a
+//	                 client id; prints {"delivered":N,"duplicate":false}
+//	tether sessions  AdminService: list, get SESSION_ID (with the flight
+//	                 recorder), close SESSION_ID
+//
+// Run tether COMMAND --help for the flags and examples of each.
+//
+// # Flags and environment
+//
+// --addr names the server, host:port, repeated (or comma-separated) for
+// several: connect picks among the healthy ones and moves when one fails;
+// publish and sessions talk to exactly one. Without --addr, tether reads
+// TETHER_ADDR, else uses 127.0.0.1:7070, tetherd's default. --token sends
+// "authorization: Bearer TOKEN" on every call; without it, tether reads
+// TETHER_TOKEN, which keeps the token out of ps. --timeout (default 10s)
+// bounds each unary call and connect's graceful close. Connections are
+// plaintext.
+//
+// # Output of connect
+//
+// One JSON object per line, flushed as it happens, never interleaved:
+//
+//	{"event":"state","state":"connecting","time":"2026-01-02T15:04:05.123456789Z"}
+//	{"event":"state","state":"connected","backend":"127.0.0.1:7070","session_id":"…","resumed":false,"resume_status":"RESUME_STATUS_NOT_REQUESTED","time":"…"}
+//	{"event":"message","seq":1,"topic":"news","payload":"hi","source_client":"sender","published_at":"…","time":"…"}
+//	{"event":"message","seq":2,"payload_b64":"AAEC/w==","source_client":"sender","time":"…"}
+//	{"event":"rtt","ms":0.412,"backend":"127.0.0.1:7070","time":"…"}
+//	{"event":"state","state":"reconnecting","session_id":"…","error":"…","time":"…"}
+//	{"event":"state","state":"closed","session_id":"…","time":"…"}
+//	{"event":"error","error":"…","time":"…"}
+//
+// A payload that is valid UTF-8 is shown as text ("payload"), any other as
+// standard base64 ("payload_b64"). Empty fields are left out. A resume that
+// lost messages carries "lost":{"first":N,"last":M} on its connected line.
+//
+// # Exit status
+//
+// 0 on success (for connect: closed by Ctrl-C or SIGTERM), 1 when the
+// command failed (a call failed, or the server ended connect's session for
+// good), 2 for bad flags or arguments. Errors are reported on stderr, and
+// by connect also as an "error" line.
+//
+// # Examples
+//
+//	tetherd --listen 127.0.0.1:7070 &
+//	tether connect --client-id dev1 --topic news &
+//	tether publish --client-id dev1 --data hi
+//	echo '{"v":1}' | tether publish --topic news --content-type application/json
+//	tether sessions list --client-id dev1
+//	tether sessions close SESSION_ID --reason "device retired"
+package main

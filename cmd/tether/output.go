@@ -1,0 +1,162 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tetherhq/tether/client"
+)
+
+// lines writes JSON objects, one per line, each with a single Write, from
+// any number of goroutines: lines never interleave. After a failed write
+// it writes nothing more and closes failed.
+type lines struct {
+	mu     sync.Mutex
+	enc    *json.Encoder
+	err    error
+	failed chan struct{}
+}
+
+func newLines(w io.Writer) *lines {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // payloads are shown as sent: <, > and & stay
+	return &lines{enc: enc, failed: make(chan struct{})}
+}
+
+// write writes v as one line.
+func (l *lines) write(v any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	if l.err = l.enc.Encode(v); l.err != nil {
+		close(l.failed)
+	}
+}
+
+// failure is the write error that closed failed, if any.
+func (l *lines) failure() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// timestamp formats t as RFC 3339 with nanoseconds.
+func timestamp(t time.Time) string { return t.Format(time.RFC3339Nano) }
+
+// stateEvent is a state change of the session.
+type stateEvent struct {
+	Event        string    `json:"event"` // "state"
+	State        string    `json:"state"` // connecting, connected, reconnecting, closed
+	Backend      string    `json:"backend,omitempty"`
+	SessionID    string    `json:"session_id,omitempty"`
+	Resumed      *bool     `json:"resumed,omitempty"`       // on connected
+	ResumeStatus string    `json:"resume_status,omitempty"` // on connected
+	Lost         *seqRange `json:"lost,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	Time         string    `json:"time"`
+}
+
+// seqRange is a range of server seqs that will never arrive.
+type seqRange struct {
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
+}
+
+func newStateEvent(c client.StateChange) stateEvent {
+	e := stateEvent{Event: "state", State: c.State.String(), Backend: c.Backend, SessionID: c.SessionID, Time: timestamp(c.Time)}
+	if c.State == client.StateConnected {
+		resumed := c.Resumed
+		e.Resumed, e.ResumeStatus = &resumed, c.ResumeStatus.String()
+	}
+	if c.Lost != nil {
+		e.Lost = &seqRange{First: c.Lost.GetFirst(), Last: c.Lost.GetLast()}
+	}
+	if c.Err != nil {
+		e.Error = oneLine(c.Err)
+	}
+	return e
+}
+
+// messageEvent is a received message.
+type messageEvent struct {
+	Event         string            `json:"event"` // "message"
+	Seq           uint64            `json:"seq"`
+	Topic         string            `json:"topic,omitempty"`
+	Payload       *string           `json:"payload,omitempty"`     // when the payload is UTF-8
+	PayloadB64    string            `json:"payload_b64,omitempty"` // otherwise, standard base64
+	ContentType   string            `json:"content_type,omitempty"`
+	Headers       map[string]string `json:"headers,omitempty"`
+	SourceSession string            `json:"source_session,omitempty"`
+	SourceClient  string            `json:"source_client,omitempty"`
+	CorrelationID string            `json:"correlation_id,omitempty"`
+	PublishedAt   string            `json:"published_at,omitempty"`
+	Time          string            `json:"time"`
+}
+
+func newMessageEvent(m *client.Message, now time.Time) messageEvent {
+	e := messageEvent{
+		Event: "message", Seq: m.Seq, Topic: m.Topic, ContentType: m.ContentType, Headers: m.Headers,
+		SourceSession: m.SourceSession, SourceClient: m.SourceClient, CorrelationID: m.CorrelationID,
+		Time: timestamp(now),
+	}
+	if utf8.Valid(m.Payload) {
+		s := string(m.Payload)
+		e.Payload = &s
+	} else {
+		e.PayloadB64 = base64.StdEncoding.EncodeToString(m.Payload)
+	}
+	if !m.PublishedAt.IsZero() {
+		e.PublishedAt = timestamp(m.PublishedAt)
+	}
+	return e
+}
+
+// rttEvent is a round-trip time measured by the session's pings.
+type rttEvent struct {
+	Event   string  `json:"event"` // "rtt"
+	MS      float64 `json:"ms"`
+	Backend string  `json:"backend"`
+	Time    string  `json:"time"`
+}
+
+func newRTTEvent(backend string, rtt time.Duration, now time.Time) rttEvent {
+	return rttEvent{Event: "rtt", MS: float64(rtt.Microseconds()) / 1000, Backend: backend, Time: timestamp(now)}
+}
+
+// errorEvent is a failure.
+type errorEvent struct {
+	Event string `json:"event"` // "error"
+	Error string `json:"error"`
+	Time  string `json:"time"`
+}
+
+func newErrorEvent(err error, now time.Time) errorEvent {
+	return errorEvent{Event: "error", Error: oneLine(err), Time: timestamp(now)}
+}
+
+// oneLine is err's message on one line (errors.Join separates with
+// newlines).
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+// writeProto writes m as indented protojson (lowerCamelCase names, as
+// grpcurl and tetherd's /debug/sessions show them), every field included.
+func writeProto(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
