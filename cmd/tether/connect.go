@@ -98,8 +98,6 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if err != nil {
 		return usageError{err}
 	}
-	// The session starts with the first Receive; its callbacks come after.
-	out.write(stateEvent{Event: "state", State: client.StateConnecting.String(), Time: timestamp(time.Now())})
 
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
