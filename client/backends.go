@@ -256,6 +256,15 @@ func (bs *backends) waitFirstHealth() {
 	}
 }
 
+// reset drops b's connection and what is known of its health, so the next
+// pick dials it afresh instead of reusing a connection that went silent.
+func (bs *backends) reset(b *backend) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	b.close()
+	b.set(func(b *backend) { b.health, b.reported = healthUnknown, false })
+}
+
 // raiseKeepalive makes sure the client's keepalive Time is at least twice
 // the server's floor (so it never trips too_many_pings); it reports
 // whether it had to change, in which case connections are rebuilt.

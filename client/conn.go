@@ -182,6 +182,12 @@ func (c *conn) write() {
 				break
 			}
 			if err := c.stream.Send(f); err != nil {
+				if errors.Is(err, io.EOF) {
+					// The server ended the stream; the reader is about to
+					// learn why (the status, and any go_away before it).
+					<-c.done
+					return
+				}
 				c.end(fmt.Errorf("sending to %s: %w", c.backend, err))
 				return
 			}

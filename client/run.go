@@ -157,16 +157,16 @@ func (s *Session) attempt() (time.Time, error) {
 	s.in.attach(c, resumed, w.GetLost())
 	s.syncTopics(c, w)
 	c.start(w)
+	select {
+	case <-s.reconnect: // asked for while this stream was being opened: it is new already
+	default:
+	}
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
 		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
 	}
 	c.signal() // re-send what is held
-	select {
-	case <-s.reconnect: // asked for while this stream was being opened: it is new already
-	default:
-	}
 	go s.watch(c)
 	c.write()
 	s.out.detach(c)
@@ -179,6 +179,9 @@ func (s *Session) attempt() (time.Time, error) {
 		// know yet): try the others first. A stream that merely broke is
 		// not held against the backend, which still holds the session.
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
+	}
+	if errors.Is(c.err, errHeartbeat) {
+		s.backends.reset(b) // its connection is as dead as the stream: dial afresh
 	}
 	return connectedAt, c.err
 }

@@ -310,6 +310,7 @@ func (s *Session) setState(c StateChange) {
 		c.SessionID = s.sessionID
 	case StateClosed:
 		s.closeErr = c.Err
+		s.connected = make(chan struct{}) // Connect now reports the close
 		c.SessionID = s.sessionID
 	}
 	select {

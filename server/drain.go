@@ -143,6 +143,8 @@ func (srv *Server) goAwayAll(ctx context.Context, sessions []*Session) error {
 // drain acks what the session sent, sends GoAway{DRAIN} and ends its stream
 // with OK. It reports false when the session had no stream.
 func (s *Session) drain() bool {
+	s.recvMu.Lock() // no frame is half handled when the final ack is taken
+	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == nil || s.st.leaving.Load() {
@@ -155,6 +157,8 @@ func (s *Session) drain() bool {
 // migrate asks the client of st to move to a new connection before the
 // profile's MaxConnectionAge closes this one: GoAway{MAX_AGE}, then OK.
 func (s *Session) migrate(st *stream) {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == st {

@@ -31,8 +31,8 @@ type Server struct {
 	health  *health.Server
 	metrics *metrics
 
-	// Lock order: Session.mu, then Server.mu, then stream.mu; never the
-	// other way round.
+	// Lock order: Session.recvMu, then Session.mu, then Server.mu, then
+	// stream.mu; never the other way round.
 	mu       sync.RWMutex
 	sessions map[string]*Session
 	byClient map[string]map[*Session]struct{}
