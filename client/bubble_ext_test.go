@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -61,20 +62,8 @@ func (c *bbConn) Read(b []byte) (int, error) {
 // bbServe starts a tether server on a bufconn listener in the bubble.
 func bbServe(t *testing.T, opts ...server.Option) (*server.Server, *bbLink) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	link := &bbLink{lis: bufconn.Listen(1 << 20)}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	go func() { _ = gs.Serve(link.lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		_ = srv.Close()
-		_ = link.lis.Close()
-	})
-	return srv, link
+	srv, lis := tethertest.ServeBufconn(t, opts...)
+	return srv, &bbLink{lis: lis}
 }
 
 // bbSession opens an SDK session to the bubble server and records every

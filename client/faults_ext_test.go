@@ -3,7 +3,6 @@ package client_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tetherhq/tether/backoff"
@@ -452,27 +450,10 @@ func strictProfile() profile.Profile {
 
 // bubbleServer serves srv over bufconn inside the current synctest bubble
 // and returns the dial option that reaches it, and a stop function.
-func bubbleServer(t *testing.T, opts ...server.Option) (*server.Server, grpc.DialOption, func()) {
+func bubbleServer(t *testing.T, opts ...server.Option) (*server.Server, grpc.DialOption) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	dial := grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })
-	return srv, dial, func() {
-		gs.Stop()
-		<-served
-		_ = srv.Close()
-		_ = lis.Close()
-	}
+	srv, lis := tethertest.ServeBufconn(t, opts...)
+	return srv, grpc.WithContextDialer(tethertest.Dialer(lis))
 }
 
 // TestKeepaliveFloorFromWelcomeAvoidsTooManyPings: against a server with
@@ -488,8 +469,7 @@ func TestKeepaliveFloorFromWelcomeAvoidsTooManyPings(t *testing.T) {
 	}
 	t.Run("control: a raw 10s-keepalive client is killed", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			_, dial, stop := bubbleServer(t, server.WithProfile(strictProfile()))
-			defer stop()
+			_, dial := bubbleServer(t, server.WithProfile(strictProfile()))
 			cc, err := grpc.NewClient("passthrough:///bufnet", dial,
 				grpc.WithTransportCredentials(insecure.NewCredentials()),
 				grpc.WithKeepaliveParams(profile.Datacenter().Client))
@@ -528,8 +508,7 @@ func TestKeepaliveFloorFromWelcomeAvoidsTooManyPings(t *testing.T) {
 	})
 	t.Run("the SDK raises its keepalive", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			srv, dial, stop := bubbleServer(t, server.WithProfile(strictProfile()))
-			defer stop()
+			srv, dial := bubbleServer(t, server.WithProfile(strictProfile()))
 			log := newStateLog()
 			s, err := client.New(client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(dial),
 				client.WithClientID("quiet"), client.WithProfile(profile.Datacenter()),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -15,9 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -33,26 +32,14 @@ type bubbleNode struct {
 
 func startBubbleNode(t *testing.T, opts ...server.Option) *bubbleNode {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	go func() { _ = gs.Serve(lis) }()
+	srv, lis := tethertest.ServeBufconn(t, opts...)
 	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithContextDialer(tethertest.Dialer(lis)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		gs.Stop()
-		_ = srv.Close()
-		_ = lis.Close()
-	})
+	t.Cleanup(func() { _ = cc.Close() })
 	return &bubbleNode{srv: srv, cc: cc}
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -35,32 +36,10 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// output collects what run (or a child process) writes, so a test can wait
-// for it. It is safe for concurrent use.
-type output struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
+// output is the project's test output collector.
+type output = tethertest.Output
 
-func newOutput() *output { return &output{changed: make(chan struct{}, 1)} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	select {
-	case o.changed <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+func newOutput() *output { return tethertest.NewOutput() }
 
 // event is one JSON line of connect.
 type event map[string]any
@@ -104,29 +83,19 @@ func events(t *testing.T, s string) []event {
 // await waits until some event has every key=value of want, and returns
 // the first such event. It fails the test when ended is closed first or
 // after waitLong.
-func (o *output) await(t *testing.T, ended <-chan struct{}, want map[string]string) event {
+func await(t *testing.T, o *output, ended <-chan struct{}, want map[string]string) event {
 	t.Helper()
-	timeout := time.NewTimer(waitLong)
-	defer timeout.Stop()
-	for {
-		for _, e := range events(t, completeLines(o.String())) {
+	var found event
+	o.Await(t, fmt.Sprintf("a line with %v", want), waitLong, ended, func(s string) bool {
+		for _, e := range events(t, completeLines(s)) {
 			if e.matches(want) {
-				return e
+				found = e
+				return true
 			}
 		}
-		select {
-		case <-o.changed:
-		case <-ended:
-			for _, e := range events(t, o.String()) {
-				if e.matches(want) {
-					return e
-				}
-			}
-			t.Fatalf("ended before a line with %v; output:\n%s", want, o.String())
-		case <-timeout.C:
-			t.Fatalf("no line with %v within %v; output:\n%s", want, waitLong, o.String())
-		}
-	}
+		return false
+	})
+	return found
 }
 
 // completeLines drops a partly written last line.
@@ -163,7 +132,7 @@ func start(t *testing.T, args ...string) *running {
 // await waits for a line with every key=value of want.
 func (r *running) await(want map[string]string) event {
 	r.t.Helper()
-	return r.stdout.await(r.t, r.done, want)
+	return await(r.t, r.stdout, r.done, want)
 }
 
 // wait waits for run to return by itself and returns its exit status.

@@ -156,7 +156,7 @@ func TestSignalsCloseGracefully(t *testing.T) {
 				_ = cmd.Process.Kill()
 				<-done
 			})
-			stdout.await(t, done, map[string]string{"state": "connected"})
+			await(t, stdout, done, map[string]string{"state": "connected"})
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func TestSignalsCloseGracefully(t *testing.T) {
 			if code := cmd.ProcessState.ExitCode(); code != 0 {
 				t.Errorf("exit %d after %v; want 0; stderr:\n%s", code, sig, stderr)
 			}
-			stdout.await(t, done, map[string]string{"state": "closed"})
+			await(t, stdout, done, map[string]string{"state": "closed"})
 		})
 	}
 }

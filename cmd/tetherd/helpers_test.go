@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // waitLong bounds every wait for something that must happen, generously:
@@ -82,57 +81,10 @@ func buildBinaries(dir string) error {
 	return nil
 }
 
-// output collects what a child process (or run) writes, so a test can wait
-// for it. It is safe for concurrent use, with one waiter at a time.
-type output struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
+// output is the project's test output collector.
+type output = tethertest.Output
 
-func newOutput() *output { return &output{changed: make(chan struct{}, 1)} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	select {
-	case o.changed <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// await waits until cond holds for the output so far and returns that
-// output. It fails the test when ended is closed first (the writer is done)
-// or after waitLong.
-func (o *output) await(t *testing.T, what string, ended <-chan struct{}, cond func(string) bool) string {
-	t.Helper()
-	timeout := time.NewTimer(waitLong)
-	defer timeout.Stop()
-	for {
-		s := o.String()
-		if cond(s) {
-			return s
-		}
-		select {
-		case <-o.changed:
-		case <-ended:
-			if s := o.String(); cond(s) {
-				return s
-			}
-			t.Fatalf("ended before %s; output:\n%s", what, o.String())
-		case <-timeout.C:
-			t.Fatalf("no %s within %v; output:\n%s", what, waitLong, o.String())
-		}
-	}
-}
+func newOutput() *output { return tethertest.NewOutput() }
 
 // logRecord is one JSON log line.
 type logRecord map[string]any
@@ -227,7 +179,7 @@ func (p *proc) signal(sig os.Signal) {
 // waitLog waits for a JSON log record with every key=value of want.
 func (p *proc) waitLog(want map[string]string) logRecord {
 	p.t.Helper()
-	s := p.stderr.await(p.t, fmt.Sprintf("log line %v", want), p.done, func(s string) bool {
+	s := p.stderr.Await(p.t, fmt.Sprintf("log line %v", want), waitLong, p.done, func(s string) bool {
 		_, ok := findLog(s, want)
 		return ok
 	})

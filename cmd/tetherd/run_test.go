@@ -102,7 +102,7 @@ func TestRunInProcess(t *testing.T) {
 		defer close(ended)
 		err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--server-id", "in-process"}, stderr)
 	}()
-	s := stderr.await(t, "serving", ended, func(s string) bool {
+	s := stderr.Await(t, "serving", waitLong, ended, func(s string) bool {
 		_, ok := findLog(s, map[string]string{"msg": "serving"})
 		return ok
 	})

@@ -74,7 +74,7 @@ func TestGrpcurl(t *testing.T) {
 	}
 
 	send(`{"hello":{"clientId":"grpcurl-1","heartbeatInterval":"300s"}}`)
-	stdout.await(t, "a welcome", done, func(s string) bool {
+	stdout.Await(t, "a welcome", waitLong, done, func(s string) bool {
 		return strings.Contains(s, `"sessionId"`) && strings.Contains(s, `"resumeToken"`)
 	})
 
@@ -83,7 +83,7 @@ func TestGrpcurl(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"delivered": 1`) {
 		t.Errorf("grpcurl Publish exited %d without \"delivered\": 1:\n%s", code, out)
 	}
-	stdout.await(t, "the published message", done, func(s string) bool {
+	stdout.Await(t, "the published message", waitLong, done, func(s string) bool {
 		return strings.Contains(s, `"payload": "aGVsbG8="`)
 	})
 
