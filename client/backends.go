@@ -151,8 +151,9 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 }
 
 // pick chooses a backend: healthy and not avoided first, then the least
-// bad; among equals, random or least RTT.
-func (bs *backends) pick() (*backend, error) {
+// bad; among equals, home (the backend of the last stream) if it is one of
+// them, else random or least RTT.
+func (bs *backends) pick(home *backend) (*backend, error) {
 	if err := bs.prepare(); err != nil {
 		return nil, err
 	}
@@ -174,6 +175,12 @@ func (bs *backends) pick() (*backend, error) {
 			r = 3
 		case healthUnreachable:
 			r = 4
+			if b == home {
+				// Its health watch most likely broke with the stream: try
+				// where the session lives once more before giving it up
+				// (a failed open marks it avoided).
+				r = 0
+			}
 		}
 		if now.Before(avoid) {
 			r += 2
@@ -188,6 +195,11 @@ func (bs *backends) pick() (*backend, error) {
 		case r == best:
 			cands = append(cands, b)
 		}
+	}
+	if home != nil && slices.Contains(cands, home) {
+		// The node that holds the session is as good as any: resuming
+		// there keeps it, whatever the broker.
+		return home, nil
 	}
 	if bs.cfg.pick == PickLeastRTT {
 		slices.SortStableFunc(cands, func(a, b *backend) int {

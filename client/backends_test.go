@@ -26,7 +26,7 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 			t.Fatal(err)
 		}
 		bs := newBackends(cfg)
-		if _, err := bs.pick(); err != nil { // connects and watches every backend
+		if _, err := bs.pick(nil); err != nil { // connects and watches every backend
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
@@ -51,7 +51,7 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 		}
 		seen := map[string]int{}
 		for range 60 {
-			b, err := bs.pick()
+			b, err := bs.pick(nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -97,3 +97,30 @@ func TestWithResolverTarget(t *testing.T) {
 		}
 	}
 }
+
+// After a stream merely breaks, the session goes back to the node that
+// holds it (with the in-memory broker, the only one that can resume it),
+// not to a random healthy one.
+func TestStreamBreakResumesOnTheSameNode(t *testing.T) {
+	_, a := tethertest.Serve(t)
+	_, b := tethertest.Serve(t)
+	pa, pb := proxyTo(t, a), proxyTo(t, b)
+	s := newSession(t, client.WithAddrs(pa.Addr(), pb.Addr()), client.WithClientID("home"), fastBackoff)
+	ctx := ctxT(t)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	home := s.Stats().Backend
+	path := map[string]interface{ Reset() }{pa.Addr(): pa, pb.Addr(): pb}[home]
+	for i := range 10 {
+		path.Reset() // only the path in use breaks; the other backend looks healthier now
+		for s.Stats().Reconnects <= i || s.State() != client.StateConnected {
+			if err := s.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := s.Stats(); st.Backend != home || st.ResumeStatus.String() != "RESUME_STATUS_RESUMED" {
+			t.Fatalf("break %d: now on %s (%v); want resumed on %s", i, st.Backend, st.ResumeStatus, home)
+		}
+	}
+}

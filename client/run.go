@@ -135,7 +135,10 @@ func (s *Session) attempt() (time.Time, error) {
 	if err := s.backends.refresh(s.closeCtx); err != nil {
 		return time.Time{}, err
 	}
-	b, err := s.backends.pick()
+	s.mu.Lock()
+	home := s.home
+	s.mu.Unlock()
+	b, err := s.backends.pick(home)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -148,6 +151,9 @@ func (s *Session) attempt() (time.Time, error) {
 		return time.Time{}, err
 	}
 	connectedAt := time.Now()
+	s.mu.Lock()
+	s.home = b
+	s.mu.Unlock()
 	resumed := w.GetResumed()
 	s.mu.Lock()
 	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()

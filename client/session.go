@@ -150,7 +150,8 @@ type Session struct {
 	connected chan struct{}
 	sessionID string
 	token     string
-	tried     string // backend of the latest attempt
+	tried     string   // backend of the latest attempt
+	home      *backend // backend of the latest stream: where the session lives
 	topics    map[string]struct{}
 	stats     Stats
 	closeErr  error
