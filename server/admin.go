@@ -44,7 +44,15 @@ func (srv *Server) sessionsNewestFirst(clientID string) []*Session {
 }
 
 // ListSessions lists sessions newest first; the page token is an offset.
-func (a *admin) ListSessions(_ context.Context, req *tetherv1.ListSessionsRequest) (*tetherv1.ListSessionsResponse, error) {
+func (a *admin) ListSessions(ctx context.Context, req *tetherv1.ListSessionsRequest) (*tetherv1.ListSessionsResponse, error) {
+	if err := a.srv.cfg.authz.Admin(ctx); err != nil {
+		return nil, err
+	}
+	return a.list(req)
+}
+
+// list is ListSessions without the authorization check.
+func (a *admin) list(req *tetherv1.ListSessionsRequest) (*tetherv1.ListSessionsResponse, error) {
 	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
@@ -86,7 +94,10 @@ func (srv *Server) session(id string) (*Session, error) {
 }
 
 // GetSession returns one session with its flight recorder.
-func (a *admin) GetSession(_ context.Context, req *tetherv1.GetSessionRequest) (*tetherv1.GetSessionResponse, error) {
+func (a *admin) GetSession(ctx context.Context, req *tetherv1.GetSessionRequest) (*tetherv1.GetSessionResponse, error) {
+	if err := a.srv.cfg.authz.Admin(ctx); err != nil {
+		return nil, err
+	}
 	s, err := a.srv.session(req.GetSessionId())
 	if err != nil {
 		return nil, err
@@ -99,7 +110,10 @@ func (a *admin) GetSession(_ context.Context, req *tetherv1.GetSessionRequest) (
 }
 
 // CloseSession ends a session for good.
-func (a *admin) CloseSession(_ context.Context, req *tetherv1.CloseSessionRequest) (*tetherv1.CloseSessionResponse, error) {
+func (a *admin) CloseSession(ctx context.Context, req *tetherv1.CloseSessionRequest) (*tetherv1.CloseSessionResponse, error) {
+	if err := a.srv.cfg.authz.Admin(ctx); err != nil {
+		return nil, err
+	}
 	s, err := a.srv.session(req.GetSessionId())
 	if err != nil {
 		return nil, err
@@ -117,11 +131,13 @@ func (a *admin) CloseSession(_ context.Context, req *tetherv1.CloseSessionReques
 
 // DebugHandler serves the node's sessions as JSON (the ListSessions
 // response, up to 1000 sessions, newest first; ?client_id= filters), for an
-// admin endpoint such as /debug/sessions.
+// admin endpoint such as /debug/sessions. It does not consult the
+// Authorizer: protect the endpoint that serves it (tetherd requires a token
+// on its admin listener beyond loopback).
 func (srv *Server) DebugHandler() http.Handler {
 	a := &admin{srv: srv}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := a.ListSessions(r.Context(), &tetherv1.ListSessionsRequest{PageSize: 1000, ClientId: r.URL.Query().Get("client_id")})
+		resp, err := a.list(&tetherv1.ListSessionsRequest{PageSize: 1000, ClientId: r.URL.Query().Get("client_id")})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

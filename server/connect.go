@@ -104,6 +104,12 @@ func (st *stream) read(ready chan<- error) {
 		}
 		st.lastRead.Store(time.Now().UnixNano())
 		st.srv.metrics.framesIn(req)
+		if !st.frames.Allow() {
+			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (bursts of %d): slow down; the stream is cut to protect the server", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
+			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
+			st.sess.dropStream(st, err, "frame flood")
+			return
+		}
 		if !st.serve(req) {
 			return
 		}
@@ -169,6 +175,12 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	case *tetherv1.ConnectRequest_Ack:
 		return s.ack(f.Ack.GetSeq())
 	case *tetherv1.ConnectRequest_Subscribe:
+		for _, t := range f.Subscribe.GetTopics() {
+			if err := st.srv.cfg.authz.Subscribe(st.ss.Context(), t); err != nil {
+				st.sendError(err, 0)
+				return nil
+			}
+		}
 		if err := s.subscribe(f.Subscribe.GetTopics()); err != nil {
 			if status.Code(err) == codes.InvalidArgument {
 				return err
@@ -241,6 +253,16 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	case *tetherv1.ClientMessage_ClientId:
 		msg.Target = broker.Client(t.ClientId)
 	}
+	if !msg.IsReply() {
+		if err := cfg.authz.Publish(st.ss.Context(), msg.Target); err != nil {
+			if key := msg.IdempotencyKey; key != "" {
+				_ = st.srv.broker.Forget(st.ss.Context(), s.dedupeScope(), key)
+			}
+			st.sendError(err, seq)
+			st.noteReceived(seq)
+			return nil
+		}
+	}
 	if err := cfg.handler.OnMessage(st.ss.Context(), s, msg); err != nil {
 		if key := msg.IdempotencyKey; key != "" {
 			_ = st.srv.broker.Forget(st.ss.Context(), s.dedupeScope(), key) // let a retry through
@@ -269,6 +291,15 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	}
 	if srv.isDraining() {
 		return status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+	}
+	authz := srv.cfg.authz
+	if err := authz.Connect(ctx); err != nil {
+		return err
+	}
+	for _, t := range h.GetTopics() {
+		if err := authz.Subscribe(ctx, t); err != nil {
+			return err
+		}
 	}
 	principal := srv.cfg.principal(ctx)
 	rs := tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED
@@ -308,6 +339,7 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 		return err
 	}
 	p := srv.cfg.profile.Heartbeat
+	st.expiresAt = authz.Expires(ctx)
 	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
 	return nil
 }

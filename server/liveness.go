@@ -21,8 +21,10 @@ func (st *stream) startLiveness(interval time.Duration, misses int, grace time.D
 	st.maxAgeAt = maxAgeAt
 	st.mu.Lock()
 	st.due = time.Now().Add(interval)
-	if !maxAgeAt.IsZero() {
-		st.due = earliest(st.due, maxAgeAt)
+	for _, at := range []time.Time{maxAgeAt, st.expiresAt} {
+		if !at.IsZero() {
+			st.due = earliest(st.due, at)
+		}
 	}
 	st.timer = time.AfterFunc(time.Until(st.due), st.tick)
 	st.mu.Unlock()
@@ -49,6 +51,12 @@ func (st *stream) tick() {
 		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
 		st.sess.dropStream(st, status.Error(codes.DeadlineExceeded, msg), "heartbeat timeout")
+		return
+	}
+	if !st.expiresAt.IsZero() && !now.Before(st.expiresAt) {
+		msg := fmt.Sprintf("credentials expired at %s: reconnect with fresh credentials and resume", st.expiresAt.UTC().Format(time.RFC3339))
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: msg})
+		st.sess.dropStream(st, status.Error(codes.Unauthenticated, msg), "credentials expired")
 		return
 	}
 	if !st.maxAgeAt.IsZero() && !now.Before(st.maxAgeAt) {
@@ -86,6 +94,9 @@ func (st *stream) tick() {
 	}
 	if !st.maxAgeAt.IsZero() {
 		next = earliest(next, st.maxAgeAt)
+	}
+	if !st.expiresAt.IsZero() {
+		next = earliest(next, st.expiresAt)
 	}
 	st.due = next
 	st.timer.Reset(next.Sub(now))

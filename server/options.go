@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/broker/memory"
@@ -36,6 +37,8 @@ const (
 	DefaultDrainWindow      = 10 * time.Second
 	DefaultDrainRate        = 1000.0
 	DefaultRetryJitter      = 5 * time.Second
+	DefaultFrameRate        = 2000
+	DefaultFrameBurst       = 4000
 )
 
 // config is the validated configuration of a Server.
@@ -43,6 +46,9 @@ type config struct {
 	serverID         string
 	profile          profile.Profile
 	handler          Handler
+	authz            Authorizer
+	frameRate        rate.Limit
+	frameBurst       int
 	broker           broker.Broker
 	logger           *slog.Logger
 	registerer       prometheus.Registerer
@@ -87,6 +93,9 @@ func defaultConfig() *config {
 		drainRate:        DefaultDrainRate,
 		retryJitter:      DefaultRetryJitter,
 		oneSessionPerID:  true,
+		authz:            AllowAll{},
+		frameRate:        DefaultFrameRate,
+		frameBurst:       DefaultFrameBurst,
 	}
 }
 
@@ -108,6 +117,8 @@ func (c *config) validate() error {
 	check(c.dedupeWindow > 0, "WithDedupeWindow: %v must be positive", c.dedupeWindow)
 	check(c.drainWindow >= 0, "WithDrain: the window %v must not be negative", c.drainWindow)
 	check(c.drainRate > 0, "WithDrain: the rate %v must be positive", c.drainRate)
+	check(c.authz != nil, "WithAuthorizer: the authorizer must not be nil")
+	check(c.frameRate > 0 && c.frameBurst > 0, "WithFrameRate: rate %v and burst %d must be positive", c.frameRate, c.frameBurst)
 	if err := c.profile.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithProfile: %w", err))
 	}
@@ -130,6 +141,20 @@ func WithProfile(p profile.Profile) Option {
 // routes client messages to topics, sessions and client ids.
 func WithHandler(h Handler) Option {
 	return optionFunc(func(c *config) error { c.handler = h; return nil })
+}
+
+// WithAuthorizer sets who may connect, subscribe, publish and administer;
+// see [Authorizer]. The default, [AllowAll], allows everything.
+func WithAuthorizer(a Authorizer) Option {
+	return optionFunc(func(c *config) error { c.authz = a; return nil })
+}
+
+// WithFrameRate bounds the frames one stream may send: perSecond on
+// average, in bursts of up to burst. A stream beyond it (a ping or
+// subscribe flood) ends with RESOURCE_EXHAUSTED; others are not affected.
+// The defaults are 2000/s and 4000.
+func WithFrameRate(perSecond float64, burst int) Option {
+	return optionFunc(func(c *config) error { c.frameRate, c.frameBurst = rate.Limit(perSecond), burst; return nil })
 }
 
 // WithBroker sets the broker. The default is the in-memory broker

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -307,8 +308,10 @@ func TestRegressMaxAgeGoAwayLoopsOnSameConnection(t *testing.T) {
 // R7: control frames (Pong, Error, Ack) are queued without bound: a client
 // that sends pings and never reads grows the server's heap without limit.
 
-func TestRegressPingFloodGrowsCtrlQueueUnbounded(t *testing.T) {
-	_, cc, _ := startObservedNode(t, noMaxAge())
+func TestRegressPingFloodDoesNotGrowTheHeap(t *testing.T) {
+	// The frame-rate limit would cut this flood; lift it to see that the
+	// pongs coalesce.
+	_, cc, _ := startObservedNode(t, noMaxAge(), server.WithFrameRate(1e9, 1e9))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, _ := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
@@ -369,5 +372,25 @@ func TestRegressIdempotencyKeyBurnedByFailedMessage(t *testing.T) {
 	}()
 	if m := <-done; m == nil {
 		t.Fatalf("retry after a failed delivery was dropped as a duplicate; b never got it")
+	}
+}
+
+// A flood beyond the frame rate is cut, with a reason; others flow.
+func TestFrameFloodIsCut(t *testing.T) {
+	n := startNode(t, server.WithFrameRate(100, 200))
+	good := n.dial(t, "")
+	good.open(&tetherv1.Hello{ClientId: "good"})
+	c := n.dial(t, "")
+	c.open(&tetherv1.Hello{ClientId: "flood"})
+	ping := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 1}}}
+	for range 1000 {
+		if err := c.stream.Send(ping); err != nil {
+			break
+		}
+	}
+	c.expectEnd(codes.ResourceExhausted, "frames per second")
+	n.publishTo(t, "good", "still flowing")
+	if m := good.message(); string(m.GetPayload()) != "still flowing" {
+		t.Fatalf("got %v", m)
 	}
 }

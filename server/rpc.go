@@ -31,6 +31,9 @@ func (svc *service) Publish(ctx context.Context, req *tetherv1.PublishRequest) (
 	if err := validAddress(to); err != nil {
 		return nil, err
 	}
+	if err := svc.srv.cfg.authz.Publish(ctx, to); err != nil {
+		return nil, err
+	}
 	n, err := svc.srv.Publish(ctx, to, req.GetPayload(), req.GetIdempotencyKey(),
 		WithContentType(req.GetContentType()), WithHeaders(req.GetHeaders()), WithCorrelationID(req.GetCorrelationId()))
 	switch {

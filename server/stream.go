@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -44,12 +46,17 @@ type stream struct {
 	interval  time.Duration
 	deadAfter time.Duration
 	maxAgeAt  time.Time     // when to send GoAway{MAX_AGE}; zero for never
+	expiresAt time.Time     // when the credentials expire; zero for never
+	frames    *rate.Limiter // inbound frame rate
 	ackedIn   atomic.Uint64 // highest client seq acknowledged to the client
 }
 
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
 	now := time.Now().UnixNano()
 	st := &stream{srv: srv, ss: ss, peer: peer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if srv != nil {
+		st.frames = rate.NewLimiter(srv.cfg.frameRate, srv.cfg.frameBurst)
+	}
 	st.lastRead.Store(now)
 	st.lastWrite.Store(now)
 	return st
