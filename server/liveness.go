@@ -48,6 +48,7 @@ func (st *stream) tick() {
 	silent := now.Sub(lastRead)
 	if silent >= st.deadAfter {
 		st.srv.metrics.deadPeers.Inc()
+		st.srv.metrics.detection.Observe(silent.Seconds())
 		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
 		st.sess.dropStream(st, status.Error(codes.DeadlineExceeded, msg), "heartbeat timeout")

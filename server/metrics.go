@@ -20,6 +20,7 @@ type metrics struct {
 	heartbeatsSent   prometheus.Counter
 	heartbeatsMissed prometheus.Counter
 	deadPeers        prometheus.Counter
+	detection        prometheus.Histogram
 	rtt              prometheus.Histogram
 	resumes          *prometheus.CounterVec
 	opened           prometheus.Counter
@@ -49,6 +50,9 @@ func newMetrics() *metrics {
 			Help: "Whole heartbeat intervals in which a stream received nothing."}),
 		deadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dead_peers_total",
 			Help: "Streams ended because nothing arrived for interval × misses."}),
+		detection: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_dead_peer_detection_seconds",
+			Help:    "Silence before a stream was declared dead: the heartbeat detection time (interval × misses + grace, plus timer slack).",
+			Buckets: []float64{1, 2.5, 5, 7.5, 10, 15, 30, 45, 60, 90, 120, 300, 900}}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_rtt_seconds",
 			Help:    "Round-trip time measured by server pings.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
@@ -89,7 +93,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
-		m.deadPeers, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
+		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
 		m.expired, m.logDrops, m.drainRemaining} {
 		if err := r.Register(c); err != nil {
 			return err
