@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -29,18 +31,18 @@ type adminServer struct {
 
 // newAdminServer returns an admin server on lis, serving TLS when tlsCfg is
 // not nil. It does not serve until serve is called.
-func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger) *adminServer {
+func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger, guard *auth.TokenStore) *adminServer {
 	a := &adminServer{lis: lis, secure: tlsCfg != nil}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", adminOnly(guard, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Registry: reg, // counts its own errors as promhttp_metric_handler_errors_total
-	}))
-	mux.Handle("GET /debug/sessions", srv.DebugHandler())
+	})))
+	mux.Handle("GET /debug/sessions", adminOnly(guard, srv.DebugHandler()))
 	a.http = &http.Server{
 		Handler:           mux,
 		TLSConfig:         cloneTLS(tlsCfg),
@@ -52,6 +54,28 @@ func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, re
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return a
+}
+
+// adminOnly requires "Authorization: Bearer TOKEN" of a principal with the
+// admin permission when guard is not nil (the admin listener is beyond
+// loopback); /healthz and /readyz stay open for load balancers.
+func adminOnly(guard *auth.TokenStore, h http.Handler) http.Handler {
+	if guard == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		p, found := guard.Lookup(strings.TrimSpace(token))
+		switch {
+		case !ok || !found:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tetherd admin"`)
+			writeText(w, http.StatusUnauthorized, "unauthorized: send Authorization: Bearer TOKEN of a principal with the admin permission\n")
+		case !p.Perms.Admin || p.Expired(time.Now()):
+			writeText(w, http.StatusForbidden, fmt.Sprintf("forbidden: principal %q lacks the admin permission (or has expired)\n", p.Name))
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 func cloneTLS(c *tls.Config) *tls.Config {

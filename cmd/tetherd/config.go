@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -45,10 +47,16 @@ type config struct {
 	logFormat string
 	logLevel  slog.Level
 
-	insecure bool
-	tlsCert  string
-	tlsKey   string
-	tls      *tls.Config // nil: plaintext
+	insecure   bool
+	tlsCert    string
+	tlsKey     string
+	clientCA   string
+	tls        *tls.Config // nil: plaintext
+	tokensFile string      // empty: no authentication
+	rate       float64     // calls and stream opens per second per principal (or peer address); 0: unlimited
+	burst      int
+	frameRate  float64
+	frameBurst int
 }
 
 // usageError is a mistake in the settings; tetherd exits with status 2.
@@ -90,6 +98,12 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.insecure, "insecure", false, "allow plaintext gRPC and admin HTTP on addresses beyond loopback")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS on both ports with this PEM certificate (chain) `file`; needs --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key `file` for --tls-cert")
+	fs.StringVar(&c.clientCA, "client-ca", "", "verify client certificates against this PEM CA `file` (mTLS); a certificate's CN or SAN names its principal in --tokens-file")
+	fs.StringVar(&c.tokensFile, "tokens-file", "", "authenticate callers with the principals and hashed bearer tokens in this JSON `file` (reloaded on SIGHUP); see the auth package docs")
+	fs.Float64Var(&c.rate, "rate", 50, "calls and stream opens per second per principal (per peer address without auth); 0 for unlimited")
+	fs.IntVar(&c.burst, "burst", 100, "burst allowed above --rate")
+	fs.Float64Var(&c.frameRate, "frame-rate", server.DefaultFrameRate, "frames per second one stream may send before it is cut (ping or subscribe floods)")
+	fs.IntVar(&c.frameBurst, "frame-burst", server.DefaultFrameBurst, "burst allowed above --frame-rate")
 	return fs
 }
 
@@ -177,6 +191,9 @@ func (c *config) loadTLS() error {
 		return usagef("--tls-cert and --tls-key go together: give both or neither")
 	}
 	if c.tlsCert == "" {
+		if c.clientCA != "" {
+			return usagef("--client-ca needs --tls-cert and --tls-key: client certificates are checked in the TLS handshake")
+		}
 		return nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
@@ -184,23 +201,42 @@ func (c *config) loadTLS() error {
 		return usagef("--tls-cert/--tls-key: %w", err)
 	}
 	c.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.clientCA != "" {
+		if c.tokensFile == "" {
+			return usagef("--client-ca needs --tokens-file: it names the principals (and their permissions) that certificates map to")
+		}
+		pem, err := os.ReadFile(c.clientCA)
+		if err != nil {
+			return usagef("--client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("--client-ca %s: no PEM certificate in it", c.clientCA)
+		}
+		c.tls.ClientCAs = pool
+		c.tls.ClientAuth = tls.VerifyClientCertIfGiven // a bearer token may stand in for a certificate
+	}
 	return nil
 }
 
 // checkPlaintext refuses plaintext on a non-loopback address unless
 // --insecure is set.
 func (c *config) checkPlaintext(ctx context.Context, flagName, addr string) error {
-	if c.tls != nil {
-		return nil
-	}
 	ok, err := isLoopback(ctx, addr)
 	if err != nil {
 		return usagef("%s %q: %w", flagName, addr, err)
 	}
-	if ok || c.insecure {
+	if ok || c.insecure || (c.tls != nil && c.tokensFile != "") {
 		return nil
 	}
-	return usagef("%s %s is not a loopback address: refusing to serve plaintext beyond loopback; "+
-		"add --tls-cert and --tls-key to serve TLS, or --insecure to allow plaintext (for example behind a TLS-terminating load balancer)",
-		flagName, addr)
+	var missing []string
+	if c.tls == nil {
+		missing = append(missing, "TLS (--tls-cert and --tls-key)")
+	}
+	if c.tokensFile == "" {
+		missing = append(missing, "authentication (--tokens-file)")
+	}
+	return usagef("%s %s is not a loopback address: refusing to serve beyond loopback without %s; "+
+		"add them, or --insecure to allow it anyway (for example behind a load balancer that terminates TLS and authenticates)",
+		flagName, addr, strings.Join(missing, " and "))
 }

@@ -12,10 +12,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/interceptors"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -84,17 +88,31 @@ type gateway struct {
 func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(serverOptions(cfg, log, reg)...)
+	var store *auth.TokenStore
+	if cfg.tokensFile != "" {
+		var err error
+		if store, err = auth.LoadTokens(cfg.tokensFile); err != nil {
+			return nil, usageError{fmt.Errorf("--tokens-file: %w", err)}
+		}
+		auth.WatchSIGHUP(ctx, store, log)
+		log.Info("authentication on", "tokens_file", cfg.tokensFile, "principals", store.Len(), "mtls", cfg.clientCA != "")
+	}
+	srv, err := server.New(serverOptions(cfg, log, reg, store)...)
 	if err != nil {
 		return nil, usageError{fmt.Errorf("invalid server settings: %w", err)}
 	}
-	gsOpts := srv.GRPCServerOptions()
+	chain, grpcMetrics, err := interceptors.ServerOptions(interceptorConfig(cfg, log, reg, store))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("invalid interceptor settings: %w", err)}
+	}
+	gsOpts := append(srv.GRPCServerOptions(), chain...)
 	if cfg.tls != nil {
 		gsOpts = append(gsOpts, grpc.Creds(credentials.NewTLS(cfg.tls)))
 	}
 	gs := grpc.NewServer(gsOpts...)
 	srv.Register(gs)
 	reflection.Register(gs)
+	grpcMetrics.InitializeMetrics(gs)
 	g := &gateway{log: log, srv: srv, gs: gs, grace: cfg.drainGrace}
 
 	lc := cfg.profile.ListenConfig()
@@ -108,7 +126,11 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 			g.abort()
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
-		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log)
+		var guard *auth.TokenStore // a token is required beyond loopback
+		if local, _ := isLoopback(ctx, cfg.adminListen); !local {
+			guard = store
+		}
+		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log, guard)
 	}
 	log.Info("tetherd starting", "server_id", srv.ID(), "profile", cfg.profile.Name, "drain_grace", cfg.drainGrace)
 	log.Info("listening", "service", "grpc", "addr", g.lis.Addr().String(), "tls", cfg.tls != nil)
@@ -121,8 +143,42 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 	return g, nil
 }
 
-func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer) []server.Option {
+// interceptorConfig is the interceptor chain: metrics, logging, bearer and
+// mTLS authentication (when a tokens file is given), a per-principal rate
+// limit (per peer address without authentication), recovery.
+func interceptorConfig(cfg *config, log *slog.Logger, reg prometheus.Registerer, store *auth.TokenStore) interceptors.Config {
+	ic := interceptors.Config{Logger: log, Registerer: reg, RateKey: rateKey}
+	if cfg.rate > 0 {
+		ic.Rate, ic.Burst = rate.Limit(cfg.rate), cfg.burst
+	}
+	if store != nil {
+		fns := []auth.AuthFunc{auth.BearerAuth(store)}
+		if cfg.clientCA != "" {
+			fns = append([]auth.AuthFunc{auth.MTLSAuth(auth.CertMapping(store))}, fns...)
+		}
+		ic.AuthFunc = auth.Chain(fns...)
+	}
+	return ic
+}
+
+// rateKey names who a call counts against: its principal, else its peer's
+// address.
+func rateKey(ctx context.Context) string {
+	if n := auth.Name(ctx); n != "" {
+		return n
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			return "addr " + host
+		}
+		return "addr " + p.Addr.String()
+	}
+	return ""
+}
+
+func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer, store *auth.TokenStore) []server.Option {
 	opts := []server.Option{
+		server.WithFrameRate(cfg.frameRate, cfg.frameBurst),
 		server.WithProfile(cfg.profile),
 		server.WithLogger(log),
 		server.WithRegisterer(reg),
@@ -135,6 +191,9 @@ func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer) []s
 	}
 	if cfg.serverID != "" {
 		opts = append(opts, server.WithServerID(cfg.serverID))
+	}
+	if store != nil {
+		opts = append(opts, server.WithAuthorizer(auth.Authorizer{}), server.WithPrincipal(auth.Name))
 	}
 	return opts
 }

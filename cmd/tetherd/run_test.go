@@ -28,6 +28,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 	clearEnv(t)
 	badConfig := filepath.Join(t.TempDir(), "bad.conf")
 	writeFile(t, badConfig, "listen-on 127.0.0.1:7070\n")
+	certFile, keyFile, _ := writeCert(t)
 	for _, tc := range []struct {
 		name string
 		env  string // NAME=value, or empty
@@ -43,6 +44,11 @@ func TestRunRejectsBadSettings(t *testing.T) {
 		{"drain grace", "", []string{"--drain-grace", "0s"}, []string{"--drain-grace 0s"}},
 		{"gRPC beyond loopback", "", []string{"--listen", "0.0.0.0:7070"}, []string{"--listen 0.0.0.0:7070", "--insecure", "--tls-cert"}},
 		{"gRPC on every interface", "", []string{"--listen", ":7070"}, []string{"--listen :7070", "--insecure"}},
+		{"gRPC beyond loopback with TLS but no auth", "", []string{"--listen", "0.0.0.0:7070", "--tls-cert", certFile, "--tls-key", keyFile},
+			[]string{"without authentication (--tokens-file)", "--insecure"}},
+		{"client CA without TLS", "", []string{"--client-ca", "ca.pem"}, []string{"--client-ca needs --tls-cert"}},
+		{"client CA without tokens", "", []string{"--client-ca", certFile, "--tls-cert", certFile, "--tls-key", keyFile}, []string{"--client-ca needs --tokens-file"}},
+		{"bad tokens file", "", []string{"--tokens-file", badConfig}, []string{"--tokens-file"}},
 		{"admin beyond loopback", "", []string{"--admin-listen", "[::]:9090"}, []string{"--admin-listen [::]:9090", "--insecure"}},
 		{"bad address", "", []string{"--listen", "7070"}, []string{"--listen \"7070\"", "missing port"}},
 		{"argument", "", []string{"serve"}, []string{`unexpected argument "serve"`}},

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -24,11 +25,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tetherhq/tether/auth"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
@@ -188,18 +193,75 @@ func TestRefusesPlaintextBeyondLoopback(t *testing.T) {
 
 func TestServesTLS(t *testing.T) {
 	certFile, keyFile, pool := writeCert(t)
-	// Every interface, but TLS: no --insecure needed.
+	tokens := writeTokens(t)
+	// Every interface, with TLS and authentication: no --insecure needed.
 	td := startTetherd(t, nil, "--listen", "0.0.0.0:0", "--admin-listen", "0.0.0.0:0",
-		"--tls-cert", certFile, "--tls-key", keyFile)
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tokens-file", tokens)
 	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	cc := dial(t, td.grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	// Health needs no credentials.
 	checkHealth(t, cc, healthpb.HealthCheckResponse_SERVING, "", "tether.v1.TetherService")
+	ctx := context.Background()
+	as := func(token string) context.Context {
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	pub := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "fleet.x"}, Payload: []byte("x")}
+	if _, err := tetherv1.NewTetherServiceClient(cc).Publish(ctx, pub); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Publish without a token: %v; want Unauthenticated", err)
+	}
+	if _, err := tetherv1.NewTetherServiceClient(cc).Publish(as("garbage"), pub); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Publish with a garbage token: %v; want Unauthenticated", err)
+	}
+	if _, err := tetherv1.NewTetherServiceClient(cc).Publish(as(publisherToken), pub); err != nil {
+		t.Errorf("Publish with the publisher's token: %v", err)
+	}
+	if _, err := tetherv1.NewAdminServiceClient(cc).ListSessions(as(publisherToken), &tetherv1.ListSessionsRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("ListSessions with a publish-only token: %v; want PermissionDenied", err)
+	}
+	if _, err := tetherv1.NewAdminServiceClient(cc).ListSessions(as(adminToken), &tetherv1.ListSessionsRequest{}); err != nil {
+		t.Errorf("ListSessions with the admin token: %v", err)
+	}
+	// The admin HTTP endpoint beyond loopback wants the admin token too;
+	// the probes stay open.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 	defer client.CloseIdleConnections()
 	if code, _ := httpGet(t, client, "https://"+td.adminAddr+"/readyz"); code != http.StatusOK {
 		t.Errorf("https /readyz = %d; want 200", code)
 	}
+	if code, _ := httpGet(t, client, "https://"+td.adminAddr+"/metrics"); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token = %d; want 401", code)
+	}
+	for token, want := range map[string]int{publisherToken: http.StatusForbidden, adminToken: http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+td.adminAddr+"/debug/sessions", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("/debug/sessions with a token = %d; want %d", resp.StatusCode, want)
+		}
+	}
 	td.stop()
+}
+
+// The tokens the test tokens file knows.
+const (
+	publisherToken = "publisher-token-0123456789abcdef"
+	adminToken     = "admin-token-0123456789abcdef0123"
+)
+
+// writeTokens writes a tokens file with a publish-only principal and an
+// admin, their tokens stored as SHA-256 hashes.
+func writeTokens(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	writeFile(t, path, fmt.Sprintf(`{"principals":[
+  {"name":"publisher","token_sha256":%q,"connect":true,"publish":["fleet."]},
+  {"name":"ops","token_sha256":%q,"connect":true,"admin":true,"publish":["*"],"publish_direct":true,"subscribe":["*"]}
+]}`, auth.HashToken(publisherToken), auth.HashToken(adminToken)))
+	return path
 }
 
 // writeCert writes a self-signed certificate for 127.0.0.1 and its key as
