@@ -484,7 +484,6 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	}
 	srv.indexLocked(s)
 	srv.mu.Unlock()
-	srv.metrics.sessions.Inc()
 
 	for _, o := range old {
 		srv.metrics.takeovers.Inc()

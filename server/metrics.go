@@ -12,7 +12,7 @@ import (
 // metrics are the server's tether_ series. Per-frame counters are resolved
 // once, so counting a frame is one atomic add.
 type metrics struct {
-	sessions         prometheus.Gauge
+	sessions         []prometheus.Collector // tether_sessions{state}, read from the server at scrape time
 	streams          prometheus.Gauge
 	in, out          *prometheus.CounterVec
 	inByType         map[string]prometheus.Counter
@@ -34,10 +34,24 @@ type metrics struct {
 	drainRemaining   prometheus.Gauge
 }
 
+// sessionGauges reports the node's sessions by state when scraped.
+func sessionGauges(srv *Server) []prometheus.Collector {
+	const help = "Sessions on this node by state: connected (a stream carries it) or detached (waiting for a resume)."
+	connected := func() float64 { return float64(srv.live.Load()) }
+	detached := func() float64 {
+		srv.mu.RLock()
+		n := len(srv.sessions)
+		srv.mu.RUnlock()
+		return float64(max(int64(n)-srv.live.Load(), 0))
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_sessions", Help: help, ConstLabels: prometheus.Labels{"state": "connected"}}, connected),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_sessions", Help: help, ConstLabels: prometheus.Labels{"state": "detached"}}, detached),
+	}
+}
+
 func newMetrics() *metrics {
 	m := &metrics{
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_sessions",
-			Help: "Sessions on this node, connected or detached (waiting for a resume)."}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_streams",
 			Help: "Open Connect streams."}),
 		in: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_frames_received_total",
@@ -92,9 +106,9 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
+	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
 		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
-		m.expired, m.logDrops, m.drainRemaining} {
+		m.expired, m.logDrops, m.drainRemaining) {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -64,6 +64,7 @@ func New(opts ...Option) (*Server, error) {
 		liveChanged: make(chan struct{}, 1),
 	}
 	srv.setServing(false)
+	srv.metrics.sessions = sessionGauges(srv)
 	if cfg.registerer != nil {
 		if err := srv.metrics.register(cfg.registerer); err != nil {
 			return nil, fmt.Errorf("tether/server: WithRegisterer: %w", err)

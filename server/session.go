@@ -306,7 +306,6 @@ func (s *Session) end(why string, closed bool) {
 	srv.unindexLocked(s, topics)
 	srv.mu.Unlock()
 	s.mu.Unlock()
-	srv.metrics.sessions.Dec()
 	ctx := context.Background()
 	s.unbind(ctx, topics)
 	_ = s.log.Delete(ctx)
