@@ -138,7 +138,9 @@ func (st *stream) serve(req *tetherv1.ConnectRequest) bool {
 	return !st.finished.Load()
 }
 
-// recvStatus turns a Recv error into the status the stream ends with.
+// recvStatus turns a Recv error into the status the stream ends with. (A
+// frame gRPC cannot decode, such as a string field with invalid UTF-8, is
+// answered by grpc-go itself with INTERNAL before the handler sees it.)
 func recvStatus(err error) error {
 	if errors.Is(err, io.EOF) {
 		return status.Error(codes.InvalidArgument, "the stream ended before hello")
@@ -212,6 +214,9 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	s, cfg := st.sess, st.srv.cfg
 	if len(m.GetPayload()) > cfg.maxMessageBytes {
 		return errTooLarge(len(m.GetPayload()), cfg.maxMessageBytes)
+	}
+	if err := validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()); err != nil {
+		return err
 	}
 	in := s.inSeq.Load()
 	seq := m.GetSeq()
@@ -481,6 +486,12 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	}
 	if srv.cfg.oneSessionPerID && s.clientID != "" {
 		old = collect(srv.byClient[s.clientID])
+		for _, o := range old {
+			if o.principal != principal {
+				srv.mu.Unlock()
+				return nil, "", status.Errorf(codes.PermissionDenied, "client id %q belongs to a session of another principal: choose another client id", truncate(s.clientID))
+			}
+		}
 	}
 	srv.indexLocked(s)
 	srv.mu.Unlock()

@@ -40,6 +40,9 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 	if len(m.Payload) > srv.cfg.maxMessageBytes {
 		return 0, errTooLarge(len(m.Payload), srv.cfg.maxMessageBytes)
 	}
+	if err := validExtras(m.CorrelationID, "", m.ContentType, m.Headers); err != nil {
+		return 0, err
+	}
 	if m.PublishedAt.IsZero() {
 		m.PublishedAt = time.Now()
 	}

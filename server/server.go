@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -247,11 +248,47 @@ func errTooLarge(n, max int) error {
 	return status.Errorf(codes.ResourceExhausted, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): split it or raise the server's limit", n, max)
 }
 
+// truncate shortens s for a message, on a rune boundary (a cut inside a
+// UTF-8 sequence would make the message unmarshalable).
 func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "") + "…"
+}
+
+// Bounds on a message's small fields.
+const (
+	maxIDBytes      = 256
+	maxHeadersBytes = 16 << 10
+)
+
+// validExtras checks a message's ids, content type and headers: valid
+// UTF-8 (the wire requires it) and bounded (the ids are remembered).
+func validExtras(correlationID, idempotencyKey, contentType string, headers map[string]string) error {
+	for name, v := range map[string]string{"correlation_id": correlationID, "idempotency_key": idempotencyKey, "content_type": contentType} {
+		if len(v) > maxIDBytes {
+			return status.Errorf(codes.InvalidArgument, "%s is %d bytes; the limit is %d", name, len(v), maxIDBytes)
+		}
+		if !utf8.ValidString(v) {
+			return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", name)
+		}
+	}
+	n := 0
+	for k, v := range headers {
+		n += len(k) + len(v)
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return status.Errorf(codes.InvalidArgument, "header %q is not valid UTF-8", truncate(k))
+		}
+	}
+	if n > maxHeadersBytes {
+		return status.Errorf(codes.ResourceExhausted, "headers total %d bytes; the limit is %d", n, maxHeadersBytes)
+	}
+	return nil
 }
 
 // sessionID returns a new session id: 128 random bits in hex, so that an

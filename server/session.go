@@ -380,15 +380,23 @@ func (s *Session) subscribe(topics []string) error {
 		return status.Error(codes.FailedPrecondition, "the session has ended")
 	}
 	var added []string
+	seen := make(map[string]struct{}, min(len(topics), s.srv.cfg.maxTopics+1))
 	for _, t := range topics {
-		if _, ok := s.topics[t]; ok || slices.Contains(added, t) {
+		if _, ok := s.topics[t]; ok {
 			continue
 		}
+		if _, ok := seen[t]; ok {
+			continue
+		}
+		seen[t] = struct{}{}
 		added = append(added, t)
+		if len(s.topics)+len(added) > s.srv.cfg.maxTopics {
+			break // over the limit already: no need to look further
+		}
 	}
 	if len(s.topics)+len(added) > s.srv.cfg.maxTopics {
 		s.mu.Unlock()
-		return status.Errorf(codes.ResourceExhausted, "subscribing to %d more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", len(added), s.srv.cfg.maxTopics)
+		return status.Errorf(codes.ResourceExhausted, "subscribing to more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", s.srv.cfg.maxTopics)
 	}
 	s.srv.mu.Lock()
 	for _, t := range added {
