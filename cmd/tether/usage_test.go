@@ -140,7 +140,7 @@ func TestSignalsCloseGracefully(t *testing.T) {
 	_, addr := tethertest.Serve(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			cmd := exec.Command(binary(t), "connect", "--addr", addr, "--client-id", "sig")
+			cmd := exec.Command(binary(t), "connect", "--addr", addr, "--client-id", "sig-"+sig.String())
 			cmd.Env = append(os.Environ(), envAddr+"=", envToken+"=")
 			stdout, stderr := newOutput(), newOutput()
 			cmd.Stdout, cmd.Stderr = stdout, stderr
