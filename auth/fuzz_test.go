@@ -72,4 +72,3 @@ func FuzzBearerToken(f *testing.F) {
 		}
 	})
 }
-
