@@ -391,9 +391,10 @@ func TestNATIdleTimeout(t *testing.T) {
 		if p.IdleDrops() != 0 || st.Reconnects != 0 || st.State != client.StateConnected {
 			t.Fatalf("idle drops %d, stats %+v", p.IdleDrops(), st)
 		}
-		if st.RTT <= 0 {
-			t.Fatalf("no heartbeat round trip measured in %v: %+v", hold, st)
-		}
+		// No idle drop in 70s behind a 30s idle timer proves the heartbeat
+		// kept the mapping. (Which side pings is a race: each pings only
+		// when write-idle, and answering the other's ping is a write; so
+		// the client's own RTT may stay unmeasured.)
 	})
 	t.Run("no heartbeat loses the mapping", func(t *testing.T) {
 		t.Parallel()
