@@ -624,6 +624,14 @@ func FuzzHello(f *testing.F) {
 				want = tetherv1.ResumeStatus_RESUME_STATUS_RESUMED
 			}
 		}
+		if want != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED && hello.GetClientId() == "orig" && principal != "p0" {
+			// A fresh session may not take another principal's client id.
+			st := status.Convert(c.end())
+			if st.Code() != codes.PermissionDenied || !strings.Contains(st.Message(), "belongs to a session of another principal") {
+				t.Fatalf("another principal's client id: the stream ended with %v %q; want PERMISSION_DENIED", st.Code(), st.Message())
+			}
+			return
+		}
 		w := c.welcome()
 		if w == nil {
 			t.Fatalf("a valid hello got no welcome: the stream ended with %v", c.end())
