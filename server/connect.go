@@ -312,7 +312,7 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	var lost *tetherv1.SeqRange
 	var token string
 	if r := h.GetResume(); r != nil && r.GetSessionId() != "" {
-		s, rs, lost, token = srv.resume(ctx, st, principal, r)
+		s, rs, lost, token = srv.resume(ctx, st, principal, r, h)
 	}
 	fresh := s == nil
 	if fresh {
@@ -383,7 +383,7 @@ func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
 
 // resume tries to resume the session Hello names. It returns nil and the
 // reason when the session cannot be resumed; the caller then creates one.
-func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange, string) {
+func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume, h *tetherv1.Hello) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange, string) {
 	rec, ok, err := srv.broker.GetSession(ctx, r.GetSessionId())
 	if err != nil {
 		srv.cfg.logger.Error("tether: reading a session record failed", "session", r.GetSessionId(), "err", err)
@@ -443,7 +443,11 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 		_ = s.log.Trim(ctx, last)
 	}
 	s.resumes++
-	s.attachLocked(st, s.interval, true)
+	interval := s.interval
+	if h.GetHeartbeatInterval().AsDuration() > 0 {
+		interval = srv.grantInterval(h) // a client on a new network may ask for another
+	}
+	s.attachLocked(st, interval, true)
 	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RESUMED, detail: "from " + st.peer, resume: rs})
 	// Replay what the client has not received, in order, behind Welcome.
 	from := max(last, s.ackedOut) + 1

@@ -650,8 +650,11 @@ func FuzzHello(f *testing.F) {
 		}
 		wantTopics := slices.Compact(slices.Sorted(slices.Values(hello.GetTopics())))
 		if resumed {
-			// A resume keeps the session's topics and its granted interval.
-			interval = orig.GetHeartbeatInterval().AsDuration()
+			// A resume keeps the session's topics, and its granted
+			// interval unless Hello asks for another.
+			if hello.GetHeartbeatInterval().AsDuration() == 0 {
+				interval = orig.GetHeartbeatInterval().AsDuration()
+			}
 			wantTopics = []string{"orig"}
 			if w.GetSessionId() != orig.GetSessionId() || w.GetLastSentSeq() != sent {
 				t.Fatalf("resumed welcome: session %q last_sent_seq %d", w.GetSessionId(), w.GetLastSentSeq())

@@ -288,3 +288,20 @@ func TestCloseSessionByAdmin(t *testing.T) {
 		t.Fatalf("GetSession after close: %v", err)
 	}
 }
+
+// A resume may ask for another heartbeat interval (a client that moved to a
+// network with a shorter NAT timer); without one it keeps its own.
+func TestResumeMayChangeTheHeartbeat(t *testing.T) {
+	n := startNode(t)
+	c1 := n.dial(t, "")
+	w1 := c1.open(&tetherv1.Hello{ClientId: "hb", HeartbeatInterval: durationpbNew(time.Minute)})
+	c1.cancel()
+	waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
+	h := resumeHello(w1, 0)
+	h.HeartbeatInterval = durationpbNew(20 * time.Second)
+	c2 := n.dial(t, "")
+	w2 := c2.open(h)
+	if !w2.GetResumed() || w2.GetHeartbeatInterval().AsDuration() != 20*time.Second {
+		t.Fatalf("resume asking for 20s: resumed %v, interval %v", w2.GetResumed(), w2.GetHeartbeatInterval().AsDuration())
+	}
+}

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
@@ -209,7 +212,12 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 // write runs the writer until the stream ends. It is the only caller of
 // ss.Send.
 func (st *stream) write() {
-	defer st.srv.panicGuard("a session writer")
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.cfg.logger.Error("tether: panic in a session writer", "panic", p, "stack", string(debug.Stack()))
+			st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error in the writer")
+		}
+	}()
 	// One reusable message frame: Send marshals before it returns.
 	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
 	for {
