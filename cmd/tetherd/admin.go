@@ -26,13 +26,14 @@ type adminServer struct {
 	http   *http.Server
 	lis    net.Listener
 	secure bool
+	srv    *server.Server
 	ready  atomic.Bool // false until serving, and again while draining
 }
 
 // newAdminServer returns an admin server on lis, serving TLS when tlsCfg is
 // not nil. It does not serve until serve is called.
 func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger, guard *auth.TokenStore) *adminServer {
-	a := &adminServer{lis: lis, secure: tlsCfg != nil}
+	a := &adminServer{lis: lis, secure: tlsCfg != nil, srv: srv}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
@@ -85,14 +86,20 @@ func cloneTLS(c *tls.Config) *tls.Config {
 	return c.Clone()
 }
 
-// readyz answers 200 while the node serves and 503 once it drains, so load
-// balancers stop sending it new clients before the sessions get go_away.
+// readyz answers 200 while the node serves, and 503 with the reason while
+// it does not: once it drains, so load balancers stop sending it new
+// clients before the sessions get go_away, and while its broker is
+// unavailable (the NATS broker lost its connection).
 func (a *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
-	if a.ready.Load() {
-		writeText(w, http.StatusOK, "ready\n")
+	if !a.ready.Load() {
+		writeText(w, http.StatusServiceUnavailable, "not ready: draining\n")
 		return
 	}
-	writeText(w, http.StatusServiceUnavailable, "not ready: draining\n")
+	if err := a.srv.Ready(); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3"
 
+	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -57,6 +59,28 @@ type config struct {
 	burst      int
 	frameRate  float64
 	frameBurst int
+
+	broker      string // memory or nats
+	nats        natsConfig
+	natsFlagSet []string // --nats-* flags given, to warn about with --broker memory
+}
+
+// natsConfig is the NATS broker's settings (--broker nats).
+type natsConfig struct {
+	url       string // one URL, or several comma-separated
+	creds     string
+	nkey      string
+	user      string
+	password  string
+	token     string
+	tlsCA     string
+	tlsCert   string
+	tlsKey    string
+	prefix    string
+	replicas  int
+	retention time.Duration
+	storage   string        // file or memory
+	opts      []nats.Option // the credentials and TLS, built by check
 }
 
 // usageError is a mistake in the settings; tetherd exits with status 2.
@@ -104,6 +128,22 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&c.burst, "burst", 100, "burst allowed above --rate")
 	fs.Float64Var(&c.frameRate, "frame-rate", server.DefaultFrameRate, "frames per second one stream may send before it is cut (ping or subscribe floods)")
 	fs.IntVar(&c.frameBurst, "frame-burst", server.DefaultFrameBurst, "burst allowed above --frame-rate")
+
+	fs.StringVar(&c.broker, "broker", "memory", "message `broker`: memory (this node only: a session resumes on the node that holds it) or nats (many nodes: cross-node push, resume on any node)")
+	n := &c.nats
+	fs.StringVar(&n.url, "nats-url", "nats://127.0.0.1:4222", "with --broker nats: the NATS server `URLs`, comma-separated (tls:// for TLS)")
+	fs.StringVar(&n.creds, "nats-creds", "", "with --broker nats: authenticate with this NATS credentials (JWT and seed) `file`")
+	fs.StringVar(&n.nkey, "nats-nkey", "", "with --broker nats: authenticate with the NKey seed in this `file`")
+	fs.StringVar(&n.user, "nats-user", "", "with --broker nats: authenticate as this `user`; needs --nats-password")
+	fs.StringVar(&n.password, "nats-password", "", "`password` for --nats-user (prefer TETHER_NATS_PASSWORD or the config file to the command line)")
+	fs.StringVar(&n.token, "nats-token", "", "with --broker nats: authenticate with this `token` (prefer TETHER_NATS_TOKEN or the config file to the command line)")
+	fs.StringVar(&n.tlsCA, "nats-tls-ca", "", "with --broker nats: verify the NATS servers against this PEM CA `file` instead of the system's")
+	fs.StringVar(&n.tlsCert, "nats-tls-cert", "", "with --broker nats: present this PEM client certificate `file` to NATS (mTLS); needs --nats-tls-key")
+	fs.StringVar(&n.tlsKey, "nats-tls-key", "", "PEM private key `file` for --nats-tls-cert")
+	fs.StringVar(&n.prefix, "nats-prefix", natsbroker.DefaultPrefix, "with --broker nats: `prefix` of the subjects and streams, so several tether clusters can share one NATS system (letters, digits, - and _)")
+	fs.IntVar(&n.replicas, "nats-replicas", 1, "with --broker nats: JetStream replicas of the broker's streams, 1 to 5 (3 to survive losing a NATS server)")
+	fs.DurationVar(&n.retention, "nats-retention", natsbroker.DefaultRetention, "with --broker nats: how long JetStream keeps messages for resumes; at least --resume-window")
+	fs.StringVar(&n.storage, "nats-storage", "file", "with --broker nats: JetStream `storage` of the broker's streams: file, or memory (faster; a NATS restart loses what it held)")
 	return fs
 }
 
@@ -126,6 +166,11 @@ func parseConfig(ctx context.Context, args []string) (*config, error) {
 	case fs.NArg() > 0:
 		return nil, usagef("unexpected argument %q: tetherd takes flags only", fs.Arg(0))
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "nats-") {
+			c.natsFlagSet = append(c.natsFlagSet, "--"+f.Name)
+		}
+	})
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
@@ -176,6 +221,15 @@ func (c *config) check(ctx context.Context) error {
 	if err := c.loadTLS(); err != nil {
 		return err
 	}
+	switch c.broker {
+	case "memory":
+	case "nats":
+		if err := c.checkNATS(); err != nil {
+			return err
+		}
+	default:
+		return usagef("--broker %q: use memory or nats", c.broker)
+	}
 	if err := c.checkPlaintext(ctx, "--listen", c.listen); err != nil {
 		return err
 	}
@@ -183,6 +237,94 @@ func (c *config) check(ctx context.Context) error {
 		return c.checkPlaintext(ctx, "--admin-listen", c.adminListen)
 	}
 	return nil
+}
+
+// checkNATS checks the --nats- settings and builds the nats.go options for
+// the credentials and TLS.
+func (c *config) checkNATS() error {
+	n := &c.nats
+	if strings.Trim(n.url, ", ") == "" {
+		return usagef("--nats-url: give at least one NATS server URL")
+	}
+	if n.retention < c.resumeWindow {
+		return usagef("--nats-retention %v is shorter than --resume-window %v: a session could outlive the messages kept for its resume; "+
+			"raise --nats-retention or lower --resume-window", n.retention, c.resumeWindow)
+	}
+	if n.replicas < 1 || n.replicas > 5 {
+		return usagef("--nats-replicas %d: use 1 to 5", n.replicas)
+	}
+	if n.storage != "file" && n.storage != "memory" {
+		return usagef("--nats-storage %q: use file or memory", n.storage)
+	}
+	if n.prefix == "" || strings.IndexFunc(n.prefix, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return usagef("--nats-prefix %q: use letters, digits, - and _ only", n.prefix)
+	}
+	var auths []string
+	for _, a := range []struct{ flag, value string }{
+		{"--nats-creds", n.creds}, {"--nats-nkey", n.nkey}, {"--nats-user", n.user}, {"--nats-token", n.token},
+	} {
+		if a.value != "" {
+			auths = append(auths, a.flag)
+		}
+	}
+	if len(auths) > 1 {
+		return usagef("%s: give one way to authenticate to NATS, not several", strings.Join(auths, " and "))
+	}
+	if (n.user == "") != (n.password == "") {
+		return usagef("--nats-user and --nats-password go together: give both or neither")
+	}
+	if (n.tlsCert == "") != (n.tlsKey == "") {
+		return usagef("--nats-tls-cert and --nats-tls-key go together: give both or neither")
+	}
+	n.opts = nil
+	switch {
+	case n.creds != "":
+		if _, err := os.Stat(n.creds); err != nil {
+			return usagef("--nats-creds: %w", err)
+		}
+		n.opts = append(n.opts, nats.UserCredentials(n.creds))
+	case n.nkey != "":
+		opt, err := nats.NkeyOptionFromSeed(n.nkey)
+		if err != nil {
+			return usagef("--nats-nkey: %w", err)
+		}
+		n.opts = append(n.opts, opt)
+	case n.user != "":
+		n.opts = append(n.opts, nats.UserInfo(n.user, n.password))
+	case n.token != "":
+		n.opts = append(n.opts, nats.Token(n.token))
+	}
+	if n.tlsCA != "" {
+		pem, err := os.ReadFile(n.tlsCA)
+		if err != nil {
+			return usagef("--nats-tls-ca: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return usagef("--nats-tls-ca %s: no PEM certificate in it", n.tlsCA)
+		}
+		n.opts = append(n.opts, nats.RootCAs(n.tlsCA))
+	}
+	if n.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(n.tlsCert, n.tlsKey); err != nil {
+			return usagef("--nats-tls-cert/--nats-tls-key: %w", err)
+		}
+		n.opts = append(n.opts, nats.ClientCert(n.tlsCert, n.tlsKey))
+	}
+	return nil
+}
+
+// natsOptions is the NATS broker's configuration.
+func (c *config) natsOptions(log *slog.Logger) natsbroker.Options {
+	return natsbroker.Options{
+		Prefix:        c.nats.prefix,
+		Replicas:      c.nats.replicas,
+		MemoryStorage: c.nats.storage == "memory",
+		Retention:     c.nats.retention,
+		MaxLogEntries: max(natsbroker.DefaultMaxLogEntries, int64(c.outboundLog)),
+		Logger:        log,
+	}
 }
 
 // loadTLS loads --tls-cert and --tls-key, when given, into c.tls.

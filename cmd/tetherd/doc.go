@@ -10,7 +10,8 @@
 // it) it serves:
 //
 //	/healthz         200 while the process runs
-//	/readyz          200 while serving, 503 while draining
+//	/readyz          200 while serving; 503 with the reason while draining
+//	                 or while the broker is unavailable
 //	/metrics         Prometheus: the tether_ series, Go runtime and process
 //	/debug/sessions  the node's sessions as JSON (?client_id= filters)
 //
@@ -24,6 +25,43 @@
 // a JSON object instead ({"server-id": "edge-1"}). A flag on the command
 // line wins over the environment, which wins over the file. Run tetherd -h
 // for the full list.
+//
+// # Brokers
+//
+// A broker carries messages between sessions. With --broker memory, the
+// default, it is embedded: tetherd needs no other service, but every node
+// is on its own, and a session resumes only on the node that holds it.
+// With --broker nats, nodes share a NATS system with JetStream: a message
+// published on any node reaches its session, client id or topic on every
+// node, and a session resumes on any node from the log JetStream keeps.
+// The NATS settings:
+//
+//	--nats-url URLS        NATS servers, comma-separated (default nats://127.0.0.1:4222;
+//	                       tls://host:port for TLS)
+//	--nats-creds FILE      authenticate with a credentials file (JWT and seed)
+//	--nats-nkey FILE       authenticate with an NKey seed file
+//	--nats-user USER       authenticate with a user and --nats-password
+//	--nats-token TOKEN     authenticate with a token
+//	--nats-tls-ca FILE     trust this PEM CA for the NATS servers' certificates
+//	--nats-tls-cert FILE   present a client certificate, with --nats-tls-key
+//	--nats-prefix PREFIX   prefix of subjects and streams (default tether); tether
+//	                       clusters sharing a NATS system need one each
+//	--nats-replicas N      JetStream replicas (default 1; 3 on a NATS cluster to
+//	                       survive losing a server)
+//	--nats-retention D     how long messages are kept for resumes (default 10m);
+//	                       at least --resume-window, or tetherd refuses to start
+//	--nats-storage KIND    file (default) or memory
+//
+// Give at most one way to authenticate; pass secrets through the
+// environment (TETHER_NATS_PASSWORD, TETHER_NATS_TOKEN) or the config file
+// rather than on the command line, where other users of the host can see
+// them. tetherd exits 1 if it cannot reach NATS at start. Once running, it
+// rides out NATS outages: it reconnects on its own, logs "broker
+// unavailable" (a warning, with the reason) and "broker available again",
+// and meanwhile /readyz answers 503 with the reason and grpc.health.v1
+// reports NOT_SERVING, so load balancers send new clients elsewhere. Every
+// node needs its own --server-id; the default, the host name and a random
+// suffix, is unique per process.
 //
 // # Plaintext beyond loopback
 //
@@ -53,6 +91,13 @@
 //
 //	tetherd --listen :7070 --admin-listen :9090 --tls-cert cert.pem --tls-key key.pem \
 //	    --profile mobile --log-format json
+//
+// Serve one node of a cluster that shares a NATS cluster, its streams
+// replicated three times, the password from the environment:
+//
+//	TETHER_NATS_PASSWORD=... tetherd --broker nats \
+//	    --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 \
+//	    --nats-user tether --nats-replicas 3
 //
 // Serve plaintext behind a TLS-terminating load balancer, settings from the
 // environment and a file, on a port the kernel picks (the "listening" log

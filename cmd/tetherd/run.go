@@ -8,8 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/time/rate"
@@ -19,6 +23,8 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/broker"
+	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/interceptors"
 	"github.com/tetherhq/tether/server"
 )
@@ -97,9 +103,31 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		auth.WatchSIGHUP(ctx, store, log)
 		log.Info("authentication on", "tokens_file", cfg.tokensFile, "principals", store.Len(), "mtls", cfg.clientCA != "")
 	}
-	srv, err := server.New(serverOptions(cfg, log, reg, store)...)
-	if err != nil {
+	opts := serverOptions(cfg, log, reg, store)
+	var nb *natsBroker // the server closes it from server.New on
+	if cfg.broker == "nats" {
+		var err error
+		if nb, err = connectNATS(cfg, log); err != nil {
+			return nil, err
+		}
+		opts = append(opts, server.WithBroker(nb))
+	} else if len(cfg.natsFlagSet) > 0 {
+		log.Warn("--broker memory: ignoring the NATS settings", "flags", strings.Join(cfg.natsFlagSet, " "))
+	}
+	srv, err := server.New(opts...)
+	switch {
+	case err != nil && nb != nil && nb.startErr != nil:
+		_ = nb.Close()
+		return nil, fmt.Errorf("--broker nats: %w", nb.startErr)
+	case err != nil:
+		if nb != nil {
+			_ = nb.Close()
+		}
 		return nil, usageError{fmt.Errorf("invalid server settings: %w", err)}
+	case nb != nil:
+		nb.logHealth(log.With("broker", "nats"))
+		log.Info("broker connected", "broker", "nats", "url", cfg.nats.url, "prefix", cfg.nats.prefix,
+			"replicas", cfg.nats.replicas, "storage", cfg.nats.storage, "retention", cfg.nats.retention)
 	}
 	chain, grpcMetrics, err := interceptors.ServerOptions(interceptorConfig(cfg, log, reg, store))
 	if err != nil {
@@ -141,6 +169,58 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		log.Warn("--insecure: plaintext is allowed beyond loopback")
 	}
 	return g, nil
+}
+
+// natsBroker is the NATS broker, remembering why its Start failed, if it
+// did: NATS refused (exit status 1), not a bad setting (2).
+type natsBroker struct {
+	*natsbroker.Broker
+	startErr error
+}
+
+// Start starts the broker and remembers its error.
+func (b *natsBroker) Start(ctx context.Context, node string, r broker.Receiver) error {
+	b.startErr = b.Broker.Start(ctx, node, r)
+	return b.startErr
+}
+
+// connectNATS connects the NATS broker; the server starts it.
+func connectNATS(cfg *config, log *slog.Logger) (*natsBroker, error) {
+	name := "tetherd"
+	if cfg.serverID != "" {
+		name += " " + cfg.serverID
+	} else if host, err := os.Hostname(); err == nil {
+		name += " " + host
+	}
+	opts := append([]nats.Option{nats.Name(name)}, cfg.nats.opts...)
+	b, err := natsbroker.Connect(cfg.nats.url, cfg.natsOptions(log.With("broker", "nats")), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--broker nats: %w", err)
+	}
+	return &natsBroker{Broker: b}, nil
+}
+
+// logHealth logs the broker's health changes: a warning with the reason
+// when it becomes unavailable, and a notice when it works again. Its
+// closing, at shutdown, is no news.
+func (b *natsBroker) logHealth(log *slog.Logger) {
+	var (
+		mu   sync.Mutex
+		down bool
+	)
+	b.NotifyHealth(func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case errors.Is(err, broker.ErrClosed):
+		case err != nil:
+			down = true
+			log.Warn("broker unavailable", "err", err)
+		case down:
+			down = false
+			log.Info("broker available again")
+		}
+	})
 }
 
 // interceptorConfig is the interceptor chain: metrics, logging, bearer and

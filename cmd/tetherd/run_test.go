@@ -57,6 +57,23 @@ func TestRunRejectsBadSettings(t *testing.T) {
 		{"missing config file", "", []string{"--config", "/nonexistent/tetherd.conf"}, []string{"/nonexistent/tetherd.conf"}},
 		{"unknown config key", "", []string{"--config", badConfig}, []string{`"listen-on"`}},
 		{"bad environment", "TETHER_MAX_SESSIONS=lots", nil, []string{"TETHER_MAX_SESSIONS"}},
+		{"unknown broker", "", []string{"--broker", "bogus"}, []string{`--broker "bogus"`, "memory or nats"}},
+		{"NATS retention below the resume window", "", []string{"--broker", "nats", "--nats-retention", "1m"},
+			[]string{"--nats-retention 1m0s is shorter than --resume-window 2m0s"}},
+		{"NATS retention from the environment", "TETHER_NATS_RETENTION=30s", []string{"--broker", "nats", "--resume-window", "1m"},
+			[]string{"--nats-retention 30s is shorter than --resume-window 1m0s"}},
+		{"NATS storage", "", []string{"--broker", "nats", "--nats-storage", "disk"}, []string{`--nats-storage "disk"`, "file or memory"}},
+		{"NATS replicas", "", []string{"--broker", "nats", "--nats-replicas", "7"}, []string{"--nats-replicas 7", "1 to 5"}},
+		{"NATS prefix", "", []string{"--broker", "nats", "--nats-prefix", "a.b"}, []string{`--nats-prefix "a.b"`}},
+		{"NATS URL", "", []string{"--broker", "nats", "--nats-url", ""}, []string{"--nats-url"}},
+		{"NATS auth twice", "", []string{"--broker", "nats", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"},
+			[]string{"--nats-user and --nats-token", "one way to authenticate"}},
+		{"NATS user without password", "", []string{"--broker", "nats", "--nats-user", "u"}, []string{"--nats-user and --nats-password"}},
+		{"NATS missing creds", "", []string{"--broker", "nats", "--nats-creds", "/nonexistent/tether.creds"}, []string{"--nats-creds", "/nonexistent/tether.creds"}},
+		{"NATS missing nkey", "", []string{"--broker", "nats", "--nats-nkey", "/nonexistent/tether.nk"}, []string{"--nats-nkey", "/nonexistent/tether.nk"}},
+		{"NATS CA not PEM", "", []string{"--broker", "nats", "--nats-tls-ca", badConfig}, []string{"--nats-tls-ca", "no PEM certificate"}},
+		{"NATS cert without key", "", []string{"--broker", "nats", "--nats-tls-cert", certFile}, []string{"--nats-tls-cert and --nats-tls-key"}},
+		{"NATS bad key pair", "", []string{"--broker", "nats", "--nats-tls-cert", certFile, "--nats-tls-key", badConfig}, []string{"--nats-tls-cert/--nats-tls-key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if k, v, ok := strings.Cut(tc.env, "="); ok {

@@ -28,6 +28,9 @@ Examples:
   # Plaintext beyond loopback, behind a load balancer that terminates TLS.
   tetherd --listen 0.0.0.0:7070 --insecure
 
+  # One node of many, sharing a NATS cluster with JetStream.
+  tetherd --broker nats --nats-url nats://nats-1:4222,nats://nats-2:4222 --nats-replicas 3
+
   # Settings from the environment and a config file; no admin server.
   TETHER_SERVER_ID=edge-1 tetherd --config /etc/tether/tetherd.conf --admin-listen=
 
