@@ -76,7 +76,39 @@ type Receiver interface {
 	// Deliver hands m to the node's sessions behind m.Target and returns
 	// how many it reached.
 	Deliver(m *Message) int
+	// Evict acts on an [Eviction] another node sent: it releases the
+	// session e.Session (which now lives on e.Node), or ends the node's
+	// other sessions of client id e.Client. It returns
+	// [ErrForeignClient] when a session of e.Client belongs to another
+	// principal than e.Principal, and nothing is ended then. A shared
+	// broker calls it; the memory broker never does.
+	Evict(e Eviction) error
 }
+
+// Eviction asks the nodes of a shared broker to let go of a session or a
+// client id, so that the newest stream wins across nodes as it does on
+// one.
+type Eviction struct {
+	// Session, when set, names a session that node Node is resuming. Its
+	// holder, if any, ends the session's stream (the client was told to go
+	// away), stops writing to its log and forgets it, without deleting its
+	// log or record: the session lives on at Node.
+	Session string
+	// Client, when set, names a client id that the new session By, at
+	// node Node and of principal Principal, took over. Holders end their
+	// sessions of that client id for good.
+	Client string
+	// Principal is the principal of the session taking over Client.
+	Principal string
+	// By is the id of the session taking over Client.
+	By string
+	// Node is the node that takes over.
+	Node string
+}
+
+// ErrForeignClient reports that a client id is held by a session of another
+// principal, so a new session may not take it over.
+var ErrForeignClient = errors.New("broker: the client id belongs to a session of another principal")
 
 // Entry is one message in a session's outbound log.
 type Entry struct {
@@ -117,6 +149,24 @@ type SessionRecord struct {
 	// Expires is when a detached session's resume window ends; zero while a
 	// stream holds it.
 	Expires time.Time
+
+	// The fields below let another node adopt the session when it is
+	// resumed there (see [Broker.Shared]). The sequence numbers are as of
+	// the last PutSession; the adopting node reconciles them with the
+	// session's log and with what the client reports.
+
+	// Metadata is the client's metadata from Hello.
+	Metadata map[string]string
+	// Created is when the session was opened.
+	Created time.Time
+	// Interval is the granted heartbeat interval.
+	Interval time.Duration
+	// SentSeq is the highest outbound seq assigned.
+	SentSeq uint64
+	// AckedSeq is the highest outbound seq the client acknowledged.
+	AckedSeq uint64
+	// ReceivedSeq is the highest client seq the session received.
+	ReceivedSeq uint64
 }
 
 // ErrClosed is returned by every method of a Broker after Close.
@@ -150,6 +200,15 @@ type Broker interface {
 	// Log returns the outbound log of a session.
 	Log(sessionID string) Log
 
+	// Shared reports whether other nodes share the broker's routes, logs
+	// and records, so that a session may resume on any of them.
+	Shared() bool
+	// Evict sends e to the other nodes and waits, within ctx, for the
+	// holder of e.Session or e.Client to act on it (see [Receiver.Evict]).
+	// It returns ErrForeignClient when that holder refused. Without other
+	// nodes it does nothing.
+	Evict(ctx context.Context, e Eviction) error
+
 	// PutSession stores or replaces a session record; GetSession reads it
 	// (ok false when unknown); DeleteSession forgets it.
 	PutSession(ctx context.Context, rec SessionRecord) error
@@ -177,4 +236,12 @@ type Log interface {
 	Read(ctx context.Context, from uint64, fn func(Entry) bool) error
 	// Delete removes the whole log.
 	Delete(ctx context.Context) error
+}
+
+// HealthNotifier is implemented by brokers that depend on a remote service:
+// NotifyHealth calls f at once with the current state, and again on every
+// change, with nil when the broker works and with the reason when it does
+// not. A server reports NOT_SERVING while the broker does not work.
+type HealthNotifier interface {
+	NotifyHealth(f func(err error))
 }

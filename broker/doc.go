@@ -8,10 +8,10 @@
 //
 // Package [github.com/tetherhq/tether/broker/memory] is the embedded default:
 // one process, or independent nodes where a message reaches only the node it
-// was published on and a session resumes only where it lives. A NATS
-// implementation (JetStream for logs and records) will add cross-node routing
-// later: push to a session or client id held by any node, topic fan-out over
-// the cluster, resume on another node and dedupe across nodes.
+// was published on and a session resumes only where it lives. Package
+// [github.com/tetherhq/tether/broker/nats] is shared by many nodes over NATS
+// and JetStream: push to a session or client id held by any node, topic
+// fan-out over the cluster, resume on any node and dedupe across nodes.
 //
 // # Lifecycle
 //
@@ -87,6 +87,35 @@
 // forgets a record; deleting an unknown id does nothing. A Broker may forget
 // a record once its Expires time has passed, never earlier, and never one
 // whose Expires is zero; the server deletes records it no longer needs.
+//
+// # Shared brokers
+//
+// A broker whose [Broker.Shared] reports true is shared by several nodes
+// (each with its own Broker value, started with its own node name), and
+// keeps these further promises:
+//
+//   - Routing: Publish reaches the Receivers of every node that bound
+//     m.Target, whichever node publishes. For session and client targets,
+//     Publish returns only once each node reached has appended the message
+//     to the session's log (it is durable). For topics, the count covers
+//     the publishing node's sessions only: remote deliveries are not
+//     counted. Messages from one publisher to one address arrive in the
+//     order they were published.
+//   - Parking: when a message to a session or client id reaches no node,
+//     but a record that is neither closed nor expired names that session
+//     (or, for a client id, the latest such session of that client id),
+//     the broker keeps the message for the session's resume window and
+//     counts it as reached (1). The next node to bind that address gets
+//     the kept messages through Deliver, in order, before any message
+//     published after them.
+//   - Logs, records and Seen are the same on every node: an entry appended
+//     on one node is read on another once the appending node stopped
+//     writing (see Evict), and a key recorded by Seen on one node is seen
+//     on all.
+//   - [Broker.Evict] reaches the holders of e.Session or e.Client on the
+//     other nodes through [Receiver.Evict]. For e.Session it returns once
+//     the holder released the session, so that its log is complete when
+//     the caller reads it.
 //
 // # Contexts
 //

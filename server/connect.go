@@ -227,10 +227,26 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		st.srv.metrics.dedupeDrops.Inc()
 		st.noteReceivedForce(in, true) // a re-send: ack again, deliver never
 		return nil
+	case seq > in+1 && s.inStale.Load():
+		// Adopted from another node, which received up to seq-1.
 	case seq > in+1:
 		return status.Errorf(codes.InvalidArgument, "message seq %d skips ahead: expected %d (or 0 to let the server number it)", seq, in+1)
 	}
+	if st.srv.broker.Shared() {
+		dup, err := st.srv.markReceived(st.ss.Context(), s, seq)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "recording message %d failed: %v; resume to re-send it", seq, err)
+		}
+		if dup {
+			// Handled on the node the session moved from.
+			s.inSeq.Store(seq)
+			st.srv.metrics.dedupeDrops.Inc()
+			st.noteReceivedForce(seq, true)
+			return nil
+		}
+	}
 	s.inSeq.Store(seq)
+	s.inStale.Store(false)
 	if key := m.GetIdempotencyKey(); key != "" {
 		seen, err := st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow)
 		if err != nil {
@@ -312,7 +328,10 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	var lost *tetherv1.SeqRange
 	var token string
 	if r := h.GetResume(); r != nil && r.GetSessionId() != "" {
-		s, rs, lost, token = srv.resume(ctx, st, principal, r, h)
+		var err error
+		if s, rs, lost, token, err = srv.resume(ctx, st, principal, r, h); err != nil {
+			return err
+		}
 	}
 	fresh := s == nil
 	if fresh {
@@ -383,40 +402,54 @@ func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
 
 // resume tries to resume the session Hello names. It returns nil and the
 // reason when the session cannot be resumed; the caller then creates one.
-func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume, h *tetherv1.Hello) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange, string) {
+// It fails only when the session exists but cannot be taken over now (a
+// shared broker is unreachable): the client should retry.
+func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *tetherv1.Resume, h *tetherv1.Hello) (*Session, tetherv1.ResumeStatus, *tetherv1.SeqRange, string, error) {
 	rec, ok, err := srv.broker.GetSession(ctx, r.GetSessionId())
 	if err != nil {
 		srv.cfg.logger.Error("tether: reading a session record failed", "session", r.GetSessionId(), "err", err)
+		if srv.broker.Shared() {
+			return nil, 0, nil, "", status.Errorf(codes.Unavailable, "reading the session failed: %v; retry the resume, here or on another backend", err)
+		}
 	}
 	switch {
 	case !ok || !tokenMatches(rec.TokenHash, r.GetResumeToken()):
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, "", nil
 	case rec.Principal != principal:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil, "", nil
 	case rec.Closed:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, "", nil
 	case !rec.Expires.IsZero() && !time.Now().Before(rec.Expires):
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED, nil, "", nil
 	}
 	srv.mu.RLock()
 	s := srv.sessions[rec.ID]
 	srv.mu.RUnlock()
+	last := r.GetLastReceivedSeq()
 	if s == nil {
-		// Held by another node: resuming it here needs a clustered broker.
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
+		if !srv.broker.Shared() {
+			// Held by another node, which alone can resume it.
+			return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, "", nil
+		}
+		if s, err = srv.adopt(ctx, rec, last); err != nil {
+			srv.cfg.logger.Warn("tether: taking over a session from another node failed", "session", rec.ID, "node", rec.Node, "err", err)
+			if _, ok := status.FromError(err); !ok {
+				err = status.Errorf(codes.Unavailable, "taking over the session from node %s failed: %v; retry the resume", rec.Node, err)
+			}
+			return nil, 0, nil, "", err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	last := r.GetLastReceivedSeq()
 	switch {
 	case !tokenMatches(s.tokenHash, r.GetResumeToken()):
 		// Checked again under the lock: of two streams presenting the same
 		// token, only the first gets in; the token rotates below.
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, "", nil
 	case s.state == tetherv1.SessionState_SESSION_STATE_CLOSED:
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, "", nil
 	case last > s.sentSeq.Load():
-		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil, ""
+		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil, "", nil
 	}
 	token := s.rotateTokenLocked()
 	if old := s.st; old != nil {
@@ -460,7 +493,7 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	st.data = append(replay, st.data...)
 	st.mu.Unlock()
 	srv.metrics.replayed.Add(float64(len(replay)))
-	return s, rs, lost, token
+	return s, rs, lost, token, nil
 }
 
 // create makes a fresh session for Hello, taking over the client id's older
@@ -478,6 +511,11 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 		interval:  srv.grantInterval(h),
 	}
 	s.log = srv.broker.Log(s.id)
+	if srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
+		if err := srv.takeOverClient(ctx, s); err != nil {
+			return nil, "", err
+		}
+	}
 	var old []*Session
 	srv.mu.Lock()
 	switch {

@@ -29,6 +29,7 @@ type metrics struct {
 	slowConsumers    prometheus.Counter
 	goAways          *prometheus.CounterVec
 	takeovers        prometheus.Counter
+	adopted          prometheus.Counter
 	expired          prometheus.Counter
 	logDrops         prometheus.Counter
 	drainRemaining   prometheus.Gauge
@@ -84,6 +85,8 @@ func newMetrics() *metrics {
 			Help: "GoAway frames sent, by reason."}, []string{"reason"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_takeovers_total",
 			Help: "Streams or sessions replaced by a newer one (same session or client id)."}),
+		adopted: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_sessions_adopted_total",
+			Help: "Sessions taken over from another node to be resumed here (shared broker only)."}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_sessions_expired_total",
 			Help: "Detached sessions whose resume window ended."}),
 		logDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_outbound_log_drops_total",
@@ -107,7 +110,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
-		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers,
+		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
 		m.expired, m.logDrops, m.drainRemaining) {
 		if err := r.Register(c); err != nil {
 			return err

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -38,9 +39,10 @@ type Server struct {
 	sessions map[string]*Session
 	byClient map[string]map[*Session]struct{}
 	topics   map[string]map[*Session]struct{}
-	draining bool
-	closed   bool
-	gs       *grpc.Server
+	draining  bool
+	closed    bool
+	gs        *grpc.Server
+	brokerErr error // why the broker does not work, if it reports so
 
 	live        atomic.Int64  // sessions with a stream attached
 	liveChanged chan struct{} // signalled when live drops
@@ -74,6 +76,9 @@ func New(opts ...Option) (*Server, error) {
 	if err := srv.broker.Start(context.Background(), cfg.serverID, receiver{srv}); err != nil {
 		return nil, fmt.Errorf("tether/server: starting the broker: %w", err)
 	}
+	if hn, ok := srv.broker.(broker.HealthNotifier); ok {
+		hn.NotifyHealth(srv.brokerHealth)
+	}
 	return srv, nil
 }
 
@@ -105,7 +110,41 @@ func (srv *Server) Register(gs *grpc.Server) {
 	srv.mu.Lock()
 	srv.gs = gs
 	srv.mu.Unlock()
-	srv.setServing(true)
+	srv.setServing(srv.Ready() == nil)
+}
+
+// Ready returns nil while the server takes new sessions, and otherwise why
+// not: it is not registered yet, it drains or is closed, or its broker
+// reports that it does not work (a NATS broker cut off from NATS). The
+// grpc.health.v1 status follows it; tetherd's /readyz reports it.
+func (srv *Server) Ready() error {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	switch {
+	case srv.closed:
+		return errors.New("the server is closed")
+	case srv.draining:
+		return errors.New("the server is draining")
+	case srv.gs == nil:
+		return errors.New("the server is not registered on a grpc.Server yet")
+	case srv.brokerErr != nil:
+		return fmt.Errorf("broker unavailable: %w", srv.brokerErr)
+	}
+	return nil
+}
+
+// brokerHealth follows the broker's health reports.
+func (srv *Server) brokerHealth(err error) {
+	srv.mu.Lock()
+	changed := (err == nil) != (srv.brokerErr == nil)
+	srv.brokerErr = err
+	srv.mu.Unlock()
+	if err != nil && changed {
+		srv.cfg.logger.Warn("tether: the broker does not work; reporting NOT_SERVING", "err", err)
+	} else if changed {
+		srv.cfg.logger.Info("tether: the broker works again; reporting SERVING unless draining")
+	}
+	srv.setServing(srv.Ready() == nil)
 }
 
 func (srv *Server) setServing(ok bool) {
@@ -133,7 +172,12 @@ func (srv *Server) Close() error {
 	srv.mu.Unlock()
 	srv.health.Shutdown()
 	for _, s := range all {
-		s.close(status.Error(codes.Unavailable, "tether server closed; reconnect to another backend"), "server closed")
+		err := status.Error(codes.Unavailable, "tether server closed; reconnect to another backend")
+		if srv.broker.Shared() {
+			s.leave(err, "server closed") // resumable on another node
+		} else {
+			s.close(err, "server closed")
+		}
 	}
 	return srv.broker.Close()
 }

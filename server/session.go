@@ -34,6 +34,10 @@ type Session struct {
 	log       broker.Log
 	sentSeq   atomic.Uint64 // highest seq handed to a stream
 	inSeq     atomic.Uint64 // highest client seq received; written by the reader
+	// inStale is set on a session adopted from another node: its inSeq is
+	// as of the last record, so the client's next message may skip ahead
+	// past what the previous node received and acknowledged.
+	inStale atomic.Bool
 
 	recvMu sync.Mutex // serialises inbound frames: one stream's at a time
 
@@ -274,12 +278,17 @@ func (s *Session) expire() {
 // close ends the session for good, with err for its stream, if any.
 func (s *Session) close(err error, why string) {
 	s.mu.Lock()
-	if st := s.st; st != nil {
+	st := s.st
+	if st != nil {
 		s.detachLocked(why)
-		st.closeAfterFlush(err)
 	}
 	s.mu.Unlock()
+	// Ended before the stream is, so that a client that saw its stream end
+	// finds the session gone.
 	s.end(why, true)
+	if st != nil {
+		st.closeAfterFlush(err)
+	}
 }
 
 // end removes the session from the node. closed marks it closed (a
@@ -337,6 +346,13 @@ func (s *Session) recordLocked() broker.SessionRecord {
 		TokenHash: s.tokenHash,
 		Node:      s.srv.cfg.serverID,
 		Topics:    slices.Sorted(maps.Keys(s.topics)),
+
+		Metadata:    s.metadata,
+		Created:     s.created,
+		Interval:    s.interval,
+		SentSeq:     s.outSeq,
+		AckedSeq:    s.ackedOut,
+		ReceivedSeq: s.inSeq.Load(),
 	}
 	if s.st == nil {
 		rec.Expires = s.resumeDeadline

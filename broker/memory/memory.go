@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,17 @@ func (b *Broker) Log(sessionID string) broker.Log {
 	return &logHandle{b: b, id: sessionID}
 }
 
+// Shared reports false: a memory broker serves one node.
+func (b *Broker) Shared() bool { return false }
+
+// Evict does nothing: no other node shares a memory broker.
+func (b *Broker) Evict(context.Context, broker.Eviction) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	return nil
+}
+
 // PutSession stores a copy of rec.
 func (b *Broker) PutSession(_ context.Context, rec broker.SessionRecord) error {
 	rec = cloneRecord(rec)
@@ -213,5 +225,6 @@ type records struct {
 func cloneRecord(rec broker.SessionRecord) broker.SessionRecord {
 	rec.TokenHash = bytes.Clone(rec.TokenHash)
 	rec.Topics = slices.Clone(rec.Topics)
+	rec.Metadata = maps.Clone(rec.Metadata)
 	return rec
 }

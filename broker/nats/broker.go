@@ -1,0 +1,642 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tetherhq/tether/broker"
+)
+
+// guardPeriod is how long after binding a session or client address a node
+// checks the address's parked messages before each delivery to it: long
+// enough for the new subscription's interest to reach every NATS server,
+// after which no publisher parks for an address a node holds.
+const guardPeriod = 10 * time.Second
+
+// dispatchBuffer is how many routed messages a node queues for delivery;
+// beyond it NATS reports a slow consumer and drops them.
+const dispatchBuffer = 1 << 16
+
+// Header names on routed messages.
+const (
+	hdrOp   = "Tether-Op"
+	opPoke  = "poke"
+	opEvict = "evict"
+)
+
+var (
+	errStarted     = errors.New("nats broker: already started")
+	errNotStarted  = errors.New("nats broker: not started: call Start first")
+	errNilReceiver = errors.New("nats broker: nil receiver")
+	errEcho        = errors.New("nats broker: the connection echoes its own messages: connect with nats.NoEcho() (see ConnectOptions)")
+)
+
+// Broker is a [broker.Broker] shared by many tether nodes over NATS, with
+// JetStream keeping session logs, parked messages, session records and
+// idempotency keys. See the package documentation for the layout. It is
+// safe for concurrent use.
+type Broker struct {
+	o      Options
+	nc     *nats.Conn
+	ownsNC bool
+	js     jetstream.JetStream
+	subj   subjects
+
+	logStream jetstream.Stream
+	kvStream  jetstream.Stream
+
+	node     string
+	receiver broker.Receiver
+	started  atomic.Bool
+	closed   atomic.Bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+	ch       chan *nats.Msg
+
+	bindMu sync.Mutex
+	binds  map[broker.Address]*binding
+
+	logMu sync.Mutex
+	logs  map[string]*logState
+
+	pendMu   sync.Mutex
+	pending  []*pend             // log appends in issue order
+	inflight map[*nats.Msg]*pend // the same, by message, for the ack handlers
+
+	purges purger
+
+	healthMu sync.Mutex
+	health   []func(error)
+	lastErr  error
+}
+
+// binding is one address bound on this node.
+type binding struct {
+	n   int
+	sub *nats.Subscription
+	// guard serializes draining parked messages with deliveries during the
+	// guard period after the bind.
+	guard   sync.Mutex
+	until   time.Time
+	drained uint64 // stream seq of the last parked message delivered
+}
+
+var (
+	_ broker.Broker         = (*Broker)(nil)
+	_ broker.HealthNotifier = (*Broker)(nil)
+)
+
+// New returns a broker on nc, which must have been opened with
+// nats.NoEcho() (see [ConnectOptions]). The broker installs nc's
+// disconnect, reconnect and error handlers (calling any that were set) and
+// does no I/O until [Broker.Start]; Close does not close nc.
+func New(nc *nats.Conn, o Options) (*Broker, error) {
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if !nc.Opts.NoEcho {
+		return nil, errEcho
+	}
+	b := &Broker{
+		o:        o,
+		nc:       nc,
+		subj:     newSubjects(o.Prefix),
+		done:     make(chan struct{}),
+		ch:       make(chan *nats.Msg, dispatchBuffer),
+		binds:    make(map[broker.Address]*binding),
+		logs:     make(map[string]*logState),
+		inflight: make(map[*nats.Msg]*pend),
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(16384),
+		jetstream.WithPublishAsyncTimeout(o.Timeout),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, a *jetstream.PubAck) { b.acked(m, a.Sequence, nil) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { b.acked(m, 0, err) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: %w", err)
+	}
+	b.js = js
+	b.lastErr = errNotStarted
+	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
+	b.hookConn()
+	return b, nil
+}
+
+// Connect dials url (a comma-separated list of NATS servers) with
+// [ConnectOptions] and then opts, and returns a broker that owns the
+// connection: Close closes it.
+func Connect(url string, o Options, opts ...nats.Option) (*Broker, error) {
+	all := append(ConnectOptions("tether"), opts...)
+	all = append(all, nats.NoEcho())
+	nc, err := nats.Connect(url, all...)
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: connecting to %s: %w", url, err)
+	}
+	b, err := New(nc, o)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.ownsNC = true
+	return b, nil
+}
+
+// Conn returns the broker's NATS connection.
+func (b *Broker) Conn() *nats.Conn { return b.nc }
+
+// Start creates or updates the JetStream streams, attaches the node and
+// starts delivering what is routed to it.
+func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) error {
+	if r == nil {
+		return errNilReceiver
+	}
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.CompareAndSwap(false, true) {
+		return errStarted
+	}
+	b.node, b.receiver = node, r
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	if err := b.createStreams(ctx); err != nil {
+		b.started.Store(false)
+		return err
+	}
+	b.wg.Add(2)
+	go b.dispatch()
+	go b.purges.run()
+	b.setHealth(nil)
+	return nil
+}
+
+func (b *Broker) createStreams(ctx context.Context) error {
+	storage := jetstream.FileStorage
+	if b.o.MemoryStorage {
+		storage = jetstream.MemoryStorage
+	}
+	var err error
+	b.logStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              b.subj.logStream,
+		Description:       "tether session logs and parked messages",
+		Subjects:          []string{b.subj.prefix + ".log.*", b.subj.prefix + ".park.*.*"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxAge:            b.o.Retention,
+		MaxMsgsPerSubject: b.o.MaxLogEntries,
+		Discard:           jetstream.DiscardOld,
+		Storage:           storage,
+		Replicas:          b.o.Replicas,
+		Duplicates:        time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("nats broker: creating stream %s (is JetStream enabled on the NATS server?): %w", b.subj.logStream, err)
+	}
+	b.kvStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              b.subj.kvStream,
+		Description:       "tether session records, client ids and idempotency keys",
+		Subjects:          []string{b.subj.prefix + ".rec.*", b.subj.prefix + ".cid.*", b.subj.prefix + ".seen.*"},
+		Retention:         jetstream.LimitsPolicy,
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+		Storage:           storage,
+		Replicas:          b.o.Replicas,
+		AllowMsgTTL:       true,
+		Duplicates:        time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.kvStream, err)
+	}
+	return nil
+}
+
+// Shared reports true: every node on the same NATS system and prefix
+// shares routes, logs, records and idempotency keys.
+func (b *Broker) Shared() bool { return true }
+
+// bound derives a context bounded by the broker's Timeout.
+func (b *Broker) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.o.Timeout)
+}
+
+func (b *Broker) usable() error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.started.Load() {
+		return errNotStarted
+	}
+	return nil
+}
+
+// Bind subscribes the node to addr's route on the first bind. For a
+// session or client id it then delivers the address's parked messages.
+func (b *Broker) Bind(ctx context.Context, addr broker.Address) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	subj, err := b.subj.route(addr)
+	if err != nil {
+		return err
+	}
+	b.bindMu.Lock()
+	if bd := b.binds[addr]; bd != nil {
+		bd.n++
+		b.bindMu.Unlock()
+		return nil
+	}
+	sub, err := b.nc.ChanSubscribe(subj, b.ch)
+	if err != nil {
+		b.bindMu.Unlock()
+		return fmt.Errorf("nats broker: subscribing to %s: %w", addr.Kind, err)
+	}
+	bd := &binding{n: 1, sub: sub}
+	if addr.Kind != broker.KindTopic {
+		bd.until = time.Now().Add(guardPeriod)
+	}
+	b.binds[addr] = bd
+	b.bindMu.Unlock()
+	if addr.Kind == broker.KindTopic {
+		return nil
+	}
+	// Make sure the NATS server knows the interest before reading what was
+	// parked, so that whatever is parked later is followed by a poke or a
+	// delivery that reaches this node.
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("nats broker: flushing the subscription: %w", err)
+	}
+	bd.guard.Lock()
+	defer bd.guard.Unlock()
+	return b.drainLocked(ctx, addr, bd)
+}
+
+// Unbind withdraws one bind; the last one unsubscribes the route. For a
+// session it also forgets the node's copy of the session's log (the log
+// itself stays in JetStream).
+func (b *Broker) Unbind(_ context.Context, addr broker.Address) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	b.bindMu.Lock()
+	defer b.bindMu.Unlock()
+	bd := b.binds[addr]
+	if bd == nil {
+		return nil
+	}
+	bd.n--
+	if bd.n > 0 {
+		return nil
+	}
+	delete(b.binds, addr)
+	if addr.Kind == broker.KindSession {
+		b.logMu.Lock()
+		delete(b.logs, addr.Name)
+		b.logMu.Unlock()
+	}
+	if err := bd.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("nats broker: unsubscribing: %w", err)
+	}
+	return nil
+}
+
+// Publish routes m. A session or client id is reached wherever it is bound,
+// or parked for its session when none binds it (see package broker, Shared
+// brokers). A topic reaches this node's subscribers, whose count Publish
+// returns, and every other node's.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
+	if err := b.usable(); err != nil {
+		return 0, err
+	}
+	subj, err := b.subj.route(m.Target)
+	if err != nil {
+		return 0, err
+	}
+	if m.Target.Kind == broker.KindTopic {
+		n := b.deliverLocal(ctx, m)
+		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
+			return n, fmt.Errorf("nats broker: publishing to other nodes: %w", err)
+		}
+		return n, nil
+	}
+	if n := b.deliverLocal(ctx, m); n > 0 {
+		return n, b.settle(ctx)
+	}
+	rctx, cancel := b.bound(ctx)
+	defer cancel()
+	reply, err := b.nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: nats.Header{}})
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+	case err != nil:
+		return 0, fmt.Errorf("nats broker: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
+	default:
+		n, perr := strconv.Atoi(string(reply.Data))
+		if perr != nil {
+			return 0, fmt.Errorf("nats broker: bad reply %q from the node holding %s %q", reply.Data, m.Target.Kind, m.Target.Name)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+	return b.park(rctx, m)
+}
+
+// deliverLocal hands m to this node's Receiver if the node binds its
+// target, first delivering parked messages during the guard period.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
+	b.bindMu.Lock()
+	bd := b.binds[m.Target]
+	b.bindMu.Unlock()
+	if bd == nil {
+		return 0
+	}
+	if m.Target.Kind != broker.KindTopic && time.Now().Before(bd.until) {
+		bd.guard.Lock()
+		defer bd.guard.Unlock()
+		if err := b.drainLocked(ctx, m.Target, bd); err != nil {
+			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", m.Target.Kind.String(), "err", err)
+		}
+	}
+	return b.receiver.Deliver(m)
+}
+
+// dispatch delivers what the node's routes receive, one message at a time
+// so that each publisher's messages keep their order.
+func (b *Broker) dispatch() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.done:
+			return
+		case msg := <-b.ch:
+			b.handle(msg)
+		}
+	}
+}
+
+func (b *Broker) handle(msg *nats.Msg) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.o.Logger.Error("tether nats broker: panic while delivering", "panic", p)
+		}
+	}()
+	addr, err := b.subj.parseRoute(msg.Subject)
+	if err != nil {
+		b.o.Logger.Warn("tether nats broker: message on an unknown subject", "subject", msg.Subject)
+		return
+	}
+	ctx, cancel := b.bound(context.Background())
+	defer cancel()
+	switch msg.Header.Get(hdrOp) {
+	case opPoke:
+		b.bindMu.Lock()
+		bd := b.binds[addr]
+		b.bindMu.Unlock()
+		if bd != nil {
+			bd.guard.Lock()
+			err := b.drainLocked(ctx, addr, bd)
+			bd.guard.Unlock()
+			if err != nil {
+				b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
+			}
+		}
+	case opEvict:
+		var e broker.Eviction
+		reply := ""
+		if err := json.Unmarshal(msg.Data, &e); err != nil {
+			reply = "bad eviction: " + err.Error()
+		} else if err := b.receiver.Evict(e); errors.Is(err, broker.ErrForeignClient) {
+			reply = replyForeign
+		} else if err != nil {
+			reply = err.Error()
+		}
+		if err := b.settle(ctx); err != nil && reply == "" {
+			reply = "flushing the session's log: " + err.Error()
+		}
+		_ = msg.Respond([]byte(reply))
+	default:
+		m, _, err := decodeMessage(msg.Data)
+		if err != nil || m.Target != addr {
+			b.o.Logger.Warn("tether nats broker: dropped an undecodable message", "subject", msg.Subject, "err", err)
+			return
+		}
+		n := b.deliverLocal(ctx, m)
+		if msg.Reply == "" {
+			return
+		}
+		if err := b.settle(ctx); err != nil {
+			// Not durable: let the publisher park or fail rather than
+			// count it.
+			b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+			n = 0
+		}
+		_ = msg.Respond(strconv.AppendInt(nil, int64(n), 10))
+	}
+}
+
+const replyForeign = "foreign client"
+
+// Evict sends e to the nodes holding e.Session and e.Client and waits for
+// the first of each to act on it.
+func (b *Broker) Evict(ctx context.Context, e broker.Eviction) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	var targets []broker.Address
+	if e.Session != "" {
+		targets = append(targets, broker.Session(e.Session))
+	}
+	if e.Client != "" {
+		targets = append(targets, broker.Client(e.Client))
+	}
+	for _, addr := range targets {
+		subj, err := b.subj.route(addr)
+		if err != nil {
+			return err
+		}
+		rctx, cancel := b.bound(ctx)
+		reply, err := b.nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+		cancel()
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+		case err != nil:
+			return fmt.Errorf("nats broker: evicting %s %q: %w", addr.Kind, addr.Name, err)
+		case string(reply.Data) == replyForeign:
+			return broker.ErrForeignClient
+		case len(reply.Data) > 0:
+			return fmt.Errorf("nats broker: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply.Data)
+		}
+	}
+	return nil
+}
+
+// Close unsubscribes the node, stops delivering and waits for pending log
+// writes (bounded by Timeout). A broker from Connect also closes its
+// connection.
+func (b *Broker) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return broker.ErrClosed
+	}
+	b.bindMu.Lock()
+	for addr, bd := range b.binds {
+		_ = bd.sub.Unsubscribe()
+		delete(b.binds, addr)
+	}
+	b.bindMu.Unlock()
+	close(b.done)
+	b.wg.Wait()
+	if b.started.Load() {
+		ctx, cancel := b.bound(context.Background())
+		_ = b.settle(ctx)
+		cancel()
+	}
+	b.logMu.Lock()
+	b.logs = make(map[string]*logState)
+	b.logMu.Unlock()
+	if b.ownsNC {
+		b.nc.Close()
+	}
+	b.setHealth(broker.ErrClosed)
+	return nil
+}
+
+// pend is one log append on its way to JetStream.
+type pend struct {
+	done  chan struct{} // closed once err is set
+	err   error
+	onAck func(sseq uint64)
+}
+
+// appendAsync publishes msg to the log stream without waiting; settle
+// waits for it.
+func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64)) error {
+	p := &pend{done: make(chan struct{}), onAck: onAck}
+	b.pendMu.Lock()
+	b.inflight[msg] = p
+	b.pending = append(b.pending, p)
+	b.pendMu.Unlock()
+	if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
+		b.acked(msg, 0, err)
+		return err
+	}
+	return nil
+}
+
+// acked completes the append of m, stored at stream seq sseq unless err.
+func (b *Broker) acked(m *nats.Msg, sseq uint64, err error) {
+	b.pendMu.Lock()
+	p := b.inflight[m]
+	delete(b.inflight, m)
+	b.pendMu.Unlock()
+	if p == nil {
+		return
+	}
+	if err == nil && p.onAck != nil {
+		p.onAck(sseq)
+	}
+	p.err = err
+	close(p.done)
+}
+
+// settle waits until every log append issued so far is stored, and
+// returns the first error among them.
+func (b *Broker) settle(ctx context.Context) error {
+	b.pendMu.Lock()
+	batch := b.pending
+	b.pendMu.Unlock()
+	var first error
+	for _, p := range batch {
+		select {
+		case <-p.done:
+			if first == nil && p.err != nil {
+				first = fmt.Errorf("nats broker: a log append failed: %w", p.err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("nats broker: waiting for log appends: %w", ctx.Err())
+		}
+	}
+	if len(batch) > 0 {
+		b.pendMu.Lock()
+		i := 0
+		for i < len(b.pending) && isDone(b.pending[i]) {
+			i++
+		}
+		// Reslice, never overwrite: other settlers may hold the prefix.
+		b.pending = b.pending[i:]
+		b.pendMu.Unlock()
+	}
+	return first
+}
+
+func isDone(p *pend) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// subjects names the subjects and streams under one prefix.
+type subjects struct {
+	prefix              string
+	logStream, kvStream string
+}
+
+func newSubjects(prefix string) subjects {
+	up := strings.ToUpper(prefix)
+	return subjects{prefix: prefix, logStream: up + "_LOG", kvStream: up + "_KV"}
+}
+
+var kindLetter = map[broker.Kind]string{broker.KindTopic: "t", broker.KindSession: "s", broker.KindClient: "c"}
+
+func (s subjects) route(a broker.Address) (string, error) {
+	l, ok := kindLetter[a.Kind]
+	if !ok || a.Name == "" {
+		return "", fmt.Errorf("nats broker: bad address %s %q", a.Kind, a.Name)
+	}
+	return s.prefix + ".r." + l + "." + token(a.Name), nil
+}
+
+func (s subjects) parseRoute(subj string) (broker.Address, error) {
+	rest, ok := strings.CutPrefix(subj, s.prefix+".r.")
+	if !ok || len(rest) < 3 || rest[1] != '.' {
+		return broker.Address{}, errCorrupt
+	}
+	name, err := untoken(rest[2:])
+	if err != nil {
+		return broker.Address{}, err
+	}
+	for k, l := range kindLetter {
+		if l[0] == rest[0] {
+			return broker.Address{Kind: k, Name: name}, nil
+		}
+	}
+	return broker.Address{}, errCorrupt
+}
+
+func (s subjects) log(id string) string { return s.prefix + ".log." + token(id) }
+
+func (s subjects) park(a broker.Address) string {
+	return s.prefix + ".park." + kindLetter[a.Kind] + "." + token(a.Name)
+}
+
+func (s subjects) record(id string) string   { return s.prefix + ".rec." + token(id) }
+func (s subjects) clientID(id string) string { return s.prefix + ".cid." + token(id) }
+func (s subjects) seen(digest string) string { return s.prefix + ".seen." + digest }

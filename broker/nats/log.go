@@ -1,0 +1,453 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tetherhq/tether/broker"
+)
+
+var (
+	errCapacity = errors.New("nats broker: log capacity must be at least 1")
+	errOrder    = errors.New("nats broker: log entries must be appended in increasing seq order")
+)
+
+// logState is this node's copy of a session log it writes: the entries
+// not yet trimmed, in seq order. The node that holds a session is the only
+// writer of its log, so the copy is the log, and JetStream a write-through
+// store that another node reads when the session moves there.
+type logState struct {
+	id      string
+	subject string
+	trimmed atomic.Uint64 // entries with seq ≤ trimmed are gone
+
+	mu      sync.Mutex
+	entries []*mirrored
+	gone    []*mirrored // trimmed or dropped, and not yet purged from JetStream
+	purged  uint64      // the subject is purged below this stream seq
+}
+
+// mirrored is one entry of a logState, with its stream seq once stored.
+type mirrored struct {
+	broker.Entry
+	sseq atomic.Uint64
+}
+
+// logHandle is the broker.Log of one session.
+type logHandle struct {
+	b  *Broker
+	id string
+}
+
+// Log returns the log of session sessionID. The node writing a log keeps a
+// copy in memory; other nodes read JetStream.
+func (b *Broker) Log(sessionID string) broker.Log { return &logHandle{b: b, id: sessionID} }
+
+// state returns the node's copy of the log, creating an empty one when
+// create is set, or nil.
+func (h *logHandle) state(create bool) *logState {
+	b := h.b
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	st := b.logs[h.id]
+	if st == nil && create {
+		st = &logState{id: h.id, subject: b.subj.log(h.id)}
+		b.logs[h.id] = st
+	}
+	return st
+}
+
+// Append adds e. The first append on this node to a log that may already
+// exist (seq above 1) reads it from JetStream first.
+func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (broker.Appended, error) {
+	b := h.b
+	if err := b.usable(); err != nil {
+		return broker.Appended{}, err
+	}
+	if capacity < 1 {
+		return broker.Appended{}, errCapacity
+	}
+	st := h.state(false)
+	if st == nil {
+		fresh := &logState{id: h.id, subject: b.subj.log(h.id)}
+		if e.Seq > 1 {
+			loaded, err := h.load(ctx)
+			if err != nil {
+				return broker.Appended{}, err
+			}
+			fresh.entries = loaded
+		}
+		b.logMu.Lock()
+		if st = b.logs[h.id]; st == nil {
+			st = fresh
+			b.logs[h.id] = st
+		}
+		b.logMu.Unlock()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n := len(st.entries); (n > 0 && e.Seq <= st.entries[n-1].Seq) || e.Seq <= st.trimmed.Load() || e.Seq == 0 {
+		return broker.Appended{}, errOrder
+	}
+	me := &mirrored{Entry: e}
+	msg := &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, e.Message, e.Seq)}
+	// The ack handler must not take st.mu: PublishMsgAsync, called under
+	// it, may wait for acks when too many are pending.
+	if err := b.appendAsync(msg, func(sseq uint64) {
+		me.sseq.Store(sseq)
+		if me.Seq <= st.trimmed.Load() {
+			b.purges.schedule(st.id)
+		}
+	}); err != nil {
+		return broker.Appended{}, fmt.Errorf("nats broker: appending to the log: %w", err)
+	}
+	st.entries = append(st.entries, me)
+	var res broker.Appended
+	if over := len(st.entries) - capacity; over > 0 {
+		for _, d := range st.entries[:over] {
+			st.forgetLocked(d)
+		}
+		st.entries = append(st.entries[:0:0], st.entries[over:]...)
+		res.Dropped = over
+		b.purges.schedule(h.id)
+	}
+	res.Len = len(st.entries)
+	return res, nil
+}
+
+// forgetLocked notes that d left the log (trimmed or dropped).
+func (st *logState) forgetLocked(d *mirrored) {
+	if d.Seq > st.trimmed.Load() {
+		st.trimmed.Store(d.Seq)
+	}
+	st.gone = append(st.gone, d)
+}
+
+// purgeTarget returns the stream seq below which JetStream's copy may be
+// purged, or 0 when nothing new may be.
+func (st *logState) purgeTarget() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var below uint64
+	keep := st.gone[:0]
+	for _, d := range st.gone {
+		if s := d.sseq.Load(); s != 0 {
+			below = max(below, s+1)
+		} else {
+			keep = append(keep, d) // not stored yet: its ack reschedules
+		}
+	}
+	clear(st.gone[len(keep):])
+	st.gone = keep
+	if below <= st.purged {
+		return 0
+	}
+	st.purged = below
+	return below
+}
+
+// Trim removes the entries with seq ≤ upTo; JetStream forgets them soon
+// after, in the background.
+func (h *logHandle) Trim(ctx context.Context, upTo uint64) error {
+	b := h.b
+	if err := b.usable(); err != nil {
+		return err
+	}
+	st := h.state(false)
+	if st == nil {
+		return h.trimRemote(ctx, upTo)
+	}
+	st.mu.Lock()
+	i := 0
+	for i < len(st.entries) && st.entries[i].Seq <= upTo {
+		st.forgetLocked(st.entries[i])
+		i++
+	}
+	st.entries = st.entries[i:]
+	if upTo > st.trimmed.Load() {
+		st.trimmed.Store(upTo)
+	}
+	st.mu.Unlock()
+	if i > 0 {
+		b.purges.schedule(h.id)
+	}
+	return nil
+}
+
+// trimRemote trims a log this node does not write.
+func (h *logHandle) trimRemote(ctx context.Context, upTo uint64) error {
+	var below uint64
+	err := h.b.readSubject(ctx, h.b.subj.log(h.id), func(sseq uint64, data []byte) bool {
+		_, seq, err := decodeMessage(data)
+		if err != nil || seq > upTo {
+			return false
+		}
+		below = sseq + 1
+		return true
+	})
+	if err != nil || below == 0 {
+		return err
+	}
+	ctx, cancel := h.b.bound(ctx)
+	defer cancel()
+	return h.b.purgeSubject(ctx, h.b.subj.log(h.id), below)
+}
+
+// Read calls fn for the entries with seq ≥ from.
+func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry) bool) error {
+	if err := h.b.usable(); err != nil {
+		return err
+	}
+	var entries []broker.Entry
+	if st := h.state(false); st != nil {
+		st.mu.Lock()
+		for _, me := range st.entries {
+			if me.Seq >= from {
+				entries = append(entries, me.Entry)
+			}
+		}
+		st.mu.Unlock()
+	} else {
+		loaded, err := h.load(ctx)
+		if err != nil {
+			return err
+		}
+		for _, me := range loaded {
+			if me.Seq >= from {
+				entries = append(entries, me.Entry)
+			}
+		}
+	}
+	for _, e := range entries {
+		if !fn(e) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// load reads the log from JetStream.
+func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
+	var out []*mirrored
+	var bad error
+	err := h.b.readSubject(ctx, h.b.subj.log(h.id), func(sseq uint64, data []byte) bool {
+		m, seq, err := decodeMessage(data)
+		if err != nil || seq == 0 {
+			bad = fmt.Errorf("nats broker: log entry %d of session %q: %w", sseq, h.id, errors.Join(err, errCorrupt))
+			return true
+		}
+		if n := len(out); n > 0 && seq <= out[n-1].Seq {
+			return true // an older writer's leftover, superseded
+		}
+		me := &mirrored{Entry: broker.Entry{Seq: seq, Message: m}}
+		me.sseq.Store(sseq)
+		out = append(out, me)
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats broker: reading the log of session %q: %w", h.id, err)
+	}
+	if bad != nil {
+		h.b.o.Logger.Warn("tether nats broker: skipped a corrupt log entry", "err", bad)
+	}
+	return out, nil
+}
+
+// Delete removes the log from JetStream and from this node.
+func (h *logHandle) Delete(ctx context.Context) error {
+	b := h.b
+	if err := b.usable(); err != nil {
+		return err
+	}
+	b.logMu.Lock()
+	delete(b.logs, h.id)
+	b.logMu.Unlock()
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	// Appends still in flight would land after the purge.
+	if err := b.settle(ctx); err != nil {
+		b.o.Logger.Debug("tether nats broker: appends failed before a log delete", "err", err)
+	}
+	return b.purgeSubject(ctx, b.subj.log(h.id), 0)
+}
+
+// purgeSubject removes the messages on subj below stream seq below, or
+// all of them when below is 0.
+func (b *Broker) purgeSubject(ctx context.Context, subj string, below uint64) error {
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subj)}
+	if below > 0 {
+		opts = append(opts, jetstream.WithPurgeSequence(below))
+	}
+	if err := b.logStream.Purge(ctx, opts...); err != nil {
+		return fmt.Errorf("nats broker: purging %s: %w", subj, err)
+	}
+	return nil
+}
+
+// readSubject calls fn with each message on subj of the log stream, in
+// stream order, up to the last one stored when it began, until fn returns
+// false.
+func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint64, data []byte) bool) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	last, err := b.logStream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for seq := uint64(1); seq <= last.Sequence; {
+		m, err := b.logStream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil // purged meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if m.Sequence > last.Sequence || !fn(m.Sequence, m.Data) {
+			return nil
+		}
+		seq = m.Sequence + 1
+	}
+	return nil
+}
+
+// purger trims JetStream's copy of logs in the background, coalescing the
+// trims of each log.
+type purger struct {
+	b    *Broker
+	mu   sync.Mutex
+	want map[string]struct{} // session ids with something to purge
+	wake chan struct{}
+}
+
+func (p *purger) schedule(id string) {
+	p.mu.Lock()
+	p.want[id] = struct{}{}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *purger) run() {
+	defer p.b.wg.Done()
+	for {
+		select {
+		case <-p.b.done:
+			return
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		ids := p.want
+		p.want = make(map[string]struct{})
+		p.mu.Unlock()
+		for id := range ids {
+			p.purge(id)
+		}
+	}
+}
+
+func (p *purger) purge(id string) {
+	b := p.b
+	b.logMu.Lock()
+	st := b.logs[id]
+	b.logMu.Unlock()
+	if st == nil {
+		return
+	}
+	below := st.purgeTarget()
+	if below == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.o.Timeout)
+	defer cancel()
+	if err := b.purgeSubject(ctx, st.subject, below); err != nil {
+		b.o.Logger.Debug("tether nats broker: trimming a log in JetStream failed; retention will", "err", err)
+	}
+}
+
+// park keeps m for the session behind its target, when a live record
+// names one, and pokes whichever node binds the target by now.
+func (b *Broker) park(ctx context.Context, m *broker.Message) (int, error) {
+	ok, err := b.parkable(ctx, m.Target)
+	if err != nil || !ok {
+		return 0, err
+	}
+	subj := b.subj.park(m.Target)
+	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
+		return 0, fmt.Errorf("nats broker: keeping a message for %s %q: %w", m.Target.Kind, m.Target.Name, err)
+	}
+	route, _ := b.subj.route(m.Target)
+	poke := &nats.Msg{Subject: route, Header: nats.Header{hdrOp: []string{opPoke}}}
+	b.bindMu.Lock()
+	local := b.binds[m.Target] != nil
+	b.bindMu.Unlock()
+	if local {
+		// No echo: the node's own poke would not come back.
+		select {
+		case b.ch <- poke:
+		case <-ctx.Done():
+		}
+	} else if err := b.nc.PublishMsg(poke); err != nil {
+		b.o.Logger.Debug("tether nats broker: poke failed", "err", err)
+	}
+	return 1, nil
+}
+
+// parkable reports whether a live session record stands behind target.
+func (b *Broker) parkable(ctx context.Context, target broker.Address) (bool, error) {
+	id := target.Name
+	if target.Kind == broker.KindClient {
+		sid, ok, err := b.clientSession(ctx, target.Name)
+		if err != nil || !ok {
+			return false, err
+		}
+		id = sid
+	}
+	rec, ok, err := b.GetSession(ctx, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	if rec.Closed || (!rec.Expires.IsZero() && !time.Now().Before(rec.Expires)) {
+		return false, nil
+	}
+	return target.Kind != broker.KindClient || rec.ClientID == target.Name, nil
+}
+
+// drainLocked delivers addr's parked messages not yet delivered here, in
+// order, and removes them from JetStream. bd.guard is held.
+func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) error {
+	subj := b.subj.park(addr)
+	var last uint64
+	err := b.readSubject(ctx, subj, func(sseq uint64, data []byte) bool {
+		if sseq <= bd.drained {
+			return true
+		}
+		m, _, err := decodeMessage(data)
+		if err == nil && m.Target == addr {
+			b.receiver.Deliver(m)
+		}
+		bd.drained, last = sseq, sseq
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if last == 0 {
+		return nil
+	}
+	if err := b.settle(ctx); err != nil {
+		b.o.Logger.Warn("tether nats broker: parked messages were delivered but not all logged", "err", err)
+	}
+	return b.purgeSubject(ctx, subj, last+1)
+}

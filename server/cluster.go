@@ -1,0 +1,249 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// This file holds what the server does only with a shared broker (see
+// broker.Broker.Shared): sessions move between nodes.
+
+// adopt makes a session that another node holds, or held before it died,
+// local to this node and detached, from its record and its log: the first
+// step of resuming it here. last is the client's last received seq.
+func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uint64) (*Session, error) {
+	// The holder, if alive, ends its stream and stops writing the log
+	// before the log is read here.
+	if err := srv.broker.Evict(ctx, broker.Eviction{Session: rec.ID, Node: srv.cfg.serverID}); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		srv:       srv,
+		id:        rec.ID,
+		clientID:  rec.ClientID,
+		principal: rec.Principal,
+		metadata:  rec.Metadata,
+		created:   rec.Created,
+		topics:    make(map[string]struct{}, len(rec.Topics)),
+		rec:       newRecorder(srv.cfg.recorderSize),
+		interval:  rec.Interval,
+		tokenHash: rec.TokenHash,
+		state:     tetherv1.SessionState_SESSION_STATE_DETACHED,
+	}
+	if s.interval <= 0 {
+		s.interval = srv.cfg.profile.Heartbeat.Interval
+	}
+	for _, t := range rec.Topics {
+		s.topics[t] = struct{}{}
+	}
+	s.log = srv.broker.Log(s.id)
+	var first, tail uint64
+	if err := s.log.Read(ctx, 0, func(e broker.Entry) bool {
+		if first == 0 {
+			first = e.Seq
+		}
+		tail = e.Seq
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	s.outSeq = max(tail, rec.SentSeq, last)
+	s.ackedOut = min(rec.AckedSeq, s.outSeq)
+	s.sentSeq.Store(s.outSeq)
+	s.inSeq.Store(rec.ReceivedSeq)
+	s.inStale.Store(true)
+	// What the client has not received and the log no longer holds (it
+	// overflowed, or the previous node died before storing it) is lost.
+	lo := max(last, s.ackedOut) + 1
+	hi := s.outSeq
+	if first != 0 {
+		hi = min(hi, first-1)
+	}
+	if lo <= hi {
+		s.lost = tetherv1.SeqRange{First: lo, Last: hi}
+	}
+	s.resumeDeadline = rec.Expires
+	if s.resumeDeadline.IsZero() {
+		s.resumeDeadline = time.Now().Add(srv.cfg.resumeWindow)
+	}
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: "adopted from node " + rec.Node})
+
+	srv.mu.Lock()
+	switch {
+	case srv.draining || srv.closed:
+		srv.mu.Unlock()
+		return nil, status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+	case srv.sessions[s.id] != nil:
+		// Adopted meanwhile by a concurrent resume: use that one.
+		o := srv.sessions[s.id]
+		srv.mu.Unlock()
+		return o, nil
+	case len(srv.sessions) >= srv.cfg.maxSessions:
+		srv.mu.Unlock()
+		return nil, status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
+	}
+	srv.indexLocked(s)
+	for t := range s.topics {
+		addTo(srv.topics, t, s)
+	}
+	srv.mu.Unlock()
+	srv.metrics.adopted.Inc()
+
+	// Bound only now that seqs are known: binding delivers the messages
+	// kept for the session while no node held it.
+	addrs := []broker.Address{broker.Session(s.id)}
+	if s.clientID != "" {
+		addrs = append(addrs, broker.Client(s.clientID))
+	}
+	for t := range s.topics {
+		addrs = append(addrs, broker.Topic(t))
+	}
+	for i, a := range addrs {
+		if err := srv.broker.Bind(ctx, a); err != nil {
+			for _, b := range addrs[:i] {
+				_ = srv.broker.Unbind(context.Background(), b)
+			}
+			s.mu.Lock()
+			s.departLocked()
+			s.unindexAllLocked()
+			s.mu.Unlock()
+			return nil, status.Errorf(codes.Unavailable, "taking over the session failed: %v; retry", err)
+		}
+	}
+	s.mu.Lock()
+	s.expiry = time.AfterFunc(time.Until(s.resumeDeadline), s.expire)
+	s.mu.Unlock()
+	return s, nil
+}
+
+// Evict acts on an eviction from another node (see broker.Receiver).
+func (r receiver) Evict(e broker.Eviction) error {
+	srv := r.srv
+	if e.Session != "" {
+		srv.mu.RLock()
+		s := srv.sessions[e.Session]
+		srv.mu.RUnlock()
+		if s != nil {
+			s.release(e.Node)
+		}
+	}
+	if e.Client == "" {
+		return nil
+	}
+	srv.mu.RLock()
+	held := collect(srv.byClient[e.Client])
+	srv.mu.RUnlock()
+	for _, o := range held {
+		if o.id != e.By && o.principal != e.Principal {
+			return broker.ErrForeignClient
+		}
+	}
+	for _, o := range held {
+		if o.id == e.By {
+			continue
+		}
+		srv.metrics.takeovers.Inc()
+		o.mu.Lock()
+		o.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer session " + e.By + " on node " + e.Node + " took over the client id"})
+		o.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
+			status.Error(codes.Aborted, "client id taken over by a newer session"))
+		o.mu.Unlock()
+		o.close(status.Error(codes.Aborted, "client id taken over by a newer session"), "client id taken over by session "+e.By+" on node "+e.Node)
+	}
+	return nil
+}
+
+// release lets another node have the session: the stream (if any) is told
+// to go away, and the session leaves this node without ending: no OnClose,
+// and its log and record stay. It returns once the session can no longer
+// write to its log here.
+func (s *Session) release(node string) {
+	s.mu.Lock()
+	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+		s.mu.Unlock()
+		return
+	}
+	if s.st != nil {
+		s.srv.metrics.takeovers.Inc()
+		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "resumed on node " + node})
+		s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer stream resumed this session on another node; do not reconnect", 0,
+			status.Error(codes.Aborted, "session resumed on another node"))
+		s.detachLocked("resumed on node " + node)
+	}
+	s.departLocked()
+	topics := s.unindexAllLocked()
+	s.mu.Unlock()
+	s.unbind(context.Background(), topics)
+	s.srv.cfg.logger.Info("tether: session moved to another node", "session", s.id, "client", s.clientID, "node", node)
+}
+
+// departLocked marks s gone from this node: enqueue refuses, timers stop.
+func (s *Session) departLocked() {
+	s.state = tetherv1.SessionState_SESSION_STATE_CLOSED
+	if s.expiry != nil {
+		s.expiry.Stop()
+		s.expiry = nil
+	}
+}
+
+// unindexAllLocked removes s from the server's indexes and returns its
+// topics.
+func (s *Session) unindexAllLocked() []string {
+	topics := make([]string, 0, len(s.topics))
+	for t := range s.topics {
+		topics = append(topics, t)
+	}
+	s.srv.mu.Lock()
+	s.srv.unindexLocked(s, topics)
+	s.srv.mu.Unlock()
+	return topics
+}
+
+// leave detaches s (ending its stream with err) and removes it from this
+// node, keeping its record and log for a resume on another node: what a
+// node with a shared broker does to its sessions when it stops.
+func (s *Session) leave(err error, why string) {
+	s.mu.Lock()
+	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+		s.mu.Unlock()
+		return
+	}
+	if st := s.st; st != nil {
+		s.detachLocked(why)
+		st.closeAfterFlush(err)
+	} else {
+		s.putRecordLocked()
+	}
+	s.departLocked()
+	topics := s.unindexAllLocked()
+	s.mu.Unlock()
+	s.unbind(context.Background(), topics)
+}
+
+// takeOverClient ends the sessions of s's client id on other nodes, unless
+// they belong to another principal.
+func (srv *Server) takeOverClient(ctx context.Context, s *Session) error {
+	err := srv.broker.Evict(ctx, broker.Eviction{Client: s.clientID, Principal: s.principal, By: s.id, Node: srv.cfg.serverID})
+	switch {
+	case errors.Is(err, broker.ErrForeignClient):
+		return status.Errorf(codes.PermissionDenied, "client id %q belongs to a session of another principal: choose another client id", truncate(s.clientID))
+	case err != nil:
+		return status.Errorf(codes.Unavailable, "taking over the client id failed: %v; retry", err)
+	}
+	return nil
+}
+
+// markReceived records client seq of s in the shared broker, so that a node
+// the session moves to handles it at most once; it reports whether the seq
+// was marked before.
+func (srv *Server) markReceived(ctx context.Context, s *Session, seq uint64) (bool, error) {
+	return srv.broker.Seen(ctx, "in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
+}
