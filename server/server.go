@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,10 +35,10 @@ type Server struct {
 
 	// Lock order: Session.recvMu, then Session.mu, then Server.mu, then
 	// stream.mu; never the other way round.
-	mu       sync.RWMutex
-	sessions map[string]*Session
-	byClient map[string]map[*Session]struct{}
-	topics   map[string]map[*Session]struct{}
+	mu        sync.RWMutex
+	sessions  map[string]*Session
+	byClient  map[string]map[*Session]struct{}
+	topics    map[string]map[*Session]struct{}
 	draining  bool
 	closed    bool
 	gs        *grpc.Server
