@@ -238,6 +238,15 @@ type Log interface {
 	Delete(ctx context.Context) error
 }
 
+// Syncer is implemented by a [Log] whose appends become durable only after
+// Append returns: Sync returns once every entry appended so far, to any
+// log of the broker, is stored. A server sends a message to its client
+// only once it is, so that whatever a client received survives the death
+// of its node.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // HealthNotifier is implemented by brokers that depend on a remote service:
 // NotifyHealth calls f at once with the current state, and again on every
 // change, with nil when the broker works and with the reason when it does

@@ -53,7 +53,8 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 // id's session, on this node or (with a clustered broker) any node, and
 // returns how many sessions it reached. Reaching none is not an error.
 // idempotencyKey, when not empty, makes a repeat within the dedupe window
-// return ErrDuplicate instead of delivering again.
+// return ErrDuplicate instead of delivering again; a Publish that fails
+// forgets its key, so that the caller may retry with it.
 func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byte, idempotencyKey string, opts ...PublishOption) (int, error) {
 	if idempotencyKey != "" {
 		seen, err := srv.broker.Seen(ctx, "publish", idempotencyKey, srv.cfg.dedupeWindow)
@@ -69,5 +70,12 @@ func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byt
 	for _, o := range opts {
 		o(m)
 	}
-	return srv.publish(ctx, m)
+	n, err := srv.publish(ctx, m)
+	if err != nil && idempotencyKey != "" {
+		// Let the caller's retry through. If the failure hid a delivery
+		// (a node died after storing the message, before answering), the
+		// retry delivers it twice: at least once, never lost.
+		_ = srv.broker.Forget(context.WithoutCancel(ctx), "publish", idempotencyKey)
+	}
+	return n, err
 }

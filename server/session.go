@@ -33,6 +33,7 @@ type Session struct {
 	created   time.Time
 	log       broker.Log
 	sentSeq   atomic.Uint64 // highest seq handed to a stream
+	appended  atomic.Uint64 // highest seq appended to the log
 	inSeq     atomic.Uint64 // highest client seq received; written by the reader
 	// inStale is set on a session adopted from another node: its inSeq is
 	// as of the last record, so the client's next message may skip ahead
@@ -160,6 +161,7 @@ func (s *Session) enqueue(m *broker.Message) bool {
 		s.outSeq--
 		return false
 	}
+	s.appended.Store(s.outSeq)
 	if res.Dropped > 0 {
 		s.noteLostLocked(res.Dropped)
 	}

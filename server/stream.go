@@ -220,6 +220,8 @@ func (st *stream) write() {
 	}()
 	// One reusable message frame: Send marshals before it returns.
 	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
+	syncer, _ := st.sess.log.(broker.Syncer)
+	var synced uint64 // with a syncer: seqs up to this are durable
 	for {
 		select {
 		case <-st.wake:
@@ -241,6 +243,16 @@ func (st *stream) write() {
 				break
 			}
 			if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+				if seq := m.Message.Seq; syncer != nil && seq > synced {
+					// Only what is stored goes out, so that what the
+					// client has survives this node.
+					hi := st.sess.appended.Load()
+					if err := syncer.Sync(st.ss.Context()); err != nil {
+						st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
+						return
+					}
+					synced = max(hi, seq)
+				}
 				storeMax(&st.sess.sentSeq, m.Message.Seq)
 			}
 			if err := st.ss.Send(f); err != nil {

@@ -75,6 +75,12 @@ type Broker struct {
 
 	purges purger
 
+	// recheck is set when the connection drops: before delivering to a
+	// session again, the node checks which of its sessions another node
+	// took over meanwhile (under ownMu).
+	recheck atomic.Bool
+	ownMu   sync.Mutex
+
 	healthMu sync.Mutex
 	health   []func(error)
 	lastErr  error
@@ -87,8 +93,8 @@ type binding struct {
 	// guard serializes draining parked messages with deliveries during the
 	// guard period after the bind.
 	guard   sync.Mutex
-	until   time.Time
-	drained uint64 // stream seq of the last parked message delivered
+	until   atomic.Int64 // unix nanoseconds: the guard period's end
+	drained uint64       // stream seq of the last parked message delivered
 }
 
 var (
@@ -263,7 +269,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) error {
 	}
 	bd := &binding{n: 1, sub: sub}
 	if addr.Kind != broker.KindTopic {
-		bd.until = time.Now().Add(guardPeriod)
+		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
 	}
 	b.binds[addr] = bd
 	b.bindMu.Unlock()
@@ -362,7 +368,10 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	if bd == nil {
 		return 0
 	}
-	if m.Target.Kind != broker.KindTopic && time.Now().Before(bd.until) {
+	if m.Target.Kind != broker.KindTopic && !b.owned(ctx) {
+		return 0 // cannot tell whether the session is still ours
+	}
+	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
 		if err := b.drainLocked(ctx, m.Target, bd); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,14 +18,19 @@ func (b *Broker) hookConn() {
 		if err == nil {
 			err = errors.New("disconnected")
 		}
-		b.setHealth(fmt.Errorf("NATS unreachable: %w; reconnecting", err))
+		b.recheck.Store(true)
+		if nc.IsClosed() {
+			b.setHealth(errors.New("NATS connection closed"))
+		} else {
+			b.setHealth(fmt.Errorf("NATS unreachable: %w; reconnecting", err))
+		}
 		if prevDisc != nil {
 			prevDisc(nc, err)
 		}
 	})
 	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
 		b.setHealth(nil)
-		go b.checkOwnership()
+		go b.afterReconnect()
 		if prevRecon != nil {
 			prevRecon(nc)
 		}
@@ -41,13 +47,64 @@ func (b *Broker) hookConn() {
 	})
 }
 
-// checkOwnership runs after a reconnect: a session this node held may have
-// been resumed on another node while this one was cut off. Such sessions
-// are released here, as if evicted.
-func (b *Broker) checkOwnership() {
+// afterReconnect checks ownership, then delivers what was parked for the
+// node's sessions and client ids while it was cut off (a poke sent then was
+// lost), and guards them as after a bind.
+func (b *Broker) afterReconnect() {
 	if b.usable() != nil {
 		return
 	}
+	ctx, cancel := b.bound(context.Background())
+	defer cancel()
+	if !b.owned(ctx) {
+		return // disconnected again; the next reconnect retries
+	}
+	b.bindMu.Lock()
+	var addrs []broker.Address
+	var binds []*binding
+	for a, bd := range b.binds {
+		if a.Kind != broker.KindTopic {
+			addrs, binds = append(addrs, a), append(binds, bd)
+		}
+	}
+	b.bindMu.Unlock()
+	for i, a := range addrs {
+		bd := binds[i]
+		bd.guard.Lock()
+		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
+		err := b.drainLocked(ctx, a, bd)
+		bd.guard.Unlock()
+		if err != nil {
+			b.o.Logger.Warn("tether nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
+		}
+	}
+}
+
+// owned reports whether the node's sessions are known to be its own: true
+// unless the connection dropped since the last check and the check cannot
+// be made now.
+func (b *Broker) owned(ctx context.Context) bool {
+	if !b.recheck.Load() {
+		return true
+	}
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if !b.recheck.Load() {
+		return true
+	}
+	if !b.nc.IsConnected() {
+		return false
+	}
+	if b.checkOwnership(ctx) {
+		b.recheck.Store(false)
+	}
+	return !b.recheck.Load()
+}
+
+// checkOwnership releases, as if evicted, the sessions this node holds that
+// another node took over while this one was cut off from NATS. It reports
+// whether every session could be checked. ownMu is held.
+func (b *Broker) checkOwnership(ctx context.Context) bool {
 	b.bindMu.Lock()
 	var ids []string
 	for a := range b.binds {
@@ -56,10 +113,12 @@ func (b *Broker) checkOwnership() {
 		}
 	}
 	b.bindMu.Unlock()
+	complete := true
 	for _, id := range ids {
-		rec, ok, err := b.GetSession(context.Background(), id)
+		rec, ok, err := b.GetSession(ctx, id)
 		if err != nil {
 			b.o.Logger.Warn("tether nats broker: checking session ownership after a reconnect failed", "session", id, "err", err)
+			complete = false
 			continue
 		}
 		if ok && rec.Node != "" && rec.Node != b.node {
@@ -69,6 +128,7 @@ func (b *Broker) checkOwnership() {
 			}
 		}
 	}
+	return complete
 }
 
 // NotifyHealth calls f now and on every change: nil while NATS is

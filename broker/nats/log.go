@@ -40,6 +40,8 @@ type mirrored struct {
 	sseq atomic.Uint64
 }
 
+var _ broker.Syncer = (*logHandle)(nil)
+
 // logHandle is the broker.Log of one session.
 type logHandle struct {
 	b  *Broker
@@ -259,6 +261,10 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	}
 	return out, nil
 }
+
+// Sync waits until every entry appended so far, to any log of the broker,
+// is stored in JetStream.
+func (h *logHandle) Sync(ctx context.Context) error { return h.b.settle(ctx) }
 
 // Delete removes the log from JetStream and from this node.
 func (h *logHandle) Delete(ctx context.Context) error {

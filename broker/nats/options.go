@@ -86,13 +86,17 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // ConnectOptions are the nats.go options Connect always sets: no echo (the
-// broker delivers its own node's messages itself), reconnecting forever,
+// broker delivers its own node's messages itself), reconnecting forever, no
+// buffering of publishes while disconnected (a log append must fail at
+// once, not land minutes later after another node took the session over),
 // and a connection name. Options passed to Connect come after them and may
-// override all but NoEcho.
+// override all but NoEcho. A connection given to [New] should use them
+// too.
 func ConnectOptions(name string) []nats.Option {
 	return []nats.Option{
 		nats.Name(name),
 		nats.NoEcho(),
+		nats.ReconnectBufSize(-1),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(500*time.Millisecond, time.Second),

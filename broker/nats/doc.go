@@ -1,0 +1,88 @@
+// Package nats is a [broker.Broker] shared by many tether nodes over NATS,
+// with JetStream keeping what must outlive a node: each session's outbound
+// log, messages kept for sessions no node holds, session records and
+// idempotency keys. Every node connects to the same NATS system (one
+// server, or a cluster) with the same prefix; nodes need no configuration
+// about each other.
+//
+// With it, a session resumes on any node: the node it resumes on takes it
+// over from the node that held it (or from the record and the log, when
+// that node died), a message to a session or client id reaches it wherever
+// it is, and a message sent while no node holds it is kept and delivered,
+// in order, when it comes back. See package broker ("Shared brokers") for
+// the promises.
+//
+// # Layout
+//
+// Everything is named under a prefix P (default "tether"). Names inside
+// subjects (session ids, client ids, topics) are one token each, in
+// unpadded base64url, so any name is a valid subject token.
+//
+// Routing uses core NATS, with one subscription per address a node holds,
+// so a node receives only its own sessions' traffic and interest scales
+// with the number of sessions, not with nodes × sessions:
+//
+//	P.r.s.<session id>    a session; requests, answered with the count reached
+//	P.r.c.<client id>     a client id's session; requests, likewise
+//	P.r.t.<topic>         a topic's subscribers; plain publishes (fan-out)
+//
+// The same subjects carry two control messages, marked by a Tether-Op
+// header: "evict" (a request; see [broker.Broker.Evict]) and "poke" (a
+// message was just parked for this address).
+//
+// JetStream holds two streams, both with Replicas copies:
+//
+//	P_LOG  subjects P.log.<session id>, P.park.<s|c>.<id>
+//	       limits retention, MaxAge = Retention, MaxMsgsPerSubject = MaxLogEntries
+//	P_KV   subjects P.rec.<session id>, P.cid.<client id>, P.seen.<sha256>
+//	       one message per subject, per-message TTL
+//
+// P.log.<id> is a session's outbound log: one message per entry, its body
+// the encoded message with the session's seq. Only the node holding the
+// session writes it; it keeps its own copy in memory, appends
+// asynchronously and waits for JetStream's acknowledgement before it tells
+// a publisher the message was delivered (so "delivered" means durable),
+// and purges acknowledged entries in the background. A node that takes a
+// session over reads the subject once. There is no stream per session: one
+// stream holds every log, and a subject costs JetStream an index entry,
+// which holds for hundreds of thousands of sessions.
+//
+// P.park.s.<id> and P.park.c.<id> keep messages for a session or client id
+// that no node held when they were published, if a live record stands
+// behind it (for a client id, P.cid.<id> names its latest session). The
+// next node to bind the address delivers them, in order, and purges them.
+// For ten seconds after a bind, every delivery to the address first checks
+// for parked messages: the time it takes the new subscription's interest
+// to reach every NATS server, during which a publisher could still park.
+//
+// P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
+// lives RecordTTL after its last update while the session is connected,
+// and Retention past the end of its resume window once detached or closed.
+// P.cid.<id> lives as long as the record that wrote it. P.seen.<digest> is
+// an idempotency key; it is recorded with a compare-and-set on its
+// subject, so exactly one node is first, holds the key's deadline (so the
+// window is exact to the caller's clock) and lives as long as the window.
+//
+// # What is stored where, and for how long
+//
+//   - Unacknowledged messages of every session: P_LOG, until acknowledged,
+//     and at most Retention (default 10 minutes) or MaxLogEntries per
+//     session.
+//   - Messages for a session no node holds: P_LOG, until a node takes the
+//     session, and at most Retention.
+//   - Session records: P_KV, as above; tombstones of closed sessions for
+//     Retention.
+//   - Idempotency keys, and the seqs of client messages already handled
+//     (the server's receive marks): P_KV, for their window.
+//
+// # Failures
+//
+// When NATS is unreachable the broker reports it through
+// [Broker.NotifyHealth] (a server then reports NOT_SERVING) and calls that
+// need NATS fail with an error; connected sessions stay. The connection
+// reconnects by itself (see [ConnectOptions]; publishes are not buffered
+// while disconnected, so nothing stale lands later). After a reconnect the
+// node checks, before delivering again, which of its sessions were taken
+// over meanwhile by another node, and releases them; then it delivers what
+// was parked for the sessions it still holds.
+package nats
