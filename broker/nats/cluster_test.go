@@ -35,7 +35,7 @@ type node struct {
 }
 
 // startNode starts tether node id against the NATS servers at urls.
-func startNode(t *testing.T, id, urls string, replicas int, opts ...server.Option) *node {
+func startNode(t testing.TB, id, urls string, replicas int, opts ...server.Option) *node {
 	t.Helper()
 	b, err := natsbroker.Connect(urls, natsbroker.Options{Replicas: replicas, Timeout: 3 * time.Second, Logger: quiet()})
 	if err != nil {

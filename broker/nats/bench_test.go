@@ -1,0 +1,138 @@
+package nats_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/natstest"
+	"github.com/tetherhq/tether/profile"
+	"github.com/tetherhq/tether/server"
+)
+
+// BenchmarkPublish measures Publish to a client id whose session a
+// connected SDK client reads, from the publish call to the message taken by
+// the client: on the in-memory broker, on NATS from the node holding the
+// session, and on NATS from another node. Sequential publishes wait for
+// each to be stored; parallel ones overlap.
+//
+//	go test -run '^$' -bench Publish -benchtime 2000x ./broker/nats/
+func BenchmarkPublish(b *testing.B) {
+	urls := natstest.Start(b).URL()
+	setups := []struct {
+		name  string
+		start func(b *testing.B) (holder, publisher *server.Server, addr string)
+	}{
+		{"memory", func(b *testing.B) (*server.Server, *server.Server, string) {
+			srv, addr := serveMemory(b)
+			return srv, srv, addr
+		}},
+		{"nats/same-node", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNode(b, "a", urls, 1)
+			return n.srv, n.srv, n.addr
+		}},
+		{"nats/other-node", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNode(b, "a", urls, 1)
+			p := startNode(b, "b", urls, 1)
+			return n.srv, p.srv, n.addr
+		}},
+	}
+	payload := make([]byte, 64)
+	for _, s := range setups {
+		for _, parallel := range []bool{false, true} {
+			name := s.name + "/sequential"
+			if parallel {
+				name = s.name + "/parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				_, pub, addr := s.start(b)
+				ctx := b.Context()
+				cs := connect(b, addr, "bench-"+strconv.Itoa(b.N))
+				got := make(chan struct{}, 4096)
+				go func() {
+					for {
+						if _, err := cs.Receive(ctx); err != nil {
+							return
+						}
+						got <- struct{}{}
+					}
+				}()
+				to := broker.Client("bench-" + strconv.Itoa(b.N))
+				// At most window messages in flight: beyond the server's
+				// outbound queue (1024) a reader is cut as a slow consumer.
+				const window = 256
+				slots := make(chan struct{}, window)
+				b.ResetTimer()
+				start := time.Now()
+				publish := func() {
+					slots <- struct{}{}
+					if n, err := pub.Publish(ctx, to, payload, ""); n != 1 || err != nil {
+						b.Errorf("Publish = %d, %v", n, err)
+					}
+				}
+				published := make(chan struct{})
+				go func() {
+					defer close(published)
+					if parallel {
+						b.RunParallel(func(pb *testing.PB) {
+							for pb.Next() {
+								publish()
+							}
+						})
+						return
+					}
+					for range b.N {
+						publish()
+					}
+				}()
+				for range b.N {
+					select {
+					case <-got:
+						<-slots
+					case <-time.After(30 * time.Second):
+						b.Fatal("messages stopped arriving")
+					}
+				}
+				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+				<-published // the last replies may trail the deliveries
+			})
+		}
+	}
+}
+
+func serveMemory(b *testing.B) (*server.Server, string) {
+	srv, err := server.New(server.WithLogger(quiet()), server.WithProfile(profile.Datacenter()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	b.Cleanup(func() {
+		gs.Stop()
+		_ = srv.Close()
+	})
+	return srv, lis.Addr().String()
+}
+
+func connect(b *testing.B, addr, id string) *client.Session {
+	cs, err := client.New(client.WithAddrs(addr), client.WithClientID(id), client.WithLogger(quiet()), client.WithProfile(profile.Datacenter()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cs.Close(context.Background()) })
+	if err := cs.Connect(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
