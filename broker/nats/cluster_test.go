@@ -2,16 +2,19 @@ package nats_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/broker"
@@ -316,5 +319,53 @@ func awaitConnected(t *testing.T, ctx context.Context, states <-chan client.Stat
 		case <-ctx.Done():
 			t.Fatal("no connected state in time")
 		}
+	}
+}
+
+// TestGarbageOnRoutes publishes what a misbehaving NATS client might on a
+// node's routes: undecodable bodies, a body for another address, a bogus
+// eviction, an unknown operation. The node drops them (an eviction gets an
+// error reply) and keeps delivering.
+func TestGarbageOnRoutes(t *testing.T) {
+	urls := natstest.Start(t).URL()
+	n := startNode(t, "n1", urls, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cs, err := client.New(client.WithAddrs(n.addr), client.WithClientID("dev1"), client.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close(context.Background())
+	if err := cs.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw := natstest.Connect(t, urls)
+	route := "tether.r.c." + base64.RawURLEncoding.EncodeToString([]byte("dev1"))
+	for _, m := range []*nats.Msg{
+		{Subject: route, Data: []byte{0xff, 0xff, 0xff}},
+		{Subject: route, Data: []byte{0x08, 0x01, 0x12, 0x03, 'x', 'y', 'z'}}, // a topic message on a client route
+		{Subject: route, Data: []byte("not json"), Header: nats.Header{"Tether-Op": []string{"evict"}}},
+		{Subject: route, Data: []byte("x"), Header: nats.Header{"Tether-Op": []string{"explode"}}},
+	} {
+		if m.Header.Get("Tether-Op") == "evict" {
+			reply, err := raw.RequestMsg(m, 5*time.Second)
+			if err != nil || !strings.Contains(string(reply.Data), "bad eviction") {
+				t.Errorf("bogus eviction: reply %q, %v; want a 'bad eviction' reply", reply.Data, err)
+			}
+			continue
+		}
+		if err := raw.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.srv.Publish(ctx, broker.Client("dev1"), []byte("still here"), ""); got != 1 || err != nil {
+		t.Fatalf("Publish after the garbage = %d, %v", got, err)
+	}
+	m, err := cs.Receive(ctx)
+	if err != nil || string(m.Payload) != "still here" {
+		t.Fatalf("Receive = %v, %v; want the message published after the garbage", m, err)
 	}
 }
