@@ -50,7 +50,10 @@ func calls(b broker.Broker) map[string]func(ctx context.Context) error {
 			_, err := b.Seen(ctx, "s", "k", time.Minute)
 			return err
 		},
-		"Forget":     func(ctx context.Context) error { return b.Forget(ctx, "s", "k") },
+		"Forget": func(ctx context.Context) error { return b.Forget(ctx, "s", "k") },
+		"Evict": func(ctx context.Context) error {
+			return b.Evict(ctx, broker.Eviction{Session: "s", Node: "other"})
+		},
 		"PutSession": func(ctx context.Context) error { return b.PutSession(ctx, record("s", "1")) },
 		"GetSession": func(ctx context.Context) error {
 			_, _, err := b.GetSession(ctx, "s")

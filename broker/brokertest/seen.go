@@ -18,12 +18,32 @@ var seenTests = []test{
 	{"Forget", testSeenForget},
 }
 
+// clocked runs f in a synctest bubble, or directly with RealTime. Either
+// way, f reads and sleeps with package time, and scales its durations with
+// s.scale.
+func (s suite) clocked(t *testing.T, f func(t *testing.T)) {
+	if s.realTime {
+		f(t)
+		return
+	}
+	synctest.Test(t, f)
+}
+
+// scale returns d for a base window of baseWindow: d itself in a bubble,
+// d·unit/baseWindow with RealTime.
+func (s suite) scale(d time.Duration) time.Duration {
+	if !s.realTime {
+		return d
+	}
+	return time.Duration(float64(d) / float64(baseWindow) * float64(s.unit))
+}
+
 // testSeenForget checks that a forgotten key is new again, that forgetting
 // touches only its own scope, and that forgetting an unknown key is fine.
 func testSeenForget(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		const w = time.Minute
+		w := s.scale(time.Minute)
 		seen(t, b, "s", "k", w, false)
 		seen(t, b, "o", "k", w, false)
 		if err := b.Forget(t.Context(), "s", "k"); err != nil {
@@ -48,17 +68,20 @@ func seen(t *testing.T, b broker.Broker, scope, key string, window time.Duration
 		t.Fatalf("Seen(%q, %q, %v): %v", scope, key, window, err)
 	}
 	if got != want {
-		t.Errorf("at %v, Seen(%q, %q, %v) = %v, want %v", time.Now().UTC().Format(time.TimeOnly), scope, key, window, got, want)
+		t.Errorf("at %v, Seen(%q, %q, %v) = %v, want %v", time.Now().UTC().Format("15:04:05.000"), scope, key, window, got, want)
 	}
 }
 
 // testSeenWindow checks that a key is remembered for the window of the call
 // that recorded it, that repeats do not extend it, and that it is recorded
-// afresh once forgotten.
+// afresh once forgotten. Every check that a key is remembered comes at
+// most half a window after it was recorded; every check that it is
+// forgotten at least a quarter of a window after it expired (but before a
+// wrongly extended window would end).
 func testSeenWindow(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		const w = time.Minute
+		w := s.scale(time.Minute)
 		seen(t, b, "s", "k", w, false)
 		seen(t, b, "s", "k", w, true)
 		time.Sleep(w / 2)
@@ -73,9 +96,9 @@ func testSeenWindow(t *testing.T, s suite) {
 }
 
 func testSeenScopes(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		const w = time.Minute
+		w := s.scale(time.Minute)
 		seen(t, b, "a", "k", w, false)
 		seen(t, b, "b", "k", w, false)
 		seen(t, b, "a", "k2", w, false)
@@ -88,39 +111,53 @@ func testSeenScopes(t *testing.T, s suite) {
 }
 
 func testSeenNoWindow(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		for _, w := range []time.Duration{0, -time.Second} {
+		for _, w := range []time.Duration{0, -s.scale(time.Second)} {
 			seen(t, b, "s", "k", w, false)
 			seen(t, b, "s", "k", w, false)
 		}
-		seen(t, b, "s", "k", time.Minute, false)
-		seen(t, b, "s", "k", time.Minute, true)
+		seen(t, b, "s", "k", s.scale(time.Minute), false)
+		seen(t, b, "s", "k", s.scale(time.Minute), true)
 	})
 }
 
 // testSeenRecordingWindow checks that the window of the recording call
-// applies, whatever the window of later calls.
+// applies, whatever the window of later calls. With RealTime, the short
+// window is a sixtieth of the unit: the check after it only needs it to
+// have passed, which waiting makes sure of.
 func testSeenRecordingWindow(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		seen(t, b, "s", "short", time.Second, false)
-		seen(t, b, "s", "long", time.Hour, false)
-		time.Sleep(2 * time.Second)
-		seen(t, b, "s", "short", time.Hour, false)
-		seen(t, b, "s", "long", time.Second, true)
+		short, long := s.scale(time.Second), s.scale(time.Hour)
+		seen(t, b, "s", "short", short, false)
+		seen(t, b, "s", "long", long, false)
+		time.Sleep(2 * short)
+		seen(t, b, "s", "short", long, false)
+		seen(t, b, "s", "long", short, true)
 	})
 }
 
-// testSeenManyKeys records a key a second, each for ten seconds, and checks
-// that keys are remembered and forgotten on time while older ones expire.
+// testSeenManyKeys records a key a step, each for ten steps, and checks
+// that keys are remembered and forgotten on time while older ones expire:
+// each key is checked again five steps after it was recorded (remembered)
+// and eleven steps after (forgotten).
+//
+// In a bubble, a step is a second and 1000 keys go by. In real time, each
+// step must leave room for the three calls made in it, and each check
+// that a key is remembered has five steps to spare for the calls of the
+// five steps before: a step of a tenth of the unit (200ms for a unit of 2s)
+// does, where the scaled second (33ms) would not for a broker whose calls
+// take 10ms. 30 keys (three windows: every key expires while later ones
+// are recorded) keep the subtest to a few units.
 func testSeenManyKeys(t *testing.T, s suite) {
-	synctest.Test(t, func(t *testing.T) {
+	s.clocked(t, func(t *testing.T) {
 		b, _ := s.start(t)
-		const (
-			w    = 10 * time.Second
-			keys = 1000
-		)
+		step, keys := time.Second, 1000
+		if s.realTime {
+			step, keys = s.unit/10, 30
+		}
+		w := 10 * step
 		key := func(i int) string { return fmt.Sprint("k", i) }
 		for i := range keys {
 			seen(t, b, "s", key(i), w, false)
@@ -130,7 +167,7 @@ func testSeenManyKeys(t *testing.T, s suite) {
 			if i >= 11 {
 				seen(t, b, "s", key(i-11), w, false)
 			}
-			time.Sleep(time.Second)
+			time.Sleep(step)
 		}
 	})
 }

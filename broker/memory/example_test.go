@@ -17,6 +17,9 @@ func (printer) Deliver(m *broker.Message) int {
 	return 1
 }
 
+// Evict is never called: other nodes do not share a memory broker.
+func (printer) Evict(broker.Eviction) error { return nil }
+
 func Example() {
 	ctx := context.Background()
 	b := memory.New()

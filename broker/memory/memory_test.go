@@ -14,10 +14,20 @@ func TestBroker(t *testing.T) {
 	brokertest.Run(t, func(*testing.T) broker.Broker { return memory.New() })
 }
 
+// TestShared checks that the shared suite skips, rather than fails, a
+// broker that is not shared.
+func TestShared(t *testing.T) {
+	brokertest.RunShared(t, func(*testing.T) func(*testing.T) broker.Broker {
+		return func(*testing.T) broker.Broker { return memory.New() }
+	})
+}
+
 // count is a Receiver that reports every message as reaching one session.
 type count struct{}
 
 func (count) Deliver(*broker.Message) int { return 1 }
+
+func (count) Evict(broker.Eviction) error { return nil }
 
 func TestStart(t *testing.T) {
 	b := memory.New()
