@@ -95,27 +95,41 @@
 // keeps these further promises:
 //
 //   - Routing: Publish reaches the Receivers of every node that bound
-//     m.Target, whichever node publishes. For session and client targets,
-//     Publish returns only once each node reached has appended the message
-//     to the session's log (it is durable). For topics, the count covers
-//     the publishing node's sessions only: remote deliveries are not
-//     counted. Messages from one publisher to one address arrive in the
-//     order they were published.
+//     m.Target, whichever node publishes. A Bind or Unbind may take a
+//     moment to reach the other nodes: until it has, their Publish and
+//     Evict may miss the binding node (or still reach the unbinding one).
+//     For session and client targets, Publish returns only once each node
+//     reached has appended the message to the session's log (it is
+//     durable). For topics, the count covers the publishing node's
+//     sessions only: remote deliveries are not counted. Messages from one
+//     publisher to one address arrive in the order they were published.
 //   - Parking: when a message to a session or client id reaches no node,
 //     but a record that is neither closed nor expired names that session
 //     (or, for a client id, the latest such session of that client id),
 //     the broker keeps the message for the session's resume window and
 //     counts it as reached (1). The next node to bind that address gets
 //     the kept messages through Deliver, in order, before any message
-//     published after them.
-//   - Logs, records and Seen are the same on every node: an entry appended
-//     on one node is read on another once the appending node stopped
-//     writing (see Evict), and a key recorded by Seen on one node is seen
-//     on all.
+//     published after them. That includes messages kept after its Bind
+//     returned, while the Bind had not reached the publishing node yet.
+//   - Logs, records and Seen are the same on every node. A session's log
+//     is written (appended to, trimmed, deleted) by the node holding the
+//     session, the one that bound its address, which may keep what it
+//     wrote in memory too. Another node reads what it wrote once it
+//     stopped writing: once it released the session on an [Eviction]
+//     (stopped writing to the log and unbound the session's address),
+//     that is once [Broker.Evict] for the session returned. A node that
+//     released a session and takes it back reads its log as the other
+//     nodes left it, not as it wrote it before. A record put, or a key
+//     recorded by Seen, on one node is read so on every node once the
+//     call returned.
 //   - [Broker.Evict] reaches the holders of e.Session or e.Client on the
-//     other nodes through [Receiver.Evict]. For e.Session it returns once
-//     the holder released the session, so that its log is complete when
-//     the caller reads it.
+//     other nodes (those that bound [Session](e.Session) or
+//     [Client](e.Client)) through [Receiver.Evict]. For e.Session it
+//     returns once the holder released the session, so that its log is
+//     complete when the caller reads it. Without a holder it returns nil
+//     without waiting for any timeout. A Broker calls Receiver.Evict as it
+//     calls Deliver, holding none of its locks: the Receiver may call the
+//     Broker back (to Unbind the session, say).
 //
 // # Contexts
 //
