@@ -23,6 +23,13 @@ import (
 // after which no publisher parks for an address a node holds.
 const guardPeriod = 10 * time.Second
 
+// lameDuck is how long a node keeps its subscription to a session's or
+// client id's route after the last Unbind, answering 0 at once: requests
+// already on their way while the unsubscription reaches every NATS server
+// then get an answer (and the publisher parks the message) instead of
+// timing out.
+const lameDuck = 2 * time.Second
+
 // dispatchBuffer is how many routed messages a node queues for delivery;
 // beyond it NATS reports a slow consumer and drops them.
 const dispatchBuffer = 1 << 16
@@ -88,8 +95,9 @@ type Broker struct {
 
 // binding is one address bound on this node.
 type binding struct {
-	n   int
-	sub *nats.Subscription
+	n    int // binds; 0 while lame (see lameDuck)
+	sub  *nats.Subscription
+	lame *time.Timer
 	// guard serializes draining parked messages with deliveries during the
 	// guard period after the bind.
 	guard   sync.Mutex
@@ -248,7 +256,8 @@ func (b *Broker) usable() error {
 
 // Bind subscribes the node to addr's route on the first bind. For a
 // session or client id it then delivers the address's parked messages.
-func (b *Broker) Bind(ctx context.Context, addr broker.Address) error {
+func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -257,21 +266,27 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) error {
 		return err
 	}
 	b.bindMu.Lock()
-	if bd := b.binds[addr]; bd != nil {
+	bd := b.binds[addr]
+	switch {
+	case bd != nil && bd.n > 0:
 		bd.n++
 		b.bindMu.Unlock()
 		return nil
+	case bd != nil: // lame: bound again before the unsubscription
+		bd.lame.Stop()
+		bd.n = 1
+	default:
+		sub, err := b.nc.ChanSubscribe(subj, b.ch)
+		if err != nil {
+			b.bindMu.Unlock()
+			return fmt.Errorf("nats broker: subscribing to %s: %w", addr.Kind, err)
+		}
+		bd = &binding{n: 1, sub: sub}
+		b.binds[addr] = bd
 	}
-	sub, err := b.nc.ChanSubscribe(subj, b.ch)
-	if err != nil {
-		b.bindMu.Unlock()
-		return fmt.Errorf("nats broker: subscribing to %s: %w", addr.Kind, err)
-	}
-	bd := &binding{n: 1, sub: sub}
 	if addr.Kind != broker.KindTopic {
 		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
 	}
-	b.binds[addr] = bd
 	b.bindMu.Unlock()
 	if addr.Kind == broker.KindTopic {
 		return nil
@@ -289,40 +304,84 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) error {
 	return b.drainLocked(ctx, addr, bd)
 }
 
-// Unbind withdraws one bind; the last one unsubscribes the route. For a
-// session it also forgets the node's copy of the session's log (the log
-// itself stays in JetStream).
-func (b *Broker) Unbind(_ context.Context, addr broker.Address) error {
+// Unbind withdraws one bind. After the last, the route answers 0 for a
+// moment (see lameDuck) and is then unsubscribed; for a session, the
+// node's writes to the log are then flushed to JetStream and its copy of
+// the log forgotten, so that the next holder reads it complete.
+func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
 	b.bindMu.Lock()
-	defer b.bindMu.Unlock()
 	bd := b.binds[addr]
-	if bd == nil {
+	if bd == nil || bd.n == 0 {
+		b.bindMu.Unlock()
 		return nil
 	}
 	bd.n--
 	if bd.n > 0 {
+		b.bindMu.Unlock()
 		return nil
 	}
-	delete(b.binds, addr)
-	if addr.Kind == broker.KindSession {
-		b.logMu.Lock()
-		delete(b.logs, addr.Name)
-		b.logMu.Unlock()
+	if addr.Kind == broker.KindTopic {
+		delete(b.binds, addr)
+		b.bindMu.Unlock()
+		if err := bd.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("nats broker: unsubscribing: %w", err)
+		}
+		return nil
 	}
-	if err := bd.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		return fmt.Errorf("nats broker: unsubscribing: %w", err)
+	bd.lame = time.AfterFunc(lameDuck, func() {
+		b.bindMu.Lock()
+		defer b.bindMu.Unlock()
+		if b.binds[addr] == bd && bd.n == 0 {
+			delete(b.binds, addr)
+			_ = bd.sub.Unsubscribe()
+		}
+	})
+	b.bindMu.Unlock()
+	if addr.Kind == broker.KindSession {
+		return b.retireLog(ctx, addr.Name)
 	}
 	return nil
+}
+
+// retireLog flushes this node's writes to a session's log (appends and
+// trims) to JetStream and forgets its copy.
+func (b *Broker) retireLog(ctx context.Context, id string) error {
+	b.logMu.Lock()
+	st := b.logs[id]
+	delete(b.logs, id)
+	b.logMu.Unlock()
+	if st == nil {
+		return nil
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	if err := b.settle(ctx); err != nil {
+		return err
+	}
+	if below := st.purgeTarget(); below > 0 {
+		return b.purgeSubject(ctx, st.subject, below)
+	}
+	return nil
+}
+
+// closedErr turns the error of a call that raced with Close into
+// broker.ErrClosed.
+func (b *Broker) closedErr(err *error) {
+	if *err != nil && b.closed.Load() {
+		*err = broker.ErrClosed
+	}
 }
 
 // Publish routes m. A session or client id is reached wherever it is bound,
 // or parked for its session when none binds it (see package broker, Shared
 // brokers). A topic reaches this node's subscribers, whose count Publish
 // returns, and every other node's.
-func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return 0, err
 	}
@@ -364,8 +423,9 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
+	live := bd != nil && bd.n > 0
 	b.bindMu.Unlock()
-	if bd == nil {
+	if !live {
 		return 0
 	}
 	if m.Target.Kind != broker.KindTopic && !b.owned(ctx) {
@@ -412,8 +472,9 @@ func (b *Broker) handle(msg *nats.Msg) {
 	case opPoke:
 		b.bindMu.Lock()
 		bd := b.binds[addr]
+		live := bd != nil && bd.n > 0
 		b.bindMu.Unlock()
-		if bd != nil {
+		if live {
 			bd.guard.Lock()
 			err := b.drainLocked(ctx, addr, bd)
 			bd.guard.Unlock()
@@ -459,7 +520,8 @@ const replyForeign = "foreign client"
 
 // Evict sends e to the nodes holding e.Session and e.Client and waits for
 // the first of each to act on it.
-func (b *Broker) Evict(ctx context.Context, e broker.Eviction) error {
+func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -504,6 +566,9 @@ func (b *Broker) Close() error {
 	}
 	b.bindMu.Lock()
 	for addr, bd := range b.binds {
+		if bd.lame != nil {
+			bd.lame.Stop()
+		}
 		_ = bd.sub.Unsubscribe()
 		delete(b.binds, addr)
 	}

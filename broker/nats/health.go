@@ -63,7 +63,7 @@ func (b *Broker) afterReconnect() {
 	var addrs []broker.Address
 	var binds []*binding
 	for a, bd := range b.binds {
-		if a.Kind != broker.KindTopic {
+		if a.Kind != broker.KindTopic && bd.n > 0 {
 			addrs, binds = append(addrs, a), append(binds, bd)
 		}
 	}
@@ -107,8 +107,8 @@ func (b *Broker) owned(ctx context.Context) bool {
 func (b *Broker) checkOwnership(ctx context.Context) bool {
 	b.bindMu.Lock()
 	var ids []string
-	for a := range b.binds {
-		if a.Kind == broker.KindSession {
+	for a, bd := range b.binds {
+		if a.Kind == broker.KindSession && bd.n > 0 {
 			ids = append(ids, a.Name)
 		}
 	}

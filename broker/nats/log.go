@@ -68,7 +68,8 @@ func (h *logHandle) state(create bool) *logState {
 
 // Append adds e. The first append on this node to a log that may already
 // exist (seq above 1) reads it from JetStream first.
-func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (broker.Appended, error) {
+func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_ broker.Appended, err error) {
+	defer h.b.closedErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return broker.Appended{}, err
@@ -157,7 +158,8 @@ func (st *logState) purgeTarget() uint64 {
 
 // Trim removes the entries with seq ≤ upTo; JetStream forgets them soon
 // after, in the background.
-func (h *logHandle) Trim(ctx context.Context, upTo uint64) error {
+func (h *logHandle) Trim(ctx context.Context, upTo uint64) (err error) {
+	defer h.b.closedErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return err
@@ -203,7 +205,8 @@ func (h *logHandle) trimRemote(ctx context.Context, upTo uint64) error {
 }
 
 // Read calls fn for the entries with seq ≥ from.
-func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry) bool) error {
+func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry) bool) (err error) {
+	defer h.b.closedErr(&err)
 	if err := h.b.usable(); err != nil {
 		return err
 	}
@@ -267,7 +270,8 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 func (h *logHandle) Sync(ctx context.Context) error { return h.b.settle(ctx) }
 
 // Delete removes the log from JetStream and from this node.
-func (h *logHandle) Delete(ctx context.Context) error {
+func (h *logHandle) Delete(ctx context.Context) (err error) {
+	defer h.b.closedErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return err

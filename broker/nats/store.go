@@ -21,7 +21,8 @@ import (
 // record is the tombstone that tells a late resume why). A record with a
 // client id that is not closed also becomes that client id's latest
 // session, for parking.
-func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) error {
+func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -71,7 +72,8 @@ func (b *Broker) get(ctx context.Context, subj string) (*jetstream.RawStreamMsg,
 }
 
 // GetSession reads the record of session id.
-func (b *Broker) GetSession(ctx context.Context, id string) (broker.SessionRecord, bool, error) {
+func (b *Broker) GetSession(ctx context.Context, id string) (_ broker.SessionRecord, _ bool, err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return broker.SessionRecord{}, false, err
 	}
@@ -102,7 +104,8 @@ func (b *Broker) clientSession(ctx context.Context, clientID string) (string, bo
 }
 
 // DeleteSession removes the record of session id.
-func (b *Broker) DeleteSession(ctx context.Context, id string) error {
+func (b *Broker) DeleteSession(ctx context.Context, id string) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -122,7 +125,8 @@ func (b *Broker) DeleteSession(ctx context.Context, id string) error {
 // node, the first. The deadline is stored in the value and compared with
 // the caller's clock; JetStream forgets the key after the window by a
 // per-message time to live.
-func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Duration) (bool, error) {
+func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Duration) (_ bool, err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return false, err
 	}
@@ -140,7 +144,7 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 			jetstream.WithMsgTTL(window.Round(time.Second)+time.Second))
 		return err
 	}
-	err := record(0)
+	err = record(0)
 	if err == nil {
 		return false, nil
 	}
@@ -171,7 +175,8 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 }
 
 // Forget removes (scope, key).
-func (b *Broker) Forget(ctx context.Context, scope, key string) error {
+func (b *Broker) Forget(ctx context.Context, scope, key string) (err error) {
+	defer b.closedErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
