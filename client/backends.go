@@ -152,8 +152,9 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 
 // pick chooses a backend: healthy and not avoided first, then the least
 // bad; among equals, home (the backend of the last stream) if it is one of
-// them, else random or least RTT.
-func (bs *backends) pick(home *backend) (*backend, error) {
+// them, else random or least RTT. With sticky (only home can resume the
+// session), an unreachable home is tried once more first.
+func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 	if err := bs.prepare(); err != nil {
 		return nil, err
 	}
@@ -175,7 +176,7 @@ func (bs *backends) pick(home *backend) (*backend, error) {
 			r = 3
 		case healthUnreachable:
 			r = 4
-			if b == home {
+			if b == home && sticky {
 				// Its health watch most likely broke with the stream: try
 				// where the session lives once more before giving it up
 				// (a failed open marks it avoided).

@@ -26,7 +26,7 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 			t.Fatal(err)
 		}
 		bs := newBackends(cfg)
-		if _, err := bs.pick(nil); err != nil { // connects and watches every backend
+		if _, err := bs.pick(nil, true); err != nil { // connects and watches every backend
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
@@ -51,7 +51,7 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 		}
 		seen := map[string]int{}
 		for range 60 {
-			b, err := bs.pick(nil)
+			b, err := bs.pick(nil, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,4 +109,38 @@ func addrsOf(bs *backends) []string {
 		out = append(out, b.addr)
 	}
 	return out
+}
+
+// An unreachable home is tried once more only when it alone can resume the
+// session (sticky); when any backend can, a healthy one is picked at once.
+func TestPickUnreachableHome(t *testing.T) {
+	var addrs []string
+	for range 2 {
+		_, a := tethertest.Serve(t)
+		addrs = append(addrs, a)
+	}
+	cfg, err := newConfig([]Option{WithAddrs(addrs...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := newBackends(cfg)
+	defer bs.close()
+	if _, err := bs.pick(nil, true); err != nil {
+		t.Fatal(err)
+	}
+	home, other := bs.list[0], bs.list[1]
+	home.set(func(b *backend) { b.health = healthUnreachable })
+	other.set(func(b *backend) { b.health = healthServing })
+	for _, tc := range []struct {
+		sticky bool
+		want   *backend
+	}{{true, home}, {false, other}} {
+		got, err := bs.pick(home, tc.sticky)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("pick(home, sticky=%v) = %s, want %s", tc.sticky, got.addr, tc.want.addr)
+		}
+	}
 }

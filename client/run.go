@@ -136,9 +136,9 @@ func (s *Session) attempt() (time.Time, error) {
 		return time.Time{}, err
 	}
 	s.mu.Lock()
-	home := s.home
+	home, sticky := s.home, !s.anywhere
 	s.mu.Unlock()
-	b, err := s.backends.pick(home)
+	b, err := s.backends.pick(home, sticky)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -152,7 +152,7 @@ func (s *Session) attempt() (time.Time, error) {
 	}
 	connectedAt := time.Now()
 	s.mu.Lock()
-	s.home = b
+	s.home, s.anywhere = b, w.GetResumeAnywhere()
 	s.mu.Unlock()
 	resumed := w.GetResumed()
 	s.mu.Lock()

@@ -152,6 +152,7 @@ type Session struct {
 	token     string
 	tried     string   // backend of the latest attempt
 	home      *backend // backend of the latest stream: where the session lives
+	anywhere  bool     // the session resumes on any backend (Welcome.resume_anywhere)
 	topics    map[string]struct{}
 	stats     Stats
 	closeErr  error

@@ -617,6 +617,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		HeartbeatInterval: durationpb.New(s.interval),
 		HeartbeatMisses:   uint32(hb.Misses),
 		DeadAfter:         durationpb.New(s.interval*time.Duration(hb.Misses) + hb.Grace),
+		ResumeAnywhere:    srv.broker.Shared(),
 		KeepaliveMinTime:  durationpb.New(srv.cfg.profile.Enforcement.MinTime),
 		ResumeWindow:      durationpb.New(srv.cfg.resumeWindow),
 		LastReceivedSeq:   s.inSeq.Load(),

@@ -442,9 +442,14 @@ type Welcome struct {
 	Topics []string `protobuf:"bytes,14,rep,name=topics,proto3" json:"topics,omitempty"`
 	// The server declares the client dead after receiving nothing for this
 	// long: heartbeat_interval × heartbeat_misses plus a small grace.
-	DeadAfter     *durationpb.Duration `protobuf:"bytes,15,opt,name=dead_after,json=deadAfter,proto3" json:"dead_after,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeadAfter *durationpb.Duration `protobuf:"bytes,15,opt,name=dead_after,json=deadAfter,proto3" json:"dead_after,omitempty"`
+	// True when every backend of the deployment shares the server's session
+	// store (a NATS broker): a session resumes on any of them, so after a
+	// broken stream reconnect to any healthy backend instead of returning to
+	// this one first. False when only this server can resume the session.
+	ResumeAnywhere bool `protobuf:"varint,16,opt,name=resume_anywhere,json=resumeAnywhere,proto3" json:"resume_anywhere,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -580,6 +585,13 @@ func (x *Welcome) GetDeadAfter() *durationpb.Duration {
 		return x.DeadAfter
 	}
 	return nil
+}
+
+func (x *Welcome) GetResumeAnywhere() bool {
+	if x != nil {
+		return x.ResumeAnywhere
+	}
+	return false
 }
 
 // SeqRange is an inclusive range of sequence numbers.
@@ -1496,7 +1508,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xb4\x05\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xdd\x05\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -1515,7 +1527,8 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x06limits\x18\r \x01(\v2\x11.tether.v1.LimitsR\x06limits\x12\x16\n" +
 	"\x06topics\x18\x0e \x03(\tR\x06topics\x128\n" +
 	"\n" +
-	"dead_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\tdeadAfter\"4\n" +
+	"dead_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\tdeadAfter\x12'\n" +
+	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\"\x81\x01\n" +
