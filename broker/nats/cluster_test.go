@@ -16,6 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
@@ -367,5 +370,158 @@ func TestGarbageOnRoutes(t *testing.T) {
 	m, err := cs.Receive(ctx)
 	if err != nil || string(m.Payload) != "still here" {
 		t.Fatalf("Receive = %v, %v; want the message published after the garbage", m, err)
+	}
+}
+
+// TestAcrossNodes checks what a shared broker adds, node to node: a newer
+// session of a client id on another node takes over (the older stream
+// ends with TAKEN_OVER), unless it is another principal's; idempotency
+// keys are seen on every node; and a session resumed elsewhere keeps its
+// topics.
+func TestAcrossNodes(t *testing.T) {
+	urls := natstest.Start(t).URL()
+	// The principal is the client's "principal" metadata key, for the test.
+	principal := server.WithPrincipal(func(ctx context.Context) string {
+		if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get("principal")) > 0 {
+			return md.Get("principal")[0]
+		}
+		return "p1"
+	})
+	n1 := startNode(t, "n1", urls, 1, principal)
+	n2 := startNode(t, "n2", urls, 1, principal)
+	n3 := startNode(t, "n3", urls, 1, principal)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	open := func(addr, id, principal string, topics ...string) (*client.Session, <-chan client.StateChange) {
+		states := make(chan client.StateChange, 16)
+		cs, err := client.New(client.WithAddrs(addr), client.WithClientID(id), client.WithTopics(topics...), client.WithLogger(quiet()),
+			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal(principal))),
+			client.WithOnState(func(c client.StateChange) { states <- c }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.Close(context.Background()) })
+		if err := cs.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		awaitConnected(t, ctx, states)
+		return cs, states
+	}
+
+	t.Run("NewestWins", func(t *testing.T) {
+		old, oldStates := open(n1.addr, "dev-a", "p1")
+		_, _ = open(n2.addr, "dev-a", "p1")
+		for {
+			select {
+			case c := <-oldStates:
+				if c.State != client.StateClosed {
+					continue
+				}
+				var ga *client.GoAwayError
+				if !errors.As(c.Err, &ga) || ga.GoAway.GetReason().String() != "GO_AWAY_REASON_TAKEN_OVER" {
+					t.Errorf("the older session closed with %v, want a TAKEN_OVER go_away", c.Err)
+				}
+				if _, err := old.Receive(ctx); !errors.Is(err, client.ErrClosed) {
+					t.Errorf("Receive on the older session = %v, want ErrClosed", err)
+				}
+				return
+			case <-ctx.Done():
+				t.Fatal("the older session on n1 was not taken over")
+			}
+		}
+	})
+
+	t.Run("OtherPrincipalRefused", func(t *testing.T) {
+		_, _ = open(n1.addr, "dev-b", "p1")
+		states := make(chan client.StateChange, 16)
+		cs, err := client.New(client.WithAddrs(n2.addr), client.WithClientID("dev-b"), client.WithLogger(quiet()),
+			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal("p2"))),
+			client.WithOnState(func(c client.StateChange) {
+				select {
+				case states <- c:
+				default:
+				}
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close(context.Background())
+		go func() { _ = cs.Connect(ctx) }()
+		for {
+			select {
+			case c := <-states:
+				if c.State == client.StateConnected {
+					t.Fatal("another principal took over the client id")
+				}
+				if c.Err != nil {
+					if status.Code(c.Err) != codes.PermissionDenied {
+						t.Errorf("the attempt failed with %v, want PermissionDenied", c.Err)
+					}
+					return
+				}
+			case <-ctx.Done():
+				t.Fatal("no attempt failed")
+			}
+		}
+	})
+
+	t.Run("IdempotencyKeyOnEveryNode", func(t *testing.T) {
+		if _, err := n1.srv.Publish(ctx, broker.Topic("nobody"), []byte("x"), "key-1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n3.srv.Publish(ctx, broker.Topic("nobody"), []byte("x"), "key-1"); !errors.Is(err, server.ErrDuplicate) {
+			t.Errorf("the same key on another node: %v, want ErrDuplicate", err)
+		}
+	})
+
+	t.Run("TopicsFollowTheSession", func(t *testing.T) {
+		states := make(chan client.StateChange, 16)
+		cs, err := client.New(client.WithAddrs(n1.addr, n2.addr), client.WithClientID("dev-c"), client.WithTopics("news"),
+			client.WithLogger(quiet()), client.WithProfile(profile.Datacenter()),
+			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal("p1"))),
+			client.WithOnState(func(c client.StateChange) { states <- c }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close(context.Background())
+		if err := cs.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		first := awaitConnected(t, ctx, states)
+		victim := n1
+		if first.ServerID == "n2" {
+			victim = n2
+		}
+		victim.kill()
+		if c := awaitConnected(t, ctx, states); !c.Resumed || c.ServerID == victim.id {
+			t.Fatalf("after the kill: %s resumed=%v", c.ServerID, c.Resumed)
+		}
+		// The topic was re-bound on the new node, by the record and by the
+		// SDK's resync alike: one copy arrives.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := n3.srv.Publish(ctx, broker.Topic("news"), []byte("hello"), ""); err != nil {
+				t.Fatal(err)
+			}
+			rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			m, err := cs.Receive(rctx)
+			rcancel()
+			if err == nil {
+				if string(m.Payload) != "hello" || m.Topic != "news" {
+					t.Fatalf("got %q on %q", m.Payload, m.Topic)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a topic message published on n3 never reached the resumed session")
+			}
+		}
+	})
+}
+
+// withPrincipal sends the test principal as metadata on every stream.
+func withPrincipal(p string) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return streamer(metadata.AppendToOutgoingContext(ctx, "principal", p), desc, cc, method, opts...)
 	}
 }
