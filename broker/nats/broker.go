@@ -84,9 +84,11 @@ type Broker struct {
 
 	// recheck is set when the connection drops: before delivering to a
 	// session again, the node checks which of its sessions another node
-	// took over meanwhile (under ownMu).
+	// took over meanwhile (afterReconnect, one at a time under ownMu).
 	recheck atomic.Bool
 	ownMu   sync.Mutex
+
+	asker asker
 
 	healthMu sync.Mutex
 	health   []func(error)
@@ -186,6 +188,10 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.createStreams(ctx); err != nil {
+		b.started.Store(false)
+		return err
+	}
+	if err := b.asker.start(b.nc); err != nil {
 		b.started.Store(false)
 		return err
 	}
@@ -359,7 +365,10 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.settle(ctx); err != nil {
+	if err := b.settle(ctx); err != nil && ctx.Err() != nil {
+		return err
+	}
+	if err := st.repair(ctx, b); err != nil {
 		return err
 	}
 	if below := st.purgeTarget(); below > 0 {
@@ -401,15 +410,17 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
-	reply, err := b.nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: nats.Header{}})
+	reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
 	switch {
-	case errors.Is(err, nats.ErrNoResponders):
+	case errors.Is(err, errNoHolder):
 	case err != nil:
 		return 0, fmt.Errorf("nats broker: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
+	case strings.HasPrefix(string(reply), replyErr):
+		return 0, fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):])
 	default:
-		n, perr := strconv.Atoi(string(reply.Data))
+		n, perr := strconv.Atoi(string(reply))
 		if perr != nil {
-			return 0, fmt.Errorf("nats broker: bad reply %q from the node holding %s %q", reply.Data, m.Target.Kind, m.Target.Name)
+			return 0, fmt.Errorf("nats broker: bad reply %q from the node holding %s %q", reply, m.Target.Kind, m.Target.Name)
 		}
 		if n > 0 {
 			return n, nil
@@ -428,8 +439,8 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	if !live {
 		return 0
 	}
-	if m.Target.Kind != broker.KindTopic && !b.owned(ctx) {
-		return 0 // cannot tell whether the session is still ours
+	if m.Target.Kind != broker.KindTopic && b.recheck.Load() {
+		return 0 // not known to be ours yet since a reconnect: park
 	}
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
@@ -468,19 +479,28 @@ func (b *Broker) handle(msg *nats.Msg) {
 	}
 	ctx, cancel := b.bound(context.Background())
 	defer cancel()
+	b.bindMu.Lock()
+	bd := b.binds[addr]
+	live := bd != nil && bd.n > 0
+	b.bindMu.Unlock()
+	if !live {
+		// Unbound a moment ago (lame), or a message that crossed the
+		// unsubscription: the live holder, if any, answers.
+		if msg.Reply != "" {
+			_ = msg.Respond([]byte(replyLame))
+		}
+		return
+	}
 	switch msg.Header.Get(hdrOp) {
 	case opPoke:
-		b.bindMu.Lock()
-		bd := b.binds[addr]
-		live := bd != nil && bd.n > 0
-		b.bindMu.Unlock()
-		if live {
-			bd.guard.Lock()
-			err := b.drainLocked(ctx, addr, bd)
-			bd.guard.Unlock()
-			if err != nil {
-				b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
-			}
+		if b.recheck.Load() {
+			return // afterReconnect drains once ownership is checked
+		}
+		bd.guard.Lock()
+		err := b.drainLocked(ctx, addr, bd)
+		bd.guard.Unlock()
+		if err != nil {
+			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
 		}
 	case opEvict:
 		var e broker.Eviction
@@ -500,23 +520,27 @@ func (b *Broker) handle(msg *nats.Msg) {
 		m, _, err := decodeMessage(msg.Data)
 		if err != nil || m.Target != addr {
 			b.o.Logger.Warn("tether nats broker: dropped an undecodable message", "subject", msg.Subject, "err", err)
+			if msg.Reply != "" {
+				_ = msg.Respond([]byte(replyErr + "undecodable message"))
+			}
 			return
 		}
 		n := b.deliverLocal(ctx, m)
 		if msg.Reply == "" {
 			return
 		}
-		if err := b.settle(ctx); err != nil {
-			// Not durable: let the publisher park or fail rather than
-			// count it.
-			b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
-			n = 0
+		if n > 0 {
+			if err := b.settle(ctx); err != nil {
+				// Delivered but perhaps not stored: the publisher must
+				// not park it (it would arrive twice), only retry.
+				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+				_ = msg.Respond([]byte(replyErr + err.Error()))
+				return
+			}
 		}
 		_ = msg.Respond(strconv.AppendInt(nil, int64(n), 10))
 	}
 }
-
-const replyForeign = "foreign client"
 
 // Evict sends e to the nodes holding e.Session and e.Client and waits for
 // the first of each to act on it.
@@ -542,16 +566,16 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 			return err
 		}
 		rctx, cancel := b.bound(ctx)
-		reply, err := b.nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+		reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
 		cancel()
 		switch {
-		case errors.Is(err, nats.ErrNoResponders):
+		case errors.Is(err, errNoHolder):
 		case err != nil:
 			return fmt.Errorf("nats broker: evicting %s %q: %w", addr.Kind, addr.Name, err)
-		case string(reply.Data) == replyForeign:
+		case string(reply) == replyForeign:
 			return broker.ErrForeignClient
-		case len(reply.Data) > 0:
-			return fmt.Errorf("nats broker: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply.Data)
+		case len(reply) > 0:
+			return fmt.Errorf("nats broker: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
 		}
 	}
 	return nil
@@ -573,6 +597,9 @@ func (b *Broker) Close() error {
 		delete(b.binds, addr)
 	}
 	b.bindMu.Unlock()
+	if b.asker.sub != nil {
+		_ = b.asker.sub.Unsubscribe()
+	}
 	close(b.done)
 	b.wg.Wait()
 	if b.started.Load() {
@@ -594,15 +621,20 @@ func (b *Broker) Close() error {
 type pend struct {
 	done  chan struct{} // closed once err is set
 	err   error
-	onAck func(sseq uint64)
+	onAck func(sseq uint64, err error)
 }
 
 // appendAsync publishes msg to the log stream without waiting; settle
 // waits for it.
-func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64)) error {
+func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) error {
 	p := &pend{done: make(chan struct{}), onAck: onAck}
 	b.pendMu.Lock()
 	b.inflight[msg] = p
+	if len(b.pending) >= 4096 {
+		// Appends nobody settles (to detached sessions, say): drop
+		// the done ones so the list stays bounded.
+		b.prunePendingLocked()
+	}
 	b.pending = append(b.pending, p)
 	b.pendMu.Unlock()
 	if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
@@ -621,8 +653,8 @@ func (b *Broker) acked(m *nats.Msg, sseq uint64, err error) {
 	if p == nil {
 		return
 	}
-	if err == nil && p.onAck != nil {
-		p.onAck(sseq)
+	if p.onAck != nil {
+		p.onAck(sseq, err)
 	}
 	p.err = err
 	close(p.done)
@@ -647,15 +679,20 @@ func (b *Broker) settle(ctx context.Context) error {
 	}
 	if len(batch) > 0 {
 		b.pendMu.Lock()
-		i := 0
-		for i < len(b.pending) && isDone(b.pending[i]) {
-			i++
-		}
-		// Reslice, never overwrite: other settlers may hold the prefix.
-		b.pending = b.pending[i:]
+		b.prunePendingLocked()
 		b.pendMu.Unlock()
 	}
 	return first
+}
+
+// prunePendingLocked drops the done appends at the head of the list.
+func (b *Broker) prunePendingLocked() {
+	i := 0
+	for i < len(b.pending) && isDone(b.pending[i]) {
+		i++
+	}
+	// Reslice, never overwrite: settlers may hold the prefix.
+	b.pending = b.pending[i:]
 }
 
 func isDone(p *pend) bool {

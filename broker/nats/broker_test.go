@@ -2,6 +2,7 @@ package nats_test
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,3 +64,60 @@ func TestShared(t *testing.T) {
 		})
 	})
 }
+
+// TestLongLogReadElsewhere reads, on another node, a log longer than the
+// few entries read one request each: the ordered-consumer path, in order
+// and complete.
+func TestLongLogReadElsewhere(t *testing.T) {
+	url := natstest.Start(t).URL()
+	prefix := newPrefix()
+	open := func(node string) broker.Broker {
+		b, err := natsbroker.Connect(url, natsbroker.Options{Prefix: prefix, MemoryStorage: true, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		if err := b.Start(t.Context(), node, nopReceiver{}); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := open("a"), open("b")
+	const n = 3000
+	la := a.Log("s")
+	for i := range n {
+		if _, err := la.Append(t.Context(), broker.Entry{Seq: uint64(i + 1), Message: &broker.Message{Target: broker.Session("s"), Payload: []byte(strconv.Itoa(i + 1))}}, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := la.Trim(t.Context(), 100); err != nil {
+		t.Fatal(err)
+	}
+	// Releasing the session flushes a's appends and trims.
+	if err := a.Bind(t.Context(), broker.Session("s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Unbind(t.Context(), broker.Session("s")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	next := uint64(101)
+	if err := b.Log("s").Read(t.Context(), 0, func(e broker.Entry) bool {
+		if e.Seq != next || string(e.Message.Payload) != strconv.FormatUint(next, 10) {
+			t.Fatalf("entry %d (%q) where %d was due", e.Seq, e.Message.Payload, next)
+		}
+		next++
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if next != n+1 {
+		t.Fatalf("read up to %d, want %d", next-1, n)
+	}
+	t.Logf("read %d entries on another node in %v", n-100, time.Since(start))
+}
+
+type nopReceiver struct{}
+
+func (nopReceiver) Deliver(*broker.Message) int { return 0 }
+func (nopReceiver) Evict(broker.Eviction) error { return nil }

@@ -75,6 +75,25 @@
 //   - Idempotency keys, and the seqs of client messages already handled
 //     (the server's receive marks): P_KV, for their window.
 //
+// # Trust
+//
+// NATS permissions are the trust boundary. Whoever may publish on P.r.>
+// can deliver messages to any session and evict any session or client id,
+// and whoever may write to P_KV or P_LOG can forge records, resume tokens
+// and logs. Give tether nodes a NATS account (or user permissions) of
+// their own. A node drops routed messages it cannot decode, and answers an
+// eviction it cannot decode with an error.
+//
+// # Limits
+//
+// Resuming a session on two nodes at the same instant is not fenced: both
+// may adopt it, and the later stream wins as on one node, but the two may
+// briefly both write the log. A connected session's record is not
+// refreshed: after RecordTTL without a reconnect, it can no longer be
+// resumed on another node. Each node delivers routed messages on one
+// goroutine, in order; a node taking over many sessions at once reads
+// their parked messages there.
+//
 // # Failures
 //
 // When NATS is unreachable the broker reports it through
@@ -82,7 +101,9 @@
 // need NATS fail with an error; connected sessions stay. The connection
 // reconnects by itself (see [ConnectOptions]; publishes are not buffered
 // while disconnected, so nothing stale lands later). After a reconnect the
-// node checks, before delivering again, which of its sessions were taken
-// over meanwhile by another node, and releases them; then it delivers what
-// was parked for the sessions it still holds.
+// node recreates the streams if the NATS server lost them, checks (before
+// delivering to its sessions again: meanwhile publishers park) which of
+// its sessions were taken over by another node, releases those, and
+// delivers what was parked for the ones it still holds. An append that
+// failed is written again before the session's next message goes out.
 package nats

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +32,12 @@ func (b *Broker) hookConn() {
 	})
 	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
 		b.setHealth(nil)
-		go b.afterReconnect()
+		b.bindMu.Lock() // Close waits for the goroutines it knows of
+		if !b.closed.Load() {
+			b.wg.Add(1)
+			go b.afterReconnect()
+		}
+		b.bindMu.Unlock()
 		if prevRecon != nil {
 			prevRecon(nc)
 		}
@@ -47,18 +54,32 @@ func (b *Broker) hookConn() {
 	})
 }
 
-// afterReconnect checks ownership, then delivers what was parked for the
-// node's sessions and client ids while it was cut off (a poke sent then was
-// lost), and guards them as after a bind.
+// afterReconnect runs after each reconnect, in the background: it checks
+// which of the node's sessions another node took over while this one was
+// cut off and releases them, then delivers what was parked for the node's
+// sessions and client ids meanwhile (a poke sent then was lost), and guards
+// them as after a bind. Until the check is done, the node delivers nothing
+// to its sessions: publishers park instead.
 func (b *Broker) afterReconnect() {
-	if b.usable() != nil {
+	defer b.wg.Done()
+	b.ownMu.Lock() // one check at a time
+	defer b.ownMu.Unlock()
+	if b.usable() != nil || !b.recheck.Load() {
 		return
 	}
+	// A NATS server that lost its storage lost the streams too.
 	ctx, cancel := b.bound(context.Background())
-	defer cancel()
-	if !b.owned(ctx) {
-		return // disconnected again; the next reconnect retries
+	err := b.createStreams(ctx)
+	cancel()
+	if err != nil {
+		b.o.Logger.Error("tether nats broker: recreating the streams after a reconnect failed", "err", err)
+		b.setHealth(err)
+		return
 	}
+	if !b.checkOwnership() {
+		return // disconnected again; the next reconnect checks again
+	}
+	b.recheck.Store(false)
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
@@ -68,43 +89,24 @@ func (b *Broker) afterReconnect() {
 		}
 	}
 	b.bindMu.Unlock()
-	for i, a := range addrs {
-		bd := binds[i]
+	b.parallel(len(addrs), func(i int) bool {
+		a, bd := addrs[i], binds[i]
+		ctx, cancel := b.bound(context.Background())
+		defer cancel()
 		bd.guard.Lock()
+		defer bd.guard.Unlock()
 		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
-		err := b.drainLocked(ctx, a, bd)
-		bd.guard.Unlock()
-		if err != nil {
+		if err := b.drainLocked(ctx, a, bd); err != nil {
 			b.o.Logger.Warn("tether nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
 		}
-	}
-}
-
-// owned reports whether the node's sessions are known to be its own: true
-// unless the connection dropped since the last check and the check cannot
-// be made now.
-func (b *Broker) owned(ctx context.Context) bool {
-	if !b.recheck.Load() {
 		return true
-	}
-	b.ownMu.Lock()
-	defer b.ownMu.Unlock()
-	if !b.recheck.Load() {
-		return true
-	}
-	if !b.nc.IsConnected() {
-		return false
-	}
-	if b.checkOwnership(ctx) {
-		b.recheck.Store(false)
-	}
-	return !b.recheck.Load()
+	})
 }
 
 // checkOwnership releases, as if evicted, the sessions this node holds that
 // another node took over while this one was cut off from NATS. It reports
-// whether every session could be checked. ownMu is held.
-func (b *Broker) checkOwnership(ctx context.Context) bool {
+// whether every session could be checked.
+func (b *Broker) checkOwnership() bool {
 	b.bindMu.Lock()
 	var ids []string
 	for a, bd := range b.binds {
@@ -113,13 +115,14 @@ func (b *Broker) checkOwnership(ctx context.Context) bool {
 		}
 	}
 	b.bindMu.Unlock()
-	complete := true
-	for _, id := range ids {
+	return b.parallel(len(ids), func(i int) bool {
+		id := ids[i]
+		ctx, cancel := b.bound(context.Background())
+		defer cancel()
 		rec, ok, err := b.GetSession(ctx, id)
 		if err != nil {
 			b.o.Logger.Warn("tether nats broker: checking session ownership after a reconnect failed", "session", id, "err", err)
-			complete = false
-			continue
+			return false
 		}
 		if ok && rec.Node != "" && rec.Node != b.node {
 			b.o.Logger.Info("tether nats broker: a session moved while NATS was unreachable; releasing it here", "session", id, "node", rec.Node)
@@ -127,8 +130,32 @@ func (b *Broker) checkOwnership(ctx context.Context) bool {
 				b.o.Logger.Warn("tether nats broker: releasing a moved session failed", "session", id, "err", err)
 			}
 		}
+		return true
+	})
+}
+
+// parallel runs f(0..n-1) on a few goroutines and reports whether every
+// call returned true.
+func (b *Broker) parallel(n int, f func(i int) bool) bool {
+	const workers = 16
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || b.closed.Load() {
+					return
+				}
+				if !f(i) {
+					failed.Store(true)
+				}
+			}
+		})
 	}
-	return complete
+	wg.Wait()
+	return !failed.Load() && !b.closed.Load()
 }
 
 // NotifyHealth calls f now and on every change: nil while NATS is

@@ -1,9 +1,11 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +39,8 @@ type logState struct {
 // mirrored is one entry of a logState, with its stream seq once stored.
 type mirrored struct {
 	broker.Entry
-	sseq atomic.Uint64
+	sseq   atomic.Uint64
+	failed atomic.Bool // its append failed: Sync writes it again
 }
 
 var _ broker.Syncer = (*logHandle)(nil)
@@ -103,7 +106,11 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	msg := &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, e.Message, e.Seq)}
 	// The ack handler must not take st.mu: PublishMsgAsync, called under
 	// it, may wait for acks when too many are pending.
-	if err := b.appendAsync(msg, func(sseq uint64) {
+	if err := b.appendAsync(msg, func(sseq uint64, err error) {
+		if err != nil {
+			me.failed.Store(true)
+			return
+		}
 		me.sseq.Store(sseq)
 		if me.Seq <= st.trimmed.Load() {
 			b.purges.schedule(st.id)
@@ -141,9 +148,10 @@ func (st *logState) purgeTarget() uint64 {
 	var below uint64
 	keep := st.gone[:0]
 	for _, d := range st.gone {
-		if s := d.sseq.Load(); s != 0 {
+		switch s := d.sseq.Load(); {
+		case s != 0:
 			below = max(below, s+1)
-		} else {
+		case !d.failed.Load():
 			keep = append(keep, d) // not stored yet: its ack reschedules
 		}
 	}
@@ -248,14 +256,15 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 			bad = fmt.Errorf("nats broker: log entry %d of session %q: %w", sseq, h.id, errors.Join(err, errCorrupt))
 			return true
 		}
-		if n := len(out); n > 0 && seq <= out[n-1].Seq {
-			return true // an older writer's leftover, superseded
-		}
 		me := &mirrored{Entry: broker.Entry{Seq: seq, Message: m}}
 		me.sseq.Store(sseq)
 		out = append(out, me)
 		return true
 	})
+	// Entries are in seq order, but for one written again after a failed
+	// append (see Sync): sort, and keep the last copy of each seq.
+	slices.SortStableFunc(out, func(a, b *mirrored) int { return cmp.Compare(a.Seq, b.Seq) })
+	out = slices.CompactFunc(out, func(a, b *mirrored) bool { return a.Seq == b.Seq })
 	if err != nil {
 		return nil, fmt.Errorf("nats broker: reading the log of session %q: %w", h.id, err)
 	}
@@ -266,8 +275,35 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 }
 
 // Sync waits until every entry appended so far, to any log of the broker,
-// is stored in JetStream.
-func (h *logHandle) Sync(ctx context.Context) error { return h.b.settle(ctx) }
+// is stored in JetStream, and writes again the entries of this log whose
+// append failed (NATS was unreachable, say), so that the log has no hole.
+func (h *logHandle) Sync(ctx context.Context) error {
+	if err := h.b.settle(ctx); err != nil && ctx.Err() != nil {
+		return err
+	}
+	if st := h.state(false); st != nil {
+		return st.repair(ctx, h.b)
+	}
+	return nil
+}
+
+// repair writes again, in order, the entries whose append failed.
+func (st *logState) repair(ctx context.Context, b *Broker) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, me := range st.entries {
+		if !me.failed.Load() {
+			continue
+		}
+		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, me.Message, me.Seq)}, jetstream.WithExpectStream(b.subj.logStream))
+		if err != nil {
+			return fmt.Errorf("nats broker: storing message %d of session %q again: %w", me.Seq, st.id, err)
+		}
+		me.sseq.Store(ack.Sequence)
+		me.failed.Store(false)
+	}
+	return nil
+}
 
 // Delete removes the log from JetStream and from this node.
 func (h *logHandle) Delete(ctx context.Context) (err error) {
@@ -303,7 +339,8 @@ func (b *Broker) purgeSubject(ctx context.Context, subj string, below uint64) er
 
 // readSubject calls fn with each message on subj of the log stream, in
 // stream order, up to the last one stored when it began, until fn returns
-// false.
+// false. A few messages are read one request each; a longer subject through
+// one ordered consumer.
 func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint64, data []byte) bool) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -314,7 +351,8 @@ func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint
 	if err != nil {
 		return err
 	}
-	for seq := uint64(1); seq <= last.Sequence; {
+	seq := uint64(1)
+	for range 8 {
 		m, err := b.logStream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil // purged meanwhile
@@ -322,12 +360,44 @@ func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint
 		if err != nil {
 			return err
 		}
-		if m.Sequence > last.Sequence || !fn(m.Sequence, m.Data) {
+		if m.Sequence > last.Sequence || !fn(m.Sequence, m.Data) || m.Sequence == last.Sequence {
 			return nil
 		}
 		seq = m.Sequence + 1
 	}
-	return nil
+	cons, err := b.js.OrderedConsumer(ctx, b.subj.logStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subj},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       seq,
+		InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	for {
+		batch, err := cons.FetchNoWait(512)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			s := meta.Sequence.Stream
+			if s > last.Sequence || !fn(s, m.Data()) || s == last.Sequence {
+				return nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil // purged meanwhile
+		}
+	}
 }
 
 // purger trims JetStream's copy of logs in the background, coalescing the
