@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,12 +81,13 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		return usagef("--heartbeat %v: must not be negative", f.heartbeat)
 	}
 	out := newLines(a.stdout)
+	ord := newStateOrder()
 	opts := []client.Option{
 		client.WithAddrs(a.addrs...),
 		client.WithClientID(f.clientID),
 		client.WithTopics(f.topics...),
 		client.WithProfile(p),
-		client.WithOnState(func(c client.StateChange) { out.write(newStateEvent(c)) }),
+		client.WithOnState(func(c client.StateChange) { ord.printed(c, func() { out.write(newStateEvent(c)) }) }),
 		client.WithOnRTT(func(backend string, rtt time.Duration) { out.write(newRTTEvent(backend, rtt, time.Now())) }),
 	}
 	if f.heartbeat > 0 {
@@ -102,7 +104,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- receive(recvCtx, s, out) }()
+	go func() { recvErr <- receive(recvCtx, s, out, ord) }()
 
 	var ended error // why the session ended without being asked to
 	select {
@@ -133,13 +135,76 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 }
 
 // receive prints the session's messages until ctx ends or the session
-// closes. Receive acks each message it returns.
-func receive(ctx context.Context, s *client.Session, out *lines) error {
+// closes, each after the state lines of what happened before it. Receive
+// acks each message it returns.
+func receive(ctx context.Context, s *client.Session, out *lines, ord *stateOrder) error {
 	for {
 		m, err := s.Receive(ctx)
 		if err != nil {
 			return err
 		}
+		st := s.Stats()
+		ord.await(ctx, stateKey(st.State, st.Reconnects))
 		out.write(newMessageEvent(m, time.Now()))
+	}
+}
+
+// stateOrder keeps connect's lines in the order things happened. The SDK
+// calls OnState on a goroutine of its own, a moment after the state
+// changed, while Receive may already return what the new stream brought:
+// without it, a resume's replayed messages could be printed before its
+// connected line.
+type stateOrder struct {
+	mu         sync.Mutex
+	reconnects int           // reconnecting lines printed
+	key        int           // stateKey of the state lines printed, -1 before any
+	changed    chan struct{} // closed and replaced after each state line
+}
+
+func newStateOrder() *stateOrder { return &stateOrder{key: -1, changed: make(chan struct{})} }
+
+// stateKey numbers the session's states in the order they come: every
+// reconnecting counts one more reconnect, and connected follows it.
+func stateKey(state client.State, reconnects int) int {
+	k := 2 * reconnects
+	if state == client.StateConnected {
+		k++
+	}
+	return k
+}
+
+// printed prints c's line with print, then lets the messages that waited
+// for it through. Calls come in the order of the state changes.
+func (o *stateOrder) printed(c client.StateChange, print func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	print()
+	if c.State == client.StateReconnecting {
+		o.reconnects++
+	}
+	o.key = max(o.key, stateKey(c.State, o.reconnects))
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// await waits until the state lines up to key are printed, for a second
+// at most: a message is never held back for long.
+func (o *stateOrder) await(ctx context.Context, key int) {
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		o.mu.Lock()
+		done, changed := o.key >= key, o.changed
+		o.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		}
 	}
 }

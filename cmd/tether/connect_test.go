@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/faultproxy"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
@@ -153,6 +155,45 @@ func TestConnectFailsOver(t *testing.T) {
 	r.await(map[string]string{"event": "message", "payload": "after failover"})
 	if code := r.interrupt(); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+}
+
+// TestConnectResumedLineFirst checks that a resume's connected line comes
+// before the messages the server replays on the new stream: the SDK calls
+// OnState on a goroutine of its own, so without care the replay can be
+// printed first.
+func TestConnectResumedLineFirst(t *testing.T) {
+	_, addr := tethertest.Serve(t)
+	p, err := faultproxy.Start(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	for run := range 3 {
+		r := start(t, "connect", "--addr", p.Addr(), "--client-id", "dev1")
+		r.await(map[string]string{"state": "connected"})
+		p.Reset() // the stream breaks; the session waits on the server
+		r.await(map[string]string{"state": "reconnecting"})
+		for i := range 5 {
+			mustTether(t, "", "publish", "--addr", addr, "--client-id", "dev1", "--data", fmt.Sprint("m", i))
+		}
+		r.await(map[string]string{"event": "message", "payload": "m4"})
+		if code := r.interrupt(); code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+		}
+		var seq []string
+		for _, e := range r.lines() {
+			switch {
+			case e.str("event") == "message":
+				seq = append(seq, e.str("payload"))
+			case e.str("event") == "state" && e.str("state") != "closed":
+				seq = append(seq, e.str("state")+"/"+e.str("resumed"))
+			}
+		}
+		want := "connecting/ connected/false reconnecting/ connected/true m0 m1 m2 m3 m4"
+		if got := strings.Join(seq, " "); got != want {
+			t.Errorf("run %d printed %s; want %s", run, got, want)
+		}
 	}
 }
 
