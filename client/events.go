@@ -1,7 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -11,7 +14,7 @@ import (
 // callbacks, never the session. Its queue is unbounded (callbacks are
 // rare: state changes and RTT samples).
 type dispatcher struct {
-	inCallback atomic.Bool // a callback is running (Close from one must not wait for it)
+	callbackG atomic.Uint64 // id of the goroutine running callbacks, 0 when none runs (Close from a callback must not wait for itself)
 
 	mu      sync.Mutex
 	queue   []func()
@@ -44,9 +47,9 @@ func (d *dispatcher) loop() {
 		d.queue[0] = nil
 		d.queue = d.queue[1:]
 		d.mu.Unlock()
-		d.inCallback.Store(true)
+		d.callbackG.Store(goroutineID())
 		f()
-		d.inCallback.Store(false)
+		d.callbackG.Store(0)
 	}
 }
 
@@ -56,8 +59,11 @@ func (d *dispatcher) wait(ctx context.Context) error {
 	idle := d.idle
 	running := d.running
 	d.mu.Unlock()
-	if !running || d.inCallback.Load() {
+	if !running {
 		return nil
+	}
+	if g := d.callbackG.Load(); g != 0 && g == goroutineID() {
+		return nil // called from a callback: waiting would deadlock
 	}
 	select {
 	case <-idle:
@@ -65,4 +71,18 @@ func (d *dispatcher) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// goroutineID returns the calling goroutine's id, parsed from its stack
+// header ("goroutine 42 [running]:"). Go offers no API for it; the
+// dispatcher needs it only to tell a callback's own call apart.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }

@@ -77,6 +77,7 @@ type Broker struct {
 	logs  map[string]*logState
 
 	pendMu   sync.Mutex
+	issued   uint64              // appends issued so far
 	pending  []*pend             // log appends in issue order
 	inflight map[*nats.Msg]*pend // the same, by message, for the ack handlers
 
@@ -185,9 +186,7 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		return errStarted
 	}
 	b.node, b.receiver = node, r
-	ctx, cancel := b.bound(ctx)
-	defer cancel()
-	if err := b.createStreams(ctx); err != nil {
+	if err := b.createStreamsRetrying(ctx); err != nil {
 		b.started.Store(false)
 		return err
 	}
@@ -200,6 +199,30 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 	go b.purges.run()
 	b.setHealth(nil)
 	return nil
+}
+
+// createStreamsRetrying creates the streams, retrying for up to 30 seconds
+// (within ctx): a NATS cluster that just formed may still be electing its
+// JetStream leader, and nodes starting together race to create them.
+func (b *Broker) createStreamsRetrying(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	wait := 250 * time.Millisecond
+	for {
+		actx, acancel := b.bound(ctx)
+		err := b.createStreams(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		b.o.Logger.Warn("tether nats broker: creating the JetStream streams failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up after 30s: is JetStream enabled on the NATS servers, and do they have a JetStream leader?)", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 func (b *Broker) createStreams(ctx context.Context) error {
@@ -221,7 +244,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 		Duplicates:        time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("nats broker: creating stream %s (is JetStream enabled on the NATS server?): %w", b.subj.logStream, err)
+		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.logStream, err)
 	}
 	b.kvStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.kvStream,
@@ -400,13 +423,20 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	if m.Target.Kind == broker.KindTopic {
 		n := b.deliverLocal(ctx, m)
+		if !b.nc.IsConnected() {
+			return n, fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n)
+		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
 			return n, fmt.Errorf("nats broker: publishing to other nodes: %w", err)
 		}
 		return n, nil
 	}
+	mark := b.mark()
 	if n := b.deliverLocal(ctx, m); n > 0 {
-		return n, b.settle(ctx)
+		return n, b.settleSince(ctx, mark)
+	}
+	if !b.nc.IsConnected() {
+		return 0, fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status())
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -525,12 +555,13 @@ func (b *Broker) handle(msg *nats.Msg) {
 			}
 			return
 		}
+		mark := b.mark()
 		n := b.deliverLocal(ctx, m)
 		if msg.Reply == "" {
 			return
 		}
 		if n > 0 {
-			if err := b.settle(ctx); err != nil {
+			if err := b.settleSince(ctx, mark); err != nil {
 				// Delivered but perhaps not stored: the publisher must
 				// not park it (it would arrive twice), only retry.
 				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
@@ -613,12 +644,12 @@ func (b *Broker) Close() error {
 	if b.ownsNC {
 		b.nc.Close()
 	}
-	b.setHealth(broker.ErrClosed)
 	return nil
 }
 
 // pend is one log append on its way to JetStream.
 type pend struct {
+	id    uint64        // issue order, from 1
 	done  chan struct{} // closed once err is set
 	err   error
 	onAck func(sseq uint64, err error)
@@ -629,6 +660,8 @@ type pend struct {
 func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) error {
 	p := &pend{done: make(chan struct{}), onAck: onAck}
 	b.pendMu.Lock()
+	b.issued++
+	p.id = b.issued
 	b.inflight[msg] = p
 	if len(b.pending) >= 4096 {
 		// Appends nobody settles (to detached sessions, say): drop
@@ -660,14 +693,29 @@ func (b *Broker) acked(m *nats.Msg, sseq uint64, err error) {
 	close(p.done)
 }
 
+// mark returns a mark for settleSince: the appends issued so far.
+func (b *Broker) mark() uint64 {
+	b.pendMu.Lock()
+	defer b.pendMu.Unlock()
+	return b.issued
+}
+
 // settle waits until every log append issued so far is stored, and
 // returns the first error among them.
-func (b *Broker) settle(ctx context.Context) error {
+func (b *Broker) settle(ctx context.Context) error { return b.settleSince(ctx, 0) }
+
+// settleSince waits until every log append issued after mark, and so far,
+// is stored, and returns the first error among them: a caller checks the
+// appends its own deliveries made, not older failures.
+func (b *Broker) settleSince(ctx context.Context, mark uint64) error {
 	b.pendMu.Lock()
 	batch := b.pending
 	b.pendMu.Unlock()
 	var first error
 	for _, p := range batch {
+		if p.id <= mark {
+			continue
+		}
 		select {
 		case <-p.done:
 			if first == nil && p.err != nil {

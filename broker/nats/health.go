@@ -21,9 +21,11 @@ func (b *Broker) hookConn() {
 			err = errors.New("disconnected")
 		}
 		b.recheck.Store(true)
-		if nc.IsClosed() {
+		switch {
+		case b.closed.Load(): // the broker's own Close: not a failure
+		case nc.IsClosed():
 			b.setHealth(errors.New("NATS connection closed"))
-		} else {
+		default:
 			b.setHealth(fmt.Errorf("NATS unreachable: %w; reconnecting", err))
 		}
 		if prevDisc != nil {
@@ -64,20 +66,21 @@ func (b *Broker) afterReconnect() {
 	defer b.wg.Done()
 	b.ownMu.Lock() // one check at a time
 	defer b.ownMu.Unlock()
-	if b.usable() != nil || !b.recheck.Load() {
-		return
-	}
-	// A NATS server that lost its storage lost the streams too.
-	ctx, cancel := b.bound(context.Background())
-	err := b.createStreams(ctx)
-	cancel()
-	if err != nil {
-		b.o.Logger.Error("tether nats broker: recreating the streams after a reconnect failed", "err", err)
-		b.setHealth(err)
-		return
-	}
-	if !b.checkOwnership() {
-		return // disconnected again; the next reconnect checks again
+	// Retried while connected: until the check passes, the node's sessions
+	// get nothing (publishers park), so giving up is not an option. A new
+	// disconnection ends the loop; the next reconnect starts another.
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		if b.usable() != nil || !b.recheck.Load() || !b.nc.IsConnected() {
+			return
+		}
+		if b.recheckOnce() {
+			break
+		}
+		select {
+		case <-b.done:
+			return
+		case <-time.After(wait):
+		}
 	}
 	b.recheck.Store(false)
 	b.bindMu.Lock()
@@ -101,6 +104,20 @@ func (b *Broker) afterReconnect() {
 		}
 		return true
 	})
+}
+
+// recheckOnce recreates the streams if need be and checks ownership; it
+// reports whether both succeeded.
+func (b *Broker) recheckOnce() bool {
+	// A NATS server that lost its storage lost the streams too.
+	ctx, cancel := b.bound(context.Background())
+	err := b.createStreams(ctx)
+	cancel()
+	if err != nil {
+		b.o.Logger.Warn("tether nats broker: recreating the streams after a reconnect failed; retrying", "err", err)
+		return false
+	}
+	return b.checkOwnership()
 }
 
 // checkOwnership releases, as if evicted, the sessions this node holds that
