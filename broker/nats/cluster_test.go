@@ -195,12 +195,7 @@ func testDisruption(t *testing.T, d disruption, nodes []*node, servers []*natste
 		client.WithProfile(profile.Datacenter()),
 		client.WithHeartbeat(time.Second),
 		client.WithLogger(quiet()),
-		client.WithOnState(func(c client.StateChange) {
-			select {
-			case states <- c:
-			default:
-			}
-		}),
+		onState(states),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +391,7 @@ func TestAcrossNodes(t *testing.T) {
 		states := make(chan client.StateChange, 16)
 		cs, err := client.New(client.WithAddrs(addr), client.WithClientID(id), client.WithTopics(topics...), client.WithLogger(quiet()),
 			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal(principal))),
-			client.WithOnState(func(c client.StateChange) { states <- c }))
+			onState(states))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,12 +431,7 @@ func TestAcrossNodes(t *testing.T) {
 		states := make(chan client.StateChange, 16)
 		cs, err := client.New(client.WithAddrs(n2.addr), client.WithClientID("dev-b"), client.WithLogger(quiet()),
 			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal("p2"))),
-			client.WithOnState(func(c client.StateChange) {
-				select {
-				case states <- c:
-				default:
-				}
-			}))
+			onState(states))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -479,7 +469,7 @@ func TestAcrossNodes(t *testing.T) {
 		cs, err := client.New(client.WithAddrs(n1.addr, n2.addr), client.WithClientID("dev-c"), client.WithTopics("news"),
 			client.WithLogger(quiet()), client.WithProfile(profile.Datacenter()),
 			client.WithDialOptions(grpc.WithStreamInterceptor(withPrincipal("p1"))),
-			client.WithOnState(func(c client.StateChange) { states <- c }))
+			onState(states))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -524,4 +514,15 @@ func withPrincipal(p string) grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		return streamer(metadata.AppendToOutgoingContext(ctx, "principal", p), desc, cc, method, opts...)
 	}
+}
+
+// onState sends the session's state changes to ch, dropping those that do
+// not fit.
+func onState(ch chan<- client.StateChange) client.Option {
+	return client.WithOnState(func(c client.StateChange) {
+		select {
+		case ch <- c:
+		default:
+		}
+	})
 }

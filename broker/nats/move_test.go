@@ -64,6 +64,20 @@ func moveNode(t *testing.T, url, prefix, id string) (*natsbroker.Broker, *logRec
 	return b, r
 }
 
+// moveNodes starts nodes with the given ids on a NATS server of their own.
+func moveNodes(t *testing.T, ids ...string) ([]*natsbroker.Broker, []*logReceiver) {
+	t.Helper()
+	url := natstest.Start(t).URL()
+	prefix := newPrefix()
+	var bs []*natsbroker.Broker
+	var rs []*logReceiver
+	for _, id := range ids {
+		b, r := moveNode(t, url, prefix, id)
+		bs, rs = append(bs, b), append(rs, r)
+	}
+	return bs, rs
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -74,12 +88,9 @@ func must(t *testing.T, err error) {
 // A publish right after a move reaches the new holder once: the lame old
 // holder's answer does not make the publisher park a second copy.
 func TestMoveNoDuplicate(t *testing.T) {
-	url := natstest.Start(t).URL()
-	prefix := newPrefix()
 	ctx := t.Context()
-	a, ra := moveNode(t, url, prefix, "A")
-	b, rb := moveNode(t, url, prefix, "B")
-	p, _ := moveNode(t, url, prefix, "P")
+	bs, rs := moveNodes(t, "A", "B", "P")
+	a, b, p, ra, rb := bs[0], bs[1], bs[2], rs[0], rs[1]
 	must(t, a.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "A"}))
 	must(t, a.Bind(ctx, broker.Session("s1")))
 	must(t, a.Unbind(ctx, broker.Session("s1")))
@@ -107,12 +118,9 @@ func TestMoveNoDuplicate(t *testing.T) {
 
 // Evict waits for the live holder, not the lame one.
 func TestMoveEvictWaitsForTheHolder(t *testing.T) {
-	url := natstest.Start(t).URL()
-	prefix := newPrefix()
 	ctx := t.Context()
-	a, _ := moveNode(t, url, prefix, "A")
-	b, rb := moveNode(t, url, prefix, "B")
-	c, _ := moveNode(t, url, prefix, "C")
+	bs, rs := moveNodes(t, "A", "B", "C")
+	a, b, c, rb := bs[0], bs[1], bs[2], rs[1]
 	released := make(chan struct{})
 	rb.evict = func(broker.Eviction) error {
 		time.Sleep(100 * time.Millisecond) // releasing takes a moment
@@ -132,12 +140,9 @@ func TestMoveEvictWaitsForTheHolder(t *testing.T) {
 
 // A lame node's answer does not hide the live holder's refusal.
 func TestMoveForeignClient(t *testing.T) {
-	url := natstest.Start(t).URL()
-	prefix := newPrefix()
 	ctx := t.Context()
-	a, _ := moveNode(t, url, prefix, "A")
-	b, rb := moveNode(t, url, prefix, "B")
-	c, _ := moveNode(t, url, prefix, "C")
+	bs, rs := moveNodes(t, "A", "B", "C")
+	a, b, c, rb := bs[0], bs[1], bs[2], rs[1]
 	rb.evict = func(broker.Eviction) error {
 		time.Sleep(20 * time.Millisecond)
 		return broker.ErrForeignClient
@@ -152,11 +157,9 @@ func TestMoveForeignClient(t *testing.T) {
 
 // A node that was lame and binds again delivers at once.
 func TestMoveBack(t *testing.T) {
-	url := natstest.Start(t).URL()
-	prefix := newPrefix()
 	ctx := t.Context()
-	a, ra := moveNode(t, url, prefix, "A")
-	p, _ := moveNode(t, url, prefix, "P")
+	bs, rs := moveNodes(t, "A", "P")
+	a, p, ra := bs[0], bs[1], rs[0]
 	must(t, a.Bind(ctx, broker.Session("s1")))
 	must(t, a.Unbind(ctx, broker.Session("s1")))
 	must(t, a.Bind(ctx, broker.Session("s1")))
