@@ -1,0 +1,265 @@
+// Package cli is tether-bench: it runs each scenario against every system
+// (tether and its raw grpc-go twin), each server in a process of its own
+// and each driver in another, and reports medians, min–max and ratios.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tetherhq/tether/bench/internal/report"
+	"github.com/tetherhq/tether/bench/internal/scenario"
+	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/bench/internal/system/rawsys"
+	"github.com/tetherhq/tether/bench/internal/system/tethersys"
+)
+
+func init() {
+	system.Register(tethersys.System())
+	system.Register(rawsys.System())
+}
+
+const usage = `tether-bench runs tether and raw grpc-go side by side, each server in its
+own process, and prints medians (min–max) and ratios.
+
+usage:
+  tether-bench push    [flags]   throughput: s2c and c2s, 1 and 16 sessions, 64 B and 1 KiB
+  tether-bench latency [flags]   business round trip (pinned and unpinned) and heartbeat round trip
+
+Run "tether-bench <scenario> -h" for a scenario's flags.
+`
+
+// Main runs tether-bench with args (without the program name) and returns
+// the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(args[1:], stdout)
+	case "drive":
+		err = drive(args[1:], stdout, stderr)
+	case "push":
+		err = runPush(args[1:], stdout, stderr)
+	case "latency":
+		err = runLatency(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tether-bench: unknown scenario %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tether-bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// common are the flags every scenario has.
+type common struct {
+	runs       int
+	systems    string
+	jsonOut    string
+	mdOut      string
+	cpuProfile string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.runs, "runs", 3, "runs of every case; tables show the median and min–max")
+	fs.StringVar(&c.systems, "systems", "tether,raw", "systems to compare, comma-separated (known: "+strings.Join(system.Names(), ", ")+")")
+	fs.StringVar(&c.jsonOut, "json", "", "write every result and the summary as JSON to this file")
+	fs.StringVar(&c.mdOut, "md", "", "write the Markdown table to this file instead of stdout")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each server over the measured window of run 1 into this directory")
+}
+
+func (c *common) systemList() ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(c.systems, ",") {
+		if _, err := system.Lookup(strings.TrimSpace(s)); err != nil {
+			return nil, err
+		}
+		out = append(out, strings.TrimSpace(s))
+	}
+	if c.runs < 1 {
+		return nil, fmt.Errorf("--runs %d: at least 1", c.runs)
+	}
+	return out, nil
+}
+
+// job is one case: a spec, pinned or not.
+type job struct {
+	spec scenario.Spec
+	pin  bool
+}
+
+// runJobs runs every job against every system, runs times, alternating
+// the systems' order from run to run; each (job, system, run) gets a
+// fresh server process.
+func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stderr io.Writer) ([]*scenario.Result, error) {
+	var results []*scenario.Result
+	total, done := c.runs*len(jobs)*len(systems), 0
+	start := time.Now()
+	for run := 1; run <= c.runs; run++ {
+		order := slices.Clone(systems)
+		if run%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, j := range jobs {
+			for _, sys := range order {
+				done++
+				pin := ""
+				if j.pin {
+					pin = ", pinned"
+				}
+				fmt.Fprintf(stderr, "[%d/%d %s] run %d/%d: %s %s%s on %s\n", done, total, time.Since(start).Round(time.Second), run, c.runs, j.spec.Scenario, j.spec.Case, pin, sys)
+				spec := j.spec
+				if c.cpuProfile != "" && run == 1 {
+					if err := os.MkdirAll(c.cpuProfile, 0o755); err != nil {
+						return nil, err
+					}
+					spec.CPUProfile = fmt.Sprintf("%s/%s-%s%s-%s.pprof", c.cpuProfile, spec.Scenario, slug(spec.Case), slug(pin), sys)
+				}
+				res, err := runOne(ctx, sys, spec, j.pin, stderr)
+				if err != nil {
+					return results, err
+				}
+				res.Run = run
+				fmt.Fprintf(stderr, "    %s\n", brief(res))
+				results = append(results, res)
+			}
+		}
+	}
+	return results, nil
+}
+
+func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
+	srv, r, err := startServer(ctx, sys, spec.Profile, pin, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop(r.Control)
+	return runDriver(ctx, sys, r, spec, pin, stderr)
+}
+
+func brief(r *scenario.Result) string {
+	var parts []string
+	for _, m := range []string{scenario.MetricRate, scenario.MetricRTPerSec, scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricCPUPerMsg} {
+		if v, ok := r.Metrics[m]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%.4g", m, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			return r
+		}
+		return '-'
+	}, strings.ReplaceAll(s, "×", "x"))
+}
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPU       string `json:"cpu"`
+	CPUs      int    `json:"cpus"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+	OSArch    string `json:"os_arch"`
+	Taskset   bool   `json:"taskset"`
+	GoMaxProc int    `json:"gomaxprocs"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), OSArch: runtime.GOOS + "/" + runtime.GOARCH, GoMaxProc: runtime.GOMAXPROCS(0)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	_, err := exec.LookPath("taskset")
+	m.Taskset = err == nil
+	return m
+}
+
+// output writes the JSON file and the Markdown table.
+func output(c *common, stdout io.Writer, scen string, args []string, systems []string, results []*scenario.Result, metrics []string, extra func(io.Writer)) error {
+	rows := report.Summarize(results, metrics)
+	mach := machine()
+	if c.jsonOut != "" {
+		doc := map[string]any{
+			"scenario": scen, "args": args, "systems": systems, "machine": mach,
+			"time": time.Now().UTC().Format(time.RFC3339), "summary": rows, "results": results,
+		}
+		b, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	w := stdout
+	if c.mdOut != "" {
+		f, err := os.Create(c.mdOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	fmt.Fprintf(w, "`tether-bench %s %s` · %d CPU %s · %s · %s · medians of %d runs (min–max)\n\n",
+		scen, strings.Join(args, " "), mach.CPUs, mach.CPU, mach.Kernel, mach.Go, c.runs)
+	report.Markdown(w, rows, systems)
+	if extra != nil {
+		extra(w)
+	}
+	return nil
+}
+
+// ints parses "1,16".
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers, comma-separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func sizeLabel(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
