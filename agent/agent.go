@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tetherhq/tether/client"
+)
+
+// Agent lends one tether session to local callers over HTTP/JSON: publish,
+// request/reply and an event stream (see the package doc for the API). It
+// is safe for concurrent use; one Agent may serve several listeners.
+type Agent struct {
+	cfg    *config
+	s      *client.Session
+	events *eventLog
+	calls  *calls
+	lim    *limits
+	srv    *http.Server
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	stopping  chan struct{} // closed by Shutdown: event streams end
+	recvStop  context.CancelFunc
+	recvDone  chan struct{}
+
+	mu       sync.Mutex
+	last     client.StateChange // the latest connected state
+	sessions int                // fresh sessions so far (the first counts)
+}
+
+// New returns an Agent holding a session made from sessionOpts (at least
+// client.WithAddrs or another backend option; give a client.WithClientID
+// that callers can publish to, so the event stream has a stable address).
+// The agent sets client.WithOnState for itself: use [WithOnState] to watch
+// the session. New does no I/O: the session connects when the agent
+// starts serving.
+func New(sessionOpts []client.Option, opts ...Option) (*Agent, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:      cfg,
+		events:   newEventLog(cfg.bufferSize),
+		calls:    newCalls(),
+		lim:      newLimits(cfg.maxInFlight, cfg.callerLimit),
+		stopping: make(chan struct{}),
+		recvDone: make(chan struct{}),
+	}
+	so := append(append([]client.Option(nil), sessionOpts...), client.WithOnState(a.onState))
+	if a.s, err = client.New(so...); err != nil {
+		return nil, err
+	}
+	a.srv = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: cfg.headerTimeout,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       withPeer,
+		ErrorLog:          nil,
+	}
+	return a, nil
+}
+
+// Session returns the agent's session.
+func (a *Agent) Session() *client.Session { return a.s }
+
+// start connects the session and starts receiving, once.
+func (a *Agent) start() {
+	a.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.recvStop = cancel
+		go a.receive(ctx)
+	})
+}
+
+// Serve serves local callers on l until Shutdown; it returns
+// http.ErrServerClosed after Shutdown, like http.Server.Serve. Use
+// [ListenUnix] or [ListenLoopback] for l.
+func (a *Agent) Serve(l net.Listener) error {
+	a.start()
+	return a.srv.Serve(l)
+}
+
+// Shutdown stops the agent: it stops accepting calls, ends the event
+// streams, waits for the calls in flight, closes the session (the server
+// forgets it) and stops receiving. When ctx ends first, it closes what is
+// left at once and returns the ctx error.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.stopOnce.Do(func() { close(a.stopping) })
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		_ = a.srv.Close()
+	}
+	err = errors.Join(err, a.s.Close(ctx))
+	a.startOnce.Do(func() { close(a.recvDone) }) // never started
+	if a.recvStop != nil {
+		a.recvStop()
+	}
+	select {
+	case <-a.recvDone:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	return err
+}
+
+// receive routes every message the session receives: a reply to the call
+// waiting for it, anything else to the event log.
+func (a *Agent) receive(ctx context.Context) {
+	defer close(a.recvDone)
+	for {
+		m, err := a.s.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if m.CorrelationID != "" && a.calls.deliver(m) {
+			continue
+		}
+		if a.calls.late(m.CorrelationID) {
+			a.cfg.logger.Info("tether/agent: a late reply dropped: its call has ended", "correlation_id", m.CorrelationID)
+			continue
+		}
+		a.events.add("message", newMessageJSON(m))
+	}
+}
+
+// onState follows the session: a fresh session after the first means the
+// old one is gone with the replies it would have received, so the calls
+// it had delivered fail (retryable); a closed session fails every call.
+func (a *Agent) onState(c client.StateChange) {
+	switch c.State {
+	case client.StateConnected:
+		a.mu.Lock()
+		a.last = c
+		fresh := !c.Resumed
+		if fresh {
+			a.sessions++
+		}
+		moved := fresh && a.sessions > 1
+		a.mu.Unlock()
+		if moved {
+			a.calls.sessionLost(fmt.Errorf("%w: the agent's session moved to a fresh one on %s (%s) after this request was delivered, so its reply cannot arrive; the request may have been handled: retry it if that is safe",
+				errRetryable, c.Backend, c.ResumeStatus))
+		}
+	case client.StateClosed:
+		why := "closed"
+		if c.Err != nil {
+			why = c.Err.Error()
+		}
+		a.calls.closed(fmt.Errorf("the agent's session ended for good (%s): restart the agent", why))
+	}
+	a.events.add("state", newStateJSON(c))
+	if f := a.cfg.onState; f != nil {
+		f(c)
+	}
+}
