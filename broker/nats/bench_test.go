@@ -20,7 +20,7 @@ import (
 // connected SDK client reads, from the publish call to the message taken by
 // the client: on the in-memory broker, on NATS from the node holding the
 // session, and on NATS from another node. Sequential publishes wait for
-// each to be stored; parallel ones overlap.
+// each to be stored; parallel ones (16 publishers) overlap.
 //
 //	go test -run '^$' -bench Publish -benchtime 2000x ./broker/nats/
 func BenchmarkPublish(b *testing.B) {
@@ -80,6 +80,7 @@ func BenchmarkPublish(b *testing.B) {
 				go func() {
 					defer close(published)
 					if parallel {
+						b.SetParallelism(8) // 16 publishers on 2 CPUs
 						b.RunParallel(func(pb *testing.PB) {
 							for pb.Next() {
 								publish()

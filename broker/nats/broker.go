@@ -89,7 +89,8 @@ type Broker struct {
 	recheck atomic.Bool
 	ownMu   sync.Mutex
 
-	asker asker
+	asker   asker
+	answers chan answer // deliveries to answer once their appends are stored
 
 	healthMu sync.Mutex
 	health   []func(error)
@@ -131,6 +132,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		subj:     newSubjects(o.Prefix),
 		done:     make(chan struct{}),
 		ch:       make(chan *nats.Msg, dispatchBuffer),
+		answers:  make(chan answer, dispatchBuffer),
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
 		inflight: make(map[*nats.Msg]*pend),
@@ -194,8 +196,9 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.dispatch()
+	go b.answer()
 	go b.purges.run()
 	b.setHealth(nil)
 	return nil
@@ -482,6 +485,37 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	return b.receiver.Deliver(m)
 }
 
+// answer is a delivery whose publisher waits for its appends, issued with
+// ids in (lo, hi], to be stored.
+type answer struct {
+	msg    *nats.Msg
+	n      int
+	lo, hi uint64
+}
+
+// answer answers deliveries in order, each once its appends are stored.
+func (b *Broker) answer() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.done:
+			return
+		case a := <-b.answers:
+			ctx, cancel := b.bound(context.Background())
+			err := b.settleRange(ctx, a.lo, a.hi)
+			cancel()
+			if err != nil {
+				// Delivered but perhaps not stored: the publisher must
+				// not park it (it would arrive twice), only retry.
+				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+				_ = a.msg.Respond([]byte(replyErr + err.Error()))
+				continue
+			}
+			_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
+		}
+	}
+}
+
 // dispatch delivers what the node's routes receive, one message at a time
 // so that each publisher's messages keep their order.
 func (b *Broker) dispatch() {
@@ -555,19 +589,19 @@ func (b *Broker) handle(msg *nats.Msg) {
 			}
 			return
 		}
-		mark := b.mark()
+		before := b.mark()
 		n := b.deliverLocal(ctx, m)
 		if msg.Reply == "" {
 			return
 		}
-		if n > 0 {
-			if err := b.settleSince(ctx, mark); err != nil {
-				// Delivered but perhaps not stored: the publisher must
-				// not park it (it would arrive twice), only retry.
-				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
-				_ = msg.Respond([]byte(replyErr + err.Error()))
-				return
+		if after := b.mark(); n > 0 && after > before {
+			// Answered once stored, by the answerer goroutine, so that
+			// this one goes on delivering while JetStream acknowledges.
+			select {
+			case b.answers <- answer{msg: msg, n: n, lo: before, hi: after}:
+			case <-b.done:
 			}
+			return
 		}
 		_ = msg.Respond(strconv.AppendInt(nil, int64(n), 10))
 	}
@@ -708,13 +742,22 @@ func (b *Broker) settle(ctx context.Context) error { return b.settleSince(ctx, 0
 // is stored, and returns the first error among them: a caller checks the
 // appends its own deliveries made, not older failures.
 func (b *Broker) settleSince(ctx context.Context, mark uint64) error {
+	return b.settleRange(ctx, mark, b.mark())
+}
+
+// settleRange waits for the appends with lo < id ≤ hi and returns the
+// first error among them.
+func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
 	b.pendMu.Lock()
 	batch := b.pending
 	b.pendMu.Unlock()
 	var first error
 	for _, p := range batch {
-		if p.id <= mark {
+		if p.id <= lo {
 			continue
+		}
+		if p.id > hi {
+			break
 		}
 		select {
 		case <-p.done:
