@@ -58,7 +58,7 @@ func New(sessionOpts []client.Option, opts ...Option) (*Agent, error) {
 		return nil, err
 	}
 	a.srv = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           a.handler(),
 		ReadHeaderTimeout: cfg.headerTimeout,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    64 << 10,

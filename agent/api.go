@@ -29,6 +29,11 @@ type route struct {
 // API lends the session to whoever reaches it). It starts the session.
 func (a *Agent) Handler() http.Handler {
 	a.start()
+	return a.srv.Handler
+}
+
+// handler builds the API's handler.
+func (a *Agent) handler() http.Handler {
 	routes := map[string]route{
 		"/v1/publish": {http.MethodPost, a.handlePublish, true},
 		"/v1/request": {http.MethodPost, a.handleRequest, true},

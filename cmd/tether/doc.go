@@ -1,6 +1,7 @@
 // Tether is the command-line client of tether servers (tetherd): it holds
-// a session and prints its events, publishes messages, and lists, shows
-// and closes sessions.
+// a session and prints its events, publishes messages, lends one session
+// to short-lived local processes, answers requests with a shell command,
+// and lists, shows and closes sessions.
 //
 //	tether connect   hold a session (the Go SDK, [github.com/tetherhq/tether/client])
 //	                 and print every event on stdout as one JSON object per line:
@@ -9,6 +10,14 @@
 //	                 client id; prints {"delivered":N,"duplicate":false}
 //	tether sessions  AdminService: list, get SESSION_ID (with the flight
 //	                 recorder), close SESSION_ID
+//	tether agent     hold one session and lend it to local processes: HTTP/JSON
+//	                 on a Unix socket (mode 0600) and optionally a loopback port:
+//	                 POST /v1/publish, POST /v1/request, GET /v1/events (Server-Sent
+//	                 Events, Last-Event-ID), GET /v1/status
+//	                 ([github.com/tetherhq/tether/agent] documents the API)
+//	tether reply     answer the requests sent to a topic: run --command with the
+//	                 payload on stdin and reply with its stdout (an error reply when
+//	                 it fails), or echo; at most --concurrency at once
 //
 // Run tether COMMAND --help for the flags and examples of each.
 //
@@ -55,4 +64,8 @@
 //	echo '{"v":1}' | tether publish --topic news --content-type application/json
 //	tether sessions list --client-id dev1
 //	tether sessions close SESSION_ID --reason "device retired"
+//	tether reply svc.echo --command 'tr a-z A-Z' &
+//	tether agent --client-id web-1 --socket /tmp/tether.sock &
+//	curl --unix-socket /tmp/tether.sock -d '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request
+//	curl -N --unix-socket /tmp/tether.sock http://agent/v1/events
 package main

@@ -85,9 +85,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tether",
-		Short: "Hold a tether session, publish messages and inspect sessions",
+		Short: "Hold a tether session, publish messages, lend a session to local processes, answer requests and inspect sessions",
 		Long: `tether talks to tether servers (tetherd): it holds a session and prints
-every event as a JSON line (connect), publishes a message (publish), and
+every event as a JSON line (connect), publishes a message (publish), lends
+one session to short-lived local processes over a Unix socket (agent),
+answers the requests sent to a topic with a shell command (reply), and
 lists, shows and closes sessions (sessions).
 
 --addr defaults to $` + envAddr + ` (comma-separated) or ` + defaultAddr + `;
@@ -102,7 +104,12 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
   tether publish --addr 127.0.0.1:7070 --client-id dev1 --data hi
 
   # See the sessions on a node.
-  tether sessions list --addr 127.0.0.1:7070`,
+  tether sessions list --addr 127.0.0.1:7070
+
+  # Answer requests to svc.echo; call it through an agent with curl.
+  tether reply svc.echo --command 'tr a-z A-Z' &
+  tether agent --socket /tmp/tether.sock &
+  curl --unix-socket /tmp/tether.sock -d '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
@@ -121,7 +128,7 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 	pf.StringArrayVar(&a.addrFlag, "addr", nil, "server `host:port`; repeat it, or separate with commas, for several (connect picks among the healthy ones) (default $"+envAddr+" or "+defaultAddr+")")
 	pf.StringVar(&a.token, "token", "", "bearer `token` sent on every call (default $"+envToken+")")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "bound for each unary call, and for closing a connect session")
-	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd())
+	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd(), a.agentCmd(), a.replyCmd())
 	return root
 }
 

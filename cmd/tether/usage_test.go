@@ -26,8 +26,8 @@ func TestHelpEverywhere(t *testing.T) {
 		}
 	}
 	walk((&app{}).rootCmd(), nil)
-	if len(paths) != 7 {
-		t.Errorf("commands = %v; want tether, connect, publish, sessions and its list, get, close", paths)
+	if len(paths) != 9 {
+		t.Errorf("commands = %v; want tether, agent, connect, publish, reply, sessions and its list, get, close", paths)
 	}
 	for _, path := range paths {
 		for _, h := range []string{"--help", "-h"} {
@@ -50,7 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want []string // in stderr
 	}{
-		{nil, []string{"tether: missing command", "connect, publish, sessions"}},
+		{nil, []string{"tether: missing command", "agent, connect, publish, reply, sessions"}},
 		{[]string{"bogus"}, []string{`unknown command "bogus" for "tether"`}},
 		{[]string{"sessions"}, []string{"tether sessions: missing command", "close, get, list"}},
 		{[]string{"sessions", "lst"}, []string{`unknown command "lst"`, "list"}},
@@ -70,6 +70,12 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"connect", "--heartbeat", "-1s"}, []string{"--heartbeat -1s"}},
 		{[]string{"connect", "--addr", ","}, []string{`--addr ",": empty address`}},
 		{[]string{"connect", "--client-id", strings.Repeat("x", 300)}, []string{"WithClientID"}},
+		{[]string{"reply"}, []string{"want one argument, the topic; got 0"}},
+		{[]string{"reply", "t", "--concurrency", "0"}, []string{"--concurrency 0: must be at least 1"}},
+		{[]string{"reply", "t", "--command-timeout", "0s"}, []string{"--command-timeout 0s"}},
+		{[]string{"agent", "--socket", "/tmp/x.sock", "--http", "0.0.0.0:0"}, []string{"not a loopback address"}},
+		{[]string{"agent", "--socket", "/tmp/x.sock", "--buffer", "0"}, []string{"WithBuffer"}},
+		{[]string{"agent", "--socket", "/tmp/x.sock", "extra"}, []string{`unexpected argument "extra"`}},
 	} {
 		code, stdout, stderr := tether(t, "", tc.args...)
 		if code != 2 {

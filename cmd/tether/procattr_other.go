@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+import "os/exec"
+
+// killGroup leaves cmd as it is: cancellation kills the shell only.
+func killGroup(*exec.Cmd) {}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetherhq/tether/agent"
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/profile"
+)
+
+// replyFlags are tether reply's own flags.
+type replyFlags struct {
+	command        string
+	concurrency    int
+	commandTimeout time.Duration
+	maxOutput      int
+	clientID       string
+	profile        string
+}
+
+// stderrTail is how much of a failing command's stderr its error reply
+// carries.
+const stderrTail = 1024
+
+// replyEvent is one answered request.
+type replyEvent struct {
+	Event         string  `json:"event"` // "reply"
+	CorrelationID string  `json:"correlation_id"`
+	SourceClient  string  `json:"source_client,omitempty"`
+	ExitStatus    *int    `json:"exit_status,omitempty"`
+	Error         string  `json:"error,omitempty"`
+	MS            float64 `json:"ms"`
+	Time          string  `json:"time"`
+}
+
+func (a *app) replyCmd() *cobra.Command {
+	var f replyFlags
+	cmd := &cobra.Command{
+		Use:   "reply TOPIC",
+		Short: "Answer the requests sent to a topic, with a command or as an echo",
+		Long: `reply holds a session subscribed to TOPIC and answers every request (a
+message with a correlation id) sent there: it runs --command with sh -c,
+the payload on stdin, and replies with what the command wrote on stdout.
+Without --command it replies with the payload itself (an echo).
+
+The command also sees TETHER_TOPIC, TETHER_CORRELATION_ID,
+TETHER_SOURCE_CLIENT, TETHER_SOURCE_SESSION and TETHER_CONTENT_TYPE. A
+command that exits non-zero, runs longer than --command-timeout (it is
+killed, with its process group) or writes more than --max-output bytes gets
+an error reply, never silence: the reply carries the header "tether-error"
+(the exit status and the tail of stderr), "tether-exit-status", and the
+stdout written so far; tether agent turns it into a 502. At most
+--concurrency commands run at once; further requests wait at the server.
+
+Every answered request is one JSON line on stdout:
+
+  {"event":"reply","correlation_id":"…","source_client":"…","exit_status":0,"ms":3.1,"time":"…"}
+
+with the session's state lines as tether connect prints them. With the
+in-memory broker, a responder reaches requests sent on its own node: run
+one per node. Every responder on a topic gets each request; the requester
+takes the first reply.`,
+		Example: `  # Upper-case every payload sent to svc.echo.
+  tether reply svc.echo --command 'tr a-z A-Z'
+
+  # Echo, four at a time, as client id echo-1.
+  tether reply svc.echo --concurrency 4 --client-id echo-1
+
+  # A JSON service with a deadline.
+  tether reply svc.lookup --command 'jq -c .' --command-timeout 5s`,
+		Args: exactlyOneArg("the topic"),
+		RunE: a.runE(func(cmd *cobra.Command, args []string) error { return a.reply(cmd.Context(), args[0], f) }),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.command, "command", "", "shell `command` run for each request (sh -c), payload on stdin, stdout the reply; default: echo the payload")
+	fl.IntVar(&f.concurrency, "concurrency", 8, "`requests` handled at once")
+	fl.DurationVar(&f.commandTimeout, "command-timeout", 30*time.Second, "kill a command running longer and reply with an error")
+	fl.IntVar(&f.maxOutput, "max-output", 1<<20, "largest reply a command may write, in `bytes`")
+	fl.StringVar(&f.clientID, "client-id", "", "stable client `id` of the responder's session")
+	fl.StringVar(&f.profile, "profile", "default", "liveness `profile`: "+strings.Join(profile.Names(), ", "))
+	return cmd
+}
+
+func (f replyFlags) check() error {
+	switch {
+	case f.concurrency < 1:
+		return usagef("--concurrency %d: must be at least 1", f.concurrency)
+	case f.commandTimeout <= 0:
+		return usagef("--command-timeout %v: must be positive", f.commandTimeout)
+	case f.maxOutput < 1:
+		return usagef("--max-output %d: must be positive", f.maxOutput)
+	}
+	return nil
+}
+
+// reply answers requests until ctx ends (exit 0) or the session ends.
+func (a *app) reply(ctx context.Context, topic string, f replyFlags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	p, err := profile.Lookup(f.profile)
+	if err != nil {
+		return usagef("--profile: %w", err)
+	}
+	out := newLines(a.stdout)
+	opts := []client.Option{
+		client.WithAddrs(a.addrs...), client.WithClientID(f.clientID), client.WithTopics(topic), client.WithProfile(p),
+		client.WithOnState(func(c client.StateChange) { out.write(newStateEvent(c)) }),
+	}
+	if a.token != "" {
+		opts = append(opts, client.WithToken(a.token))
+	}
+	s, err := client.New(opts...)
+	if err != nil {
+		return usageError{err}
+	}
+	// Commands and replies outlive ctx by --timeout at most: a Ctrl-C lets
+	// the running ones answer.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	r := &responder{s: s, f: f, topic: topic, out: out, slots: make(chan struct{}, f.concurrency), timeout: a.timeout}
+	ended := r.serve(ctx, work)
+
+	wait := make(chan struct{})
+	go func() { r.wg.Wait(); close(wait) }()
+	grace := time.NewTimer(a.timeout)
+	defer grace.Stop()
+	select {
+	case <-wait:
+	case <-grace.C:
+		stopWork()
+		<-wait
+	}
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
+	defer cancel()
+	if err := s.Close(closeCtx); err != nil {
+		return fmt.Errorf("closing the session (--timeout %v): %w", a.timeout, err)
+	}
+	if ended != nil {
+		out.write(newErrorEvent(ended, time.Now()))
+	}
+	return ended
+}
+
+// responder runs tether reply's requests.
+type responder struct {
+	s       *client.Session
+	f       replyFlags
+	topic   string
+	out     *lines
+	slots   chan struct{} // one per running request
+	wg      sync.WaitGroup
+	timeout time.Duration
+}
+
+// serve receives requests until ctx ends (nil) or the session ends (its
+// error), handling each in a slot; work bounds the handling.
+func (r *responder) serve(ctx, work context.Context) error {
+	for {
+		select { // a free slot before the next message: the rest wait at the server
+		case r.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		m, err := r.s.Receive(ctx)
+		if err != nil {
+			<-r.slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("the session ended: %s", oneLine(err))
+		}
+		if m.CorrelationID == "" {
+			<-r.slots
+			r.out.write(newErrorEvent(fmt.Errorf("ignored message %d from %q: no correlation id, so not a request", m.Seq, m.SourceClient), time.Now()))
+			continue
+		}
+		r.wg.Go(func() {
+			defer func() { <-r.slots }()
+			r.handle(work, m)
+		})
+	}
+}
+
+// handle answers one request, always: with the command's output, or with
+// an error reply.
+func (r *responder) handle(ctx context.Context, m *client.Message) {
+	start := time.Now()
+	reply := client.Message{CorrelationID: m.CorrelationID, Payload: m.Payload, ContentType: m.ContentType}
+	ev := replyEvent{Event: "reply", CorrelationID: m.CorrelationID, SourceClient: m.SourceClient}
+	if r.f.command != "" {
+		reply.ContentType = ""
+		stdout, status, failure := r.run(ctx, m)
+		reply.Payload = stdout
+		if status >= 0 {
+			ev.ExitStatus = &status
+		}
+		if failure != "" {
+			reply.Headers = map[string]string{agent.ReplyErrorHeader: failure, "tether-exit-status": strconv.Itoa(status)}
+			ev.Error = failure
+		}
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.s.SendWait(sendCtx, reply); err != nil {
+		ev.Error = strings.TrimPrefix(ev.Error+"; ", "; ") + "sending the reply: " + oneLine(err)
+	}
+	ev.MS = float64(time.Since(start).Microseconds()) / 1000
+	ev.Time = timestamp(time.Now())
+	r.out.write(ev)
+}
+
+// run runs the command for m and returns its stdout, its exit status (-1
+// when it did not exit by itself) and, when it failed, why.
+func (r *responder) run(ctx context.Context, m *client.Message) (stdout []byte, status int, failure string) {
+	ctx, cancel := context.WithTimeout(ctx, r.f.commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", r.f.command)
+	cmd.Stdin = bytes.NewReader(m.Payload)
+	out := &capped{max: r.f.maxOutput}
+	errTail := &tail{max: stderrTail}
+	cmd.Stdout, cmd.Stderr = out, errTail
+	cmd.Env = append(os.Environ(), "TETHER_TOPIC="+r.topic, "TETHER_CORRELATION_ID="+m.CorrelationID,
+		"TETHER_SOURCE_CLIENT="+m.SourceClient, "TETHER_SOURCE_SESSION="+m.SourceSession, "TETHER_CONTENT_TYPE="+m.ContentType)
+	killGroup(cmd)
+	cmd.WaitDelay = time.Second // a grandchild holding the pipes does not hold the reply
+	err := cmd.Run()
+	stdout, status = out.buf.Bytes(), cmd.ProcessState.ExitCode()
+	var exitErr *exec.ExitError
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return stdout, -1, fmt.Sprintf("the command ran longer than %v and was killed%s", r.f.commandTimeout, errTail.suffix())
+	case errors.As(err, &exitErr) && status > 0:
+		return stdout, status, fmt.Sprintf("exit status %d%s", status, errTail.suffix())
+	case err != nil && !errors.Is(err, exec.ErrWaitDelay):
+		return stdout, -1, fmt.Sprintf("running the command: %v%s", err, errTail.suffix())
+	case out.over:
+		return stdout, status, fmt.Sprintf("the command wrote more than %d bytes (--max-output): reply cut", r.f.maxOutput)
+	}
+	return stdout, status, ""
+}
+
+// capped keeps the first max bytes written and drops the rest, so the
+// command never blocks on a full pipe.
+type capped struct {
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.buf.Len(); len(p) > room {
+		c.buf.Write(p[:max(room, 0)])
+		c.over = true
+		return len(p), nil
+	}
+	return c.buf.Write(p)
+}
+
+// tail keeps the last max bytes written.
+type tail struct {
+	b   []byte
+	max int
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+// suffix is ": " and the tail on one line, or "" when stderr was empty.
+func (t *tail) suffix() string {
+	s := strings.Join(strings.Fields(string(t.b)), " ")
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
