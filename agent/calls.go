@@ -55,29 +55,40 @@ func (cs *calls) do(ctx context.Context, m client.Message, send func(context.Con
 	cs.pending[m.CorrelationID] = c
 	cs.mu.Unlock()
 	defer cs.end(m.CorrelationID)
-	if err := send(ctx, m); err != nil {
-		return nil, err
-	}
-	cs.mu.Lock()
-	if cs.epoch == c.epoch {
-		// Acked by the session the request was sent in. When a fresh
-		// session came meanwhile, the ack may be the old or the new
-		// session's: the call then waits for its reply or its timeout.
-		c.acked = true
-	}
-	cs.mu.Unlock()
-	select {
-	case r := <-c.reply:
-		return r, nil
-	case err := <-c.failed:
+	// The server acks in batches (tens of ms), and the reply often comes
+	// first: wait for both at once.
+	acked := make(chan error, 1)
+	sendCtx, stopSend := context.WithCancel(ctx)
+	defer stopSend()
+	go func() { acked <- send(sendCtx, m) }()
+	for {
 		select {
-		case r := <-c.reply: // the reply came first after all
+		case r := <-c.reply:
 			return r, nil
-		default:
-			return nil, err
+		case err := <-acked:
+			if err != nil {
+				return nil, err
+			}
+			acked = nil
+			cs.mu.Lock()
+			if cs.epoch == c.epoch {
+				// Acked by the session the request was sent in. When a
+				// fresh session came meanwhile, the ack may be the old or
+				// the new session's: the call then waits for its reply or
+				// its timeout.
+				c.acked = true
+			}
+			cs.mu.Unlock()
+		case err := <-c.failed:
+			select {
+			case r := <-c.reply: // the reply came first after all
+				return r, nil
+			default:
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 }
 

@@ -42,7 +42,7 @@ type node struct {
 	once sync.Once
 }
 
-func startNode(t *testing.T, id string) *node {
+func startNode(t testing.TB, id string) *node {
 	t.Helper()
 	srv, err := server.New(server.WithServerID(id))
 	if err != nil {
@@ -74,7 +74,7 @@ func (n *node) kill() {
 }
 
 // newSession returns an SDK session closed at cleanup.
-func newSession(t *testing.T, opts ...client.Option) *client.Session {
+func newSession(t testing.TB, opts ...client.Option) *client.Session {
 	t.Helper()
 	s, err := client.New(opts...)
 	if err != nil {
@@ -90,7 +90,7 @@ func newSession(t *testing.T, opts ...client.Option) *client.Session {
 
 // respond answers every request s receives with f(request) until the test
 // ends; f returning nil means no reply.
-func respond(t *testing.T, s *client.Session, f func(*client.Message) *client.Message) {
+func respond(t testing.TB, s *client.Session, f func(*client.Message) *client.Message) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -130,7 +130,7 @@ type running struct {
 
 // startAgent serves an agent on a fresh Unix socket; it shuts down at
 // cleanup.
-func startAgent(t *testing.T, sessionOpts []client.Option, opts ...Option) *running {
+func startAgent(t testing.TB, sessionOpts []client.Option, opts ...Option) *running {
 	t.Helper()
 	a, err := New(sessionOpts, opts...)
 	if err != nil {
