@@ -143,7 +143,8 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 					return results, err
 				}
 				res.Run = run
-				fmt.Fprintf(stderr, "    %s\n", brief(res))
+				res.LoadAvg = machine().LoadAvg
+				fmt.Fprintf(stderr, "    %s (loadavg %s)\n", brief(res), res.LoadAvg)
 				results = append(results, res)
 			}
 		}
@@ -162,7 +163,7 @@ func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stder
 
 func brief(r *scenario.Result) string {
 	var parts []string
-	for _, m := range []string{scenario.MetricRate, scenario.MetricRTPerSec, scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricCPUPerMsg} {
+	for _, m := range []string{scenario.MetricRate, scenario.MetricRTPerSec, scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricCPUPerMsg, scenario.MetricCPUPerOp} {
 		if v, ok := r.Metrics[m]; ok {
 			parts = append(parts, fmt.Sprintf("%s=%.4g", m, v))
 		}
@@ -189,6 +190,10 @@ type Machine struct {
 	OSArch    string `json:"os_arch"`
 	Taskset   bool   `json:"taskset"`
 	GoMaxProc int    `json:"gomaxprocs"`
+	// LoadAvg is /proc/loadavg when the results were written: other work
+	// on the machine makes figures noisy (ratios less so: the systems
+	// alternate within each run).
+	LoadAvg string `json:"loadavg"`
 }
 
 func machine() Machine {
@@ -203,6 +208,9 @@ func machine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.TrimSpace(string(b))
 	}
 	_, err := exec.LookPath("taskset")
 	m.Taskset = err == nil
@@ -235,8 +243,8 @@ func output(c *common, stdout io.Writer, scen string, args []string, systems []s
 		defer f.Close()
 		w = f
 	}
-	fmt.Fprintf(w, "`tether-bench %s %s` · %d CPU %s · %s · %s · medians of %d runs (min–max)\n\n",
-		scen, strings.Join(args, " "), mach.CPUs, mach.CPU, mach.Kernel, mach.Go, c.runs)
+	fmt.Fprintf(w, "`tether-bench %s %s` · %d CPU %s · %s · %s · load average at the end %s · medians of %d runs (min–max)\n\n",
+		scen, strings.Join(args, " "), mach.CPUs, mach.CPU, mach.Kernel, mach.Go, mach.LoadAvg, c.runs)
 	report.Markdown(w, rows, systems)
 	if extra != nil {
 		extra(w)

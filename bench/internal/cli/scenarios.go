@@ -113,17 +113,17 @@ func runLatency(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *svg != "" {
-		if err := writeSVG(*svg, systems, results); err != nil {
+		if err := writeSVG(*svg, sizeLabel(*size), systems, results); err != nil {
 			return err
 		}
 	}
 	return output(&c, stdout, "latency", args, systems, results,
-		[]string{scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricRTPerSec, scenario.MetricCPUPerMsg}, nil)
+		[]string{scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricRTPerSec, scenario.MetricCPUPerOp}, nil)
 }
 
 // writeSVG plots the business round trip per system and pinning, with
 // every run's samples pooled.
-func writeSVG(path string, systems []string, results []*scenario.Result) error {
+func writeSVG(path, size string, systems []string, results []*scenario.Result) error {
 	var series []report.Series
 	for _, pinned := range []bool{true, false} {
 		for _, sys := range systems {
@@ -143,5 +143,5 @@ func writeSVG(path string, systems []string, results []*scenario.Result) error {
 		return err
 	}
 	defer f.Close()
-	return report.LatencySVG(f, "Business round trip (64 B), all runs pooled", series)
+	return report.LatencySVG(f, "Business round trip ("+size+"), all runs pooled", series)
 }

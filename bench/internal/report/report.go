@@ -96,6 +96,7 @@ func aggregate(vs []float64) Agg {
 var Labels = map[string]string{
 	scenario.MetricRate:       "msg/s",
 	scenario.MetricCPUPerMsg:  "server CPU µs/msg",
+	scenario.MetricCPUPerOp:   "server CPU µs/op",
 	scenario.MetricCores:      "server cores",
 	scenario.MetricP50:        "p50 µs",
 	scenario.MetricP99:        "p99 µs",

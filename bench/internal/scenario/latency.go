@@ -61,7 +61,7 @@ func latency(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	}
 	latencyMetrics(r.Metrics, r.Samples)
 	r.Metrics[MetricRTPerSec] = float64(spec.Count) / elapsed.Seconds()
-	r.Metrics[MetricCPUPerMsg] = float64((r.WindowEnd.CPU - r.WindowStart.CPU).Microseconds()) / float64(spec.Count)
+	r.Metrics[MetricCPUPerOp] = float64((r.WindowEnd.CPU - r.WindowStart.CPU).Microseconds()) / float64(spec.Count)
 	return r, nil
 }
 
@@ -132,7 +132,7 @@ func heartbeat(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	}
 	latencyMetrics(r.Metrics, r.Samples)
 	cpu := r.WindowEnd.CPU - r.WindowStart.CPU
-	r.Metrics[MetricCPUPerMsg] = float64(cpu.Microseconds()) / float64(len(r.Samples))
+	r.Metrics[MetricCPUPerOp] = float64(cpu.Microseconds()) / float64(len(r.Samples))
 	r.Metrics[MetricCores] = cpu.Seconds() / elapsed.Seconds()
 	return r, nil
 }

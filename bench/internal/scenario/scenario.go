@@ -52,6 +52,9 @@ type Result struct {
 	Run     int    `json:"run"`
 	Pinned  bool   `json:"pinned"`
 	Elapsed string `json:"elapsed"`
+	// LoadAvg is the machine's /proc/loadavg after the case: other work on
+	// the machine shows here.
+	LoadAvg string `json:"loadavg,omitempty"`
 	// Metrics are the figures, by name (see the Metric* constants).
 	Metrics map[string]float64 `json:"metrics"`
 	// Server is the server process's own readings: after GC before the
@@ -69,6 +72,7 @@ type Result struct {
 const (
 	MetricRate       = "msgs_per_s"
 	MetricCPUPerMsg  = "server_cpu_us_per_msg"
+	MetricCPUPerOp   = "server_cpu_us_per_op" // per round trip (latency) or heartbeat
 	MetricCores      = "server_cores"
 	MetricP50        = "p50_us"
 	MetricP99        = "p99_us"

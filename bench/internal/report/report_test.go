@@ -1,0 +1,56 @@
+package report
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tetherhq/tether/bench/internal/scenario"
+)
+
+func result(sys string, run int, rate float64) *scenario.Result {
+	return &scenario.Result{
+		Spec:    scenario.Spec{Scenario: "push", Case: "s2c 1×64 B"},
+		System:  sys,
+		Run:     run,
+		Metrics: map[string]float64{scenario.MetricRate: rate},
+	}
+}
+
+func TestSummarizeMedianRangeRatio(t *testing.T) {
+	var rs []*scenario.Result
+	for i, v := range []float64{300, 100, 200} {
+		rs = append(rs, result("tether", i, v), result("raw", i, 2*v))
+	}
+	rows := Summarize(rs, []string{scenario.MetricRate})
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	got := rows[0].Systems["tether"]
+	if got != (Agg{Median: 200, Min: 100, Max: 300, Runs: 3}) {
+		t.Errorf("tether: %+v", got)
+	}
+	if r := rows[0].Ratios["tether"]; r != 0.5 {
+		t.Errorf("ratio %v, want 0.5", r)
+	}
+	var b strings.Builder
+	Markdown(&b, rows, []string{"tether", "raw"})
+	for _, want := range []string{"| tether ÷ raw |", "| s2c 1×64 B | msg/s | 0.2 k (0.1 k–0.3 k) | 0.4 k (0.2 k–0.6 k) | 0.50× |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestLatencySVG(t *testing.T) {
+	var b strings.Builder
+	err := LatencySVG(&b, "t", []Series{{Name: "a", Samples: []float64{1, 2, 3, 40}}, {Name: "b, unpinned", Samples: []float64{5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "<polyline"); n != 2 {
+		t.Errorf("%d lines, want 2", n)
+	}
+	if err := LatencySVG(&b, "t", nil); err == nil {
+		t.Error("no error without samples")
+	}
+}
