@@ -26,8 +26,10 @@
 // # Delivery
 //
 // Sent messages are numbered and kept until the server acks them, and
-// re-sent after a resume; each carries an idempotency key, so a re-send
-// the server already had is dropped there (effectively once). The send
+// re-sent after a resume, where the server drops by seq what it already
+// had. With a client id, each also carries an idempotency key, so that a
+// re-send into a fresh session (after a failed resume) is dropped too
+// (effectively once). The send
 // buffer is bounded ([WithSendBuffer]): when it is full, Send blocks,
 // fails fast or drops the oldest unwritten message, as chosen.
 //

@@ -99,7 +99,8 @@ type Message struct {
 	// CorrelationID links a request and its reply.
 	CorrelationID string
 	// IdempotencyKey dedupes re-sends on the server, across streams and
-	// nodes. Send generates one when it is empty.
+	// nodes. With a client id (WithClientID), Send generates one when it
+	// is empty.
 	IdempotencyKey string
 
 	// Seq, Source and PublishedAt are set on received messages.
@@ -415,7 +416,11 @@ func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 		return nil, fmt.Errorf("%w: %d bytes, the server allows %d", ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
 	}
 	s.start()
-	if m.IdempotencyKey == "" {
+	if m.IdempotencyKey == "" && s.cfg.clientID != "" {
+		// Within a session, seqs drop re-sends; a key matters only for a
+		// re-send into a fresh session, which the server dedupes by key
+		// within the client id. Without a client id there is no such
+		// scope, and a key would only cost the server memory.
 		m.IdempotencyKey = randomID()
 	}
 	return s.out.push(ctx, m, s.done)
