@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -506,7 +507,22 @@ func validOutgoing(m Message) error {
 	case n == 0 && m.CorrelationID == "":
 		return errors.New("tether/client: no target: set Topic, SessionID or ClientID, or CorrelationID for a reply")
 	case m.Topic != "":
-		return validTopic(m.Topic)
+		if err := validTopic(m.Topic); err != nil {
+			return err
+		}
+	}
+	// The wire requires UTF-8 in every string field: a message that cannot
+	// be encoded would break the stream, and be re-sent after each resume.
+	for name, v := range map[string]string{"SessionID": m.SessionID, "ClientID": m.ClientID, "ContentType": m.ContentType,
+		"CorrelationID": m.CorrelationID, "IdempotencyKey": m.IdempotencyKey} {
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("tether/client: %s is not valid UTF-8: use strings.ToValidUTF8, or carry binary data in the payload", name)
+		}
+	}
+	for k, v := range m.Headers {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("tether/client: header %q is not valid UTF-8: use strings.ToValidUTF8, or carry binary data in the payload", strings.ToValidUTF8(k, "?"))
+		}
 	}
 	return nil
 }
