@@ -102,9 +102,10 @@ func (st *stream) read(ready chan<- error) {
 			}
 			return
 		}
-		st.lastRead.Store(time.Now().UnixNano())
+		now := time.Now()
+		st.lastRead.Store(now.UnixNano())
 		st.srv.metrics.framesIn(req)
-		if !st.frames.Allow() {
+		if !st.frames.AllowN(now, 1) { // Allow would read the clock again
 			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (bursts of %d): slow down; the stream is cut to protect the server", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
 			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
 			st.sess.dropStream(st, err, "frame flood")
@@ -490,7 +491,7 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 		return true
 	})
 	st.mu.Lock()
-	st.data = append(replay, st.data...)
+	st.data.pushFront(replay...)
 	st.mu.Unlock()
 	srv.metrics.replayed.Add(float64(len(replay)))
 	return s, rs, lost, token, nil
@@ -631,7 +632,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.mu.Unlock()
 	st.mu.Lock()
-	st.ctrl = append([]*tetherv1.ConnectResponse{{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}}}, st.ctrl...)
+	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
 	st.mu.Unlock()
 	st.signal()
 	return nil

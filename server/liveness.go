@@ -80,13 +80,13 @@ func (st *stream) tick() {
 	if now.Sub(lastWrite) >= st.interval {
 		st.pings++
 		ping = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: st.pings, SentAt: timestamppb.New(now)}}}
-		st.ctrl = append(st.ctrl, ping)
+		st.ctrl.push(ping)
 		lastWrite = now // the ping is a write; the next is due an interval later
 	}
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
-	wake := len(st.ctrl) > 0
+	wake := st.ctrl.len() > 0
 	next := lastWrite.Add(st.interval)
 	next = earliest(next, lastRead.Add(st.deadAfter))
 	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
@@ -164,5 +164,5 @@ func (st *stream) queueAckLocked() {
 	}
 	st.ackedIn.Store(seq)
 	st.pendingAck = &tetherv1.Ack{Seq: seq}
-	st.ctrl = append(st.ctrl, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: st.pendingAck}})
+	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: st.pendingAck}})
 }

@@ -25,9 +25,9 @@ type stream struct {
 	peer string
 
 	mu          sync.Mutex
-	ctrl        []*tetherv1.ConnectResponse // control frames: always ahead of data
-	pendingPong *tetherv1.Pong              // the queued, unwritten pong: pings coalesce into it
-	data        []broker.Entry
+	ctrl        queue[*tetherv1.ConnectResponse] // control frames: always ahead of data
+	pendingPong *tetherv1.Pong                   // the queued, unwritten pong: pings coalesce into it
+	data        queue[broker.Entry]
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
@@ -74,14 +74,14 @@ func (st *stream) signal() {
 
 func (st *stream) pushCtrl(f *tetherv1.ConnectResponse) {
 	st.mu.Lock()
-	st.ctrl = append(st.ctrl, f)
+	st.ctrl.push(f)
 	st.mu.Unlock()
 	st.signal()
 }
 
 func (st *stream) pushData(e broker.Entry) {
 	st.mu.Lock()
-	st.data = append(st.data, e)
+	st.data.push(e)
 	st.mu.Unlock()
 	st.signal()
 }
@@ -104,7 +104,7 @@ func (st *stream) pushPong(p *tetherv1.Ping) {
 		return
 	}
 	st.pendingPong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
-	st.ctrl = append(st.ctrl, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
+	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
 	st.mu.Unlock()
 	st.signal()
 }
@@ -112,7 +112,7 @@ func (st *stream) pushPong(p *tetherv1.Ping) {
 func (st *stream) ctrlBacklog() int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.ctrl)
+	return st.ctrl.len()
 }
 
 // closeAfterFlush ends the stream with err once the queued control frames
@@ -152,15 +152,19 @@ func (st *stream) finish(err error) {
 	close(st.done)
 }
 
-// next pops the next frame to write: control first, then data. It returns
+// newMessageFrame returns a writer's reusable data frame, for next.
+func newMessageFrame() *tetherv1.ConnectResponse {
+	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}}
+}
+
+// next pops the next frame to write: control first, then data. A message is
+// filled into out, the writer's frame from newMessageFrame, and out is
+// returned: the writer sends it before it calls next again. next returns
 // nil when nothing is queued, and closeErr, true when the stream should end.
-func (st *stream) next(msg *tetherv1.ConnectResponse_Message) (*tetherv1.ConnectResponse, bool, error) {
+func (st *stream) next(out *tetherv1.ConnectResponse) (*tetherv1.ConnectResponse, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.ctrl) > 0 {
-		f := st.ctrl[0]
-		st.ctrl[0] = nil
-		st.ctrl = st.ctrl[1:]
+	if f, ok := st.ctrl.pop(); ok {
 		switch x := f.Frame.(type) {
 		case *tetherv1.ConnectResponse_Ack:
 			if x.Ack == st.pendingAck {
@@ -176,15 +180,12 @@ func (st *stream) next(msg *tetherv1.ConnectResponse_Message) (*tetherv1.Connect
 	if st.closing {
 		return nil, true, st.closeErr
 	}
-	if len(st.data) == 0 {
-		st.data = st.data[:0]
+	e, ok := st.data.pop()
+	if !ok {
 		return nil, false, nil
 	}
-	e := st.data[0]
-	st.data[0] = broker.Entry{}
-	st.data = st.data[1:]
-	fillMessage(msg.Message, e)
-	return &tetherv1.ConnectResponse{Frame: msg}, false, nil
+	fillMessage(out.GetMessage(), e)
+	return out, false, nil
 }
 
 func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
@@ -206,7 +207,11 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 	} else {
 		pm.Source = nil
 	}
-	pm.PublishedAt = timestamppb.New(m.PublishedAt)
+	// Reused like the rest of the frame: timestamppb.New would allocate.
+	if pm.PublishedAt == nil {
+		pm.PublishedAt = &timestamppb.Timestamp{}
+	}
+	pm.PublishedAt.Seconds, pm.PublishedAt.Nanos = m.PublishedAt.Unix(), int32(m.PublishedAt.Nanosecond())
 }
 
 // write runs the writer until the stream ends. It is the only caller of
@@ -219,7 +224,7 @@ func (st *stream) write() {
 		}
 	}()
 	// One reusable message frame: Send marshals before it returns.
-	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
+	msg := newMessageFrame()
 	syncer, _ := st.sess.log.(broker.Syncer)
 	var synced uint64 // with a syncer: seqs up to this are durable
 	for {

@@ -15,7 +15,7 @@ func TestControlFramesGoFirst(t *testing.T) {
 	}
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: 7}}})
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: &tetherv1.Ack{Seq: 4}}})
-	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
+	msg := newMessageFrame()
 	var order []string
 	for {
 		f, end, _ := st.next(msg)
@@ -48,7 +48,7 @@ func TestCloseAfterFlushDropsData(t *testing.T) {
 	st.pushData(broker.Entry{Seq: 1, Message: &broker.Message{}})
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_GoAway{GoAway: &tetherv1.GoAway{}}})
 	st.closeAfterFlush(nil)
-	msg := &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}
+	msg := newMessageFrame()
 	if f, end, _ := st.next(msg); end || f.GetGoAway() == nil {
 		t.Fatalf("first = %v (end %v), want the go_away", f, end)
 	}
