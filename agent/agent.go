@@ -32,7 +32,12 @@ type Agent struct {
 	mu       sync.Mutex
 	last     client.StateChange // the latest connected state
 	sessions int                // fresh sessions so far (the first counts)
+	own      []string           // the agent's own session ids, latest last (a few)
 }
+
+// ownSessions is how many of its session ids the agent remembers, to tell
+// its own requests coming back on a topic from replies.
+const ownSessions = 16
 
 // New returns an Agent holding a session made from sessionOpts (at least
 // client.WithAddrs or another backend option; give a client.WithClientID
@@ -47,7 +52,7 @@ func New(sessionOpts []client.Option, opts ...Option) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:      cfg,
-		events:   newEventLog(cfg.bufferSize),
+		events:   newEventLog(cfg.bufferSize, cfg.bufferBytes),
 		calls:    newCalls(),
 		lim:      newLimits(cfg.maxInFlight, cfg.callerLimit),
 		stopping: make(chan struct{}),
@@ -90,13 +95,21 @@ func (a *Agent) Serve(l net.Listener) error {
 
 // Shutdown stops the agent: it stops accepting calls, ends the event
 // streams, waits for the calls in flight, closes the session (the server
-// forgets it) and stops receiving. When ctx ends first, it closes what is
-// left at once and returns the ctx error.
+// forgets it) and stops receiving. When ctx ends first, the requests still
+// waiting for their replies fail with 503, retryable, the connections left
+// are closed a moment later, and it returns the ctx error.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.stopOnce.Do(func() { close(a.stopping) })
 	err := a.srv.Shutdown(ctx)
 	if err != nil {
-		_ = a.srv.Close()
+		// The calls still waiting for a reply get a retryable 503 rather
+		// than a dropped connection: a short grace for their answers.
+		a.calls.closed(fmt.Errorf("%w: the agent is shutting down; retry with the next agent", errRetryable))
+		grace, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		if a.srv.Shutdown(grace) != nil {
+			_ = a.srv.Close()
+		}
+		cancel()
 	}
 	err = errors.Join(err, a.s.Close(ctx))
 	a.startOnce.Do(func() { close(a.recvDone) }) // never started
@@ -111,6 +124,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// shutdownGrace is how long Shutdown lets the calls it failed answer
+// their callers once its context has ended.
+const shutdownGrace = time.Second
+
 // receive routes every message the session receives: a reply to the call
 // waiting for it, anything else to the event log.
 func (a *Agent) receive(ctx context.Context) {
@@ -120,15 +137,44 @@ func (a *Agent) receive(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if m.CorrelationID != "" && a.calls.deliver(m) {
+		if a.isReply(m) && a.calls.deliver(m) {
 			continue
 		}
-		if a.calls.late(m.CorrelationID) {
+		if a.isReply(m) && a.calls.late(m.CorrelationID) {
 			a.cfg.logger.Info("tether/agent: a late reply dropped: its call has ended", "correlation_id", m.CorrelationID)
 			continue
 		}
 		a.events.add("message", newMessageJSON(m))
 	}
+}
+
+// isReply reports whether m can be a reply to one of the agent's
+// requests: a reply has a correlation id, is addressed to the session (no
+// topic), and comes from another session. The server delivers a topic's
+// messages to their sender too, so a request the agent sent to a topic it
+// is subscribed to comes back to it, with the request's correlation id:
+// that is an event, not the request's reply.
+func (a *Agent) isReply(m *client.Message) bool {
+	if m.CorrelationID == "" || m.Topic != "" {
+		return false
+	}
+	return !a.isOwnSession(m.SourceSession)
+}
+
+// isOwnSession reports whether id is (or was) the agent's session.
+func (a *Agent) isOwnSession(id string) bool {
+	if id == "" {
+		return false
+	}
+	a.mu.Lock()
+	for _, s := range a.own {
+		if s == id {
+			a.mu.Unlock()
+			return true
+		}
+	}
+	a.mu.Unlock()
+	return a.s.Stats().SessionID == id
 }
 
 // onState follows the session: a fresh session after the first means the
@@ -139,6 +185,11 @@ func (a *Agent) onState(c client.StateChange) {
 	case client.StateConnected:
 		a.mu.Lock()
 		a.last = c
+		if c.SessionID != "" && (len(a.own) == 0 || a.own[len(a.own)-1] != c.SessionID) {
+			if a.own = append(a.own, c.SessionID); len(a.own) > ownSessions {
+				a.own = a.own[1:]
+			}
+		}
 		fresh := !c.Resumed
 		if fresh {
 			a.sessions++

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +48,10 @@ func (a *Agent) handler() http.Handler {
 			writeError(w, http.StatusForbidden, false, "the agent serves only the user it runs as")
 			return
 		}
+		if msg := notLocal(r, p); msg != "" {
+			writeError(w, http.StatusForbidden, false, msg)
+			return
+		}
 		rt, ok := routes[r.URL.Path]
 		switch {
 		case !ok:
@@ -70,6 +76,40 @@ func (a *Agent) handler() http.Handler {
 		}
 		rt.handler(w, r)
 	})
+}
+
+// notLocal says why r may come from a web page rather than a local
+// program, or "" when it does not. A browser can send requests to a
+// loopback port on behalf of any site: it marks them with Origin (or
+// Sec-Fetch-Site), and a DNS-rebinding attack reaches the port under the
+// attacker's host name, which a loopback Host header rules out.
+func notLocal(r *http.Request, p peer) string {
+	if !p.unix && !loopbackHost(r.Host) {
+		return fmt.Sprintf("Host %q: the agent's HTTP port answers only to a loopback address or localhost", r.Host)
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		return fmt.Sprintf("Origin %q: the agent does not serve web pages (requests from browsers are refused)", o)
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "cross-site", "same-site":
+		return fmt.Sprintf("Sec-Fetch-Site %q: the agent does not serve web pages (requests from browsers are refused)", site)
+	}
+	return ""
+}
+
+// loopbackHost reports whether a Host header names a loopback address or
+// localhost, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // apiError is the body of every error response.
@@ -132,9 +172,11 @@ func (o *outgoing) message() (client.Message, error) {
 // decode reads the JSON body into v, strictly, within the body's size and
 // time bounds; on failure it writes the error response and returns false.
 func (a *Agent) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-		// curl -d sends x-www-form-urlencoded: accepted, the body is JSON all the same.
-		writeError(w, http.StatusUnsupportedMediaType, false, fmt.Sprintf("Content-Type %q: send JSON (application/json)", ct))
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		// Browsers send a form or text/plain to any site without asking
+		// first (no CORS preflight): only JSON is taken, so a web page
+		// cannot reach the agent with a simple request.
+		writeError(w, http.StatusUnsupportedMediaType, false, fmt.Sprintf("Content-Type %q: send JSON with Content-Type: application/json (curl: --json, or -H 'Content-Type: application/json')", r.Header.Get("Content-Type")))
 		return false
 	}
 	rc := http.NewResponseController(w)
@@ -168,6 +210,21 @@ func (a *Agent) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, false, "bad JSON body: "+err.Error())
 	}
 	return false
+}
+
+// jsonContentType reports whether ct is application/json, with at most a
+// charset parameter of UTF-8.
+func jsonContentType(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return false
+		}
+	}
+	return true
 }
 
 // sendError writes the response for a failed send of the SDK.

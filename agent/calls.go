@@ -54,7 +54,7 @@ func (cs *calls) do(ctx context.Context, m client.Message, send func(context.Con
 	c.epoch = cs.epoch
 	cs.pending[m.CorrelationID] = c
 	cs.mu.Unlock()
-	defer cs.end(m.CorrelationID)
+	defer cs.end(m.CorrelationID, c)
 	// The server acks in batches (tens of ms), and the reply often comes
 	// first: wait for both at once.
 	acked := make(chan error, 1)
@@ -64,7 +64,7 @@ func (cs *calls) do(ctx context.Context, m client.Message, send func(context.Con
 	for {
 		select {
 		case r := <-c.reply:
-			return r, nil
+			return cs.handed(r), nil
 		case err := <-acked:
 			if err != nil {
 				return nil, err
@@ -82,7 +82,7 @@ func (cs *calls) do(ctx context.Context, m client.Message, send func(context.Con
 		case err := <-c.failed:
 			select {
 			case r := <-c.reply: // the reply came first after all
-				return r, nil
+				return cs.handed(r), nil
 			default:
 				return nil, err
 			}
@@ -92,11 +92,26 @@ func (cs *calls) do(ctx context.Context, m client.Message, send func(context.Con
 	}
 }
 
-// end forgets the call and remembers its id for late replies.
-func (cs *calls) end(id string) {
+// handed counts r as handed to its caller.
+func (cs *calls) handed(r *client.Message) *client.Message {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.done++
+	return r
+}
+
+// end forgets the call and remembers its id for late replies. A reply
+// that reached the call but not its caller (the call had timed out or
+// failed meanwhile) counts as late.
+func (cs *calls) end(id string, c *call) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	delete(cs.pending, id)
+	select {
+	case <-c.reply:
+		cs.lateN++
+	default:
+	}
 	if old := cs.order[cs.next]; old != "" {
 		delete(cs.recent, old)
 	}
@@ -116,7 +131,6 @@ func (cs *calls) deliver(m *client.Message) bool {
 	}
 	select {
 	case c.reply <- m:
-		cs.done++
 	default:
 		cs.lateN++ // a second reply while the first is being returned
 	}

@@ -12,7 +12,12 @@
 // # API
 //
 // JSON over HTTP/1.1, on a Unix socket ([ListenUnix]: owner only) or a
-// loopback port ([ListenLoopback]):
+// loopback port ([ListenLoopback]). A POST's body must be sent with
+// Content-Type: application/json (optionally "; charset=utf-8"; curl
+// --json does it); anything else gets 415. No browser may use the agent: a
+// request with an Origin header or Sec-Fetch-Site: cross-site or same-site
+// is refused with 403, and so, on a TCP port, is one whose Host is not a
+// loopback address or localhost (DNS rebinding):
 //
 //	POST /v1/publish  {"topic"|"session_id"|"client_id": "…", "payload": "text" | "payload_b64": "…",
 //	                   "content_type", "headers", "idempotency_key", "wait": true}
@@ -51,22 +56,34 @@
 // # Events
 //
 // Messages the session receives (other than replies to calls) and its
-// state changes are kept in a bounded buffer ([WithBuffer]) and numbered
-// from 1. A reader gets every buffered event after its Last-Event-ID
-// (header, or ?last_event_id=N), every buffered one without it, then new
-// ones as they come. When events it asked for are gone, it first gets a
-// "missed" event without an id: {"reason":"buffer_overflow","first":F,"last":L},
-// or {"reason":"unknown_id","last_event_id":N} when the id is not one this
-// agent issued (it restarted). The agent acknowledges messages to the
-// server as it buffers them: the buffer is what a reader can get back.
+// state changes are kept in a buffer bounded in count ([WithBuffer]) and
+// bytes ([WithBufferBytes]). Their ids increase by one from a base taken
+// when the agent starts, its start time in microseconds since 1970, so the
+// ids of an agent that restarted are above those of the one before. A
+// reader gets every buffered event after its Last-Event-ID (header, or
+// ?last_event_id=N), every buffered one without it, then new ones as they
+// come. When events it asked for are gone, it first gets a "missed" event
+// without an id: {"reason":"buffer_overflow","first":F,"last":L}, or
+// {"reason":"unknown_id","last_event_id":N} when the id is not one this
+// agent issued (it restarted, and what the earlier one buffered is gone).
+// A reader without an id gets no "missed" event. The agent acknowledges
+// messages to the server as it buffers them: the buffer is what a reader
+// can get back.
+//
+// A reply to a call is a message with the call's correlation id, addressed
+// to the agent's session (no topic), from another session. A request the
+// agent sent to a topic it is subscribed to comes back to it as an event.
 //
 // # Limits
 //
 // Request bodies are bounded ([WithMaxBody]) and must arrive in time
 // ([WithReadTimeouts]); calls in flight are bounded on the agent and per
 // caller ([WithLimits]: a caller is a process, by the Unix socket's peer
-// credentials on Linux), event streams in number ([WithMaxStreams]); a
-// request waits for its reply for its "timeout", at most
-// [WithRequestTimeout]'s maximum. On Linux, a connection from another user
-// (root, who passes file permissions) is refused with 403.
+// credentials on Linux), event streams in all ([WithMaxStreams]) and per
+// caller ([WithCallerStreams]); a request waits for its reply for its
+// "timeout", at most [WithRequestTimeout]'s maximum. On the loopback port
+// each TCP connection is a caller of its own, so there only the limits on
+// the whole agent bind. On Linux, a connection from another user (root,
+// who passes file permissions), or one whose peer credentials cannot be
+// read, is refused with 403.
 package agent

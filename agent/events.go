@@ -28,21 +28,42 @@ type gap struct {
 	LastEventID uint64 `json:"last_event_id,omitempty"`
 }
 
-// eventLog keeps the latest events in a ring, numbered from 1, for
-// readers that come and go. It is safe for concurrent use.
+// eventOverhead is what an event costs beyond its data, counted against
+// the byte budget: its id, kind and SSE framing, roughly.
+const eventOverhead = 64
+
+// eventLog keeps the latest events for readers that come and go, bounded
+// by count and by bytes (the oldest go first). Ids start at a base taken
+// from the clock when the log is made (microseconds since 1970), so an id
+// a reader got from an earlier agent process is below the base and
+// recognisably not this log's. It is safe for concurrent use.
 type eventLog struct {
-	mu      sync.Mutex
-	ring    []event
-	next    uint64        // id of the next event
-	changed chan struct{} // closed and replaced on every add
-	readers int
+	mu       sync.Mutex
+	ring     []event // holds n events from head, oldest first
+	head, n  int
+	bytes    int64 // held, with eventOverhead each
+	maxBytes int64
+	base     uint64        // id of the first event ever added
+	next     uint64        // id of the next event
+	changed  chan struct{} // closed and replaced on every add
+	readers  map[string]int
+	total    int
 }
 
-func newEventLog(size int) *eventLog {
-	return &eventLog{ring: make([]event, size), next: 1, changed: make(chan struct{})}
+func newEventLog(size int, maxBytes int64) *eventLog {
+	base := uint64(time.Now().UnixMicro())
+	if base == 0 {
+		base = 1
+	}
+	return &eventLog{ring: make([]event, size), maxBytes: maxBytes, base: base, next: base,
+		changed: make(chan struct{}), readers: make(map[string]int)}
 }
 
-// add appends an event of kind with v as its JSON data.
+func eventSize(e event) int64 { return int64(len(e.data)+len(e.kind)) + eventOverhead }
+
+// add appends an event of kind with v as its JSON data, evicting the
+// oldest events beyond the count or the byte budget (the newest stays,
+// whatever its size).
 func (l *eventLog) add(kind string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil { // v is one of the agent's own types
@@ -50,10 +71,27 @@ func (l *eventLog) add(kind string, v any) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.ring[l.next%uint64(len(l.ring))] = event{id: l.next, kind: kind, data: data}
+	e := event{id: l.next, kind: kind, data: data}
 	l.next++
+	if l.n == len(l.ring) {
+		l.dropOldest()
+	}
+	l.ring[(l.head+l.n)%len(l.ring)] = e
+	l.n++
+	l.bytes += eventSize(e)
+	for l.n > 1 && l.bytes > l.maxBytes {
+		l.dropOldest()
+	}
 	close(l.changed)
 	l.changed = make(chan struct{})
+}
+
+func (l *eventLog) dropOldest() {
+	old := &l.ring[l.head]
+	l.bytes -= eventSize(*old)
+	*old = event{}
+	l.head = (l.head + 1) % len(l.ring)
+	l.n--
 }
 
 // bounds returns the ids of the oldest and newest events held (0, 0 when
@@ -65,59 +103,67 @@ func (l *eventLog) bounds() (first, last uint64) {
 }
 
 func (l *eventLog) boundsLocked() (first, last uint64) {
-	if l.next == 1 {
+	if l.n == 0 {
 		return 0, 0
 	}
-	last = l.next - 1
-	if n := uint64(len(l.ring)); last > n {
-		return last - n + 1, last
-	}
-	return 1, last
+	return l.ring[l.head].id, l.next - 1
 }
 
-// since returns the events after id `after` that the ring still holds, a
-// gap when some of them are gone (or `after` was never issued: the agent
-// restarted), and a channel closed at the next add.
-func (l *eventLog) since(after uint64) ([]event, *gap, <-chan struct{}) {
+// since returns the events after id `after` that the log still holds, a
+// gap when some of them are gone or `after` was never issued by this log
+// (the agent restarted), and a channel closed at the next add. A reader
+// without an id (hasID false) gets every held event and no gap.
+func (l *eventLog) since(after uint64, hasID bool) ([]event, *gap, <-chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	first, last := l.boundsLocked()
 	var missed *gap
 	switch {
-	case after > last:
+	case !hasID:
+		after = 0
+	case after < l.base || after >= l.next:
 		missed = &gap{Reason: "unknown_id", LastEventID: after}
 		after = 0
-	case first > 0 && after+1 < first:
-		missed = &gap{Reason: "buffer_overflow", First: after + 1, Last: first - 1}
+	case l.n > 0 && after+1 < l.ring[l.head].id:
+		missed = &gap{Reason: "buffer_overflow", First: after + 1, Last: l.ring[l.head].id - 1}
 	}
 	var evs []event
-	for id := max(after+1, first); first > 0 && id <= last; id++ {
-		evs = append(evs, l.ring[id%uint64(len(l.ring))])
+	for i := range l.n {
+		if e := l.ring[(l.head+i)%len(l.ring)]; e.id > after {
+			evs = append(evs, e)
+		}
 	}
 	return evs, missed, l.changed
 }
 
-// join counts a reader in, up to max.
-func (l *eventLog) join(limit int) bool {
+// join counts a reader of caller in, up to limit in all and perCaller
+// for caller; it says which limit is reached.
+func (l *eventLog) join(caller string, limit, perCaller int) (status int, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.readers >= limit {
-		return false
+	if l.total >= limit {
+		return http.StatusServiceUnavailable, fmt.Sprintf("too many event streams open (the limit is %d): close one or retry later", limit)
 	}
-	l.readers++
-	return true
+	if l.readers[caller] >= perCaller {
+		return http.StatusTooManyRequests, fmt.Sprintf("%s has %d event streams open, the limit per caller: close one", caller, perCaller)
+	}
+	l.total++
+	l.readers[caller]++
+	return 0, ""
 }
 
-func (l *eventLog) leave() {
+func (l *eventLog) leave(caller string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.readers--
+	l.total--
+	if l.readers[caller]--; l.readers[caller] <= 0 {
+		delete(l.readers, caller)
+	}
 }
 
 func (l *eventLog) readerCount() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.readers
+	return l.total
 }
 
 // sseWriteTimeout bounds each write to an event-stream reader: one that
@@ -128,52 +174,62 @@ const sseWriteTimeout = 10 * time.Second
 // reader's Last-Event-ID (header, or last_event_id query parameter), all
 // buffered events without one, then new events as they come.
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
-	after, err := lastEventID(r)
+	after, hasID, err := lastEventID(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, false, err.Error())
 		return
 	}
-	if !a.events.join(a.cfg.maxStreams) {
-		writeError(w, http.StatusServiceUnavailable, true, fmt.Sprintf("too many event streams open (the limit is %d): close one or retry later", a.cfg.maxStreams))
+	caller := peerFrom(r.Context()).caller
+	if code, msg := a.events.join(caller, a.cfg.maxStreams, a.cfg.callerStreams); code != 0 {
+		writeError(w, code, true, msg)
 		return
 	}
-	defer a.events.leave()
+	defer a.events.leave(caller)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	write := func(s string) bool {
+	// Each event is written on its own (net/http buffers the writes), and
+	// the batch is flushed at its end: nothing holds a copy of the buffer.
+	var buf []byte
+	write := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-		if _, err := w.Write([]byte(s)); err != nil {
-			return false
-		}
+		_, err := w.Write(b)
+		return err == nil
+	}
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		return rc.Flush() == nil
 	}
-	if !write(": tether agent event stream\nretry: 1000\n\n") {
+	if !write([]byte(": tether agent event stream\nretry: 1000\n\n")) || !flush() {
 		return
 	}
 	keepalive := time.NewTicker(a.cfg.keepalive)
 	defer keepalive.Stop()
 	for {
-		evs, missed, changed := a.events.since(after)
-		var b strings.Builder
+		evs, missed, changed := a.events.since(after, hasID)
 		if missed != nil {
 			data, _ := json.Marshal(missed)
-			fmt.Fprintf(&b, "event: missed\ndata: %s\n\n", data)
+			if !write(fmt.Appendf(buf[:0], "event: missed\ndata: %s\n\n", data)) {
+				return
+			}
 		}
 		for _, e := range evs {
-			fmt.Fprintf(&b, "id: %d\nevent: %s\ndata: %s\n\n", e.id, e.kind, e.data)
-			after = e.id
+			buf = fmt.Appendf(buf[:0], "id: %d\nevent: %s\ndata: ", e.id, e.kind)
+			if !write(buf) || !write(e.data) || !write([]byte("\n\n")) {
+				return
+			}
+			after, hasID = e.id, true
 		}
-		if b.Len() > 0 && !write(b.String()) {
+		if (missed != nil || len(evs) > 0) && !flush() {
 			return
 		}
 		select {
 		case <-changed:
 		case <-keepalive.C:
-			if !write(": keepalive\n\n") {
+			if !write([]byte(": keepalive\n\n")) || !flush() {
 				return
 			}
 		case <-r.Context().Done():
@@ -184,19 +240,19 @@ func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// lastEventID is the id a reconnecting reader saw last; without one, the
-// reader gets every buffered event (ids start at 1).
-func lastEventID(r *http.Request) (uint64, error) {
+// lastEventID is the id a reconnecting reader saw last, and whether it
+// sent one; without one, the reader gets every buffered event.
+func lastEventID(r *http.Request) (uint64, bool, error) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
 		v = r.URL.Query().Get("last_event_id")
 	}
 	if v == "" {
-		return 0, nil
+		return 0, false, nil
 	}
 	id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("Last-Event-ID %q: want an event id, a decimal number", v)
+		return 0, false, fmt.Errorf("Last-Event-ID %q: want an event id, a decimal number", v)
 	}
-	return id, nil
+	return id, true, nil
 }

@@ -57,7 +57,7 @@ func Example() {
 	go a.Serve(l)
 	defer a.Shutdown(context.Background())
 
-	// curl --unix-socket agent.sock -d '{"topic":"svc.greet","payload":"world"}' http://agent/v1/request
+	// curl --unix-socket agent.sock --json '{"topic":"svc.greet","payload":"world"}' http://agent/v1/request
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)

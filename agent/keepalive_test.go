@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,7 +66,7 @@ func TestEventStreamKeepalive(t *testing.T) {
 		}
 		a.events.add("message", map[string]string{"payload": "x"})
 		synctest.Wait()
-		if !strings.Contains(w.String(), "id: 1\nevent: message\ndata: {\"payload\":\"x\"}\n\n") {
+		if !strings.Contains(w.String(), fmt.Sprintf("id: %d\nevent: message\ndata: {\"payload\":\"x\"}\n\n", a.events.base)) {
 			t.Fatalf("the event did not go out at once:\n%s", w)
 		}
 		cancel()

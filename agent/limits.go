@@ -49,7 +49,8 @@ func (l *limits) release(caller string) {
 // peer is who is at the other end of a connection.
 type peer struct {
 	caller  string
-	foreign bool // another user (the Unix socket's peer credentials)
+	foreign bool // another user (the Unix socket's peer credentials), or unknown
+	unix    bool // on a Unix socket (no browser can reach it)
 }
 
 type peerKey struct{}
@@ -57,7 +58,7 @@ type peerKey struct{}
 // withPeer is the http.Server's ConnContext: it records the caller.
 func withPeer(ctx context.Context, c net.Conn) context.Context {
 	caller, foreign := peerOf(c)
-	return context.WithValue(ctx, peerKey{}, peer{caller: caller, foreign: foreign})
+	return context.WithValue(ctx, peerKey{}, peer{caller: caller, foreign: foreign, unix: c.LocalAddr().Network() == "unix"})
 }
 
 func peerFrom(ctx context.Context) peer {

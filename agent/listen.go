@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -19,8 +20,9 @@ const maxSocketPath = 107
 // process can connect to (mode 0600). The socket is bound in a fresh
 // directory of mode 0700 beside path, given its mode there, and renamed
 // into place, so no other user can connect to it at any moment, whatever
-// the umask. A stale socket at path (nobody listens) is replaced; a live
-// one, or a file that is not a socket, is an error. Closing the listener
+// the umask. A stale socket at path (connecting to it is refused: nobody
+// listens) is replaced; a live one, one that fails to connect otherwise, or
+// a file that is not a socket, is an error. Closing the listener
 // removes the socket.
 func ListenUnix(path string) (net.Listener, error) {
 	if path == "" {
@@ -59,7 +61,13 @@ func ListenUnix(path string) (net.Listener, error) {
 	return &unixListener{UnixListener: l, path: path, fi: fi}, nil
 }
 
-// clearStale removes a socket at path that nobody listens on.
+// dialStale dials the socket at path to see whether anyone listens (a
+// variable for tests).
+var dialStale = func(path string) (net.Conn, error) { return net.DialTimeout("unix", path, time.Second) }
+
+// clearStale removes a socket at path that nobody listens on: one that
+// refuses a connection (ECONNREFUSED). Any other failure to connect leaves
+// it and is an error.
 func clearStale(path string) error {
 	fi, err := os.Lstat(path)
 	switch {
@@ -70,10 +78,17 @@ func clearStale(path string) error {
 	case fi.Mode().Type() != fs.ModeSocket:
 		return fmt.Errorf("tether/agent: socket %s: the path exists and is not a socket (%v); remove it or choose another path", path, fi.Mode().Type())
 	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
+	c, err := dialStale(path)
+	switch {
+	case err == nil:
 		c.Close()
 		return fmt.Errorf("tether/agent: socket %s: another process listens on it (another agent?)", path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // gone meanwhile
+	case !errors.Is(err, syscall.ECONNREFUSED):
+		// Not surely stale: a listener too busy to accept, or one we may
+		// not reach. Removing it could cut a live agent off.
+		return fmt.Errorf("tether/agent: socket %s: cannot tell whether another process listens on it (%v): stop that process, or remove the socket if it is stale", path, err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("tether/agent: removing the stale socket %s: %w", path, err)

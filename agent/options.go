@@ -22,6 +22,7 @@ func (f optionFunc) apply(c *config) error { return f(c) }
 // config is the validated configuration of an Agent.
 type config struct {
 	bufferSize        int
+	bufferBytes       int64
 	maxBody           int64
 	headerTimeout     time.Duration
 	bodyTimeout       time.Duration
@@ -30,6 +31,7 @@ type config struct {
 	maxInFlight       int
 	callerLimit       int
 	maxStreams        int
+	callerStreams     int
 	keepalive         time.Duration
 	logger            *slog.Logger
 	onState           func(client.StateChange)
@@ -38,6 +40,7 @@ type config struct {
 func defaultConfig() *config {
 	return &config{
 		bufferSize:        1024,
+		bufferBytes:       64 << 20,
 		maxBody:           2 << 20,
 		headerTimeout:     5 * time.Second,
 		bodyTimeout:       10 * time.Second,
@@ -46,6 +49,7 @@ func defaultConfig() *config {
 		maxInFlight:       1024,
 		callerLimit:       256,
 		maxStreams:        64,
+		callerStreams:     8,
 		keepalive:         15 * time.Second,
 		logger:            slog.New(slog.DiscardHandler),
 	}
@@ -59,12 +63,13 @@ func (c *config) validate() error {
 		}
 	}
 	check(c.bufferSize > 0, "WithBuffer: %d events: must be positive", c.bufferSize)
+	check(c.bufferBytes > 0, "WithBufferBytes: %d bytes: must be positive", c.bufferBytes)
 	check(c.maxBody > 0, "WithMaxBody: %d bytes: must be positive", c.maxBody)
 	check(c.headerTimeout > 0 && c.bodyTimeout > 0, "WithReadTimeouts: %v, %v: both must be positive", c.headerTimeout, c.bodyTimeout)
 	check(c.requestTimeout > 0 && c.requestTimeout <= c.maxRequestTimeout,
 		"WithRequestTimeout: the default %v must be positive and at most the maximum %v", c.requestTimeout, c.maxRequestTimeout)
 	check(c.maxInFlight > 0 && c.callerLimit > 0, "WithLimits: in flight %d, per caller %d: both must be positive", c.maxInFlight, c.callerLimit)
-	check(c.maxStreams > 0, "WithMaxStreams: %d: must be positive", c.maxStreams)
+	check(c.maxStreams > 0 && c.callerStreams > 0, "WithMaxStreams: %d in all, %d per caller: both must be positive", c.maxStreams, c.callerStreams)
 	check(c.keepalive > 0, "WithKeepalive: %v: must be positive", c.keepalive)
 	return errors.Join(errs...)
 }
@@ -72,9 +77,17 @@ func (c *config) validate() error {
 // WithBuffer sets how many events (messages and state changes) the agent
 // keeps for event-stream readers that reconnect with Last-Event-ID. A
 // reader that falls further behind is told which ids it missed. The
-// default is 1024.
+// default is 1024. [WithBufferBytes] bounds the same buffer in bytes.
 func WithBuffer(events int) Option {
 	return optionFunc(func(c *config) error { c.bufferSize = events; return nil })
+}
+
+// WithBufferBytes bounds the event buffer in bytes (each event's JSON and
+// a small overhead): beyond it the oldest events go, as beyond
+// [WithBuffer]'s count; the newest event is kept whatever its size. The
+// default is 64 MiB.
+func WithBufferBytes(bytes int64) Option {
+	return optionFunc(func(c *config) error { c.bufferBytes = bytes; return nil })
 }
 
 // WithMaxBody bounds a request body, in bytes; a larger one gets 413. The
@@ -100,16 +113,25 @@ func WithRequestTimeout(def, max time.Duration) Option {
 // WithLimits bounds the calls in flight on the whole agent (beyond it:
 // 503, retryable) and per caller (beyond it: 429, retryable). A caller is
 // a process on the Unix socket (its pid, from the socket's peer
-// credentials on Linux) and a connection on the loopback port. The
-// defaults are 1024 and 256.
+// credentials on Linux; elsewhere a connection) and a connection on the
+// loopback port: over TCP a process can open many connections, so there
+// only the limits on the whole agent really bind. The defaults are 1024
+// and 256.
 func WithLimits(inFlight, perCaller int) Option {
 	return optionFunc(func(c *config) error { c.maxInFlight, c.callerLimit = inFlight, perCaller; return nil })
 }
 
 // WithMaxStreams bounds the open event streams; beyond it a new one gets
-// 503. The default is 64.
+// 503. The default is 64. [WithCallerStreams] bounds them per caller.
 func WithMaxStreams(n int) Option {
 	return optionFunc(func(c *config) error { c.maxStreams = n; return nil })
+}
+
+// WithCallerStreams bounds the event streams one caller may hold open
+// (a caller as in [WithLimits]); beyond it a new one gets 429. The
+// default is 8.
+func WithCallerStreams(n int) Option {
+	return optionFunc(func(c *config) error { c.callerStreams = n; return nil })
 }
 
 // WithKeepalive sets how often an idle event stream gets a comment line,

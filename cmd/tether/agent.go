@@ -25,6 +25,7 @@ type agentFlags struct {
 	topics            []string
 	profile           string
 	buffer            int
+	bufferBytes       int64
 	maxBody           int64
 	requestTimeout    time.Duration
 	maxRequestTimeout time.Duration
@@ -61,6 +62,12 @@ user can reach a port). The API:
                     an id; send Last-Event-ID to resume after a reconnect
   GET  /v1/status   state, backend, RTT, reconnects, last resume outcome
 
+POST bodies need Content-Type: application/json (curl --json). Requests
+from browsers are refused: any Origin header, Sec-Fetch-Site cross-site or
+same-site, and on --http a Host that is not loopback or localhost. Event
+ids start at the agent's start time in microseconds, so after a restart a
+reader's old Last-Event-ID is reported unknown. On --http each connection
+is a caller of its own: only --max-in-flight really bounds a process there.
 Binary payloads go as "payload_b64". Errors are 4xx/5xx with
 {"error":"…","retryable":bool}; a request in flight when the session had to
 start afresh on another backend fails with 503 and "retryable":true, never
@@ -71,10 +78,10 @@ session's state changes. Ctrl-C or SIGTERM waits for the calls in flight
   tether agent --addr 127.0.0.1:7070 --addr 127.0.0.1:7071 --client-id web-1 --socket /tmp/tether.sock
 
   # Request/reply through it (a responder: tether reply svc.echo).
-  curl --unix-socket /tmp/tether.sock -d '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request
+  curl --unix-socket /tmp/tether.sock --json '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request
 
   # Publish and wait for the server's ack.
-  curl --unix-socket /tmp/tether.sock -d '{"topic":"news","payload":"hi","wait":true}' http://agent/v1/publish
+  curl --unix-socket /tmp/tether.sock --json '{"topic":"news","payload":"hi","wait":true}' http://agent/v1/publish
 
   # Follow the messages sent to client id web-1.
   curl -N --unix-socket /tmp/tether.sock http://agent/v1/events`,
@@ -88,11 +95,12 @@ session's state changes. Ctrl-C or SIGTERM waits for the calls in flight
 	fl.StringArrayVar(&f.topics, "topic", nil, "subscribe to this `topic` (its messages appear on /v1/events); repeat for several")
 	fl.StringVar(&f.profile, "profile", "default", "liveness `profile`: "+strings.Join(profile.Names(), ", "))
 	fl.IntVar(&f.buffer, "buffer", 1024, "`events` kept for /v1/events readers that reconnect")
+	fl.Int64Var(&f.bufferBytes, "buffer-bytes", 64<<20, "`bytes` of events kept for /v1/events readers (the oldest go first)")
 	fl.Int64Var(&f.maxBody, "max-body", 2<<20, "largest request body, in `bytes`")
 	fl.DurationVar(&f.requestTimeout, "request-timeout", 30*time.Second, "how long a request waits for its reply when it names no \"timeout\"")
 	fl.DurationVar(&f.maxRequestTimeout, "max-request-timeout", 5*time.Minute, "the longest \"timeout\" a request may ask for")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 1024, "calls in flight on the agent; beyond: 503")
-	fl.IntVar(&f.callerLimit, "caller-limit", 256, "calls in flight per calling process; beyond: 429")
+	fl.IntVar(&f.callerLimit, "caller-limit", 256, "calls in flight per calling process (on --http, per connection); beyond: 429")
 	return cmd
 }
 
@@ -147,7 +155,7 @@ func (a *app) agent(ctx context.Context, f agentFlags) error {
 		sessionOpts = append(sessionOpts, client.WithToken(a.token))
 	}
 	ag, err := agent.New(sessionOpts,
-		agent.WithBuffer(f.buffer), agent.WithMaxBody(f.maxBody),
+		agent.WithBuffer(f.buffer), agent.WithBufferBytes(f.bufferBytes), agent.WithMaxBody(f.maxBody),
 		agent.WithRequestTimeout(f.requestTimeout, f.maxRequestTimeout),
 		agent.WithLimits(f.maxInFlight, f.callerLimit),
 		agent.WithOnState(func(c client.StateChange) {

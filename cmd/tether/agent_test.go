@@ -37,6 +37,9 @@ func agentCall(ctx context.Context, sock, method, path, body string) (int, map[s
 	if err != nil {
 		return 0, nil, err
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -66,6 +66,6 @@
 //	tether sessions close SESSION_ID --reason "device retired"
 //	tether reply svc.echo --command 'tr a-z A-Z' &
 //	tether agent --client-id web-1 --socket /tmp/tether.sock &
-//	curl --unix-socket /tmp/tether.sock -d '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request
+//	curl --unix-socket /tmp/tether.sock --json '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request
 //	curl -N --unix-socket /tmp/tether.sock http://agent/v1/events
 package main

@@ -109,7 +109,7 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
   # Answer requests to svc.echo; call it through an agent with curl.
   tether reply svc.echo --command 'tr a-z A-Z' &
   tether agent --socket /tmp/tether.sock &
-  curl --unix-socket /tmp/tether.sock -d '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request`,
+  curl --unix-socket /tmp/tether.sock --json '{"topic":"svc.echo","payload":"hi"}' http://agent/v1/request`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
