@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -55,12 +57,18 @@ the payload on stdin, and replies with what the command wrote on stdout.
 Without --command it replies with the payload itself (an echo).
 
 The command also sees TETHER_TOPIC, TETHER_CORRELATION_ID,
-TETHER_SOURCE_CLIENT, TETHER_SOURCE_SESSION and TETHER_CONTENT_TYPE. A
-command that exits non-zero, runs longer than --command-timeout (it is
-killed, with its process group) or writes more than --max-output bytes gets
-an error reply, never silence: the reply carries the header "tether-error"
-(the exit status and the tail of stderr), "tether-exit-status", and the
-stdout written so far; tether agent turns it into a 502. At most
+TETHER_SOURCE_CLIENT, TETHER_SOURCE_SESSION and TETHER_CONTENT_TYPE, and
+the rest of tether reply's environment except its secrets: $TETHER_TOKEN,
+and any variable whose value is the token in use, are left out. The
+command runs in a process group of its own, killed when the command exits:
+background children do not outlive it. A command that exits non-zero,
+runs longer than --command-timeout (it is killed, with its process group)
+or writes more than --max-output bytes gets an error reply, never silence:
+the reply carries the header "tether-error" (the exit status and the tail
+of stderr, as valid UTF-8), "tether-exit-status", and the stdout written
+so far; tether agent turns it into a 502. Commands still running when
+tether reply stops (Ctrl-C) get --timeout to finish; then they are killed
+and their requests get an error reply. At most
 --concurrency commands run at once; further requests wait at the server.
 
 Every answered request is one JSON line on stdout:
@@ -129,7 +137,7 @@ func (a *app) reply(ctx context.Context, topic string, f replyFlags) error {
 	// the running ones answer.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	r := &responder{s: s, f: f, topic: topic, out: out, slots: make(chan struct{}, f.concurrency), timeout: a.timeout}
+	r := &responder{s: s, f: f, topic: topic, out: out, slots: make(chan struct{}, f.concurrency), timeout: a.timeout, token: a.token}
 	ended := r.serve(ctx, work)
 
 	wait := make(chan struct{})
@@ -162,6 +170,7 @@ type responder struct {
 	slots   chan struct{} // one per running request
 	wg      sync.WaitGroup
 	timeout time.Duration
+	token   string // the session's token: kept from the commands
 }
 
 // serve receives requests until ctx ends (nil) or the session ends (its
@@ -197,7 +206,9 @@ func (r *responder) serve(ctx, work context.Context) error {
 // an error reply.
 func (r *responder) handle(ctx context.Context, m *client.Message) {
 	start := time.Now()
-	reply := client.Message{CorrelationID: m.CorrelationID, Payload: m.Payload, ContentType: m.ContentType}
+	// Headers and the content type must be valid UTF-8 for the reply to be
+	// sent at all: whatever goes there is made so.
+	reply := client.Message{CorrelationID: m.CorrelationID, Payload: m.Payload, ContentType: validUTF8(m.ContentType)}
 	ev := replyEvent{Event: "reply", CorrelationID: m.CorrelationID, SourceClient: m.SourceClient}
 	if r.f.command != "" {
 		reply.ContentType = ""
@@ -207,11 +218,14 @@ func (r *responder) handle(ctx context.Context, m *client.Message) {
 			ev.ExitStatus = &status
 		}
 		if failure != "" {
+			failure = validUTF8(failure)
 			reply.Headers = map[string]string{agent.ReplyErrorHeader: failure, "tether-exit-status": strconv.Itoa(status)}
 			ev.Error = failure
 		}
 	}
-	sendCtx, cancel := context.WithTimeout(ctx, r.timeout)
+	// Not cancelled by a shutdown: a command killed by it still gets its
+	// error reply, within --timeout.
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	if err := r.s.SendWait(sendCtx, reply); err != nil {
 		ev.Error = strings.TrimPrefix(ev.Error+"; ", "; ") + "sending the reply: " + oneLine(err)
@@ -221,34 +235,143 @@ func (r *responder) handle(ctx context.Context, m *client.Message) {
 	r.out.write(ev)
 }
 
+// ioGrace is how long run waits, once the command's process group is
+// killed, for the processes outside it (a daemon that left the group)
+// still holding the command's pipes before closing them.
+const ioGrace = time.Second
+
 // run runs the command for m and returns its stdout, its exit status (-1
-// when it did not exit by itself) and, when it failed, why.
+// when it did not exit by itself) and, when it failed, why. When the
+// shell exits, its process group is killed whatever the outcome:
+// background children do not outlive the request, nor hold its reply.
 func (r *responder) run(ctx context.Context, m *client.Message) (stdout []byte, status int, failure string) {
 	ctx, cancel := context.WithTimeout(ctx, r.f.commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", r.f.command)
-	cmd.Stdin = bytes.NewReader(m.Payload)
 	out := &capped{max: r.f.maxOutput}
 	errTail := &tail{max: stderrTail}
-	cmd.Stdout, cmd.Stderr = out, errTail
-	cmd.Env = append(os.Environ(), "TETHER_TOPIC="+r.topic, "TETHER_CORRELATION_ID="+m.CorrelationID,
+	cmd.Env = append(commandEnv(os.Environ(), r.token), "TETHER_TOPIC="+r.topic, "TETHER_CORRELATION_ID="+m.CorrelationID,
 		"TETHER_SOURCE_CLIENT="+m.SourceClient, "TETHER_SOURCE_SESSION="+m.SourceSession, "TETHER_CONTENT_TYPE="+m.ContentType)
 	killGroup(cmd)
-	cmd.WaitDelay = time.Second // a grandchild holding the pipes does not hold the reply
-	err := cmd.Run()
-	stdout, status = out.buf.Bytes(), cmd.ProcessState.ExitCode()
-	var exitErr *exec.ExitError
-	switch {
-	case ctx.Err() == context.DeadlineExceeded:
-		return stdout, -1, fmt.Sprintf("the command ran longer than %v and was killed%s", r.f.commandTimeout, errTail.suffix())
-	case errors.As(err, &exitErr) && status > 0:
-		return stdout, status, fmt.Sprintf("exit status %d%s", status, errTail.suffix())
-	case err != nil && !errors.Is(err, exec.ErrWaitDelay):
-		return stdout, -1, fmt.Sprintf("running the command: %v%s", err, errTail.suffix())
-	case out.over:
-		return stdout, status, fmt.Sprintf("the command wrote more than %d bytes (--max-output): reply cut", r.f.maxOutput)
+	cmd.WaitDelay = time.Second // after a cancel, the group gets this long to die
+	// Pipes of our own, not exec's copying goroutines: Wait then returns
+	// when the shell exits, whoever else holds the pipes.
+	p, err := newPipes()
+	if err != nil {
+		return nil, -1, fmt.Sprintf("running the command: %v", err)
 	}
-	return stdout, status, ""
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = p.stdinR, p.stdoutW, p.stderrW
+	err = cmd.Start()
+	p.closeChildEnds()
+	if err != nil {
+		p.closeOurEnds()
+		return nil, -1, fmt.Sprintf("running the command: %v", err)
+	}
+	copied := p.copy(m.Payload, out, errTail)
+	err = cmd.Wait()
+	endGroup(cmd)
+	grace := time.NewTimer(ioGrace)
+	select {
+	case <-copied:
+	case <-grace.C:
+		p.closeOurEnds()
+		<-copied
+	}
+	grace.Stop()
+	p.closeOurEnds()
+	stdout, status = out.buf.Bytes(), cmd.ProcessState.ExitCode()
+	return stdout, status, r.failure(ctx.Err(), err, cmd.ProcessState, out.over, errTail)
+}
+
+// failure says why a command failed, or "" when it did not. A command
+// that exited by itself is judged by its exit status, even when its
+// deadline passed meanwhile.
+func (r *responder) failure(ctxErr, err error, ps *os.ProcessState, over bool, errTail *tail) string {
+	var exitErr *exec.ExitError
+	exited := ps != nil && ps.Exited()
+	switch {
+	case !exited && errors.Is(ctxErr, context.DeadlineExceeded):
+		return fmt.Sprintf("the command ran longer than %v and was killed%s", r.f.commandTimeout, errTail.suffix())
+	case !exited && errors.Is(ctxErr, context.Canceled):
+		return fmt.Sprintf("tether reply is shutting down: the command was killed%s", errTail.suffix())
+	case errors.As(err, &exitErr) && exited && ps.ExitCode() > 0:
+		return fmt.Sprintf("exit status %d%s", ps.ExitCode(), errTail.suffix())
+	case err != nil && !errors.Is(err, exec.ErrWaitDelay):
+		return fmt.Sprintf("running the command: %v%s", err, errTail.suffix())
+	case over:
+		return fmt.Sprintf("the command wrote more than %d bytes (--max-output): reply cut", r.f.maxOutput)
+	}
+	return ""
+}
+
+// commandEnv is env without the secrets of tether reply's own session:
+// $TETHER_TOKEN, and any variable holding the token it uses (--token).
+func commandEnv(env []string, token string) []string {
+	kept := env[:0:0]
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == envToken || (token != "" && v == token) {
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return kept
+}
+
+// pipes are a command's stdin, stdout and stderr: the child's ends and
+// ours.
+type pipes struct {
+	stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW *os.File
+	closeOnce                                          sync.Once
+}
+
+func newPipes() (*pipes, error) {
+	var p pipes
+	var err error
+	var files []*os.File
+	for _, pair := range [][2]**os.File{{&p.stdinR, &p.stdinW}, {&p.stdoutR, &p.stdoutW}, {&p.stderrR, &p.stderrW}} {
+		if *pair[0], *pair[1], err = os.Pipe(); err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, err
+		}
+		files = append(files, *pair[0], *pair[1])
+	}
+	return &p, nil
+}
+
+// closeChildEnds closes the ends the child has its copies of.
+func (p *pipes) closeChildEnds() {
+	p.stdinR.Close()
+	p.stdoutW.Close()
+	p.stderrW.Close()
+}
+
+// closeOurEnds closes our ends, once: blocked reads and writes on them
+// return.
+func (p *pipes) closeOurEnds() {
+	p.closeOnce.Do(func() {
+		p.stdinW.Close()
+		p.stdoutR.Close()
+		p.stderrR.Close()
+	})
+}
+
+// copy writes payload to the command's stdin and reads its stdout and
+// stderr into out and errs; the channel closes when all three are done
+// (at end of file, or when our ends are closed).
+func (p *pipes) copy(payload []byte, out, errs io.Writer) <-chan struct{} {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = p.stdinW.Write(payload) // a command that does not read its stdin: EPIPE
+		_ = p.stdinW.Close()
+	})
+	wg.Go(func() { _, _ = io.Copy(out, p.stdoutR) })
+	wg.Go(func() { _, _ = io.Copy(errs, p.stderrR) })
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }
 
 // capped keeps the first max bytes written and drops the rest, so the
@@ -268,7 +391,10 @@ func (c *capped) Write(p []byte) (int, error) {
 	return c.buf.Write(p)
 }
 
-// tail keeps the last max bytes written.
+// validUTF8 is s with each invalid UTF-8 sequence replaced by U+FFFD.
+func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// tail keeps the last max bytes written, cut on a rune boundary.
 type tail struct {
 	b   []byte
 	max int
@@ -277,14 +403,18 @@ type tail struct {
 func (t *tail) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+		cut := len(t.b) - t.max
+		for n := 0; n < utf8.UTFMax-1 && cut < len(t.b) && !utf8.RuneStart(t.b[cut]); n++ {
+			cut++ // not in the middle of a character
+		}
+		t.b = append(t.b[:0], t.b[cut:]...)
 	}
 	return len(p), nil
 }
 
 // suffix is ": " and the tail on one line, or "" when stderr was empty.
 func (t *tail) suffix() string {
-	s := strings.Join(strings.Fields(string(t.b)), " ")
+	s := validUTF8(strings.Join(strings.Fields(string(t.b)), " "))
 	if s == "" {
 		return ""
 	}
