@@ -36,6 +36,9 @@ own process, and prints medians (min–max) and ratios.
 usage:
   tether-bench push    [flags]   throughput: s2c and c2s, 1 and 16 sessions, 64 B and 1 KiB
   tether-bench latency [flags]   business round trip (pinned and unpinned) and heartbeat round trip
+  tether-bench idle      [flags] idle sessions: server memory, goroutines and heartbeat CPU per session
+  tether-bench resume    [flags] one session's resume; mass resume after a server restart
+  tether-bench detection [flags] frozen peer and blackholed link: time to detect per profile
 
 Run "tether-bench <scenario> -h" for a scenario's flags.
 `
@@ -57,6 +60,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = runPush(args[1:], stdout, stderr)
 	case "latency":
 		err = runLatency(args[1:], stdout, stderr)
+	case "idle":
+		err = runIdle(args[1:], stdout, stderr)
+	case "resume":
+		err = runResume(args[1:], stdout, stderr)
+	case "detection":
+		err = runDetection(args[1:], stdout, stderr)
+	case "xserve":
+		err = xserve(args[1:], stdout)
+	case "xclient":
+		err = xclient(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,401 @@
+package cli
+
+// Hidden subcommands of the idle, resume and detection scenarios:
+// xserve (a server with lifecycle hooks, on a given address, so that a
+// restarted server comes back where its clients look) and xclient (a
+// process holding many sessions, commanded on stdin).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tetherhq/tether/bench/internal/ctl"
+	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/bench/internal/system/rawsys"
+	"github.com/tetherhq/tether/bench/internal/system/tethersys"
+	"github.com/tetherhq/tether/profile"
+)
+
+func init() {
+	system.RegisterExt("tether", tethersys.Ext())
+	system.RegisterExt("raw", rawsys.Ext())
+}
+
+// hiddenExt are the hidden subcommands of this file (the test binary
+// re-executes itself with them too).
+var hiddenExt = map[string]bool{"xserve": true, "xclient": true}
+
+// xstate is what an xserve process reports beside its stats.
+type xstate struct {
+	system.Counters
+	// Arrivals are the sessions established, in unix ns.
+	Arrivals []int64 `json:"arrivals,omitempty"`
+	Resumed  int     `json:"resumed"`
+	// Downs are the streams the server noticed were gone.
+	Downs []xdown        `json:"downs,omitempty"`
+	Tally map[string]int `json:"tally,omitempty"`
+}
+
+type xdown struct {
+	At  int64  `json:"at"`
+	Why string `json:"why"`
+}
+
+// xserve runs a system's server with hooks until POST /quit or SIGTERM.
+func xserve(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("xserve", flag.ContinueOnError)
+	sysName := fs.String("system", "tether", "system under test")
+	profName := fs.String("profile", "default", "liveness profile")
+	listen := fs.String("listen", "127.0.0.1:0", "address to serve on")
+	track := fs.Bool("track", false, "record arrivals, downs and tagged messages (resume, detection)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sys, err := system.Lookup(*sysName)
+	if err != nil {
+		return err
+	}
+	p, err := profile.Lookup(*profName)
+	if err != nil {
+		return err
+	}
+	app := &system.App{}
+	var (
+		mu    sync.Mutex
+		st    xstate
+		tally system.Tally
+	)
+	var srv system.Server
+	opts := system.ServerOptions{Profile: p}
+	if *track {
+		ext, err := system.LookupExt(*sysName)
+		if err != nil {
+			return err
+		}
+		srv, err = ext.NewServer(app, opts, system.Hooks{
+			OnSession: func(resumed bool) {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				st.Arrivals = append(st.Arrivals, now)
+				if resumed {
+					st.Resumed++
+				}
+				mu.Unlock()
+			},
+			OnDown: func(why string) {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				st.Downs = append(st.Downs, xdown{At: now, Why: why})
+				mu.Unlock()
+			},
+			OnMessage: system.Extra(&tally),
+		})
+		if err != nil {
+			return err
+		}
+	} else if srv, err = sys.NewServer(app, opts); err != nil {
+		return err
+	}
+	lc := p.ListenConfig()
+	var lis net.Listener
+	for i := 0; ; i++ { // a restarted server may find its port in TIME_WAIT briefly
+		if lis, err = lc.Listen(context.Background(), "tcp", *listen); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	clis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	quit := make(chan struct{})
+	hs := ctl.Serve(clis, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		s := st
+		s.Counters = app.Counters()
+		s.Arrivals = append([]int64(nil), st.Arrivals...)
+		s.Downs = append([]xdown(nil), st.Downs...)
+		if *track {
+			s.Tally = tally.Snapshot()
+		}
+		return s
+	}, quit)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	line, _ := json.Marshal(ready{Addr: lis.Addr().String(), Control: clis.Addr().String(), PID: os.Getpid()})
+	fmt.Fprintf(stdout, "%s\n", line)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	select {
+	case <-quit:
+	case <-sig:
+	case err := <-served:
+		return fmt.Errorf("xserve: %w", err)
+	}
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = hs.Shutdown(ctx)
+	return nil
+}
+
+// xreport is what an xclient prints for "report".
+type xreport struct {
+	Sessions int `json:"sessions"`
+	// Bursts: burst messages received (all rounds), distinct ones, and
+	// duplicates.
+	Received   int   `json:"received"`
+	Distinct   int   `json:"distinct"`
+	Duplicates int   `json:"duplicates"`
+	Redials    int64 `json:"redials"`
+	Errors     int64 `json:"errors"`
+}
+
+// xsession is one session of an xclient (mode conn).
+type xsession struct {
+	id  string
+	mu  sync.Mutex
+	c   system.Client
+	got map[string]int
+}
+
+// xclient opens sessions and holds them; commands on stdin:
+//
+//	send R K    every session sends K tagged messages "T<id>/<R>/<i>"
+//	burst R K   every session asks the server for a burst of K (round R)
+//	report      print an xreport line
+//	quit (EOF)  close every session and exit
+func xclient(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("xclient", flag.ContinueOnError)
+	sysName := fs.String("system", "tether", "system under test")
+	addr := fs.String("addr", "", "server address")
+	profName := fs.String("profile", "default", "liveness profile")
+	hb := fs.Duration("heartbeat", 0, "heartbeat interval asked for (0: the profile's)")
+	n := fs.Int("sessions", 1, "sessions")
+	conns := fs.Int("conns", 0, "mux mode: connections carrying the sessions (0: one connection per session, through the SDK / raw Dial)")
+	spread := fs.Duration("spread", 0, "open the sessions evenly over this long")
+	offset := fs.Duration("offset", 0, "delay before the first session (interleaves several processes)")
+	prefix := fs.String("id", "x", "client id prefix")
+	parallel := fs.Int("parallel", 16, "dials in flight at most")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sys, err := system.Lookup(*sysName)
+	if err != nil {
+		return err
+	}
+	p, err := profile.Lookup(*profName)
+	if err != nil {
+		return err
+	}
+	opts := system.ClientOptions{Profile: p, Heartbeat: *hb}
+	ctx := context.Background()
+	var (
+		muxes    []system.Mux
+		sessions []*xsession
+		redials  atomic.Int64
+		errs     atomic.Int64
+		readers  sync.WaitGroup
+		closing  atomic.Bool
+	)
+	if *conns > 0 {
+		ext, err := system.LookupExt(*sysName)
+		if err != nil {
+			return err
+		}
+		if ext.DialMux == nil {
+			return fmt.Errorf("system %s cannot multiplex sessions", *sysName)
+		}
+		for range *conns {
+			m, err := ext.DialMux(ctx, *addr, opts)
+			if err != nil {
+				return err
+			}
+			muxes = append(muxes, m)
+		}
+	} else {
+		sessions = make([]*xsession, *n)
+	}
+	ext, _ := system.LookupExt(*sysName)
+	// read receives until the session is closed; a raw session whose
+	// stream fails is dialled anew (full-jitter backoff, base 1s, cap 30s:
+	// the SDK's default policy).
+	read := func(s *xsession) {
+		defer readers.Done()
+		attempt := 0
+		for {
+			s.mu.Lock()
+			c := s.c
+			s.mu.Unlock()
+			b, err := c.Recv(ctx)
+			if err == nil {
+				if len(b) > 0 && b[0] == system.KindBurstMsg {
+					s.mu.Lock()
+					s.got[string(b)]++
+					s.mu.Unlock()
+				}
+				continue
+			}
+			if closing.Load() || ext.Resumes {
+				return
+			}
+			errs.Add(1)
+			_ = c.Close()
+			for !closing.Load() {
+				ceil := min(time.Second<<min(attempt, 5), 30*time.Second)
+				attempt++
+				time.Sleep(rand.N(ceil))
+				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				nc, err := sys.Dial(dctx, *addr, system.ClientOptions{ID: s.id, Profile: p, Heartbeat: *hb})
+				cancel()
+				if err == nil {
+					redials.Add(1)
+					attempt = 0
+					s.mu.Lock()
+					s.c = nc
+					s.mu.Unlock()
+					break
+				}
+			}
+			if closing.Load() {
+				return
+			}
+		}
+	}
+	time.Sleep(*offset)
+	start := time.Now()
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range *parallel {
+		wg.Go(func() {
+			for i := range idx {
+				if *n > 1 {
+					time.Sleep(time.Until(start.Add(*spread * time.Duration(i) / time.Duration(*n))))
+				}
+				id := fmt.Sprintf("%s-%d", *prefix, i)
+				dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				var err error
+				if muxes != nil {
+					err = muxes[i%len(muxes)].Open(dctx, id)
+				} else {
+					var c system.Client
+					if c, err = sys.Dial(dctx, *addr, system.ClientOptions{ID: id, Profile: p, Heartbeat: *hb}); err == nil {
+						s := &xsession{id: id, c: c, got: map[string]int{}}
+						sessions[i] = s
+						readers.Add(1)
+						go read(s)
+					}
+				}
+				cancel()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("session %s: %w", id, err))
+				}
+			}
+		})
+	}
+	for i := range *n {
+		if firstErr.Load() != nil {
+			break
+		}
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	closeAllX := func() {
+		closing.Store(true)
+		var cw sync.WaitGroup
+		for _, m := range muxes {
+			cw.Go(func() { _ = m.Close() })
+		}
+		for _, s := range sessions {
+			if s != nil {
+				cw.Go(func() {
+					s.mu.Lock()
+					c := s.c
+					s.mu.Unlock()
+					_ = c.Close()
+				})
+			}
+		}
+		cw.Wait()
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		closeAllX()
+		return err
+	}
+	fmt.Fprintf(stdout, "{\"ready\":%d,\"open_s\":%.3f}\n", *n, time.Since(start).Seconds())
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "send", "burst":
+			if len(f) != 3 {
+				continue
+			}
+			round, _ := strconv.Atoi(f[1])
+			k, _ := strconv.Atoi(f[2])
+			var sw sync.WaitGroup
+			for _, s := range sessions {
+				sw.Go(func() {
+					s.mu.Lock()
+					c := s.c
+					s.mu.Unlock()
+					if f[0] == "burst" {
+						if c.Send(ctx, system.Burst(round, k, 0)) != nil {
+							errs.Add(1)
+						}
+						return
+					}
+					for i := 1; i <= k; i++ {
+						if c.Send(ctx, fmt.Appendf(nil, "T%s/%d/%d", s.id, round, i)) != nil {
+							errs.Add(1)
+						}
+					}
+				})
+			}
+			sw.Wait()
+			fmt.Fprintln(stdout, `{"done":true}`)
+		case "report":
+			r := xreport{Sessions: *n, Redials: redials.Load(), Errors: errs.Load()}
+			for _, s := range sessions {
+				s.mu.Lock()
+				for _, v := range s.got {
+					r.Received += v
+					r.Distinct++
+					r.Duplicates += v - 1
+				}
+				s.mu.Unlock()
+			}
+			b, _ := json.Marshal(r)
+			fmt.Fprintf(stdout, "%s\n", b)
+		case "quit":
+			closeAllX()
+			return nil
+		}
+	}
+	closeAllX()
+	fmt.Fprintln(stderr, "xclient: stdin closed")
+	return nil
+}

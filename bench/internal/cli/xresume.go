@@ -1,0 +1,421 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tetherhq/tether/bench/internal/report"
+	"github.com/tetherhq/tether/bench/internal/scenario"
+	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/faultproxy"
+	"github.com/tetherhq/tether/profile"
+)
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ---- resume ----
+
+func runResume(args []string, stdout, stderr io.Writer) error {
+	stderr = &lockedWriter{w: stderr}
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	pendings := fs.String("pending", "0,1000", "single: messages pending for the client when its connection goes")
+	count := fs.Int("count", 20, "single: resumes per run")
+	fast := fs.Duration("fast-backoff", time.Millisecond, "single: also run each case with the SDK's reconnect backoff base set to this (0: only the default, base 1s full jitter)")
+	mass := fs.Int("mass", 10000, "mass: sessions resumed after a server restart (0 skips)")
+	perProcess := fs.Int("per-process", 5000, "mass: sessions per client process")
+	msgs := fs.Int("msgs", 2, "mass: tagged messages each session sends, and burst messages the server sends it, before and after the restart")
+	svg := fs.String("svg", "", "mass: write the arrival histogram at the restarted server (run 1) as SVG to this file")
+	prof := fs.String("profile", "default", "liveness profile")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	systems, err := c.systemList()
+	if err != nil {
+		return err
+	}
+	ps, err := intsZero(*pendings)
+	if err != nil {
+		return fmt.Errorf("--pending %w", err)
+	}
+	type single struct {
+		pending int
+		base    time.Duration
+	}
+	var names []string
+	singles := map[string]single{}
+	for _, b := range []time.Duration{0, *fast} {
+		if b == 0 && len(names) > 0 {
+			continue
+		}
+		for _, p := range ps {
+			name := fmt.Sprintf("single, %d pending", p)
+			if b > 0 {
+				name += fmt.Sprintf(", SDK backoff base %v", b)
+			}
+			names = append(names, name)
+			singles[name] = single{p, b}
+		}
+	}
+	massName := fmt.Sprintf("mass: %d sessions after a server restart", *mass)
+	if *mass > 0 {
+		names = append(names, massName)
+	}
+	p, err := profile.Lookup(*prof)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	arrivals := map[string][]float64{}
+	results, err := xloop(&c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
+		if cs == massName {
+			r, arr, err := massResume(ctx, sys, *prof, *mass, *perProcess, *msgs, run, stderr)
+			if err == nil && run == 1 {
+				arrivals[sys] = arr
+			}
+			return r, err
+		}
+		s := singles[cs]
+		return singleResume(ctx, sys, *prof, p, s.pending, s.base, *count, run, stderr)
+	})
+	if err != nil {
+		return err
+	}
+	if *svg != "" && len(arrivals) > 0 {
+		var series []report.Series
+		for _, sys := range systems {
+			if a, ok := arrivals[sys]; ok {
+				series = append(series, report.Series{Name: sys, Samples: a})
+			}
+		}
+		f, err := os.Create(*svg)
+		if err != nil {
+			return err
+		}
+		err = report.HistogramSVG(f, fmt.Sprintf("Sessions established at the restarted server (%d sessions, run 1)", *mass), "ms after the old server was killed", series)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return output(&c, stdout, "resume", args, systems, results,
+		[]string{MetricResumeP50, MetricResumeP99, MetricCompletion, MetricEstablishRate, MetricLost, MetricDuplicated}, nil)
+}
+
+func intsZero(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err != nil || n < 0 {
+			return nil, fmt.Errorf("%q: want integers ≥ 0, comma-separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// singleResume times, count times, one session from "old connection
+// gone" (a TCP reset of its connection by a faultproxy in between) to the
+// first message sent after the break delivered back to the client.
+//
+// tether: the SDK session resumes by itself; with pending > 0 the server
+// sent pending messages into a blackholed connection just before the
+// reset, so they are replayed first. raw: a new connection, stream and
+// first round trip (Dial); with pending > 0 the server then sends pending
+// messages on request before the echo (an app-level replay).
+func singleResume(ctx context.Context, sys, profName string, p profile.Profile, pending int, base time.Duration, count, run int, stderr io.Writer) (*scenario.Result, error) {
+	ext, err := system.LookupExt(sys)
+	if err != nil {
+		return nil, err
+	}
+	s, err := system.Lookup(sys)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startXServer(ctx, stderr, sys, profName, "127.0.0.1:0", true)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	px, err := faultproxy.Start(srv.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer px.Close()
+	opts := system.ClientOptions{ID: fmt.Sprintf("resume-%s-%d-%d", sys, run, time.Now().UnixNano()), Profile: p}
+	cl, err := ext.DialObserved(ctx, px.Addr(), opts, base, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = cl.Close() }()
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var samples []float64
+	for it := 1; it <= count; it++ {
+		echo := fmt.Appendf(nil, "E-%d", it)
+		got := 0
+		if ext.Resumes && pending > 0 {
+			if err := cl.Send(rctx, system.Burst(it, pending, 100*time.Millisecond)); err != nil {
+				return nil, err
+			}
+			time.Sleep(30 * time.Millisecond)
+			px.Blackhole(true)
+			time.Sleep(400 * time.Millisecond)
+		}
+		t0 := time.Now()
+		px.Reset()
+		px.Blackhole(false)
+		if ext.Resumes {
+			if err := cl.Send(rctx, echo); err != nil {
+				return nil, err
+			}
+		} else {
+			_ = cl.Close()
+			if cl, err = s.Dial(rctx, px.Addr(), opts); err != nil {
+				return nil, err
+			}
+			if pending > 0 {
+				if err := cl.Send(rctx, system.Burst(it, pending, 0)); err != nil {
+					return nil, err
+				}
+			}
+			if pending > 0 {
+				if err := cl.Send(rctx, echo); err != nil {
+					return nil, err
+				}
+			} else {
+				echo = nil // Dial's own first round trip was the first message
+			}
+		}
+		for echo != nil {
+			b, err := cl.Recv(rctx)
+			if err != nil {
+				return nil, fmt.Errorf("resume %d: %w (%d of %d pending received)", it, err, got, pending)
+			}
+			if string(b) == string(echo) {
+				break
+			}
+			if len(b) > 0 && b[0] == system.KindBurstMsg && strings.HasPrefix(string(b), fmt.Sprintf("b%d:", it)) {
+				got++
+			}
+		}
+		samples = append(samples, float64(time.Since(t0).Microseconds())/1e3)
+		if got != pending {
+			return nil, fmt.Errorf("resume %d: %d of %d pending messages arrived before the new one", it, got, pending)
+		}
+		time.Sleep(50 * time.Millisecond) // let acks settle
+	}
+	r := &scenario.Result{Metrics: map[string]float64{}, Samples: samples, Spec: scenario.Spec{Scenario: "resume", Profile: profName, Sessions: 1, Count: count}}
+	sorted := slices.Sorted(slices.Values(samples))
+	r.Metrics[MetricResumeP50] = scenario.Percentile(sorted, 0.5)
+	r.Metrics[MetricResumeP99] = scenario.Percentile(sorted, 0.99)
+	return r, nil
+}
+
+// freePort returns a loopback address nobody listens on now.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// massResume opens n sessions in client processes, exchanges tagged
+// messages both ways, kills the server (SIGKILL) and starts a new one on
+// the same address, and times until every session is established again
+// (arrivals at the new server); then exchanges messages again and checks
+// that every tagged message and every burst message arrived exactly once.
+func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, stderr io.Writer) (*scenario.Result, []float64, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := startXServer(ctx, stderr, sys, prof, addr, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() { srv.stop() }()
+	procs := (n + per - 1) / per
+	var clients []*xproc
+	defer func() {
+		var wg sync.WaitGroup
+		for _, p := range clients {
+			wg.Go(p.quit)
+		}
+		wg.Wait()
+	}()
+	for i := range procs {
+		k := n / procs
+		if i < n%procs {
+			k++
+		}
+		p, err := startX(ctx, stderr, "xclient", "--system", sys, "--addr", addr, "--profile", prof, "--sessions", fmt.Sprint(k),
+			"--id", fmt.Sprintf("mass-%s-%d-%d-%d", sys, run, time.Now().UnixNano(), i))
+		if err != nil {
+			return nil, nil, err
+		}
+		clients = append(clients, p)
+	}
+	for _, p := range clients {
+		if _, err := p.next(10 * time.Minute); err != nil {
+			return nil, nil, err
+		}
+	}
+	// round: every client process sends and asks for a burst; wait until
+	// the server counted every tagged message of the round and the clients
+	// received every burst message so far.
+	round := func(s *xserver, rd int) error {
+		for _, cmd := range []string{"send", "burst"} {
+			var wg sync.WaitGroup
+			errs := make([]error, len(clients))
+			for i, p := range clients {
+				wg.Go(func() { _, errs[i] = p.ask(fmt.Sprintf("%s %d %d", cmd, rd, msgs), 5*time.Minute) })
+			}
+			wg.Wait()
+			for _, err := range errs {
+				if err != nil {
+					return err
+				}
+			}
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			_, st, err := s.state(ctx, false)
+			if err != nil {
+				return err
+			}
+			have := 0
+			for tag := range st.Tally {
+				if strings.Contains(tag, fmt.Sprintf("/%d/", rd)) {
+					have++
+				}
+			}
+			rep, err := clientReport(clients)
+			if err != nil {
+				return err
+			}
+			if have >= n*msgs && rep.Distinct >= n*msgs*rd {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("round %d: server has %d of %d tagged messages, clients %d of %d burst messages", rd, have, n*msgs, rep.Distinct, n*msgs*rd)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := round(srv, 1); err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(200 * time.Millisecond) // acks are batched (20 ms)
+	_, before, err := srv.state(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	t0 := time.Now()
+	_ = srv.cmd.Process.Signal(syscall.SIGKILL)
+	<-srv.done
+	if srv, err = startXServer(ctx, stderr, sys, prof, addr, true); err != nil {
+		return nil, nil, err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var st struct{ arrivals []int64 }
+	for {
+		_, x, err := srv.state(ctx, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		st.arrivals = x.Arrivals
+		if len(x.Arrivals) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("%d of %d sessions back after %v", len(x.Arrivals), n, time.Since(t0))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(st.arrivals)
+	arr := make([]float64, len(st.arrivals))
+	for i, a := range st.arrivals {
+		arr[i] = float64(a-t0.UnixNano()) / 1e6
+	}
+	completion := arr[len(arr)-1] / 1e3
+	if err := round(srv, 2); err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	_, after, err := srv.state(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep, err := clientReport(clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	lost, dup := 0, rep.Duplicates
+	all := map[string]int{}
+	for k, v := range before.Tally {
+		all[k] += v
+	}
+	for k, v := range after.Tally {
+		all[k] += v
+	}
+	for _, v := range all {
+		dup += v - 1
+	}
+	lost += 2*n*msgs - len(all)
+	lost += 2*n*msgs - rep.Distinct
+	r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "mass-resume", Profile: prof, Sessions: n}}
+	r.Metrics[MetricCompletion] = completion
+	r.Metrics[MetricEstablishRate] = float64(n) / completion
+	r.Metrics[MetricLost] = float64(lost)
+	r.Metrics[MetricDuplicated] = float64(dup)
+	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (%d resumed, %d fresh); client redials %d; lost %d, duplicated %d\n",
+		len(arr), completion, after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup)
+	return r, arr, nil
+}
+
+func clientReport(clients []*xproc) (xreport, error) {
+	var sum xreport
+	for _, p := range clients {
+		line, err := p.ask("report", time.Minute)
+		if err != nil {
+			return sum, err
+		}
+		var r xreport
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return sum, fmt.Errorf("report %q: %w", line, err)
+		}
+		sum.Sessions += r.Sessions
+		sum.Received += r.Received
+		sum.Distinct += r.Distinct
+		sum.Duplicates += r.Duplicates
+		sum.Redials += r.Redials
+		sum.Errors += r.Errors
+	}
+	return sum, nil
+}

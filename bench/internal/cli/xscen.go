@@ -1,0 +1,358 @@
+package cli
+
+// The idle, resume and detection scenarios. Each orchestrates processes
+// of its own (a server with hooks, client processes, a restart, a
+// SIGSTOP), so it runs here rather than in a drive process; every system
+// is reached through the system interfaces and system.Ext only.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetherhq/tether/bench/internal/ctl"
+	"github.com/tetherhq/tether/bench/internal/report"
+	"github.com/tetherhq/tether/bench/internal/scenario"
+)
+
+// Metrics of these scenarios.
+const (
+	MetricKBPerSession    = "server_kb_per_session"
+	MetricRSSKBPerSession = "server_rss_kb_per_session"
+	MetricGoPerSession    = "server_goroutines_per_session"
+	MetricCPUPerHeartbeat = "server_cpu_us_per_heartbeat"
+	MetricResumeP50       = "resume_p50_ms"
+	MetricResumeP99       = "resume_p99_ms"
+	MetricCompletion      = "completion_s"
+	MetricEstablishRate   = "sessions_per_s"
+	MetricLost            = "lost"
+	MetricDuplicated      = "duplicated"
+	MetricServerDetect    = "server_detect_s"
+	MetricClientDetect    = "client_detect_s"
+	MetricBound           = "bound_s"
+	MetricEarliest        = "earliest_s"
+	MetricFalsePositive   = "false_positives"
+)
+
+func init() {
+	for k, v := range map[string]string{
+		MetricKBPerSession:    "server heap+stack KB/session",
+		MetricRSSKBPerSession: "server RSS KB/session",
+		MetricGoPerSession:    "server goroutines/session",
+		MetricCPUPerHeartbeat: "server CPU µs/heartbeat",
+		MetricResumeP50:       "p50 ms",
+		MetricResumeP99:       "p99 ms",
+		MetricCompletion:      "completion s",
+		MetricEstablishRate:   "sessions/s",
+		MetricLost:            "lost msgs",
+		MetricDuplicated:      "duplicated msgs",
+		MetricServerDetect:    "server detects, s",
+		MetricClientDetect:    "client detects, s",
+		MetricBound:           "documented bound, s",
+		MetricEarliest:        "no detection before, s",
+		MetricFalsePositive:   "false positives",
+	} {
+		report.Labels[k] = v
+	}
+}
+
+// xproc is a child process speaking lines on stdout.
+type xproc struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+	done  chan error
+}
+
+func startX(ctx context.Context, stderr io.Writer, args ...string) (*xproc, error) {
+	cmd, err := command(ctx, false, args...)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &xproc{cmd: cmd, in: in, lines: make(chan string, 16), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<26)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+		close(p.lines)
+		p.done <- cmd.Wait()
+	}()
+	return p, nil
+}
+
+// next returns the next stdout line.
+func (p *xproc) next(timeout time.Duration) (string, error) {
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			return "", fmt.Errorf("%s exited", p.cmd.Args[1])
+		}
+		return l, nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("%s: no answer within %v", p.cmd.Args[1], timeout)
+	}
+}
+
+// ask writes a command line and returns the answer line.
+func (p *xproc) ask(cmd string, timeout time.Duration) (string, error) {
+	if _, err := fmt.Fprintln(p.in, cmd); err != nil {
+		return "", err
+	}
+	return p.next(timeout)
+}
+
+// quit closes stdin and waits (kills after 20s).
+func (p *xproc) quit() {
+	_ = p.in.Close()
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *xproc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// xserver is a running xserve process.
+type xserver struct {
+	*xproc
+	ready
+	ctl *ctl.Client
+}
+
+func startXServer(ctx context.Context, stderr io.Writer, sys, prof, listen string, track bool) (*xserver, error) {
+	args := []string{"xserve", "--system", sys, "--profile", prof, "--listen", listen}
+	if track {
+		args = append(args, "--track")
+	}
+	p, err := startX(ctx, stderr, args...)
+	if err != nil {
+		return nil, err
+	}
+	line, err := p.next(30 * time.Second)
+	var r ready
+	if err == nil {
+		err = json.Unmarshal([]byte(line), &r)
+	}
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("server %s: %w", sys, err)
+	}
+	return &xserver{xproc: p, ready: r, ctl: ctl.NewClient(r.Control)}, nil
+}
+
+func (s *xserver) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s.ctl.Quit(ctx) == nil {
+		select {
+		case <-s.done:
+			return
+		case <-ctx.Done():
+		}
+	}
+	s.kill()
+}
+
+func (s *xserver) state(ctx context.Context, gc bool) (ctl.Stats, xstate, error) {
+	var st xstate
+	stats, err := s.ctl.Stats(ctx, gc, &st)
+	return stats, st, err
+}
+
+// xloop runs body for every system and run, alternating the systems'
+// order from run to run, and stamps each result.
+func xloop(c *common, systems []string, cases []string, stderr io.Writer, body func(sys, cs string, run int) (*scenario.Result, error)) ([]*scenario.Result, error) {
+	var results []*scenario.Result
+	total, done, start := c.runs*len(systems)*len(cases), 0, time.Now()
+	for run := 1; run <= c.runs; run++ {
+		order := slices.Clone(systems)
+		if run%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, cs := range cases {
+			for _, sys := range order {
+				done++
+				fmt.Fprintf(stderr, "[%d/%d %s] run %d/%d: %s on %s\n", done, total, time.Since(start).Round(time.Second), run, c.runs, cs, sys)
+				t0 := time.Now()
+				r, err := body(sys, cs, run)
+				if err != nil {
+					return results, fmt.Errorf("%s on %s: %w", cs, sys, err)
+				}
+				r.System, r.Run, r.Elapsed = sys, run, time.Since(t0).Round(time.Millisecond).String()
+				r.Spec.Case = cs
+				r.LoadAvg = machine().LoadAvg
+				var parts []string
+				for _, k := range slices.Sorted(func(yield func(string) bool) {
+					for k := range r.Metrics {
+						if !yield(k) {
+							return
+						}
+					}
+				}) {
+					parts = append(parts, fmt.Sprintf("%s=%.4g", k, r.Metrics[k]))
+				}
+				fmt.Fprintf(stderr, "    %s (loadavg %s)\n", strings.Join(parts, " "), r.LoadAvg)
+				results = append(results, r)
+			}
+		}
+	}
+	return results, nil
+}
+
+// ---- idle ----
+
+func runIdle(args []string, stdout, stderr io.Writer) error {
+	stderr = &lockedWriter{w: stderr}
+	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	cases := fs.String("cases", "conns,mux", "conns: one connection per session (SDK / raw Dial) in client processes; mux: sessions multiplexed over --mux-conns connections")
+	connSessions := fs.Int("conn-sessions", 10000, "conns: sessions (one connection each)")
+	perProcess := fs.Int("per-process", 5000, "conns: sessions per client process (each below the 20,000 fd limit)")
+	muxSessions := fs.Int("mux-sessions", 100000, "mux: sessions")
+	muxConns := fs.Int("mux-conns", 1000, "mux: connections carrying them")
+	muxPerProcess := fs.Int("mux-per-process", 50000, "mux: sessions per client process")
+	hb := fs.Duration("heartbeat", 30*time.Second, "heartbeat interval asked for (tether) and raw app-level ping interval; sessions open spread over one")
+	window := fs.Duration("window", 60*time.Second, "CPU measuring window")
+	settle := fs.Duration("settle", 3*time.Second, "wait after the last session opened before reading memory")
+	prof := fs.String("profile", "default", "liveness profile")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	systems, err := c.systemList()
+	if err != nil {
+		return err
+	}
+	var names []string
+	type idleCase struct{ n, conns, per int }
+	byName := map[string]idleCase{}
+	for _, cs := range strings.Split(*cases, ",") {
+		var ic idleCase
+		var name string
+		switch cs {
+		case "conns":
+			ic, name = idleCase{*connSessions, 0, *perProcess}, fmt.Sprintf("%d sessions on %d conns", *connSessions, *connSessions)
+		case "mux":
+			ic, name = idleCase{*muxSessions, *muxConns, *muxPerProcess}, fmt.Sprintf("%d sessions over %d conns", *muxSessions, *muxConns)
+		default:
+			return fmt.Errorf("--cases: unknown case %q", cs)
+		}
+		names = append(names, name)
+		byName[name] = ic
+	}
+	ctx := context.Background()
+	results, err := xloop(&c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
+		ic := byName[cs]
+		srv, err := startXServer(ctx, stderr, sys, *prof, "127.0.0.1:0", false)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "idle", Profile: *prof, Sessions: ic.n, Heartbeat: *hb, Duration: *window}}
+		if r.ServerBefore, _, err = srv.state(ctx, true); err != nil {
+			return nil, err
+		}
+		procs := (ic.n + ic.per - 1) / ic.per
+		var clients []*xproc
+		defer func() {
+			var wg sync.WaitGroup
+			for _, p := range clients {
+				wg.Go(p.quit)
+			}
+			wg.Wait()
+		}()
+		for i := range procs {
+			n := ic.n / procs
+			if i < ic.n%procs {
+				n++
+			}
+			a := []string{"xclient", "--system", sys, "--addr", srv.Addr, "--profile", *prof, "--heartbeat", hb.String(),
+				"--sessions", fmt.Sprint(n), "--spread", hb.String(), "--offset", (*hb * time.Duration(i) / time.Duration(ic.n)).String(),
+				"--id", fmt.Sprintf("idle-%s-%d-%d-%d", sys, run, time.Now().UnixNano(), i)}
+			if ic.conns > 0 {
+				a = append(a, "--conns", fmt.Sprint(max(1, ic.conns/procs)))
+			}
+			p, err := startX(ctx, stderr, a...)
+			if err != nil {
+				return nil, err
+			}
+			clients = append(clients, p)
+		}
+		for _, p := range clients {
+			if _, err := p.next(*hb + 10*time.Minute); err != nil {
+				return nil, err
+			}
+		}
+		if err := sleep(ctx, *settle); err != nil {
+			return nil, err
+		}
+		if r.ServerAfter, _, err = srv.state(ctx, true); err != nil {
+			return nil, err
+		}
+		if r.WindowStart, _, err = srv.state(ctx, false); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if err := sleep(ctx, *window); err != nil {
+			return nil, err
+		}
+		if r.WindowEnd, _, err = srv.state(ctx, false); err != nil {
+			return nil, err
+		}
+		el := time.Since(t0)
+		n := float64(ic.n)
+		r.Metrics[MetricKBPerSession] = (float64(r.ServerAfter.HeapStack) - float64(r.ServerBefore.HeapStack)) / n / 1000
+		r.Metrics[MetricRSSKBPerSession] = (float64(r.ServerAfter.RSS) - float64(r.ServerBefore.RSS)) / n / 1000
+		r.Metrics[MetricGoPerSession] = float64(r.ServerAfter.Goroutines-r.ServerBefore.Goroutines) / n
+		cpu := r.WindowEnd.CPU - r.WindowStart.CPU
+		r.Metrics[scenario.MetricCores] = cpu.Seconds() / el.Seconds()
+		r.Metrics[MetricCPUPerHeartbeat] = float64(cpu.Microseconds()) / (n * el.Seconds() / hb.Seconds())
+		return r, nil
+	})
+	if err != nil {
+		return err
+	}
+	return output(&c, stdout, "idle", args, systems, results,
+		[]string{MetricKBPerSession, MetricRSSKBPerSession, MetricGoPerSession, scenario.MetricCores, MetricCPUPerHeartbeat}, nil)
+}
+
+// lockedWriter serialises writes: several child processes' stderr is
+// copied into one writer at once.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}

@@ -1,0 +1,212 @@
+package tethersys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tetherhq/tether/backoff"
+	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/client"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/server"
+)
+
+// Ext returns tether's capabilities for the idle, resume and detection
+// scenarios.
+func Ext() system.Ext {
+	return system.Ext{
+		NewServer:    NewServerWithHooks,
+		DialMux:      DialMux,
+		DialObserved: DialObserved,
+		Resumes:      true,
+		Bound: func(o system.ServerOptions) (time.Duration, time.Duration) {
+			hb := o.Profile.Heartbeat
+			return hb.Interval*time.Duration(hb.Misses) + hb.Grace, hb.Interval * time.Duration(hb.Misses-1)
+		},
+	}
+}
+
+// NewServerWithHooks is NewServer (same options) with the scenario hooks:
+// OnSession from OnConnect, OnDown from the server's "session detached"
+// log event (the moment the server gives up on a stream), OnMessage
+// before the App.
+func NewServerWithHooks(app *system.App, opts system.ServerOptions, hooks system.Hooks) (system.Server, error) {
+	srv, err := server.New(
+		server.WithServerID("bench"),
+		server.WithProfile(opts.Profile),
+		server.WithHandler(&hookHandler{handler: handler{app: app}, hooks: hooks}),
+		server.WithFrameRate(math.MaxFloat64, 1),
+		server.WithLogger(slog.New(&detachLog{onDown: hooks.OnDown})),
+	)
+	if err != nil {
+		return nil, err
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	return &tetherServer{srv: srv, gs: gs}, nil
+}
+
+type hookHandler struct {
+	handler
+	hooks system.Hooks
+}
+
+func (h *hookHandler) OnConnect(ctx context.Context, s *server.Session) error {
+	if f := h.hooks.OnSession; f != nil {
+		f(s.Resumed())
+	}
+	return h.handler.OnConnect(ctx, s)
+}
+
+func (h *hookHandler) OnMessage(ctx context.Context, s *server.Session, m *server.Message) error {
+	if f := h.hooks.OnMessage; f != nil && f(conn{s}, m.Payload) {
+		return nil
+	}
+	return h.handler.OnMessage(ctx, s, m)
+}
+
+// detachLog is a slog.Handler that turns "tether: session detached"
+// into OnDown and drops everything else.
+type detachLog struct {
+	onDown func(why string)
+}
+
+func (d *detachLog) Enabled(context.Context, slog.Level) bool { return d.onDown != nil }
+func (d *detachLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "tether: session detached" {
+		return nil
+	}
+	why := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "why" {
+			why = a.Value.String()
+		}
+		return true
+	})
+	d.onDown(why)
+	return nil
+}
+func (d *detachLog) WithAttrs([]slog.Attr) slog.Handler { return d }
+func (d *detachLog) WithGroup(string) slog.Handler      { return d }
+
+// DialObserved is Dial with a state callback: onDown runs when the SDK
+// leaves StateConnected for StateReconnecting.
+func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, backoffBase time.Duration, onDown func(why string)) (system.Client, error) {
+	copts := []client.Option{
+		client.WithAddrs(addr),
+		client.WithClientID(opts.ID),
+		client.WithProfile(opts.Profile),
+	}
+	if opts.Heartbeat > 0 {
+		copts = append(copts, client.WithHeartbeat(opts.Heartbeat))
+	}
+	if backoffBase > 0 {
+		bo := backoff.DefaultConfig()
+		bo.Base = backoffBase
+		copts = append(copts, client.WithBackoff(bo))
+	}
+	if onDown != nil {
+		copts = append(copts, client.WithOnState(func(c client.StateChange) {
+			if c.State == client.StateReconnecting {
+				why := ""
+				if c.Err != nil {
+					why = c.Err.Error()
+				}
+				onDown(why)
+			}
+		}))
+	}
+	s, err := client.New(copts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Connect(ctx); err != nil {
+		_ = s.Close(context.Background())
+		return nil, err
+	}
+	return &tclient{s: s}, nil
+}
+
+// DialMux opens one ClientConn whose sessions (Mux.Open) are driven by
+// the protocol directly (not the SDK): each stream sends Hello, waits for
+// Welcome, then answers the server's pings with pongs and acks every
+// message. One goroutine per stream (its reader); nothing else.
+func DialMux(_ context.Context, addr string, opts system.ClientOptions) (system.Mux, error) {
+	d := opts.Profile.Dialer()
+	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts.Profile.DialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	return &mux{cc: cc, tc: tetherv1.NewTetherServiceClient(cc), sctx: sctx, cancel: cancel, hb: opts.Heartbeat}, nil
+}
+
+func (m *mux) Open(ctx context.Context, id string) error {
+	st, err := m.tc.Connect(m.sctx, grpc.WaitForReady(true))
+	if err != nil {
+		return fmt.Errorf("tether mux: open stream: %w", err)
+	}
+	hello := &tetherv1.Hello{ClientId: id}
+	if m.hb > 0 {
+		hello.HeartbeatInterval = durationpb.New(m.hb)
+	}
+	if err := st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("tether mux: hello: %w", err)
+	}
+	f, err := st.Recv()
+	if err != nil || f.GetWelcome() == nil {
+		return fmt.Errorf("tether mux: no welcome (%v, %v)", f, err)
+	}
+	m.wg.Go(func() { muxRead(st) })
+	return ctx.Err()
+}
+
+type mux struct {
+	cc     *grpc.ClientConn
+	tc     tetherv1.TetherServiceClient
+	sctx   context.Context
+	cancel context.CancelFunc
+	hb     time.Duration
+	wg     sync.WaitGroup
+}
+
+// muxRead answers pings and acks messages until the stream ends.
+func muxRead(st grpc.BidiStreamingClient[tetherv1.ConnectRequest, tetherv1.ConnectResponse]) {
+	for {
+		f, err := st.Recv()
+		if err != nil {
+			return
+		}
+		switch x := f.GetFrame().(type) {
+		case *tetherv1.ConnectResponse_Ping:
+			_ = st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: x.Ping.GetId(), SentAt: x.Ping.GetSentAt()}}})
+		case *tetherv1.ConnectResponse_Message:
+			_ = st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: x.Message.GetSeq()}}})
+		case *tetherv1.ConnectResponse_GoAway:
+			return
+		}
+	}
+}
+
+func (m *mux) Close() error {
+	m.cancel()
+	err := m.cc.Close()
+	m.wg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
