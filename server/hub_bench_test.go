@@ -39,15 +39,20 @@ func newBenchHub(b *testing.B, n int) *benchHub {
 	for i := range n {
 		h.sessions = append(h.sessions, h.open(b, "c"+strconv.Itoa(i), "t"))
 	}
-	// Ending the streams stops their timers. Server.Close would also end
-	// every session (records, unbinds, tombstone timers): slow for 100,000
-	// sessions and not what is measured, and the server holds no goroutine.
-	b.Cleanup(func() {
-		for _, s := range h.sessions {
-			s.st.finish(nil)
-		}
-	})
+	b.Cleanup(h.close)
 	return h
+}
+
+// close ends the streams, which stops their timers, and lets go of the
+// server, so that a benchmark holding h measures no stale memory.
+// Server.Close would also end every session (records, unbinds, tombstone
+// timers): slow for 100,000 sessions and not what is measured, and the
+// server holds no goroutine.
+func (h *benchHub) close() {
+	for _, s := range h.sessions {
+		s.st.finish(nil)
+	}
+	h.srv, h.sessions = nil, nil
 }
 
 // open does what Server.open does for a fresh session, without gRPC and
