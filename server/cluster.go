@@ -243,7 +243,9 @@ func (srv *Server) takeOverClient(ctx context.Context, s *Session) error {
 
 // markReceived records client seq of s in the shared broker, so that a node
 // the session moves to handles it at most once; it reports whether the seq
-// was marked before.
+// was marked before. A message with an idempotency key needs no mark: its
+// key, recorded in the same broker, does the same for every session of the
+// client id.
 func (srv *Server) markReceived(ctx context.Context, s *Session, seq uint64) (bool, error) {
 	return srv.broker.Seen(ctx, "in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
 }

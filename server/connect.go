@@ -233,32 +233,37 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	case seq > in+1:
 		return status.Errorf(codes.InvalidArgument, "message seq %d skips ahead: expected %d (or 0 to let the server number it)", seq, in+1)
 	}
+	key := m.GetIdempotencyKey()
+	var dup bool
 	if st.srv.broker.Shared() {
-		dup, err := st.srv.markReceived(st.ss.Context(), s, seq)
+		// One record in the shared broker before handling, so that a node
+		// the session moves to handles the message at most once: its key
+		// when it has one (that covers every session of the client id),
+		// else a mark of its seq (this session, on any node).
+		var err error
+		if key != "" {
+			dup, err = st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow)
+		} else {
+			dup, err = st.srv.markReceived(st.ss.Context(), s, seq)
+		}
 		if err != nil {
 			return status.Errorf(codes.Unavailable, "recording message %d failed: %v; resume to re-send it", seq, err)
 		}
-		if dup {
-			// Handled on the node the session moved from.
-			s.inSeq.Store(seq)
-			st.srv.metrics.dedupeDrops.Inc()
-			st.noteReceivedForce(seq, true)
-			return nil
+	} else if key != "" {
+		var err error
+		if dup, err = st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow); err != nil {
+			st.sendError(status.Errorf(codes.Unavailable, "idempotency check failed: %v; re-send later", err), seq)
 		}
 	}
 	s.inSeq.Store(seq)
-	s.inStale.Store(false)
-	if key := m.GetIdempotencyKey(); key != "" {
-		seen, err := st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow)
-		if err != nil {
-			st.sendError(status.Errorf(codes.Unavailable, "idempotency check failed: %v; re-send later", err), seq)
-		}
-		if seen {
-			st.srv.metrics.dedupeDrops.Inc()
-			st.noteReceivedForce(seq, true)
-			return nil
-		}
+	if dup {
+		// Handled before: by an earlier session of the client id, or on
+		// the node the session moved from.
+		st.srv.metrics.dedupeDrops.Inc()
+		st.noteReceivedForce(seq, true)
+		return nil
 	}
+	s.inStale.Store(false)
 	msg := &Message{
 		Seq:            seq,
 		Payload:        m.GetPayload(),
