@@ -21,6 +21,7 @@ import (
 	"github.com/tetherhq/tether/bench/internal/report"
 	"github.com/tetherhq/tether/bench/internal/scenario"
 	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/bench/internal/system/centrifugesys"
 	"github.com/tetherhq/tether/bench/internal/system/rawsys"
 	"github.com/tetherhq/tether/bench/internal/system/tethersys"
 )
@@ -28,6 +29,7 @@ import (
 func init() {
 	system.Register(tethersys.System())
 	system.Register(rawsys.System())
+	system.Register(centrifugesys.System())
 }
 
 const usage = `tether-bench runs tether and raw grpc-go side by side, each server in its
@@ -39,6 +41,7 @@ usage:
   tether-bench idle      [flags] idle sessions: server memory, goroutines and heartbeat CPU per session
   tether-bench resume    [flags] one session's resume; mass resume after a server restart
   tether-bench detection [flags] frozen peer and blackholed link: time to detect per profile
+  tether-bench fanout  [flags]   publish to a topic with 1,000 and 10,000 subscribers: delivery rate and delay
 
 Run "tether-bench <scenario> -h" for a scenario's flags.
 `
@@ -70,6 +73,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = xserve(args[1:], stdout)
 	case "xclient":
 		err = xclient(args[1:], stdout, stderr)
+	case "fanout":
+		err = runFanout(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -51,6 +51,9 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if tp, ok := srv.(system.TopicPublisher); ok {
+		app.SetTopicPublisher(tp) // fanout: the system's own topics
+	}
 	lc := p.ListenConfig()
 	lis, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,7 +106,11 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	}
 	env := scenario.Env{System: sys, Addr: *addr, Control: ctl.NewClient(*control),
 		Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }}
-	res, err := scenario.Run(context.Background(), env, spec)
+	run := scenario.Run
+	if spec.Scenario == "fanout" {
+		run = scenario.Fanout
+	}
+	res, err := run(context.Background(), env, spec)
 	if err != nil {
 		return err
 	}

@@ -122,11 +122,13 @@ func Markdown(w io.Writer, rows []Row, systems []string) {
 			fmt.Fprintf(w, " %s ÷ %s |", s, Baseline)
 		}
 	}
+	ph, pa := peerHeader(systems)
+	fmt.Fprint(w, ph)
 	fmt.Fprint(w, "\n|---|---|"+strings.Repeat("--:|", len(systems)))
 	if hasBase {
 		fmt.Fprint(w, strings.Repeat("--:|", len(others)))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintln(w, pa)
 	for _, r := range rows {
 		c := r.Case
 		if r.Pinned {
@@ -154,6 +156,7 @@ func Markdown(w io.Writer, rows []Row, systems []string) {
 				}
 			}
 		}
+		peerCell(w, r, systems)
 		fmt.Fprintln(w)
 	}
 }
@@ -176,7 +179,7 @@ func format(metric string, v float64) string {
 		return fmt.Sprintf("%.1f k", v/1e3)
 	case scenario.MetricHeapStack, scenario.MetricRSS:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
-	case scenario.MetricSamples, scenario.MetricGoroutines:
+	case scenario.MetricSamples, scenario.MetricGoroutines, scenario.MetricLost:
 		return fmt.Sprintf("%.0f", v)
 	}
 	switch {

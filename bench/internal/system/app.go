@@ -134,6 +134,8 @@ func (p *Peer) OnMessage(b []byte) {
 		}
 	case KindStop:
 		p.stopPush()
+	default:
+		p.onOther(b) // fanout.go
 	}
 }
 
