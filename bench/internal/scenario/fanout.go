@@ -23,6 +23,9 @@ const MetricLost = "lost_deliveries"
 // rest of its deliveries count as lost.
 const fanoutStall = 15 * time.Second
 
+// fanoutProfile is how much of the measured window a CPU profile covers.
+const fanoutProfile = 2 * time.Second
+
 // Fanout runs the fan-out scenario (Spec.Scenario "fanout") and returns a
 // finished Result, as Run does for the other scenarios. Sessions
 // subscribers, each its own session on its own connection, subscribe to
@@ -145,11 +148,22 @@ func fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		return nil, err
 	}
 	env.Progress("  measuring %d publishes × %d subscribers", spec.Count, n)
+	profiled := make(chan error, 1)
+	if spec.CPUProfile != "" {
+		// The window's length is not known in advance: profile its first
+		// fanoutProfile.
+		go func() { profiled <- env.Control.Profile(ctx, fanoutProfile, spec.CPUProfile) }()
+	} else {
+		profiled <- nil
+	}
 	t0 := time.Now()
 	if err := publish(measuredFrom, uint32(total)); err != nil {
 		return nil, err
 	}
 	elapsed := time.Since(t0)
+	if err := <-profiled; err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
 	if r.WindowEnd, err = env.Control.Stats(ctx, false, nil); err != nil {
 		return nil, err
 	}
