@@ -162,13 +162,15 @@ func (s *Session) attempt() (time.Time, error) {
 	s.out.attach(c, resumed, w.GetLastReceivedSeq())
 	s.in.attach(c, resumed, w.GetLost())
 	s.syncTopics(c, w)
+	// Connected before the stream's reader starts, so that a message of
+	// the new stream is never seen while the state still says otherwise.
+	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
+		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	c.start(w)
 	select {
 	case <-s.reconnect: // asked for while this stream was being opened: it is new already
 	default:
 	}
-	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
-		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
 	}
