@@ -144,7 +144,7 @@ func (a *Agent) receive(ctx context.Context) {
 			a.cfg.logger.Info("tether/agent: a late reply dropped: its call has ended", "correlation_id", m.CorrelationID)
 			continue
 		}
-		a.events.add("message", newMessageJSON(m))
+		a.events.add("message", NewMessage(m))
 	}
 }
 

@@ -9,14 +9,15 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // echoSetup starts a node, a responder on svc.upper and an agent, all on
 // that node.
-func echoSetup(t *testing.T, opts ...Option) (*node, *running) {
+func echoSetup(t *testing.T, opts ...Option) (*tethertest.Node, *running) {
 	t.Helper()
 	n := startNode(t, "A")
-	svc := newSession(t, client.WithAddrs(n.addr), client.WithClientID("svc"), client.WithTopics("svc.upper"))
+	svc := newSession(t, client.WithAddrs(n.Addr), client.WithClientID("svc"), client.WithTopics("svc.upper"))
 	ctx := ctxT(t)
 	if err := svc.Connect(ctx); err != nil {
 		t.Fatal(err)
@@ -27,7 +28,7 @@ func echoSetup(t *testing.T, opts ...Option) (*node, *running) {
 		}
 		return upper(m)
 	})
-	return n, startAgent(t, []client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-1")}, opts...)
+	return n, startAgent(t, []client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-1")}, opts...)
 }
 
 func ctxT(t *testing.T) context.Context {

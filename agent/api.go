@@ -117,7 +117,7 @@ type apiError struct {
 	Error     string `json:"error"`
 	Retryable bool   `json:"retryable"`
 	// Reply is the responder's answer, for a 502 (the responder failed).
-	Reply *messageJSON `json:"reply,omitempty"`
+	Reply *Message `json:"reply,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -325,7 +325,7 @@ func (a *Agent) handleRequest(w http.ResponseWriter, r *http.Request) {
 	reply, err := a.calls.do(ctx, m, a.s.SendWait)
 	switch {
 	case err == nil:
-		body := newMessageJSON(reply)
+		body := NewMessage(reply)
 		if e, ok := reply.Headers[ReplyErrorHeader]; ok {
 			writeJSON(w, http.StatusBadGateway, apiError{Error: "the responder failed: " + e, Reply: &body})
 			return
@@ -344,8 +344,11 @@ func (a *Agent) handleRequest(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// messageJSON is a received message: a reply, or an event's data.
-type messageJSON struct {
+// Message is the JSON form of a message the agent's session received:
+// the body of a 200 from POST /v1/request (the reply), the "reply" of a
+// 502, and the data of a "message" event. `tether connect` prints
+// messages in the same form (see cmd/tether).
+type Message struct {
 	Seq           uint64            `json:"seq,omitempty"`
 	Topic         string            `json:"topic,omitempty"`
 	Payload       *string           `json:"payload,omitempty"`     // when the payload is UTF-8
@@ -355,11 +358,12 @@ type messageJSON struct {
 	SourceSession string            `json:"source_session,omitempty"`
 	SourceClient  string            `json:"source_client,omitempty"`
 	CorrelationID string            `json:"correlation_id,omitempty"`
-	PublishedAt   *time.Time        `json:"published_at,omitempty"`
+	PublishedAt   *time.Time        `json:"published_at,omitempty"` // RFC 3339, with nanoseconds
 }
 
-func newMessageJSON(m *client.Message) messageJSON {
-	j := messageJSON{Seq: m.Seq, Topic: m.Topic, ContentType: m.ContentType, Headers: m.Headers,
+// NewMessage returns the JSON form of m.
+func NewMessage(m *client.Message) Message {
+	j := Message{Seq: m.Seq, Topic: m.Topic, ContentType: m.ContentType, Headers: m.Headers,
 		SourceSession: m.SourceSession, SourceClient: m.SourceClient, CorrelationID: m.CorrelationID}
 	if utf8.Valid(m.Payload) {
 		s := string(m.Payload)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tetherhq/tether/client"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/agenttest"
 )
 
 // benchCallers is how many short-lived callers run at once.
@@ -33,25 +34,25 @@ const benchCallers = 8
 //	go test -run '^$' -bench ShortLivedCallers -benchtime 2000x ./agent/
 func BenchmarkShortLivedCallers(b *testing.B) {
 	n := startNode(b, "A")
-	svc := newSession(b, client.WithAddrs(n.addr), client.WithClientID("svc"), client.WithTopics("svc.echo"))
+	svc := newSession(b, client.WithAddrs(n.Addr), client.WithClientID("svc"), client.WithTopics("svc.echo"))
 	if err := svc.Connect(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	respond(b, svc, func(m *client.Message) *client.Message { return &client.Message{Payload: m.Payload} })
-	r := startAgent(b, []client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-bench")})
+	r := startAgent(b, []client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-bench")})
 	ctx := context.Background()
 	viaAgent := func() error {
-		hc := unixClient(r.sock)
+		hc := agenttest.UnixClient(r.sock)
 		defer hc.CloseIdleConnections()
-		code, out, err := doCall(ctx, hc, http.MethodPost, "/v1/request", `{"topic":"svc.echo","payload":"ping","timeout":"10s"}`)
+		code, out, err := agenttest.Call(ctx, hc, http.MethodPost, "/v1/request", `{"topic":"svc.echo","payload":"ping","timeout":"10s"}`)
 		if err == nil && (code != http.StatusOK || out["payload"] != "ping") {
 			err = fmt.Errorf("%d %v", code, out)
 		}
 		return err
 	}
-	direct := func() error { return directCall(ctx, n.addr) }
+	direct := func() error { return directCall(ctx, n.Addr) }
 	sdk := func() error { // a fresh SDK session per call: what a script using the SDK pays
-		s, err := client.New(client.WithAddrs(n.addr))
+		s, err := client.New(client.WithAddrs(n.Addr))
 		if err != nil {
 			return err
 		}

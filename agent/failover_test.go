@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/agenttest"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // TestFailoverFailsLostCallsRetryable kills the node the agent uses while
@@ -13,18 +15,18 @@ import (
 // other node opens a fresh session, to which that reply can never come:
 // the call fails at once, retryable, and later calls work on the new node.
 func TestFailoverFailsLostCallsRetryable(t *testing.T) {
-	nodes := map[string]*node{}
+	nodes := map[string]*tethertest.Node{}
 	received := make(chan string, 16) // node addr of each held request
 	for _, id := range []string{"A", "B"} {
 		n := startNode(t, id)
-		nodes[n.addr] = n
-		svc := newSession(t, client.WithAddrs(n.addr), client.WithClientID("svc-"+id), client.WithTopics("svc.upper"))
+		nodes[n.Addr] = n
+		svc := newSession(t, client.WithAddrs(n.Addr), client.WithClientID("svc-"+id), client.WithTopics("svc.upper"))
 		if err := svc.Connect(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
 		respond(t, svc, func(m *client.Message) *client.Message {
 			if string(m.Payload) == "hold" {
-				received <- n.addr
+				received <- n.Addr
 				return nil
 			}
 			return upper(m)
@@ -48,7 +50,7 @@ func TestFailoverFailsLostCallsRetryable(t *testing.T) {
 	}
 	held := make(chan result, 1)
 	go func() {
-		code, out, err := doCall(ctx, r.hc, "POST", "/v1/request", `{"topic":"svc.upper","payload":"hold","timeout":"1m"}`)
+		code, out, err := agenttest.Call(ctx, r.hc, "POST", "/v1/request", `{"topic":"svc.upper","payload":"hold","timeout":"1m"}`)
 		held <- result{code, out, err}
 	}()
 	if got := <-received; got != x {
@@ -62,7 +64,7 @@ func TestFailoverFailsLostCallsRetryable(t *testing.T) {
 		}
 		return false
 	})
-	nodes[x].kill()
+	nodes[x].Kill()
 
 	res := <-held
 	msg, _ := res.out["error"].(string)

@@ -5,21 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/agenttest"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -33,44 +30,11 @@ const waitLong = 20 * time.Second
 // fastBackoff reconnects at once after a failure.
 var fastBackoff = client.WithBackoff(backoff.Config{Base: 20 * time.Millisecond, Cap: 200 * time.Millisecond, Multiplier: 2, ResetAfter: time.Second})
 
-// node is a tether server on loopback that a test can kill.
-type node struct {
-	addr string
-	srv  *server.Server
-	gs   *grpc.Server
-	done chan struct{}
-	once sync.Once
-}
-
-func startNode(t testing.TB, id string) *node {
+// startNode starts a tether server with server id id; it is killed at
+// cleanup if not before.
+func startNode(t testing.TB, id string) *tethertest.Node {
 	t.Helper()
-	srv, err := server.New(server.WithServerID(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{srv: srv, gs: grpc.NewServer(srv.GRPCServerOptions()...), done: make(chan struct{})}
-	srv.Register(n.gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.addr = lis.Addr().String()
-	go func() {
-		defer close(n.done)
-		_ = n.gs.Serve(lis)
-	}()
-	t.Cleanup(n.kill)
-	return n
-}
-
-// kill stops the node as a crash would: connections drop first, with no
-// goodbye, then its sessions are gone.
-func (n *node) kill() {
-	n.once.Do(func() {
-		n.gs.Stop()
-		<-n.done
-		_ = n.srv.Close()
-	})
+	return tethertest.StartNode(t, nil, server.WithServerID(id))
 }
 
 // newSession returns an SDK session closed at cleanup.
@@ -143,7 +107,7 @@ func startAgent(t testing.TB, sessionOpts []client.Option, opts ...Option) *runn
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
-	r := &running{Agent: a, sock: sock, hc: unixClient(sock)}
+	r := &running{Agent: a, sock: sock, hc: agenttest.UnixClient(sock)}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
@@ -158,49 +122,15 @@ func startAgent(t testing.TB, sessionOpts []client.Option, opts ...Option) *runn
 	return r
 }
 
-// unixClient is an HTTP client that opens a new connection to sock for
-// every call, as a short-lived process would.
-func unixClient(sock string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-		DisableKeepAlives: true,
-	}}
-}
-
 // call posts body (JSON text) to path and returns the status and the
 // decoded JSON response.
 func (r *running) call(t *testing.T, ctx context.Context, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	code, out, err := doCall(ctx, r.hc, method, path, body)
+	code, out, err := agenttest.Call(ctx, r.hc, method, path, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	return code, out
-}
-
-func doCall(ctx context.Context, hc *http.Client, method, path, body string) (int, map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("response %d %q is not a JSON object: %v", resp.StatusCode, b, err)
-	}
-	return resp.StatusCode, out, nil
 }
 
 // eventually polls cond until it holds, failing after waitLong.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/agenttest"
 )
 
 func TestSocketPermissions(t *testing.T) {
@@ -175,13 +176,13 @@ func TestSlowCallersAreCutOff(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	n := startNode(t, "A")
-	r := startAgent(t, []client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-1")}, WithLimits(2, 1), WithMaxStreams(1))
+	r := startAgent(t, []client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-1")}, WithLimits(2, 1), WithMaxStreams(1))
 	ctx := ctxT(t)
 	// A request nobody answers holds this process's one slot.
 	hold, cancel := context.WithCancel(ctx)
 	held := make(chan int, 1)
 	go func() {
-		code, _, _ := doCall(hold, r.hc, "POST", "/v1/request", `{"topic":"nobody","payload":"x","timeout":"1m"}`)
+		code, _, _ := agenttest.Call(hold, r.hc, "POST", "/v1/request", `{"topic":"nobody","payload":"x","timeout":"1m"}`)
 		held <- code
 	}()
 	eventually(t, "the request in flight", func() bool { return r.Status().InFlight == 1 })

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/agenttest"
 )
 
 // A request to a topic the agent is subscribed to comes back to the agent
@@ -23,13 +24,13 @@ import (
 // own client id.
 func TestOwnRequestIsNotItsReply(t *testing.T) {
 	n := startNode(t, "A")
-	svc := newSession(t, client.WithAddrs(n.addr), client.WithClientID("svc"), client.WithTopics("svc.upper"))
+	svc := newSession(t, client.WithAddrs(n.Addr), client.WithClientID("svc"), client.WithTopics("svc.upper"))
 	ctx := ctxT(t)
 	if err := svc.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	respond(t, svc, upper)
-	r := startAgent(t, []client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-1"), client.WithTopics("svc.upper", "svc.none")})
+	r := startAgent(t, []client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-1"), client.WithTopics("svc.upper", "svc.none")})
 	events := openEvents(t, ctx, r, "")
 	for _, body := range []string{
 		`{"topic":"svc.none","payload":"hello","timeout":"300ms"}`,
@@ -238,7 +239,7 @@ func TestStaleSocketOnlyWhenRefused(t *testing.T) {
 // application/json.
 func TestLoopbackRefusesBrowsers(t *testing.T) {
 	n := startNode(t, "A")
-	a, err := New([]client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-1")})
+	a, err := New([]client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestLoopbackRefusesBrowsers(t *testing.T) {
 // a dropped connection.
 func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	n := startNode(t, "A")
-	a, err := New([]client.Option{client.WithAddrs(n.addr), client.WithClientID("agent-1")})
+	a, err := New([]client.Option{client.WithAddrs(n.Addr), client.WithClientID("agent-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(l) }()
-	hc := unixClient(sock)
+	hc := agenttest.UnixClient(sock)
 	defer hc.CloseIdleConnections()
 	type result struct {
 		code int
@@ -335,7 +336,7 @@ func TestShutdownAnswersWaitingCalls(t *testing.T) {
 	}
 	held := make(chan result, 1)
 	go func() {
-		code, out, err := doCall(ctxT(t), hc, http.MethodPost, "/v1/request", `{"topic":"nobody","payload":"x","timeout":"1m"}`)
+		code, out, err := agenttest.Call(ctxT(t), hc, http.MethodPost, "/v1/request", `{"topic":"nobody","payload":"x","timeout":"1m"}`)
 		held <- result{code, out, err}
 	}()
 	eventually(t, "the request in flight", func() bool { return a.Status().InFlight == 1 })

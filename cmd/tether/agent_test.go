@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,56 +12,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/internal/agenttest"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
-// unixHTTP is an HTTP client that opens a new connection to sock for every
-// call, as a short-lived process would.
-func unixHTTP(sock string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		},
-		DisableKeepAlives: true,
-	}}
-}
-
-// agentCall posts body to path on the agent at sock, over a new
-// connection, and decodes the JSON answer.
+// agentCall calls path on the agent at sock over a new connection.
 func agentCall(ctx context.Context, sock, method, path, body string) (int, map[string]any, error) {
-	hc := unixHTTP(sock)
+	hc := agenttest.UnixClient(sock)
 	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	if method == http.MethodPost {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("answer %d %q: not a JSON object: %v", resp.StatusCode, b, err)
-	}
-	return resp.StatusCode, out, nil
-}
-
-// kill stops the node as a crash would: its connections drop first, with
-// no goodbye.
-func (ts *testServer) kill() {
-	ts.once.Do(func() {
-		ts.gs.Stop()
-		<-ts.done
-		_ = ts.srv.Close()
-	})
+	return agenttest.Call(ctx, hc, method, path, body)
 }
 
 // outcome is what one short-lived caller saw.
@@ -103,14 +61,14 @@ func callUntilAnswered(ctx context.Context, sock, payload string) outcome {
 // caller gets its own answer (after retrying clear retryable errors), and
 // the agent hands out exactly one reply per answered call.
 func TestAgentRequestsThroughAFailover(t *testing.T) {
-	nodes := map[string]*testServer{}
+	nodes := map[string]*tethertest.Node{}
 	var addrs []string
 	for _, id := range []string{"A", "B"} {
 		ts := startServer(t, nil, server.WithServerID(id))
-		nodes[ts.addr] = ts
-		addrs = append(addrs, ts.addr)
+		nodes[ts.Addr] = ts
+		addrs = append(addrs, ts.Addr)
 		// With in-memory brokers a responder serves its own node: one per node.
-		r := start(t, "reply", "svc.echo", "--addr", ts.addr, "--client-id", "echo-"+id, "--command", "tr a-z A-Z", "--concurrency", "8", "--timeout", "2s")
+		r := start(t, "reply", "svc.echo", "--addr", ts.Addr, "--client-id", "echo-"+id, "--command", "tr a-z A-Z", "--concurrency", "8", "--timeout", "2s")
 		r.await(map[string]string{"state": "connected"})
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
@@ -143,7 +101,7 @@ func TestAgentRequestsThroughAFailover(t *testing.T) {
 			t.Fatalf("every call of the first wave ended before the kill: %v", st)
 		}
 	}
-	nodes[x].kill()
+	nodes[x].Kill()
 	wave(callers/2, callers)
 	wg.Wait()
 
@@ -181,10 +139,10 @@ func TestAgentRequestsThroughAFailover(t *testing.T) {
 func TestAgentEventsAndPublish(t *testing.T) {
 	ts := startServer(t, nil)
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ag := start(t, "agent", "--addr", ts.addr, "--socket", sock, "--client-id", "agent-1", "--topic", "news")
+	ag := start(t, "agent", "--addr", ts.Addr, "--socket", sock, "--client-id", "agent-1", "--topic", "news")
 	ag.await(map[string]string{"state": "connected"})
 	ctx := ctxT(t)
-	mustTether(t, "", "publish", "--addr", ts.addr, "--client-id", "agent-1", "--data", "direct")
+	mustTether(t, "", "publish", "--addr", ts.Addr, "--client-id", "agent-1", "--data", "direct")
 	code, out, err := agentCall(ctx, sock, http.MethodPost, "/v1/publish", `{"topic":"news","payload":"headline","wait":true}`)
 	if err != nil || code != http.StatusOK || out["acked"] != true {
 		t.Fatalf("publish with wait: %d %v %v", code, out, err)
@@ -199,18 +157,18 @@ func TestAgentEventsAndPublish(t *testing.T) {
 		t.Errorf("after Last-Event-ID %s: %v; want %v", first, again, got[1])
 	}
 	code, st, err := agentCall(ctx, sock, http.MethodGet, "/v1/status", "")
-	if err != nil || code != http.StatusOK || st["state"] != "connected" || st["backend"] != ts.addr || st["fresh_sessions"] != 1.0 {
+	if err != nil || code != http.StatusOK || st["state"] != "connected" || st["backend"] != ts.Addr || st["fresh_sessions"] != 1.0 {
 		t.Errorf("status: %d %v %v", code, st, err)
 	}
 }
 
 func TestReplyCommandFailures(t *testing.T) {
 	ts := startServer(t, nil)
-	start(t, "reply", "svc.fail", "--addr", ts.addr, "--command", "echo out; echo oops >&2; exit 3").await(map[string]string{"state": "connected"})
-	start(t, "reply", "svc.slow", "--addr", ts.addr, "--command", "exec sleep 60", "--command-timeout", "100ms").await(map[string]string{"state": "connected"})
-	start(t, "reply", "svc.echo", "--addr", ts.addr).await(map[string]string{"state": "connected"})
+	start(t, "reply", "svc.fail", "--addr", ts.Addr, "--command", "echo out; echo oops >&2; exit 3").await(map[string]string{"state": "connected"})
+	start(t, "reply", "svc.slow", "--addr", ts.Addr, "--command", "exec sleep 60", "--command-timeout", "100ms").await(map[string]string{"state": "connected"})
+	start(t, "reply", "svc.echo", "--addr", ts.Addr).await(map[string]string{"state": "connected"})
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ag := start(t, "agent", "--addr", ts.addr, "--socket", sock, "--client-id", "agent-1")
+	ag := start(t, "agent", "--addr", ts.Addr, "--socket", sock, "--client-id", "agent-1")
 	ag.await(map[string]string{"state": "connected"})
 	ctx := ctxT(t)
 
@@ -234,7 +192,7 @@ func TestReplyCommandFailures(t *testing.T) {
 // kind "message".
 func sseMessages(t *testing.T, ctx context.Context, sock, lastID string, n int) []string {
 	t.Helper()
-	hc := unixHTTP(sock)
+	hc := agenttest.UnixClient(sock)
 	defer hc.CloseIdleConnections()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/events", nil)
 	if lastID != "" {

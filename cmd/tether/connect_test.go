@@ -125,30 +125,30 @@ func TestConnectPrintsMessages(t *testing.T) {
 func TestConnectFailsOver(t *testing.T) {
 	a := startServer(t, nil)
 	b := startServer(t, nil)
-	servers := map[string]*testServer{a.addr: a, b.addr: b}
-	r := start(t, "connect", "--addr", a.addr, "--addr", b.addr, "--client-id", "dev1")
+	servers := map[string]*tethertest.Node{a.Addr: a, b.Addr: b}
+	r := start(t, "connect", "--addr", a.Addr, "--addr", b.Addr, "--client-id", "dev1")
 	first := r.await(map[string]string{"state": "connected"})
 	used := servers[first.str("backend")]
 	if used == nil {
-		t.Fatalf("connected to %q; want %s or %s", first.str("backend"), a.addr, b.addr)
+		t.Fatalf("connected to %q; want %s or %s", first.str("backend"), a.Addr, b.Addr)
 	}
 	other := a
 	if used == a {
 		other = b
 	}
 
-	used.stop()
+	used.Stop()
 	rec := r.await(map[string]string{"state": "reconnecting"})
 	if rec.str("error") == "" || rec.str("session_id") != first.str("session_id") {
 		t.Errorf("reconnecting line = %v; want an error and the session id %s", rec, first.str("session_id"))
 	}
 	// The in-memory broker keeps sessions per node: a fresh session there.
-	second := r.await(map[string]string{"state": "connected", "backend": other.addr})
+	second := r.await(map[string]string{"state": "connected", "backend": other.Addr})
 	if second.str("resumed") != "false" || second.str("session_id") == first.str("session_id") {
 		t.Errorf("second connected line = %v; want a fresh session (resumed false)", second)
 	}
 
-	out := mustTether(t, "", "publish", "--addr", other.addr, "--client-id", "dev1", "--data", "after failover")
+	out := mustTether(t, "", "publish", "--addr", other.Addr, "--client-id", "dev1", "--data", "after failover")
 	if out != `{"delivered":1,"duplicate":false}`+"\n" {
 		t.Errorf("publish printed %q", out)
 	}
@@ -253,11 +253,11 @@ func TestTokenEverywhere(t *testing.T) {
 			return h(srv, ss)
 		}),
 	})
-	r := start(t, "connect", "--addr", ts.addr, "--client-id", "dev1", "--token", "s3cret")
+	r := start(t, "connect", "--addr", ts.Addr, "--client-id", "dev1", "--token", "s3cret")
 	r.await(map[string]string{"state": "connected"})
-	mustTether(t, "", "publish", "--addr", ts.addr, "--client-id", "dev1", "--data", "x", "--token", "s3cret")
+	mustTether(t, "", "publish", "--addr", ts.Addr, "--client-id", "dev1", "--data", "x", "--token", "s3cret")
 	t.Setenv(envToken, "s3cret")
-	t.Setenv(envAddr, ts.addr) // and --addr from the environment
+	t.Setenv(envAddr, ts.Addr) // and --addr from the environment
 	mustTether(t, "", "sessions", "list")
 	if code := r.interrupt(); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)

@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -184,46 +182,13 @@ func mustTether(t *testing.T, stdin string, args ...string) string {
 	return stdout
 }
 
-// testServer is a tether server on loopback that a test can stop early.
-type testServer struct {
-	srv  *server.Server
-	addr string
-	once sync.Once
-	gs   *grpc.Server
-	done chan struct{} // closed when Serve has returned
-}
-
 // startServer starts a tether server, like tethertest.Serve, with extra
 // gRPC server options; it is stopped at cleanup if not before.
-func startServer(t *testing.T, gsOpts []grpc.ServerOption, opts ...server.Option) *testServer {
+func startServer(t *testing.T, gsOpts []grpc.ServerOption, opts ...server.Option) *tethertest.Node {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ts := &testServer{srv: srv, gs: grpc.NewServer(append(srv.GRPCServerOptions(), gsOpts...)...), done: make(chan struct{})}
-	srv.Register(ts.gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ts.addr = lis.Addr().String()
-	go func() {
-		defer close(ts.done)
-		_ = ts.gs.Serve(lis)
-	}()
-	t.Cleanup(ts.stop)
+	ts := tethertest.StartNode(t, gsOpts, opts...)
+	t.Cleanup(ts.Stop) // runs before StartNode's Kill, which is then a no-op
 	return ts
-}
-
-// stop ends every session at once (the clients see their streams fail)
-// and stops serving.
-func (ts *testServer) stop() {
-	ts.once.Do(func() {
-		_ = ts.srv.Close()
-		ts.gs.Stop()
-		<-ts.done
-	})
 }
 
 // ctxT is a context bounded by waitLong, cancelled at cleanup.

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tetherhq/tether/agent"
 	"github.com/tetherhq/tether/client"
 )
 
@@ -87,38 +86,17 @@ func newStateEvent(c client.StateChange) stateEvent {
 	return e
 }
 
-// messageEvent is a received message.
+// messageEvent is a received message: the agent API's form of it (see
+// agent.Message), between "event" and "time".
 type messageEvent struct {
-	Event         string            `json:"event"` // "message"
-	Seq           uint64            `json:"seq"`
-	Topic         string            `json:"topic,omitempty"`
-	Payload       *string           `json:"payload,omitempty"`     // when the payload is UTF-8
-	PayloadB64    string            `json:"payload_b64,omitempty"` // otherwise, standard base64
-	ContentType   string            `json:"content_type,omitempty"`
-	Headers       map[string]string `json:"headers,omitempty"`
-	SourceSession string            `json:"source_session,omitempty"`
-	SourceClient  string            `json:"source_client,omitempty"`
-	CorrelationID string            `json:"correlation_id,omitempty"`
-	PublishedAt   string            `json:"published_at,omitempty"`
-	Time          string            `json:"time"`
+	Event string `json:"event"` // "message"
+	Seq   uint64 `json:"seq"`   // always present: hides agent.Message's omitempty seq
+	agent.Message
+	Time string `json:"time"`
 }
 
 func newMessageEvent(m *client.Message, now time.Time) messageEvent {
-	e := messageEvent{
-		Event: "message", Seq: m.Seq, Topic: m.Topic, ContentType: m.ContentType, Headers: m.Headers,
-		SourceSession: m.SourceSession, SourceClient: m.SourceClient, CorrelationID: m.CorrelationID,
-		Time: timestamp(now),
-	}
-	if utf8.Valid(m.Payload) {
-		s := string(m.Payload)
-		e.Payload = &s
-	} else {
-		e.PayloadB64 = base64.StdEncoding.EncodeToString(m.Payload)
-	}
-	if !m.PublishedAt.IsZero() {
-		e.PublishedAt = timestamp(m.PublishedAt)
-	}
-	return e
+	return messageEvent{Event: "message", Seq: m.Seq, Message: agent.NewMessage(m), Time: timestamp(now)}
 }
 
 // rttEvent is a round-trip time measured by the session's pings.

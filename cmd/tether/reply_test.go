@@ -21,10 +21,10 @@ func replySetup(t *testing.T, responders ...[]string) string {
 	t.Helper()
 	ts := startServer(t, nil)
 	for _, args := range responders {
-		start(t, append([]string{"reply", "--addr", ts.addr}, args...)...).await(map[string]string{"state": "connected"})
+		start(t, append([]string{"reply", "--addr", ts.Addr}, args...)...).await(map[string]string{"state": "connected"})
 	}
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	start(t, "agent", "--addr", ts.addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
+	start(t, "agent", "--addr", ts.Addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
 	return sock
 }
 
@@ -78,10 +78,10 @@ func TestReplyKeepsTheTokenFromTheCommand(t *testing.T) {
 func TestReplyKillsBackgroundChildren(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	ts := startServer(t, nil)
-	r := start(t, "reply", "svc.bg", "--addr", ts.addr, "--command", fmt.Sprintf(`(sleep 300 & echo $! > %s); echo hi`, pidFile))
+	r := start(t, "reply", "svc.bg", "--addr", ts.Addr, "--command", fmt.Sprintf(`(sleep 300 & echo $! > %s); echo hi`, pidFile))
 	r.await(map[string]string{"state": "connected"})
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	start(t, "agent", "--addr", ts.addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
+	start(t, "agent", "--addr", ts.Addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
 	code, out, err := agentCall(ctxT(t), sock, http.MethodPost, "/v1/request", `{"topic":"svc.bg","payload":"x","timeout":"10s"}`)
 	if err != nil || code != http.StatusOK || out["payload"] != "hi\n" {
 		t.Fatalf("request: %d %v %v; want 200 hi", code, out, err)
@@ -112,10 +112,10 @@ func TestReplyKillsBackgroundChildren(t *testing.T) {
 func TestReplyErrorReplyOnShutdown(t *testing.T) {
 	started := filepath.Join(t.TempDir(), "started")
 	ts := startServer(t, nil)
-	r := start(t, "reply", "svc.slow", "--addr", ts.addr, "--timeout", "300ms", "--command", fmt.Sprintf(`echo > %s; exec sleep 60`, started))
+	r := start(t, "reply", "svc.slow", "--addr", ts.Addr, "--timeout", "300ms", "--command", fmt.Sprintf(`echo > %s; exec sleep 60`, started))
 	r.await(map[string]string{"state": "connected"})
 	sock := filepath.Join(t.TempDir(), "agent.sock")
-	start(t, "agent", "--addr", ts.addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
+	start(t, "agent", "--addr", ts.Addr, "--socket", sock, "--client-id", "agent-1").await(map[string]string{"state": "connected"})
 	type result struct {
 		code int
 		out  map[string]any

@@ -2,10 +2,7 @@
 package tethertest
 
 import (
-	"net"
 	"testing"
-
-	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/server"
 )
@@ -15,25 +12,6 @@ import (
 // server is stopped and closed when the test ends.
 func Serve(t testing.TB, opts ...server.Option) (*server.Server, string) {
 	t.Helper()
-	srv, err := server.New(opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-served
-		_ = srv.Close()
-	})
-	return srv, lis.Addr().String()
+	n := StartNode(t, nil, opts...)
+	return n.Server, n.Addr
 }
