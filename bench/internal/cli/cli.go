@@ -109,7 +109,20 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each server over the measured window of run 1 into this directory")
 }
 
-func (c *common) systemList() ([]string, error) {
+// newFlags returns the flag set of scenario name, with the common flags.
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *common) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &common{}
+	c.register(fs)
+	return fs, c
+}
+
+// parse parses args and returns the systems to compare.
+func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
 	var out []string
 	for _, s := range strings.Split(c.systems, ",") {
 		if _, err := system.Lookup(strings.TrimSpace(s)); err != nil {
@@ -171,12 +184,12 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 }
 
 func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
-	srv, r, err := startServer(ctx, sys, spec.Profile, pin, stderr)
+	srv, err := startServer(ctx, pin, stderr, sys, "serve", "--system", sys, "--profile", spec.Profile)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop(r.Control)
-	return runDriver(ctx, sys, r, spec, pin, stderr)
+	defer srv.stop()
+	return runDriver(ctx, sys, srv.ready, spec, pin, stderr)
 }
 
 func brief(r *scenario.Result) string {

@@ -8,10 +8,11 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary be the server and driver processes: the
-// orchestrator re-executes os.Executable() with "serve" or "drive".
+// TestMain lets the test binary be the server, driver and x* processes:
+// the orchestrator re-executes os.Executable() with "serve", "drive",
+// "xserve" or "xclient".
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "drive") {
+	if len(os.Args) > 1 && (os.Args[1] == "serve" || os.Args[1] == "drive" || hiddenExt[os.Args[1]]) {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -29,12 +30,15 @@ type doc struct {
 	} `json:"results"`
 }
 
-// smoke runs a scenario with the smallest sizes against both systems and
-// checks that every case of every system produced metric.
-func smoke(t *testing.T, metric string, want int, args ...string) {
+// ratioCol is the tether ÷ raw column of a table.
+const ratioCol = "| tether ÷ raw |"
+
+// smoke runs tether-bench with args, one run of each case, and checks
+// that it produced want results, each with every metric positive ("a|b":
+// either), and that the table has every column of cols.
+func smoke(t *testing.T, want int, metrics, cols []string, args ...string) {
 	t.Helper()
-	dir := t.TempDir()
-	jsonPath := filepath.Join(dir, "out.json")
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
 	var stdout, stderr strings.Builder
 	args = append(args, "--runs", "1", "--json", jsonPath)
 	if code := Main(args, &stdout, &stderr); code != 0 {
@@ -52,26 +56,34 @@ func smoke(t *testing.T, metric string, want int, args ...string) {
 		t.Fatalf("%d results, want %d", len(d.Results), want)
 	}
 	for _, r := range d.Results {
-		if r.Metrics[metric] <= 0 {
-			t.Errorf("%s %s on %s: %s = %v", r.Spec.Scenario, r.Spec.Case, r.System, metric, r.Metrics[metric])
+	metric:
+		for _, m := range metrics {
+			for _, alt := range strings.Split(m, "|") {
+				if r.Metrics[alt] > 0 {
+					continue metric
+				}
+			}
+			t.Errorf("%s %s on %s: %s missing or not positive: %v", r.Spec.Scenario, r.Spec.Case, r.System, m, r.Metrics)
 		}
 	}
-	if !strings.Contains(stdout.String(), "| tether ÷ raw |") {
-		t.Errorf("no ratio column in the table:\n%s", stdout.String())
+	for _, col := range cols {
+		if !strings.Contains(stdout.String(), col) {
+			t.Errorf("no %q column in the table:\n%s", col, stdout.String())
+		}
 	}
 }
 
 func TestPushSmoke(t *testing.T) {
 	t.Parallel()
 	// 2 directions × 2 session counts × 1 size × 2 systems.
-	smoke(t, "msgs_per_s", 8, "push", "--sessions", "1,2", "--sizes", "64", "--duration", "150ms", "--warmup", "50ms")
+	smoke(t, 8, []string{"msgs_per_s"}, []string{ratioCol}, "push", "--sessions", "1,2", "--sizes", "64", "--duration", "150ms", "--warmup", "50ms")
 }
 
 func TestLatencySmoke(t *testing.T) {
 	t.Parallel()
 	// (unpinned, pinned, heartbeat) × 2 systems.
 	svg := filepath.Join(t.TempDir(), "l.svg")
-	smoke(t, "p50_us", 6, "latency", "--count", "200", "--warmup-count", "20", "--hb-sessions", "2", "--hb-duration", "1s", "--svg", svg)
+	smoke(t, 6, []string{"p50_us"}, []string{ratioCol}, "latency", "--count", "200", "--warmup-count", "20", "--hb-sessions", "2", "--hb-duration", "1s", "--svg", svg)
 	if b, err := os.ReadFile(svg); err != nil || !strings.Contains(string(b), "<polyline") {
 		t.Errorf("no plot in %s: %v", svg, err)
 	}

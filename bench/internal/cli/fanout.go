@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -17,10 +16,7 @@ func init() {
 // runFanout is "tether-bench fanout": publish to a topic with N
 // subscribers.
 func runFanout(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("fanout", stderr)
 	_ = fs.Set("systems", "tether,raw,centrifuge")
 	subscribers := fs.String("subscribers", "1000,10000", "subscriber counts, each subscriber its own session on its own connection, all in one driver process (keep each below ~19,000: 20,000 fds per process)")
 	size := fs.Int("size", 64, "message size in bytes (at least 13: kind, seq, publish time)")
@@ -28,10 +24,7 @@ func runFanout(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Int("warmup-deliveries", 20000, "warm-up deliveries before measuring (publishes = this ÷ subscribers, at least 2)")
 	inflight := fs.Int("inflight", 2, "publishes in flight: the next goes when one reached every subscriber")
 	prof := fs.String("profile", "default", "liveness profile of both sides")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -51,10 +44,10 @@ func runFanout(args []string, stdout, stderr io.Writer) error {
 			WarmupCount: max(*warmup/n, 2), Count: count,
 		}})
 	}
-	results, err := runJobs(context.Background(), &c, systems, jobs, stderr)
+	results, err := runJobs(context.Background(), c, systems, jobs, stderr)
 	if err != nil {
 		return err
 	}
-	return output(&c, stdout, "fanout", args, systems, results,
+	return output(c, stdout, "fanout", args, systems, results,
 		[]string{scenario.MetricRate, scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricCPUPerMsg, scenario.MetricLost}, nil)
 }

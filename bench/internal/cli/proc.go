@@ -38,11 +38,7 @@ func serve(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sys, err := system.Lookup(*sysName)
-	if err != nil {
-		return err
-	}
-	p, err := profile.Lookup(*profName)
+	sys, p, err := lookup(*sysName, *profName)
 	if err != nil {
 		return err
 	}
@@ -59,12 +55,32 @@ func serve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return serveUntilQuit("serve", srv, lis, func() any { return app.Counters() }, stdout)
+}
+
+// lookup returns the system and the liveness profile named.
+func lookup(sysName, profName string) (system.System, profile.Profile, error) {
+	sys, err := system.Lookup(sysName)
+	if err != nil {
+		return system.System{}, profile.Profile{}, err
+	}
+	p, err := profile.Lookup(profName)
+	if err != nil {
+		return system.System{}, profile.Profile{}, err
+	}
+	return sys, p, nil
+}
+
+// serveUntilQuit serves srv on lis and stats on a control endpoint,
+// prints the ready line, and stops srv on POST /quit or SIGTERM; it
+// returns early, naming the subcommand, if Serve fails.
+func serveUntilQuit(name string, srv system.Server, lis net.Listener, stats func() any, stdout io.Writer) error {
 	clis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	quit := make(chan struct{})
-	hs := ctl.Serve(clis, func() any { return app.Counters() }, quit)
+	hs := ctl.Serve(clis, stats, quit)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	line, _ := json.Marshal(ready{Addr: lis.Addr().String(), Control: clis.Addr().String(), PID: os.Getpid()})
@@ -75,7 +91,7 @@ func serve(args []string, stdout io.Writer) error {
 	case <-quit:
 	case <-sig:
 	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -106,21 +122,11 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	}
 	env := scenario.Env{System: sys, Addr: *addr, Control: ctl.NewClient(*control),
 		Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }}
-	run := scenario.Run
-	if spec.Scenario == "fanout" {
-		run = scenario.Fanout
-	}
-	res, err := run(context.Background(), env, spec)
+	res, err := scenario.Run(context.Background(), env, spec)
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(res)
-}
-
-// child is a process of this binary.
-type child struct {
-	cmd  *exec.Cmd
-	done chan error
 }
 
 // command returns this binary with args, under taskset -c 0 when pin.
@@ -139,62 +145,123 @@ func command(ctx context.Context, pin bool, args ...string) (*exec.Cmd, error) {
 	return exec.CommandContext(ctx, ts, append([]string{"-c", "0", exe}, args...)...), nil
 }
 
-// startServer starts a serve process and waits for its ready line.
-func startServer(ctx context.Context, sys, prof string, pin bool, stderr io.Writer) (*child, ready, error) {
-	cmd, err := command(ctx, pin, "serve", "--system", sys, "--profile", prof)
+// proc is a process of this binary speaking lines on stdout (and, for
+// xclient, reading commands on stdin).
+type proc struct {
+	name  string // the subcommand
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+	done  chan error
+}
+
+// startProc starts this binary with args (args[0] the subcommand), under
+// taskset -c 0 when pin.
+func startProc(ctx context.Context, pin bool, stderr io.Writer, args ...string) (*proc, error) {
+	cmd, err := command(ctx, pin, args...)
 	if err != nil {
-		return nil, ready{}, err
+		return nil, err
 	}
 	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, ready{}, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, ready{}, err
+		return nil, err
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
-	lines := make(chan string, 1)
+	p := &proc{name: args[0], cmd: cmd, in: in, lines: make(chan string, 16), done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			lines <- sc.Text()
+		sc.Buffer(make([]byte, 1<<20), 1<<26)
+		for sc.Scan() {
+			p.lines <- sc.Text()
 		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, out)
-		c.done <- cmd.Wait()
+		close(p.lines)
+		p.done <- cmd.Wait()
 	}()
+	return p, nil
+}
+
+// next returns the next stdout line.
+func (p *proc) next(timeout time.Duration) (string, error) {
 	select {
-	case line, ok := <-lines:
-		var r ready
-		if !ok || json.Unmarshal([]byte(line), &r) != nil {
-			c.kill()
-			return nil, ready{}, fmt.Errorf("server %s did not start (stdout %q)", sys, line)
+	case l, ok := <-p.lines:
+		if !ok {
+			return "", fmt.Errorf("%s exited", p.name)
 		}
-		return c, r, nil
-	case <-time.After(30 * time.Second):
-		c.kill()
-		return nil, ready{}, fmt.Errorf("server %s: no ready line within 30s", sys)
+		return l, nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("%s: no answer within %v", p.name, timeout)
 	}
 }
 
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.done
+// ask writes a command line and returns the answer line.
+func (p *proc) ask(cmd string, timeout time.Duration) (string, error) {
+	if _, err := fmt.Fprintln(p.in, cmd); err != nil {
+		return "", err
+	}
+	return p.next(timeout)
+}
+
+// quit closes stdin and waits (kills after 20s).
+func (p *proc) quit() {
+	_ = p.in.Close()
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// serverProc is a running serve or xserve process.
+type serverProc struct {
+	*proc
+	ready
+	ctl *ctl.Client
+}
+
+// startServer starts a serve or xserve process of system sys (args) and
+// waits for its ready line.
+func startServer(ctx context.Context, pin bool, stderr io.Writer, sys string, args ...string) (*serverProc, error) {
+	p, err := startProc(ctx, pin, stderr, args...)
+	if err != nil {
+		return nil, err
+	}
+	line, err := p.next(30 * time.Second)
+	var r ready
+	if err == nil {
+		err = json.Unmarshal([]byte(line), &r)
+	}
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("server %s: %w", sys, err)
+	}
+	return &serverProc{proc: p, ready: r, ctl: ctl.NewClient(r.Control)}, nil
 }
 
 // stop asks the server to quit and waits; kills it after 10s.
-func (c *child) stop(control string) {
+func (s *serverProc) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if ctl.NewClient(control).Quit(ctx) == nil {
+	if s.ctl.Quit(ctx) == nil {
 		select {
-		case <-c.done:
+		case <-s.done:
 			return
 		case <-ctx.Done():
 		}
 	}
-	c.kill()
+	s.kill()
 }
 
 // runDriver runs a drive process for spec and decodes its Result.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,10 +13,7 @@ import (
 )
 
 func runPush(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("push", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("push", stderr)
 	dirs := fs.String("dirs", "s2c,c2s", "directions: s2c (server pushes) and/or c2s (clients send)")
 	sessions := fs.String("sessions", "1,16", "session counts, each on its own connection")
 	sizes := fs.String("sizes", "64,1024", "payload sizes in bytes")
@@ -25,10 +21,7 @@ func runPush(args []string, stdout, stderr io.Writer) error {
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "warm-up before the window")
 	window := fs.Int("window", 512, "s2c app-level credit window in messages (below tether's outbound queue of 1024)")
 	prof := fs.String("profile", "default", "liveness profile of both sides")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -54,19 +47,16 @@ func runPush(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	results, err := runJobs(context.Background(), &c, systems, jobs, stderr)
+	results, err := runJobs(context.Background(), c, systems, jobs, stderr)
 	if err != nil {
 		return err
 	}
-	return output(&c, stdout, "push", args, systems, results,
+	return output(c, stdout, "push", args, systems, results,
 		[]string{scenario.MetricRate, scenario.MetricCPUPerMsg}, nil)
 }
 
 func runLatency(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("latency", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("latency", stderr)
 	size := fs.Int("size", 64, "business message size in bytes")
 	count := fs.Int("count", 20000, "measured round trips per case")
 	warmupCount := fs.Int("warmup-count", 2000, "round trips before measuring")
@@ -77,10 +67,7 @@ func runLatency(args []string, stdout, stderr io.Writer) error {
 	hbDuration := fs.Duration("hb-duration", 6*time.Second, "heartbeat: measured window")
 	hbProfile := fs.String("hb-profile", "datacenter", "heartbeat: liveness profile of both sides")
 	svg := fs.String("svg", "", "write the business round trip's latency distribution (all runs pooled) as SVG to this file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -108,7 +95,7 @@ func runLatency(args []string, stdout, stderr io.Writer) error {
 			Sessions: *hbSessions, Heartbeat: *hbInterval, Duration: *hbDuration, Warmup: *hbInterval / 2,
 		}})
 	}
-	results, err := runJobs(context.Background(), &c, systems, jobs, stderr)
+	results, err := runJobs(context.Background(), c, systems, jobs, stderr)
 	if err != nil {
 		return err
 	}
@@ -117,7 +104,7 @@ func runLatency(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return output(&c, stdout, "latency", args, systems, results,
+	return output(c, stdout, "latency", args, systems, results,
 		[]string{scenario.MetricP50, scenario.MetricP99, scenario.MetricP999, scenario.MetricRTPerSec, scenario.MetricCPUPerOp}, nil)
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -20,17 +19,11 @@ import (
 
 func runDetection(args []string, stdout, stderr io.Writer) error {
 	stderr = &lockedWriter{w: stderr}
-	fs := flag.NewFlagSet("detection", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("detection", stderr)
 	profiles := fs.String("profiles", "datacenter", "liveness profiles, comma-separated (datacenter, default, mobile: default takes ~1 min a run, mobile ~1.5 min; raw's keepalive bound is longer)")
 	faults := fs.String("faults", "frozen,blackhole", "frozen: SIGSTOP of the client process (TCP stays up); blackhole: a faultproxy drops every byte both ways")
 	settle := fs.Duration("settle", 500*time.Millisecond, "idle time after the session opened, before the fault")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -55,14 +48,14 @@ func runDetection(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	ctx := context.Background()
-	results, err := xloop(&c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
+	results, err := xloop(c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
 		dc := cases[cs]
 		return detect(ctx, sys, dc.fault, dc.prof, *settle, run, stderr)
 	})
 	if err != nil {
 		return err
 	}
-	return output(&c, stdout, "detection", args, systems, results,
+	return output(c, stdout, "detection", args, systems, results,
 		[]string{MetricServerDetect, MetricClientDetect, MetricBound, MetricEarliest, MetricFalsePositive}, nil)
 }
 
@@ -91,7 +84,7 @@ func detect(ctx context.Context, sys, fault string, p profile.Profile, settle ti
 	)
 	switch fault {
 	case "frozen":
-		cl, err := startX(ctx, stderr, "xclient", "--system", sys, "--addr", srv.Addr, "--profile", p.Name, "--sessions", "1", "--id", id)
+		cl, err := startProc(ctx, false, stderr, "xclient", "--system", sys, "--addr", srv.Addr, "--profile", p.Name, "--sessions", "1", "--id", id)
 		if err != nil {
 			return nil, err
 		}

@@ -15,19 +15,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/tetherhq/tether/bench/internal/ctl"
 	"github.com/tetherhq/tether/bench/internal/system"
 	"github.com/tetherhq/tether/bench/internal/system/rawsys"
 	"github.com/tetherhq/tether/bench/internal/system/tethersys"
-	"github.com/tetherhq/tether/profile"
 )
 
 func init() {
@@ -35,8 +31,8 @@ func init() {
 	system.RegisterExt("raw", rawsys.Ext())
 }
 
-// hiddenExt are the hidden subcommands of this file (the test binary
-// re-executes itself with them too).
+// hiddenExt are the hidden subcommands of this file (the test binary's
+// TestMain runs them too).
 var hiddenExt = map[string]bool{"xserve": true, "xclient": true}
 
 // xstate is what an xserve process reports beside its stats.
@@ -65,11 +61,7 @@ func xserve(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sys, err := system.Lookup(*sysName)
-	if err != nil {
-		return err
-	}
-	p, err := profile.Lookup(*profName)
+	sys, p, err := lookup(*sysName, *profName)
 	if err != nil {
 		return err
 	}
@@ -121,12 +113,7 @@ func xserve(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	clis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	quit := make(chan struct{})
-	hs := ctl.Serve(clis, func() any {
+	return serveUntilQuit("xserve", srv, lis, func() any {
 		mu.Lock()
 		defer mu.Unlock()
 		s := st
@@ -137,24 +124,7 @@ func xserve(args []string, stdout io.Writer) error {
 			s.Tally = tally.Snapshot()
 		}
 		return s
-	}, quit)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	line, _ := json.Marshal(ready{Addr: lis.Addr().String(), Control: clis.Addr().String(), PID: os.Getpid()})
-	fmt.Fprintf(stdout, "%s\n", line)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
-	select {
-	case <-quit:
-	case <-sig:
-	case err := <-served:
-		return fmt.Errorf("xserve: %w", err)
-	}
-	srv.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = hs.Shutdown(ctx)
-	return nil
+	}, stdout)
 }
 
 // xreport is what an xclient prints for "report".
@@ -198,11 +168,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	sys, err := system.Lookup(*sysName)
-	if err != nil {
-		return err
-	}
-	p, err := profile.Lookup(*profName)
+	sys, p, err := lookup(*sysName, *profName)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -21,25 +20,11 @@ import (
 	"github.com/tetherhq/tether/profile"
 )
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // ---- resume ----
 
 func runResume(args []string, stdout, stderr io.Writer) error {
 	stderr = &lockedWriter{w: stderr}
-	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("resume", stderr)
 	pendings := fs.String("pending", "0,1000", "single: messages pending for the client when its connection goes")
 	count := fs.Int("count", 20, "single: resumes per run")
 	fast := fs.Duration("fast-backoff", time.Millisecond, "single: also run each case with the SDK's reconnect backoff base set to this (0: only the default, base 1s full jitter)")
@@ -48,10 +33,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 	msgs := fs.Int("msgs", 2, "mass: tagged messages each session sends, and burst messages the server sends it, before and after the restart")
 	svg := fs.String("svg", "", "mass: write the arrival histogram at the restarted server (run 1) as SVG to this file")
 	prof := fs.String("profile", "default", "liveness profile")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -88,7 +70,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	arrivals := map[string][]float64{}
-	results, err := xloop(&c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
+	results, err := xloop(c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
 		if cs == massName {
 			r, arr, err := massResume(ctx, sys, *prof, *mass, *perProcess, *msgs, run, stderr)
 			if err == nil && run == 1 {
@@ -121,7 +103,7 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return output(&c, stdout, "resume", args, systems, results,
+	return output(c, stdout, "resume", args, systems, results,
 		[]string{MetricResumeP50, MetricResumeP99, MetricCompletion, MetricEstablishRate, MetricLost, MetricDuplicated}, nil)
 }
 
@@ -273,36 +255,18 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 		return nil, nil, err
 	}
 	defer func() { srv.stop() }()
-	procs := (n + per - 1) / per
-	var clients []*xproc
-	defer func() {
-		var wg sync.WaitGroup
-		for _, p := range clients {
-			wg.Go(p.quit)
-		}
-		wg.Wait()
-	}()
-	for i := range procs {
-		k := n / procs
-		if i < n%procs {
-			k++
-		}
-		p, err := startX(ctx, stderr, "xclient", "--system", sys, "--addr", addr, "--profile", prof, "--sessions", fmt.Sprint(k),
-			"--id", fmt.Sprintf("mass-%s-%d-%d-%d", sys, run, time.Now().UnixNano(), i))
-		if err != nil {
-			return nil, nil, err
-		}
-		clients = append(clients, p)
+	clients, err := startClients(ctx, stderr, n, per, 10*time.Minute, func(i, _ int) []string {
+		return []string{"--system", sys, "--addr", addr, "--profile", prof,
+			"--id", fmt.Sprintf("mass-%s-%d-%d-%d", sys, run, time.Now().UnixNano(), i)}
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	for _, p := range clients {
-		if _, err := p.next(10 * time.Minute); err != nil {
-			return nil, nil, err
-		}
-	}
+	defer quitAll(clients)
 	// round: every client process sends and asks for a burst; wait until
 	// the server counted every tagged message of the round and the clients
 	// received every burst message so far.
-	round := func(s *xserver, rd int) error {
+	round := func(s *serverProc, rd int) error {
 		for _, cmd := range []string{"send", "burst"} {
 			var wg sync.WaitGroup
 			errs := make([]error, len(clients))
@@ -412,7 +376,7 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 	return r, arr, nil
 }
 
-func clientReport(clients []*xproc) (xreport, error) {
+func clientReport(clients []*proc) (xreport, error) {
 	var sum xreport
 	for _, p := range clients {
 		line, err := p.ask("report", time.Minute)

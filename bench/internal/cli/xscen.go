@@ -6,13 +6,9 @@ package cli
 // is reached through the system interfaces and system.Ext only.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -64,123 +60,17 @@ func init() {
 	}
 }
 
-// xproc is a child process speaking lines on stdout.
-type xproc struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	done  chan error
-}
-
-func startX(ctx context.Context, stderr io.Writer, args ...string) (*xproc, error) {
-	cmd, err := command(ctx, false, args...)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &xproc{cmd: cmd, in: in, lines: make(chan string, 16), done: make(chan error, 1)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<26)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-		p.done <- cmd.Wait()
-	}()
-	return p, nil
-}
-
-// next returns the next stdout line.
-func (p *xproc) next(timeout time.Duration) (string, error) {
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			return "", fmt.Errorf("%s exited", p.cmd.Args[1])
-		}
-		return l, nil
-	case <-time.After(timeout):
-		return "", fmt.Errorf("%s: no answer within %v", p.cmd.Args[1], timeout)
-	}
-}
-
-// ask writes a command line and returns the answer line.
-func (p *xproc) ask(cmd string, timeout time.Duration) (string, error) {
-	if _, err := fmt.Fprintln(p.in, cmd); err != nil {
-		return "", err
-	}
-	return p.next(timeout)
-}
-
-// quit closes stdin and waits (kills after 20s).
-func (p *xproc) quit() {
-	_ = p.in.Close()
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func (p *xproc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// xserver is a running xserve process.
-type xserver struct {
-	*xproc
-	ready
-	ctl *ctl.Client
-}
-
-func startXServer(ctx context.Context, stderr io.Writer, sys, prof, listen string, track bool) (*xserver, error) {
+// startXServer starts an xserve process on listen (with --track when
+// track) and waits for its ready line.
+func startXServer(ctx context.Context, stderr io.Writer, sys, prof, listen string, track bool) (*serverProc, error) {
 	args := []string{"xserve", "--system", sys, "--profile", prof, "--listen", listen}
 	if track {
 		args = append(args, "--track")
 	}
-	p, err := startX(ctx, stderr, args...)
-	if err != nil {
-		return nil, err
-	}
-	line, err := p.next(30 * time.Second)
-	var r ready
-	if err == nil {
-		err = json.Unmarshal([]byte(line), &r)
-	}
-	if err != nil {
-		p.kill()
-		return nil, fmt.Errorf("server %s: %w", sys, err)
-	}
-	return &xserver{xproc: p, ready: r, ctl: ctl.NewClient(r.Control)}, nil
+	return startServer(ctx, false, stderr, sys, args...)
 }
 
-func (s *xserver) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if s.ctl.Quit(ctx) == nil {
-		select {
-		case <-s.done:
-			return
-		case <-ctx.Done():
-		}
-	}
-	s.kill()
-}
-
-func (s *xserver) state(ctx context.Context, gc bool) (ctl.Stats, xstate, error) {
+func (s *serverProc) state(ctx context.Context, gc bool) (ctl.Stats, xstate, error) {
 	var st xstate
 	stats, err := s.ctl.Stats(ctx, gc, &st)
 	return stats, st, err
@@ -230,10 +120,7 @@ func xloop(c *common, systems []string, cases []string, stderr io.Writer, body f
 
 func runIdle(args []string, stdout, stderr io.Writer) error {
 	stderr = &lockedWriter{w: stderr}
-	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c common
-	c.register(fs)
+	fs, c := newFlags("idle", stderr)
 	cases := fs.String("cases", "conns,mux", "conns: one connection per session (SDK / raw Dial) in client processes; mux: sessions multiplexed over --mux-conns connections")
 	connSessions := fs.Int("conn-sessions", 10000, "conns: sessions (one connection each)")
 	perProcess := fs.Int("per-process", 5000, "conns: sessions per client process (each below the 20,000 fd limit)")
@@ -244,10 +131,7 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 	window := fs.Duration("window", 60*time.Second, "CPU measuring window")
 	settle := fs.Duration("settle", 3*time.Second, "wait after the last session opened before reading memory")
 	prof := fs.String("profile", "default", "liveness profile")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	systems, err := c.systemList()
+	systems, err := c.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -269,7 +153,7 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 		byName[name] = ic
 	}
 	ctx := context.Background()
-	results, err := xloop(&c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
+	results, err := xloop(c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
 		ic := byName[cs]
 		srv, err := startXServer(ctx, stderr, sys, *prof, "127.0.0.1:0", false)
 		if err != nil {
@@ -280,38 +164,20 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 		if r.ServerBefore, _, err = srv.state(ctx, true); err != nil {
 			return nil, err
 		}
-		procs := (ic.n + ic.per - 1) / ic.per
-		var clients []*xproc
-		defer func() {
-			var wg sync.WaitGroup
-			for _, p := range clients {
-				wg.Go(p.quit)
-			}
-			wg.Wait()
-		}()
-		for i := range procs {
-			n := ic.n / procs
-			if i < ic.n%procs {
-				n++
-			}
-			a := []string{"xclient", "--system", sys, "--addr", srv.Addr, "--profile", *prof, "--heartbeat", hb.String(),
-				"--sessions", fmt.Sprint(n), "--spread", hb.String(), "--offset", (*hb * time.Duration(i) / time.Duration(ic.n)).String(),
+		clients, err := startClients(ctx, stderr, ic.n, ic.per, *hb+10*time.Minute, func(i, procs int) []string {
+			a := []string{"--system", sys, "--addr", srv.Addr, "--profile", *prof, "--heartbeat", hb.String(),
+				"--spread", hb.String(), "--offset", (*hb * time.Duration(i) / time.Duration(ic.n)).String(),
 				"--id", fmt.Sprintf("idle-%s-%d-%d-%d", sys, run, time.Now().UnixNano(), i)}
 			if ic.conns > 0 {
 				a = append(a, "--conns", fmt.Sprint(max(1, ic.conns/procs)))
 			}
-			p, err := startX(ctx, stderr, a...)
-			if err != nil {
-				return nil, err
-			}
-			clients = append(clients, p)
+			return a
+		})
+		if err != nil {
+			return nil, err
 		}
-		for _, p := range clients {
-			if _, err := p.next(*hb + 10*time.Minute); err != nil {
-				return nil, err
-			}
-		}
-		if err := sleep(ctx, *settle); err != nil {
+		defer quitAll(clients)
+		if err := scenario.Sleep(ctx, *settle); err != nil {
 			return nil, err
 		}
 		if r.ServerAfter, _, err = srv.state(ctx, true); err != nil {
@@ -321,7 +187,7 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		t0 := time.Now()
-		if err := sleep(ctx, *window); err != nil {
+		if err := scenario.Sleep(ctx, *window); err != nil {
 			return nil, err
 		}
 		if r.WindowEnd, _, err = srv.state(ctx, false); err != nil {
@@ -340,8 +206,45 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return output(&c, stdout, "idle", args, systems, results,
+	return output(c, stdout, "idle", args, systems, results,
 		[]string{MetricKBPerSession, MetricRSSKBPerSession, MetricGoPerSession, scenario.MetricCores, MetricCPUPerHeartbeat}, nil)
+}
+
+// startClients starts xclient processes holding n sessions between them,
+// at most per each, and waits up to timeout until each has opened its
+// sessions; args(i, procs) are process i's flags besides --sessions. On an
+// error it quits the processes it started.
+func startClients(ctx context.Context, stderr io.Writer, n, per int, timeout time.Duration, args func(i, procs int) []string) ([]*proc, error) {
+	procs := (n + per - 1) / per
+	var clients []*proc
+	for i := range procs {
+		k := n / procs
+		if i < n%procs {
+			k++
+		}
+		p, err := startProc(ctx, false, stderr, append([]string{"xclient", "--sessions", fmt.Sprint(k)}, args(i, procs)...)...)
+		if err != nil {
+			quitAll(clients)
+			return nil, err
+		}
+		clients = append(clients, p)
+	}
+	for _, p := range clients {
+		if _, err := p.next(timeout); err != nil {
+			quitAll(clients)
+			return nil, err
+		}
+	}
+	return clients, nil
+}
+
+// quitAll quits the processes at once and waits for them.
+func quitAll(ps []*proc) {
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Go(p.quit)
+	}
+	wg.Wait()
 }
 
 // lockedWriter serialises writes: several child processes' stderr is

@@ -26,8 +26,7 @@ const fanoutStall = 15 * time.Second
 // fanoutProfile is how much of the measured window a CPU profile covers.
 const fanoutProfile = 2 * time.Second
 
-// Fanout runs the fan-out scenario (Spec.Scenario "fanout") and returns a
-// finished Result, as Run does for the other scenarios. Sessions
+// fanout runs the fan-out scenario (Spec.Scenario "fanout"). Sessions
 // subscribers, each its own session on its own connection, subscribe to
 // one topic; one more session (the publisher) asks the server's App to
 // publish Size-byte messages to the topic (KindFanout), at most Window
@@ -36,22 +35,6 @@ const fanoutProfile = 2 * time.Second
 // server's publish time: the delay is receipt minus publish time, over
 // every delivery; the rate is deliveries per second over the measured
 // publishes; the server's CPU is per delivery.
-func Fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
-	if env.Progress == nil {
-		env.Progress = func(string, ...any) {}
-	}
-	start := time.Now()
-	r, err := fanout(ctx, env, spec)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s on %s: %w", spec.Scenario, spec.Case, env.System.Name, err)
-	}
-	r.Spec, r.System, r.Elapsed = spec, env.System.Name, time.Since(start).Round(time.Millisecond).String()
-	r.Metrics[MetricGoroutines] = float64(r.ServerAfter.Goroutines)
-	r.Metrics[MetricHeapStack] = float64(r.ServerAfter.HeapStack)
-	r.Metrics[MetricRSS] = float64(r.ServerAfter.RSS)
-	return r, nil
-}
-
 func fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	n := spec.Sessions
 	window := max(spec.Window, 1)

@@ -102,7 +102,7 @@ func heartbeat(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	if r.ServerBefore, err = env.Control.Stats(ctx, true, nil); err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, spec.Heartbeat+spec.Warmup); err != nil {
+	if err := Sleep(ctx, spec.Heartbeat+spec.Warmup); err != nil {
 		return nil, err
 	}
 	if r.WindowStart, err = env.Control.Stats(ctx, false, nil); err != nil {
@@ -111,7 +111,7 @@ func heartbeat(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	measuring.Store(true)
 	t0 := time.Now()
 	env.Progress("  measuring %v", spec.Duration)
-	if err := sleep(ctx, spec.Duration); err != nil {
+	if err := Sleep(ctx, spec.Duration); err != nil {
 		return nil, err
 	}
 	measuring.Store(false)

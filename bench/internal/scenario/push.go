@@ -61,7 +61,7 @@ func push(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("push: unknown direction %q (s2c or c2s)", spec.Dir)
 	}
-	if err := sleep(ctx, spec.Warmup); err != nil {
+	if err := Sleep(ctx, spec.Warmup); err != nil {
 		return nil, err
 	}
 	n0, s0, err := count()
@@ -76,7 +76,7 @@ func push(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		profiled <- nil
 	}
 	env.Progress("  measuring %v", spec.Duration)
-	if err := sleep(ctx, spec.Duration); err != nil {
+	if err := Sleep(ctx, spec.Duration); err != nil {
 		return nil, err
 	}
 	n1, s1, err := count()

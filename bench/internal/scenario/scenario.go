@@ -110,6 +110,8 @@ func Run(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		r, err = latency(ctx, env, spec)
 	case "heartbeat":
 		r, err = heartbeat(ctx, env, spec)
+	case "fanout":
+		r, err = fanout(ctx, env, spec)
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", spec.Scenario)
 	}
@@ -144,7 +146,7 @@ func dialAll(ctx context.Context, env Env, spec Spec, n int, spread time.Duratio
 		}
 		clients = append(clients, c)
 		if spread > 0 && i < n-1 {
-			if err := sleep(ctx, spread/time.Duration(n)); err != nil {
+			if err := Sleep(ctx, spread/time.Duration(n)); err != nil {
 				closeAll(clients)
 				return nil, err
 			}
@@ -161,7 +163,8 @@ func closeAll(clients []system.Client) {
 	wg.Wait()
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx is done.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

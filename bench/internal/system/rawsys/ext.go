@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tetherhq/tether/bench/internal/system"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
@@ -103,11 +101,7 @@ func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, _
 // each with an app-level ping at opts.Heartbeat (the twin of tether's
 // heartbeat) and a reader that drops what arrives.
 func DialMux(_ context.Context, addr string, opts system.ClientOptions) (system.Mux, error) {
-	d := opts.Profile.Dialer()
-	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts.Profile.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
-	)...)
+	cc, err := system.ClientConn(addr, opts.Profile)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetherhq/tether/bench/internal/system"
@@ -117,12 +116,7 @@ type client struct {
 // Dial opens a ClientConn with the profile's keepalive and TCP dialer, and
 // one stream on it.
 func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.Client, error) {
-	d := opts.Profile.Dialer()
-	dopts := append(opts.Profile.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
-	)
-	cc, err := grpc.NewClient("passthrough:///"+addr, dopts...)
+	cc, err := system.ClientConn(addr, opts.Profile)
 	if err != nil {
 		return nil, err
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tetherhq/tether/backoff"
@@ -102,14 +100,7 @@ func (d *detachLog) WithGroup(string) slog.Handler      { return d }
 // DialObserved is Dial with a state callback: onDown runs when the SDK
 // leaves StateConnected for StateReconnecting.
 func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, backoffBase time.Duration, onDown func(why string)) (system.Client, error) {
-	copts := []client.Option{
-		client.WithAddrs(addr),
-		client.WithClientID(opts.ID),
-		client.WithProfile(opts.Profile),
-	}
-	if opts.Heartbeat > 0 {
-		copts = append(copts, client.WithHeartbeat(opts.Heartbeat))
-	}
+	var copts []client.Option
 	if backoffBase > 0 {
 		bo := backoff.DefaultConfig()
 		bo.Base = backoffBase
@@ -126,15 +117,7 @@ func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, b
 			}
 		}))
 	}
-	s, err := client.New(copts...)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Connect(ctx); err != nil {
-		_ = s.Close(context.Background())
-		return nil, err
-	}
-	return &tclient{s: s}, nil
+	return dial(ctx, addr, opts, copts...)
 }
 
 // DialMux opens one ClientConn whose sessions (Mux.Open) are driven by
@@ -142,11 +125,7 @@ func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, b
 // Welcome, then answers the server's pings with pongs and acks every
 // message. One goroutine per stream (its reader); nothing else.
 func DialMux(_ context.Context, addr string, opts system.ClientOptions) (system.Mux, error) {
-	d := opts.Profile.Dialer()
-	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts.Profile.DialOptions(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) { return d.DialContext(ctx, "tcp", a) }),
-	)...)
+	cc, err := system.ClientConn(addr, opts.Profile)
 	if err != nil {
 		return nil, err
 	}

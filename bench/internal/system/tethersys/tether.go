@@ -100,6 +100,16 @@ type tclient struct{ s *client.Session }
 // Dial opens an SDK session with the profile and waits until it is
 // connected (Welcome received).
 func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.Client, error) {
+	var more []client.Option
+	if f := opts.OnRTT; f != nil {
+		more = append(more, client.WithOnRTT(func(_ string, rtt time.Duration) { f(rtt) }))
+	}
+	return dial(ctx, addr, opts, more...)
+}
+
+// dial opens an SDK session with the profile (and opts' heartbeat) and
+// more options, and waits until it is connected.
+func dial(ctx context.Context, addr string, opts system.ClientOptions, more ...client.Option) (system.Client, error) {
 	copts := []client.Option{
 		client.WithAddrs(addr),
 		client.WithClientID(opts.ID),
@@ -108,10 +118,7 @@ func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.C
 	if opts.Heartbeat > 0 {
 		copts = append(copts, client.WithHeartbeat(opts.Heartbeat))
 	}
-	if f := opts.OnRTT; f != nil {
-		copts = append(copts, client.WithOnRTT(func(_ string, rtt time.Duration) { f(rtt) }))
-	}
-	s, err := client.New(copts...)
+	s, err := client.New(append(copts, more...)...)
 	if err != nil {
 		return nil, err
 	}
