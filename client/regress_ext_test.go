@@ -48,12 +48,19 @@ func TestRegressSubscribeWhileReconnectingIsKept(t *testing.T) {
 	if st := s.Stats(); st.ResumeStatus.String() != "RESUME_STATUS_RESUMED" {
 		t.Fatalf("not resumed: %v", st.ResumeStatus)
 	}
-	n, err := srv.Publish(ctx, broker.Topic("news"), []byte("x"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatalf("Subscribe returned nil but the resumed session is not subscribed (delivered=%d)", n)
+	// The topic is re-subscribed by a frame right after Welcome: it takes
+	// effect a moment after the connected state.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		n, err := srv.Publish(ctx, broker.Topic("news"), []byte("x"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Subscribe returned nil but the resumed session is not subscribed")
+		}
 	}
 }
 
