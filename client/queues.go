@@ -215,6 +215,7 @@ func toProto(m Message) *tetherv1.ClientMessage {
 		Headers:        m.Headers,
 		CorrelationId:  m.CorrelationID,
 		IdempotencyKey: m.IdempotencyKey,
+		GeneratedKey:   m.generatedKey,
 	}
 	switch {
 	case m.Topic != "":

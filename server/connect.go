@@ -250,9 +250,19 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 			return status.Errorf(codes.Unavailable, "recording message %d failed: %v; resume to re-send it", seq, err)
 		}
 	} else if key != "" {
-		var err error
-		if dup, err = st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow); err != nil {
-			st.sendError(status.Errorf(codes.Unavailable, "idempotency check failed: %v; re-send later", err), seq)
+		// An application's key is checked and remembered for the dedupe
+		// window. A key the SDK generated can repeat only as one of a
+		// fresh session's first messages (a re-send after a failed
+		// resume): it is checked there, and otherwise only kept while its
+		// message may still be re-sent (see Session.noteKey).
+		generated := m.GetGeneratedKey()
+		if !generated || seq <= maxResendSeq {
+			var err error
+			if dup, err = st.srv.broker.Seen(st.ss.Context(), s.dedupeScope(), key, cfg.dedupeWindow); err != nil {
+				st.sendError(status.Errorf(codes.Unavailable, "idempotency check failed: %v; re-send later", err), seq)
+			}
+		} else {
+			s.noteKey(key)
 		}
 	}
 	s.inSeq.Store(seq)

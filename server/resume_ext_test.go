@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -303,5 +304,71 @@ func TestResumeMayChangeTheHeartbeat(t *testing.T) {
 	w2 := c2.open(h)
 	if !w2.GetResumed() || w2.GetHeartbeatInterval().AsDuration() != 20*time.Second {
 		t.Fatalf("resume asking for 20s: resumed %v, interval %v", w2.GetResumed(), w2.GetHeartbeatInterval().AsDuration())
+	}
+}
+
+// countHandler routes like Router and counts the client messages it
+// handles, by payload.
+type countHandler struct {
+	server.Router
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (h *countHandler) OnMessage(_ context.Context, _ *server.Session, m *server.Message) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got[string(m.Payload)]++
+	return nil
+}
+
+func (h *countHandler) count(p string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.got[p]
+}
+
+// Keys the SDK generated are checked among a fresh session's first
+// messages, against what an earlier session handled without the client
+// seeing the ack: its first maxResendSeq messages and its last 128. The
+// rest, acknowledged long before, are not remembered: that is what keeps
+// the dedupe store small.
+func TestGeneratedKeysAcrossSessions(t *testing.T) {
+	h := &countHandler{got: make(map[string]int)}
+	n := startNode(t, server.WithHandler(h), server.WithFrameRate(1e6, 1e6))
+	msg := func(seq uint64, key string) *tetherv1.ConnectRequest {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: seq, Target: &tetherv1.ClientMessage_Topic{Topic: "in"}, Payload: []byte(key), IdempotencyKey: key, GeneratedKey: true}}}
+	}
+	const sent = 4400
+	c1 := n.dial(t, "")
+	w1 := c1.open(&tetherv1.Hello{ClientId: "src"})
+	for seq := uint64(1); seq <= sent; seq++ {
+		c1.send(msg(seq, fmt.Sprintf("k%d", seq)))
+	}
+	waitFor(t, func() bool { return h.count(fmt.Sprintf("k%d", sent)) == 1 })
+	c1.cancel() // the stream ends before the client saw the last acks
+	waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
+
+	// The client lost its session and re-sends into a fresh one.
+	c2 := n.dial(t, "")
+	c2.open(&tetherv1.Hello{ClientId: "src"})
+	for i, tc := range []struct {
+		key     string
+		handled int // times handled in all, after the re-send
+	}{
+		{"k4400", 1}, // the last, in the ring: dropped
+		{"k4300", 1}, // in the ring: dropped
+		{"k5", 1},    // among the first 4096: checked and remembered: dropped
+		{"k4100", 2}, // acked long ago and forgotten: a client never re-sends it
+		{"k9999", 1}, // new
+	} {
+		c2.send(msg(uint64(i+1), tc.key))
+		if a := c2.ackFrame(); a.GetSeq() != uint64(i+1) {
+			t.Fatalf("re-send of %s: ack %d, want %d", tc.key, a.GetSeq(), i+1)
+		}
+		if got := h.count(tc.key); got != tc.handled {
+			t.Errorf("%s handled %d times, want %d", tc.key, got, tc.handled)
+		}
 	}
 }

@@ -18,6 +18,16 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
+// maxResendSeq bounds the seqs at which a fresh session may receive
+// re-sends from an earlier one, whose generated idempotency keys are
+// checked (see tetherv1.ClientMessage.generated_key).
+const maxResendSeq = 4096
+
+// keyRing is how many generated keys of handled messages a session keeps,
+// newest first, for the case its stream ends before their ack reached the
+// client: two of the server's ack batches (ackBatch) and then some.
+const keyRing = 128
+
 // maxRequests is how many received requests (correlation id → requesting
 // session) a session remembers for replies.
 const maxRequests = 1024
@@ -63,6 +73,8 @@ type Session struct {
 	requests       map[string]string // correlation id → requesting session id ("" when ambiguous)
 	requestOrder   []string          // ring of keys in requests, oldest at requestNext
 	requestNext    int
+	keys           []string // ring of generated keys of recent messages (see noteKey)
+	keyNext        int
 }
 
 // ID returns the session id.
@@ -237,12 +249,41 @@ func (s *Session) goAwayLocked(reason tetherv1.GoAwayReason, msg string, retryAf
 	st.closeAfterFlush(err)
 }
 
+// noteKey keeps the generated idempotency key of a message just handled,
+// among the session's keyRing latest: if the stream ends before the client
+// got the message's ack, the client re-sends it, perhaps into a fresh
+// session, which must find the key (see rememberKeysLocked).
+func (s *Session) noteKey(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.keys) < keyRing {
+		s.keys = append(s.keys, key)
+		return
+	}
+	s.keys[s.keyNext] = key
+	s.keyNext = (s.keyNext + 1) % keyRing
+}
+
+// rememberKeysLocked records the kept keys in the broker for the dedupe
+// window, when the stream ends.
+func (s *Session) rememberKeysLocked() {
+	if len(s.keys) == 0 {
+		return
+	}
+	for _, k := range s.keys {
+		_, _ = s.srv.broker.Seen(context.Background(), s.dedupeScope(), k, s.srv.cfg.dedupeWindow)
+	}
+	clear(s.keys)
+	s.keys, s.keyNext = s.keys[:0], 0
+}
+
 // detachLocked separates the session from its stream and starts the resume
 // window.
 func (s *Session) detachLocked(why string) {
 	if s.st == nil {
 		return
 	}
+	s.rememberKeysLocked()
 	s.st.leaving.Store(true)
 	s.st = nil
 	s.srv.streamGone()

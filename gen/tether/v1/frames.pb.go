@@ -856,8 +856,17 @@ type ClientMessage struct {
 	// delivered), so a client that re-sends after a crash or on another
 	// stream has an effectively-once effect.
 	IdempotencyKey string `protobuf:"bytes,9,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// True when the client library generated idempotency_key for its own
+	// re-sends, not the application for its own dedupe. Such a key repeats
+	// only when a message is re-sent into a fresh session after a failed
+	// resume, as one of that session's first messages. So the server checks
+	// it only for seq ≤ 4096 of a session, and remembers it only while the
+	// message may still be re-sent: handled, but not yet acknowledged when
+	// the stream ended. The application's keys are checked and remembered
+	// for the whole dedupe window.
+	GeneratedKey  bool `protobuf:"varint,10,opt,name=generated_key,json=generatedKey,proto3" json:"generated_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClientMessage) Reset() {
@@ -964,6 +973,13 @@ func (x *ClientMessage) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *ClientMessage) GetGeneratedKey() bool {
+	if x != nil {
+		return x.GeneratedKey
+	}
+	return false
 }
 
 type isClientMessage_Target interface {
@@ -1542,7 +1558,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"K\n" +
 	"\x04Pong\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
-	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\x8d\x03\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xb2\x03\n" +
 	"\rClientMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x05topic\x18\x02 \x01(\tH\x00R\x05topic\x12\x1f\n" +
@@ -1553,7 +1569,9 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\fcontent_type\x18\x06 \x01(\tR\vcontentType\x12?\n" +
 	"\aheaders\x18\a \x03(\v2%.tether.v1.ClientMessage.HeadersEntryR\aheaders\x12%\n" +
 	"\x0ecorrelation_id\x18\b \x01(\tR\rcorrelationId\x12'\n" +
-	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x1a:\n" +
+	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12#\n" +
+	"\rgenerated_key\x18\n" +
+	" \x01(\bR\fgeneratedKey\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
