@@ -314,13 +314,14 @@ const (
 // validExtras checks a message's ids, content type and headers: valid
 // UTF-8 (the wire requires it) and bounded (the ids are remembered).
 func validExtras(correlationID, idempotencyKey, contentType string, headers map[string]string) error {
-	for name, v := range map[string]string{"correlation_id": correlationID, "idempotency_key": idempotencyKey, "content_type": contentType} {
-		if len(v) > maxIDBytes {
-			return status.Errorf(codes.InvalidArgument, "%s is %d bytes; the limit is %d", name, len(v), maxIDBytes)
-		}
-		if !utf8.ValidString(v) {
-			return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", name)
-		}
+	if err := validID("correlation_id", correlationID); err != nil {
+		return err
+	}
+	if err := validID("idempotency_key", idempotencyKey); err != nil {
+		return err
+	}
+	if err := validID("content_type", contentType); err != nil {
+		return err
 	}
 	n := 0
 	for k, v := range headers {
@@ -331,6 +332,18 @@ func validExtras(correlationID, idempotencyKey, contentType string, headers map[
 	}
 	if n > maxHeadersBytes {
 		return status.Errorf(codes.ResourceExhausted, "headers total %d bytes; the limit is %d", n, maxHeadersBytes)
+	}
+	return nil
+}
+
+// validID checks one of a message's small string fields (on every
+// message: no map, no allocation).
+func validID(name, v string) error {
+	if len(v) > maxIDBytes {
+		return status.Errorf(codes.InvalidArgument, "%s is %d bytes; the limit is %d", name, len(v), maxIDBytes)
+	}
+	if !utf8.ValidString(v) {
+		return status.Errorf(codes.InvalidArgument, "%s is not valid UTF-8", name)
 	}
 	return nil
 }
