@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -10,12 +9,12 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/tetherhq/tether/auth"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -44,26 +43,8 @@ func startServer(t *testing.T, store *auth.TokenStore) *grpc.ClientConn {
 		grpc.ChainUnaryInterceptor(selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authn), notHealth)),
 	)...)
 	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		gs.Stop()
-		<-served
-		_ = srv.Close()
-	})
-	return cc
+	t.Cleanup(func() { _ = srv.Close() }) // after the server stops
+	return tethertest.ServeGRPC(t, gs)
 }
 
 // as returns a context with a bearer token and the default test timeout.

@@ -1,14 +1,10 @@
 package interceptors_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +21,7 @@ import (
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/interceptors"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // defaultTestTimeout bounds what must happen.
@@ -112,7 +108,7 @@ type harness struct {
 	tether tetherv1.TetherServiceClient
 	health healthpb.HealthClient
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *tethertest.Output
 	keys   *keyCounter
 }
 
@@ -120,7 +116,7 @@ type harness struct {
 // Registerer and RateKey (counting calls) and, if nil, its AuthFunc.
 func newHarness(t *testing.T, cfg interceptors.Config) *harness {
 	t.Helper()
-	h := &harness{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, keys: &keyCounter{n: map[string]int{}}}
+	h := &harness{reg: prometheus.NewRegistry(), logs: tethertest.NewOutput(), keys: &keyCounter{n: map[string]int{}}}
 	cfg.Logger = slog.New(slog.NewJSONHandler(h.logs, nil))
 	cfg.Registerer = h.reg
 	cfg.RateKey = h.keys.key
@@ -136,24 +132,7 @@ func newHarness(t *testing.T, cfg interceptors.Config) *harness {
 	healthpb.RegisterHealthServer(gs, health.NewServer())
 	m.InitializeMetrics(gs)
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		gs.Stop()
-		<-served
-	})
+	cc := tethertest.ServeGRPC(t, gs)
 	h.tether = tetherv1.NewTetherServiceClient(cc)
 	h.health = healthpb.NewHealthClient(cc)
 	return h
@@ -199,7 +178,7 @@ func (h *harness) handled(t *testing.T, method string, code codes.Code) float64 
 // finishLine returns the "finished call" log record of method with code.
 func (h *harness) finishLine(t *testing.T, method string, code codes.Code) map[string]any {
 	t.Helper()
-	for _, r := range h.logs.records(t) {
+	for _, r := range h.logs.JSONLines(t) {
 		if r["msg"] == "finished call" && r["grpc.method"] == method && r["grpc.code"] == code.String() {
 			return r
 		}
@@ -211,7 +190,7 @@ func (h *harness) finishLine(t *testing.T, method string, code codes.Code) map[s
 // record returns the first log record with msg.
 func (h *harness) record(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	for _, r := range h.logs.records(t) {
+	for _, r := range h.logs.JSONLines(t) {
 		if r["msg"] == msg {
 			return r
 		}
@@ -251,35 +230,4 @@ func (k *keyCounter) total() int {
 		n += v
 	}
 	return n
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for line := range strings.Lines(b.String()) {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, r)
-	}
-	return out
 }

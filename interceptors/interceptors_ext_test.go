@@ -16,6 +16,7 @@ import (
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/interceptors"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // limited is the rate limit of most tests: 1/s, burst 1.
@@ -287,8 +288,8 @@ func TestServerOptionsRejectsBadConfig(t *testing.T) {
 
 func TestRecoverGoroutine(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	logs := tethertest.NewOutput()
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -296,7 +297,7 @@ func TestRecoverGoroutine(t *testing.T) {
 		panic("writer exploded")
 	}()
 	<-done
-	recs := logs.records(t)
+	recs := logs.JSONLines(t)
 	if len(recs) != 1 || recs[0]["where"] != "session writer" || recs[0]["panic"] != "writer exploded" {
 		t.Fatalf("log = %v", recs)
 	}
@@ -310,7 +311,7 @@ func TestRecoverGoroutine(t *testing.T) {
 		defer interceptors.RecoverGoroutine(nil, "nil logger")
 		panic("discarded")
 	}()
-	if n := len(logs.records(t)); n != 1 {
+	if n := len(logs.JSONLines(t)); n != 1 {
 		t.Errorf("%d records, want still 1", n)
 	}
 }

@@ -1,12 +1,8 @@
 package logging_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,35 +13,10 @@ import (
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/interceptors/logging"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
 
 // chattyStream receives and sends messages without error.
 type chattyStream struct{ grpc.ServerStream }
@@ -58,8 +29,8 @@ func (chattyStream) SendMsg(any) error        { return nil }
 // ends with err, and returns the log records.
 func runStream(t *testing.T, fullMethod string, err error, opts ...logging.Option) []map[string]any {
 	t.Helper()
-	var logs syncBuffer
-	intercept := logging.StreamServerInterceptor(slog.New(slog.NewJSONHandler(&logs, nil)), opts...)
+	logs := tethertest.NewOutput()
+	intercept := logging.StreamServerInterceptor(slog.New(slog.NewJSONHandler(logs, nil)), opts...)
 	info := &grpc.StreamServerInfo{FullMethod: fullMethod, IsClientStream: true, IsServerStream: true}
 	got := intercept(nil, chattyStream{}, info, func(_ any, ss grpc.ServerStream) error {
 		for range 3 {
@@ -76,7 +47,7 @@ func runStream(t *testing.T, fullMethod string, err error, opts ...logging.Optio
 	if got != err {
 		t.Fatalf("interceptor returned %v, want %v", got, err)
 	}
-	return logs.records(t)
+	return logs.JSONLines(t)
 }
 
 func TestStreamLogsStartAndFinishOnly(t *testing.T) {
@@ -131,14 +102,14 @@ func TestFinishLevels(t *testing.T) {
 
 func TestUnarySessionLevels(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	l := slog.New(slog.NewJSONHandler(&logs, nil))
+	logs := tethertest.NewOutput()
+	l := slog.New(slog.NewJSONHandler(logs, nil))
 	intercept := logging.UnaryServerInterceptor(l, logging.WithSessionMethods("/x.v1.X/Long"))
 	for _, m := range []string{"/x.v1.X/Long", "/x.v1.X/Short"} {
 		_, _ = intercept(context.Background(), &tetherv1.PublishRequest{}, &grpc.UnaryServerInfo{FullMethod: m},
 			func(context.Context, any) (any, error) { return nil, status.Error(codes.Unavailable, "x") })
 	}
-	recs := logs.records(t)
+	recs := logs.JSONLines(t)
 	if len(recs) != 4 {
 		t.Fatalf("got %d records, want 4: %v", len(recs), recs)
 	}

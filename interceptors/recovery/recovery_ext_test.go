@@ -1,13 +1,10 @@
 package recovery_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -16,36 +13,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/interceptors/recovery"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, r)
-	}
-	return out
-}
 
 type fakeStream struct {
 	grpc.ServerStream
@@ -54,7 +25,7 @@ type fakeStream struct {
 
 func (s fakeStream) Context() context.Context { return s.ctx }
 
-func checkRecovered(t *testing.T, err error, logs *syncBuffer, panicValue, frame string) {
+func checkRecovered(t *testing.T, err error, logs *tethertest.Output, panicValue, frame string) {
 	t.Helper()
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Internal || st.Message() != recovery.ClientMessage {
@@ -63,7 +34,7 @@ func checkRecovered(t *testing.T, err error, logs *syncBuffer, panicValue, frame
 	if len(st.Details()) != 0 {
 		t.Errorf("status has details %v, want none", st.Details())
 	}
-	recs := logs.records(t)
+	recs := logs.JSONLines(t)
 	if len(recs) != 1 {
 		t.Fatalf("got %d log records, want 1: %v", len(recs), recs)
 	}
@@ -82,18 +53,18 @@ func panicStream(any, grpc.ServerStream) error { panic(errors.New("boom stream")
 
 func TestUnaryPanic(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	intercept := recovery.UnaryServerInterceptor(recovery.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	logs := tethertest.NewOutput()
+	intercept := recovery.UnaryServerInterceptor(recovery.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	_, err := intercept(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/s/M"}, panicUnary)
-	checkRecovered(t, err, &logs, "boom unary", "recovery_test.panicUnary")
+	checkRecovered(t, err, logs, "boom unary", "recovery_test.panicUnary")
 }
 
 func TestStreamPanic(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	intercept := recovery.StreamServerInterceptor(recovery.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	logs := tethertest.NewOutput()
+	intercept := recovery.StreamServerInterceptor(recovery.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	err := intercept(nil, fakeStream{ctx: context.Background()}, &grpc.StreamServerInfo{FullMethod: "/s/M"}, panicStream)
-	checkRecovered(t, err, &logs, "boom stream", "recovery_test.panicStream")
+	checkRecovered(t, err, logs, "boom stream", "recovery_test.panicStream")
 }
 
 func TestNoPanicPassesThrough(t *testing.T) {

@@ -2,6 +2,8 @@ package tethertest
 
 import (
 	"bytes"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,4 +63,20 @@ func (o *Output) Await(t testing.TB, what string, within time.Duration, ended <-
 			t.Fatalf("no %s within %v; output:\n%s", what, within, o.String())
 		}
 	}
+}
+
+// JSONLines parses the output so far as one JSON object per line (a
+// slog.JSONHandler's records, say) and fails the test on a line that is
+// not one.
+func (o *Output) JSONLines(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(o.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("output line %q is not a JSON object: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
 }

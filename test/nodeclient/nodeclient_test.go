@@ -7,7 +7,6 @@ package nodeclient_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,25 +70,8 @@ type nodeClient struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	events chan event
-	stderr *syncBuffer
+	stderr *tethertest.Output
 	seen   []event // every event consumed so far, in order
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ensureNodeModules runs `npm ci` in dir when dir/node_modules is missing.
@@ -133,7 +114,7 @@ func startNode(t *testing.T, ctx context.Context, dir, addr string, want int, en
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc := &nodeClient{t: t, cmd: cmd, events: make(chan event, 256), stderr: &syncBuffer{}}
+	nc := &nodeClient{t: t, cmd: cmd, events: make(chan event, 256), stderr: tethertest.NewOutput()}
 	cmd.Stderr = nc.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting node: %v", err)
