@@ -195,7 +195,13 @@ func (c *conn) write() {
 				c.end(fmt.Errorf("sending to %s: %w", c.backend, err))
 				return
 			}
-			c.lastWrite.Store(time.Now().UnixNano())
+			if f.GetPong() == nil {
+				// Answering the server's ping does not make this side
+				// write-busy: the SDK keeps pinging on its own schedule,
+				// so it measures RTT (and the server, whose pongs do
+				// count, stops pinging after the first interval).
+				c.lastWrite.Store(time.Now().UnixNano())
+			}
 			if f.GetMessage() != nil {
 				c.s.metrics.sent.Inc()
 			}

@@ -392,9 +392,11 @@ func TestNATIdleTimeout(t *testing.T) {
 			t.Fatalf("idle drops %d, stats %+v", p.IdleDrops(), st)
 		}
 		// No idle drop in 70s behind a 30s idle timer proves the heartbeat
-		// kept the mapping. (Which side pings is a race: each pings only
-		// when write-idle, and answering the other's ping is a write; so
-		// the client's own RTT may stay unmeasured.)
+		// kept the mapping. The SDK drives the heartbeat (its pongs do not
+		// count as writes), so it has measured the RTT.
+		if st.RTT <= 0 {
+			t.Fatalf("no RTT measured on an idle session: %+v", st)
+		}
 	})
 	t.Run("no heartbeat loses the mapping", func(t *testing.T) {
 		t.Parallel()
