@@ -129,6 +129,12 @@ func TestPickUnreachableHome(t *testing.T) {
 		t.Fatal(err)
 	}
 	home, other := bs.list[0], bs.list[1]
+	for _, b := range bs.list {
+		// The health watches would overwrite the states set below.
+		b.stopWatch()
+		<-b.watchDone
+		b.stopWatch = nil
+	}
 	home.set(func(b *backend) { b.health = healthUnreachable })
 	other.set(func(b *backend) { b.health = healthServing })
 	for _, tc := range []struct {

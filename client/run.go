@@ -262,6 +262,14 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	}
 	stream, err := b.client().Connect(ctx)
 	if err != nil {
+		if status.Code(err) == codes.Unavailable {
+			// No connection to carry the stream. gRPC would retry it on
+			// its own backoff (1s, growing) and fail every stream at once
+			// meanwhile, hiding a server that is back; drop it, so that
+			// the session's backoff alone paces the next try, which
+			// dials afresh.
+			s.backends.reset(b)
+		}
 		return fail(err)
 	}
 	c.stream = stream

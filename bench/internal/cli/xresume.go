@@ -371,8 +371,9 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 	r.Metrics[MetricEstablishRate] = float64(n) / completion
 	r.Metrics[MetricLost] = float64(lost)
 	r.Metrics[MetricDuplicated] = float64(dup)
-	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (%d resumed, %d fresh); client redials %d; lost %d, duplicated %d\n",
-		len(arr), completion, after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup)
+	q := func(p float64) float64 { return arr[min(len(arr)-1, int(p*float64(len(arr))))] / 1e3 }
+	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (arrivals p10 %.2fs, p50 %.2fs, p90 %.2fs; %d resumed, %d fresh); client redials %d; lost %d, duplicated %d\n",
+		len(arr), completion, q(0.1), q(0.5), q(0.9), after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup)
 	return r, arr, nil
 }
 
