@@ -13,7 +13,8 @@ import (
 
 // startLiveness arms the stream's one timer. Reads and writes only store a
 // timestamp; when the timer fires it looks at them and re-arms for the
-// earliest of: the next ping (write-idle for an interval), the next missed
+// earliest of: the next ping (write-idle for an interval, and when the
+// client pings, its ping half an interval late), the next missed
 // interval, death (interval × misses + grace of silence) and a due ack.
 func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration, maxAgeAt time.Time) {
 	st.interval = interval
@@ -77,17 +78,25 @@ func (st *stream) tick() {
 	} else if n < st.missed {
 		st.missed = n
 	}
-	if now.Sub(lastWrite) >= st.interval {
+	pingDue := lastWrite.Add(st.interval)
+	if !st.pingedAt.IsZero() {
+		// The client drives the heartbeat (the SDK does): its ping and
+		// this timer would otherwise race every interval, and each time
+		// the timer won both sides would ping. Ping only when the
+		// client's is half an interval late.
+		pingDue = latest(pingDue, st.pingedAt.Add(st.interval+st.interval/2))
+	}
+	if !now.Before(pingDue) {
 		st.pings++
 		ping = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: st.pings, SentAt: timestamppb.New(now)}}}
 		st.ctrl.push(ping)
-		lastWrite = now // the ping is a write; the next is due an interval later
+		pingDue = now.Add(st.interval) // the ping is a write
 	}
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
 	wake := st.ctrl.len() > 0
-	next := lastWrite.Add(st.interval)
+	next := pingDue
 	next = earliest(next, lastRead.Add(st.deadAfter))
 	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
 	if !st.ackDue.IsZero() {
@@ -113,6 +122,13 @@ func (st *stream) tick() {
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
 			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
 	}
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
@@ -157,6 +158,55 @@ func TestServerPingsOnlyWhenWriteIdle(t *testing.T) {
 		}
 		if acks != 20 {
 			t.Fatalf("%d acks for 20 messages sent 3s apart; want 20 (each within the ack delay)", acks)
+		}
+	})
+}
+
+// A client that pings every interval drives the heartbeat: the server
+// answers and does not ping as well (their timers would race every
+// interval); once the client's pings stop, the server pings again, half an
+// interval after the one that did not come.
+func TestServerLeavesTheHeartbeatToAPingingClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		const iv = 10 * time.Second
+		c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(iv)})
+		ping := func(id uint64) *tetherv1.ConnectRequest {
+			return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: id, SentAt: timestamppb.Now()}}}
+		}
+		// The client pings exactly on the server's schedule, the worst case.
+		for i := range uint64(30) {
+			time.Sleep(iv)
+			c.send(t, ping(i+1))
+		}
+		synctest.Wait()
+		fs := c.drain()
+		var pongs int
+		for _, f := range fs {
+			if f.f.GetPong() != nil {
+				pongs++
+			}
+		}
+		if ps := pings(fs); len(ps) > 1 || pongs != 30 {
+			// The first interval may go to the server: the client has
+			// not pinged yet.
+			t.Fatalf("%d server pings and %d pongs for 30 client pings; want at most 1 and 30", len(ps), pongs)
+		}
+		// The client stops pinging: the server pings 1.5 intervals after
+		// the last client ping, then every interval (until it declares
+		// the silent client dead).
+		last := time.Now()
+		time.Sleep(3 * iv)
+		synctest.Wait()
+		ps := pings(c.drain())
+		want := []time.Duration{iv + iv/2, 2*iv + iv/2}
+		if len(ps) != len(want) {
+			t.Fatalf("server pings at %v after the last client ping; want %v", ps, want)
+		}
+		for i, at := range ps {
+			if d := at.Sub(last); d != want[i] {
+				t.Fatalf("server ping %d at %v after the last client ping; want %v", i+1, d, want[i])
+			}
 		}
 	})
 }

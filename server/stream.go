@@ -35,7 +35,8 @@ type stream struct {
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64
-	missed      int // whole intervals of silence already recorded
+	pingedAt    time.Time // when the client last pinged; zero if it never did
+	missed      int       // whole intervals of silence already recorded
 
 	wake     chan struct{}
 	done     chan struct{}
@@ -98,6 +99,7 @@ const flushTimeout = 5 * time.Second
 // still queued only update it, so a ping flood cannot grow the queue.
 func (st *stream) pushPong(p *tetherv1.Ping) {
 	st.mu.Lock()
+	st.pingedAt = time.Now()
 	if st.pendingPong != nil {
 		st.pendingPong.Id, st.pendingPong.SentAt = p.GetId(), p.GetSentAt()
 		st.mu.Unlock()
