@@ -15,7 +15,7 @@ import (
 // timestamp; when the timer fires it looks at them and re-arms for the
 // earliest of: the next ping (write-idle for an interval, and when the
 // client pings, its ping half an interval late), the next missed
-// interval, death (interval × misses + grace of silence) and a due ack.
+// heartbeat (half an interval late), death (interval × misses + grace of silence) and a due ack.
 func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration, maxAgeAt time.Time) {
 	st.interval = interval
 	st.deadAfter = interval*time.Duration(misses) + grace
@@ -72,7 +72,10 @@ func (st *stream) tick() {
 		st.mu.Unlock()
 		return
 	}
-	if n := int(silent / st.interval); n > st.missed {
+	// The k-th heartbeat counts as missed once it is half an interval
+	// late, so that a peer whose beats keep time never races this timer
+	// into a false miss.
+	if n := max(0, int((silent+st.interval/2)/st.interval)-1); n > st.missed {
 		st.missed = n
 		missedNow = n
 	} else if n < st.missed {
@@ -98,7 +101,7 @@ func (st *stream) tick() {
 	wake := st.ctrl.len() > 0
 	next := pingDue
 	next = earliest(next, lastRead.Add(st.deadAfter))
-	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)))
+	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)+st.interval/2))
 	if !st.ackDue.IsZero() {
 		next = earliest(next, st.ackDue)
 	}

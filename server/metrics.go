@@ -62,7 +62,7 @@ func newMetrics() *metrics {
 		heartbeatsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_heartbeats_sent_total",
 			Help: "Pings the server sent because a stream was write-idle for its interval."}),
 		heartbeatsMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_heartbeats_missed_total",
-			Help: "Whole heartbeat intervals in which a stream received nothing."}),
+			Help: "Heartbeats a stream missed: nothing received for k intervals and a half counts as the k-th."}),
 		deadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dead_peers_total",
 			Help: "Streams ended because nothing arrived for interval × misses."}),
 		detection: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_dead_peer_detection_seconds",

@@ -110,12 +110,21 @@ func heartbeat(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	}
 	measuring.Store(true)
 	t0 := time.Now()
+	profiled := make(chan error, 1)
+	if spec.CPUProfile != "" {
+		go func() { profiled <- env.Control.Profile(ctx, spec.Duration, spec.CPUProfile) }()
+	} else {
+		profiled <- nil
+	}
 	env.Progress("  measuring %v", spec.Duration)
 	if err := Sleep(ctx, spec.Duration); err != nil {
 		return nil, err
 	}
 	measuring.Store(false)
 	elapsed := time.Since(t0)
+	if err := <-profiled; err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
 	if r.WindowEnd, err = env.Control.Stats(ctx, false, nil); err != nil {
 		return nil, err
 	}
