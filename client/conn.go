@@ -87,8 +87,8 @@ func (c *conn) end(err error) {
 	})
 }
 
-// start arms the liveness timer from the Welcome's numbers and starts the
-// reader.
+// start queues a first ping, arms the liveness timer from the Welcome's
+// numbers and starts the reader.
 func (c *conn) start(w *tetherv1.Welcome) {
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
@@ -99,9 +99,18 @@ func (c *conn) start(w *tetherv1.Welcome) {
 		c.deadAfter = c.interval * time.Duration(max(w.GetHeartbeatMisses(), 1))
 	}
 	c.mu.Lock()
+	// Ping at once: the RTT is known from the start, and the server, which
+	// leaves the heartbeat to a client that pings, never pings this one
+	// (their first pings would race, an interval after the Welcome).
+	c.queuePingLocked(time.Now())
 	c.timer = time.AfterFunc(c.interval, c.tick)
 	c.mu.Unlock()
 	go c.read()
+}
+
+func (c *conn) queuePingLocked(now time.Time) {
+	c.pings++
+	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: c.pings, SentAt: timestamppb.New(now)}}})
 }
 
 // tick pings a write-idle stream, ends a silent one and sends a due ack.
@@ -116,8 +125,7 @@ func (c *conn) tick() {
 	}
 	c.mu.Lock()
 	if now.Sub(lastWrite) >= c.interval {
-		c.pings++
-		c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: c.pings, SentAt: timestamppb.New(now)}}})
+		c.queuePingLocked(now)
 		lastWrite = now
 	}
 	if !c.ackDue.IsZero() && !now.Before(c.ackDue) {

@@ -48,8 +48,9 @@
 //
 // # Liveness
 //
-// The SDK pings when it has written nothing but pongs for the negotiated
-// heartbeat interval, and answers the server's pings. The server's pongs
+// The SDK pings as a stream starts and whenever it has written nothing but
+// pongs for the negotiated heartbeat interval, and answers the server's
+// pings. The server's pongs
 // count as its writes, so on an idle stream the SDK drives the heartbeat:
 // one ping/pong per interval, and the SDK always has a fresh RTT ([Stats],
 // [WithOnRTT]). gRPC keepalive uses the
