@@ -89,12 +89,21 @@ type backends struct {
 
 	mu        sync.Mutex
 	list      []*backend
-	keepalive time.Duration // client keepalive Time: the profile's, raised to 2× the server's floor
+	keepalive time.Duration // client keepalive Time: see newBackends, then raised to 2× the server's floor
 	closed    bool
 }
 
 func newBackends(cfg *config) *backends {
-	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: cfg.profile.Client.Time,
+	iv := cfg.heartbeat
+	if iv == 0 {
+		iv = cfg.profile.Heartbeat.Interval
+	}
+	// The transport keepalive is the backstop for a connection without
+	// heartbeats. At or below the heartbeat interval it would also fire
+	// on a heartbeating one (a transport ping racing every pong), so it
+	// waits an interval and a half.
+	ka := max(cfg.profile.Client.Time, iv+iv/2)
+	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: ka,
 		heard: make(chan struct{}, 1), lookup: net.DefaultResolver.LookupHost}
 	for _, a := range cfg.addrs {
 		bs.list = append(bs.list, &backend{addr: a})

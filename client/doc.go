@@ -50,13 +50,14 @@
 //
 // The SDK pings as a stream starts and whenever it has written nothing but
 // pongs for the negotiated heartbeat interval, and answers the server's
-// pings. The server's pongs
-// count as its writes, so on an idle stream the SDK drives the heartbeat:
-// one ping/pong per interval, and the SDK always has a fresh RTT ([Stats],
-// [WithOnRTT]). gRPC keepalive uses the
-// profile's ClientParameters, raised to twice the floor the server
-// announces in Welcome, so it never trips too_many_pings; TCP keepalive is
-// set on the dialer from the same profile.
+// pings. The server's pongs count as its writes, so on an idle stream the
+// SDK drives the heartbeat: one ping/pong per interval, and the SDK always
+// has a fresh RTT ([Stats], [WithOnRTT]). gRPC keepalive uses the
+// profile's ClientParameters, with Time raised to an interval and a half
+// of the heartbeat asked for (so it never fires on a heartbeating
+// connection) and to twice the floor the server announces in Welcome (so
+// it never trips too_many_pings); TCP keepalive is set on the dialer from
+// the same profile.
 //
 // # Observing
 //

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -187,6 +188,16 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		t0 := time.Now()
+		profiled := make(chan error, 1)
+		if c.cpuProfile != "" && run == 1 {
+			path := fmt.Sprintf("%s/idle-%s-%s.pprof", c.cpuProfile, slug(cs), sys)
+			if err := os.MkdirAll(c.cpuProfile, 0o755); err != nil {
+				return nil, err
+			}
+			go func() { profiled <- srv.ctl.Profile(ctx, *window, path) }()
+		} else {
+			profiled <- nil
+		}
 		if err := scenario.Sleep(ctx, *window); err != nil {
 			return nil, err
 		}
@@ -194,6 +205,9 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		el := time.Since(t0)
+		if err := <-profiled; err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
 		n := float64(ic.n)
 		r.Metrics[MetricKBPerSession] = (float64(r.ServerAfter.HeapStack) - float64(r.ServerBefore.HeapStack)) / n / 1000
 		r.Metrics[MetricRSSKBPerSession] = (float64(r.ServerAfter.RSS) - float64(r.ServerBefore.RSS)) / n / 1000
