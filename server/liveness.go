@@ -99,6 +99,38 @@ func (st *stream) tick() {
 		st.queueAckLocked()
 	}
 	wake := st.ctrl.len() > 0
+	st.rearmLocked(now, lastRead, pingDue)
+	st.mu.Unlock()
+	if ping != nil {
+		st.srv.metrics.heartbeatsSent.Inc()
+	}
+	if wake {
+		st.signal()
+	}
+	if missedNow > 0 {
+		st.srv.metrics.heartbeatsMissed.Inc()
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
+			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
+	}
+}
+
+// clientPingedLocked moves the timer past a ping that came on time, so
+// that a stream whose client drives the heartbeat costs no timer wake-up
+// of its own: it would come half an interval after each ping, a wake-up
+// apart from the ping's.
+func (st *stream) clientPingedLocked(now time.Time) {
+	st.pingedAt = now
+	if st.timer == nil || st.finished.Load() {
+		return
+	}
+	st.missed = 0
+	pingDue := latest(time.Unix(0, st.lastWrite.Load()).Add(st.interval), now.Add(st.interval+st.interval/2))
+	st.rearmLocked(now, now, pingDue)
+}
+
+// rearmLocked sets the timer for the earliest of pingDue, death, the next
+// missed heartbeat, a due ack, max age and credential expiry.
+func (st *stream) rearmLocked(now, lastRead, pingDue time.Time) {
 	next := pingDue
 	next = earliest(next, lastRead.Add(st.deadAfter))
 	next = earliest(next, lastRead.Add(st.interval*time.Duration(st.missed+1)+st.interval/2))
@@ -113,18 +145,6 @@ func (st *stream) tick() {
 	}
 	st.due = next
 	st.timer.Reset(next.Sub(now))
-	st.mu.Unlock()
-	if ping != nil {
-		st.srv.metrics.heartbeatsSent.Inc()
-	}
-	if wake {
-		st.signal()
-	}
-	if missedNow > 0 {
-		st.srv.metrics.heartbeatsMissed.Inc()
-		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
-			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
-	}
 }
 
 func latest(a, b time.Time) time.Time {
