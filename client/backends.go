@@ -245,8 +245,21 @@ func (bs *backends) prepare() error {
 		if err := bs.ensureConnLocked(b); err != nil {
 			return err
 		}
+		if bs.watchesLocked() && b.stopWatch == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			b.stopWatch, b.watchDone = cancel, make(chan struct{})
+			go b.watch(ctx, bs.cfg.backoff.Cap)
+		}
 	}
 	return nil
+}
+
+// watchesLocked reports whether the backends' health is watched: only when
+// a pick has a choice to make. With one backend (a single address, often a
+// load balancer's) a health Watch would cost the server a stream and a
+// goroutine per session and change no pick.
+func (bs *backends) watchesLocked() bool {
+	return bs.cfg.target == "" && len(bs.list) > 1
 }
 
 // firstHealthWait bounds how long a pick waits for the first health
@@ -256,8 +269,11 @@ const firstHealthWait = 500 * time.Millisecond
 // waitFirstHealth waits, at most firstHealthWait, until some backend's
 // health is known (or there is no health to wait for).
 func (bs *backends) waitFirstHealth() {
-	if bs.cfg.target != "" {
-		return // gRPC's own health checking applies
+	bs.mu.Lock()
+	watched := bs.watchesLocked()
+	bs.mu.Unlock()
+	if !watched {
+		return // one backend, or gRPC's own health checking applies
 	}
 	t := time.NewTimer(firstHealthWait)
 	defer t.Stop()
@@ -300,8 +316,7 @@ func (bs *backends) raiseKeepalive(floor time.Duration) bool {
 	return true
 }
 
-// ensureConnLocked builds b's ClientConn (again, if keepalive changed) and
-// starts its health watch.
+// ensureConnLocked builds b's ClientConn (again, if keepalive changed).
 func (bs *backends) ensureConnLocked(b *backend) error {
 	if b.cc != nil && b.ka == bs.keepalive {
 		return nil
@@ -334,11 +349,6 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 		case bs.heard <- struct{}{}:
 		default:
 		}
-	}
-	if bs.cfg.target == "" {
-		ctx, cancel := context.WithCancel(context.Background())
-		b.stopWatch, b.watchDone = cancel, make(chan struct{})
-		go b.watch(ctx, bs.cfg.backoff.Cap)
 	}
 	return nil
 }

@@ -16,8 +16,8 @@
 // turns NOT_SERVING, a heartbeat timeout (nothing received for the server's
 // dead_after), a broken or reset stream, or [Session.Reconnect] called by
 // an application that knows its network changed. The session picks a
-// healthy backend (grpc.health.v1 Watch on each; random or least-RTT among
-// the healthy), opens a stream, sends Hello with the resume token, and the
+// healthy backend (grpc.health.v1 Watch on each when there are several;
+// random or least-RTT among the healthy), opens a stream, sends Hello with the resume token, and the
 // server replays what was not acknowledged. Between attempts it waits an
 // exponential backoff with full jitter ([backoff.Config]); after a go_away
 // it waits what the server asked (retry_after plus a random share of
