@@ -166,6 +166,9 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	case *tetherv1.ConnectRequest_Ping:
 		st.pushPong(f.Ping)
 	case *tetherv1.ConnectRequest_Pong:
+		st.mu.Lock()
+		st.heartbeatLocked(time.Now(), false)
+		st.mu.Unlock()
 		if at := f.Pong.GetSentAt(); at != nil && at.IsValid() {
 			rtt := time.Since(at.AsTime())
 			if rtt >= 0 && rtt < time.Hour {

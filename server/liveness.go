@@ -81,14 +81,7 @@ func (st *stream) tick() {
 	} else if n < st.missed {
 		st.missed = n
 	}
-	pingDue := lastWrite.Add(st.interval)
-	if !st.pingedAt.IsZero() {
-		// The client drives the heartbeat (the SDK does): its ping and
-		// this timer would otherwise race every interval, and each time
-		// the timer won both sides would ping. Ping only when the
-		// client's is half an interval late.
-		pingDue = latest(pingDue, st.pingedAt.Add(st.interval+st.interval/2))
-	}
+	pingDue := st.pingDueLocked(lastWrite)
 	if !now.Before(pingDue) {
 		st.pings++
 		ping = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: st.pings, SentAt: timestamppb.New(now)}}}
@@ -114,18 +107,33 @@ func (st *stream) tick() {
 	}
 }
 
-// clientPingedLocked moves the timer past a ping that came on time, so
-// that a stream whose client drives the heartbeat costs no timer wake-up
-// of its own: it would come half an interval after each ping, a wake-up
-// apart from the ping's.
-func (st *stream) clientPingedLocked(now time.Time) {
-	st.pingedAt = now
+// heartbeatLocked moves the timer past a heartbeat that came on time: a
+// client's ping (ping set) or its pong to the server's. Otherwise the
+// timer's next check would come half an interval after each beat, a
+// wake-up of an idle server apart from the beat's own; the reader is awake
+// for the beat anyway.
+func (st *stream) heartbeatLocked(now time.Time, ping bool) {
+	if ping {
+		st.pingedAt = now
+	}
 	if st.timer == nil || st.finished.Load() {
 		return
 	}
 	st.missed = 0
-	pingDue := latest(time.Unix(0, st.lastWrite.Load()).Add(st.interval), now.Add(st.interval+st.interval/2))
-	st.rearmLocked(now, now, pingDue)
+	st.rearmLocked(now, now, st.pingDueLocked(time.Unix(0, st.lastWrite.Load())))
+}
+
+// pingDueLocked is when the server pings next: when write-idle for an
+// interval and, if the client drives the heartbeat (the SDK does), only
+// once its ping is half an interval late (its ping and this timer would
+// otherwise race every interval, and each time the timer won both sides
+// would ping).
+func (st *stream) pingDueLocked(lastWrite time.Time) time.Time {
+	due := lastWrite.Add(st.interval)
+	if !st.pingedAt.IsZero() {
+		due = latest(due, st.pingedAt.Add(st.interval+st.interval/2))
+	}
+	return due
 }
 
 // rearmLocked sets the timer for the earliest of pingDue, death, the next

@@ -99,7 +99,7 @@ const flushTimeout = 5 * time.Second
 // still queued only update it, so a ping flood cannot grow the queue.
 func (st *stream) pushPong(p *tetherv1.Ping) {
 	st.mu.Lock()
-	st.clientPingedLocked(time.Now())
+	st.heartbeatLocked(time.Now(), true)
 	if st.pendingPong != nil {
 		st.pendingPong.Id, st.pendingPong.SentAt = p.GetId(), p.GetSentAt()
 		st.mu.Unlock()
