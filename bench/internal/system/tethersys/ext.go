@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/bench/internal/system"
@@ -121,9 +122,11 @@ func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, b
 }
 
 // DialMux opens one ClientConn whose sessions (Mux.Open) are driven by
-// the protocol directly (not the SDK): each stream sends Hello, waits for
-// Welcome, then answers the server's pings with pongs and acks every
-// message. One goroutine per stream (its reader); nothing else.
+// the protocol directly (not the SDK), the way the SDK drives them: each
+// stream sends Hello, waits for Welcome, pings at once and then every
+// granted interval (as raw's twin pings at opts.Heartbeat), answers the
+// server's pings and acks every message. One goroutine per stream (its
+// reader) and one timer.
 func DialMux(_ context.Context, addr string, opts system.ClientOptions) (system.Mux, error) {
 	cc, err := system.ClientConn(addr, opts.Profile)
 	if err != nil {
@@ -149,7 +152,12 @@ func (m *mux) Open(ctx context.Context, id string) error {
 	if err != nil || f.GetWelcome() == nil {
 		return fmt.Errorf("tether mux: no welcome (%v, %v)", f, err)
 	}
-	m.wg.Go(func() { muxRead(st) })
+	ms := &muxStream{st: st, iv: f.GetWelcome().GetHeartbeatInterval().AsDuration()}
+	ms.ping()
+	m.mu.Lock()
+	m.streams = append(m.streams, ms)
+	m.mu.Unlock()
+	m.wg.Go(ms.read)
 	return ctx.Err()
 }
 
@@ -160,20 +168,66 @@ type mux struct {
 	cancel context.CancelFunc
 	hb     time.Duration
 	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	streams []*muxStream
 }
 
-// muxRead answers pings and acks messages until the stream ends.
-func muxRead(st grpc.BidiStreamingClient[tetherv1.ConnectRequest, tetherv1.ConnectResponse]) {
+// muxStream is one session of a mux: Send is serialized between its
+// reader and its ping timer.
+type muxStream struct {
+	st    grpc.BidiStreamingClient[tetherv1.ConnectRequest, tetherv1.ConnectResponse]
+	iv    time.Duration
+	mu    sync.Mutex
+	timer *time.Timer
+	pings uint64
+	done  bool
+}
+
+func (s *muxStream) send(f *tetherv1.ConnectRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.done {
+		_ = s.st.Send(f)
+	}
+}
+
+// ping sends a ping and arms the next one an interval later.
+func (s *muxStream) ping() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	s.pings++
+	_ = s.st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: s.pings, SentAt: timestamppb.Now()}}})
+	if s.iv > 0 {
+		s.timer = time.AfterFunc(s.iv, s.ping)
+	}
+}
+
+func (s *muxStream) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
+// read answers pings and acks messages until the stream ends.
+func (s *muxStream) read() {
+	defer s.stop()
 	for {
-		f, err := st.Recv()
+		f, err := s.st.Recv()
 		if err != nil {
 			return
 		}
 		switch x := f.GetFrame().(type) {
 		case *tetherv1.ConnectResponse_Ping:
-			_ = st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: x.Ping.GetId(), SentAt: x.Ping.GetSentAt()}}})
+			s.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: x.Ping.GetId(), SentAt: x.Ping.GetSentAt()}}})
 		case *tetherv1.ConnectResponse_Message:
-			_ = st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: x.Message.GetSeq()}}})
+			s.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: x.Message.GetSeq()}}})
 		case *tetherv1.ConnectResponse_GoAway:
 			return
 		}
@@ -181,6 +235,11 @@ func muxRead(st grpc.BidiStreamingClient[tetherv1.ConnectRequest, tetherv1.Conne
 }
 
 func (m *mux) Close() error {
+	m.mu.Lock()
+	for _, s := range m.streams {
+		s.stop()
+	}
+	m.mu.Unlock()
 	m.cancel()
 	err := m.cc.Close()
 	m.wg.Wait()
