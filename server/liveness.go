@@ -14,8 +14,9 @@ import (
 // startLiveness arms the stream's one timer. Reads and writes only store a
 // timestamp; when the timer fires it looks at them and re-arms for the
 // earliest of: the next ping (write-idle for an interval, and when the
-// client pings, its ping half an interval late), the next missed
-// heartbeat (half an interval late), death (interval × misses + grace of silence) and a due ack.
+// client pings, its ping half an interval late), the next missed heartbeat
+// (half an interval late), death (interval × misses + grace of silence)
+// and a due ack.
 func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration, maxAgeAt time.Time) {
 	st.interval = interval
 	st.deadAfter = interval*time.Duration(misses) + grace

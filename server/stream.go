@@ -36,7 +36,7 @@ type stream struct {
 	due         time.Time // when timer fires
 	pings       uint64
 	pingedAt    time.Time // when the client last pinged; zero if it never did
-	missed      int       // whole intervals of silence already recorded
+	missed      int       // heartbeats already recorded as missed
 
 	wake     chan struct{}
 	done     chan struct{}
