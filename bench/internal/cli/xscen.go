@@ -188,16 +188,14 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 			return nil, err
 		}
 		t0 := time.Now()
-		profiled := make(chan error, 1)
+		path := ""
 		if c.cpuProfile != "" && run == 1 {
-			path := fmt.Sprintf("%s/idle-%s-%s.pprof", c.cpuProfile, slug(cs), sys)
+			path = fmt.Sprintf("%s/idle-%s-%s.pprof", c.cpuProfile, slug(cs), sys)
 			if err := os.MkdirAll(c.cpuProfile, 0o755); err != nil {
 				return nil, err
 			}
-			go func() { profiled <- srv.ctl.Profile(ctx, *window, path) }()
-		} else {
-			profiled <- nil
 		}
+		profiled := srv.ctl.ProfileAsync(ctx, *window, path)
 		if err := scenario.Sleep(ctx, *window); err != nil {
 			return nil, err
 		}

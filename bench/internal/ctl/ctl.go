@@ -155,6 +155,18 @@ func (c *Client) Profile(ctx context.Context, d time.Duration, path string) erro
 	return f.Close()
 }
 
+// ProfileAsync starts Profile in the background, or nothing when path is
+// empty; the channel yields its error (nil if none) once it is done.
+func (c *Client) ProfileAsync(ctx context.Context, d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	if path == "" {
+		done <- nil
+		return done
+	}
+	go func() { done <- c.Profile(ctx, d, path) }()
+	return done
+}
+
 // Quit asks the server process to exit.
 func (c *Client) Quit(ctx context.Context) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+"/quit", nil)

@@ -131,14 +131,9 @@ func fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		return nil, err
 	}
 	env.Progress("  measuring %d publishes × %d subscribers", spec.Count, n)
-	profiled := make(chan error, 1)
-	if spec.CPUProfile != "" {
-		// The window's length is not known in advance: profile its first
-		// fanoutProfile.
-		go func() { profiled <- env.Control.Profile(ctx, fanoutProfile, spec.CPUProfile) }()
-	} else {
-		profiled <- nil
-	}
+	// The window's length is not known in advance: profile its first
+	// fanoutProfile.
+	profiled := env.Control.ProfileAsync(ctx, fanoutProfile, spec.CPUProfile)
 	t0 := time.Now()
 	if err := publish(measuredFrom, uint32(total)); err != nil {
 		return nil, err

@@ -110,12 +110,7 @@ func heartbeat(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	}
 	measuring.Store(true)
 	t0 := time.Now()
-	profiled := make(chan error, 1)
-	if spec.CPUProfile != "" {
-		go func() { profiled <- env.Control.Profile(ctx, spec.Duration, spec.CPUProfile) }()
-	} else {
-		profiled <- nil
-	}
+	profiled := env.Control.ProfileAsync(ctx, spec.Duration, spec.CPUProfile)
 	env.Progress("  measuring %v", spec.Duration)
 	if err := Sleep(ctx, spec.Duration); err != nil {
 		return nil, err
