@@ -35,7 +35,13 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	defer srv.metrics.streams.Dec()
 
 	ready := make(chan error, 1)
-	go st.read(ready)
+	go func() {
+		err := st.hello()
+		ready <- err
+		if err == nil {
+			st.read()
+		}
+	}()
 	hello := time.NewTimer(srv.cfg.helloTimeout)
 	defer hello.Stop()
 	select {
@@ -44,29 +50,29 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 			return err
 		}
 	case <-hello.C:
-		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", srv.cfg.helloTimeout)
+		return errNoHello(srv.cfg.helloTimeout)
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	}
-	// The writer has a goroutine of its own so that this one can always
-	// return: returning cancels the stream, which is the only way to
-	// unblock a Send stuck on a client that stopped reading.
-	go st.write()
+	st.start()
+	// This goroutine only waits, so that it can always return: returning
+	// cancels the stream, which is the only way to unblock a Send stuck on
+	// a client that stopped reading. The reader has a goroutine of its
+	// own, and the writer one only while frames wait (stream.write).
 	<-st.done
 	return st.endErr
 }
 
-// read runs the stream's reader: Hello first, then every frame until the
-// stream ends. It reports the outcome of Hello on ready.
-func (st *stream) read(ready chan<- error) {
+func errNoHello(d time.Duration) error {
+	return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
+}
+
+// hello receives Hello and opens or resumes its session.
+func (st *stream) hello() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
-			err := status.Error(codes.Internal, "internal error")
-			select {
-			case ready <- err:
-			default:
-			}
+			err = status.Error(codes.Internal, "internal error")
 			if st.sess != nil {
 				st.sess.dropStream(st, err, "internal error")
 			}
@@ -74,20 +80,25 @@ func (st *stream) read(ready chan<- error) {
 	}()
 	first, err := st.ss.Recv()
 	if err != nil {
-		ready <- recvStatus(err)
-		return
+		return recvStatus(err)
 	}
 	st.srv.metrics.framesIn(first)
 	h := first.GetHello()
 	if h == nil {
-		ready <- status.Errorf(codes.InvalidArgument, "the first frame must be hello, got %s", frameName(first))
-		return
+		return status.Errorf(codes.InvalidArgument, "the first frame must be hello, got %s", frameName(first))
 	}
-	if err := st.srv.open(st, h); err != nil {
-		ready <- err
-		return
-	}
-	ready <- nil
+	return st.srv.open(st, h)
+}
+
+// read runs the stream's reader after Hello: every frame until the stream
+// ends.
+func (st *stream) read() {
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
+			st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error")
+		}
+	}()
 	for {
 		req, err := st.ss.Recv()
 		if err != nil {
@@ -651,8 +662,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	s.mu.Unlock()
 	st.mu.Lock()
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
-	st.mu.Unlock()
-	st.signal()
+	st.mu.Unlock() // written once Connect starts the writer
 	return nil
 }
 

@@ -26,7 +26,6 @@ const clientAckEvery = 32
 type benchHub struct {
 	srv      *Server
 	sessions []*Session
-	msg      *tetherv1.ConnectResponse // the writer's reusable frame
 }
 
 func newBenchHub(b *testing.B, n int) *benchHub {
@@ -35,7 +34,7 @@ func newBenchHub(b *testing.B, n int) *benchHub {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := &benchHub{srv: srv, msg: newMessageFrame()}
+	h := &benchHub{srv: srv}
 	for i := range n {
 		h.sessions = append(h.sessions, h.open(b, "c"+strconv.Itoa(i), "t"))
 	}
@@ -67,7 +66,7 @@ func (h *benchHub) open(b *testing.B, clientID string, topics ...string) *Sessio
 	if err := h.srv.welcome(st, s, tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED, nil, token); err != nil {
 		b.Fatal(err)
 	}
-	if f, _, _ := st.next(h.msg); f.GetWelcome() == nil {
+	if f, _, _ := st.next(); f.GetWelcome() == nil {
 		b.Fatalf("first frame %v, want welcome", f)
 	}
 	return s
@@ -78,7 +77,7 @@ func (h *benchHub) open(b *testing.B, clientID string, topics ...string) *Sessio
 func (h *benchHub) drain(s *Session, ackEvery int) {
 	st := s.st
 	for {
-		f, _, _ := st.next(h.msg)
+		f, _, _ := st.next()
 		if f == nil {
 			return
 		}
@@ -234,7 +233,7 @@ func BenchmarkAckCoalesce(b *testing.B) {
 		seq++
 		s.inSeq.Store(seq)
 		st.noteReceived(seq)
-		if f, _, _ := st.next(h.msg); f != nil && f.GetAck() == nil {
+		if f, _, _ := st.next(); f != nil && f.GetAck() == nil {
 			b.Fatalf("unexpected frame %v", f)
 		}
 	}

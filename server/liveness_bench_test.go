@@ -171,7 +171,7 @@ func BenchmarkHeartbeatTick(b *testing.B) {
 			i++
 			st.lastWrite.Store(old)
 			st.tick()
-			if f, _, _ := st.next(h.msg); f.GetPing() == nil {
+			if f, _, _ := st.next(); f.GetPing() == nil {
 				b.Fatalf("frame %v, want a ping", f)
 			}
 		}
@@ -226,7 +226,7 @@ func BenchmarkHeartbeatFire(b *testing.B) {
 			st.timer.Reset(time.Until(at))
 			st.mu.Unlock()
 		}
-		measureFire(b, k, start.Add(time.Duration(k)*gap), func(i int) bool { return len(h.sessions[i].st.wake) == 1 })
+		measureFire(b, k, start.Add(time.Duration(k)*gap), func(i int) bool { return h.sessions[i].st.ctrlBacklog() > 0 })
 	})
 	b.Run("raw", func(b *testing.B) {
 		k := min(b.N, n)
@@ -278,7 +278,7 @@ func BenchmarkHeartbeatFire(b *testing.B) {
 					}
 				}
 			})
-			measureFire(b, k, start.Add(time.Duration(k)*gap+g), func(i int) bool { return len(h.sessions[i].st.wake) == 1 })
+			measureFire(b, k, start.Add(time.Duration(k)*gap+g), func(i int) bool { return h.sessions[i].st.ctrlBacklog() > 0 })
 			close(stop)
 			wg.Wait()
 		})

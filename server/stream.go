@@ -15,8 +15,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// stream is one Connect call carrying a session. Its writer runs on the
-// handler goroutine (see Server.Connect); its reader on one more goroutine;
+// stream is one Connect call carrying a session. Its handler goroutine
+// waits for the end (see service.Connect); its reader runs on a goroutine
+// of its own; its writer too, but only while frames wait to be written;
 // its heartbeat, dead-peer and ack-delay deadlines share one timer that
 // holds no goroutine while it waits.
 type stream struct {
@@ -37,8 +38,14 @@ type stream struct {
 	pings       uint64
 	pingedAt    time.Time // when the client last pinged; zero if it never did
 	missed      int       // heartbeats already recorded as missed
+	started     bool      // the writer may run: Hello was accepted
+	writing     bool      // a writer goroutine runs (or the stream ended)
 
-	wake     chan struct{}
+	// The writer's own state; only one writer runs at a time, and each
+	// hands over to the next through mu.
+	msg    *tetherv1.ConnectResponse // reusable message frame, from newMessageFrame
+	synced uint64                    // with a broker.Syncer: seqs up to this are durable
+
 	done     chan struct{}
 	finished atomic.Bool
 	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
@@ -57,7 +64,7 @@ type stream struct {
 
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
 	now := time.Now().UnixNano()
-	st := &stream{srv: srv, ss: ss, peer: peer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	st := &stream{srv: srv, ss: ss, peer: peer, done: make(chan struct{})}
 	if srv != nil {
 		st.frames = rate.NewLimiter(srv.cfg.frameRate, srv.cfg.frameBurst)
 	}
@@ -66,25 +73,53 @@ func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string
 	return st
 }
 
-func (st *stream) signal() {
-	select {
-	case st.wake <- struct{}{}:
-	default:
+// claimWriterLocked reports whether the caller, having queued something,
+// must start the writer (with go st.write(), after unlocking mu).
+func (st *stream) claimWriterLocked() bool {
+	if !st.started || st.writing {
+		return false
 	}
+	st.writing = true
+	return true
+}
+
+// kick starts the writer if frames wait and none runs.
+func (st *stream) kick() {
+	st.mu.Lock()
+	start := (st.ctrl.len() > 0 || st.data.len() > 0 || st.closing) && st.claimWriterLocked()
+	st.mu.Unlock()
+	if start {
+		go st.write()
+	}
+}
+
+// start lets the writer run once Hello is accepted, and starts it for
+// what was queued meanwhile (Welcome).
+func (st *stream) start() {
+	st.mu.Lock()
+	st.started = true
+	st.mu.Unlock()
+	st.kick()
 }
 
 func (st *stream) pushCtrl(f *tetherv1.ConnectResponse) {
 	st.mu.Lock()
 	st.ctrl.push(f)
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 func (st *stream) pushData(e broker.Entry) {
 	st.mu.Lock()
 	st.data.push(e)
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 // maxCtrlBacklog bounds the control frames waiting to be written; a client
@@ -107,8 +142,11 @@ func (st *stream) pushPong(p *tetherv1.Ping) {
 	}
 	st.pendingPong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
 	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 func (st *stream) ctrlBacklog() int {
@@ -137,7 +175,7 @@ func (st *stream) closeAfterFlush(err error) {
 			}
 		})
 	}
-	st.signal()
+	st.kick()
 }
 
 // finish ends the stream with err (once). The handler returns err's status.
@@ -160,10 +198,11 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 }
 
 // next pops the next frame to write: control first, then data. A message is
-// filled into out, the writer's frame from newMessageFrame, and out is
-// returned: the writer sends it before it calls next again. next returns
-// nil when nothing is queued, and closeErr, true when the stream should end.
-func (st *stream) next(out *tetherv1.ConnectResponse) (*tetherv1.ConnectResponse, bool, error) {
+// filled into the writer's reusable frame, st.msg, which is returned: the
+// writer sends it before it calls next again. next returns nil when
+// nothing is queued, and then the writer must exit (next has released
+// it), and closeErr, true when the stream should end.
+func (st *stream) next() (*tetherv1.ConnectResponse, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if f, ok := st.ctrl.pop(); ok {
@@ -184,10 +223,14 @@ func (st *stream) next(out *tetherv1.ConnectResponse) (*tetherv1.ConnectResponse
 	}
 	e, ok := st.data.pop()
 	if !ok {
+		st.writing = false
 		return nil, false, nil
 	}
-	fillMessage(out.GetMessage(), e)
-	return out, false, nil
+	if st.msg == nil {
+		st.msg = newMessageFrame() // only streams that carry messages need one
+	}
+	fillMessage(st.msg.GetMessage(), e)
+	return st.msg, false, nil
 }
 
 func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
@@ -216,8 +259,9 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 	pm.PublishedAt.Seconds, pm.PublishedAt.Nanos = m.PublishedAt.Unix(), int32(m.PublishedAt.Nanosecond())
 }
 
-// write runs the writer until the stream ends. It is the only caller of
-// ss.Send.
+// write runs the writer until nothing waits to be written or the stream
+// ends. It is the only caller of ss.Send: a writer is started only by the
+// caller that claimed it (claimWriterLocked), and next releases it.
 func (st *stream) write() {
 	defer func() {
 		if p := recover(); p != nil {
@@ -225,49 +269,34 @@ func (st *stream) write() {
 			st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error in the writer")
 		}
 	}()
-	// One reusable message frame: Send marshals before it returns.
-	msg := newMessageFrame()
 	syncer, _ := st.sess.log.(broker.Syncer)
-	var synced uint64 // with a syncer: seqs up to this are durable
-	for {
-		select {
-		case <-st.wake:
-		case <-st.done:
+	for !st.finished.Load() {
+		f, end, err := st.next()
+		if end {
+			st.sess.dropStream(st, err, "stream closed by the server")
 			return
 		}
-		for {
-			select {
-			case <-st.done:
-				return
-			default:
-			}
-			f, end, err := st.next(msg)
-			if end {
-				st.sess.dropStream(st, err, "stream closed by the server")
-				return
-			}
-			if f == nil {
-				break
-			}
-			if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
-				if seq := m.Message.Seq; syncer != nil && seq > synced {
-					// Only what is stored goes out, so that what the
-					// client has survives this node.
-					hi := st.sess.appended.Load()
-					if err := syncer.Sync(st.ss.Context()); err != nil {
-						st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
-						return
-					}
-					synced = max(hi, seq)
-				}
-				storeMax(&st.sess.sentSeq, m.Message.Seq)
-			}
-			if err := st.ss.Send(f); err != nil {
-				st.sess.dropStream(st, err, "send failed: "+err.Error())
-				return
-			}
-			st.lastWrite.Store(time.Now().UnixNano())
-			st.srv.metrics.framesOut(f)
+		if f == nil {
+			return
 		}
+		if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+			if seq := m.Message.Seq; syncer != nil && seq > st.synced {
+				// Only what is stored goes out, so that what the client
+				// has survives this node.
+				hi := st.sess.appended.Load()
+				if err := syncer.Sync(st.ss.Context()); err != nil {
+					st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
+					return
+				}
+				st.synced = max(hi, seq)
+			}
+			storeMax(&st.sess.sentSeq, m.Message.Seq)
+		}
+		if err := st.ss.Send(f); err != nil {
+			st.sess.dropStream(st, err, "send failed: "+err.Error())
+			return
+		}
+		st.lastWrite.Store(time.Now().UnixNano())
+		st.srv.metrics.framesOut(f)
 	}
 }

@@ -106,7 +106,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.systems, "systems", "tether,raw", "systems to compare, comma-separated (known: "+strings.Join(system.Names(), ", ")+")")
 	fs.StringVar(&c.jsonOut, "json", "", "write every result and the summary as JSON to this file")
 	fs.StringVar(&c.mdOut, "md", "", "write the Markdown table to this file instead of stdout")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each server over the measured window of run 1 into this directory")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of each server over the measured window of run 1 into this directory (idle: also a heap profile after GC, *.heap.pprof)")
 }
 
 // newFlags returns the flag set of scenario name, with the common flags.

@@ -24,6 +24,7 @@ import (
 const (
 	MetricKBPerSession    = "server_kb_per_session"
 	MetricRSSKBPerSession = "server_rss_kb_per_session"
+	MetricStackKBPerSess  = "server_stack_kb_per_session"
 	MetricGoPerSession    = "server_goroutines_per_session"
 	MetricCPUPerHeartbeat = "server_cpu_us_per_heartbeat"
 	MetricResumeP50       = "resume_p50_ms"
@@ -43,6 +44,7 @@ func init() {
 	for k, v := range map[string]string{
 		MetricKBPerSession:    "server heap+stack KB/session",
 		MetricRSSKBPerSession: "server RSS KB/session",
+		MetricStackKBPerSess:  "of which goroutine stacks KB/session",
 		MetricGoPerSession:    "server goroutines/session",
 		MetricCPUPerHeartbeat: "server CPU µs/heartbeat",
 		MetricResumeP50:       "p50 ms",
@@ -187,14 +189,17 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 		if r.WindowStart, _, err = srv.state(ctx, false); err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
 		path := ""
 		if c.cpuProfile != "" && run == 1 {
 			path = fmt.Sprintf("%s/idle-%s-%s.pprof", c.cpuProfile, slug(cs), sys)
 			if err := os.MkdirAll(c.cpuProfile, 0o755); err != nil {
 				return nil, err
 			}
+			if err := srv.ctl.HeapProfile(ctx, strings.TrimSuffix(path, ".pprof")+".heap.pprof"); err != nil {
+				return nil, fmt.Errorf("heap profile: %w", err)
+			}
 		}
+		t0 := time.Now()
 		profiled := srv.ctl.ProfileAsync(ctx, *window, path)
 		if err := scenario.Sleep(ctx, *window); err != nil {
 			return nil, err
@@ -208,6 +213,7 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 		}
 		n := float64(ic.n)
 		r.Metrics[MetricKBPerSession] = (float64(r.ServerAfter.HeapStack) - float64(r.ServerBefore.HeapStack)) / n / 1000
+		r.Metrics[MetricStackKBPerSess] = (float64(r.ServerAfter.Stack) - float64(r.ServerBefore.Stack)) / n / 1000
 		r.Metrics[MetricRSSKBPerSession] = (float64(r.ServerAfter.RSS) - float64(r.ServerBefore.RSS)) / n / 1000
 		r.Metrics[MetricGoPerSession] = float64(r.ServerAfter.Goroutines-r.ServerBefore.Goroutines) / n
 		cpu := r.WindowEnd.CPU - r.WindowStart.CPU
@@ -219,7 +225,7 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return output(c, stdout, "idle", args, systems, results,
-		[]string{MetricKBPerSession, MetricRSSKBPerSession, MetricGoPerSession, scenario.MetricCores, MetricCPUPerHeartbeat}, nil)
+		[]string{MetricKBPerSession, MetricStackKBPerSess, MetricRSSKBPerSession, MetricGoPerSession, scenario.MetricCores, MetricCPUPerHeartbeat}, nil)
 }
 
 // startClients starts xclient processes holding n sessions between them,

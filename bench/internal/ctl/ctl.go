@@ -28,6 +28,7 @@ type Stats struct {
 	// HeapStack is HeapInuse+StackInuse and RSS is VmRSS, in bytes; after
 	// runtime.GC and debug.FreeOSMemory when GC is true.
 	HeapStack  uint64 `json:"heap_stack_bytes"`
+	Stack      uint64 `json:"stack_bytes"` // StackInuse alone: goroutine stacks
 	RSS        uint64 `json:"rss_bytes"`
 	GC         bool   `json:"gc"`
 	Goroutines int    `json:"goroutines"`
@@ -47,6 +48,7 @@ func Read(gc bool) Stats {
 	return Stats{
 		CPU:        cpuTime(),
 		HeapStack:  ms.HeapInuse + ms.StackInuse,
+		Stack:      ms.StackInuse,
 		RSS:        rss(),
 		GC:         gc,
 		Goroutines: runtime.NumGoroutine(),
@@ -137,7 +139,17 @@ func (c *Client) Stats(ctx context.Context, gc bool, app any) (Stats, error) {
 
 // Profile writes a CPU profile of the server over d to path.
 func (c *Client) Profile(ctx context.Context, d time.Duration, path string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.Addr, max(1, int(d.Seconds())))
+	return c.save(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.Addr, max(1, int(d.Seconds()))), path)
+}
+
+// HeapProfile writes a heap profile of the server, taken after a GC, to
+// path.
+func (c *Client) HeapProfile(ctx context.Context, path string) error {
+	return c.save(ctx, "http://"+c.Addr+"/debug/pprof/heap?gc=1", path)
+}
+
+// save writes the body of a GET of url to path.
+func (c *Client) save(ctx context.Context, url, path string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := c.hc.Do(req)
 	if err != nil {
