@@ -34,25 +34,8 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	srv.metrics.streams.Inc()
 	defer srv.metrics.streams.Dec()
 
-	ready := make(chan error, 1)
-	go func() {
-		err := st.hello()
-		ready <- err
-		if err == nil {
-			st.read()
-		}
-	}()
-	hello := time.NewTimer(srv.cfg.helloTimeout)
-	defer hello.Stop()
-	select {
-	case err := <-ready:
-		if err != nil {
-			return err
-		}
-	case <-hello.C:
-		return errNoHello(srv.cfg.helloTimeout)
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
+	if err := st.awaitHello(ctx); err != nil {
+		return err
 	}
 	st.start()
 	// This goroutine only waits, so that it can always return: returning
@@ -61,6 +44,30 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	// own, and the writer one only while frames wait (stream.write).
 	<-st.done
 	return st.endErr
+}
+
+// awaitHello starts the reader and waits until it accepted Hello. (Its
+// channel and timer are garbage once it returns: a stream lives long.)
+func (st *stream) awaitHello(ctx context.Context) error {
+	ready := make(chan error, 1)
+	go func() {
+		err := st.hello()
+		ready <- err
+		if err == nil {
+			st.read()
+		}
+	}()
+	d := st.srv.cfg.helloTimeout
+	hello := time.NewTimer(d)
+	defer hello.Stop()
+	select {
+	case err := <-ready:
+		return err
+	case <-hello.C:
+		return errNoHello(d)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 func errNoHello(d time.Duration) error {

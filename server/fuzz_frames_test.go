@@ -344,11 +344,11 @@ func (h *fzHarness) checkInvariants() {
 	}
 	byTopic := make(map[string][]*Session, len(srv.topics))
 	for tp, set := range srv.topics {
-		byTopic[tp] = slices.Collect(maps.Keys(set))
+		byTopic[tp] = collect(set)
 	}
 	byClient := make(map[string][]*Session, len(srv.byClient))
 	for id, set := range srv.byClient {
-		byClient[id] = slices.Collect(maps.Keys(set))
+		byClient[id] = collect(set)
 	}
 	srv.mu.RUnlock()
 	ended := make(map[tetherv1.TetherService_ConnectServer]bool)

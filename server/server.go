@@ -37,8 +37,8 @@ type Server struct {
 	// stream.mu; never the other way round.
 	mu        sync.RWMutex
 	sessions  map[string]*Session
-	byClient  map[string]map[*Session]struct{}
-	topics    map[string]map[*Session]struct{}
+	byClient  map[string]sessionSet
+	topics    map[string]sessionSet
 	draining  bool
 	closed    bool
 	gs        *grpc.Server
@@ -61,8 +61,8 @@ func New(opts ...Option) (*Server, error) {
 		health:   health.NewServer(),
 		metrics:  newMetrics(),
 		sessions: make(map[string]*Session),
-		byClient: make(map[string]map[*Session]struct{}),
-		topics:   make(map[string]map[*Session]struct{}),
+		byClient: make(map[string]sessionSet),
+		topics:   make(map[string]sessionSet),
 
 		liveChanged: make(chan struct{}, 1),
 	}
@@ -212,12 +212,15 @@ func (r receiver) Deliver(m *broker.Message) int {
 	return n
 }
 
-func collect(set map[*Session]struct{}) []*Session {
-	if len(set) == 0 {
+func collect(set sessionSet) []*Session {
+	if set.one != nil {
+		return []*Session{set.one}
+	}
+	if len(set.many) == 0 {
 		return nil
 	}
-	out := make([]*Session, 0, len(set))
-	for s := range set {
+	out := make([]*Session, 0, len(set.many))
+	for s := range set.many {
 		out = append(out, s)
 	}
 	return out
@@ -243,22 +246,43 @@ func (srv *Server) unindexLocked(s *Session, topics []string) {
 	}
 }
 
-func addTo(m map[string]map[*Session]struct{}, k string, s *Session) {
-	set := m[k]
-	if set == nil {
-		set = make(map[*Session]struct{}, 1)
-		m[k] = set
-	}
-	set[s] = struct{}{}
+// sessionSet is a set of sessions that keeps a lone member without a map:
+// a client id has one session but for a moment, and many topics have one
+// subscriber.
+type sessionSet struct {
+	one  *Session              // the only member, when many is nil
+	many map[*Session]struct{} // every member, once there were two
 }
 
-func removeFrom(m map[string]map[*Session]struct{}, k string, s *Session) {
-	if set := m[k]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(m, k)
-		}
+func addTo(m map[string]sessionSet, k string, s *Session) {
+	set := m[k]
+	switch {
+	case set.many != nil:
+		set.many[s] = struct{}{}
+	case set.one == nil || set.one == s:
+		set.one = s
+	default:
+		set.many = map[*Session]struct{}{set.one: {}, s: {}}
+		set.one = nil
 	}
+	m[k] = set
+}
+
+func removeFrom(m map[string]sessionSet, k string, s *Session) {
+	set, ok := m[k]
+	if !ok {
+		return
+	}
+	if set.many != nil {
+		delete(set.many, s)
+	} else if set.one == s {
+		set.one = nil
+	}
+	if set.one == nil && len(set.many) == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = set
 }
 
 // validTopic checks a topic name: 1 to 256 bytes of UTF-8 without spaces or
