@@ -91,19 +91,21 @@ func (c *conn) end(err error) {
 // numbers and starts the reader.
 func (c *conn) start(w *tetherv1.Welcome) {
 	now := time.Now().UnixNano()
-	c.lastRead.Store(now)
-	c.lastWrite.Store(now)
 	c.interval = w.GetHeartbeatInterval().AsDuration()
 	c.deadAfter = w.GetDeadAfter().AsDuration()
 	if c.deadAfter <= 0 {
 		c.deadAfter = c.interval * time.Duration(max(w.GetHeartbeatMisses(), 1))
 	}
+	c.lastRead.Store(now)
+	// The first ping goes half an interval after the Welcome, as if the
+	// last write were half an interval old: ahead of the server's first
+	// ping (due an interval after the Welcome), so that the server, which
+	// leaves the heartbeat to a client that pings, never pings this one;
+	// and not at once, which would add an exchange per session to a
+	// reconnect storm, when the server is busiest.
+	c.lastWrite.Store(now - int64(c.interval/2))
 	c.mu.Lock()
-	// Ping at once: the RTT is known from the start, and the server, which
-	// leaves the heartbeat to a client that pings, never pings this one
-	// (their first pings would race, an interval after the Welcome).
-	c.queuePingLocked(time.Now())
-	c.timer = time.AfterFunc(c.interval, c.tick)
+	c.timer = time.AfterFunc(c.interval/2, c.tick)
 	c.mu.Unlock()
 	go c.read()
 }

@@ -48,9 +48,10 @@
 //
 // # Liveness
 //
-// The SDK pings as a stream starts and whenever it has written nothing but
-// pongs for the negotiated heartbeat interval, and answers the server's
-// pings. The server's pongs count as its writes, so on an idle stream the
+// The SDK pings half an interval after a stream's Welcome (ahead of the
+// server's first ping, due an interval after it), then whenever it has
+// written nothing but pongs for the negotiated heartbeat interval, and
+// answers the server's pings. The server's pongs count as its writes, so on an idle stream the
 // SDK drives the heartbeat: one ping/pong per interval, and the SDK always
 // has a fresh RTT ([Stats], [WithOnRTT]). gRPC keepalive uses the
 // profile's ClientParameters, with Time raised to an interval and a half

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -283,4 +285,31 @@ func runDriver(ctx context.Context, sys string, r ready, spec scenario.Spec, pin
 	}
 	res.Pinned = pin
 	return &res, nil
+}
+
+// cpu returns the user+system CPU time the process used so far, from
+// /proc (Linux); zero where that cannot be read.
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: utime and stime are fields 14 and 15 of stat(5).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// cpuAll sums cpu over ps.
+func cpuAll(ps []*proc) time.Duration {
+	var d time.Duration
+	for _, p := range ps {
+		d += p.cpu()
+	}
+	return d
 }

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -309,6 +310,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "{\"ready\":%d,\"open_s\":%.3f}\n", *n, time.Since(start).Seconds())
+	var profFile *os.File
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -356,6 +358,31 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 			}
 			b, _ := json.Marshal(r)
 			fmt.Fprintf(stdout, "%s\n", b)
+		case "profile": // profile PATH: start a CPU profile of this process
+			if len(f) != 2 {
+				continue
+			}
+			pf, err := os.Create(f[1])
+			if err == nil {
+				if err = pprof.StartCPUProfile(pf); err != nil {
+					pf.Close()
+				} else {
+					profFile = pf
+				}
+			}
+			if err != nil {
+				b, _ := json.Marshal(map[string]string{"error": err.Error()})
+				fmt.Fprintf(stdout, "%s\n", b)
+				continue
+			}
+			fmt.Fprintln(stdout, `{"done":true}`)
+		case "unprofile":
+			if profFile != nil {
+				pprof.StopCPUProfile()
+				_ = profFile.Close()
+				profFile = nil
+			}
+			fmt.Fprintln(stdout, `{"done":true}`)
 		case "quit":
 			closeAllX()
 			return nil

@@ -72,7 +72,14 @@ func runResume(args []string, stdout, stderr io.Writer) error {
 	arrivals := map[string][]float64{}
 	results, err := xloop(c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
 		if cs == massName {
-			r, arr, err := massResume(ctx, sys, *prof, *mass, *perProcess, *msgs, run, stderr)
+			cpuProfile := ""
+			if c.cpuProfile != "" && run == 1 {
+				if err := os.MkdirAll(c.cpuProfile, 0o755); err != nil {
+					return nil, err
+				}
+				cpuProfile = fmt.Sprintf("%s/mass-resume-%s.pprof", c.cpuProfile, sys)
+			}
+			r, arr, err := massResume(ctx, sys, *prof, *mass, *perProcess, *msgs, run, cpuProfile, stderr)
 			if err == nil && run == 1 {
 				arrivals[sys] = arr
 			}
@@ -240,12 +247,18 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
+// massProfile is how long the restarted server is profiled: about the
+// mass resume's completion.
+const massProfile = 5 * time.Second
+
 // massResume opens n sessions in client processes, exchanges tagged
 // messages both ways, kills the server (SIGKILL) and starts a new one on
 // the same address, and times until every session is established again
 // (arrivals at the new server); then exchanges messages again and checks
 // that every tagged message and every burst message arrived exactly once.
-func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, stderr io.Writer) (*scenario.Result, []float64, error) {
+// cpuProfile, when set, is where a CPU profile of the restarted server over
+// its first massProfile goes.
+func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cpuProfile string, stderr io.Writer) (*scenario.Result, []float64, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -313,12 +326,22 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 	if err != nil {
 		return nil, nil, err
 	}
+	if cpuProfile != "" {
+		for i, p := range clients {
+			path := fmt.Sprintf("%s.client%d.pprof", strings.TrimSuffix(cpuProfile, ".pprof"), i)
+			if line, err := p.ask("profile "+path, time.Minute); err != nil || !strings.Contains(line, `"done"`) {
+				return nil, nil, fmt.Errorf("client cpu profile: %v %s", err, line)
+			}
+		}
+	}
+	clientCPU := cpuAll(clients)
 	t0 := time.Now()
 	_ = srv.cmd.Process.Signal(syscall.SIGKILL)
 	<-srv.done
 	if srv, err = startXServer(ctx, stderr, sys, prof, addr, true); err != nil {
 		return nil, nil, err
 	}
+	profiled := srv.ctl.ProfileAsync(ctx, massProfile, cpuProfile)
 	deadline := time.Now().Add(3 * time.Minute)
 	var st struct{ arrivals []int64 }
 	for {
@@ -341,6 +364,21 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 		arr[i] = float64(a-t0.UnixNano()) / 1e6
 	}
 	completion := arr[len(arr)-1] / 1e3
+	clientCPU = cpuAll(clients) - clientCPU
+	if cpuProfile != "" {
+		for _, p := range clients {
+			if _, err := p.ask("unprofile", time.Minute); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	restarted, _, err := srv.state(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := <-profiled; err != nil {
+		return nil, nil, fmt.Errorf("cpu profile: %w", err)
+	}
 	if err := round(srv, 2); err != nil {
 		return nil, nil, err
 	}
@@ -372,8 +410,8 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, st
 	r.Metrics[MetricLost] = float64(lost)
 	r.Metrics[MetricDuplicated] = float64(dup)
 	q := func(p float64) float64 { return arr[min(len(arr)-1, int(p*float64(len(arr))))] / 1e3 }
-	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (arrivals p10 %.2fs, p50 %.2fs, p90 %.2fs; %d resumed, %d fresh); client redials %d; lost %d, duplicated %d\n",
-		len(arr), completion, q(0.1), q(0.5), q(0.9), after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup)
+	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (arrivals p10 %.2fs, p50 %.2fs, p90 %.2fs; %d resumed, %d fresh); client redials %d; lost %d, duplicated %d; CPU until the last arrival: clients %.2fs, new server %.2fs\n",
+		len(arr), completion, q(0.1), q(0.5), q(0.9), after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup, clientCPU.Seconds(), restarted.CPU.Seconds())
 	return r, arr, nil
 }
 

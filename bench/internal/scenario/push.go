@@ -70,8 +70,15 @@ func push(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	}
 	t0 := time.Now()
 	profiled := env.Control.ProfileAsync(ctx, spec.Duration, spec.CPUProfile)
+	stopDriverProfile, err := ProfileDriver(spec.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
 	env.Progress("  measuring %v", spec.Duration)
 	if err := Sleep(ctx, spec.Duration); err != nil {
+		return nil, err
+	}
+	if err := stopDriverProfile(); err != nil {
 		return nil, err
 	}
 	n1, s1, err := count()

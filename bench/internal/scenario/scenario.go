@@ -8,7 +8,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,4 +199,25 @@ func latencyMetrics(m map[string]float64, samples []float64) {
 	if len(s) >= 1000 {
 		m[MetricP999] = Percentile(s, 0.999)
 	}
+}
+
+// ProfileDriver starts a CPU profile of this (the driver's) process, to be
+// written next to the server's profile at serverPath as *.driver.pprof; it
+// does nothing when serverPath is empty. The returned func stops it.
+func ProfileDriver(serverPath string) (stop func() error, err error) {
+	if serverPath == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(strings.TrimSuffix(serverPath, ".pprof") + ".driver.pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
