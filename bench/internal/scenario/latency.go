@@ -10,6 +10,9 @@ import (
 	"github.com/tetherhq/tether/bench/internal/system"
 )
 
+// roundTripProfile is how long the round trip is profiled (--cpuprofile).
+const roundTripProfile = 3 * time.Second
+
 // latency measures the business round trip: one session sends a Size-byte
 // message, the server's App sends it back on the same stream, and the
 // next goes once the reply arrived. Count round trips after WarmupCount.
@@ -55,6 +58,26 @@ func latency(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	elapsed := time.Since(t0)
 	if r.WindowEnd, err = env.Control.Stats(ctx, false, nil); err != nil {
 		return nil, err
+	}
+	if spec.CPUProfile != "" {
+		// Round trips of their own, after the measured ones, so that the
+		// profilers' cost stays out of the samples.
+		stop, err := ProfileDriver(spec.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		profiled := env.Control.ProfileAsync(ctx, roundTripProfile, spec.CPUProfile)
+		for end := time.Now().Add(roundTripProfile + 100*time.Millisecond); time.Now().Before(end); {
+			if _, err := roundTrip(); err != nil {
+				return nil, err
+			}
+		}
+		if err := stop(); err != nil {
+			return nil, err
+		}
+		if err := <-profiled; err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
 	}
 	if r.ServerAfter, err = env.Control.Stats(ctx, true, nil); err != nil {
 		return nil, err
