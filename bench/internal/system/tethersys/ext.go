@@ -123,8 +123,8 @@ func DialObserved(ctx context.Context, addr string, opts system.ClientOptions, b
 
 // DialMux opens one ClientConn whose sessions (Mux.Open) are driven by
 // the protocol directly (not the SDK), the way the SDK drives them: each
-// stream sends Hello, waits for Welcome, pings at once and then every
-// granted interval (as raw's twin pings at opts.Heartbeat), answers the
+// stream sends Hello, waits for Welcome, pings half an interval later and
+// then every granted interval (as raw's twin pings at opts.Heartbeat), answers the
 // server's pings and acks every message. One goroutine per stream (its
 // reader) and one timer.
 func DialMux(_ context.Context, addr string, opts system.ClientOptions) (system.Mux, error) {
@@ -153,7 +153,11 @@ func (m *mux) Open(ctx context.Context, id string) error {
 		return fmt.Errorf("tether mux: no welcome (%v, %v)", f, err)
 	}
 	ms := &muxStream{st: st, iv: f.GetWelcome().GetHeartbeatInterval().AsDuration()}
-	ms.ping()
+	if ms.iv > 0 {
+		ms.mu.Lock()
+		ms.timer = time.AfterFunc(ms.iv/2, ms.ping) // the SDK's first ping: half an interval after Welcome
+		ms.mu.Unlock()
+	}
 	m.mu.Lock()
 	m.streams = append(m.streams, ms)
 	m.mu.Unlock()
