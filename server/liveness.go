@@ -92,14 +92,14 @@ func (st *stream) tick() {
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
-	start := st.ctrl.len() > 0 && st.claimWriterLocked()
+	wake := st.ctrl.len() > 0
 	st.rearmLocked(now, lastRead, pingDue)
 	st.mu.Unlock()
 	if ping != nil {
 		st.srv.metrics.heartbeatsSent.Inc()
 	}
-	if start {
-		go st.write()
+	if wake {
+		st.signal()
 	}
 	if missedNow > 0 {
 		st.srv.metrics.heartbeatsMissed.Inc()
@@ -192,11 +192,8 @@ func (st *stream) noteReceivedForce(seq uint64, force bool) {
 	}
 	if seq-st.ackedIn.Load() >= uint64(st.srv.cfg.ackBatch) {
 		st.queueAckLocked()
-		start := st.claimWriterLocked()
 		st.mu.Unlock()
-		if start {
-			go st.write()
-		}
+		st.signal()
 		return
 	}
 	if st.ackDue.IsZero() {
