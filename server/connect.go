@@ -31,25 +31,18 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 		addr = p.Addr.String()
 	}
 	st := newStream(srv, ss, addr)
-	st.cancel = streamCancel(ctx)
 	srv.metrics.streams.Inc()
 	defer srv.metrics.streams.Dec()
 
 	if err := st.awaitHello(ctx); err != nil {
 		return err
 	}
-	if st.cancel == nil {
-		// Registered without GRPCServerOptions: nothing but returning
-		// from this handler unblocks a Send stuck on a client that
-		// stopped reading, so the writer gets a goroutine of its own and
-		// this one waits, free to return.
-		go st.write()
-		<-st.done
-		return st.endErr
-	}
-	st.write()
-	st.stopWatchdog()
-	<-st.done // the writer returns once the stream is ending
+	st.start()
+	// This goroutine only waits, so that it can always return: returning
+	// cancels the stream, which is the only way to unblock a Send stuck on
+	// a client that stopped reading. The reader has a goroutine of its
+	// own, and the writer one only while frames wait (stream.write).
+	<-st.done
 	return st.endErr
 }
 
@@ -676,8 +669,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	s.mu.Unlock()
 	st.mu.Lock()
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
-	st.mu.Unlock()
-	st.signal()
+	st.mu.Unlock() // written once Connect starts the writer
 	return nil
 }
 

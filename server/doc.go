@@ -23,16 +23,15 @@
 //
 // # Goroutines and timers
 //
-// Each stream holds two goroutines: its writer, the only caller of Send,
-// which runs on the gRPC handler goroutine, and its reader. Heartbeats,
+// Each stream holds two goroutines: the gRPC handler goroutine, which only
+// waits so that it can always return (returning is what unblocks a Send
+// stuck on a client that stopped reading), and its reader. Its writer, the
+// only caller of Send, runs on a goroutine of its own while frames wait
+// and exits when none do, so an idle stream holds no writer. Heartbeats,
 // dead-peer detection, delayed acks and the max-age GoAway share one timer
 // per stream, which holds no goroutine while it waits; reads and writes
 // only store a timestamp, and the timer re-arms itself from those when it
-// fires. A Send stuck on a client that stopped reading is unblocked a
-// second after its stream ended by cancelling the stream (that client
-// gets CANCELLED); this needs the InTapHandle of GRPCServerOptions, and
-// without it the writer runs on a goroutine of its own so that the
-// handler can always return.
+// fires.
 // A detached session has one timer for its resume window.
 //
 // # Delivery

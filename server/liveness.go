@@ -92,14 +92,14 @@ func (st *stream) tick() {
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
-	wake := st.ctrl.len() > 0
+	start := st.ctrl.len() > 0 && st.claimWriterLocked()
 	st.rearmLocked(now, lastRead, pingDue)
 	st.mu.Unlock()
 	if ping != nil {
 		st.srv.metrics.heartbeatsSent.Inc()
 	}
-	if wake {
-		st.signal()
+	if start {
+		go st.write()
 	}
 	if missedNow > 0 {
 		st.srv.metrics.heartbeatsMissed.Inc()
@@ -192,8 +192,11 @@ func (st *stream) noteReceivedForce(seq uint64, force bool) {
 	}
 	if seq-st.ackedIn.Load() >= uint64(st.srv.cfg.ackBatch) {
 		st.queueAckLocked()
+		start := st.claimWriterLocked()
 		st.mu.Unlock()
-		st.signal()
+		if start {
+			go st.write()
+		}
 		return
 	}
 	if st.ackDue.IsZero() {

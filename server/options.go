@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc/tap"
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/broker/memory"
@@ -69,7 +68,6 @@ type config struct {
 	drainRate        float64
 	retryJitter      time.Duration
 	oneSessionPerID  bool
-	inTap            tap.ServerInHandle
 }
 
 // defaultConfig returns a fresh default configuration.
@@ -290,18 +288,4 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, fmt.Errorf("tether/server: invalid options: %w", err)
 	}
 	return c, nil
-}
-
-// WithInTapHandle runs h as the grpc.InTapHandle of a grpc.Server made with
-// GRPCServerOptions, which installs one of its own (grpc-go takes only one
-// per server): h sees every new stream first, and a stream it refuses is
-// not started.
-func WithInTapHandle(h tap.ServerInHandle) Option {
-	return optionFunc(func(c *config) error {
-		if h == nil {
-			return errors.New("WithInTapHandle: the handle is nil")
-		}
-		c.inTap = h
-		return nil
-	})
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/tap"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/server"
@@ -66,34 +63,5 @@ func TestRegressInvalidUTF8HeaderIsRefusedAtPublish(t *testing.T) {
 	}
 	if m := c.message(); string(m.GetPayload()) != "fine" {
 		t.Fatalf("the session did not survive: %v", m)
-	}
-}
-
-// A tap handle of the application's (WithInTapHandle) runs beside the one
-// GRPCServerOptions installs: it sees every stream and may refuse one,
-// and sessions still work.
-func TestWithInTapHandle(t *testing.T) {
-	var seen atomic.Int32
-	refuse := func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		seen.Add(1)
-		if info.FullMethodName == tetherv1.AdminService_ListSessions_FullMethodName {
-			return nil, status.Error(codes.PermissionDenied, "refused by the application's tap")
-		}
-		return ctx, nil
-	}
-	n := startNode(t, server.WithInTapHandle(refuse))
-	c := n.dial(t, "")
-	if w := c.open(&tetherv1.Hello{ClientId: "tapped"}); w.GetSessionId() == "" {
-		t.Fatalf("welcome without a session: %v", w)
-	}
-	_, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
-	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "refused by the application's tap") {
-		t.Fatalf("ListSessions: %v, want the tap's PermissionDenied", err)
-	}
-	if seen.Load() < 2 {
-		t.Fatalf("the tap saw %d streams, want the Connect and the ListSessions", seen.Load())
-	}
-	if _, err := server.New(server.WithInTapHandle(nil)); err == nil || !strings.Contains(err.Error(), "WithInTapHandle") {
-		t.Fatalf("New(WithInTapHandle(nil)) = %v, want an error naming the option", err)
 	}
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"runtime"
 	"sync/atomic"
@@ -135,13 +134,6 @@ func TestRegressResumeWithBacklogIsCutAtOnce(t *testing.T) {
 
 func startObservedNode(t *testing.T, opts ...server.Option) (*server.Server, *grpc.ClientConn, *atomic.Int32) {
 	t.Helper()
-	return startObserved(t, true, opts...)
-}
-
-// startObserved is startObservedNode; withOptions false leaves out
-// GRPCServerOptions (a server registered without them).
-func startObserved(t *testing.T, withOptions bool, opts ...server.Option) (*server.Server, *grpc.ClientConn, *atomic.Int32) {
-	t.Helper()
 	srv, err := server.New(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -152,11 +144,7 @@ func startObserved(t *testing.T, withOptions bool, opts ...server.Option) (*serv
 		defer running.Add(-1)
 		return h(s, ss)
 	}
-	gsOpts := []grpc.ServerOption{grpc.ChainStreamInterceptor(obs)}
-	if withOptions {
-		gsOpts = append(srv.GRPCServerOptions(), gsOpts...)
-	}
-	gs := grpc.NewServer(gsOpts...)
+	gs := grpc.NewServer(append(srv.GRPCServerOptions(), grpc.ChainStreamInterceptor(obs))...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,16 +170,7 @@ func fastProfile() server.Option {
 }
 
 func TestRegressNonReadingClientIsNeverCut(t *testing.T) {
-	// With GRPCServerOptions the writer runs on the handler goroutine and
-	// the stream is cancelled under a stuck Send; without them the writer
-	// has a goroutine of its own and the handler returns.
-	for _, withOptions := range []bool{true, false} {
-		t.Run(fmt.Sprintf("GRPCServerOptions=%v", withOptions), func(t *testing.T) { nonReadingClientIsCut(t, withOptions) })
-	}
-}
-
-func nonReadingClientIsCut(t *testing.T, withOptions bool) {
-	srv, cc, running := startObserved(t, withOptions, fastProfile(), server.WithMaxOutboundQueue(8))
+	srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)

@@ -87,17 +87,13 @@ func (srv *Server) ID() string { return srv.cfg.serverID }
 
 // GRPCServerOptions returns the grpc.ServerOptions the server expects: the
 // profile's keepalive parameters and enforcement policy, a receive limit
-// that fits the largest allowed frame, a stats handler that lets a session
-// send GoAway{MAX_AGE} before the profile's MaxConnectionAge (plus grace)
-// closes its connection, and an InTapHandle that lets the server cancel a
-// session's stream, which saves a goroutine per session. Pass them to
-// grpc.NewServer. grpc-go takes one InTapHandle per server: give yours to
-// WithInTapHandle rather than to grpc.NewServer.
+// that fits the largest allowed frame, and a stats handler that lets a
+// session send GoAway{MAX_AGE} before the profile's MaxConnectionAge (plus
+// grace) closes its connection. Pass them to grpc.NewServer.
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 	return append(srv.cfg.profile.ServerOptions(),
 		grpc.MaxRecvMsgSize(srv.maxFrameBytes()),
 		grpc.StatsHandler(connClock{}),
-		grpc.InTapHandle(tapHandle(srv.cfg.inTap)),
 	)
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -16,15 +15,15 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// stream is one Connect call carrying a session. Its writer runs on the
-// handler goroutine (see service.Connect), its reader on one more; its
-// heartbeat, dead-peer and ack-delay deadlines share one timer that holds
-// no goroutine while it waits.
+// stream is one Connect call carrying a session. Its handler goroutine
+// waits for the end (see service.Connect); its reader runs on a goroutine
+// of its own; its writer too, but only while frames wait to be written;
+// its heartbeat, dead-peer and ack-delay deadlines share one timer that
+// holds no goroutine while it waits.
 type stream struct {
-	srv    *Server
-	ss     tetherv1.TetherService_ConnectServer
-	peer   string
-	cancel context.CancelFunc // cancels the stream's context (see tapHandle); nil without GRPCServerOptions
+	srv  *Server
+	ss   tetherv1.TetherService_ConnectServer
+	peer string
 
 	mu          sync.Mutex
 	ctrl        queue[*tetherv1.ConnectResponse] // control frames: always ahead of data
@@ -37,12 +36,16 @@ type stream struct {
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64
-	pingedAt    time.Time                 // when the client last pinged; zero if it never did
-	missed      int                       // heartbeats already recorded as missed
-	watchdog    *time.Timer               // cancels a Send still stuck after the stream ended
-	msg         *tetherv1.ConnectResponse // the writer's reusable message frame, from newMessageFrame
+	pingedAt    time.Time // when the client last pinged; zero if it never did
+	missed      int       // heartbeats already recorded as missed
+	started     bool      // the writer may run: Hello was accepted
+	writing     bool      // a writer goroutine runs (or the stream ended)
 
-	wake     chan struct{}
+	// The writer's own state; only one writer runs at a time, and each
+	// hands over to the next through mu.
+	msg    *tetherv1.ConnectResponse // reusable message frame, from newMessageFrame
+	synced uint64                    // with a broker.Syncer: seqs up to this are durable
+
 	done     chan struct{}
 	finished atomic.Bool
 	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
@@ -61,7 +64,7 @@ type stream struct {
 
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
 	now := time.Now().UnixNano()
-	st := &stream{srv: srv, ss: ss, peer: peer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	st := &stream{srv: srv, ss: ss, peer: peer, done: make(chan struct{})}
 	if srv != nil {
 		st.frames = rate.NewLimiter(srv.cfg.frameRate, srv.cfg.frameBurst)
 	}
@@ -70,25 +73,53 @@ func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string
 	return st
 }
 
-func (st *stream) signal() {
-	select {
-	case st.wake <- struct{}{}:
-	default:
+// claimWriterLocked reports whether the caller, having queued something,
+// must start the writer (with go st.write(), after unlocking mu).
+func (st *stream) claimWriterLocked() bool {
+	if !st.started || st.writing {
+		return false
 	}
+	st.writing = true
+	return true
+}
+
+// kick starts the writer if frames wait and none runs.
+func (st *stream) kick() {
+	st.mu.Lock()
+	start := (st.ctrl.len() > 0 || st.data.len() > 0 || st.closing) && st.claimWriterLocked()
+	st.mu.Unlock()
+	if start {
+		go st.write()
+	}
+}
+
+// start lets the writer run once Hello is accepted, and starts it for
+// what was queued meanwhile (Welcome).
+func (st *stream) start() {
+	st.mu.Lock()
+	st.started = true
+	st.mu.Unlock()
+	st.kick()
 }
 
 func (st *stream) pushCtrl(f *tetherv1.ConnectResponse) {
 	st.mu.Lock()
 	st.ctrl.push(f)
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 func (st *stream) pushData(e broker.Entry) {
 	st.mu.Lock()
 	st.data.push(e)
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 // maxCtrlBacklog bounds the control frames waiting to be written; a client
@@ -111,8 +142,11 @@ func (st *stream) pushPong(p *tetherv1.Ping) {
 	}
 	st.pendingPong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
 	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
+	start := st.claimWriterLocked()
 	st.mu.Unlock()
-	st.signal()
+	if start {
+		go st.write()
+	}
 }
 
 func (st *stream) ctrlBacklog() int {
@@ -141,7 +175,7 @@ func (st *stream) closeAfterFlush(err error) {
 			}
 		})
 	}
-	st.signal()
+	st.kick()
 }
 
 // finish ends the stream with err (once). The handler returns err's status.
@@ -154,28 +188,8 @@ func (st *stream) finish(err error) {
 	if st.timer != nil {
 		st.timer.Stop()
 	}
-	if st.cancel != nil {
-		// The writer returns at once, unless it is stuck in a Send to a
-		// client that stopped reading: cancelling the stream unblocks
-		// it (and grpc-go answers CANCELLED, which that client was not
-		// reading anyway).
-		st.watchdog = time.AfterFunc(stuckSendGrace, st.cancel)
-	}
 	st.mu.Unlock()
 	close(st.done)
-}
-
-// stuckSendGrace is how long a Send may stay blocked after its stream
-// ended before the stream is cancelled under it.
-const stuckSendGrace = time.Second
-
-// stopWatchdog stops finish's watchdog once the writer has returned.
-func (st *stream) stopWatchdog() {
-	st.mu.Lock()
-	if st.watchdog != nil {
-		st.watchdog.Stop()
-	}
-	st.mu.Unlock()
 }
 
 // newMessageFrame returns a writer's reusable data frame, for next.
@@ -186,7 +200,8 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 // next pops the next frame to write: control first, then data. A message is
 // filled into the writer's reusable frame, st.msg, which is returned: the
 // writer sends it before it calls next again. next returns nil when
-// nothing is queued, and closeErr, true when the stream should end.
+// nothing is queued, and then the writer must exit (next has released
+// it), and closeErr, true when the stream should end.
 func (st *stream) next() (*tetherv1.ConnectResponse, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -208,6 +223,7 @@ func (st *stream) next() (*tetherv1.ConnectResponse, bool, error) {
 	}
 	e, ok := st.data.pop()
 	if !ok {
+		st.writing = false
 		return nil, false, nil
 	}
 	if st.msg == nil {
@@ -243,8 +259,9 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 	pm.PublishedAt.Seconds, pm.PublishedAt.Nanos = m.PublishedAt.Unix(), int32(m.PublishedAt.Nanosecond())
 }
 
-// write runs the writer until the stream ends. It is the only caller of
-// ss.Send.
+// write runs the writer until nothing waits to be written or the stream
+// ends. It is the only caller of ss.Send: a writer is started only by the
+// caller that claimed it (claimWriterLocked), and next releases it.
 func (st *stream) write() {
 	defer func() {
 		if p := recover(); p != nil {
@@ -253,50 +270,44 @@ func (st *stream) write() {
 		}
 	}()
 	syncer, _ := st.sess.log.(broker.Syncer)
-	var synced uint64 // with a syncer: seqs up to this are durable
-	for {
-		select {
-		case <-st.wake:
-		case <-st.done:
-			return
-		}
-		// lastWrite, for the heartbeat's write-idle test, is stored every
-		// 64 frames of a burst and at its end, not per frame: reading the
-		// clock is a good part of a small frame's cost here.
-		sent := 0
-		for !st.finished.Load() {
-			f, end, err := st.next()
-			if end {
-				st.sess.dropStream(st, err, "stream closed by the server")
-				return
-			}
-			if f == nil {
-				break
-			}
-			if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
-				if seq := m.Message.Seq; syncer != nil && seq > synced {
-					// Only what is stored goes out, so that what the
-					// client has survives this node.
-					hi := st.sess.appended.Load()
-					if err := syncer.Sync(st.ss.Context()); err != nil {
-						st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
-						return
-					}
-					synced = max(hi, seq)
-				}
-				storeMax(&st.sess.sentSeq, m.Message.Seq)
-			}
-			if err := st.ss.Send(f); err != nil {
-				st.sess.dropStream(st, err, "send failed: "+err.Error())
-				return
-			}
-			if sent++; sent%64 == 0 {
-				st.lastWrite.Store(time.Now().UnixNano())
-			}
-			st.srv.metrics.framesOut(f)
-		}
+	// lastWrite, for the heartbeat's write-idle test, is stored every
+	// 64 frames of a burst and at its end, not per frame: reading the
+	// clock is a good part of a small frame's cost here.
+	sent := 0
+	defer func() {
 		if sent%64 != 0 {
 			st.lastWrite.Store(time.Now().UnixNano())
 		}
+	}()
+	for !st.finished.Load() {
+		f, end, err := st.next()
+		if end {
+			st.sess.dropStream(st, err, "stream closed by the server")
+			return
+		}
+		if f == nil {
+			return
+		}
+		if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+			if seq := m.Message.Seq; syncer != nil && seq > st.synced {
+				// Only what is stored goes out, so that what the client
+				// has survives this node.
+				hi := st.sess.appended.Load()
+				if err := syncer.Sync(st.ss.Context()); err != nil {
+					st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
+					return
+				}
+				st.synced = max(hi, seq)
+			}
+			storeMax(&st.sess.sentSeq, m.Message.Seq)
+		}
+		if err := st.ss.Send(f); err != nil {
+			st.sess.dropStream(st, err, "send failed: "+err.Error())
+			return
+		}
+		if sent++; sent%64 == 0 {
+			st.lastWrite.Store(time.Now().UnixNano())
+		}
+		st.srv.metrics.framesOut(f)
 	}
 }
