@@ -36,10 +36,12 @@ type stream struct {
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64
-	pingedAt    time.Time // when the client last pinged; zero if it never did
-	missed      int       // heartbeats already recorded as missed
-	started     bool      // the writer may run: Hello was accepted
-	writing     bool      // a writer goroutine runs (or the stream ended)
+	pingedAt    time.Time     // when the client last pinged; zero if it never did
+	missed      int           // heartbeats already recorded as missed
+	started     bool          // the writer may run: Hello was accepted
+	writing     bool          // a writer goroutine runs (or the stream ended)
+	lingering   bool          // the writer waits on wake for more (see write)
+	wake        chan struct{} // wakes a lingering writer; made when one first lingers
 
 	// The writer's own state; only one writer runs at a time, and each
 	// hands over to the next through mu.
@@ -74,9 +76,20 @@ func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string
 }
 
 // claimWriterLocked reports whether the caller, having queued something,
-// must start the writer (with go st.write(), after unlocking mu).
+// must start the writer (with go st.write(), after unlocking mu). A
+// lingering writer is woken instead.
 func (st *stream) claimWriterLocked() bool {
-	if !st.started || st.writing {
+	if !st.started {
+		return false
+	}
+	if st.writing {
+		if st.lingering {
+			st.lingering = false
+			select {
+			case st.wake <- struct{}{}:
+			default:
+			}
+		}
 		return false
 	}
 	st.writing = true
@@ -201,8 +214,9 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 // filled into the writer's reusable frame, st.msg, which is returned: the
 // writer sends it before it calls next again. next returns nil when
 // nothing is queued, and then the writer must exit (next has released
-// it), and closeErr, true when the stream should end.
-func (st *stream) next() (*tetherv1.ConnectResponse, bool, error) {
+// it) or, when linger is set, wait on st.wake; and closeErr, true when the
+// stream should end.
+func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if f, ok := st.ctrl.pop(); ok {
@@ -223,7 +237,14 @@ func (st *stream) next() (*tetherv1.ConnectResponse, bool, error) {
 	}
 	e, ok := st.data.pop()
 	if !ok {
-		st.writing = false
+		if linger {
+			st.lingering = true
+			if st.wake == nil {
+				st.wake = make(chan struct{}, 1)
+			}
+		} else {
+			st.writing = false
+		}
 		return nil, false, nil
 	}
 	if st.msg == nil {
@@ -259,9 +280,18 @@ func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
 	pm.PublishedAt.Seconds, pm.PublishedAt.Nanos = m.PublishedAt.Unix(), int32(m.PublishedAt.Nanosecond())
 }
 
-// write runs the writer until nothing waits to be written or the stream
-// ends. It is the only caller of ss.Send: a writer is started only by the
-// caller that claimed it (claimWriterLocked), and next releases it.
+// writerLinger is how long a writer that sent messages waits for more
+// before it exits. A stream that carries messages is likely to carry more
+// soon, and waking a waiting writer costs less than starting one (a
+// goroutine start, and its stack growing to Send's depth, each time). A
+// writer that only answered a heartbeat or sent an ack exits at once, so
+// an idle stream holds no writer.
+const writerLinger = time.Second
+
+// write runs the writer until nothing waits to be written (and, after
+// messages, writerLinger passed without more) or the stream ends. It is
+// the only caller of ss.Send: a writer is started only by the caller that
+// claimed it (claimWriterLocked), and next releases it.
 func (st *stream) write() {
 	defer func() {
 		if p := recover(); p != nil {
@@ -270,25 +300,43 @@ func (st *stream) write() {
 		}
 	}()
 	syncer, _ := st.sess.log.(broker.Syncer)
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	// lastWrite, for the heartbeat's write-idle test, is stored every
 	// 64 frames of a burst and at its end, not per frame: reading the
 	// clock is a good part of a small frame's cost here.
-	sent := 0
-	defer func() {
-		if sent%64 != 0 {
-			st.lastWrite.Store(time.Now().UnixNano())
-		}
-	}()
+	sent, messages := 0, false
 	for !st.finished.Load() {
-		f, end, err := st.next()
+		f, end, err := st.next(messages)
 		if end {
 			st.sess.dropStream(st, err, "stream closed by the server")
 			return
 		}
 		if f == nil {
-			return
+			if sent%64 != 0 {
+				st.lastWrite.Store(time.Now().UnixNano())
+			}
+			sent = 0
+			if !messages {
+				return // next released the writer
+			}
+			messages = false
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			if !st.lingerUntil(linger.C) {
+				return
+			}
+			continue
 		}
 		if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+			messages = true
 			if seq := m.Message.Seq; syncer != nil && seq > st.synced {
 				// Only what is stored goes out, so that what the client
 				// has survives this node.
@@ -309,5 +357,33 @@ func (st *stream) write() {
 			st.lastWrite.Store(time.Now().UnixNano())
 		}
 		st.srv.metrics.framesOut(f)
+	}
+}
+
+// lingerUntil waits, as a lingering writer, until frames are queued (true:
+// write them) or expired fires with none (false: the writer was released)
+// or the stream ends (false).
+func (st *stream) lingerUntil(expired <-chan time.Time) bool {
+	select {
+	case <-st.wake:
+		return true
+	case <-st.done:
+		return false
+	case <-expired:
+	}
+	st.mu.Lock()
+	if st.lingering {
+		st.lingering, st.writing = false, false
+		st.mu.Unlock()
+		return false
+	}
+	st.mu.Unlock()
+	// Frames came as the timer fired: whoever queued them cleared
+	// lingering and put a wake-up in st.wake, under mu.
+	select {
+	case <-st.wake:
+		return true
+	case <-st.done:
+		return false
 	}
 }

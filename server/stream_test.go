@@ -17,7 +17,7 @@ func TestControlFramesGoFirst(t *testing.T) {
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: &tetherv1.Ack{Seq: 4}}})
 	var order []string
 	for {
-		f, end, _ := st.next()
+		f, end, _ := st.next(false)
 		if f == nil || end {
 			break
 		}
@@ -47,10 +47,10 @@ func TestCloseAfterFlushDropsData(t *testing.T) {
 	st.pushData(broker.Entry{Seq: 1, Message: &broker.Message{}})
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_GoAway{GoAway: &tetherv1.GoAway{}}})
 	st.closeAfterFlush(nil)
-	if f, end, _ := st.next(); end || f.GetGoAway() == nil {
+	if f, end, _ := st.next(false); end || f.GetGoAway() == nil {
 		t.Fatalf("first = %v (end %v), want the go_away", f, end)
 	}
-	if f, end, _ := st.next(); !end || f != nil {
+	if f, end, _ := st.next(false); !end || f != nil {
 		t.Fatalf("second = %v (end %v), want the end", f, end)
 	}
 }
