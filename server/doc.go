@@ -26,13 +26,13 @@
 // Each stream holds two goroutines: the gRPC handler goroutine, which only
 // waits so that it can always return (returning is what unblocks a Send
 // stuck on a client that stopped reading), and its reader. Its writer, the
-// only caller of Send, runs on a goroutine of its own while frames wait
-// and exits when none do, so an idle stream holds no writer. Heartbeats,
-// dead-peer detection, delayed acks and the max-age GoAway share one timer
-// per stream, which holds no goroutine while it waits; reads and writes
-// only store a timestamp, and the timer re-arms itself from those when it
-// fires.
-// A detached session has one timer for its resume window.
+// only caller of Send, runs on a goroutine of its own while frames wait:
+// after messages it lingers a second for more, after a pong or an ack it
+// exits at once, so an idle stream holds no writer. Heartbeats, dead-peer
+// detection, delayed acks and the max-age GoAway share one timer per
+// stream, which holds no goroutine while it waits; reads and writes only
+// store a timestamp, and the timer re-arms itself from those when it
+// fires. A detached session has one timer for its resume window.
 //
 // # Delivery
 //
