@@ -17,9 +17,10 @@
 // dead_after), a broken or reset stream, or [Session.Reconnect] called by
 // an application that knows its network changed. The session picks a
 // healthy backend (grpc.health.v1 Watch on each when there are several;
-// random or least-RTT among the healthy), opens a stream, sends Hello with the resume token, and the
-// server replays what was not acknowledged. Between attempts it waits an
-// exponential backoff with full jitter ([backoff.Config]); after a go_away
+// random or least-RTT among the healthy), opens a stream, sends Hello
+// with the resume token, and the server replays what was not
+// acknowledged. Between attempts it waits an exponential backoff with
+// full jitter ([backoff.Config]); after a go_away
 // it waits what the server asked (retry_after plus a random share of
 // retry_jitter) and tries another backend first.
 //
@@ -51,8 +52,8 @@
 // The SDK pings half an interval after a stream's Welcome (ahead of the
 // server's first ping, due an interval after it), then whenever it has
 // written nothing but pongs for the negotiated heartbeat interval, and
-// answers the server's pings. The server's pongs count as its writes, so on an idle stream the
-// SDK drives the heartbeat: one ping/pong per interval, and the SDK always
+// answers the server's pings. The server's pongs count as its writes, so
+// on an idle stream the SDK drives the heartbeat: one ping/pong per interval, and the SDK always
 // has a fresh RTT ([Stats], [WithOnRTT]). gRPC keepalive uses the
 // profile's ClientParameters, with Time raised to an interval and a half
 // of the heartbeat asked for (so it never fires on a heartbeating

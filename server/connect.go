@@ -64,14 +64,10 @@ func (st *stream) awaitHello(ctx context.Context) error {
 	case err := <-ready:
 		return err
 	case <-hello.C:
-		return errNoHello(d)
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	}
-}
-
-func errNoHello(d time.Duration) error {
-	return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
 }
 
 // hello receives Hello and opens or resumes its session.

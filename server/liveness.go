@@ -92,14 +92,10 @@ func (st *stream) tick() {
 	if !st.ackDue.IsZero() && !now.Before(st.ackDue) {
 		st.queueAckLocked()
 	}
-	start := st.ctrl.len() > 0 && st.claimWriterLocked()
 	st.rearmLocked(now, lastRead, pingDue)
-	st.mu.Unlock()
+	st.unlockAndWake()
 	if ping != nil {
 		st.srv.metrics.heartbeatsSent.Inc()
-	}
-	if start {
-		go st.write()
 	}
 	if missedNow > 0 {
 		st.srv.metrics.heartbeatsMissed.Inc()
@@ -192,11 +188,7 @@ func (st *stream) noteReceivedForce(seq uint64, force bool) {
 	}
 	if seq-st.ackedIn.Load() >= uint64(st.srv.cfg.ackBatch) {
 		st.queueAckLocked()
-		start := st.claimWriterLocked()
-		st.mu.Unlock()
-		if start {
-			go st.write()
-		}
+		st.unlockAndWake()
 		return
 	}
 	if st.ackDue.IsZero() {

@@ -96,9 +96,9 @@ func (st *stream) claimWriterLocked() bool {
 	return true
 }
 
-// kick starts the writer if frames wait and none runs.
-func (st *stream) kick() {
-	st.mu.Lock()
+// unlockAndWake unlocks mu, having started or woken the writer if frames
+// wait (or the stream is closing).
+func (st *stream) unlockAndWake() {
 	start := (st.ctrl.len() > 0 || st.data.len() > 0 || st.closing) && st.claimWriterLocked()
 	st.mu.Unlock()
 	if start {
@@ -111,28 +111,19 @@ func (st *stream) kick() {
 func (st *stream) start() {
 	st.mu.Lock()
 	st.started = true
-	st.mu.Unlock()
-	st.kick()
+	st.unlockAndWake()
 }
 
 func (st *stream) pushCtrl(f *tetherv1.ConnectResponse) {
 	st.mu.Lock()
 	st.ctrl.push(f)
-	start := st.claimWriterLocked()
-	st.mu.Unlock()
-	if start {
-		go st.write()
-	}
+	st.unlockAndWake()
 }
 
 func (st *stream) pushData(e broker.Entry) {
 	st.mu.Lock()
 	st.data.push(e)
-	start := st.claimWriterLocked()
-	st.mu.Unlock()
-	if start {
-		go st.write()
-	}
+	st.unlockAndWake()
 }
 
 // maxCtrlBacklog bounds the control frames waiting to be written; a client
@@ -155,11 +146,7 @@ func (st *stream) pushPong(p *tetherv1.Ping) {
 	}
 	st.pendingPong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
 	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: st.pendingPong}})
-	start := st.claimWriterLocked()
-	st.mu.Unlock()
-	if start {
-		go st.write()
-	}
+	st.unlockAndWake()
 }
 
 func (st *stream) ctrlBacklog() int {
@@ -188,7 +175,8 @@ func (st *stream) closeAfterFlush(err error) {
 			}
 		})
 	}
-	st.kick()
+	st.mu.Lock()
+	st.unlockAndWake()
 }
 
 // finish ends the stream with err (once). The handler returns err's status.
