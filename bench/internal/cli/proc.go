@@ -131,20 +131,25 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	return json.NewEncoder(stdout).Encode(res)
 }
 
-// command returns this binary with args, under taskset -c 0 when pin.
+// command returns this binary with args, under taskset -c 0 when pin, in a
+// process group of its own (ownGroup).
 func command(ctx context.Context, pin bool, args ...string) (*exec.Cmd, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	if !pin {
-		return exec.CommandContext(ctx, exe, args...), nil
+	var cmd *exec.Cmd
+	if pin {
+		ts, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, errors.New("pinned runs need taskset (util-linux), which is not on PATH")
+		}
+		cmd = exec.CommandContext(ctx, ts, append([]string{"-c", "0", exe}, args...)...)
+	} else {
+		cmd = exec.CommandContext(ctx, exe, args...)
 	}
-	ts, err := exec.LookPath("taskset")
-	if err != nil {
-		return nil, errors.New("pinned runs need taskset (util-linux), which is not on PATH")
-	}
-	return exec.CommandContext(ctx, ts, append([]string{"-c", "0", exe}, args...)...), nil
+	ownGroup(cmd)
+	return cmd, nil
 }
 
 // proc is a process of this binary speaking lines on stdout (and, for
