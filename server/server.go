@@ -46,6 +46,7 @@ type Server struct {
 
 	live        atomic.Int64  // sessions with a stream attached
 	liveChanged chan struct{} // signalled when live drops
+	connAges    connAges      // when each connection's first stream started
 }
 
 // New validates the options and returns a Server. It does no I/O; the
@@ -86,14 +87,13 @@ func New(opts ...Option) (*Server, error) {
 func (srv *Server) ID() string { return srv.cfg.serverID }
 
 // GRPCServerOptions returns the grpc.ServerOptions the server expects: the
-// profile's keepalive parameters and enforcement policy, a receive limit
-// that fits the largest allowed frame, and a stats handler that lets a
-// session send GoAway{MAX_AGE} before the profile's MaxConnectionAge (plus
-// grace) closes its connection. Pass them to grpc.NewServer.
+// profile's keepalive parameters and enforcement policy (with the
+// MaxConnectionAge that a session's GoAway{MAX_AGE} comes before) and a
+// receive limit that fits the largest allowed frame. Pass them to
+// grpc.NewServer.
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 	return append(srv.cfg.profile.ServerOptions(),
 		grpc.MaxRecvMsgSize(srv.maxFrameBytes()),
-		grpc.StatsHandler(connClock{}),
 	)
 }
 
