@@ -8,16 +8,21 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// pending is one sent message waiting for the server's ack.
+// pending is one sent message waiting for the server's ack. Its fields
+// other than msg's payload are guarded by the outbox's mutex.
 type pending struct {
-	msg   *tetherv1.ClientMessage
-	acked chan struct{} // closed on ack, drop or close
-	err   error         // set before acked is closed
+	msg   tetherv1.ClientMessage // in the same allocation: one per Send
+	done  bool                   // acked, dropped or failed by close
+	err   error                  // set when done
+	acked chan struct{}          // made for SendWait only; closed when done
 }
 
+// finish marks p done with err.
 func (p *pending) finish(err error) {
-	p.err = err
-	close(p.acked)
+	p.err, p.done = err, true
+	if p.acked != nil {
+		close(p.acked)
+	}
 }
 
 // outbox holds what Send queued: written or not, until the server acks it.
@@ -41,7 +46,8 @@ func (o *outbox) init(size int, policy FullPolicy) {
 
 // push queues m, applying the full policy.
 func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}) (*pending, error) {
-	p := &pending{msg: toProto(m), acked: make(chan struct{})}
+	p := &pending{}
+	fillProto(&p.msg, m)
 	for {
 		o.mu.Lock()
 		if o.closed != nil {
@@ -104,7 +110,21 @@ func (o *outbox) next(c *conn) *tetherv1.ClientMessage {
 		return nil
 	}
 	o.written++
-	return o.items[i].msg
+	return &o.items[i].msg
+}
+
+// finished returns a channel that is closed once p is done; p.err is set
+// by then.
+func (o *outbox) finished(p *pending) <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p.acked == nil {
+		p.acked = make(chan struct{})
+		if p.done {
+			close(p.acked)
+		}
+	}
+	return p.acked
 }
 
 // ack drops every message with seq ≤ seq.
@@ -208,15 +228,14 @@ func (o *outbox) counts() (unacked, queued int) {
 	return w, len(o.items) - w
 }
 
-func toProto(m Message) *tetherv1.ClientMessage {
-	pm := &tetherv1.ClientMessage{
-		Payload:        m.Payload,
-		ContentType:    m.ContentType,
-		Headers:        m.Headers,
-		CorrelationId:  m.CorrelationID,
-		IdempotencyKey: m.IdempotencyKey,
-		GeneratedKey:   m.generatedKey,
-	}
+// fillProto sets the zero pm from m.
+func fillProto(pm *tetherv1.ClientMessage, m Message) {
+	pm.Payload = m.Payload
+	pm.ContentType = m.ContentType
+	pm.Headers = m.Headers
+	pm.CorrelationId = m.CorrelationID
+	pm.IdempotencyKey = m.IdempotencyKey
+	pm.GeneratedKey = m.generatedKey
 	switch {
 	case m.Topic != "":
 		pm.Target = &tetherv1.ClientMessage_Topic{Topic: m.Topic}
@@ -225,7 +244,6 @@ func toProto(m Message) *tetherv1.ClientMessage {
 	case m.ClientID != "":
 		pm.Target = &tetherv1.ClientMessage_ClientId{ClientId: m.ClientID}
 	}
-	return pm
 }
 
 func fromProto(pm *tetherv1.ServerMessage) *Message {

@@ -65,7 +65,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	p4 := pushN(t, &o, 1)[0]
 	// 2, the oldest unwritten, was dropped; 3 and 4 became 2 and 3.
 	select {
-	case <-ps[1].acked:
+	case <-o.finished(ps[1]):
 		if !errors.Is(ps[1].err, ErrDropped) {
 			t.Fatalf("dropped message error = %v", ps[1].err)
 		}
@@ -129,5 +129,30 @@ func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
 	}
 	if got := in.ackable(); got != 1 {
 		t.Fatalf("ackable after one Receive = %d", got)
+	}
+}
+
+// A waiter that comes after the ack finds the message done; one that
+// comes before is woken by it.
+func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
+	var o outbox
+	o.init(10, Block)
+	c := &conn{}
+	o.attach(c, true, 0)
+	ps := pushN(t, &o, 2)
+	early := o.finished(ps[1])
+	o.next(c)
+	o.next(c)
+	o.fail(1, ErrTooLarge)
+	o.ack(2)
+	for i, ch := range []<-chan struct{}{o.finished(ps[0]), early} {
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("message %d: not done after its ack", i+1)
+		}
+	}
+	if !errors.Is(ps[0].err, ErrTooLarge) || ps[1].err != nil {
+		t.Fatalf("errors after the ack: %v, %v; want the recorded failure, nil", ps[0].err, ps[1].err)
 	}
 }

@@ -403,7 +403,7 @@ func (s *Session) SendWait(ctx context.Context, m Message) error {
 		return err
 	}
 	select {
-	case <-p.acked:
+	case <-s.out.finished(p):
 		return p.err
 	case <-s.done:
 		return s.errClosed()
