@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// attached returns an outbox of size n written by a stream c that resumed
+// its session.
+func attached(n int, policy FullPolicy) (*outbox, *conn) {
+	o, c := &outbox{}, &conn{}
+	o.init(n, policy)
+	o.attach(c, true, 0)
+	return o, c
+}
+
 func pushN(t *testing.T, o *outbox, n int) []*pending {
 	t.Helper()
 	var out []*pending
@@ -54,15 +63,12 @@ func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 }
 
 func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
-	var o outbox
-	o.init(3, DropOldest)
-	c := &conn{}
-	o.attach(c, true, 0)
-	ps := pushN(t, &o, 3)
+	o, c := attached(3, DropOldest)
+	ps := pushN(t, o, 3)
 	if m := o.next(c); m.GetSeq() != 1 { // 1 is written: it must stay
 		t.Fatalf("first written seq = %d", m.GetSeq())
 	}
-	p4 := pushN(t, &o, 1)[0]
+	p4 := pushN(t, o, 1)[0]
 	// 2, the oldest unwritten, was dropped; 3 and 4 became 2 and 3.
 	select {
 	case <-o.finished(ps[1]):
@@ -135,11 +141,8 @@ func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
 // A waiter that comes after the ack finds the message done; one that
 // comes before is woken by it.
 func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
-	var o outbox
-	o.init(10, Block)
-	c := &conn{}
-	o.attach(c, true, 0)
-	ps := pushN(t, &o, 2)
+	o, c := attached(10, Block)
+	ps := pushN(t, o, 2)
 	early := o.finished(ps[1])
 	o.next(c)
 	o.next(c)

@@ -2,13 +2,10 @@ package server
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 )
 
@@ -52,58 +49,4 @@ func entries(c *connAges) int {
 	n := 0
 	c.m.Range(func(any, any) bool { n++; return true })
 	return n
-}
-
-// grpc-go hands every stream of one connection the same *peer.Peer, which
-// connAges relies on to name the connection; streams of another
-// connection get another. A canary for grpc-go upgrades.
-func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
-	peers := make(chan *peer.Peer, 3)
-	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
-		p, _ := peer.FromContext(ss.Context())
-		peers <- p
-		return nil
-	}))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = gs.Serve(lis) }()
-	defer func() { gs.Stop(); <-served }()
-	call := func(cc *grpc.ClientConn) *peer.Peer {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/x.Y/Z")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = s.CloseSend()
-		_ = s.RecvMsg(new(struct{})) // the handler's end
-		select {
-		case p := <-peers:
-			return p
-		case <-ctx.Done():
-			t.Fatal("the handler did not run")
-			return nil
-		}
-	}
-	dial := func() *grpc.ClientConn {
-		t.Helper()
-		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
-		return cc
-	}
-	a, b := dial(), dial()
-	pa1, pa2, pb := call(a), call(a), call(b)
-	if pa1 == nil || pa1 != pa2 {
-		t.Fatalf("two streams of one connection got peers %p and %p; want the same pointer", pa1, pa2)
-	}
-	if pb == pa1 {
-		t.Fatal("streams of two connections got the same *peer.Peer; want one each")
-	}
 }
