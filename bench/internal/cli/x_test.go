@@ -9,16 +9,21 @@ import (
 
 func TestIdleSmoke(t *testing.T) {
 	t.Parallel()
-	// (conns, mux) × 2 systems: 4 sessions each, 1s heartbeat, 1s window.
-	smoke(t, 4, []string{"server_kb_per_session", "server_cores"}, []string{ratioCol}, "idle", "--conn-sessions", "4", "--per-process", "2",
-		"--mux-sessions", "6", "--mux-conns", "2", "--heartbeat", "300ms", "--window", "500ms", "--settle", "100ms")
+	// (conns, mux) × tether and raw, and conns on Centrifuge (which
+	// carries one session per connection: no mux case): 4 sessions each,
+	// 300ms heartbeat, 500ms window.
+	smoke(t, 5, []string{"server_kb_per_session", "server_cores"}, []string{ratioCol}, "idle", "--conn-sessions", "4", "--per-process", "2",
+		"--mux-sessions", "6", "--mux-conns", "2", "--heartbeat", "300ms", "--window", "500ms", "--settle", "100ms",
+		"--systems", "tether,raw,centrifuge")
 }
 
 func TestResumeSmoke(t *testing.T) {
 	t.Parallel()
-	// 20 pending × (default, fast backoff) + mass, × 2 systems.
+	// (0, 20 pending) × (default, fast backoff) + mass, × 3 systems, but
+	// for Centrifuge no pending case (its default channel loses them).
 	svg := filepath.Join(t.TempDir(), "mass.svg")
-	smoke(t, 6, []string{"resume_p50_ms|sessions_per_s"}, []string{ratioCol}, "resume", "--pending", "20", "--count", "1", "--mass", "4", "--per-process", "2", "--svg", svg)
+	smoke(t, 13, []string{"resume_p50_ms|sessions_per_s"}, []string{ratioCol}, "resume", "--pending", "0,20", "--count", "1", "--mass", "4", "--per-process", "2", "--svg", svg,
+		"--systems", "tether,raw,centrifuge")
 	if b, err := os.ReadFile(svg); err != nil || !strings.Contains(string(b), "<polyline") {
 		t.Errorf("no plot in %s: %v", svg, err)
 	}

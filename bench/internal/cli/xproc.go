@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/bench/internal/system/centrifugesys"
 	"github.com/tetherhq/tether/bench/internal/system/rawsys"
 	"github.com/tetherhq/tether/bench/internal/system/tethersys"
 )
@@ -30,6 +31,7 @@ import (
 func init() {
 	system.RegisterExt("tether", tethersys.Ext())
 	system.RegisterExt("raw", rawsys.Ext())
+	system.RegisterExt("centrifuge", centrifugesys.Ext())
 }
 
 // hiddenExt are the hidden subcommands of this file (the test binary's

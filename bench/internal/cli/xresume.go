@@ -140,6 +140,9 @@ func singleResume(ctx context.Context, sys, profName string, p profile.Profile, 
 	if err != nil {
 		return nil, err
 	}
+	if pending > 0 && ext.Resumes && !ext.Replays {
+		return nil, notApplicable{sys + " reconnects by itself but loses what was sent into the broken connection"}
+	}
 	s, err := system.Lookup(sys)
 	if err != nil {
 		return nil, err
@@ -184,7 +187,7 @@ func resumeOnce(ctx context.Context, ext system.Ext, s system.System, px *faultp
 	{
 		echo := fmt.Appendf(nil, "E-%d", it)
 		got := 0
-		if ext.Resumes && pending > 0 {
+		if ext.Replays && pending > 0 {
 			if err := cl.Send(rctx, system.Burst(it, pending, 100*time.Millisecond)); err != nil {
 				return 0, err
 			}

@@ -7,6 +7,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/tetherhq/tether/bench/internal/ctl"
 	"github.com/tetherhq/tether/bench/internal/report"
 	"github.com/tetherhq/tether/bench/internal/scenario"
+	"github.com/tetherhq/tether/bench/internal/system"
 )
 
 // Metrics of these scenarios.
@@ -79,6 +81,12 @@ func (s *serverProc) state(ctx context.Context, gc bool) (ctl.Stats, xstate, err
 	return stats, st, err
 }
 
+// notApplicable is what a scenario's body returns for a case the system
+// has no twin of (its cell in the table stays empty).
+type notApplicable struct{ why string }
+
+func (n notApplicable) Error() string { return "not applicable: " + n.why }
+
 // xloop runs body for every system and run, alternating the systems'
 // order from run to run, and stamps each result.
 func xloop(c *common, systems []string, cases []string, stderr io.Writer, body func(sys, cs string, run int) (*scenario.Result, error)) ([]*scenario.Result, error) {
@@ -95,6 +103,11 @@ func xloop(c *common, systems []string, cases []string, stderr io.Writer, body f
 				fmt.Fprintf(stderr, "[%d/%d %s] run %d/%d: %s on %s\n", done, total, time.Since(start).Round(time.Second), run, c.runs, cs, sys)
 				t0 := time.Now()
 				r, err := body(sys, cs, run)
+				var na notApplicable
+				if errors.As(err, &na) {
+					fmt.Fprintf(stderr, "    not applicable: %s\n", na.why)
+					continue
+				}
 				if err != nil {
 					return results, fmt.Errorf("%s on %s: %w", cs, sys, err)
 				}
@@ -158,6 +171,11 @@ func runIdle(args []string, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	results, err := xloop(c, systems, names, stderr, func(sys, cs string, run int) (*scenario.Result, error) {
 		ic := byName[cs]
+		if ic.conns > 0 {
+			if ext, err := system.LookupExt(sys); err != nil || ext.DialMux == nil {
+				return nil, notApplicable{sys + " carries one session per connection"}
+			}
+		}
 		srv, err := startXServer(ctx, stderr, sys, *prof, "127.0.0.1:0", false)
 		if err != nil {
 			return nil, err

@@ -45,6 +45,11 @@ type Ext struct {
 	// Resumes is true when a Client outlives a broken connection by itself
 	// (reconnects and resumes); false when the scenario must dial anew.
 	Resumes bool
+	// Replays is true when what the server sent into a connection that
+	// broke is delivered after the client's resume (tether's resume
+	// window); false when it is lost, as with Centrifuge's default
+	// channel, which keeps no history.
+	Replays bool
 	// Bound is the documented server-side detection bound of a frozen or
 	// unreachable peer under the profile, and the earliest time a
 	// detection is legitimate (no false positive before it).

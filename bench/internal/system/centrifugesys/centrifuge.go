@@ -92,7 +92,14 @@ type hbKey struct{}
 func personal(id string) string { return "personal:" + id }
 
 // NewServer builds a Node with default options and the App's handlers.
-func NewServer(app *system.App, _ system.ServerOptions) (system.Server, error) {
+func NewServer(app *system.App, opts system.ServerOptions) (system.Server, error) {
+	return NewServerWithHooks(app, opts, system.Hooks{})
+}
+
+// NewServerWithHooks is NewServer with the scenario hooks: OnSession when
+// a client connects, OnDown when a connection ends for any reason but the
+// client's own close, OnMessage before the App.
+func NewServerWithHooks(app *system.App, _ system.ServerOptions, hooks system.Hooks) (system.Server, error) {
 	node, err := centrifuge.New(centrifuge.Config{})
 	if err != nil {
 		return nil, err
@@ -114,16 +121,27 @@ func NewServer(app *system.App, _ system.ServerOptions) (system.Server, error) {
 		return r, nil
 	})
 	node.OnConnect(func(c *centrifuge.Client) {
+		if hooks.OnSession != nil {
+			hooks.OnSession(false)
+		}
 		cc := &conn{node: node, channel: personal(c.UserID())}
 		p := app.Open(cc)
-		c.OnMessage(func(e centrifuge.MessageEvent) { p.OnMessage(e.Data) })
+		c.OnMessage(func(e centrifuge.MessageEvent) {
+			if hooks.OnMessage != nil && hooks.OnMessage(cc, e.Data) {
+				return
+			}
+			p.OnMessage(e.Data)
+		})
 		c.OnRPC(func(e centrifuge.RPCEvent, cb centrifuge.RPCCallback) {
 			cb(centrifuge.RPCReply{Data: cc.call(p, e.Data)}, nil)
 		})
 		c.OnSubscribe(func(_ centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
 			cb(centrifuge.SubscribeReply{}, nil)
 		})
-		c.OnDisconnect(func(centrifuge.DisconnectEvent) {
+		c.OnDisconnect(func(e centrifuge.DisconnectEvent) {
+			if hooks.OnDown != nil && e.Code != centrifuge.DisconnectConnectionClosed.Code {
+				hooks.OnDown(e.Reason)
+			}
 			s.mu.Lock()
 			delete(s.hb, c)
 			s.mu.Unlock()
@@ -266,13 +284,27 @@ type client struct {
 // Dial connects a protobuf client with the profile's TCP dialer and waits
 // until it is connected (and subscribed to its personal channel).
 func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.Client, error) {
+	c, err := dial(ctx, addr, opts, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// dial is Dial with the client's configuration adjusted by tune and its
+// event handlers added by observe before it connects, each if set.
+func dial(ctx context.Context, addr string, opts system.ClientOptions, tune func(*centrifugego.Config), observe func(*centrifugego.Client)) (*client, error) {
 	d := opts.Profile.Dialer()
 	c := &client{in: make(chan []byte, 4096), done: make(chan struct{}), onRTT: opts.OnRTT, subs: map[string]*centrifugego.Subscription{}}
-	c.c = centrifugego.NewProtobufClient("ws://"+addr+path, centrifugego.Config{
+	cfg := centrifugego.Config{
 		Name:           "tether-bench",
 		Data:           connectData(opts.ID, opts.Heartbeat),
 		NetDialContext: d.DialContext,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	c.c = centrifugego.NewProtobufClient("ws://"+addr+path, cfg)
 	subscribed := make(chan struct{})
 	var subOnce sync.Once
 	c.c.OnSubscribed(func(e centrifugego.ServerSubscribedEvent) {
@@ -297,6 +329,9 @@ func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.C
 		default:
 		}
 	})
+	if observe != nil {
+		observe(c.c)
+	}
 	if err := c.c.Connect(); err != nil {
 		c.Close()
 		return nil, err

@@ -28,6 +28,7 @@ func Ext() system.Ext {
 		DialMux:      DialMux,
 		DialObserved: DialObserved,
 		Resumes:      true,
+		Replays:      true,
 		Bound: func(o system.ServerOptions) (time.Duration, time.Duration) {
 			hb := o.Profile.Heartbeat
 			return hb.Interval*time.Duration(hb.Misses) + hb.Grace, hb.Interval * time.Duration(hb.Misses-1)
