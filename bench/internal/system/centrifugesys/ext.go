@@ -33,10 +33,11 @@ func Ext() system.Ext {
 		Replays:      false,
 		Bound: func(system.ServerOptions) (time.Duration, time.Duration) {
 			// The scenarios' clients ask for no interval: Centrifuge's
-			// defaults apply whatever tether profile is named. A silent
-			// client is pinged pingInterval after its last pong and cut
-			// pongTimeout later; nothing can be detected before the ping.
-			return pingInterval + pongTimeout, pingInterval
+			// defaults apply whatever tether profile is named. The server
+			// pings a connection first at a random time in [pingInterval/2,
+			// pingInterval) and every pingInterval after, and cuts it when
+			// nothing came in the pongTimeout after a ping.
+			return pingInterval + pongTimeout, pingInterval/2 + pongTimeout
 		},
 	}
 }
