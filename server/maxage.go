@@ -41,9 +41,6 @@ func (c *connAges) start(ctx context.Context, now time.Time) time.Time {
 		return now
 	}
 	w := weak.Make(p)
-	if v, ok := c.m.Load(w); ok {
-		return v.(time.Time)
-	}
 	v, loaded := c.m.LoadOrStore(w, now)
 	if !loaded {
 		runtime.AddCleanup(p, func(w weak.Pointer[peer.Peer]) { c.m.Delete(w) }, w)
