@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,6 +25,16 @@ const ClusterName = "tether-test"
 // LogEnv is the environment variable that turns the servers' logs on when
 // it is "1".
 const LogEnv = "TETHER_NATS_LOG"
+
+// TB is the part of testing.TB that natstest uses: a *testing.T or
+// *testing.B, or a runner of its own outside tests (tether-bench's chaos
+// scenario). Fatalf must not return.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(f func())
+	TempDir() string
+}
 
 // Bounds of the waits for a server, or a cluster, to be ready.
 const (
@@ -57,7 +66,7 @@ type group struct {
 // client port, storing in a directory of t.TempDir(). It fails the test if
 // the server is not ready within 10 seconds, and shuts the server down, and
 // waits for it, when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	s := newServer("n1", t.TempDir()) // TempDir first: its removal runs after the shutdown
 	s.group = &group{servers: []*Server{s}}
@@ -76,7 +85,7 @@ func Start(t testing.TB) *Server {
 // the routes are up and JetStream has a meta leader that every server
 // follows, and fails the test if that takes more than 30 seconds. The
 // servers are shut down, and waited for, when the test ends.
-func StartCluster(t testing.TB, n int) []*Server {
+func StartCluster(t TB, n int) []*Server {
 	t.Helper()
 	if n < 1 {
 		t.Fatalf("natstest: StartCluster(%d): want at least one server", n)
@@ -117,7 +126,7 @@ func ClusterURLs(servers []*Server) string {
 // Connect connects to urls (one URL, or several comma-separated) with opts
 // and closes the connection when the test ends. It fails the test if the
 // connection cannot be made.
-func Connect(t testing.TB, urls string, opts ...nats.Option) *nats.Conn {
+func Connect(t TB, urls string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
@@ -176,7 +185,7 @@ func (s *Server) Shutdown() {
 // same ports, name and store directory, and waits, within the bounds of
 // Start and StartCluster, until it serves and, in a cluster, has rejoined
 // it with JetStream current. It fails t otherwise.
-func (s *Server) Restart(t testing.TB) {
+func (s *Server) Restart(t TB) {
 	t.Helper()
 	s.Shutdown()
 	if err := s.start(); err != nil {
@@ -231,7 +240,7 @@ func (s *Server) running() *server.Server {
 
 // wait polls until the running servers of g are ready (see state), and
 // fails t if they are not within timeout.
-func (g *group) wait(t testing.TB, timeout time.Duration) {
+func (g *group) wait(t TB, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -353,7 +362,7 @@ func shutdownAll(servers []*Server) {
 // listening on port 0 and closing. Another process could take one before
 // the cluster binds it; a server that cannot bind its port fails the test
 // with a message that says so.
-func freePorts(t testing.TB, n int) []int {
+func freePorts(t TB, n int) []int {
 	t.Helper()
 	ports := make([]int, 0, n)
 	var lis []net.Listener
