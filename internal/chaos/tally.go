@@ -1,0 +1,210 @@
+package chaos
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Direction is one way messages go.
+type Direction int
+
+// The two directions.
+const (
+	// ServerToClient is the Publish RPC to each session's client id.
+	ServerToClient Direction = iota
+	// ClientToServer is each session's Send or SendWait to the checker's
+	// client id.
+	ClientToServer
+)
+
+// String returns "s2c" or "c2s".
+func (d Direction) String() string {
+	if d == ServerToClient {
+		return "s2c"
+	}
+	return "c2s"
+}
+
+// Count is what happened to the numbered messages of one direction.
+type Count struct {
+	// Sent is how many numbered messages were sent (each counted once,
+	// however often it was retried).
+	Sent int `json:"sent"`
+	// Lost is how many never arrived; Unreported is how many of those
+	// nobody was told about: neither the sender (an error from Publish or
+	// SendWait, or a Send failure report) nor the receiver (a session that
+	// came back not resumed, or with a lost range, after the message was
+	// sent).
+	Lost       int `json:"lost"`
+	Unreported int `json:"unreported"`
+	// Duplicated is how many extra copies arrived.
+	Duplicated int `json:"duplicated"`
+	// Reordered is how many arrived after a later message of the same
+	// stream.
+	Reordered int `json:"reordered"`
+}
+
+// Tally counts numbered messages per direction and stream (a stream is
+// one sender and one receiver: the publisher to one session, or one
+// session to the checker). Its methods are safe for concurrent use.
+type Tally struct {
+	mu      sync.Mutex
+	streams [2]map[string]*stream
+	gaps    map[string][]time.Time // receiver → when it lost a session it reported lost
+}
+
+// stream is one sender's numbered messages to one receiver.
+type stream struct {
+	receiver string
+	sentAt   map[int]time.Time // first attempt
+	reported map[int]bool      // the sender was told it failed
+	received map[int]int
+	highest  int
+	reorders int
+}
+
+// NewTally returns an empty Tally.
+func NewTally() *Tally {
+	return &Tally{
+		streams: [2]map[string]*stream{{}, {}},
+		gaps:    map[string][]time.Time{},
+	}
+}
+
+func (t *Tally) streamLocked(d Direction, name, receiver string) *stream {
+	s := t.streams[d][name]
+	if s == nil {
+		s = &stream{receiver: receiver, sentAt: map[int]time.Time{}, reported: map[int]bool{}, received: map[int]int{}}
+		t.streams[d][name] = s
+	}
+	return s
+}
+
+// Sent records the first attempt to send message n of stream name, bound
+// for receiver, at time at. Later calls for the same message do nothing.
+func (t *Tally) Sent(d Direction, name, receiver string, n int, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streamLocked(d, name, receiver)
+	if _, ok := s.sentAt[n]; !ok {
+		s.sentAt[n] = at
+	}
+}
+
+// SenderTold records that the sender of message n was told it failed.
+func (t *Tally) SenderTold(d Direction, name string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.streams[d][name]; s != nil {
+		s.reported[n] = true
+	}
+}
+
+// Received records that message n of stream name arrived.
+func (t *Tally) Received(d Direction, name string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.streamLocked(d, name, "")
+	if s.received[n] == 0 && n < s.highest {
+		s.reorders++
+	}
+	s.received[n]++
+	s.highest = max(s.highest, n)
+}
+
+// ReceiverTold records that receiver's session, which it lost at time
+// lost, came back without what it held: not resumed, or with a lost seq
+// range. Every message sent to it before lost and never delivered counts
+// as reported.
+func (t *Tally) ReceiverTold(receiver string, lost time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gaps[receiver] = append(t.gaps[receiver], lost)
+}
+
+// Missing returns how many sent messages have not arrived yet.
+func (t *Tally) Missing() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	missing := 0
+	for _, m := range t.streams {
+		for _, s := range m {
+			for n := range s.sentAt {
+				if s.received[n] == 0 {
+					missing++
+				}
+			}
+		}
+	}
+	return missing
+}
+
+// ReceivedTotal returns how many messages, copies included, have arrived.
+func (t *Tally) ReceivedTotal() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	total := 0
+	for _, m := range t.streams {
+		for _, s := range m {
+			for _, c := range s.received {
+				total += c
+			}
+		}
+	}
+	return total
+}
+
+// Count returns the counts of direction d so far, and up to max examples
+// of lost messages that nobody was told about, as "stream#n".
+func (t *Tally) Count(d Direction, maxExamples int) (Count, []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var c Count
+	var examples []string
+	names := make([]string, 0, len(t.streams[d]))
+	for name := range t.streams[d] {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		s := t.streams[d][name]
+		c.Reordered += s.reorders
+		for n, k := range s.received {
+			if _, sent := s.sentAt[n]; sent && k > 1 {
+				c.Duplicated += k - 1
+			}
+		}
+		ns := make([]int, 0, len(s.sentAt))
+		for n := range s.sentAt {
+			ns = append(ns, n)
+		}
+		slices.Sort(ns)
+		for _, n := range ns {
+			c.Sent++
+			if s.received[n] > 0 {
+				continue
+			}
+			c.Lost++
+			if s.reported[n] || t.toldLocked(s.receiver, s.sentAt[n]) {
+				continue
+			}
+			c.Unreported++
+			if len(examples) < maxExamples {
+				examples = append(examples, name+"#"+strconv.Itoa(n))
+			}
+		}
+	}
+	return c, examples
+}
+
+// toldLocked reports whether receiver reported a session lost after sent.
+func (t *Tally) toldLocked(receiver string, sent time.Time) bool {
+	for _, lost := range t.gaps[receiver] {
+		if lost.After(sent) {
+			return true
+		}
+	}
+	return false
+}
