@@ -53,5 +53,14 @@ func (r Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: s2c %+v, c2s %+v, %d reconnects (p50 %.2fs, max %.2fs), placement %v, fault %.1fs, total %.1fs",
 		r.Case, r.S2C, r.C2S, r.Reconnects, r.ReconnectP50, r.ReconnectMax, r.Placement, r.FaultSeconds, r.TotalSeconds)
+	if len(r.Retries) > 0 {
+		fmt.Fprintf(&b, ", retries %v", r.Retries)
+	}
+	if len(r.Fresh) > 0 {
+		fmt.Fprintf(&b, ", back not resumed %v", r.Fresh)
+	}
+	if len(r.Closed) > 0 {
+		fmt.Fprintf(&b, ", closed %v", r.Closed)
+	}
 	return b.String()
 }

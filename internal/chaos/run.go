@@ -20,7 +20,7 @@ type TB interface {
 const (
 	// quiet is how long nothing must arrive, with every session connected
 	// and nothing pending, for what is missing to count as lost.
-	quiet = time.Second
+	quiet = 2 * time.Second
 	// lateCopies is how long nothing must arrive, once everything did,
 	// for the duplicates to be counted.
 	lateCopies = 500 * time.Millisecond
@@ -46,6 +46,9 @@ type Result struct {
 	Reconnects   int     `json:"reconnects"`
 	ReconnectP50 float64 `json:"reconnect_p50_s"`
 	ReconnectMax float64 `json:"reconnect_max_s"`
+	// Fresh counts the sessions that came back not resumed, by the
+	// server's reason, and "lost range" those resumed with a lost range.
+	Fresh map[string]int `json:"fresh,omitempty"`
 	// Placement is how many sessions each node held before the fault.
 	Placement map[string]int `json:"placement"`
 	// Settled is false when, Settle after the traffic, a session was still
@@ -55,6 +58,9 @@ type Result struct {
 	// errors the counts do not explain.
 	Closed []string `json:"closed,omitempty"`
 	Errors []string `json:"errors,omitempty"`
+	// Retries counts why publishers and SendWait senders retried, by the
+	// call and its error: each retry is a failure reported to the sender.
+	Retries map[string]int `json:"retries,omitempty"`
 	// FaultSeconds is how long the fault took, TotalSeconds the whole case.
 	FaultSeconds float64 `json:"fault_s"`
 	TotalSeconds float64 `json:"total_s"`
@@ -137,6 +143,8 @@ func Run(tb TB, c Case, size Size, log *slog.Logger) Result {
 		r.ReconnectMax = times[len(times)-1].Seconds()
 	}
 	r.Closed, r.Errors = tr.problems()
+	r.Retries = tr.retryCounts()
+	r.Fresh = tr.freshCounts()
 	r.TotalSeconds = time.Since(start).Seconds()
 	return r
 }

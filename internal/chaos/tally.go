@@ -52,13 +52,18 @@ type Count struct {
 type Tally struct {
 	mu      sync.Mutex
 	streams [2]map[string]*stream
-	gaps    map[string][]time.Time // receiver → when it lost a session it reported lost
+	gaps    map[string][]gap // by receiver: the sessions it reported lost
 }
+
+// gap is a session its receiver reported lost: it left StateConnected at
+// left and came back at back, not resumed or with a lost range.
+type gap struct{ left, back time.Time }
 
 // stream is one sender's numbered messages to one receiver.
 type stream struct {
 	receiver string
 	sentAt   map[int]time.Time // first attempt
+	accepted map[int]time.Time // when the server said it queued it, if it did
 	reported map[int]bool      // the sender was told it failed
 	received map[int]int
 	highest  int
@@ -69,14 +74,14 @@ type stream struct {
 func NewTally() *Tally {
 	return &Tally{
 		streams: [2]map[string]*stream{{}, {}},
-		gaps:    map[string][]time.Time{},
+		gaps:    map[string][]gap{},
 	}
 }
 
 func (t *Tally) streamLocked(d Direction, name, receiver string) *stream {
 	s := t.streams[d][name]
 	if s == nil {
-		s = &stream{receiver: receiver, sentAt: map[int]time.Time{}, reported: map[int]bool{}, received: map[int]int{}}
+		s = &stream{receiver: receiver, sentAt: map[int]time.Time{}, accepted: map[int]time.Time{}, reported: map[int]bool{}, received: map[int]int{}}
 		t.streams[d][name] = s
 	}
 	return s
@@ -90,6 +95,16 @@ func (t *Tally) Sent(d Direction, name, receiver string, n int, at time.Time) {
 	s := t.streamLocked(d, name, receiver)
 	if _, ok := s.sentAt[n]; !ok {
 		s.sentAt[n] = at
+	}
+}
+
+// Accepted records that the server said, at time at, that it queued
+// message n to its receiver's session (a Publish that reached a session).
+func (t *Tally) Accepted(d Direction, name string, n int, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.streams[d][name]; s != nil {
+		s.accepted[n] = at
 	}
 }
 
@@ -114,14 +129,18 @@ func (t *Tally) Received(d Direction, name string, n int) {
 	s.highest = max(s.highest, n)
 }
 
-// ReceiverTold records that receiver's session, which it lost at time
-// lost, came back without what it held: not resumed, or with a lost seq
-// range. Every message sent to it before lost and never delivered counts
-// as reported.
-func (t *Tally) ReceiverTold(receiver string, lost time.Time) {
+// ReceiverTold records that receiver's session, which it left at time
+// left, came back at time back without what it held: not resumed, or with
+// a lost seq range. That report covers each undelivered message that the
+// server accepted into the session before back (it can only have been
+// queued to the old session) and, when the server's acceptance is not
+// known (Send), each one sent before left: a message sent after the
+// receiver left may have found no session at all, and only its sender can
+// be told about that.
+func (t *Tally) ReceiverTold(receiver string, left, back time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.gaps[receiver] = append(t.gaps[receiver], lost)
+	t.gaps[receiver] = append(t.gaps[receiver], gap{left: left, back: back})
 }
 
 // Missing returns how many sent messages have not arrived yet.
@@ -187,7 +206,7 @@ func (t *Tally) Count(d Direction, maxExamples int) (Count, []string) {
 				continue
 			}
 			c.Lost++
-			if s.reported[n] || t.toldLocked(s.receiver, s.sentAt[n]) {
+			if s.reported[n] || t.toldLocked(s, n) {
 				continue
 			}
 			c.Unreported++
@@ -199,10 +218,12 @@ func (t *Tally) Count(d Direction, maxExamples int) (Count, []string) {
 	return c, examples
 }
 
-// toldLocked reports whether receiver reported a session lost after sent.
-func (t *Tally) toldLocked(receiver string, sent time.Time) bool {
-	for _, lost := range t.gaps[receiver] {
-		if lost.After(sent) {
+// toldLocked reports whether the receiver of s reported the loss of a
+// session that held message n (see ReceiverTold).
+func (t *Tally) toldLocked(s *stream, n int) bool {
+	accepted, ok := s.accepted[n]
+	for _, g := range t.gaps[s.receiver] {
+		if ok && g.back.After(accepted) || !ok && g.left.After(s.sentAt[n]) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +70,8 @@ type traffic struct {
 	reconnects []time.Duration
 	closed     []string // sessions that ended for good
 	errs       []string // the first few unexpected errors
+	retries    map[string]int // why senders retried, by kind
+	fresh      map[string]int // sessions back without what they held, by why
 
 	recv sync.WaitGroup // the receive loops
 	gen  sync.WaitGroup // the senders and publishers
@@ -78,7 +81,7 @@ type traffic struct {
 // waits until each is connected, and starts their receive loops.
 func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffic {
 	tb.Helper()
-	tr := &traffic{c: c, mode: mode, tally: tally, sessions: map[string]*client.Session{}, serverOf: map[string]string{}}
+	tr := &traffic{c: c, mode: mode, tally: tally, sessions: map[string]*client.Session{}, serverOf: map[string]string{}, retries: map[string]int{}, fresh: map[string]int{}}
 	for _, nd := range c.nodes {
 		cc, err := grpc.NewClient(nd.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -122,6 +125,15 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 	}
 	for _, id := range ids {
 		tr.recv.Go(func() { tr.receive(id) })
+	}
+	// The state callbacks run on goroutines of their own: wait until each
+	// session's first one has run, so that placement and serverOfChecker
+	// are known.
+	for tr.knownPlacements() < len(ids) {
+		if ctx.Err() != nil {
+			tb.Fatalf("chaos: the sessions' connected states did not arrive: %v", ctx.Err())
+		}
+		time.Sleep(poll)
 	}
 	tb.Cleanup(func() {
 		for _, s := range tr.sessions {
@@ -170,7 +182,14 @@ func (tr *traffic) watch(id string) client.Option {
 			}
 			tr.mu.Unlock()
 			if connected && (!c.Resumed || c.Lost != nil) {
-				tr.tally.ReceiverTold(id, left)
+				tr.tally.ReceiverTold(id, left, c.Time)
+				why := c.ResumeStatus.String()
+				if c.Resumed {
+					why = "lost range"
+				}
+				tr.mu.Lock()
+				tr.fresh[why]++
+				tr.mu.Unlock()
 			}
 			connected, left = true, time.Time{}
 		case client.StateReconnecting:
@@ -266,8 +285,11 @@ func (tr *traffic) paced(stop <-chan struct{}, every time.Duration, f func(n int
 
 // publish publishes message n to session id with the Publish RPC and an
 // idempotency key, starting at node i and moving to the next node after
-// an error or when the session was not reached, until it is delivered
-// (or reported a duplicate) or giveUp passes.
+// an error or when the session was not reached, until it reached the
+// session or giveUp passes. A duplicate answer counts as delivered when
+// the earlier attempts' outcome was unknown (errors); after an answer
+// that it reached no session, the server has no earlier delivery to
+// point at, and the message counts as lost, reported to the publisher.
 func (tr *traffic) publish(i int, id string, n int) {
 	start := time.Now()
 	tr.tally.Sent(ServerToClient, id, id, n, start)
@@ -277,13 +299,26 @@ func (tr *traffic) publish(i int, id string, n int) {
 		IdempotencyKey: "s2c/" + id + "/" + strconv.Itoa(n),
 	}
 	wait := retryMin
+	reachedNone := false
 	for attempt := i; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 		resp, err := tr.pubs[attempt%len(tr.pubs)].Publish(ctx, req)
 		cancel()
-		if err == nil && (resp.GetDelivered() > 0 || resp.GetDuplicate()) {
+		switch {
+		case err == nil && resp.GetDelivered() > 0:
+			tr.tally.Accepted(ServerToClient, id, n, time.Now())
 			return
+		case err == nil && resp.GetDuplicate() && !reachedNone:
+			return
+		case err == nil && resp.GetDuplicate():
+			tr.retried("Publish", errors.New("duplicate, after an attempt that reached no session"))
+			tr.tally.SenderTold(ServerToClient, id, n)
+			return
+		case err == nil:
+			reachedNone = true
+			err = errors.New("delivered to no session")
 		}
+		tr.retried("Publish", err)
 		if time.Since(start) > giveUp {
 			tr.tally.SenderTold(ServerToClient, id, n)
 			return
@@ -315,6 +350,7 @@ func (tr *traffic) send(id string, n int) {
 		if err == nil {
 			return
 		}
+		tr.retried("SendWait", err)
 		if ctx.Err() != nil || errors.Is(err, client.ErrClosed) {
 			tr.tally.SenderTold(ClientToServer, id, n)
 			return
@@ -322,6 +358,18 @@ func (tr *traffic) send(id string, n int) {
 		time.Sleep(wait)
 		wait = min(2*wait, retryMax)
 	}
+}
+
+// retried counts a sender's retry after err, by the call and err's text
+// (its first 100 bytes, so that one kind of error is one key).
+func (tr *traffic) retried(call string, err error) {
+	msg := err.Error()
+	if len(msg) > 100 {
+		msg = msg[:100] + "…"
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.retries[call+": "+msg]++
 }
 
 // serverOfChecker returns the server id of the checker's stream.
@@ -352,6 +400,13 @@ func (tr *traffic) reconnectTimes() []time.Duration {
 	return out
 }
 
+// knownPlacements returns how many sessions' servers are known.
+func (tr *traffic) knownPlacements() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.serverOf)
+}
+
 // placement returns how many sessions each server holds, by server id.
 func (tr *traffic) placement() map[string]int {
 	tr.mu.Lock()
@@ -371,4 +426,19 @@ func (tr *traffic) problems() (closed, errs []string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return slices.Clone(tr.closed), slices.Clone(tr.errs)
+}
+
+// freshCounts returns how many sessions came back without what they held,
+// by why.
+func (tr *traffic) freshCounts() map[string]int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return maps.Clone(tr.fresh)
+}
+
+// retryCounts returns why senders retried, by kind.
+func (tr *traffic) retryCounts() map[string]int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return maps.Clone(tr.retries)
 }

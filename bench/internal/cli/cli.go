@@ -42,6 +42,7 @@ usage:
   tether-bench resume    [flags] one session's resume; mass resume after a server restart
   tether-bench detection [flags] frozen peer and blackholed link: time to detect per profile
   tether-bench fanout  [flags]   publish to a topic with 1,000 and 10,000 subscribers: delivery rate and delay
+  tether-bench chaos   [flags]   faults (resets, kills, restarts, NATS outages) under traffic both ways: lost, duplicated, reordered
 
 Run "tether-bench <scenario> -h" for a scenario's flags.
 `
@@ -75,6 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = xclient(args[1:], stdout, stderr)
 	case "fanout":
 		err = runFanout(args[1:], stdout, stderr)
+	case "chaos":
+		err = runChaos(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
