@@ -68,8 +68,8 @@ type traffic struct {
 	mu         sync.Mutex
 	serverOf   map[string]string // client id → server id of its stream
 	reconnects []time.Duration
-	closed     []string // sessions that ended for good
-	errs       []string // the first few unexpected errors
+	closed     []string       // sessions that ended for good
+	errs       []string       // the first few unexpected errors
 	retries    map[string]int // why senders retried, by kind
 	fresh      map[string]int // sessions back without what they held, by why
 
