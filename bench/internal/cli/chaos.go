@@ -130,6 +130,14 @@ func runChaos(args []string, stdout, stderr io.Writer) error {
 	return chaosOutput(&f, stdout, args, results)
 }
 
+// drainLabel names the drain window, 0 being the server's default.
+func drainLabel(d time.Duration) string {
+	if d == 0 {
+		return "the server's default"
+	}
+	return d.String()
+}
+
 // chaosOutput writes the JSON file and the Markdown table, with each
 // broken promise listed under it.
 func chaosOutput(f *chaosFlags, stdout io.Writer, args []string, results []chaos.Result) error {
@@ -158,6 +166,8 @@ func chaosOutput(f *chaosFlags, stdout io.Writer, args []string, results []chaos
 	}
 	fmt.Fprintf(w, "`tether-bench chaos %s` · %d CPU %s · %s · %s · load average at the end %s · %d sessions, %d msg/s each way\n\n",
 		strings.Join(args, " "), mach.CPUs, mach.CPU, mach.Kernel, mach.Go, mach.LoadAvg, f.size.Sessions, f.size.Rate)
+	fmt.Fprintf(w, "Faults: %d reset pulses of %v, %v apart; a killed node or NATS server down %v; NATS outage %v; drain window %s. Lost counts what never arrived; in brackets, how many of those nobody was told about.\n\n",
+		f.size.Pulses, f.size.PulseOn, f.size.PulseOff, f.size.Down, f.size.NATSDown, drainLabel(f.size.DrainWindow))
 	chaos.Markdown(w, results)
 	for _, r := range results {
 		for _, v := range r.Violations() {
