@@ -66,6 +66,7 @@ type cluster struct {
 	broker  Broker
 	log     *slog.Logger
 	drain   []server.Option // the nodes' drain settings, if not the defaults
+	closing sync.WaitGroup  // killed nodes' servers, closing
 	nats    []*natstest.Server
 	urls    string
 	nodes   []*node
@@ -87,6 +88,7 @@ func startCluster(tb TB, b Broker, size Size, log *slog.Logger) *cluster {
 		c.nats = natstest.StartCluster(tb, 3)
 	}
 	c.urls = natstest.ClusterURLs(c.nats)
+	tb.Cleanup(c.closing.Wait)
 	for i := range b.nodes() {
 		n := &node{id: "n" + strconv.Itoa(i+1), addr: "127.0.0.1:0", c: c}
 		if err := n.start(); err != nil {
@@ -211,7 +213,10 @@ func (n *node) stopped() (srv *server.Server, gs *grpc.Server, nb *natsbroker.Br
 
 // kill stops the node as kill -9 would: its NATS connection drops without
 // a drain, then its connections, with no goodbye; nothing is handed over.
-// Killing a node that is down does nothing.
+// Killing a node that is down does nothing. Once nothing of the node is
+// reachable, its server is closed in the background (freeing memory, as
+// the end of a process would): that can take the broker's timeout when
+// its NATS connection is gone, and the node may start again meanwhile.
 func (n *node) kill() {
 	srv, gs, nb, done, ok := n.stopped()
 	if !ok {
@@ -222,7 +227,7 @@ func (n *node) kill() {
 	}
 	gs.Stop()
 	<-done
-	_ = srv.Close()
+	n.c.closing.Go(func() { _ = srv.Close() })
 }
 
 // drain stops the node as SIGTERM does (see server.Server.Drain), within
