@@ -63,7 +63,6 @@ type traffic struct {
 	sessions map[string]*client.Session // by client id, the checker included
 	ids      []string                   // the sending sessions' client ids
 	pubs     []tetherv1.TetherServiceClient
-	conns    []*grpc.ClientConn
 
 	mu         sync.Mutex
 	serverOf   map[string]string // client id → server id of its stream
@@ -88,7 +87,6 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 			tb.Fatalf("chaos: publisher for %s: %v", nd.id, err)
 		}
 		tb.Cleanup(func() { _ = cc.Close() })
-		tr.conns = append(tr.conns, cc)
 		tr.pubs = append(tr.pubs, tetherv1.NewTetherServiceClient(cc))
 	}
 	ids := []string{checkerID}
@@ -114,6 +112,18 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 		}
 		tr.sessions[id] = s
 	}
+	tb.Cleanup(func() {
+		var closing sync.WaitGroup
+		for _, s := range tr.sessions {
+			closing.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				_ = s.Close(ctx)
+			})
+		}
+		closing.Wait()
+		tr.recv.Wait()
+	})
 	var wg sync.WaitGroup
 	errs := make([]error, len(ids))
 	for i, id := range ids {
@@ -135,14 +145,6 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 		}
 		time.Sleep(poll)
 	}
-	tb.Cleanup(func() {
-		for _, s := range tr.sessions {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = s.Close(ctx)
-			cancel()
-		}
-		tr.recv.Wait()
-	})
 	return tr
 }
 
