@@ -78,13 +78,39 @@ func (c *stub) send(f *tetherv1.ConnectRequest) {
 // welcome sends Hello h and returns the Welcome.
 func (c *stub) welcome(h *tetherv1.Hello) *tetherv1.Welcome {
 	c.t.Helper()
+	w, err := c.hello(h)
+	if err != nil {
+		c.t.Fatalf("want welcome, got %v", err)
+	}
+	return w
+}
+
+func (c *stub) hello(h *tetherv1.Hello) (*tetherv1.Welcome, error) {
 	h.HeartbeatInterval = durationpb.New(time.Minute)
 	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: h}})
 	f, err := c.s.Recv()
-	if err != nil || f.GetWelcome() == nil {
-		c.t.Fatalf("want welcome, got %v, %v", f, err)
+	if err == nil && f.GetWelcome() == nil {
+		c.t.Fatalf("want welcome, got %v", f)
 	}
-	return f.GetWelcome()
+	return f.GetWelcome(), err
+}
+
+// resume resumes session w on addr, retrying while the server answers
+// UNAVAILABLE (as the proto says to): a node that just died may still
+// hold its NATS subscriptions for a moment, and the eviction sent to it
+// times out.
+func resume(t *testing.T, addr string, h *tetherv1.Hello) (*stub, *tetherv1.Welcome) {
+	t.Helper()
+	for try := 0; ; try++ {
+		c := dialStub(t, addr)
+		w, err := c.hello(h)
+		if err == nil {
+			return c, w
+		}
+		if status.Code(err) != codes.Unavailable || try == 5 {
+			t.Fatalf("resume: %v", err)
+		}
+	}
 }
 
 // message sends client message seq to the recorder's topic.
@@ -140,8 +166,7 @@ func TestKeyOfMessageHandledWhenItsNodeBroke(t *testing.T) {
 			tc.brk(a, c)
 			close(g.gate)
 
-			c2 := dialStub(t, b.addr)
-			w2 := c2.welcome(&tetherv1.Hello{ClientId: "dev", Resume: &tetherv1.Resume{SessionId: w.GetSessionId(), ResumeToken: w.GetResumeToken()}})
+			c2, w2 := resume(t, b.addr, &tetherv1.Hello{ClientId: "dev", Resume: &tetherv1.Resume{SessionId: w.GetSessionId(), ResumeToken: w.GetResumeToken()}})
 			if !w2.GetResumed() {
 				t.Fatalf("resume on b: %v", w2.GetResumeStatus())
 			}
