@@ -67,6 +67,12 @@ type Message struct {
 	SourceClient  string
 	// PublishedAt is when the first server accepted the message.
 	PublishedAt time.Time
+	// DedupeKey is the sender's idempotency key in its scope, or empty.
+	// A receiving session drops a message whose DedupeKey it received
+	// within the dedupe window: the re-send of a message whose first
+	// delivery succeeded although its sender was told it failed (a node
+	// died before answering) reaches the application once.
+	DedupeKey string
 }
 
 // Receiver takes the messages a Broker routes to this node. Deliver must not

@@ -50,6 +50,9 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 			first = e.Seq
 		}
 		tail = e.Seq
+		if k := e.Message.DedupeKey; k != "" {
+			s.received.seen(k, time.Now(), srv.cfg.dedupeWindow)
+		}
 		return true
 	}); err != nil {
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/server"
 )
@@ -194,5 +196,28 @@ func TestMessageHandledAcrossStreamReset(t *testing.T) {
 	c2.ackedTo(2)
 	if got := h.list(); !equal(got, []string{"1", "2"}) {
 		t.Fatalf("handled %v; want [1 2]", got)
+	}
+}
+
+// A message delivered twice through the broker with one dedupe key (its
+// sender re-sent it after a node died before answering) reaches the
+// session once.
+func TestSecondCopyOfAMessageIsDropped(t *testing.T) {
+	t.Parallel()
+	b := memory.New()
+	n := startNode(t, noMaxAge(), server.WithBroker(b))
+	c := n.dial(t, "")
+	c.open(&tetherv1.Hello{ClientId: "r"})
+	for _, p := range []string{"x", "x", "y"} {
+		m := &broker.Message{Target: broker.Client("r"), Payload: []byte(p), DedupeKey: "publish\x00" + p}
+		if got, err := b.Publish(context.Background(), m); err != nil || got != 1 {
+			t.Fatalf("Publish %s = %d, %v; want 1 (a dropped copy counts as reached)", p, got, err)
+		}
+	}
+	if m := c.message(); string(m.GetPayload()) != "x" || m.GetSeq() != 1 {
+		t.Fatalf("first message %v; want x, seq 1", m)
+	}
+	if m := c.message(); string(m.GetPayload()) != "y" || m.GetSeq() != 2 {
+		t.Fatalf("second message %v; want y, seq 2 (the copy of x dropped)", m)
 	}
 }

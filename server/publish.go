@@ -74,7 +74,7 @@ func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byt
 		srv.metrics.dedupeDrops.Inc()
 		return 0, ErrDuplicate
 	}
-	m := &broker.Message{Target: to, Payload: payload}
+	m := &broker.Message{Target: to, Payload: payload, DedupeKey: dedupeKey("publish", idempotencyKey)}
 	for _, o := range opts {
 		o(m)
 	}
