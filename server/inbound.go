@@ -49,6 +49,12 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	if err != nil || !take {
 		return err
 	}
+	if st.srv.brokerDown.Load() {
+		// Each attempt would wait for the broker's timeout, holding up the
+		// stream's pongs; the client re-sends after a delay.
+		st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
+		return nil
+	}
 	// Handled to the end even if the stream breaks meanwhile: a resume
 	// then finds the message handled or not, never half.
 	ctx := context.WithoutCancel(st.ss.Context())

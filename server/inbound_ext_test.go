@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -219,5 +220,51 @@ func TestSecondCopyOfAMessageIsDropped(t *testing.T) {
 	}
 	if m := c.message(); string(m.GetPayload()) != "y" || m.GetSeq() != 2 {
 		t.Fatalf("second message %v; want y, seq 2 (the copy of x dropped)", m)
+	}
+}
+
+// sick is a memory broker that reports itself broken, through
+// broker.HealthNotifier, until healed.
+type sick struct {
+	*memory.Broker
+	mu     sync.Mutex
+	notify func(error)
+}
+
+func (b *sick) NotifyHealth(f func(error)) {
+	b.mu.Lock()
+	b.notify = f
+	b.mu.Unlock()
+	f(nil)
+}
+
+func (b *sick) report(err error) {
+	b.mu.Lock()
+	f := b.notify
+	b.mu.Unlock()
+	f(err)
+}
+
+// While the broker does not work, a client message is refused at once
+// (the stream stays), and the re-send after it works again is handled.
+func TestMessageRefusedWhileBrokerDown(t *testing.T) {
+	t.Parallel()
+	b := &sick{Broker: memory.New()}
+	h := &scripted{}
+	n := startNode(t, noMaxAge(), server.WithBroker(b), server.WithHandler(h))
+	c := n.dial(t, "")
+	c.open(&tetherv1.Hello{})
+	b.report(errors.New("NATS unreachable"))
+	c.send(toTopic(1, "t", "1"))
+	c.send(toTopic(2, "t", "2"))
+	if e := c.errorFrame(); e.GetSeq() != 1 || codes.Code(e.GetCode()) != codes.Unavailable || !contains(e.GetMessage(), "broker is unreachable") {
+		t.Fatalf("error frame %v; want seq 1, UNAVAILABLE, the broker is unreachable", e)
+	}
+	b.report(nil)
+	c.send(toTopic(1, "t", "1"))
+	c.send(toTopic(2, "t", "2"))
+	c.ackedTo(2)
+	if got := h.list(); !equal(got, []string{"1", "2"}) {
+		t.Fatalf("handled %v; want [1 2]", got)
 	}
 }
