@@ -57,8 +57,8 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 // returns how many sessions it reached. Reaching none is not an error.
 // idempotencyKey, when not empty, makes a repeat within the dedupe window
 // return ErrDuplicate instead of delivering again. The key is recorded only
-// for a Publish that succeeded: one that failed, or whose node died before
-// it answered, leaves no key behind, so the caller's retry with the same
+// for a Publish that succeeded: one that failed, reached no session or
+// client id, or whose node died before it answered, leaves no key behind, so the caller's retry with the same
 // key is delivered (if the failure hid a delivery, twice: at least once,
 // never lost).
 func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byte, idempotencyKey string, opts ...PublishOption) (int, error) {
@@ -79,8 +79,12 @@ func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byt
 		o(m)
 	}
 	n, err := srv.publish(ctx, m)
-	if serr := d.settle(context.WithoutCancel(ctx), err == nil); serr != nil {
-		srv.cfg.logger.Warn("tether: settling a publish's idempotency key failed", "handled", err == nil, "err", serr)
+	// A session or client id that nothing reached did not get the
+	// message: its retry must not be a duplicate. (A topic without
+	// subscribers got it: each of them.)
+	handled := err == nil && (n > 0 || to.Kind == broker.KindTopic)
+	if serr := d.settle(context.WithoutCancel(ctx), handled); serr != nil {
+		srv.cfg.logger.Warn("tether: settling a publish's idempotency key failed", "handled", handled, "err", serr)
 	}
 	return n, err
 }

@@ -158,6 +158,16 @@ func TestPublishToTopicSessionAndClient(t *testing.T) {
 		t.Fatalf("a got %q", m.GetPayload())
 	}
 	a.noFrame()
+	// A key whose Publish reached no session is not kept: the retry,
+	// once the client id is there, is delivered.
+	absent := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "late"}, Payload: []byte("late"), IdempotencyKey: "k2"}
+	check(absent, 0)
+	late := n.dial(t, "")
+	late.open(&tetherv1.Hello{ClientId: "late"})
+	check(absent, 1)
+	if m := late.message(); string(m.GetPayload()) != "late" {
+		t.Fatalf("late got %q", m.GetPayload())
+	}
 	// No target is a clear error.
 	_, err := n.tether().Publish(ctx, &tetherv1.PublishRequest{Payload: []byte("x")})
 	if code := statusCode(err); code != codes.InvalidArgument {
