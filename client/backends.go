@@ -90,6 +90,7 @@ type backends struct {
 	mu        sync.Mutex
 	list      []*backend
 	keepalive time.Duration // client keepalive Time: see newBackends, then raised to 2× the server's floor
+	picked    bool          // a pick was made: the first pick waits for every backend's health
 	closed    bool
 }
 
@@ -167,7 +168,7 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 	if err := bs.prepare(); err != nil {
 		return nil, err
 	}
-	bs.waitFirstHealth()
+	bs.waitHealth()
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	if bs.closed {
@@ -262,36 +263,43 @@ func (bs *backends) watchesLocked() bool {
 	return bs.cfg.target == "" && len(bs.list) > 1
 }
 
-// firstHealthWait bounds how long a pick waits for the first health
-// report when nothing is known of any backend yet.
-const firstHealthWait = 500 * time.Millisecond
-
-// waitFirstHealth waits, at most firstHealthWait, until some backend's
-// health is known (or there is no health to wait for).
-func (bs *backends) waitFirstHealth() {
+// waitHealth waits, at most the health wait (WithHealthWait), until the
+// health of every backend is known on the session's first pick, so that
+// the first stream does not simply go to the backend that answered first
+// (which spread a fleet's sessions 35/9/7 over three nodes), and until the
+// health of some backend is known on later picks (there is a choice by
+// then; waiting for a silent backend would slow every failover). It
+// returns at once when health is not watched.
+func (bs *backends) waitHealth() {
 	bs.mu.Lock()
-	watched := bs.watchesLocked()
+	watched, all := bs.watchesLocked(), !bs.picked
+	bs.picked = true
 	bs.mu.Unlock()
-	if !watched {
+	if !watched || bs.cfg.healthWait <= 0 {
 		return // one backend, or gRPC's own health checking applies
 	}
-	t := time.NewTimer(firstHealthWait)
+	t := time.NewTimer(bs.cfg.healthWait)
 	defer t.Stop()
-	for {
-		bs.mu.Lock()
-		for _, b := range bs.list {
-			if b.heardOnce() {
-				bs.mu.Unlock()
-				return
-			}
-		}
-		bs.mu.Unlock()
+	for !bs.heardEnough(all) {
 		select {
 		case <-bs.heard:
 		case <-t.C:
 			return
 		}
 	}
+}
+
+// heardEnough reports whether the health of every backend (all) or of
+// some backend is known.
+func (bs *backends) heardEnough(all bool) bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, b := range bs.list {
+		if b.heardOnce() != all {
+			return !all
+		}
+	}
+	return all
 }
 
 // reset drops b's connection and what is known of its health, so the next
