@@ -39,6 +39,7 @@ type conn struct {
 	stream  tetherv1.TetherService_ConnectClient
 	cancel  context.CancelCauseFunc
 	backend string
+	n       uint64 // the session's streams established, this one included
 
 	mu      sync.Mutex
 	ctrl    []*tetherv1.ConnectRequest
@@ -85,6 +86,18 @@ func (c *conn) end(err error) {
 		c.cancel(err)
 		close(c.done)
 	})
+}
+
+// healthyFor is how long the stream worked, from since (its Welcome):
+// until it ended or, when it ended because it went silent, until the
+// last frame read. The session's backoff resets after a stream that
+// worked for backoff.Config.ResetAfter.
+func (c *conn) healthyFor(since time.Time) time.Duration {
+	end := time.Now()
+	if errors.Is(c.err, errHeartbeat) {
+		end = time.Unix(0, c.lastRead.Load())
+	}
+	return end.Sub(since)
 }
 
 // start queues a first ping, arms the liveness timer from the Welcome's

@@ -86,6 +86,8 @@ type config struct {
 	onRTT       func(backend string, rtt time.Duration)
 	openTimeout time.Duration
 	healthWait  time.Duration
+	sendRetry   SendRetry
+	onSendError func(Message, error)
 }
 
 func defaultConfig() *config {
@@ -96,6 +98,7 @@ func defaultConfig() *config {
 		logger:      slog.New(slog.DiscardHandler),
 		openTimeout: 10 * time.Second,
 		healthWait:  500 * time.Millisecond,
+		sendRetry:   DefaultSendRetry(),
 	}
 }
 
@@ -121,6 +124,9 @@ func (c *config) validate() error {
 	check(c.healthWait >= 0, "WithHealthWait: %v must not be negative", c.healthWait)
 	if err := c.backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithBackoff: %w", err))
+	}
+	if err := c.sendRetry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithSendRetry: %w", err))
 	}
 	if err := c.profile.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithProfile: %w", err))

@@ -12,9 +12,10 @@ import (
 // other than msg's payload are guarded by the outbox's mutex.
 type pending struct {
 	msg   tetherv1.ClientMessage // in the same allocation: one per Send
-	done  bool                   // acked, dropped or failed by close
-	err   error                  // set when done
+	done  bool                   // handled, or lost for good
+	err   error                  // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{}          // made for SendWait only; closed when done
+	retry *retryState            // from the server's first refusal on
 }
 
 // finish marks p done with err.
@@ -25,9 +26,17 @@ func (p *pending) finish(err error) {
 	}
 }
 
-// outbox holds what Send queued: written or not, until the server acks it.
+// outbox holds what Send queued: written or not, until the server acks it,
+// and the messages the server refused, until their re-send is queued.
 // Seqs are contiguous: items[i].msg.Seq == acked+1+i.
 type outbox struct {
+	retry SendRetry
+	// lost reports a message lost for good. It is called with mu held: it
+	// must not block or call the outbox.
+	lost func(p *pending, err error)
+	// retried counts a re-send scheduled.
+	retried func()
+
 	mu      sync.Mutex
 	size    int
 	policy  FullPolicy
@@ -35,13 +44,16 @@ type outbox struct {
 	acked   uint64 // last seq the server acked
 	written uint64 // last seq written on the current stream
 	items   []*pending
-	space   chan struct{} // closed and replaced when room frees
-	conn    *conn         // the stream writing, if any
+	waiting map[*pending]struct{} // refused, waiting for their re-send; they count against size
+	space   chan struct{}         // closed and replaced when room frees
+	conn    *conn                 // the stream writing, if any
 	closed  error
 }
 
-func (o *outbox) init(size int, policy FullPolicy) {
-	o.size, o.policy, o.space = size, policy, make(chan struct{})
+func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
+	o.size, o.policy, o.space, o.retry = size, policy, make(chan struct{}), retry
+	o.waiting = make(map[*pending]struct{})
+	o.lost, o.retried = func(*pending, error) {}, func() {}
 }
 
 // push queues m, applying the full policy.
@@ -54,7 +66,7 @@ func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}) (*pe
 			o.mu.Unlock()
 			return nil, o.closed
 		}
-		if len(o.items) < o.size || (o.policy == DropOldest && o.dropOldestUnwrittenLocked()) {
+		if len(o.items)+len(o.waiting) < o.size || (o.policy == DropOldest && o.dropOldestUnwrittenLocked()) {
 			o.seq++
 			p.msg.Seq = o.seq
 			o.items = append(o.items, p)
@@ -89,7 +101,7 @@ func (o *outbox) dropOldestUnwrittenLocked() bool {
 	if i >= len(o.items) {
 		return false
 	}
-	o.items[i].finish(ErrDropped)
+	o.loseLocked(o.items[i], ErrDropped)
 	o.items = append(o.items[:i], o.items[i+1:]...)
 	for _, p := range o.items[i:] {
 		p.msg.Seq--
@@ -140,7 +152,11 @@ func (o *outbox) ackLocked(seq uint64) {
 	}
 	n := int(min(seq, o.seq) - o.acked)
 	for _, p := range o.items[:n] {
-		p.finish(p.err)
+		if p.err != nil {
+			o.refusedLocked(p)
+		} else {
+			p.finish(nil)
+		}
 	}
 	o.items = o.items[n:]
 	o.acked += uint64(n)
@@ -149,8 +165,48 @@ func (o *outbox) ackLocked(seq uint64) {
 	o.space = make(chan struct{})
 }
 
-// fail records the server's error for message seq; SendWait returns it
-// once the message is acked.
+// refusedLocked handles a message that the server received (acked) but
+// refused: it is re-sent after a backoff, or lost.
+func (o *outbox) refusedLocked(p *pending) {
+	err := p.err
+	p.err = nil
+	d, lost := o.retry.nextRetry(p, err)
+	if lost != nil {
+		o.loseLocked(p, lost)
+		return
+	}
+	o.waiting[p] = struct{}{}
+	p.retry.timer = time.AfterFunc(d, func() { o.requeue(p) })
+	o.retried()
+}
+
+// requeue queues a refused message again, as the newest, with a new seq
+// and its idempotency key.
+func (o *outbox) requeue(p *pending) {
+	o.mu.Lock()
+	if _, ok := o.waiting[p]; !ok {
+		o.mu.Unlock()
+		return // closed meanwhile
+	}
+	delete(o.waiting, p)
+	o.seq++
+	p.msg.Seq = o.seq
+	o.items = append(o.items, p)
+	c := o.conn
+	o.mu.Unlock()
+	if c != nil {
+		c.signal()
+	}
+}
+
+// loseLocked ends p for good with err and reports it.
+func (o *outbox) loseLocked(p *pending, err error) {
+	p.finish(err)
+	o.lost(p, err)
+}
+
+// fail records the server's refusal of message seq; the ack that covers
+// it (which the server sends after the refusal) retries or loses it.
 func (o *outbox) fail(seq uint64, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -171,6 +227,7 @@ func (o *outbox) attach(c *conn, resumed bool, serverReceived uint64) {
 	} else {
 		for i, p := range o.items {
 			p.msg.Seq = uint64(i + 1)
+			p.err = nil // a refusal by the old session: it is re-sent anyway
 		}
 		o.acked, o.seq = 0, uint64(len(o.items))
 	}
@@ -195,9 +252,14 @@ func (o *outbox) close(err error) {
 	}
 	o.closed = err
 	for _, p := range o.items {
-		p.finish(err)
+		o.loseLocked(p, err)
 	}
 	o.items = nil
+	for p := range o.waiting {
+		p.retry.timer.Stop()
+		o.loseLocked(p, err)
+	}
+	clear(o.waiting)
 	close(o.space)
 }
 
@@ -206,7 +268,7 @@ func (o *outbox) close(err error) {
 func (o *outbox) waitEmpty(stop <-chan struct{}, timeout <-chan time.Time) bool {
 	for {
 		o.mu.Lock()
-		empty, space := len(o.items) == 0, o.space
+		empty, space := len(o.items) == 0 && len(o.waiting) == 0, o.space
 		o.mu.Unlock()
 		if empty {
 			return true
@@ -225,7 +287,7 @@ func (o *outbox) counts() (unacked, queued int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := int(o.written - o.acked)
-	return w, len(o.items) - w
+	return w, len(o.items) - w + len(o.waiting)
 }
 
 // fillProto sets the zero pm from m.
@@ -244,6 +306,27 @@ func fillProto(pm *tetherv1.ClientMessage, m Message) {
 	case m.ClientID != "":
 		pm.Target = &tetherv1.ClientMessage_ClientId{ClientId: m.ClientID}
 	}
+}
+
+// sentMessage rebuilds the Message that Send was given from pm.
+func sentMessage(pm *tetherv1.ClientMessage) Message {
+	m := Message{
+		Payload:        pm.GetPayload(),
+		ContentType:    pm.GetContentType(),
+		Headers:        pm.GetHeaders(),
+		CorrelationID:  pm.GetCorrelationId(),
+		IdempotencyKey: pm.GetIdempotencyKey(),
+		generatedKey:   pm.GetGeneratedKey(),
+	}
+	switch t := pm.GetTarget().(type) {
+	case *tetherv1.ClientMessage_Topic:
+		m.Topic = t.Topic
+	case *tetherv1.ClientMessage_SessionId:
+		m.SessionID = t.SessionId
+	case *tetherv1.ClientMessage_ClientId:
+		m.ClientID = t.ClientId
+	}
+	return m
 }
 
 func fromProto(pm *tetherv1.ServerMessage) *Message {

@@ -11,7 +11,7 @@ import (
 // its session.
 func attached(n int, policy FullPolicy) (*outbox, *conn) {
 	o, c := &outbox{}, &conn{}
-	o.init(n, policy)
+	o.init(n, policy, DefaultSendRetry())
 	o.attach(c, true, 0)
 	return o, c
 }
@@ -31,7 +31,7 @@ func pushN(t *testing.T, o *outbox, n int) []*pending {
 
 func TestOutboxFailFast(t *testing.T) {
 	var o outbox
-	o.init(2, FailFast)
+	o.init(2, FailFast, DefaultSendRetry())
 	pushN(t, &o, 2)
 	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("push into a full buffer = %v, want ErrBufferFull", err)
@@ -44,7 +44,7 @@ func TestOutboxFailFast(t *testing.T) {
 
 func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 	var o outbox
-	o.init(1, Block)
+	o.init(1, Block, DefaultSendRetry())
 	pushN(t, &o, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -91,7 +91,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 
 func TestOutboxResumeAndFreshSession(t *testing.T) {
 	var o outbox
-	o.init(10, Block)
+	o.init(10, Block, DefaultSendRetry())
 	c1 := &conn{}
 	o.attach(c1, false, 0)
 	pushN(t, &o, 4)

@@ -1,0 +1,90 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether/backoff"
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
+	"github.com/tetherhq/tether/server"
+)
+
+// switchable is an in-memory broker that the test can take down, as a NATS
+// broker cut off from NATS: its server then reports NOT_SERVING, and
+// registering a session fails.
+type switchable struct {
+	broker.Broker
+
+	mu     sync.Mutex
+	down   error
+	notify func(error)
+}
+
+func newSwitchable(down error) *switchable { return &switchable{Broker: memory.New(), down: down} }
+
+func (b *switchable) NotifyHealth(f func(error)) {
+	b.mu.Lock()
+	b.notify = f
+	err := b.down
+	b.mu.Unlock()
+	f(err)
+}
+
+func (b *switchable) set(down error) {
+	b.mu.Lock()
+	b.down = down
+	f := b.notify
+	b.mu.Unlock()
+	if f != nil {
+		f(down)
+	}
+}
+
+func (b *switchable) err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.down
+}
+
+func (b *switchable) Bind(ctx context.Context, addr broker.Address) error {
+	if err := b.err(); err != nil {
+		return err
+	}
+	return b.Broker.Bind(ctx, addr)
+}
+
+// TestServingHealthEndsTheWait starts a session while both backends are
+// down (NOT_SERVING, and opening a session there fails), with a backoff
+// whose first wait is a random time below an hour. When one backend turns
+// SERVING, the waiting session connects to it at once (within the
+// half-second jitter), not when its backoff ends.
+func TestServingHealthEndsTheWait(t *testing.T) {
+	errDown := errors.New("nats: no servers available")
+	ba, bb := newSwitchable(errDown), newSwitchable(errDown)
+	a := tethertest.StartNode(t, nil, server.WithBroker(ba))
+	b := tethertest.StartNode(t, nil, server.WithBroker(bb))
+	log := newStateLog()
+	s := newSession(t, client.WithAddrs(a.Addr, b.Addr), client.WithClientID("waiting"), log.option(),
+		client.WithBackoff(backoff.Config{Base: time.Hour, Cap: time.Hour, Multiplier: 2, ResetAfter: 5 * time.Second}))
+	ctx := ctxT(t)
+	go s.Connect(ctx) //nolint:errcheck // the test watches the states
+	log.await(t, 0, waitLong, "a failed first attempt", func(c client.StateChange) bool { return c.State == client.StateReconnecting })
+
+	ready := time.Now()
+	bb.set(nil)
+	_, c := log.await(t, 0, waitLong, "a connection", func(c client.StateChange) bool { return c.State == client.StateConnected })
+	back := c.Time.Sub(ready)
+	t.Logf("connected to the backend %v after it turned SERVING", back.Round(time.Millisecond))
+	if c.Backend != b.Addr {
+		t.Fatalf("connected to %s, want %s, the one that turned SERVING", c.Backend, b.Addr)
+	}
+	if back > 2*time.Second {
+		t.Fatalf("connected %v after the backend turned SERVING; want within 2s", back)
+	}
+}
