@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
@@ -106,5 +107,47 @@ func TestResetPulsesReconnectWithinTwoSeconds(t *testing.T) {
 			}
 		}
 		t.Logf("12 reset pulses of 1s: the session was back at most %v after each", worst)
+	})
+}
+
+// TestBackoffResetsAfterFiveHealthySeconds grows the backoff of a session
+// with one backend (no health watch to end its waits) to a ceiling of 1000s
+// through failed attempts, connects, and cuts the stream after the 5s of
+// the default ResetAfter: the backoff resets, so the session is back within
+// Base (1s), not after a draw below 1000s.
+func TestBackoffResetsAfterFiveHealthySeconds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, lis := tethertest.ServeBufconn(t, server.WithProfile(profile.Datacenter()))
+		link := &pulseLink{lis: lis}
+		bo := backoff.DefaultConfig()
+		bo.Multiplier, bo.Cap = 1000, 1000*time.Hour
+		rec := &bbStates{}
+		s, err := client.New(client.WithAddrs("passthrough:///only"), client.WithProfile(profile.Datacenter()), client.WithBackoff(bo),
+			client.WithOnState(rec.add), client.WithDialOptions(grpc.WithContextDialer(link.dial)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(context.Background())
+		link.pulse(true)
+		go s.Connect(t.Context()) //nolint:errcheck // the stats tell
+		for s.Stats().Reconnects < 2 {
+			time.Sleep(100 * time.Millisecond) // fake time: two failed attempts
+		}
+		link.pulse(false)
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(bo.ResetAfter)
+		cut := time.Now()
+		link.pulse(true) // resets the connection
+		link.pulse(false)
+		synctest.Wait() // the session saw the stream break
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("back %v after the cut", time.Since(cut))
+		if back := time.Since(cut); back >= bo.Base {
+			t.Fatalf("back %v after the cut of a stream that worked for %v; want below Base, %v; states:%s", back, bo.ResetAfter, bo.Base, rec)
+		}
 	})
 }
