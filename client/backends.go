@@ -241,6 +241,20 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 	return cands[bs.rng.IntN(len(cands))], nil
 }
 
+// servingUntried reports whether some backend is SERVING and not avoided
+// (a failed attempt avoids its backend for the backoff's Cap).
+func (bs *backends) servingUntried() bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	now := time.Now()
+	for _, b := range bs.list {
+		if h, _, avoid := b.snapshot(); h == healthServing && !now.Before(avoid) {
+			return true
+		}
+	}
+	return false
+}
+
 // prepare gives every backend a connection and a health watch, so that
 // even the first pick can skip one that is down or draining.
 func (bs *backends) prepare() error {

@@ -232,3 +232,15 @@ func TestRefusedSendWithFinalCodeIsReportedAtOnce(t *testing.T) {
 		t.Errorf(`tether_client_messages_failed_total{reason="PermissionDenied"} = %v, want 1`, got)
 	}
 }
+
+// A request the server cannot deliver returns its SendError once the
+// re-sends are used up, instead of waiting for the reply until ctx ends.
+func TestRequestToNobodyFailsWithItsSendError(t *testing.T) {
+	_, addr := tethertest.Serve(t)
+	tx := newSession(t, client.WithAddrs(addr), client.WithClientID("tx"), fastRetry(2))
+	_, err := tx.Request(ctxT(t), client.Message{ClientID: "nobody", Payload: []byte("?")})
+	var se *client.SendError
+	if !errors.As(err, &se) || se.Attempts != 2 || status.Code(err) != codes.NotFound {
+		t.Fatalf("Request = %v; want a SendError after 2 attempts with NOT_FOUND", err)
+	}
+}

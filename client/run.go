@@ -51,7 +51,15 @@ func (s *Session) run() {
 		if established {
 			bo.ResetIfStable(healthy)
 		}
-		if !s.pause(s.delay(bo, err), gen) {
+		d := s.delay(bo, err)
+		if !established && s.backends.servingUntried() {
+			// The attempt failed where the session lived (or on a backend
+			// that turned bad) while another is SERVING: go there now.
+			// Each backend is tried so once per backoff Cap (a failed one
+			// is avoided that long), then the backoff applies.
+			d = min(d, s.servingJitter())
+		}
+		if !s.pause(d, gen) {
 			s.finish(nil)
 			return
 		}
@@ -129,11 +137,17 @@ func (s *Session) pause(d time.Duration, gen uint64) bool {
 			return false
 		case <-served:
 			served = nil
-			if j := rand.N(min(s.cfg.backoff.Base, maxServingJitter)); time.Until(deadline) > j {
+			if j := s.servingJitter(); time.Until(deadline) > j {
 				t.Reset(j)
 			}
 		}
 	}
+}
+
+// servingJitter is a random wait below the backoff's Base and
+// maxServingJitter.
+func (s *Session) servingJitter() time.Duration {
+	return rand.N(min(s.cfg.backoff.Base, maxServingJitter))
 }
 
 // closedChan is a channel that is always closed.

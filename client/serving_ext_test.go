@@ -3,9 +3,12 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/broker"
@@ -86,5 +89,63 @@ func TestServingHealthEndsTheWait(t *testing.T) {
 	}
 	if back > 2*time.Second {
 		t.Fatalf("connected %v after the backend turned SERVING; want within 2s", back)
+	}
+}
+
+// serveAt starts a tether server on addr (a port a killed node used).
+func serveAt(t *testing.T, addr string) {
+	t.Helper()
+	srv, err := server.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listening on %s again: %v", addr, err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		gs.Stop()
+		<-served
+		_ = srv.Close()
+	})
+}
+
+// TestRestartedNodeIsUsedAtOnce kills both backends of a session whose
+// backoff waits a random time below an hour, then restarts one on its old
+// port: the session's health watch reaches it again (its connection
+// redials within a second) and the session connects without waiting out
+// its backoff.
+func TestRestartedNodeIsUsedAtOnce(t *testing.T) {
+	a := tethertest.StartNode(t, nil)
+	b := tethertest.StartNode(t, nil)
+	log := newStateLog()
+	s := newSession(t, client.WithAddrs(a.Addr, b.Addr), client.WithClientID("restart"), log.option(),
+		client.WithBackoff(backoff.Config{Base: time.Hour, Cap: time.Hour, Multiplier: 2, ResetAfter: 5 * time.Second}))
+	ctx := ctxT(t)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.Kill()
+	b.Kill()
+	// The stream broke: the session waits its backoff. Its health watches
+	// broke with the connections, so the backends count as unreachable
+	// before any new connection can answer.
+	log.await(t, 0, waitLong, "the stream's end", isState(client.StateReconnecting))
+	restarted := time.Now()
+	serveAt(t, a.Addr)
+	_, c := log.await(t, 0, waitLong, "a connection to the restarted node", func(c client.StateChange) bool {
+		return c.State == client.StateConnected && c.Time.After(restarted)
+	})
+	back := c.Time.Sub(restarted)
+	t.Logf("connected %v after the node restarted", back.Round(time.Millisecond))
+	if back > 3*time.Second {
+		t.Fatalf("connected %v after the node restarted; want within about 2s", back)
 	}
 }

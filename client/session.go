@@ -470,7 +470,9 @@ func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 }
 
 // Request sends m as a request (with a fresh correlation id unless m has
-// one) and waits for the correlated reply.
+// one) and waits for the correlated reply. A request the server does not
+// handle (after the re-sends of [WithSendRetry]) returns its *[SendError]
+// at once instead of waiting for ctx.
 func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 	if m.CorrelationID == "" {
 		m.CorrelationID = randomID()
@@ -484,16 +486,25 @@ func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 		delete(s.waiters, m.CorrelationID)
 		s.mu.Unlock()
 	}()
-	if err := s.Send(ctx, m); err != nil {
+	p, err := s.enqueue(ctx, m)
+	if err != nil {
 		return nil, err
 	}
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-s.done:
-		return nil, s.errClosed()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	sent := s.out.finished(p)
+	for {
+		select {
+		case r := <-ch:
+			return r, nil
+		case <-sent:
+			if p.err != nil {
+				return nil, p.err
+			}
+			sent = nil // handled: wait for the reply
+		case <-s.done:
+			return nil, s.errClosed()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
