@@ -50,6 +50,9 @@ func (s *Session) run() {
 		s.setState(StateChange{State: StateReconnecting, Err: err, Backend: s.lastBackend()})
 		if established {
 			bo.ResetIfStable(healthy)
+			// What turned SERVING while the stream lived is no news to
+			// the wait that follows it; while a failed open ran, it is.
+			gen, _ = s.backends.turnedServing()
 		}
 		d := s.delay(bo, err)
 		if !established && s.backends.servingUntried() {
