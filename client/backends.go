@@ -40,7 +40,7 @@ type backend struct {
 	cc   *grpc.ClientConn
 	ka   time.Duration // keepalive Time cc was built with
 
-	heard func(serving bool) // tells the set a health report came, and whether the backend just turned SERVING
+	heard func(turned bool) // tells the set a health report came, and whether the backend just turned SERVING
 
 	mu         sync.Mutex
 	health     health
