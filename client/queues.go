@@ -308,7 +308,10 @@ func fillProto(pm *tetherv1.ClientMessage, m Message) {
 	}
 }
 
-// sentMessage rebuilds the Message that Send was given from pm.
+// sentMessage rebuilds the Message that Send was given from pm, with the
+// idempotency key it was sent with. The key is the application's now: if
+// it sends the message again, the server checks the key for its whole
+// dedupe window.
 func sentMessage(pm *tetherv1.ClientMessage) Message {
 	m := Message{
 		Payload:        pm.GetPayload(),
@@ -316,7 +319,6 @@ func sentMessage(pm *tetherv1.ClientMessage) Message {
 		Headers:        pm.GetHeaders(),
 		CorrelationID:  pm.GetCorrelationId(),
 		IdempotencyKey: pm.GetIdempotencyKey(),
-		generatedKey:   pm.GetGeneratedKey(),
 	}
 	switch t := pm.GetTarget().(type) {
 	case *tetherv1.ClientMessage_Topic:

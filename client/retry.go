@@ -73,7 +73,9 @@ func WithSendRetry(r SendRetry) Option {
 // final code, or with retryable ones until [SendRetry] gave up (err is a
 // *[SendError]); the DropOldest policy dropped it ([ErrDropped]); or the
 // session closed before the server acknowledged it (an error that wraps
-// [ErrClosed]; the server may have handled it). f runs on the goroutine
+// [ErrClosed]; the server may have handled it). m is the message as Send
+// was given it, with the idempotency key it was sent with, so that it can
+// be sent again. f runs on the goroutine
 // of WithOnState's callback, in order with it, outside every lock. SendWait
 // also returns the error to its caller, and the
 // tether_client_messages_failed_total metric counts it. The default logs
