@@ -269,8 +269,8 @@ func (s *Session) Stats() Stats {
 // once, without backoff: call it when the application knows the network
 // changed (Wi-Fi to cellular, VPN up).
 func (s *Session) Reconnect() {
+	n := s.streams.Load() // before start: a stream it opens is newer than this request
 	s.start()
-	n := s.streams.Load()
 	for { // latest value: replace an older request still queued
 		select {
 		case s.reconnect <- n:
