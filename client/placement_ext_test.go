@@ -34,7 +34,8 @@ func slowHealth(d time.Duration) grpc.ServerOption {
 // pick that took the first backend to answer would put all 60 on the fast
 // one; waiting for every backend's health spreads them at random.
 //
-// Each backend's count is Binomial(60, 1/3). The test fails only if some
+// Each backend's count is Binomial(60, 1/3) once every backend's health
+// is known. The test fails only if some
 // backend gets none (3 × (2/3)^60 ≈ 8.2e-11) or more than 43 (3 × P(X ≥ 44)
 // ≈ 8.4e-10): a false failure has a chance below 1e-9.
 func TestFirstPickSpreadsSessions(t *testing.T) {
@@ -51,7 +52,10 @@ func TestFirstPickSpreadsSessions(t *testing.T) {
 		counts = map[string]int{}
 	)
 	for range sessions {
-		s := newSession(t, client.WithAddrs(addrs...))
+		// A generous bound: the wait ends when every backend answered, so
+		// it costs nothing, and a loaded machine (60 sessions set up at
+		// once, under -race) cannot make a pick give up on the slow ones.
+		s := newSession(t, client.WithAddrs(addrs...), client.WithHealthWait(waitLong))
 		wg.Go(func() {
 			if err := s.Connect(ctx); err != nil {
 				t.Error(err)
