@@ -77,9 +77,9 @@ func WithSendRetry(r SendRetry) Option {
 // was given it, with the idempotency key it was sent with, so that it can
 // be sent again. f runs on the goroutine
 // of WithOnState's callback, in order with it, outside every lock. SendWait
-// also returns the error to its caller, and the
-// tether_client_messages_failed_total metric counts it. The default logs
-// the loss at Warn and does nothing else.
+// also returns the error to its caller, the
+// tether_client_messages_failed_total metric counts it, and the logger
+// (WithLogger) records it at Warn, with f or without.
 func WithOnSendError(f func(m Message, err error)) Option {
 	return optionFunc(func(c *config) error { c.onSendError = f; return nil })
 }
@@ -99,6 +99,7 @@ type SendError struct {
 	Err      error
 }
 
+// Error says how many sends the server refused, and its last refusal.
 func (e *SendError) Error() string {
 	if e.Attempts <= 1 {
 		return "tether/client: the server did not handle the message: " + e.Err.Error()
