@@ -238,9 +238,11 @@ func sendError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, false, "the agent's session has ended: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, true, "the server did not acknowledge the message in time (the agent may be reconnecting); it stays queued and may still be delivered")
+	case errors.As(err, new(*client.SendError)): // the server refused it, after the SDK's re-sends
+		writeError(w, http.StatusBadGateway, false, "the server refused the message: "+err.Error())
 	case strings.HasPrefix(err.Error(), "tether/client:"):
 		writeError(w, http.StatusBadRequest, false, err.Error()) // the SDK's validation: no target, a bad topic
-	default: // an Error frame from the server for this message
+	default:
 		writeError(w, http.StatusBadGateway, false, "the server refused the message: "+err.Error())
 	}
 }

@@ -29,17 +29,21 @@ type Config struct {
 	// current default value is 2.
 	Multiplier float64
 
-	// ResetAfter is how long a session must stay connected to count as
-	// healthy: when such a session ends, the attempt counter is reset and
-	// the next retry is drawn from [0, Base) again. A session that ends
-	// sooner counts as one more failed attempt. Zero resets the counter
-	// after any session that was established. It must not be negative. The
-	// current default value is 1 minute.
+	// ResetAfter is how long a session must stay connected, hearing from
+	// the server, to count as healthy: when such a session ends, the
+	// attempt counter is reset and the next retry is drawn from [0, Base)
+	// again. A session that ends sooner counts as one more failed attempt.
+	// Zero resets the counter after any session that was established. It
+	// must not be negative. The current default value is 5 seconds: longer
+	// than a backend that accepts streams and fails them at once takes to
+	// fail them, short enough that a session cut again a few seconds after
+	// it came back (by a second network fault, say) retries within Base,
+	// not after a ceiling grown by the faults before.
 	ResetAfter time.Duration
 }
 
 // DefaultConfig returns the default policy: Base 1s, Cap 30s, Multiplier 2
-// and ResetAfter 1m. The ceilings of successive retries are therefore 1s,
+// and ResetAfter 5s. The ceilings of successive retries are therefore 1s,
 // 2s, 4s, 8s, 16s, then 30s for every retry after that.
 //
 // Each call returns a fresh value, so changing it does not affect other
@@ -49,7 +53,7 @@ func DefaultConfig() Config {
 		Base:       time.Second,
 		Cap:        30 * time.Second,
 		Multiplier: 2,
-		ResetAfter: time.Minute,
+		ResetAfter: 5 * time.Second,
 	}
 }
 

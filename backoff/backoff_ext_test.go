@@ -12,7 +12,7 @@ import (
 func TestDefaultConfig(t *testing.T) {
 	t.Parallel()
 	got := backoff.DefaultConfig()
-	want := backoff.Config{Base: time.Second, Cap: 30 * time.Second, Multiplier: 2, ResetAfter: time.Minute}
+	want := backoff.Config{Base: time.Second, Cap: 30 * time.Second, Multiplier: 2, ResetAfter: 5 * time.Second}
 	if got != want {
 		t.Fatalf("DefaultConfig() = %+v, want %+v", got, want)
 	}

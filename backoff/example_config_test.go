@@ -22,6 +22,6 @@ func ExampleConfig() {
 	cfg.Multiplier = 0.5
 	fmt.Println(cfg.Validate())
 	// Output:
-	// base 1s, cap 10s, multiplier 2, reset after 1m0s
+	// base 1s, cap 10s, multiplier 2, reset after 5s
 	// backoff: Multiplier is 0.5; set it to 1 or more (1 keeps the delay ceiling at Base)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking for WithTarget (GRPC-NOTES §2.3)
@@ -39,7 +40,7 @@ type backend struct {
 	cc   *grpc.ClientConn
 	ka   time.Duration // keepalive Time cc was built with
 
-	heard func() // tells the set a health report came
+	heard func(turned bool) // tells the set a health report came, and whether the backend just turned SERVING
 
 	mu         sync.Mutex
 	health     health
@@ -65,10 +66,15 @@ func (b *backend) set(f func(*backend)) {
 // setHealth records a health report.
 func (b *backend) setHealth(h health) {
 	b.mu.Lock()
+	// Turning SERVING counts only after a report that it was not (an
+	// unknown first report is no news): else a backend whose health says
+	// SERVING while its sessions fail would, after each reset, end the
+	// session's wait again and again.
+	turned := h == healthServing && b.reported && (b.health == healthNotServing || b.health == healthUnreachable)
 	b.health, b.reported = h, true
 	b.mu.Unlock()
 	if b.heard != nil {
-		b.heard()
+		b.heard(turned)
 	}
 }
 
@@ -87,9 +93,14 @@ type backends struct {
 	heard  chan struct{} // signalled on every health report
 	lookup func(ctx context.Context, host string) ([]string, error)
 
+	servingMu  sync.Mutex    // not mu: health reports come while mu waits for a watch to stop
+	servingGen uint64        // counts backends turning SERVING
+	serving    chan struct{} // closed and replaced when one does
+
 	mu        sync.Mutex
 	list      []*backend
 	keepalive time.Duration // client keepalive Time: see newBackends, then raised to 2× the server's floor
+	picked    bool          // a pick was made: the first pick waits for every backend's health
 	closed    bool
 }
 
@@ -104,7 +115,7 @@ func newBackends(cfg *config) *backends {
 	// waits an interval and a half.
 	ka := max(cfg.profile.Client.Time, iv+iv/2)
 	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: ka,
-		heard: make(chan struct{}, 1), lookup: net.DefaultResolver.LookupHost}
+		heard: make(chan struct{}, 1), lookup: net.DefaultResolver.LookupHost, serving: make(chan struct{})}
 	for _, a := range cfg.addrs {
 		bs.list = append(bs.list, &backend{addr: a})
 	}
@@ -167,7 +178,7 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 	if err := bs.prepare(); err != nil {
 		return nil, err
 	}
-	bs.waitFirstHealth()
+	bs.waitHealth()
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	if bs.closed {
@@ -230,6 +241,20 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 	return cands[bs.rng.IntN(len(cands))], nil
 }
 
+// servingUntried reports whether some backend is SERVING and not avoided
+// (a failed attempt avoids its backend for the backoff's Cap).
+func (bs *backends) servingUntried() bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	now := time.Now()
+	for _, b := range bs.list {
+		if h, _, avoid := b.snapshot(); h == healthServing && !now.Before(avoid) {
+			return true
+		}
+	}
+	return false
+}
+
 // prepare gives every backend a connection and a health watch, so that
 // even the first pick can skip one that is down or draining.
 func (bs *backends) prepare() error {
@@ -242,16 +267,40 @@ func (bs *backends) prepare() error {
 		return errors.New("no backends: the DNS name resolved to no address")
 	}
 	for _, b := range bs.list {
-		if err := bs.ensureConnLocked(b); err != nil {
+		if err := bs.startLocked(b); err != nil {
 			return err
-		}
-		if bs.watchesLocked() && b.stopWatch == nil {
-			ctx, cancel := context.WithCancel(context.Background())
-			b.stopWatch, b.watchDone = cancel, make(chan struct{})
-			go b.watch(ctx, bs.cfg.backoff.Cap)
 		}
 	}
 	return nil
+}
+
+// startLocked gives b a connection and, when health is watched, a watch.
+func (bs *backends) startLocked(b *backend) error {
+	if err := bs.ensureConnLocked(b); err != nil {
+		return err
+	}
+	if bs.watchesLocked() && b.stopWatch == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		b.stopWatch, b.watchDone = cancel, make(chan struct{})
+		go b.watch(ctx)
+	}
+	return nil
+}
+
+// turnedServing returns how many times a backend has turned SERVING, and
+// a channel that is closed when one next does.
+func (bs *backends) turnedServing() (uint64, <-chan struct{}) {
+	bs.servingMu.Lock()
+	defer bs.servingMu.Unlock()
+	return bs.servingGen, bs.serving
+}
+
+func (bs *backends) noteServing() {
+	bs.servingMu.Lock()
+	defer bs.servingMu.Unlock()
+	bs.servingGen++
+	close(bs.serving)
+	bs.serving = make(chan struct{})
 }
 
 // watchesLocked reports whether the backends' health is watched: only when
@@ -262,30 +311,24 @@ func (bs *backends) watchesLocked() bool {
 	return bs.cfg.target == "" && len(bs.list) > 1
 }
 
-// firstHealthWait bounds how long a pick waits for the first health
-// report when nothing is known of any backend yet.
-const firstHealthWait = 500 * time.Millisecond
-
-// waitFirstHealth waits, at most firstHealthWait, until some backend's
-// health is known (or there is no health to wait for).
-func (bs *backends) waitFirstHealth() {
+// waitHealth waits, at most the health wait (WithHealthWait), until the
+// health of every backend is known on the session's first pick, so that
+// the first stream does not simply go to the backend that answered first
+// (which spread a fleet's sessions 35/9/7 over three nodes), and until the
+// health of some backend is known on later picks (there is a choice by
+// then; waiting for a silent backend would slow every failover). It
+// returns at once when health is not watched.
+func (bs *backends) waitHealth() {
 	bs.mu.Lock()
-	watched := bs.watchesLocked()
+	watched, all := bs.watchesLocked(), !bs.picked
+	bs.picked = true
 	bs.mu.Unlock()
-	if !watched {
+	if !watched || bs.cfg.healthWait <= 0 {
 		return // one backend, or gRPC's own health checking applies
 	}
-	t := time.NewTimer(firstHealthWait)
+	t := time.NewTimer(bs.cfg.healthWait)
 	defer t.Stop()
-	for {
-		bs.mu.Lock()
-		for _, b := range bs.list {
-			if b.heardOnce() {
-				bs.mu.Unlock()
-				return
-			}
-		}
-		bs.mu.Unlock()
+	for !bs.heardEnough(all) {
 		select {
 		case <-bs.heard:
 		case <-t.C:
@@ -294,13 +337,32 @@ func (bs *backends) waitFirstHealth() {
 	}
 }
 
-// reset drops b's connection and what is known of its health, so the next
-// pick dials it afresh instead of reusing a connection that went silent.
+// heardEnough reports whether the health of every backend (all) or of
+// some backend is known.
+func (bs *backends) heardEnough(all bool) bool {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	for _, b := range bs.list {
+		if b.heardOnce() != all {
+			return !all
+		}
+	}
+	return all
+}
+
+// reset drops b's connection, which failed to carry a stream or went
+// silent, and dials it afresh (gRPC would wait out its own backoff, failing
+// streams at once meanwhile), watching its health again at once. Until
+// the new watch answers, b counts as unreachable, as it just proved: so
+// its first SERVING answer ends the wait of a session about to retry.
 func (bs *backends) reset(b *backend) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	b.close()
-	b.set(func(b *backend) { b.health, b.reported = healthUnknown, false })
+	b.set(func(b *backend) { b.health, b.reported = healthUnreachable, true })
+	if !bs.closed && slices.Contains(bs.list, b) {
+		_ = bs.startLocked(b) // an error here is the next pick's to report
+	}
 }
 
 // raiseKeepalive makes sure the client's keepalive Time is at least twice
@@ -331,6 +393,14 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", addr)
 		}),
+		// gRPC redials a failed connection after 1s, growing to 2 minutes:
+		// a backend back after a 10s outage would stay unseen (health
+		// unreachable, streams failing at once) for up to 6s more. The
+		// session paces its own attempts; this only bounds how late a
+		// health watch sees the backend again.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.Config{
+			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
+		}, MinConnectTimeout: 20 * time.Second}),
 	}
 	if bs.cfg.target != "" {
 		opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":"`+serviceName+`"}}`))
@@ -344,7 +414,10 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 		return fmt.Errorf("backend %s: %w", b.addr, err)
 	}
 	b.cc, b.ka = cc, bs.keepalive
-	b.heard = func() {
+	b.heard = func(turned bool) {
+		if turned {
+			bs.noteServing()
+		}
 		select {
 		case bs.heard <- struct{}{}:
 		default:
@@ -353,13 +426,23 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 	return nil
 }
 
+// Health watches that fail are retried after healthRetry, doubling up to
+// healthRetryCap (again from healthRetry once a watch got an answer). A
+// retry waits for the connection to be ready (gRPC redials within a
+// second, see ensureConnLocked), so a backend that comes back is seen as
+// soon as it can be reached.
+const (
+	healthRetry    = 250 * time.Millisecond
+	healthRetryCap = time.Second
+)
+
 // watch follows the backend's grpc.health.v1 status for the session
 // service until ctx ends.
-func (b *backend) watch(ctx context.Context, maxWait time.Duration) {
+func (b *backend) watch(ctx context.Context) {
 	defer close(b.watchDone)
-	wait := 250 * time.Millisecond
+	wait, retry := healthRetry, false
 	for {
-		err := b.watchOnce(ctx)
+		answered, err := b.watchOnce(ctx, retry)
 		if ctx.Err() != nil {
 			return
 		}
@@ -368,6 +451,9 @@ func (b *backend) watch(ctx context.Context, maxWait time.Duration) {
 			return
 		}
 		b.setHealth(healthUnreachable)
+		if answered {
+			wait = healthRetry
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -375,19 +461,22 @@ func (b *backend) watch(ctx context.Context, maxWait time.Duration) {
 			t.Stop()
 			return
 		}
-		wait = min(2*wait, maxWait)
+		wait, retry = min(2*wait, healthRetryCap), true
 	}
 }
 
-func (b *backend) watchOnce(ctx context.Context) error {
-	w, err := healthpb.NewHealthClient(b.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: serviceName})
+// watchOnce runs one Watch call; it reports whether any answer came. A
+// retry waits for the connection instead of failing at once: the backend
+// is known to be unreachable already.
+func (b *backend) watchOnce(ctx context.Context, retry bool) (answered bool, err error) {
+	w, err := healthpb.NewHealthClient(b.cc).Watch(ctx, &healthpb.HealthCheckRequest{Service: serviceName}, grpc.WaitForReady(retry))
 	if err != nil {
-		return err
+		return false, err
 	}
-	for {
+	for ; ; answered = true {
 		r, err := w.Recv()
 		if err != nil {
-			return err
+			return answered, err
 		}
 		h := healthNotServing
 		if r.GetStatus() == healthpb.HealthCheckResponse_SERVING {

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,6 +98,14 @@ func (r *bbStates) add(c client.StateChange) {
 	r.mu.Lock()
 	r.all = append(r.all, c)
 	r.mu.Unlock()
+}
+
+func (r *bbStates) String() string {
+	var b strings.Builder
+	for _, c := range r.list() {
+		fmt.Fprintf(&b, "\n\t%s %s %s err=%v", c.Time.Format("04:05.000"), c.State, c.Backend, c.Err)
+	}
+	return b.String()
 }
 
 // list returns the changes since the session connected the first time.

@@ -39,6 +39,7 @@ type conn struct {
 	stream  tetherv1.TetherService_ConnectClient
 	cancel  context.CancelCauseFunc
 	backend string
+	n       uint64 // the session's streams established, this one included
 
 	mu      sync.Mutex
 	ctrl    []*tetherv1.ConnectRequest
@@ -85,6 +86,18 @@ func (c *conn) end(err error) {
 		c.cancel(err)
 		close(c.done)
 	})
+}
+
+// healthyFor is how long the stream worked, from since (its Welcome):
+// until it ended or, when it ended because it went silent, until the
+// last frame read. The session's backoff resets after a stream that
+// worked for backoff.Config.ResetAfter.
+func (c *conn) healthyFor(since time.Time) time.Duration {
+	end := time.Now()
+	if errors.Is(c.err, errHeartbeat) {
+		end = time.Unix(0, c.lastRead.Load())
+	}
+	return end.Sub(since)
 }
 
 // start queues a first ping, arms the liveness timer from the Welcome's
@@ -310,7 +323,7 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 		e := status.Error(codes.Code(x.Error.GetCode()), x.Error.GetMessage())
 		if seq := x.Error.GetSeq(); seq != 0 {
 			if refused(e) {
-				c.refused(seq)
+				c.refused(seq, e)
 				return nil
 			}
 			c.s.out.fail(seq, e)
@@ -333,14 +346,18 @@ func refused(err error) bool {
 	return false
 }
 
-// refused re-sends message seq, which the server refused, and what c wrote
-// after it, once the outbox's retry delay has passed.
-func (c *conn) refused(seq uint64) {
-	delay, ok := c.s.out.refuse(c, seq)
+// refused re-sends message seq, which the server refused with err, and
+// what c wrote after it, once the outbox's retry delay has passed.
+func (c *conn) refused(seq uint64, err error) {
+	delay, ok := c.s.out.refuse(c, seq, err)
 	if !ok {
 		return
 	}
-	c.s.metrics.refused.Inc()
+	c.s.metrics.retries.Inc()
+	if delay == 0 {
+		c.signal() // given up: the next message goes at once
+		return
+	}
 	time.AfterFunc(delay, func() {
 		c.s.out.resume(c)
 		c.signal()

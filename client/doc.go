@@ -20,9 +20,23 @@
 // random or least-RTT among the healthy), opens a stream, sends Hello
 // with the resume token, and the server replays what was not
 // acknowledged. Between attempts it waits an exponential backoff with
-// full jitter ([backoff.Config]); after a go_away
+// full jitter ([backoff.Config]), reset once a stream has worked for
+// ResetAfter (5s by default); after a go_away
 // it waits what the server asked (retry_after plus a random share of
 // retry_jitter) and tries another backend first.
+//
+// A wait ends early when a backend's health turns SERVING (from
+// NOT_SERVING, or from unreachable): the session retries within a random
+// share of the backoff's Base, at most half a second, so that a fleet
+// that saw the backend come back spreads instead of stampeding. A
+// backend's connection is redialled within a second of a failure, so a
+// backend that comes back is seen within about a second, and sessions
+// are back within about two seconds of it being ready.
+//
+// The first pick waits up to [WithHealthWait] (500ms) for the health of
+// every backend, then picks at random among the healthy ones
+// ([WithPick]), so that sessions spread evenly instead of crowding onto
+// the backend that answered first.
 //
 // # Delivery
 //
@@ -33,6 +47,30 @@
 // (effectively once). The send
 // buffer is bounded ([WithSendBuffer]): when it is full, Send blocks,
 // fails fast or drops the oldest unwritten message, as chosen.
+//
+// Every loss is reported to the sender or the receiver. A message Send
+// accepted is either handled by the server or reported to the sender: to
+// [WithOnSendError]'s callback, as [Session.SendWait]'s error, and in
+// tether_client_messages_failed_total. The server answers a message it
+// could not handle with an Error frame for its seq (see tether.v1.Error).
+// When it could not handle it now (its broker is unreachable, the route
+// timed out: UNAVAILABLE and the like), it does not acknowledge it and
+// drops what followed it; the session waits a little (25ms doubling up to
+// 2s) and sends again from that message on, in order (go-back-N), until
+// the server takes it, or the server has taken nothing for [SendRetry]'s
+// Within (30s by default): then the message is given up and reported, and
+// the next goes. When the server acknowledges the message as failed, a
+// NOT_FOUND (its target is connected nowhere right now) is re-sent with
+// its idempotency key after a backoff, within the bound of [WithSendRetry]
+// (10 sends within 30s by default), as a new message at the end of the
+// buffer: such a re-sent message arrives after messages sent after it, so
+// an application that needs their order must wait for each (SendWait)
+// before sending the next. A final code, or retries used up,
+// make a [*SendError]. A message dropped by the DropOldest policy is
+// reported with [ErrDropped], and one the server had not acked when the
+// session closed with [ErrClosed] (the server may have handled it). On the
+// receiving side, messages the server could not keep while the session
+// was away are reported as a lost seq range ([StateChange] Lost).
 //
 // Received messages are delivered by [Session.Receive] once each, in
 // order; duplicates of a replay are dropped by seq. A message is

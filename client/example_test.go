@@ -2,11 +2,15 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/server"
 )
@@ -113,4 +117,56 @@ func ExampleWithOnState() {
 	// connecting false
 	// connected false
 	// closed false
+}
+
+// The first pick waits (here up to 200ms) for the health of every backend,
+// then spreads sessions at random among the healthy ones.
+func ExampleWithHealthWait() {
+	a, stopA := exampleServer()
+	defer stopA()
+	b, stopB := exampleServer()
+	defer stopB()
+	ctx := context.Background()
+	s, err := client.New(client.WithAddrs(a, b), client.WithHealthWait(200*time.Millisecond))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Connect(ctx); err != nil {
+		panic(err)
+	}
+	backend := s.Stats().Backend
+	fmt.Println(backend == a || backend == b)
+	// Output:
+	// true
+}
+
+// A message to a client id that is connected nowhere is re-sent, here
+// twice in all, then reported: Send's caller learns of the loss without
+// waiting for it.
+func ExampleWithOnSendError() {
+	addr, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	reported := make(chan struct{})
+	s, err := client.New(client.WithAddrs(addr), client.WithClientID("sender"),
+		client.WithSendRetry(client.SendRetry{MaxAttempts: 2, Within: time.Second,
+			Backoff: backoff.Config{Base: 10 * time.Millisecond, Cap: 10 * time.Millisecond, Multiplier: 1}}),
+		client.WithOnSendError(func(m client.Message, err error) {
+			var se *client.SendError
+			if errors.As(err, &se) {
+				fmt.Printf("%q to %s: %s after %d attempts\n", m.Payload, m.ClientID, status.Code(err), se.Attempts)
+			}
+			close(reported)
+		}))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Send(ctx, client.Message{ClientID: "nobody", Payload: []byte("hello")}); err != nil {
+		panic(err)
+	}
+	<-reported
+	// Output:
+	// "hello" to nobody: NotFound after 2 attempts
 }

@@ -16,7 +16,8 @@ type metrics struct {
 	sent       prometheus.Counter
 	received   prometheus.Counter
 	duplicates prometheus.Counter
-	refused    prometheus.Counter
+	failed     *prometheus.CounterVec
+	retries    prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -37,13 +38,15 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Help: "Messages received, duplicates excluded."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_duplicates_total",
 			Help: "Replayed messages dropped because they had been received before."}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_messages_refused_total",
-			Help: "Sent messages the server could not handle for now (its broker was unreachable, the route failed); each is re-sent after a delay."}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_client_messages_failed_total",
+			Help: "Sent messages lost for good, by reason: the server's refusal code (after retries for retryable codes), dropped (DropOldest) or closed (the session closed before the server acked them)."}, []string{"reason"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_message_retries_total",
+			Help: "Re-sends of messages the server refused with a retryable code."}),
 	}
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates, m.refused} {
+	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates, m.failed, m.retries} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("tether/client: WithRegisterer: %w", err)
 		}

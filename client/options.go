@@ -85,6 +85,9 @@ type config struct {
 	onState     func(StateChange)
 	onRTT       func(backend string, rtt time.Duration)
 	openTimeout time.Duration
+	healthWait  time.Duration
+	sendRetry   SendRetry
+	onSendError func(Message, error)
 }
 
 func defaultConfig() *config {
@@ -94,6 +97,8 @@ func defaultConfig() *config {
 		sendBuffer:  1024,
 		logger:      slog.New(slog.DiscardHandler),
 		openTimeout: 10 * time.Second,
+		healthWait:  500 * time.Millisecond,
+		sendRetry:   DefaultSendRetry(),
 	}
 }
 
@@ -116,8 +121,12 @@ func (c *config) validate() error {
 	check(c.fullPolicy >= Block && c.fullPolicy <= DropOldest, "WithSendBuffer: unknown policy %v", c.fullPolicy)
 	check(c.heartbeat >= 0, "WithHeartbeat: %v must not be negative", c.heartbeat)
 	check(c.openTimeout > 0, "WithOpenTimeout: %v must be positive", c.openTimeout)
+	check(c.healthWait >= 0, "WithHealthWait: %v must not be negative", c.healthWait)
 	if err := c.backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithBackoff: %w", err))
+	}
+	if err := c.sendRetry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("WithSendRetry: %w", err))
 	}
 	if err := c.profile.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithProfile: %w", err))
@@ -244,6 +253,19 @@ func WithOnRTT(f func(backend string, rtt time.Duration)) Option {
 // Welcome. The default is 10s.
 func WithOpenTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) error { c.openTimeout = d; return nil })
+}
+
+// WithHealthWait bounds how long the session's first pick waits for the
+// grpc.health.v1 status of every backend (WithAddrs or WithDNS with
+// several addresses), so that sessions spread over all the healthy ones
+// (see WithPick) instead of crowding onto whichever answered first. A
+// backend still silent then is passed over if another is SERVING. Later
+// picks wait as long at most, until the health of any backend is known.
+// Zero picks at once, among backends whose health may be unknown. The
+// default is 500ms; on a network where a new connection and one RPC take
+// longer, raise it.
+func WithHealthWait(d time.Duration) Option {
+	return optionFunc(func(c *config) error { c.healthWait = d; return nil })
 }
 
 func newConfig(opts []Option) (*config, error) {

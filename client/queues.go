@@ -13,9 +13,10 @@ import (
 // other than msg's payload are guarded by the outbox's mutex.
 type pending struct {
 	msg   tetherv1.ClientMessage // in the same allocation: one per Send
-	done  bool                   // acked, dropped or failed by close
-	err   error                  // set when done
+	done  bool                   // handled, or lost for good
+	err   error                  // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{}          // made for SendWait only; closed when done
+	retry *retryState            // from the server's first refusal on
 }
 
 // finish marks p done with err.
@@ -26,23 +27,40 @@ func (p *pending) finish(err error) {
 	}
 }
 
-// outbox holds what Send queued: written or not, until the server acks it.
+// outbox holds what Send queued: written or not, until the server acks it,
+// and the messages the server refused, until their re-send is queued.
 // Seqs are contiguous: items[i].msg.Seq == acked+1+i.
 type outbox struct {
+	retry SendRetry
+	// lost reports a message lost for good. It is called with mu held: it
+	// must not block or call the outbox.
+	lost func(p *pending, err error)
+	// retried counts a re-send scheduled.
+	retried func()
+
 	mu      sync.Mutex
 	size    int
 	policy  FullPolicy
 	seq     uint64 // last seq assigned
 	acked   uint64 // last seq the server acked
 	written uint64 // last seq written on the current stream
+	// handed is the last seq next handed to the current stream's writer:
+	// a rewind (refuse) lowers written, but the writer may still be
+	// sending what it was handed, so only messages past handed may be
+	// renumbered outside next.
+	handed  uint64
 	items   []*pending
-	space   chan struct{} // closed and replaced when room frees
-	conn    *conn         // the stream writing, if any
+	waiting map[*pending]struct{} // refused, waiting for their re-send; they count against size
+	space   chan struct{}         // closed and replaced when room frees
+	conn    *conn                 // the stream writing, if any
 	closed  error
 	// paused holds the writer back after a refusal (see refuse), until
-	// the retry is due; refusals counts refusals since the last ack.
-	paused   bool
-	refusals int
+	// the retry is due; refusals counts refusals since the last ack, the
+	// first of them at refusedSince.
+	paused       bool
+	refusals     int
+	refusedSince time.Time
+	giveUp       *SendError // set when the refused message is to be given up (see refuse)
 }
 
 // Refused messages are re-sent after a delay doubling from refuseBase to
@@ -52,8 +70,10 @@ const (
 	refuseCap  = 2 * time.Second
 )
 
-func (o *outbox) init(size int, policy FullPolicy) {
-	o.size, o.policy, o.space = size, policy, make(chan struct{})
+func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
+	o.size, o.policy, o.space, o.retry = size, policy, make(chan struct{}), retry
+	o.waiting = make(map[*pending]struct{})
+	o.lost, o.retried = func(*pending, error) {}, func() {}
 }
 
 // push queues m, applying the full policy.
@@ -66,7 +86,7 @@ func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}) (*pe
 			o.mu.Unlock()
 			return nil, o.closed
 		}
-		if len(o.items) < o.size || (o.policy == DropOldest && o.dropOldestUnwrittenLocked()) {
+		if len(o.items)+len(o.waiting) < o.size || (o.policy == DropOldest && o.dropOldestUnwrittenLocked()) {
 			o.seq++
 			p.msg.Seq = o.seq
 			o.items = append(o.items, p)
@@ -97,11 +117,11 @@ func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}) (*pe
 // false when every message was written already (they must stay for a
 // resume).
 func (o *outbox) dropOldestUnwrittenLocked() bool {
-	i := int(o.written - o.acked)
+	i := int(max(o.written, o.handed) - o.acked)
 	if i >= len(o.items) {
 		return false
 	}
-	o.items[i].finish(ErrDropped)
+	o.loseLocked(o.items[i], ErrDropped)
 	o.items = append(o.items[:i], o.items[i+1:]...)
 	for _, p := range o.items[i:] {
 		p.msg.Seq--
@@ -117,11 +137,18 @@ func (o *outbox) next(c *conn) *tetherv1.ClientMessage {
 	if o.conn != c || o.paused {
 		return nil
 	}
+	if o.giveUp != nil {
+		// The writer is between sends: nothing is in flight, so the
+		// messages after the given-up one may be renumbered.
+		o.giveUpLocked(int(o.written-o.acked), o.giveUp)
+		o.giveUp = nil
+	}
 	i := int(o.written - o.acked)
 	if i >= len(o.items) {
 		return nil
 	}
 	o.written++
+	o.handed = max(o.handed, o.written)
 	return &o.items[i].msg
 }
 
@@ -152,12 +179,17 @@ func (o *outbox) ackLocked(seq uint64) {
 	}
 	n := int(min(seq, o.seq) - o.acked)
 	for _, p := range o.items[:n] {
-		p.finish(p.err)
+		if p.err != nil {
+			o.failedLocked(p)
+		} else {
+			p.finish(nil)
+		}
 	}
 	o.items = o.items[n:]
 	o.acked += uint64(n)
 	o.refusals = 0
 	o.written = max(o.written, o.acked)
+	o.handed = max(o.handed, o.acked)
 	close(o.space)
 	o.space = make(chan struct{})
 }
@@ -165,18 +197,46 @@ func (o *outbox) ackLocked(seq uint64) {
 // refuse handles the server's refusal of message seq on c: it could not be
 // handled now, and the server dropped what c wrote after it. The writer
 // pauses, and rewinds to re-send from seq once the returned delay has
-// passed and resume is called. ok is false when the refusal is stale.
-func (o *outbox) refuse(c *conn, seq uint64) (delay time.Duration, ok bool) {
+// passed and resume is called (go-back-N: messages keep their order). When
+// the server has refused for the retry policy's Within without acking
+// anything, the message is given up and reported (err in a *SendError),
+// and the writer goes on at once with the next. ok is false when the
+// refusal is stale.
+func (o *outbox) refuse(c *conn, seq uint64, err error) (delay time.Duration, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.conn != c || seq <= o.acked || seq > o.written {
 		return 0, false
 	}
-	o.written = seq - 1
-	o.paused = true
-	d := min(refuseCap, refuseBase<<min(o.refusals, 16))
+	now := time.Now()
+	if o.refusals == 0 {
+		o.refusedSince = now
+	}
 	o.refusals++
+	o.written = seq - 1
+	if now.Sub(o.refusedSince) >= o.retry.Within {
+		o.giveUp = &SendError{Attempts: o.refusals, Err: err} // by next, on the writer's goroutine
+		return 0, true
+	}
+	o.paused = true
+	d := min(refuseCap, refuseBase<<min(o.refusals-1, 16))
 	return d/2 + rand.N(d/2+1), true
+}
+
+// giveUpLocked removes the unwritten message at items[i], reports it lost
+// with err, and renumbers the ones after it, keeping seqs contiguous. Only
+// next calls it, when no message is in flight.
+func (o *outbox) giveUpLocked(i int, err error) {
+	p := o.items[i]
+	o.items = append(o.items[:i], o.items[i+1:]...)
+	for _, q := range o.items[i:] {
+		q.msg.Seq--
+	}
+	o.seq--
+	o.handed = o.written
+	o.loseLocked(p, err)
+	close(o.space)
+	o.space = make(chan struct{})
 }
 
 // resume lets c write again after a refusal's delay.
@@ -188,8 +248,48 @@ func (o *outbox) resume(c *conn) {
 	o.mu.Unlock()
 }
 
-// fail records the server's error for message seq; SendWait returns it
-// once the message is acked.
+// failedLocked handles a message that the server received (acked) but
+// failed (see tether.v1.Error): it is re-sent after a backoff, or lost.
+func (o *outbox) failedLocked(p *pending) {
+	err := p.err
+	p.err = nil
+	d, lost := o.retry.nextRetry(p, err)
+	if lost != nil {
+		o.loseLocked(p, lost)
+		return
+	}
+	o.waiting[p] = struct{}{}
+	p.retry.timer = time.AfterFunc(d, func() { o.requeue(p) })
+	o.retried()
+}
+
+// requeue queues a refused message again, as the newest, with a new seq
+// and its idempotency key.
+func (o *outbox) requeue(p *pending) {
+	o.mu.Lock()
+	if _, ok := o.waiting[p]; !ok {
+		o.mu.Unlock()
+		return // closed meanwhile
+	}
+	delete(o.waiting, p)
+	o.seq++
+	p.msg.Seq = o.seq
+	o.items = append(o.items, p)
+	c := o.conn
+	o.mu.Unlock()
+	if c != nil {
+		c.signal()
+	}
+}
+
+// loseLocked ends p for good with err and reports it.
+func (o *outbox) loseLocked(p *pending, err error) {
+	p.finish(err)
+	o.lost(p, err)
+}
+
+// fail records the server's refusal of message seq; the ack that covers
+// it (which the server sends after the refusal) retries or loses it.
 func (o *outbox) fail(seq uint64, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -210,11 +310,12 @@ func (o *outbox) attach(c *conn, resumed bool, serverReceived uint64) {
 	} else {
 		for i, p := range o.items {
 			p.msg.Seq = uint64(i + 1)
+			p.err = nil // a refusal by the old session: it is re-sent anyway
 		}
 		o.acked, o.seq = 0, uint64(len(o.items))
 	}
-	o.written = o.acked
-	o.paused = false
+	o.written, o.handed = o.acked, o.acked
+	o.paused, o.giveUp = false, nil
 	o.conn = c
 }
 
@@ -235,9 +336,14 @@ func (o *outbox) close(err error) {
 	}
 	o.closed = err
 	for _, p := range o.items {
-		p.finish(err)
+		o.loseLocked(p, err)
 	}
 	o.items = nil
+	for p := range o.waiting {
+		p.retry.timer.Stop()
+		o.loseLocked(p, err)
+	}
+	clear(o.waiting)
 	close(o.space)
 }
 
@@ -246,7 +352,7 @@ func (o *outbox) close(err error) {
 func (o *outbox) waitEmpty(stop <-chan struct{}, timeout <-chan time.Time) bool {
 	for {
 		o.mu.Lock()
-		empty, space := len(o.items) == 0, o.space
+		empty, space := len(o.items) == 0 && len(o.waiting) == 0, o.space
 		o.mu.Unlock()
 		if empty {
 			return true
@@ -265,7 +371,7 @@ func (o *outbox) counts() (unacked, queued int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := int(o.written - o.acked)
-	return w, len(o.items) - w
+	return w, len(o.items) - w + len(o.waiting)
 }
 
 // fillProto sets the zero pm from m.
@@ -284,6 +390,29 @@ func fillProto(pm *tetherv1.ClientMessage, m Message) {
 	case m.ClientID != "":
 		pm.Target = &tetherv1.ClientMessage_ClientId{ClientId: m.ClientID}
 	}
+}
+
+// sentMessage rebuilds the Message that Send was given from pm, with the
+// idempotency key it was sent with. The key is the application's now: if
+// it sends the message again, the server checks the key for its whole
+// dedupe window.
+func sentMessage(pm *tetherv1.ClientMessage) Message {
+	m := Message{
+		Payload:        pm.GetPayload(),
+		ContentType:    pm.GetContentType(),
+		Headers:        pm.GetHeaders(),
+		CorrelationID:  pm.GetCorrelationId(),
+		IdempotencyKey: pm.GetIdempotencyKey(),
+	}
+	switch t := pm.GetTarget().(type) {
+	case *tetherv1.ClientMessage_Topic:
+		m.Topic = t.Topic
+	case *tetherv1.ClientMessage_SessionId:
+		m.SessionID = t.SessionId
+	case *tetherv1.ClientMessage_ClientId:
+		m.ClientID = t.ClientId
+	}
+	return m
 }
 
 func fromProto(pm *tetherv1.ServerMessage) *Message {

@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/backoff"
 )
 
 // attached returns an outbox of size n written by a stream c that resumed
 // its session.
 func attached(n int, policy FullPolicy) (*outbox, *conn) {
 	o, c := &outbox{}, &conn{}
-	o.init(n, policy)
+	o.init(n, policy, DefaultSendRetry())
 	o.attach(c, true, 0)
 	return o, c
 }
@@ -31,7 +37,7 @@ func pushN(t *testing.T, o *outbox, n int) []*pending {
 
 func TestOutboxFailFast(t *testing.T) {
 	var o outbox
-	o.init(2, FailFast)
+	o.init(2, FailFast, DefaultSendRetry())
 	pushN(t, &o, 2)
 	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("push into a full buffer = %v, want ErrBufferFull", err)
@@ -44,7 +50,7 @@ func TestOutboxFailFast(t *testing.T) {
 
 func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 	var o outbox
-	o.init(1, Block)
+	o.init(1, Block, DefaultSendRetry())
 	pushN(t, &o, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
@@ -64,6 +70,8 @@ func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 
 func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	o, c := attached(3, DropOldest)
+	var lost []*pending
+	o.lost = func(p *pending, err error) { lost = append(lost, p) }
 	ps := pushN(t, o, 3)
 	if m := o.next(c); m.GetSeq() != 1 { // 1 is written: it must stay
 		t.Fatalf("first written seq = %d", m.GetSeq())
@@ -78,6 +86,9 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	default:
 		t.Fatal("the oldest unwritten message was not dropped")
 	}
+	if len(lost) != 1 || lost[0] != ps[1] {
+		t.Fatalf("losses reported: %v; want the dropped message, once", lost)
+	}
 	if ps[2].msg.GetSeq() != 2 || p4.msg.GetSeq() != 3 {
 		t.Fatalf("seqs after the drop: %d, %d; want 2, 3", ps[2].msg.GetSeq(), p4.msg.GetSeq())
 	}
@@ -91,7 +102,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 
 func TestOutboxResumeAndFreshSession(t *testing.T) {
 	var o outbox
-	o.init(10, Block)
+	o.init(10, Block, DefaultSendRetry())
 	c1 := &conn{}
 	o.attach(c1, false, 0)
 	pushN(t, &o, 4)
@@ -158,4 +169,71 @@ func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
 	if !errors.Is(ps[0].err, ErrTooLarge) || ps[1].err != nil {
 		t.Fatalf("errors after the ack: %v, %v; want the recorded failure, nil", ps[0].err, ps[1].err)
 	}
+}
+
+// TestOutboxRefusedIsRequeuedOrLost follows refused messages through the
+// outbox in fake time: a retryable refusal waits (counting against the
+// buffer), then goes again as the newest message with its key; a refusal
+// past MaxAttempts, a final code and Close report the loss once each.
+func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o, c := &outbox{}, &conn{}
+		o.init(3, FailFast, SendRetry{MaxAttempts: 2, Within: time.Hour, Backoff: backoff.Config{Base: time.Second, Cap: time.Second, Multiplier: 1}})
+		o.attach(c, true, 0)
+		lost := map[*pending]error{}
+		o.lost = func(p *pending, err error) { lost[p] = err }
+		unavailable := status.Error(codes.Unavailable, "route failed")
+		writeAll := func() {
+			for o.next(c) != nil {
+			}
+		}
+		ps := pushN(t, o, 2)
+		ps[0].msg.IdempotencyKey = "k1"
+		writeAll()
+		o.fail(1, unavailable)
+		o.ack(2)
+		if !ps[1].done || ps[0].done || len(lost) != 0 {
+			t.Fatalf("after the ack: done %v %v, lost %v; want the refused message waiting", ps[0].done, ps[1].done, lost)
+		}
+		pushN(t, o, 2) // seqs 3 and 4; the waiting message fills the buffer
+		if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+			t.Fatalf("push into a buffer full with a waiting re-send = %v, want ErrBufferFull", err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := o.items[len(o.items)-1]; got != ps[0] || got.msg.Seq != 5 || got.msg.IdempotencyKey != "k1" {
+			t.Fatalf("the re-send is %+v, want the refused message as seq 5 with key k1", got)
+		}
+		writeAll()
+		o.fail(5, unavailable)
+		o.ack(5)
+		var se *SendError
+		if err := lost[ps[0]]; !errors.As(err, &se) || se.Attempts != 2 || !ps[0].done || ps[0].err != err {
+			t.Fatalf("after MaxAttempts: lost %v, done %v; want a SendError after 2 attempts", err, ps[0].done)
+		}
+		final := pushN(t, o, 1)[0]
+		writeAll()
+		o.fail(6, status.Error(codes.PermissionDenied, "no"))
+		o.ack(6)
+		if err := lost[final]; !errors.As(err, &se) || se.Attempts != 1 {
+			t.Fatalf("a final code: lost %v; want a SendError after 1 attempt", err)
+		}
+		ps = pushN(t, o, 2)
+		writeAll()
+		o.fail(7, unavailable)
+		o.ack(7) // seq 7 waits for its re-send, seq 8 is written, not acked
+		o.close(ErrClosed)
+		for i, p := range ps {
+			if !errors.Is(lost[p], ErrClosed) || !p.done {
+				t.Fatalf("message %d at close: lost %v, done %v; want ErrClosed", i, lost[p], p.done)
+			}
+		}
+		if len(lost) != 4 {
+			t.Fatalf("%d losses reported, want 4, each once", len(lost))
+		}
+		time.Sleep(time.Hour) // a stopped retry never fires
+		if len(o.items) != 0 {
+			t.Fatalf("the outbox holds %d messages after close", len(o.items))
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -61,23 +62,43 @@ func TestRefusedMessagesAreResentInOrder(t *testing.T) {
 	if want := "[m0 m1 m2 m3 m4 m5 m6 m7 m8 m9]"; got != want {
 		t.Fatalf("handled %s; want %s", got, want)
 	}
-	if r := counter(t, reg, "tether_client_messages_refused_total"); r != 3 {
-		t.Fatalf("tether_client_messages_refused_total = %v; want 3", r)
+	if r := counter(t, reg, "tether_client_message_retries_total"); r != 3 {
+		t.Fatalf("tether_client_message_retries_total = %v; want 3", r)
 	}
 }
 
-// counter returns the value of the counter name gathered from g.
-func counter(t *testing.T, g prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+// A message the server keeps refusing is given up once the retry policy's
+// Within has passed without progress, and reported; the messages behind it
+// go on, in order.
+func TestRefusedMessageIsReportedAfterWithin(t *testing.T) {
+	h := &flaky{refuse: map[string]int{"m1": 1 << 30}}
+	_, addr := tethertest.Serve(t, server.WithHandler(h))
+	reported := make(chan string, 4)
+	r := client.DefaultSendRetry()
+	r.Within = 300 * time.Millisecond
+	s := newSession(t, client.WithAddrs(addr), client.WithSendRetry(r),
+		client.WithOnSendError(func(m client.Message, err error) {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("reported %s with %v; want UNAVAILABLE", m.Payload, err)
+			}
+			reported <- string(m.Payload)
+		}))
+	ctx := ctxT(t)
+	for i := range 3 {
+		if err := s.Send(ctx, client.Message{Topic: "t", Payload: fmt.Appendf(nil, "m%d", i)}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	if err := s.SendWait(ctx, client.Message{Topic: "t", Payload: []byte("m3")}); err != nil {
+		t.Fatalf("SendWait: %v", err)
+	}
+	if got := <-reported; got != "m1" {
+		t.Fatalf("reported %s; want m1", got)
+	}
+	h.mu.Lock()
+	got := fmt.Sprint(h.handled)
+	h.mu.Unlock()
+	if want := "[m0 m2 m3]"; got != want {
+		t.Fatalf("handled %s; want %s", got, want)
+	}
 }

@@ -37,7 +37,8 @@ func (s *Session) run() {
 	defer s.backends.close()
 	bo, _ := backoff.New(s.cfg.backoff, nil) // validated in New
 	for {
-		connectedAt, err := s.attempt()
+		gen, _ := s.backends.turnedServing()
+		established, healthy, err := s.attempt()
 		if s.isClosing() {
 			s.finish(nil)
 			return
@@ -47,10 +48,21 @@ func (s *Session) run() {
 			return
 		}
 		s.setState(StateChange{State: StateReconnecting, Err: err, Backend: s.lastBackend()})
-		if !connectedAt.IsZero() {
-			bo.ResetIfStable(time.Since(connectedAt))
+		if established {
+			bo.ResetIfStable(healthy)
+			// What turned SERVING while the stream lived is no news to
+			// the wait that follows it; while a failed open ran, it is.
+			gen, _ = s.backends.turnedServing()
 		}
-		if !s.pause(s.delay(bo, err)) {
+		d := s.delay(bo, err)
+		if !established && s.backends.servingUntried() {
+			// The attempt failed where the session lived (or on a backend
+			// that turned bad) while another is SERVING: go there now.
+			// Each backend is tried so once per backoff Cap (a failed one
+			// is avoided that long), then the backoff applies.
+			d = min(d, s.servingJitter())
+		}
+		if !s.pause(d, gen) {
 			s.finish(nil)
 			return
 		}
@@ -101,18 +113,52 @@ var (
 	errClosing         = errors.New("session closing")
 )
 
+// maxServingJitter bounds the wait after a backend turns SERVING: a
+// fleet that saw it at once spreads over half a second.
+const maxServingJitter = 500 * time.Millisecond
+
 // pause waits d, or until Reconnect or Close. It reports false on Close.
-func (s *Session) pause(d time.Duration) bool {
+// When a backend turns SERVING during the wait, or did since gen (while
+// the last attempt ran), the wait is cut short to a random time below
+// the backoff's Base and maxServingJitter: the backend is ready now, and
+// the jitter spreads a fleet that all saw it at once.
+func (s *Session) pause(d time.Duration, gen uint64) bool {
+	deadline := time.Now().Add(d)
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.reconnect:
-	case <-s.closing:
-		return false
+	now, served := s.backends.turnedServing()
+	if now != gen {
+		served = closedChan
 	}
-	return true
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-s.reconnect:
+			return true
+		case <-s.closing:
+			return false
+		case <-served:
+			served = nil
+			if j := s.servingJitter(); time.Until(deadline) > j {
+				t.Reset(j)
+			}
+		}
+	}
 }
+
+// servingJitter is a random wait below the backoff's Base and
+// maxServingJitter.
+func (s *Session) servingJitter() time.Duration {
+	return rand.N(min(s.cfg.backoff.Base, maxServingJitter))
+}
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (s *Session) isClosing() bool {
 	select {
@@ -129,18 +175,19 @@ func (s *Session) finish(err error) {
 	s.out.close(s.errClosed())
 }
 
-// attempt runs one stream from dial to end. It returns when the stream
-// was established (zero if never) and why it ended.
-func (s *Session) attempt() (time.Time, error) {
+// attempt runs one stream from dial to end. It returns whether a stream
+// was established, how long it worked (see conn.healthyFor) and why it
+// ended.
+func (s *Session) attempt() (established bool, healthy time.Duration, err error) {
 	if err := s.backends.refresh(s.closeCtx); err != nil {
-		return time.Time{}, err
+		return false, 0, err
 	}
 	s.mu.Lock()
 	home, sticky := s.home, !s.anywhere
 	s.mu.Unlock()
 	b, err := s.backends.pick(home, sticky)
 	if err != nil {
-		return time.Time{}, err
+		return false, 0, err
 	}
 	s.mu.Lock()
 	s.tried = b.addr
@@ -148,9 +195,10 @@ func (s *Session) attempt() (time.Time, error) {
 	c, w, err := s.open(b)
 	if err != nil {
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
-		return time.Time{}, err
+		return false, 0, err
 	}
 	connectedAt := time.Now()
+	c.n = s.streams.Add(1)
 	s.mu.Lock()
 	s.home, s.anywhere = b, w.GetResumeAnywhere()
 	s.mu.Unlock()
@@ -167,10 +215,6 @@ func (s *Session) attempt() (time.Time, error) {
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
 		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
 	c.start(w)
-	select {
-	case <-s.reconnect: // asked for while this stream was being opened: it is new already
-	default:
-	}
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
 	}
@@ -191,30 +235,42 @@ func (s *Session) attempt() (time.Time, error) {
 	if errors.Is(c.err, errHeartbeat) {
 		s.backends.reset(b) // its connection is as dead as the stream: dial afresh
 	}
-	return connectedAt, c.err
+	return true, c.healthyFor(connectedAt), c.err
 }
 
 // watch ends c on Reconnect or Close (Close says goodbye first).
 func (s *Session) watch(c *conn) {
-	select {
-	case <-c.done:
-	case <-s.reconnect:
-		c.end(errReconnectAsked)
-	case <-s.closing:
-		// Flush first: what Send accepted reaches the server before the
-		// goodbye, within the grace.
-		t := time.NewTimer(closeGrace)
-		defer t.Stop()
-		if !s.out.waitEmpty(c.done, t.C) {
-			c.end(errClosing)
-			return
-		}
-		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Close{Close: &tetherv1.Close{Reason: "client closed the session"}}})
+	for {
 		select {
 		case <-c.done:
-		case <-t.C:
-			c.end(errClosing)
+			return
+		case n := <-s.reconnect:
+			if n < c.n {
+				continue // asked for before c existed: it is new already
+			}
+			c.end(errReconnectAsked)
+			return
+		case <-s.closing:
+			s.goodbye(c)
+			return
 		}
+	}
+}
+
+// goodbye flushes what Send accepted, within the grace, then closes the
+// session on c.
+func (s *Session) goodbye(c *conn) {
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	if !s.out.waitEmpty(c.done, t.C) {
+		c.end(errClosing)
+		return
+	}
+	c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Close{Close: &tetherv1.Close{Reason: "client closed the session"}}})
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.end(errClosing)
 	}
 }
 

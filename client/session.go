@@ -81,7 +81,8 @@ type Stats struct {
 	LastError    error
 	ResumeStatus tetherv1.ResumeStatus
 	// Unacked is how many sent messages wait for the server's ack, and
-	// Queued how many wait to be written.
+	// Queued how many wait to be written (re-sends waiting for their turn
+	// included).
 	Unacked, Queued int
 }
 
@@ -143,7 +144,8 @@ type Session struct {
 
 	startOnce sync.Once
 	keys      keyGen          // idempotency keys Send generates
-	reconnect chan struct{}   // Reconnect asks the loop to drop the stream
+	reconnect chan uint64     // Reconnect asks the loop to drop the stream: it sends streams as it was
+	streams   atomic.Uint64   // streams established so far
 	closeCtx  context.Context // ended by Close
 	closeFn   context.CancelFunc
 	closing   <-chan struct{} // closeCtx.Done()
@@ -177,7 +179,7 @@ func New(opts ...Option) (*Session, error) {
 	}
 	s := &Session{
 		cfg:       cfg,
-		reconnect: make(chan struct{}, 1),
+		reconnect: make(chan uint64, 1),
 		done:      make(chan struct{}),
 		stateCh:   make(chan State, 1),
 		connected: make(chan struct{}),
@@ -190,13 +192,25 @@ func New(opts ...Option) (*Session, error) {
 	for _, t := range cfg.topics {
 		s.topics[t] = struct{}{}
 	}
-	s.out.init(cfg.sendBuffer, cfg.fullPolicy)
+	s.out.init(cfg.sendBuffer, cfg.fullPolicy, cfg.sendRetry)
 	s.in.init()
 	if s.metrics, err = newMetrics(cfg.registerer); err != nil {
 		return nil, err
 	}
+	s.out.lost, s.out.retried = s.lostMessage, s.metrics.retries.Inc
 	s.backends = newBackends(cfg)
 	return s, nil
+}
+
+// lostMessage reports a message lost for good: the metric, the log and
+// WithOnSendError's callback. The outbox calls it with its lock held.
+func (s *Session) lostMessage(p *pending, err error) {
+	s.metrics.failed.WithLabelValues(lossReason(err)).Inc()
+	s.cfg.logger.Warn("tether: a message was not handled", "seq", p.msg.GetSeq(), "key", p.msg.GetIdempotencyKey(), "err", err)
+	if f := s.cfg.onSendError; f != nil {
+		m := sentMessage(&p.msg)
+		s.events.push(func() { f(m, err) })
+	}
 }
 
 func (s *Session) start() {
@@ -255,10 +269,18 @@ func (s *Session) Stats() Stats {
 // once, without backoff: call it when the application knows the network
 // changed (Wi-Fi to cellular, VPN up).
 func (s *Session) Reconnect() {
+	n := s.streams.Load() // before start: a stream it opens is newer than this request
 	s.start()
-	select {
-	case s.reconnect <- struct{}{}:
-	default:
+	for { // latest value: replace an older request still queued
+		select {
+		case s.reconnect <- n:
+			return
+		default:
+		}
+		select {
+		case <-s.reconnect:
+		default:
+		}
 	}
 }
 
@@ -313,7 +335,11 @@ func (s *Session) setState(c StateChange) {
 	case StateReconnecting:
 		s.stats.Reconnects++
 		s.stats.LastError = c.Err
-		s.connected = make(chan struct{})
+		select {
+		case <-s.connected: // connected until now: Connect waits again
+			s.connected = make(chan struct{})
+		default: // still not connected: a Connect waiting on it must stay woken by the next connection
+		}
 		c.SessionID = s.sessionID
 	case StateClosed:
 		s.closeErr = c.Err
@@ -390,13 +416,25 @@ func (s *Session) current() *conn {
 // m.Payload and m.Headers until the ack: do not change them after Send.
 // Re-sends are deduplicated by idempotency key within the client id (see
 // WithClientID); without a client id, only within one session.
+//
+// A message the server received but could not handle (its route failed,
+// or its target is not connected anywhere) is re-sent with the same
+// idempotency key, after a backoff, as [WithSendRetry] says, at the end of
+// the buffer: it then arrives after messages sent later. A message that
+// is never handled is reported to [WithOnSendError]'s callback and
+// counted in tether_client_messages_failed_total: no loss is silent.
 func (s *Session) Send(ctx context.Context, m Message) error {
 	_, err := s.enqueue(ctx, m)
 	return err
 }
 
 // SendWait is Send that also waits for the server's ack: the server has
-// the message (at least once, and deduplicated, so effectively once).
+// handled the message (at least once, and deduplicated, so effectively
+// once). When the server refuses it, SendWait waits out the re-sends
+// [WithSendRetry] allows and returns a *[SendError] if none succeeded; a
+// final code (a retry cannot help) returns at once. A ctx that ends first
+// returns ctx.Err() and leaves the message to the session, which re-sends
+// it and reports a loss as Send does.
 func (s *Session) SendWait(ctx context.Context, m Message) error {
 	p, err := s.enqueue(ctx, m)
 	if err != nil {
@@ -432,7 +470,9 @@ func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 }
 
 // Request sends m as a request (with a fresh correlation id unless m has
-// one) and waits for the correlated reply.
+// one) and waits for the correlated reply. A request the server does not
+// handle (after the re-sends of [WithSendRetry]) returns its *[SendError]
+// at once instead of waiting for ctx.
 func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 	if m.CorrelationID == "" {
 		m.CorrelationID = randomID()
@@ -446,16 +486,25 @@ func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 		delete(s.waiters, m.CorrelationID)
 		s.mu.Unlock()
 	}()
-	if err := s.Send(ctx, m); err != nil {
+	p, err := s.enqueue(ctx, m)
+	if err != nil {
 		return nil, err
 	}
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-s.done:
-		return nil, s.errClosed()
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	sent := s.out.finished(p)
+	for {
+		select {
+		case r := <-ch:
+			return r, nil
+		case <-sent:
+			if p.err != nil {
+				return nil, p.err
+			}
+			sent = nil // handled: wait for the reply
+		case <-s.done:
+			return nil, s.errClosed()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
