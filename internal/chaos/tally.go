@@ -134,9 +134,11 @@ func (t *Tally) Received(d Direction, name string, n int) {
 // a lost seq range. That report covers each undelivered message that the
 // server accepted into the session before back (it can only have been
 // queued to the old session) and, when the server's acceptance is not
-// known (Send), each one sent before left: a message sent after the
-// receiver left may have found no session at all, and only its sender can
-// be told about that.
+// known (Send), each one sent before back. A message sent after the
+// receiver left either found its session, detached but kept by the server
+// (the memory broker keeps it until the resume window ends or the node
+// stops), was queued to it and is lost with it, which back reports; or
+// found no session at all, and then its sender is told (NOT_FOUND).
 func (t *Tally) ReceiverTold(receiver string, left, back time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -223,7 +225,7 @@ func (t *Tally) Count(d Direction, maxExamples int) (Count, []string) {
 func (t *Tally) toldLocked(s *stream, n int) bool {
 	accepted, ok := s.accepted[n]
 	for _, g := range t.gaps[s.receiver] {
-		if ok && g.back.After(accepted) || !ok && g.left.After(s.sentAt[n]) {
+		if ok && g.back.After(accepted) || !ok && g.back.After(s.sentAt[n]) {
 			return true
 		}
 	}

@@ -28,13 +28,15 @@ func TestTally(t *testing.T) {
 		t.Errorf("Count = %+v %v, want %+v [a#4]", c, ex, want)
 	}
 
-	// A report of a session the checker left at 3.5 s does not cover 4,
-	// sent at 4 s (it may have found no session); one left at 4.5 s does.
-	tl.ReceiverTold(checkerID, at(3.5), at(6))
+	// A report of a session the checker came back from before 4 was sent
+	// does not cover it (its loss is not that session's); one it came
+	// back from after does, whenever it left: 4 found its session, kept
+	// detached by the server, or else its sender was told.
+	tl.ReceiverTold(checkerID, at(1), at(3.5))
 	if c, _ := tl.Count(ClientToServer, 5); c.Unreported != 1 {
-		t.Errorf("a report of a session left before the message was sent covered it: %+v", c)
+		t.Errorf("a report of a session the receiver came back from before the message was sent covered it: %+v", c)
 	}
-	tl.ReceiverTold(checkerID, at(4.5), at(6))
+	tl.ReceiverTold(checkerID, at(3.8), at(6))
 	if c, _ := tl.Count(ClientToServer, 5); c.Lost != 1 || c.Unreported != 0 {
 		t.Errorf("after the checker's report: %+v, want 1 lost, 0 unreported", c)
 	}

@@ -148,15 +148,16 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 	return tr
 }
 
-// sendFailureOptions returns the client options through which a session
+// sendFailureOptions returns the client option through which a session
 // reports, to report, a message that Send accepted and the server then
-// failed to deliver, with the message's idempotency key (issue 13,
-// Deliver 3: "a callback or an error the application sees without
-// calling SendWait"). This is the one place that wires the SDK's report
-// of such failures into the counts. The SDK has no such report yet, so it
-// returns no option, and those losses count as unreported.
+// failed to deliver, with the message's idempotency key: the SDK's
+// WithOnSendError, "a callback the application sees without calling
+// SendWait". This is the one place that wires the SDK's report of such
+// failures into the counts.
 func sendFailureOptions(report func(key string, err error)) []client.Option {
-	return nil
+	return []client.Option{client.WithOnSendError(func(m client.Message, err error) {
+		report(m.IdempotencyKey, err)
+	})}
 }
 
 // sendFailed records the report of a failed Send, by idempotency key.
