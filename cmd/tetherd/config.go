@@ -18,6 +18,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 
 	natsbroker "github.com/tetherhq/tether/broker/nats"
+	"github.com/tetherhq/tether/internal/loopback"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -364,7 +365,7 @@ func (c *config) loadTLS() error {
 // checkPlaintext refuses plaintext on a non-loopback address unless
 // --insecure is set.
 func (c *config) checkPlaintext(ctx context.Context, flagName, addr string) error {
-	ok, err := isLoopback(ctx, addr)
+	ok, err := loopback.Addr(ctx, addr)
 	if err != nil {
 		return usagef("%s %q: %w", flagName, addr, err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/interceptors"
+	"github.com/tetherhq/tether/internal/loopback"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -155,7 +156,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 		var guard *auth.TokenStore // a token is required beyond loopback
-		if local, _ := isLoopback(ctx, cfg.adminListen); !local {
+		if local, _ := loopback.Addr(ctx, cfg.adminListen); !local {
 			guard = store
 		}
 		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log, guard)

@@ -150,30 +150,6 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
-func TestIsLoopback(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1:7070":          true,
-		"127.1.2.3:0":             true,
-		"[::1]:7070":              true,
-		"[::ffff:127.0.0.1]:7070": true,
-		"localhost:7070":          true,
-		"LocalHost:0":             true,
-		":7070":                   false,
-		"0.0.0.0:7070":            false,
-		"[::]:7070":               false,
-		"192.0.2.1:7070":          false,
-		"[2001:db8::1]:7070":      false,
-	} {
-		got, err := isLoopback(context.Background(), addr)
-		if err != nil || got != want {
-			t.Errorf("isLoopback(%q) = %v, %v; want %v", addr, got, err, want)
-		}
-	}
-	if _, err := isLoopback(context.Background(), "7070"); err == nil {
-		t.Error("isLoopback(\"7070\") = nil error; want one for a missing port")
-	}
-}
-
 func TestRunCannotListen(t *testing.T) {
 	clearEnv(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
