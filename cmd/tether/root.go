@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/internal/version"
 )
 
 // Exit statuses.
@@ -121,7 +123,9 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("tether {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		if strings.Contains(cmd.Use, "SESSION_ID") && strings.Contains(err.Error(), "unknown shorthand flag") {
 			// Session ids are base64url: one in 64 starts with "-".
@@ -136,7 +140,7 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 	pf.StringArrayVar(&a.addrFlag, "addr", nil, "server `host:port`; repeat it, or separate with commas, for several (connect picks among the healthy ones) (default $"+envAddr+" or "+defaultAddr+")")
 	a.creds.define(root)
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "bound for each unary call, and for closing a connect session")
-	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd(), a.agentCmd(), a.replyCmd())
+	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd(), a.agentCmd(), a.replyCmd(), a.versionCmd())
 	return root
 }
 
