@@ -16,6 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/tetherhq/tether/client"
 )
 
@@ -241,7 +244,29 @@ func sendError(w http.ResponseWriter, err error) {
 	case strings.HasPrefix(err.Error(), "tether/client:"):
 		writeError(w, http.StatusBadRequest, false, err.Error()) // the SDK's validation: no target, a bad topic
 	default: // an Error frame from the server for this message
-		writeError(w, http.StatusBadGateway, false, "the server refused the message: "+err.Error())
+		code, retryable := refusalStatus(status.Code(err))
+		msg := err.Error()
+		if st, ok := status.FromError(err); ok {
+			msg = st.Message()
+		}
+		writeError(w, code, retryable, "the server refused the message: "+msg)
+	}
+}
+
+// refusalStatus is the HTTP status, and whether a retry may succeed, for
+// the gRPC code of an Error frame the server answered a message with.
+func refusalStatus(c codes.Code) (int, bool) {
+	switch c {
+	case codes.NotFound: // no session for the session or client id
+		return http.StatusNotFound, false
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
+		return http.StatusBadRequest, false
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return http.StatusForbidden, false
+	case codes.ResourceExhausted, codes.Unavailable, codes.Aborted:
+		return http.StatusServiceUnavailable, true
+	default:
+		return http.StatusBadGateway, false
 	}
 }
 

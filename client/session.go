@@ -417,7 +417,8 @@ func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 		return nil, err
 	}
 	if l := s.limits.Load(); l != nil && l.GetMaxMessageBytes() > 0 && len(m.Payload) > int(l.GetMaxMessageBytes()) {
-		return nil, fmt.Errorf("%w: %d bytes, the server allows %d", ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
+		return nil, fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
+			ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
 	}
 	s.start()
 	if m.IdempotencyKey == "" && s.cfg.clientID != "" {

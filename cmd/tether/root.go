@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/internal/frames"
 	"github.com/tetherhq/tether/internal/version"
 )
 
@@ -236,6 +237,11 @@ func (a *app) callCtx(ctx context.Context) (context.Context, context.CancelFunc)
 
 // rpcError describes a failed call to addr: the gRPC code and message.
 func rpcError(addr, what string, err error) error {
+	if size, limit, ok := frames.TooLarge(err); ok {
+		return fmt.Errorf("%s on %s: the request of %d bytes is larger than the server accepts: %d bytes, the payload limit "+
+			"(tetherd --max-message-bytes, which welcome.limits.maxMessageBytes announces) plus %d for the frame; "+
+			"split the payload, or raise --max-message-bytes on the server", what, addr, size, limit, frames.Overhead)
+	}
 	if st, ok := status.FromError(err); ok {
 		return fmt.Errorf("%s on %s: %s: %s", what, addr, st.Code(), st.Message())
 	}

@@ -20,8 +20,8 @@ the shapes of tetherd's /debug/sessions. A session id that starts with "-"
 goes after "--": tether sessions get -- -Xk2….`,
 		Example: `  tether sessions list --addr 127.0.0.1:7070
   tether sessions list --client-id dev1
-  tether sessions get 3Jw0nS1X9q4
-  tether sessions close 3Jw0nS1X9q4 --reason "device retired"`,
+  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d
+  tether sessions close 1b48480c4efbb3238390c90d39a9fd6d --reason "device retired"`,
 		RunE: groupRunE,
 	}
 	cmd.AddCommand(a.sessionsListCmd(), a.sessionsGetCmd(), a.sessionsCloseCmd())
@@ -92,10 +92,10 @@ func (a *app) sessionsGetCmd() *cobra.Command {
 		Long: `get prints one session and its flight recorder (its most recent events,
 oldest first: connects, resumes, detaches, missed heartbeats, RTTs,
 go_aways, errors) as a GetSessionResponse, on one JSON line.`,
-		Example: `  tether sessions get 3Jw0nS1X9q4 --addr 127.0.0.1:7070
+		Example: `  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d --addr 127.0.0.1:7070
 
   # The flight recorder only.
-  tether sessions get 3Jw0nS1X9q4 | jq -c '.events[] | [.time, .kind, .detail]'
+  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d | jq -c '.events[] | [.time, .kind, .detail]'
 
   # An id that starts with "-" goes after "--".
   tether sessions get -- -Xk2bq7EoT0`,
@@ -128,7 +128,7 @@ func (a *app) sessionsCloseCmd() *cobra.Command {
 		Long: `close ends a session for good: its stream gets a go_away
 (GO_AWAY_REASON_CLOSED_BY_ADMIN, with --reason in its message) and the
 session cannot be resumed. It prints {"session_id":"…","closed":true}.`,
-		Example: `  tether sessions close 3Jw0nS1X9q4 --addr 127.0.0.1:7070 --reason "device retired"
+		Example: `  tether sessions close 1b48480c4efbb3238390c90d39a9fd6d --addr 127.0.0.1:7070 --reason "device retired"
 
   # An id that starts with "-" goes after "--".
   tether sessions close --reason "device retired" -- -Xk2bq7EoT0`,
