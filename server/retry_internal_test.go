@@ -8,7 +8,7 @@ import (
 func TestWithRetryNeverDoubles(t *testing.T) {
 	t.Parallel()
 	for cause, want := range map[string]string{
-		"nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry": "nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry",
+		"nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry":       "nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry",
 		"routing failed; the message may or may not have arrived: retry with an idempotency key": "routing failed; the message may or may not have arrived: retry with an idempotency key",
 		"timeout": "timeout; retry",
 	} {
