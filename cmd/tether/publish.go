@@ -149,9 +149,9 @@ func undelivered(addr string, f publishFlags) error {
 	if f.clientID != "" {
 		target = fmt.Sprintf("client id %q", f.clientID)
 	}
-	return fmt.Errorf("nothing was delivered: %s has no session that %s can reach (the message was dropped). "+
-		"With --broker memory (the default) a node reaches only its own sessions: publish through the node "+
-		"that holds it (tether sessions list --addr NODE), or run the nodes with --broker nats", target, addr)
+	return fmt.Errorf("nothing was delivered: %s has no session that %s can reach, and the message was dropped. "+
+		"With --broker nats, no node holds such a session (it ended, or never existed); with --broker memory (the default), "+
+		"a node reaches only its own sessions: publish through the node that holds it (tether sessions list --addr NODE)", target, addr)
 }
 
 // readAll reads r to the end, or until ctx ends (the read then goes on in
