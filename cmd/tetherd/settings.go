@@ -79,13 +79,13 @@ func loadSettings(fs *flag.FlagSet, args []string) (map[string]string, error) {
 	if first := bytes.TrimLeft(data, " \t\r\n"); len(first) > 0 && first[0] == '{' {
 		return from, parseJSONConfig(path, data, setFromFile)
 	}
-	return from, parsePlainConfig(data, setFromFile)
+	return from, parsePlainConfig(path, data, setFromFile)
 }
 
 // parsePlainConfig reads "name value" lines: # starts a comment (at the
 // start of a line, or after white space), a name alone means true, and a
 // value in double quotes is unquoted as in Go ("" is empty).
-func parsePlainConfig(data []byte, set func(line int, name, value string) error) error {
+func parsePlainConfig(path string, data []byte, set func(line int, name, value string) error) error {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -101,12 +101,12 @@ func parsePlainConfig(data []byte, set func(line int, name, value string) error)
 		}
 		value = strings.TrimSpace(value)
 		if strings.HasPrefix(value, `"`) {
-			end := strings.LastIndexByte(value, '"')
-			unq, err := strconv.Unquote(value[:end+1])
-			if err != nil || strings.TrimSpace(value[end+1:]) != "" && !strings.HasPrefix(strings.TrimSpace(value[end+1:]), "#") {
-				return usagef("line %d: %s %s: want a value in double quotes, as in Go (\"\" for empty)", n, name, value)
+			q, err := strconv.QuotedPrefix(value)
+			rest := strings.TrimSpace(value[len(q):])
+			if err != nil || rest != "" && !strings.HasPrefix(rest, "#") {
+				return usagef("%s:%d: %s %s: want a value in double quotes, as in Go (\"\" for empty), then at most a # comment", path, n, name, value)
 			}
-			value = unq
+			value, _ = strconv.Unquote(q) // QuotedPrefix checked it
 		} else if i := strings.Index(value, " #"); i >= 0 {
 			value = strings.TrimSpace(value[:i])
 		} else if i := strings.Index(value, "\t#"); i >= 0 {

@@ -39,7 +39,7 @@ func TestConfigErrorsSayWhere(t *testing.T) {
 		{"JSON value", "", []string{"--config", badJSONValue}, badJSONValue + `:2: drain-grace "30": want a duration, such as 30s, 2m or 1h30m`},
 		{"JSON object", "", []string{"--config", object}, object + ":1: listen: want a string, a number, a boolean or an array of them"},
 		{"unknown setting", "", []string{"--config", unknown}, unknown + `:3: unknown setting "listen-on"`},
-		{"unclosed quote", "", []string{"--config", quote}, `line 1: server-id "edge-1: want a value in double quotes`},
+		{"unclosed quote", "", []string{"--config", quote}, quote + `:1: server-id "edge-1: want a value in double quotes`},
 		{"check of a file setting", "", []string{"--config", profile}, profile + `:1: profile: profile: unknown profile "warp"`},
 		{"environment value", "TETHER_DRAIN_RATE=fast", nil, `TETHER_DRAIN_RATE="fast" (the environment variable for --drain-rate): want a number`},
 		{"check of an environment setting", "TETHER_PROFILE=warp", nil, `TETHER_PROFILE (--profile): profile: unknown profile "warp"`},
@@ -119,6 +119,22 @@ func TestExampleConfig(t *testing.T) {
 		if line != "" && !strings.HasPrefix(line, "#") && (i == 0 || lines[i-1] == "") {
 			t.Errorf("deploy/tetherd.conf:%d: %q has no comment above it", i+1, line)
 		}
+	}
+}
+
+// The plain format: comments, quotes, a name alone, tabs.
+func TestPlainConfig(t *testing.T) {
+	t.Parallel()
+	data := "# comment\n\nserver-id \"a # b\" # a comment with a \"quote\"\ninsecure\nprofile\tmobile   # after a tab\nadmin-listen \"\"\n--log-format json\n"
+	got := map[string]string{}
+	lines := map[string]int{}
+	err := parsePlainConfig("x.conf", []byte(data), func(line int, name, value string) error {
+		got[name], lines[name] = value, line
+		return nil
+	})
+	want := map[string]string{"server-id": "a # b", "insecure": "true", "profile": "mobile", "admin-listen": "", "log-format": "json"}
+	if err != nil || !reflect.DeepEqual(got, want) || lines["server-id"] != 3 || lines["log-format"] != 7 {
+		t.Errorf("parsePlainConfig = %v, %v (lines %v); want %v", got, err, lines, want)
 	}
 }
 
