@@ -67,6 +67,12 @@ type Message struct {
 	SourceClient  string
 	// PublishedAt is when the first server accepted the message.
 	PublishedAt time.Time
+	// DedupeKey is the sender's idempotency key in its scope, or empty.
+	// A receiving session drops a message whose DedupeKey it received
+	// within the dedupe window: the re-send of a message whose first
+	// delivery succeeded although its sender was told it failed (a node
+	// died before answering) reaches the application once.
+	DedupeKey string
 }
 
 // Receiver takes the messages a Broker routes to this node. Deliver must not
@@ -196,6 +202,12 @@ type Broker interface {
 	// false: for a message whose delivery failed after Seen recorded it.
 	// Forgetting an unknown key is not an error.
 	Forget(ctx context.Context, scope, key string) error
+	// Recorded reports whether Seen recorded key in scope and its window
+	// has not ended, without recording anything: the check a shared
+	// broker's node makes before delivering, so that it records the key
+	// (with Seen) only once the delivery succeeded, and a node that dies
+	// in between leaves no key behind.
+	Recorded(ctx context.Context, scope, key string) (bool, error)
 
 	// Log returns the outbound log of a session.
 	Log(sessionID string) Log

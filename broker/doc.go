@@ -53,11 +53,21 @@
 // nothing: repeats do not extend the window. Once the window has passed the
 // pair is forgotten, and the next call records it afresh; [Broker.Forget]
 // forgets it at once (the server calls it when delivering the message
-// failed, so that a retry is not dropped). Scopes are
+// failed, so that a retry is not dropped). [Broker.Recorded] reads a pair
+// without recording it: with a shared broker the server checks a key with
+// it before delivering and records it with Seen only once the delivery
+// succeeded, so that a node that dies in between leaves no key behind.
+// Scopes are
 // independent name spaces (a client id, for one). A window of zero or less
 // records nothing and reports false. Implementations forget expired pairs, so
 // the memory Seen holds follows the rate of new keys times the longest window
 // in use, not the total number of keys ever seen.
+//
+// A [Message] carries its sender's key as [Message.DedupeKey], and a
+// receiving session drops a second copy of it: the other end of the same
+// promise, for a message delivered by a node that died before it could say
+// so. Implementations carry DedupeKey with the message, as every other
+// field.
 //
 // # Outbound logs
 //

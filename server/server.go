@@ -44,6 +44,9 @@ type Server struct {
 	closed    bool
 	gs        *grpc.Server
 	brokerErr error // why the broker does not work, if it reports so
+	// brokerDown mirrors brokerErr != nil for the message path, which
+	// refuses client messages at once while the broker does not work.
+	brokerDown atomic.Bool
 
 	live        atomic.Int64  // sessions with a stream attached
 	liveChanged chan struct{} // signalled when live drops
@@ -139,6 +142,7 @@ func (srv *Server) brokerHealth(err error) {
 	srv.mu.Lock()
 	changed := (err == nil) != (srv.brokerErr == nil)
 	srv.brokerErr = err
+	srv.brokerDown.Store(err != nil)
 	srv.mu.Unlock()
 	if err != nil && changed {
 		srv.cfg.logger.Warn("tether: the broker does not work; reporting NOT_SERVING", "err", err)

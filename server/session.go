@@ -75,6 +75,7 @@ type Session struct {
 	requestNext    int
 	keys           []string // ring of generated keys of recent messages (see noteKey)
 	keyNext        int
+	received       recent // dedupe keys of the messages queued to the session
 }
 
 // ID returns the session id.
@@ -122,7 +123,17 @@ func (s *Session) Forward(ctx context.Context, m *Message) (int, error) {
 		CorrelationID: m.CorrelationID,
 		SourceSession: s.id,
 		SourceClient:  s.clientID,
+		DedupeKey:     dedupeKey(s.dedupeScope(), m.IdempotencyKey),
 	})
+}
+
+// dedupeKey is a message's broker.Message.DedupeKey: its idempotency key
+// within its sender's scope.
+func dedupeKey(scope, key string) string {
+	if key == "" {
+		return ""
+	}
+	return scope + "\x00" + key
 }
 
 // ReplyTo sends a reply to the session whose request with this correlation
@@ -160,6 +171,10 @@ func (s *Session) enqueue(m *broker.Message) bool {
 	defer s.mu.Unlock()
 	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
 		return false
+	}
+	if m.DedupeKey != "" && s.received.seen(m.DedupeKey, time.Now(), s.srv.cfg.dedupeWindow) {
+		s.srv.metrics.dedupeDrops.Inc()
+		return true // queued before: the sender re-sent it
 	}
 	if s.st != nil && int(s.outSeq-max(s.ackedOut, s.queueBase)) >= s.srv.cfg.maxOutboundQueue {
 		s.cutSlowConsumerLocked()

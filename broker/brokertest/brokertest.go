@@ -332,6 +332,7 @@ func message(target broker.Address, payload string) *broker.Message {
 		SourceSession: "source-session",
 		SourceClient:  "source-client",
 		PublishedAt:   time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+		DedupeKey:     "scope\x00key-" + payload,
 	}
 }
 
@@ -347,5 +348,6 @@ func equalMessage(a, b *broker.Message) bool {
 		a.CorrelationID == b.CorrelationID &&
 		a.SourceSession == b.SourceSession &&
 		a.SourceClient == b.SourceClient &&
-		a.PublishedAt.Equal(b.PublishedAt)
+		a.PublishedAt.Equal(b.PublishedAt) &&
+		a.DedupeKey == b.DedupeKey
 }

@@ -25,6 +25,7 @@ const (
 	fSourceClient  = 8
 	fPublishedAt   = 9 // unix nanoseconds
 	fSeq           = 10
+	fDedupeKey     = 11
 )
 
 // encodeMessage appends the encoding of m, and of seq when it is not zero,
@@ -56,7 +57,7 @@ func encodeMessage(b []byte, m *broker.Message, seq uint64) []byte {
 		b = protowire.AppendTag(b, fSeq, protowire.VarintType)
 		b = protowire.AppendVarint(b, seq)
 	}
-	return b
+	return appendString(b, fDedupeKey, m.DedupeKey)
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
@@ -123,6 +124,8 @@ func decodeMessage(b []byte) (*broker.Message, uint64, error) {
 				m.SourceSession = string(v)
 			case fSourceClient:
 				m.SourceClient = string(v)
+			case fDedupeKey:
+				m.DedupeKey = string(v)
 			}
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)

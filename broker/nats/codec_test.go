@@ -17,7 +17,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add(encodeMessage(nil, &broker.Message{
 		Target: broker.Client("c"), Payload: []byte{0, 1, 2}, ContentType: "ct",
 		Headers: map[string]string{"k": "v", "": ""}, CorrelationID: "corr",
-		SourceSession: "s", SourceClient: "sc", PublishedAt: time.Unix(1, 2),
+		SourceSession: "s", SourceClient: "sc", PublishedAt: time.Unix(1, 2), DedupeKey: "c/p/k\x00key",
 	}, 42))
 	f.Add([]byte{})
 	f.Add([]byte{0x08, 0x09})
@@ -55,7 +55,7 @@ func TestCodecRoundTrip(t *testing.T) {
 func sameMessage(a, b *broker.Message) bool {
 	return a.Target == b.Target && string(a.Payload) == string(b.Payload) && a.ContentType == b.ContentType &&
 		maps.Equal(a.Headers, b.Headers) && a.CorrelationID == b.CorrelationID && a.SourceSession == b.SourceSession &&
-		a.SourceClient == b.SourceClient && a.PublishedAt.Equal(b.PublishedAt)
+		a.SourceClient == b.SourceClient && a.PublishedAt.Equal(b.PublishedAt) && a.DedupeKey == b.DedupeKey
 }
 
 func TestTokens(t *testing.T) {

@@ -1,0 +1,43 @@
+package server
+
+import "time"
+
+// recentKeys is how many dedupe keys of received messages a session keeps
+// (see recent).
+const recentKeys = 1024
+
+// recent holds the dedupe keys (broker.Message.DedupeKey) of the messages
+// most recently queued to a session, with when they were queued, so that a
+// second copy within the dedupe window is dropped. A second copy comes
+// from a sender that re-sent after being told, wrongly, that the first
+// failed: a node died between delivering it and answering. Such a re-send
+// follows within seconds, so the last recentKeys keys cover it. The ring
+// is allocated with the first key: a session that receives none pays
+// nothing.
+type recent struct {
+	at   map[string]time.Time
+	ring []string // oldest at next once full
+	next int
+}
+
+// seen reports whether key was added within window before now, and adds
+// it if not.
+func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
+	if at, ok := r.at[key]; ok && now.Sub(at) < window {
+		return true
+	}
+	if r.at == nil {
+		r.at = make(map[string]time.Time)
+	}
+	if _, ok := r.at[key]; !ok {
+		if len(r.ring) < recentKeys {
+			r.ring = append(r.ring, key)
+		} else {
+			delete(r.at, r.ring[r.next])
+			r.ring[r.next] = key
+			r.next = (r.next + 1) % recentKeys
+		}
+	}
+	r.at[key] = now
+	return false
+}

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestRecentWindowAndCapacity(t *testing.T) {
+	t.Parallel()
+	var r recent
+	t0 := time.Unix(1000, 0)
+	const w = time.Minute
+	if r.seen("a", t0, w) {
+		t.Fatal("a new key was seen")
+	}
+	if !r.seen("a", t0.Add(w-1), w) {
+		t.Fatal("a repeat within the window was not seen")
+	}
+	if r.seen("a", t0.Add(2*w), w) {
+		t.Fatal("a repeat after the window was seen")
+	}
+	// The oldest keys leave once recentKeys newer ones came.
+	for i := range recentKeys {
+		r.seen(fmt.Sprint(i), t0.Add(2*w), w)
+	}
+	if len(r.at) != recentKeys || len(r.ring) != recentKeys {
+		t.Fatalf("holds %d keys in a ring of %d; want %d", len(r.at), len(r.ring), recentKeys)
+	}
+	if r.seen("a", t0.Add(2*w), w) {
+		t.Fatal("the oldest key was kept beyond the capacity")
+	}
+	if !r.seen(fmt.Sprint(recentKeys-1), t0.Add(2*w), w) {
+		t.Fatal("the newest key was lost")
+	}
+}
