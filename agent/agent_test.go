@@ -53,6 +53,14 @@ func TestRequestReply(t *testing.T) {
 	if code != http.StatusBadGateway || out["error"] != "the responder failed: exit status 3: boom" || out["retryable"] != false || reply["payload"] != "partial" {
 		t.Fatalf("failing responder: %d %v; want 502 with the error and the reply", code, out)
 	}
+	code, out = r.call(t, ctx, http.MethodPost, "/v1/publish", `{"client_id":"dev1","payload":"x","wait":true}`)
+	if code != http.StatusNotFound || out["retryable"] != false || !strings.Contains(out["error"].(string), `the server refused the message: no session for client "dev1"`) {
+		t.Fatalf("publish to an absent client id: %d %v; want 404 naming it", code, out)
+	}
+	code, out = r.call(t, ctx, http.MethodPost, "/v1/request", `{"client_id":"dev1","payload":"x","timeout":"5s"}`)
+	if code != http.StatusNotFound {
+		t.Fatalf("request to an absent client id: %d %v; want 404", code, out)
+	}
 	code, out = r.call(t, ctx, http.MethodPost, "/v1/request", `{"topic":"nobody.home","payload":"x","timeout":"50ms"}`)
 	if code != http.StatusGatewayTimeout || out["retryable"] != true || !strings.Contains(out["error"].(string), "no reply within 50ms") {
 		t.Fatalf("request without responder: %d %v; want 504 retryable", code, out)

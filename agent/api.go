@@ -16,6 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/tetherhq/tether/client"
 )
 
@@ -239,11 +242,46 @@ func sendError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, true, "the server did not acknowledge the message in time (the agent may be reconnecting); it stays queued and may still be delivered")
 	case errors.As(err, new(*client.SendError)): // the server refused it, after the SDK's re-sends
-		writeError(w, http.StatusBadGateway, false, "the server refused the message: "+err.Error())
+		writeRefusal(w, err)
 	case strings.HasPrefix(err.Error(), "tether/client:"):
 		writeError(w, http.StatusBadRequest, false, err.Error()) // the SDK's validation: no target, a bad topic
+	default: // an Error frame from the server for this message
+		writeRefusal(w, err)
+	}
+}
+
+// writeRefusal writes the response for a message the server refused, with
+// the HTTP status of its gRPC code.
+func writeRefusal(w http.ResponseWriter, err error) {
+	code, retryable := refusalStatus(status.Code(err))
+	msg := err.Error()
+	var se *client.SendError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	if st, ok := status.FromError(err); ok {
+		msg = st.Message()
+		if se != nil && se.Attempts > 1 {
+			msg += fmt.Sprintf(" (after %d attempts)", se.Attempts)
+		}
+	}
+	writeError(w, code, retryable, "the server refused the message: "+msg)
+}
+
+// refusalStatus is the HTTP status, and whether a retry may succeed, for
+// the gRPC code of an Error frame the server answered a message with.
+func refusalStatus(c codes.Code) (int, bool) {
+	switch c {
+	case codes.NotFound: // no session for the session or client id
+		return http.StatusNotFound, false
+	case codes.InvalidArgument, codes.OutOfRange, codes.FailedPrecondition:
+		return http.StatusBadRequest, false
+	case codes.PermissionDenied, codes.Unauthenticated:
+		return http.StatusForbidden, false
+	case codes.ResourceExhausted, codes.Unavailable, codes.Aborted:
+		return http.StatusServiceUnavailable, true
 	default:
-		writeError(w, http.StatusBadGateway, false, "the server refused the message: "+err.Error())
+		return http.StatusBadGateway, false
 	}
 }
 

@@ -31,12 +31,16 @@
 //	GET  /v1/status   {"state", "backend", "session_id", "rtt_ms", "reconnects", "resume_status", …}
 //
 // Every error is a 4xx or 5xx with {"error": "what was wrong", "retryable": bool}:
-// 400 bad JSON or fields, 404 unknown path, 405 wrong method, 408 body too
-// slow, 413 body too large, 429 the caller's limit, 502 the responder
-// failed (a reply carrying the [ReplyErrorHeader] header; the body holds
-// the reply too) or the server refused the message, 503 the agent's
-// limit, or a call lost in a failover (retryable), or the session ended
-// (not retryable), 504 no reply in time (retryable).
+// 400 bad JSON or fields (or the server found the message invalid), 403
+// the server denied the agent's principal the target, 404 unknown path or
+// no session for the target session or client id, 405 wrong method, 408
+// body too slow, 413 body too large (or above the server's
+// max_message_bytes), 429 the caller's limit, 502 the responder failed (a
+// reply carrying the [ReplyErrorHeader] header; the body holds the reply
+// too) or the server refused the message for another reason, 503 the
+// agent's limit, the server's backpressure or unavailability, or a call
+// lost in a failover (retryable), or the session ended (not retryable),
+// 504 no reply in time (retryable).
 //
 // # Requests during a failover
 //

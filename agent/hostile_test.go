@@ -192,7 +192,13 @@ func TestLimits(t *testing.T) {
 	}
 	cancel()
 	<-held
-	eventually(t, "the slot freed", func() bool { return r.Status().InFlight == 0 })
+	// The call leaves the registry (Status) before its handler returns
+	// and frees the caller's slot: wait for the slot itself.
+	eventually(t, "the slot freed", func() bool {
+		r.lim.mu.Lock()
+		defer r.lim.mu.Unlock()
+		return r.lim.inFlight == 0
+	})
 	if code, out := r.call(t, ctx, "POST", "/v1/publish", `{"topic":"t","payload":"x"}`); code != http.StatusAccepted {
 		t.Errorf("after the slot freed: %d %v", code, out)
 	}

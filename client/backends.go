@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking for WithTarget (GRPC-NOTES §2.3)
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -387,8 +388,12 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 	ka := bs.cfg.profile.Client
 	ka.Time = bs.keepalive
 	dialer := bs.cfg.profile.Dialer()
+	creds := insecure.NewCredentials()
+	if bs.cfg.tls != nil {
+		creds = credentials.NewTLS(bs.cfg.tls)
+	}
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(ka),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", addr)
@@ -509,7 +514,8 @@ func (bs *backends) close() {
 	}
 }
 
-// bearer sends a bearer token on every call.
+// bearer sends a bearer token on every call. New has refused a token
+// that would travel in plaintext beyond loopback.
 type bearer string
 
 func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

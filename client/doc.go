@@ -60,8 +60,9 @@
 // the server takes it, or the server has taken nothing for [SendRetry]'s
 // Within (30s by default): then the message is given up and reported, and
 // the next goes. When the server acknowledges the message as failed, a
-// NOT_FOUND (its target is connected nowhere right now) is re-sent with
-// its idempotency key after a backoff, within the bound of [WithSendRetry]
+// NOT_FOUND (its target is connected nowhere right now) of a message Send
+// queued is re-sent with its idempotency key after a backoff (SendWait and
+// Request return it at once), within the bound of [WithSendRetry]
 // (10 sends within 30s by default), as a new message at the end of the
 // buffer: such a re-sent message arrives after messages sent after it, so
 // an application that needs their order must wait for each (SendWait)

@@ -1,15 +1,18 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/backoff"
+	"github.com/tetherhq/tether/internal/loopback"
 	"github.com/tetherhq/tether/profile"
 )
 
@@ -80,6 +83,8 @@ type config struct {
 	fullPolicy  FullPolicy
 	dialOptions []grpc.DialOption
 	token       string
+	tls         *tls.Config // nil: plaintext
+	insecure    bool        // a token may travel in plaintext beyond loopback
 	logger      *slog.Logger
 	registerer  prometheus.Registerer
 	onState     func(StateChange)
@@ -122,6 +127,10 @@ func (c *config) validate() error {
 	check(c.heartbeat >= 0, "WithHeartbeat: %v must not be negative", c.heartbeat)
 	check(c.openTimeout > 0, "WithOpenTimeout: %v must be positive", c.openTimeout)
 	check(c.healthWait >= 0, "WithHealthWait: %v must not be negative", c.healthWait)
+	if addr := c.plaintextTokenTarget(); addr != "" {
+		errs = append(errs, fmt.Errorf("WithToken: refusing to send the token in plaintext to %s, beyond loopback: "+
+			"add WithTLS (or WithTLSFiles), or WithInsecure if the network encrypts for you", addr))
+	}
 	if err := c.backoff.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("WithBackoff: %w", err))
 	}
@@ -213,9 +222,77 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return optionFunc(func(c *config) error { c.dialOptions = append(c.dialOptions, opts...); return nil })
 }
 
-// WithToken sends "authorization: bearer TOKEN" on every call.
+// WithToken sends "authorization: bearer TOKEN" on every call. New refuses
+// a token that would travel in plaintext beyond loopback: add [WithTLS],
+// [WithTLSFiles] or, when the network encrypts, [WithInsecure].
 func WithToken(token string) Option {
 	return optionFunc(func(c *config) error { c.token = token; return nil })
+}
+
+// plaintextTokenTarget is the first backend a token would reach in
+// plaintext beyond loopback, or "" when there is none: without a token,
+// with TLS, with WithInsecure, or with only loopback addresses ("localhost"
+// and loopback IPs; host names other than localhost count as beyond).
+func (c *config) plaintextTokenTarget() string {
+	if c.token == "" || c.tls != nil || c.insecure {
+		return ""
+	}
+	targets := c.addrs
+	switch {
+	case c.dnsName != "":
+		targets = []string{c.dnsName}
+	case c.target != "":
+		_, endpoint, _ := strings.Cut(c.target, ":///")
+		targets = []string{endpoint}
+	}
+	for _, t := range targets {
+		if !loopback.Literal(t) {
+			return t
+		}
+	}
+	return ""
+}
+
+// WithTLS dials every backend over TLS with a clone of cfg. A nil cfg
+// verifies the servers against the system's roots, by the host name of
+// each address; set cfg.ServerName when the name in the certificate is
+// another, cfg.RootCAs for a private CA, and cfg.Certificates for mTLS (or
+// use [WithTLSFiles]). Without WithTLS (or credentials in
+// [WithDialOptions]) the session dials in plaintext.
+func WithTLS(cfg *tls.Config) Option {
+	return optionFunc(func(c *config) error {
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		c.tls = cfg.Clone()
+		if c.tls.MinVersion == 0 {
+			c.tls.MinVersion = tls.VersionTLS12
+		}
+		return nil
+	})
+}
+
+// WithTLSFiles dials every backend over TLS, verifying servers against the
+// PEM CA certificates in caFile (the system's roots when caFile is empty)
+// and presenting the PEM client certificate certFile with its key keyFile
+// (mTLS; none when both are empty). New fails with an error naming the file
+// that cannot be read. See [NewTLSConfig] to adjust the result.
+func WithTLSFiles(caFile, certFile, keyFile string) Option {
+	return optionFunc(func(c *config) error {
+		cfg, err := NewTLSConfig(caFile, certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("WithTLSFiles: %w", err)
+		}
+		c.tls = cfg
+		return nil
+	})
+}
+
+// WithInsecure lets WithToken send the token in plaintext beyond loopback:
+// New refuses that by default. Use it only when the network in between
+// encrypts (a service mesh's mTLS, a VPN).
+func WithInsecure() Option {
+	return optionFunc(func(c *config) error { c.insecure = true; return nil })
 }
 
 // WithLogger sets the logger. The default discards everything.

@@ -17,6 +17,9 @@ type pending struct {
 	err   error                  // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{}          // made for SendWait only; closed when done
 	retry *retryState            // from the server's first refusal on
+	// waited is set when a caller waits for the outcome (SendWait,
+	// Request): it, not a re-send, decides what to do with NOT_FOUND.
+	waited bool
 }
 
 // finish marks p done with err.
@@ -76,9 +79,10 @@ func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
 	o.lost, o.retried = func(*pending, error) {}, func() {}
 }
 
-// push queues m, applying the full policy.
-func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}) (*pending, error) {
-	p := &pending{}
+// push queues m, applying the full policy;
+// waited says that the caller waits for the outcome (SendWait, Request).
+func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}, waited bool) (*pending, error) {
+	p := &pending{waited: waited}
 	fillProto(&p.msg, m)
 	for {
 		o.mu.Lock()

@@ -26,7 +26,7 @@ func pushN(t *testing.T, o *outbox, n int) []*pending {
 	t.Helper()
 	var out []*pending
 	for range n {
-		p, err := o.push(context.Background(), Message{Topic: "t"}, nil)
+		p, err := o.push(context.Background(), Message{Topic: "t"}, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,11 +39,11 @@ func TestOutboxFailFast(t *testing.T) {
 	var o outbox
 	o.init(2, FailFast, DefaultSendRetry())
 	pushN(t, &o, 2)
-	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil, false); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("push into a full buffer = %v, want ErrBufferFull", err)
 	}
 	o.ack(1)
-	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); err != nil {
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil, false); err != nil {
 		t.Fatalf("push after an ack freed room = %v", err)
 	}
 }
@@ -54,12 +54,12 @@ func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 	pushN(t, &o, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	if _, err := o.push(ctx, Message{Topic: "t"}, nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := o.push(ctx, Message{Topic: "t"}, nil, false); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("blocked push = %v, want the context's error", err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		_, err := o.push(context.Background(), Message{Topic: "t"}, nil)
+		_, err := o.push(context.Background(), Message{Topic: "t"}, nil, false)
 		got <- err
 	}()
 	o.ack(1)
@@ -95,7 +95,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	// When everything held was written, nothing can be dropped.
 	o.next(c)
 	o.next(c)
-	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil, false); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("push with only written messages held = %v, want ErrBufferFull", err)
 	}
 }
@@ -196,7 +196,7 @@ func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
 			t.Fatalf("after the ack: done %v %v, lost %v; want the refused message waiting", ps[0].done, ps[1].done, lost)
 		}
 		pushN(t, o, 2) // seqs 3 and 4; the waiting message fills the buffer
-		if _, err := o.push(context.Background(), Message{Topic: "t"}, nil); !errors.Is(err, ErrBufferFull) {
+		if _, err := o.push(context.Background(), Message{Topic: "t"}, nil, false); !errors.Is(err, ErrBufferFull) {
 			t.Fatalf("push into a buffer full with a waiting re-send = %v, want ErrBufferFull", err)
 		}
 		time.Sleep(time.Second)

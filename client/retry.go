@@ -21,7 +21,9 @@ import (
 // NOT_FOUND (its target is connected nowhere right now) is re-sent with
 // its idempotency key at the end of the send buffer (after the messages
 // sent since, which it therefore follows on arrival), counting against the
-// buffer's size while it waits, up to MaxAttempts sends within Within.
+// buffer's size while it waits, up to MaxAttempts sends within Within;
+// that is for Send only: SendWait and Request return NOT_FOUND at once,
+// since their caller is there to decide.
 //
 // The zero SendRetry is not valid; start from [DefaultSendRetry].
 type SendRetry struct {
@@ -95,7 +97,8 @@ func WithOnSendError(f func(m Message, err error)) Option {
 // The codes UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED
 // and NOT_FOUND (the target is not connected anywhere right now) are
 // retried as [SendRetry] says; with them, Attempts is how many sends were
-// refused. Other codes (INVALID_ARGUMENT, PERMISSION_DENIED,
+// refused. NOT_FOUND is retried only for Send: SendWait and Request, whose
+// caller waits for the answer, get it at once. Other codes (INVALID_ARGUMENT, PERMISSION_DENIED,
 // FAILED_PRECONDITION, UNAUTHENTICATED, …) are final: a retry could not
 // help, and the message fails at once, with Attempts 1.
 type SendError struct {
@@ -141,7 +144,8 @@ func (r SendRetry) nextRetry(p *pending, err error) (time.Duration, error) {
 	st := p.retry
 	st.attempts++
 	fail := &SendError{Attempts: st.attempts, Err: err}
-	if !retryable(status.Code(err)) || st.attempts >= r.MaxAttempts {
+	code := status.Code(err)
+	if !retryable(code) || st.attempts >= r.MaxAttempts || code == codes.NotFound && p.waited {
 		return 0, fail
 	}
 	d := st.bo.Next()

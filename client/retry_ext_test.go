@@ -172,10 +172,10 @@ func TestRefusedSendIsRetriedWithItsKey(t *testing.T) {
 	}
 }
 
-// A message to a client id that is connected nowhere (NOT_FOUND, a
-// retryable code) is re-sent until SendRetry's bound, then reported: to
-// WithOnSendError's callback for Send, as SendWait's error, and in the
-// metric.
+// A message Sent to a client id that is connected nowhere (NOT_FOUND, a
+// retryable code) is re-sent until SendRetry's bound, then reported to
+// WithOnSendError's callback and in the metric; SendWait's gets NOT_FOUND
+// at once.
 func TestRefusedSendIsReportedAfterTheBound(t *testing.T) {
 	_, addr := tethertest.Serve(t)
 	reg := prometheus.NewPedanticRegistry()
@@ -193,16 +193,17 @@ func TestRefusedSendIsReportedAfterTheBound(t *testing.T) {
 	if m := msgs[0]; m.ClientID != "nobody" || string(m.Payload) != "lost" || m.IdempotencyKey == "" {
 		t.Fatalf("reported the message %+v", m)
 	}
+	// SendWait's caller is there to decide: NOT_FOUND at once.
 	err := tx.SendWait(ctx, client.Message{ClientID: "nobody", Payload: []byte("waited")})
-	if !errors.As(err, &se) || se.Attempts != 3 || status.Code(err) != codes.NotFound {
-		t.Fatalf("SendWait = %v; want a SendError after 3 attempts with NOT_FOUND", err)
+	if !errors.As(err, &se) || se.Attempts != 1 || status.Code(err) != codes.NotFound {
+		t.Fatalf("SendWait = %v; want a SendError after 1 attempt with NOT_FOUND", err)
 	}
 	losses.await(t, 2)
 	if got := counter(t, reg, "tether_client_messages_failed_total", "reason", "NotFound"); got != 2 {
 		t.Errorf(`tether_client_messages_failed_total{reason="NotFound"} = %v, want 2`, got)
 	}
-	if got := counter(t, reg, "tether_client_message_retries_total"); got != 4 {
-		t.Errorf("tether_client_message_retries_total = %v, want 4", got)
+	if got := counter(t, reg, "tether_client_message_retries_total"); got != 2 {
+		t.Errorf("tether_client_message_retries_total = %v, want 2", got)
 	}
 }
 
@@ -240,7 +241,7 @@ func TestRequestToNobodyFailsWithItsSendError(t *testing.T) {
 	tx := newSession(t, client.WithAddrs(addr), client.WithClientID("tx"), fastRetry(2))
 	_, err := tx.Request(ctxT(t), client.Message{ClientID: "nobody", Payload: []byte("?")})
 	var se *client.SendError
-	if !errors.As(err, &se) || se.Attempts != 2 || status.Code(err) != codes.NotFound {
-		t.Fatalf("Request = %v; want a SendError after 2 attempts with NOT_FOUND", err)
+	if !errors.As(err, &se) || se.Attempts != 1 || status.Code(err) != codes.NotFound {
+		t.Fatalf("Request = %v; want a SendError at once with NOT_FOUND", err)
 	}
 }

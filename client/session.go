@@ -417,26 +417,29 @@ func (s *Session) current() *conn {
 // Re-sends are deduplicated by idempotency key within the client id (see
 // WithClientID); without a client id, only within one session.
 //
-// A message the server received but could not handle (its route failed,
-// or its target is not connected anywhere) is re-sent with the same
-// idempotency key, after a backoff, as [WithSendRetry] says, at the end of
-// the buffer: it then arrives after messages sent later. A message that
-// is never handled is reported to [WithOnSendError]'s callback and
-// counted in tether_client_messages_failed_total: no loss is silent.
+// A message the server could not handle now (its broker is unreachable,
+// its route failed) is sent again, in order, with what was sent after it;
+// one whose target is not connected anywhere is re-sent with the same
+// idempotency key, after a backoff, at the end of the buffer (it then
+// arrives after messages sent later); both as [WithSendRetry] says. A
+// message that is never handled is reported to [WithOnSendError]'s
+// callback and counted in tether_client_messages_failed_total: no loss is
+// silent.
 func (s *Session) Send(ctx context.Context, m Message) error {
-	_, err := s.enqueue(ctx, m)
+	_, err := s.enqueue(ctx, m, false)
 	return err
 }
 
 // SendWait is Send that also waits for the server's ack: the server has
 // handled the message (at least once, and deduplicated, so effectively
-// once). When the server refuses it, SendWait waits out the re-sends
-// [WithSendRetry] allows and returns a *[SendError] if none succeeded; a
-// final code (a retry cannot help) returns at once. A ctx that ends first
+// once). When the server cannot handle it now, SendWait waits out the
+// re-sends [WithSendRetry] allows and returns a *[SendError] if none
+// succeeded; NOT_FOUND (its target is connected nowhere) and final codes
+// (a retry cannot help) return at once. A ctx that ends first
 // returns ctx.Err() and leaves the message to the session, which re-sends
 // it and reports a loss as Send does.
 func (s *Session) SendWait(ctx context.Context, m Message) error {
-	p, err := s.enqueue(ctx, m)
+	p, err := s.enqueue(ctx, m, true)
 	if err != nil {
 		return err
 	}
@@ -450,12 +453,13 @@ func (s *Session) SendWait(ctx context.Context, m Message) error {
 	}
 }
 
-func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
+func (s *Session) enqueue(ctx context.Context, m Message, waited bool) (*pending, error) {
 	if err := validOutgoing(m); err != nil {
 		return nil, err
 	}
 	if l := s.limits.Load(); l != nil && l.GetMaxMessageBytes() > 0 && len(m.Payload) > int(l.GetMaxMessageBytes()) {
-		return nil, fmt.Errorf("%w: %d bytes, the server allows %d", ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
+		return nil, fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
+			ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
 	}
 	s.start()
 	if m.IdempotencyKey == "" && s.cfg.clientID != "" {
@@ -466,7 +470,7 @@ func (s *Session) enqueue(ctx context.Context, m Message) (*pending, error) {
 		m.IdempotencyKey = s.keys.next()
 		m.generatedKey = true
 	}
-	return s.out.push(ctx, m, s.done)
+	return s.out.push(ctx, m, s.done, waited)
 }
 
 // Request sends m as a request (with a fresh correlation id unless m has
@@ -486,7 +490,7 @@ func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 		delete(s.waiters, m.CorrelationID)
 		s.mu.Unlock()
 	}()
-	p, err := s.enqueue(ctx, m)
+	p, err := s.enqueue(ctx, m, true)
 	if err != nil {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 			s.departLocked()
 			s.unindexAllLocked()
 			s.mu.Unlock()
-			return nil, status.Errorf(codes.Unavailable, "taking over the session failed: %v; retry", err)
+			return nil, status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
 		}
 	}
 	s.mu.Lock()
@@ -238,7 +238,7 @@ func (srv *Server) takeOverClient(ctx context.Context, s *Session) error {
 	case errors.Is(err, broker.ErrForeignClient):
 		return status.Errorf(codes.PermissionDenied, "client id %q belongs to a session of another principal: choose another client id", truncate(s.clientID))
 	case err != nil:
-		return status.Errorf(codes.Unavailable, "taking over the client id failed: %v; retry", err)
+		return status.Errorf(codes.Unavailable, "taking over the client id failed: %s", withRetry(err))
 	}
 	return nil
 }

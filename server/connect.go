@@ -473,12 +473,12 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	}
 	if err := srv.broker.Bind(ctx, broker.Session(s.id)); err != nil {
 		s.end("broker bind failed", true)
-		return nil, "", status.Errorf(codes.Unavailable, "registering the session failed: %v; retry", err)
+		return nil, "", status.Errorf(codes.Unavailable, "registering the session failed: %s", withRetry(err))
 	}
 	if s.clientID != "" {
 		if err := srv.broker.Bind(ctx, broker.Client(s.clientID)); err != nil {
 			s.end("broker bind failed", true)
-			return nil, "", status.Errorf(codes.Unavailable, "registering the client id failed: %v; retry", err)
+			return nil, "", status.Errorf(codes.Unavailable, "registering the client id failed: %s", withRetry(err))
 		}
 	}
 	s.mu.Lock()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -43,7 +44,18 @@ func (svc *service) Publish(ctx context.Context, req *tetherv1.PublishRequest) (
 		if _, ok := status.FromError(err); ok {
 			return nil, err
 		}
-		return nil, status.Errorf(codes.Unavailable, "publish failed: %v; retry", err)
+		return nil, status.Errorf(codes.Unavailable, "publish failed: %s", withRetry(err))
 	}
 	return &tetherv1.PublishResponse{Delivered: uint32(n)}, nil
+}
+
+// withRetry is err's message, ending with advice to retry unless the
+// message already gives its own (a broker's "retry with an idempotency
+// key"), so that the advice is never doubled.
+func withRetry(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "retry") {
+		return msg
+	}
+	return msg + "; retry"
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/frames"
 )
 
 // ServiceName is the health-checked name of the session service.
@@ -101,7 +102,7 @@ func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 }
 
 // maxFrameBytes leaves room for the frame around the largest payload.
-func (srv *Server) maxFrameBytes() int { return srv.cfg.maxMessageBytes + 64<<10 }
+func (srv *Server) maxFrameBytes() int { return srv.cfg.maxMessageBytes + frames.Overhead }
 
 // Register registers TetherService, AdminService and grpc.health.v1 on gs
 // and reports SERVING for "" and ServiceName. Register once, before
@@ -317,7 +318,8 @@ func validAddress(a broker.Address) error {
 }
 
 func errTooLarge(n, max int) error {
-	return status.Errorf(codes.ResourceExhausted, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): split it or raise the server's limit", n, max)
+	return status.Errorf(codes.ResourceExhausted, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): "+
+		"split it, or raise the limit (tetherd --max-message-bytes, server.WithMaxMessageBytes)", n, max)
 }
 
 // truncate shortens s for a message, on a rune boundary (a cut inside a

@@ -151,9 +151,7 @@ func (a *app) agent(ctx context.Context, f agentFlags) error {
 	out := newLines(a.stdout)
 	ended := make(chan error, 1)
 	sessionOpts := []client.Option{client.WithAddrs(a.addrs...), client.WithClientID(f.clientID), client.WithTopics(f.topics...), client.WithProfile(p)}
-	if a.token != "" {
-		sessionOpts = append(sessionOpts, client.WithToken(a.token))
-	}
+	sessionOpts = append(sessionOpts, a.creds.sessionOptions()...)
 	ag, err := agent.New(sessionOpts,
 		agent.WithBuffer(f.buffer), agent.WithBufferBytes(f.bufferBytes), agent.WithMaxBody(f.maxBody),
 		agent.WithRequestTimeout(f.requestTimeout, f.maxRequestTimeout),

@@ -93,9 +93,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 	if f.heartbeat > 0 {
 		opts = append(opts, client.WithHeartbeat(f.heartbeat))
 	}
-	if a.token != "" {
-		opts = append(opts, client.WithToken(a.token))
-	}
+	opts = append(opts, a.creds.sessionOptions()...)
 	s, err := client.New(opts...)
 	if err != nil {
 		return usageError{err}

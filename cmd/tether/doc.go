@@ -15,6 +15,7 @@
 //	                 POST /v1/publish, POST /v1/request, GET /v1/events (Server-Sent
 //	                 Events, Last-Event-ID), GET /v1/status
 //	                 ([github.com/tetherhq/tether/agent] documents the API)
+//	tether version   the version, commit and Go version, as a JSON line
 //	tether reply     answer the requests sent to a topic: run --command with the
 //	                 payload on stdin and reply with its stdout (an error reply when
 //	                 it fails), or echo; at most --concurrency at once
@@ -28,9 +29,15 @@
 // publish and sessions talk to exactly one. Without --addr, tether reads
 // TETHER_ADDR, else uses 127.0.0.1:7070, tetherd's default. --token sends
 // "authorization: Bearer TOKEN" on every call; without it, tether reads
-// TETHER_TOKEN, which keeps the token out of ps. --timeout (default 10s)
-// bounds each unary call and connect's graceful close. Connections are
-// plaintext.
+// TETHER_TOKEN, which keeps the token out of ps, or --token-file
+// (TETHER_TOKEN_FILE). --timeout (default 10s) bounds each unary call and
+// connect's graceful close. Connections are plaintext unless a TLS flag is
+// given: --tls (the system's CA certificates), --tls-ca FILE (a private
+// CA), --tls-cert and --tls-key (a client certificate, mTLS),
+// --tls-server-name (the name to expect in the server's certificate). A
+// token is never sent in plaintext beyond loopback; --insecure allows it
+// where the network encrypts. tether version (and --version) prints the
+// version, commit and Go version.
 //
 // # Output of connect
 //
@@ -52,8 +59,9 @@
 // # Exit status
 //
 // 0 on success (for connect: closed by Ctrl-C or SIGTERM), 1 when the
-// command failed (a call failed, or the server ended connect's session for
-// good), 2 for bad flags or arguments. Errors are reported on stderr, and
+// command failed (a call failed, a publish to a session or client id
+// reached no session, or the server ended connect's session for good), 2
+// for bad flags or arguments. Errors are reported on stderr, and
 // by connect also as an "error" line.
 //
 // # Examples

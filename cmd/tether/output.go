@@ -128,10 +128,10 @@ func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }
 
-// writeProto writes m as indented protojson (lowerCamelCase names, as
+// writeProto writes m as one line of protojson (lowerCamelCase names, as
 // grpcurl and tetherd's /debug/sessions show them), every field included.
 func writeProto(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: true}.Marshal(m)
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
 	if err != nil {
 		return err
 	}

@@ -38,9 +38,12 @@ reached:
 
   {"delivered":1,"duplicate":false}
 
-Reaching no session is not an error. The payload is --data, or else all of
+A message to a topic that reaches no subscriber is not an error. One to a
+--session or --client-id that reaches no session prints {"delivered":0,…}
+and exits 1, saying why on stderr (with the in-memory broker, a node
+reaches only the sessions it holds). The payload is --data, or else all of
 stdin. A repeat of an --idempotency-key within the server's dedupe window
-delivers nothing and prints "duplicate":true.`,
+delivers nothing, prints "duplicate":true and exits 0.`,
 		Example: `  # To the live session of client dev1.
   tether publish --addr 127.0.0.1:7070 --client-id dev1 --data hi
 
@@ -50,7 +53,7 @@ delivers nothing and prints "duplicate":true.`,
       --content-type application/json --header source=ci --idempotency-key release-1.0
 
   # To one session, by id (see tether sessions list).
-  tether publish --session 3Jw0nS1X9q4 --data ping`,
+  tether publish --session 1b48480c4efbb3238390c90d39a9fd6d --data ping`,
 		Args: noArgs,
 		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
 			return a.publish(cmd.Context(), f, cmd.Flags().Changed)
@@ -130,7 +133,25 @@ func (a *app) publish(ctx context.Context, f publishFlags, changed func(string) 
 	}
 	out := newLines(a.stdout)
 	out.write(publishResult{Delivered: resp.GetDelivered(), Duplicate: resp.GetDuplicate()})
-	return out.failure()
+	if err := out.failure(); err != nil {
+		return err
+	}
+	if resp.GetDelivered() == 0 && !resp.GetDuplicate() && req.GetTopic() == "" {
+		return undelivered(a.addrs[0], f)
+	}
+	return nil
+}
+
+// undelivered explains a message to a session or client id that reached
+// no session: exit status 1.
+func undelivered(addr string, f publishFlags) error {
+	target := fmt.Sprintf("session %q", f.session)
+	if f.clientID != "" {
+		target = fmt.Sprintf("client id %q", f.clientID)
+	}
+	return fmt.Errorf("nothing was delivered: %s has no session that %s can reach, and the message was dropped. "+
+		"With --broker nats, no node holds such a session (it ended, or never existed); with --broker memory (the default), "+
+		"a node reaches only its own sessions: publish through the node that holds it (tether sessions list --addr NODE)", target, addr)
 }
 
 // readAll reads r to the end, or until ctx ends (the read then goes on in

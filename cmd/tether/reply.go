@@ -126,9 +126,7 @@ func (a *app) reply(ctx context.Context, topic string, f replyFlags) error {
 		client.WithAddrs(a.addrs...), client.WithClientID(f.clientID), client.WithTopics(topic), client.WithProfile(p),
 		client.WithOnState(func(c client.StateChange) { out.write(newStateEvent(c)) }),
 	}
-	if a.token != "" {
-		opts = append(opts, client.WithToken(a.token))
-	}
+	opts = append(opts, a.creds.sessionOptions()...)
 	s, err := client.New(opts...)
 	if err != nil {
 		return usageError{err}
@@ -137,7 +135,7 @@ func (a *app) reply(ctx context.Context, topic string, f replyFlags) error {
 	// the running ones answer.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	r := &responder{s: s, f: f, topic: topic, out: out, slots: make(chan struct{}, f.concurrency), timeout: a.timeout, token: a.token}
+	r := &responder{s: s, f: f, topic: topic, out: out, slots: make(chan struct{}, f.concurrency), timeout: a.timeout, token: a.creds.token}
 	ended := r.serve(ctx, work)
 
 	wait := make(chan struct{})

@@ -11,8 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/internal/frames"
+	"github.com/tetherhq/tether/internal/version"
 )
 
 // Exit statuses.
@@ -48,7 +50,7 @@ type app struct {
 
 	addrFlag []string
 	addrs    []string // --addr, else $TETHER_ADDR, else defaultAddr
-	token    string   // --token, else $TETHER_TOKEN
+	creds    credFlags
 	timeout  time.Duration
 
 	// ran is set when a command's own code starts; an error before that
@@ -93,8 +95,14 @@ answers the requests sent to a topic with a shell command (reply), and
 lists, shows and closes sessions (sessions).
 
 --addr defaults to $` + envAddr + ` (comma-separated) or ` + defaultAddr + `;
---token to $` + envToken + ` (prefer it: a flag shows in ps). Connections
-are plaintext, and the token is sent as "authorization: Bearer TOKEN".
+--token to $` + envToken + ` or the content of --token-file ($` + envTokenFile + `),
+sent as "authorization: Bearer TOKEN" (prefer them to --token: a flag shows
+in ps). Connections are plaintext unless a --tls flag is given: --tls
+verifies the server against the system's CA certificates, --tls-ca against
+a private CA, --tls-cert and --tls-key present a client certificate (mTLS),
+and --tls-server-name names the certificate's host when --addr does not. A
+token is never sent in plaintext beyond loopback (--insecure allows it
+where the network encrypts).
 
 Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 		Example: `  # Hold a session and print its events; Ctrl-C closes it.
@@ -106,6 +114,9 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
   # See the sessions on a node.
   tether sessions list --addr 127.0.0.1:7070
 
+  # A production node: TLS with a private CA, a token from a file.
+  tether connect --addr tether.example.com:7070 --tls-ca ca.pem --token-file ~/.tether-token --client-id dev1
+
   # Answer requests to svc.echo; call it through an agent with curl.
   tether reply svc.echo --command 'tr a-z A-Z' &
   tether agent --socket /tmp/tether.sock &
@@ -113,7 +124,9 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          groupRunE,
+		Version:       version.Get().String(),
 	}
+	root.SetVersionTemplate("tether {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		if strings.Contains(cmd.Use, "SESSION_ID") && strings.Contains(err.Error(), "unknown shorthand flag") {
 			// Session ids are base64url: one in 64 starts with "-".
@@ -126,9 +139,9 @@ Exit status: 0 ok, 1 the command failed, 2 bad flags or arguments.`,
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	pf := root.PersistentFlags()
 	pf.StringArrayVar(&a.addrFlag, "addr", nil, "server `host:port`; repeat it, or separate with commas, for several (connect picks among the healthy ones) (default $"+envAddr+" or "+defaultAddr+")")
-	pf.StringVar(&a.token, "token", "", "bearer `token` sent on every call (default $"+envToken+")")
+	a.creds.define(root)
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "bound for each unary call, and for closing a connect session")
-	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd(), a.agentCmd(), a.replyCmd())
+	root.AddCommand(a.connectCmd(), a.publishCmd(), a.sessionsCmd(), a.agentCmd(), a.replyCmd(), a.versionCmd())
 	return root
 }
 
@@ -188,10 +201,7 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 			a.addrs = append(a.addrs, addr)
 		}
 	}
-	if !cmd.Flags().Changed("token") {
-		a.token = os.Getenv(envToken)
-	}
-	return nil
+	return a.creds.resolve(cmd.Context(), cmd, a.addrs)
 }
 
 // exactlyOneArg accepts one positional argument, named in the error.
@@ -209,9 +219,9 @@ func (a *app) dial() (*grpc.ClientConn, error) {
 	if len(a.addrs) != 1 {
 		return nil, usagef("--addr: this command talks to one server; got %d (%s)", len(a.addrs), strings.Join(a.addrs, ", "))
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if a.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer(a.token)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(a.creds.transport())}
+	if a.creds.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(a.creds.token)))
 	}
 	cc, err := grpc.NewClient(a.addrs[0], opts...)
 	if err != nil {
@@ -227,14 +237,20 @@ func (a *app) callCtx(ctx context.Context) (context.Context, context.CancelFunc)
 
 // rpcError describes a failed call to addr: the gRPC code and message.
 func rpcError(addr, what string, err error) error {
+	if size, limit, ok := frames.TooLarge(err); ok {
+		return fmt.Errorf("%s on %s: the request of %d bytes is larger than the server accepts: %d bytes, the payload limit "+
+			"(tetherd --max-message-bytes, which welcome.limits.maxMessageBytes announces) plus %d for the frame; "+
+			"split the payload, or raise --max-message-bytes on the server", what, addr, size, limit, frames.Overhead)
+	}
 	if st, ok := status.FromError(err); ok {
 		return fmt.Errorf("%s on %s: %s: %s", what, addr, st.Code(), st.Message())
 	}
 	return fmt.Errorf("%s on %s: %w", what, addr, err)
 }
 
-// bearer sends "authorization: Bearer TOKEN" on every call. Connections
-// are plaintext, so it does not ask for transport security.
+// bearer sends "authorization: Bearer TOKEN" on every call. It does not
+// ask for transport security: resolve has refused plaintext beyond
+// loopback.
 type bearer string
 
 func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -13,14 +14,14 @@ func (a *app) sessionsCmd() *cobra.Command {
 		Use:   "sessions",
 		Short: "List, show and close the sessions of a server node",
 		Long: `sessions calls AdminService on one server node (--addr): list its sessions,
-show one with its flight recorder, or close one for good. Output is the
-response as JSON (protojson: lowerCamelCase names, every field shown), the
-same shape as tetherd's /debug/sessions. A session id that starts with "-"
+show one with its flight recorder, or close one for good. Output is one
+JSON line per record (protojson: lowerCamelCase names, every field shown),
+the shapes of tetherd's /debug/sessions. A session id that starts with "-"
 goes after "--": tether sessions get -- -Xk2….`,
 		Example: `  tether sessions list --addr 127.0.0.1:7070
   tether sessions list --client-id dev1
-  tether sessions get 3Jw0nS1X9q4
-  tether sessions close 3Jw0nS1X9q4 --reason "device retired"`,
+  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d
+  tether sessions close 1b48480c4efbb3238390c90d39a9fd6d --reason "device retired"`,
 		RunE: groupRunE,
 	}
 	cmd.AddCommand(a.sessionsListCmd(), a.sessionsGetCmd(), a.sessionsCloseCmd())
@@ -48,14 +49,14 @@ func (a *app) sessionsListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the node's sessions, newest first",
 		Long: `list prints one page of the node's sessions, live and detached, newest
-first, as a ListSessionsResponse. When there are more, its nextPageToken
-goes to --page-token for the next page.`,
+first, one JSON line (a SessionInfo) per session. When there are more, it
+says so on stderr with the --page-token for the next page.`,
 		Example: `  tether sessions list --addr 127.0.0.1:7070
   tether sessions list --client-id dev1
   tether sessions list --page-size 10 --page-token 10
 
   # The ids only.
-  tether sessions list | jq -r '.sessions[].sessionId'`,
+  tether sessions list | jq -r .sessionId`,
 		Args: noArgs,
 		RunE: a.runE(func(cmd *cobra.Command, _ []string) error {
 			var resp *tetherv1.ListSessionsResponse
@@ -66,7 +67,15 @@ goes to --page-token for the next page.`,
 			if err != nil {
 				return err
 			}
-			return writeProto(a.stdout, resp)
+			for _, s := range resp.GetSessions() {
+				if err := writeProto(a.stdout, s); err != nil {
+					return err
+				}
+			}
+			if next := resp.GetNextPageToken(); next != "" {
+				fmt.Fprintf(a.stderr, "%s: more sessions: add --page-token %s for the next page\n", cmd.CommandPath(), next)
+			}
+			return nil
 		}),
 	}
 	fl := cmd.Flags()
@@ -82,11 +91,11 @@ func (a *app) sessionsGetCmd() *cobra.Command {
 		Short: "Show one session and its flight recorder",
 		Long: `get prints one session and its flight recorder (its most recent events,
 oldest first: connects, resumes, detaches, missed heartbeats, RTTs,
-go_aways, errors) as a GetSessionResponse.`,
-		Example: `  tether sessions get 3Jw0nS1X9q4 --addr 127.0.0.1:7070
+go_aways, errors) as a GetSessionResponse, on one JSON line.`,
+		Example: `  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d --addr 127.0.0.1:7070
 
   # The flight recorder only.
-  tether sessions get 3Jw0nS1X9q4 | jq -c '.events[] | [.time, .kind, .detail]'
+  tether sessions get 1b48480c4efbb3238390c90d39a9fd6d | jq -c '.events[] | [.time, .kind, .detail]'
 
   # An id that starts with "-" goes after "--".
   tether sessions get -- -Xk2bq7EoT0`,
@@ -119,7 +128,7 @@ func (a *app) sessionsCloseCmd() *cobra.Command {
 		Long: `close ends a session for good: its stream gets a go_away
 (GO_AWAY_REASON_CLOSED_BY_ADMIN, with --reason in its message) and the
 session cannot be resumed. It prints {"session_id":"…","closed":true}.`,
-		Example: `  tether sessions close 3Jw0nS1X9q4 --addr 127.0.0.1:7070 --reason "device retired"
+		Example: `  tether sessions close 1b48480c4efbb3238390c90d39a9fd6d --addr 127.0.0.1:7070 --reason "device retired"
 
   # An id that starts with "-" goes after "--".
   tether sessions close --reason "device retired" -- -Xk2bq7EoT0`,

@@ -14,13 +14,25 @@ import (
 	"github.com/tetherhq/tether/internal/tethertest"
 )
 
-// listSessions runs tether sessions list and parses its output.
+// listSessions runs tether sessions list and parses its output: a
+// SessionInfo per line, and the next page's token on stderr.
 func listSessions(t *testing.T, addr, clientID string, more ...string) *tetherv1.ListSessionsResponse {
 	t.Helper()
-	out := mustTether(t, "", append([]string{"sessions", "list", "--addr", addr, "--client-id", clientID}, more...)...)
+	args := append([]string{"sessions", "list", "--addr", addr, "--client-id", clientID}, more...)
+	code, out, stderr := tether(t, "", args...)
+	if code != exitOK {
+		t.Fatalf("tether %v exited %d; stderr:\n%s", args, code, stderr)
+	}
 	var resp tetherv1.ListSessionsResponse
-	if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
-		t.Fatalf("sessions list printed no ListSessionsResponse (%v):\n%s", err, out)
+	for line := range strings.Lines(out) {
+		var s tetherv1.SessionInfo
+		if err := protojson.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("sessions list printed a line that is no SessionInfo (%v):\n%s", err, out)
+		}
+		resp.Sessions = append(resp.Sessions, &s)
+	}
+	if _, next, ok := strings.Cut(stderr, "--page-token "); ok {
+		resp.NextPageToken, _, _ = strings.Cut(next, " ")
 	}
 	return &resp
 }
@@ -79,9 +91,9 @@ func TestSessions(t *testing.T) {
 	if len(page.GetSessions()) != 1 || page.GetSessions()[0].GetSessionId() != id1 || page.GetNextPageToken() != "" {
 		t.Errorf("second page = %v; want %s and no more pages", page, id1)
 	}
-	if out := mustTether(t, "", "sessions", "list", "--addr", addr, "--client-id", "dev1"); !strings.Contains(out, `"clientId": "dev1"`) &&
-		!strings.Contains(out, `"clientId":  "dev1"`) {
-		t.Errorf("list output has no \"clientId\": \"dev1\":\n%s", out)
+	if out := mustTether(t, "", "sessions", "list", "--addr", addr, "--client-id", "dev1"); strings.Count(out, "\n") != 1 ||
+		events(t, out)[0].str("clientId") != "dev1" {
+		t.Errorf("list output is not one JSON line with \"clientId\": \"dev1\":\n%s", out)
 	}
 
 	// get: the session and its flight recorder.

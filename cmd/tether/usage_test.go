@@ -26,8 +26,8 @@ func TestHelpEverywhere(t *testing.T) {
 		}
 	}
 	walk((&app{}).rootCmd(), nil)
-	if len(paths) != 9 {
-		t.Errorf("commands = %v; want tether, agent, connect, publish, reply, sessions and its list, get, close", paths)
+	if len(paths) != 10 {
+		t.Errorf("commands = %v; want tether, agent, connect, publish, reply, sessions and its list, get, close, version", paths)
 	}
 	for _, path := range paths {
 		for _, h := range []string{"--help", "-h"} {
@@ -50,7 +50,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want []string // in stderr
 	}{
-		{nil, []string{"tether: missing command", "agent, connect, publish, reply, sessions"}},
+		{nil, []string{"tether: missing command", "agent, connect, publish, reply, sessions, version"}},
 		{[]string{"bogus"}, []string{`unknown command "bogus" for "tether"`}},
 		{[]string{"sessions"}, []string{"tether sessions: missing command", "close, get, list"}},
 		{[]string{"sessions", "lst"}, []string{`unknown command "lst"`, "list"}},

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,9 +13,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/peterbourgon/ff/v3"
 
 	natsbroker "github.com/tetherhq/tether/broker/nats"
+	"github.com/tetherhq/tether/internal/loopback"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -63,6 +61,11 @@ type config struct {
 	broker      string // memory or nats
 	nats        natsConfig
 	natsFlagSet []string // --nats-* flags given, to warn about with --broker memory
+
+	showVersion bool              // --version: print it and exit
+	printConfig bool              // --print-config: print settings and exit
+	from        map[string]string // where settings not from flags came from (see loadSettings)
+	settings    [][2]string       // every setting and its value, secrets redacted
 }
 
 // natsConfig is the NATS broker's settings (--broker nats).
@@ -100,7 +103,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 
-	fs.String("config", "", "read settings from this `file`: one flag per line, \"name value\", # comments; or a JSON object")
+	fs.String("config", "", "read settings from this `file`: one flag per line, \"name value\", # comments; or a JSON object (see deploy/tetherd.conf)")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version, commit and Go version, and exit")
+	fs.BoolVar(&c.printConfig, "print-config", false, "print the effective settings (secrets redacted) in the --config format, and exit")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7070", "serve gRPC on this `address` (host:port; port 0 picks a free one)")
 	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "serve /healthz, /readyz, /metrics and /debug/sessions over HTTP on this `address`; empty disables it")
 	fs.StringVar(&c.profileName, "profile", "default", "liveness `profile` for heartbeats, gRPC keepalive and TCP keepalive: "+strings.Join(profile.Names(), ", "))
@@ -153,19 +158,16 @@ func newFlagSet(c *config) *flag.FlagSet {
 func parseConfig(ctx context.Context, args []string) (*config, error) {
 	c := &config{}
 	fs := newFlagSet(c)
-	err := ff.Parse(fs, args,
-		ff.WithEnvVarPrefix(envPrefix),
-		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(parseConfigFile),
-	)
+	from, err := loadSettings(fs, args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return nil, err
 	case err != nil:
-		return nil, usageError{err}
+		return nil, err
 	case fs.NArg() > 0:
 		return nil, usagef("unexpected argument %q: tetherd takes flags only", fs.Arg(0))
+	case c.showVersion:
+		return c, nil
 	}
+	c.from, c.settings = from, effectiveSettings(fs)
 	fs.Visit(func(f *flag.Flag) {
 		if strings.HasPrefix(f.Name, "nats-") {
 			c.natsFlagSet = append(c.natsFlagSet, "--"+f.Name)
@@ -177,46 +179,23 @@ func parseConfig(ctx context.Context, args []string) (*config, error) {
 	return c, nil
 }
 
-// parseConfigFile reads a config file in ff's plain format (one "name value"
-// per line, # comments) or, when its first non-space character is "{", as a
-// JSON object.
-func parseConfigFile(r io.Reader, set func(name, value string) error) error {
-	br := bufio.NewReader(r)
-	for {
-		b, err := br.ReadByte()
-		if errors.Is(err, io.EOF) {
-			return nil // empty or blank: nothing to set
-		}
-		if err != nil {
-			return err
-		}
-		if strings.IndexByte(" \t\r\n", b) >= 0 {
-			continue
-		}
-		_ = br.UnreadByte() // cannot fail right after ReadByte
-		if b == '{' {
-			return ff.JSONParser(br, set)
-		}
-		return ff.PlainParser(br, set)
-	}
-}
-
 // check validates what the server package does not: names, the drain
 // budget, TLS and plaintext beyond loopback. It loads the TLS key pair.
 func (c *config) check(ctx context.Context) error {
 	p, err := profile.Lookup(c.profileName)
 	if err != nil {
-		return usagef("--profile: %w", err)
+		return usagef("%s: %w", c.describe("profile"), err)
 	}
 	c.profile = p
 	if c.logFormat != "text" && c.logFormat != "json" {
-		return usagef("--log-format %q: use text or json", c.logFormat)
+		return usagef("%s %q: use text or json", c.describe("log-format"), c.logFormat)
 	}
 	if c.drainGrace <= 0 {
-		return usagef("--drain-grace %v: must be positive", c.drainGrace)
+		return usagef("%s %v: must be positive", c.describe("drain-grace"), c.drainGrace)
 	}
 	if c.drainWindow >= c.drainGrace {
-		return usagef("--drain-window %v must be shorter than --drain-grace %v, or the drain cannot finish in time", c.drainWindow, c.drainGrace)
+		return usagef("%s %v must be shorter than %s %v, or the drain cannot finish in time",
+			c.describe("drain-window"), c.drainWindow, c.describe("drain-grace"), c.drainGrace)
 	}
 	if err := c.loadTLS(); err != nil {
 		return err
@@ -228,38 +207,42 @@ func (c *config) check(ctx context.Context) error {
 			return err
 		}
 	default:
-		return usagef("--broker %q: use memory or nats", c.broker)
+		return usagef("%s %q: use memory or nats", c.describe("broker"), c.broker)
 	}
-	if err := c.checkPlaintext(ctx, "--listen", c.listen); err != nil {
+	if err := c.checkPlaintext(ctx, c.describe("listen"), c.listen); err != nil {
 		return err
 	}
 	if c.adminListen != "" {
-		return c.checkPlaintext(ctx, "--admin-listen", c.adminListen)
+		return c.checkPlaintext(ctx, c.describe("admin-listen"), c.adminListen)
 	}
 	return nil
 }
+
+// describe names a setting in an error: its flag, or the environment
+// variable or config file line it came from.
+func (c *config) describe(name string) string { return describe(c.from, name) }
 
 // checkNATS checks the --nats- settings and builds the nats.go options for
 // the credentials and TLS.
 func (c *config) checkNATS() error {
 	n := &c.nats
 	if strings.Trim(n.url, ", ") == "" {
-		return usagef("--nats-url: give at least one NATS server URL")
+		return usagef("%s: give at least one NATS server URL", c.describe("nats-url"))
 	}
 	if n.retention < c.resumeWindow {
 		return usagef("--nats-retention %v is shorter than --resume-window %v: a session could outlive the messages kept for its resume; "+
 			"raise --nats-retention or lower --resume-window", n.retention, c.resumeWindow)
 	}
 	if n.replicas < 1 || n.replicas > 5 {
-		return usagef("--nats-replicas %d: use 1 to 5", n.replicas)
+		return usagef("%s %d: use 1 to 5", c.describe("nats-replicas"), n.replicas)
 	}
 	if n.storage != "file" && n.storage != "memory" {
-		return usagef("--nats-storage %q: use file or memory", n.storage)
+		return usagef("%s %q: use file or memory", c.describe("nats-storage"), n.storage)
 	}
 	if n.prefix == "" || strings.IndexFunc(n.prefix, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) >= 0 {
-		return usagef("--nats-prefix %q: use letters, digits, - and _ only", n.prefix)
+		return usagef("%s %q: use letters, digits, - and _ only", c.describe("nats-prefix"), n.prefix)
 	}
 	var auths []string
 	for _, a := range []struct{ flag, value string }{
@@ -364,7 +347,7 @@ func (c *config) loadTLS() error {
 // checkPlaintext refuses plaintext on a non-loopback address unless
 // --insecure is set.
 func (c *config) checkPlaintext(ctx context.Context, flagName, addr string) error {
-	ok, err := isLoopback(ctx, addr)
+	ok, err := loopback.Addr(ctx, addr)
 	if err != nil {
 		return usagef("%s %q: %w", flagName, addr, err)
 	}

@@ -23,8 +23,14 @@
 // one flag per line, the name, a space and the value ("server-id edge-1"),
 // with # starting a comment; a file whose first character is "{" is read as
 // a JSON object instead ({"server-id": "edge-1"}). A flag on the command
-// line wins over the environment, which wins over the file. Run tetherd -h
-// for the full list.
+// line wins over the environment, which wins over the file; a value in
+// double quotes is read as a Go string ("" is empty). deploy/tetherd.conf
+// in the repository is an annotated example. Errors name the flag, the
+// variable, or the file and line, with the bad value and what was
+// expected. tetherd --print-config prints the settings in effect (secrets
+// redacted) in the config file format and exits; the start log has them
+// at INFO. tetherd --version prints the version, commit and Go version.
+// Run tetherd -h for the full list.
 //
 // # Brokers
 //

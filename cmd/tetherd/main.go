@@ -13,7 +13,7 @@ func main() {
 	// SIGTERM or SIGINT ends the process at once instead of waiting for the
 	// drain.
 	context.AfterFunc(ctx, stop)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(err))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -76,7 +77,7 @@ func TestNATSUnreachable(t *testing.T) {
 	stderr := newOutput()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--broker", "nats", "--nats-url", url}, stderr)
+	err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--broker", "nats", "--nats-url", url}, io.Discard, stderr)
 	if code := exitCode(err); code != 1 {
 		t.Errorf("exit status %d (%v); want 1", code, err)
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/interceptors"
+	"github.com/tetherhq/tether/internal/loopback"
+	"github.com/tetherhq/tether/internal/version"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -33,8 +35,8 @@ import (
 // the config file), serves until ctx is done, then drains within
 // --drain-grace. It reports every error on stderr before returning it, and
 // returns nil after a drain, forced or not; exitCode turns its result into
-// the exit status.
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// the exit status. --version and --print-config write to stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(ctx, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -43,6 +45,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	case err != nil:
 		fmt.Fprintf(stderr, "tetherd: %v\nRun 'tetherd -h' for usage.\n", err)
 		return err
+	case cfg.showVersion:
+		_, err := fmt.Fprintf(stdout, "tetherd %s\n", version.Get())
+		return err
+	case cfg.printConfig:
+		return writeConfig(stdout, cfg.settings)
 	}
 	log := newLogger(cfg, stderr)
 	g, err := start(ctx, cfg, log)
@@ -155,12 +162,13 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 			return nil, fmt.Errorf("--admin-listen: %w", err)
 		}
 		var guard *auth.TokenStore // a token is required beyond loopback
-		if local, _ := isLoopback(ctx, cfg.adminListen); !local {
+		if local, _ := loopback.Addr(ctx, cfg.adminListen); !local {
 			guard = store
 		}
 		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log, guard)
 	}
-	log.Info("tetherd starting", "server_id", srv.ID(), "profile", cfg.profile.Name, "drain_grace", cfg.drainGrace)
+	log.Info("tetherd starting", "server_id", srv.ID(), "version", version.Get().String())
+	log.Info("effective configuration", configAttrs(cfg.settings)...)
 	log.Info("listening", "service", "grpc", "addr", g.lis.Addr().String(), "tls", cfg.tls != nil)
 	if g.admin != nil {
 		log.Info("listening", "service", "admin", "addr", g.admin.lis.Addr().String(), "tls", cfg.tls != nil)
@@ -169,6 +177,15 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		log.Warn("--insecure: plaintext is allowed beyond loopback")
 	}
 	return g, nil
+}
+
+// configAttrs are the settings as log attributes, secrets redacted.
+func configAttrs(settings [][2]string) []any {
+	attrs := make([]any, 0, len(settings))
+	for _, s := range settings {
+		attrs = append(attrs, slog.String(s[0], s[1]))
+	}
+	return attrs
 }
 
 // natsBroker is the NATS broker, remembering why its Start failed, if it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			stderr := newOutput()
-			err := run(context.Background(), tc.args, stderr)
+			err := run(context.Background(), tc.args, io.Discard, stderr)
 			if code := exitCode(err); code != 2 {
 				t.Errorf("exit status %d (%v); want 2", code, err)
 			}
@@ -95,7 +96,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	stderr := newOutput()
-	err := run(context.Background(), []string{"-h"}, stderr)
+	err := run(context.Background(), []string{"-h"}, io.Discard, stderr)
 	if !errors.Is(err, flag.ErrHelp) || exitCode(err) != 0 {
 		t.Errorf("run -h = %v (exit status %d); want flag.ErrHelp, 0", err, exitCode(err))
 	}
@@ -123,7 +124,7 @@ func TestRunInProcess(t *testing.T) {
 	var err error
 	go func() {
 		defer close(ended)
-		err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--server-id", "in-process"}, stderr)
+		err = run(ctx, []string{"--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "", "--server-id", "in-process"}, io.Discard, stderr)
 	}()
 	s := stderr.Await(t, "serving", waitLong, ended, func(s string) bool {
 		_, ok := findLog(s, map[string]string{"msg": "serving"})
@@ -131,6 +132,9 @@ func TestRunInProcess(t *testing.T) {
 	})
 	if _, ok := findLog(s, map[string]string{"msg": "listening", "service": "admin"}); ok {
 		t.Errorf("an admin server listens despite --admin-listen=\"\":\n%s", s)
+	}
+	if _, ok := findLog(s, map[string]string{"msg": "effective configuration", "level": "INFO", "server-id": "in-process", "admin-listen": "", "drain-grace": "30s"}); !ok {
+		t.Errorf("no INFO line with the effective configuration:\n%s", s)
 	}
 	rec, _ := findLog(s, map[string]string{"msg": "listening", "service": "grpc"})
 	cc := dial(t, dialable(t, rec))
@@ -150,30 +154,6 @@ func TestRunInProcess(t *testing.T) {
 	}
 }
 
-func TestIsLoopback(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1:7070":          true,
-		"127.1.2.3:0":             true,
-		"[::1]:7070":              true,
-		"[::ffff:127.0.0.1]:7070": true,
-		"localhost:7070":          true,
-		"LocalHost:0":             true,
-		":7070":                   false,
-		"0.0.0.0:7070":            false,
-		"[::]:7070":               false,
-		"192.0.2.1:7070":          false,
-		"[2001:db8::1]:7070":      false,
-	} {
-		got, err := isLoopback(context.Background(), addr)
-		if err != nil || got != want {
-			t.Errorf("isLoopback(%q) = %v, %v; want %v", addr, got, err, want)
-		}
-	}
-	if _, err := isLoopback(context.Background(), "7070"); err == nil {
-		t.Error("isLoopback(\"7070\") = nil error; want one for a missing port")
-	}
-}
-
 func TestRunCannotListen(t *testing.T) {
 	clearEnv(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -186,7 +166,7 @@ func TestRunCannotListen(t *testing.T) {
 		t.Run(flagName, func(t *testing.T) {
 			args := []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", flagName, addr}
 			stderr := newOutput()
-			err := run(context.Background(), args, stderr)
+			err := run(context.Background(), args, io.Discard, stderr)
 			if code := exitCode(err); code != 1 {
 				t.Errorf("exit status %d (%v); want 1", code, err)
 			}

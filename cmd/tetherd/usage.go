@@ -34,11 +34,16 @@ Examples:
   # Settings from the environment and a config file; no admin server.
   TETHER_SERVER_ID=edge-1 tetherd --config /etc/tether/tetherd.conf --admin-listen=
 
+  # The settings in effect (secrets redacted), in the config file format.
+  tetherd --config /etc/tether/tetherd.conf --print-config
+
 Each flag can also be set by an environment variable (TETHER_ and the flag
 name in upper case with - as _, shown below) or by a line of the --config
-file ("server-id edge-1"; # starts a comment; a file that starts with { is
-read as a JSON object). A flag wins over the environment, which wins over
-the file.
+file ("server-id edge-1"; # starts a comment; "" is an empty value; a file
+that starts with { is read as a JSON object; deploy/tetherd.conf in the
+repository is an annotated example). A flag wins over the environment,
+which wins over the file. An error names the flag, the variable or the
+file and line.
 
 Flags:
 `

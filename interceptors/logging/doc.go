@@ -16,8 +16,10 @@
 //     code, since drained, taken-over, timed-out and cut-off are normal
 //     ends of a long-lived stream; only the codes that mean a bug
 //     (Unknown, Internal, DataLoss, Unimplemented) stay at Error. See
-//     [SessionCodeToLevel]. Other methods use go-grpc-middleware's
-//     server defaults.
+//     [SessionCodeToLevel]. Other calls (Publish, AdminService, health)
+//     log a success at Debug, start and finish, and a failure at
+//     go-grpc-middleware's server default level: see [CallCodeToLevel].
+//     A call's start line has the level of its success.
 //
 // # Long-lived streams
 //

@@ -30,7 +30,8 @@ func Example() {
 	_, _ = intercept(context.Background(), nil, info, func(context.Context, any) (any, error) {
 		return nil, status.Error(codes.NotFound, "no such topic")
 	})
+	// The start line, at Debug like a success, is below the handler's
+	// level (Info).
 	// Output:
-	// level=INFO msg="started call" protocol=grpc grpc.component=server grpc.service=tether.v1.TetherService grpc.method=Publish grpc.method_type=unary
 	// level=INFO msg="finished call" protocol=grpc grpc.component=server grpc.service=tether.v1.TetherService grpc.method=Publish grpc.method_type=unary grpc.code=NotFound grpc.error="rpc error: code = NotFound desc = no such topic"
 }

@@ -34,6 +34,18 @@ func SessionCodeToLevel(code codes.Code) grpclogging.Level {
 	}
 }
 
+// CallCodeToLevel is the level of the start and finish lines of a call
+// that is not a session: [grpclogging.LevelDebug] for OK (so a busy node
+// does not write two lines per Publish or health check unless asked to),
+// and go-grpc-middleware's server default for every other code (Info for
+// the caller's mistakes, Warn and Error for the server's).
+func CallCodeToLevel(code codes.Code) grpclogging.Level {
+	if code == codes.OK {
+		return grpclogging.LevelDebug
+	}
+	return grpclogging.DefaultServerCodeToLevel(code)
+}
+
 // baseOptions are the go-grpc-middleware options every interceptor here
 // uses: start and finish only, never payloads, and a readable duration.
 func baseOptions(levels grpclogging.CodeToLevel) []grpclogging.Option {
@@ -49,7 +61,7 @@ func baseOptions(levels grpclogging.CodeToLevel) []grpclogging.Option {
 func UnaryServerInterceptor(l *slog.Logger, opts ...Option) grpc.UnaryServerInterceptor {
 	o := evaluate(opts)
 	logger := Adapter(l)
-	plain := grpclogging.UnaryServerInterceptor(logger, baseOptions(grpclogging.DefaultServerCodeToLevel)...)
+	plain := grpclogging.UnaryServerInterceptor(logger, baseOptions(CallCodeToLevel)...)
 	session := grpclogging.UnaryServerInterceptor(logger, baseOptions(SessionCodeToLevel)...)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if o.sessionMethods[info.FullMethod] {
@@ -65,7 +77,7 @@ func UnaryServerInterceptor(l *slog.Logger, opts ...Option) grpc.UnaryServerInte
 func StreamServerInterceptor(l *slog.Logger, opts ...Option) grpc.StreamServerInterceptor {
 	o := evaluate(opts)
 	logger := Adapter(l)
-	plain := grpclogging.StreamServerInterceptor(logger, baseOptions(grpclogging.DefaultServerCodeToLevel)...)
+	plain := grpclogging.StreamServerInterceptor(logger, baseOptions(CallCodeToLevel)...)
 	session := grpclogging.StreamServerInterceptor(logger, baseOptions(SessionCodeToLevel)...)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if o.sessionMethods[info.FullMethod] {

@@ -30,7 +30,7 @@ func (chattyStream) SendMsg(any) error        { return nil }
 func runStream(t *testing.T, fullMethod string, err error, opts ...logging.Option) []map[string]any {
 	t.Helper()
 	logs := tethertest.NewOutput()
-	intercept := logging.StreamServerInterceptor(slog.New(slog.NewJSONHandler(logs, nil)), opts...)
+	intercept := logging.StreamServerInterceptor(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), opts...)
 	info := &grpc.StreamServerInfo{FullMethod: fullMethod, IsClientStream: true, IsServerStream: true}
 	got := intercept(nil, chattyStream{}, info, func(_ any, ss grpc.ServerStream) error {
 		for range 3 {
@@ -79,6 +79,8 @@ func TestFinishLevels(t *testing.T) {
 		{"session taken over", connect, codes.Aborted, nil, "INFO"},
 		{"session draining", connect, codes.Unavailable, nil, "INFO"},
 		{"session panic", connect, codes.Internal, nil, "ERROR"},
+		{"other stream ok", "/x.v1.X/Watch", codes.OK, nil, "DEBUG"},
+		{"other stream bad argument", "/x.v1.X/Watch", codes.InvalidArgument, nil, "INFO"},
 		{"other stream timeout", "/x.v1.X/Watch", codes.DeadlineExceeded, nil, "WARN"},
 		{"other stream internal", "/x.v1.X/Watch", codes.Internal, nil, "ERROR"},
 		{"custom session", "/x.v1.X/Watch", codes.Unavailable, []logging.Option{logging.WithSessionMethods("/x.v1.X/Watch")}, "INFO"},
@@ -103,7 +105,7 @@ func TestFinishLevels(t *testing.T) {
 func TestUnarySessionLevels(t *testing.T) {
 	t.Parallel()
 	logs := tethertest.NewOutput()
-	l := slog.New(slog.NewJSONHandler(logs, nil))
+	l := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	intercept := logging.UnaryServerInterceptor(l, logging.WithSessionMethods("/x.v1.X/Long"))
 	for _, m := range []string{"/x.v1.X/Long", "/x.v1.X/Short"} {
 		_, _ = intercept(context.Background(), &tetherv1.PublishRequest{}, &grpc.UnaryServerInfo{FullMethod: m},
@@ -115,6 +117,9 @@ func TestUnarySessionLevels(t *testing.T) {
 	}
 	if recs[1]["level"] != "INFO" || recs[3]["level"] != "WARN" {
 		t.Errorf("finish levels = %v, %v; want INFO (session), WARN", recs[1]["level"], recs[3]["level"])
+	}
+	if recs[0]["level"] != "INFO" || recs[2]["level"] != "DEBUG" {
+		t.Errorf("start levels = %v, %v; want INFO (session), DEBUG", recs[0]["level"], recs[2]["level"])
 	}
 	for _, r := range recs {
 		if _, ok := r["grpc.request.content"]; ok {

@@ -1,0 +1,36 @@
+// Package frames recognises grpc-go's refusal of a message above its
+// receive limit, so that tether can say which of its own limits that is
+// and how to raise it.
+package frames
+
+import (
+	"regexp"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Overhead is the room a server leaves above its largest payload for the
+// frame around it: its gRPC receive limit is max_message_bytes plus this.
+const Overhead = 64 << 10
+
+// tooLarge matches grpc-go's "grpc: received message larger than max (N
+// vs. M)" and its "trying to send message larger than max".
+var tooLarge = regexp.MustCompile(`message larger than max \((\d+) vs\. (\d+)\)`)
+
+// TooLarge reports whether err is grpc-go's refusal of a message above
+// its limit, with the message's size and the limit, in bytes.
+func TooLarge(err error) (size, limit int, ok bool) {
+	st, isStatus := status.FromError(err)
+	if !isStatus || st.Code() != codes.ResourceExhausted {
+		return 0, 0, false
+	}
+	m := tooLarge.FindStringSubmatch(st.Message())
+	if m == nil {
+		return 0, 0, false
+	}
+	size, err1 := strconv.Atoi(m[1])
+	limit, err2 := strconv.Atoi(m[2])
+	return size, limit, err1 == nil && err2 == nil
+}
