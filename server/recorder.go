@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -40,24 +41,25 @@ func (r *recorder) add(e event) {
 	r.next = (r.next + 1) % r.size
 }
 
+// ordered returns a copy of the entries, oldest first.
+func (r *recorder) ordered() []event {
+	return append(slices.Clone(r.ring[r.next:]), r.ring[:r.next]...)
+}
+
 // events returns the entries oldest first, as protos.
 func (r *recorder) events() []*tetherv1.SessionEvent {
 	var out []*tetherv1.SessionEvent
-	emit := func(es []event) {
-		for _, e := range es {
-			pe := &tetherv1.SessionEvent{
-				Time:         timestamppb.New(e.at),
-				Kind:         e.kind,
-				Detail:       e.detail,
-				ResumeStatus: e.resume,
-			}
-			if e.rtt > 0 {
-				pe.Rtt = durationpb.New(e.rtt)
-			}
-			out = append(out, pe)
+	for _, e := range r.ordered() {
+		pe := &tetherv1.SessionEvent{
+			Time:         timestamppb.New(e.at),
+			Kind:         e.kind,
+			Detail:       e.detail,
+			ResumeStatus: e.resume,
 		}
+		if e.rtt > 0 {
+			pe.Rtt = durationpb.New(e.rtt)
+		}
+		out = append(out, pe)
 	}
-	emit(r.ring[r.next:])
-	emit(r.ring[:r.next])
 	return out
 }
