@@ -12,7 +12,7 @@ const PAGE = 50;
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   setAttrs(e, attrs);
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k !== null && k !== undefined) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
   return e;
@@ -21,7 +21,7 @@ function el(tag, attrs, ...kids) {
 function svg(tag, attrs, ...kids) {
   const e = document.createElementNS(SVGNS, tag);
   setAttrs(e, attrs);
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k !== null && k !== undefined) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
   }
   return e;
@@ -227,7 +227,7 @@ function drawSessions(root, page) {
   if (!root.firstChild) root.append(filters(), el("div", { id: "table" }));
   const head = el("tr", {}, columns.map(([name, key]) => el("th", {
     class: [key ? "sortable" : "", q.sort === key ? "sorted" : "", q.sort === key && q.desc ? "desc" : "", ["RTT", "unacked", "queued"].includes(name) ? "num" : ""].join(" "),
-    "data-sort": key, onclick: key ? () => { q.desc = q.sort === key ? !q.desc : key !== "rtt"; q.sort = key; q.offset = 0; state.view(); } : null,
+    "data-sort": key, onclick: key ? () => { q.desc = q.sort === key ? !q.desc : true; q.sort = key; q.offset = 0; state.view(); } : null,
   }, name)), canAct ? el("th", {}, "") : null);
   const rows = page.sessions.map((s) => el("tr", { "data-id": s.id },
     el("td", { class: "client wrap" }, el("a", { href: "#/session/" + encodeURIComponent(s.id) }, s.clientId || "(anonymous)")),
@@ -317,13 +317,14 @@ function drawSession(root, d) {
 }
 
 const kindLabel = {
-  connected: "connect", resumed: "resume", detached: "stream broke", heartbeat_missed: "heartbeat missed", rtt: "ping → pong",
+  connected: "connect", resumed: "resume", detached: "stream broke", heartbeat_missed: "heartbeat missed",
+  rtt: "server ping → pong", ping: "client ping → pong",
   go_away: "go_away", error: "error", taken_over: "taken over", closed: "closed", log_overflow: "gap: log overflow",
 };
 
 function legend() {
   const item = (kind) => el("span", {}, svg("svg", { width: 10, height: 10 }, svg("circle", { cx: 5, cy: 5, r: 4, class: "ev-" + kind })), " " + kindLabel[kind]);
-  return el("div", { class: "legend" }, ["connected", "resumed", "rtt", "heartbeat_missed", "go_away", "detached", "log_overflow", "closed"].map(item),
+  return el("div", { class: "legend" }, ["connected", "resumed", "rtt", "ping", "heartbeat_missed", "go_away", "detached", "log_overflow", "closed"].map(item),
     el("span", {}, svg("svg", { width: 14, height: 10 }, svg("rect", { width: 14, height: 10, class: "gap" })), " detached (gap)"));
 }
 
@@ -350,8 +351,8 @@ function timeline(events, now) {
   for (const e of events) {
     const cx = x(e.at).toFixed(1);
     const title = svg("title", {}, clock(e.at) + " " + (kindLabel[e.kind] || e.kind) + (e.rttMs ? " " + fmtMs(e.rttMs) : "") + (e.detail ? ": " + e.detail : ""));
-    const mark = e.kind === "rtt"
-      ? svg("rect", { class: "ev ev-rtt", x: cx - 1, y: 50, width: 2, height: 22 }, title)
+    const mark = e.kind === "rtt" || e.kind === "ping"
+      ? svg("rect", { class: "ev beat ev-" + e.kind, x: cx - 1, y: e.kind === "rtt" ? 47 : 53, width: 2, height: 22 }, title)
       : svg("circle", { class: "ev ev-" + e.kind, cx, cy: 61, r: 6 }, title);
     g.append(mark);
   }
@@ -368,7 +369,12 @@ function rttPlot(events, now) {
   const W = 1000, H = 90, P = 24;
   const pts = events.filter((e) => e.kind === "rtt");
   const g = svg("svg", { class: "rtt", id: "rtt-plot", viewBox: "0 0 " + W + " " + H });
-  if (!pts.length) return g.append(svg("text", { x: P, y: H / 2 }, "no RTT measured yet")), g;
+  if (!pts.length) {
+    g.append(svg("text", { x: P, y: H / 2 }, events.some((e) => e.kind === "ping")
+      ? "no RTT: this client drives the heartbeat (the SDK does); the server measures RTT only on its own pings"
+      : "no RTT measured yet"));
+    return g;
+  }
   const t0 = pts[0].at, max = Math.max(...pts.map((e) => e.rttMs)) * 1.15;
   const x = (t) => P + ((W - 2 * P) * (t - t0)) / Math.max(now - t0, 1);
   const y = (v) => H - P + 10 - ((H - P) * v) / max;
