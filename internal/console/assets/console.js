@@ -210,7 +210,8 @@ function drainCard(o) {
 function sparkline(hist) {
   const w = 240, h = 48;
   const max = Math.max(1, ...hist.map((x) => x.all));
-  const pts = (key) => hist.map((x, i) => ((i * w) / 119).toFixed(1) + "," + (h - 2 - ((h - 4) * x[key]) / max).toFixed(1)).join(" ");
+  const off = 120 - hist.length; // the newest sample at the right edge
+  const pts = (key) => hist.map((x, i) => (((off + i) * w) / 119).toFixed(1) + "," + (h - 2 - ((h - 4) * x[key]) / max).toFixed(1)).join(" ");
   return svg("svg", { class: "spark", id: "resume-spark", viewBox: "0 0 " + w + " " + h, preserveAspectRatio: "none" },
     svg("polyline", { class: "all", points: pts("all") }), svg("polyline", { class: "failed", points: pts("failed") }));
 }
@@ -357,12 +358,13 @@ function timeline(events, now) {
     g.append(mark);
   }
   g.append(svg("text", { x: L, y: 100 }, clock(t0)), svg("text", { x: W - R, y: 100, "text-anchor": "end" }, "now " + clock(now)),
-    svg("text", { x: L + 4, y: 27 }, "stream"), svg("text", { x: L + 4, y: 90 }, "events"));
+    svg("text", { x: W / 2, y: 100, "text-anchor": "middle" }, "stream above, events below"));
   return g;
 }
 
 function span(x1, x2, cls, label) {
-  return svg("rect", { class: cls, x: x1.toFixed(1), y: 12, width: Math.max(x2 - x1, 1).toFixed(1), height: 22 }, svg("title", {}, label));
+  const min = cls === "gap" ? 3 : 1; // a short gap still shows
+  return svg("rect", { class: cls, x: x1.toFixed(1), y: 12, width: Math.max(x2 - x1, min).toFixed(1), height: 22 }, svg("title", {}, label));
 }
 
 function rttPlot(events, now) {
