@@ -17,7 +17,7 @@ type SessionSort int
 // The orders of [Server.QuerySessions]. Ties are broken by session id, so
 // pages stay stable while the numbers hold still.
 const (
-	// SortAge orders by age, oldest first (descending: newest first).
+	// SortAge orders by age, youngest (newest) first.
 	SortAge SessionSort = iota
 	// SortRTT orders by the latest round-trip time, smallest first.
 	SortRTT
@@ -30,8 +30,8 @@ const (
 )
 
 // SessionQuery selects, orders and pages the node's sessions for
-// [Server.QuerySessions]. The zero value is the first 100 sessions, oldest
-// first.
+// [Server.QuerySessions]. The zero value is the first 100 sessions, newest
+// first (as AdminService.ListSessions lists them).
 type SessionQuery struct {
 	// ClientID, Topic and Principal keep the sessions whose client id, one
 	// of whose topics, or whose principal contains the string (case
@@ -156,7 +156,7 @@ func (q SessionQuery) compare(a, b SessionSummary) int {
 	case SortActivity:
 		c = a.LastActivity.Compare(b.LastActivity)
 	default:
-		c = b.Created.Compare(a.Created) // older is larger
+		c = b.Created.Compare(a.Created) // older is larger: a greater age
 	}
 	if c == 0 {
 		c = strings.Compare(a.ID, b.ID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -78,10 +79,13 @@ func (h *Handler) overview(w http.ResponseWriter, _ *http.Request, a access) {
 
 func (h *Handler) profile() profileJSON {
 	p := h.cfg.Profile
+	if p.Heartbeat.Interval <= 0 {
+		return profileJSON{Name: "(none)"}
+	}
 	return profileJSON{
 		Name: p.Name, IntervalMS: p.Heartbeat.Interval.Milliseconds(), Misses: p.Heartbeat.Misses,
 		GraceMS: p.Heartbeat.Grace.Milliseconds(), DetectionMS: p.DetectionTime().Milliseconds(),
-		HeartbeatsPerHour: p.HeartbeatsPerHour(), NATSafe: p.NATSafe(30 * time.Second),
+		HeartbeatsPerHour: p.HeartbeatsPerHour(), NATSafe: p.NATSafe(profile.CommonNATIdle),
 		KeepaliveMS: p.Server.Time.Milliseconds(), TCPIdleMS: p.TCP.Idle.Milliseconds(),
 	}
 }
@@ -257,9 +261,7 @@ func (h *Handler) drain(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	h.cfg.Drain()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	writeJSONBody(w, map[string]bool{"draining": true})
+	writeJSONCode(w, http.StatusAccepted, map[string]bool{"draining": true})
 }
 
 func stateName(s tetherv1.SessionState) string {
@@ -276,17 +278,21 @@ func millis(t time.Time) int64 {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	writeJSONBody(w, v)
-}
+func writeJSON(w http.ResponseWriter, v any) { writeJSONCode(w, http.StatusOK, v) }
 
-func writeJSONBody(w http.ResponseWriter, v any) {
-	_ = json.NewEncoder(w).Encode(v) // only plain values: it cannot fail but for the connection
+// writeJSONCode writes v as JSON with the status code, or a 500 naming
+// what could not be encoded.
+func writeJSONCode(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]string{"error": "encoding the answer: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	writeJSONBody(w, map[string]string{"error": msg})
+	writeJSONCode(w, code, map[string]string{"error": msg})
 }

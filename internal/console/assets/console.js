@@ -72,7 +72,7 @@ const state = {
   resumeHistory: [], // {all, failed} per overview poll
   lastResumes: null,
   drainStart: 0,
-  query: { client: "", topic: "", principal: "", state: "", sort: "age", desc: true, offset: 0 },
+  query: { client: "", topic: "", principal: "", state: "", sort: "age", desc: false, offset: 0 }, // newest first
   view: null, // the function that redraws the current view
   timer: 0,
 };
