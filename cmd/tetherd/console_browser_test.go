@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,10 @@ import (
 
 // chromiumPath is where Debian's chromium package puts the browser.
 const chromiumPath = "/usr/bin/chromium"
+
+// requireBrowserEnv, when set (.ci/run sets it), makes a missing Chromium
+// a failure rather than a skip.
+const requireBrowserEnv = "TETHER_REQUIRE_BROWSER"
 
 // screenshotsEnv names the directory the browser test writes its
 // screenshots to, when set (docs/console holds the README's).
@@ -38,7 +43,11 @@ const (
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("no Chromium at %s (%v): install it with 'apt-get install -y chromium' (.ci/run does)", chromiumPath, err)
+		msg := fmt.Sprintf("no Chromium at %s (%v): install it with 'apt-get install -y chromium' (.ci/run does)", chromiumPath, err)
+		if os.Getenv(requireBrowserEnv) != "" {
+			t.Fatal(msg + "; " + requireBrowserEnv + " is set, so the test may not skip")
+		}
+		t.Skip(msg)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
@@ -87,13 +96,17 @@ func poll(t *testing.T, ctx context.Context, what, expr string, limit time.Durat
 	return time.Since(start)
 }
 
-// screenshot captures the page and writes it to $TETHER_CONSOLE_SCREENSHOTS
-// when that is set.
-func screenshot(t *testing.T, ctx context.Context, name string) {
+// screenshot captures the window (the whole page when full is set) and
+// writes it to $TETHER_CONSOLE_SCREENSHOTS when that is set.
+func screenshot(t *testing.T, ctx context.Context, name string, full bool) {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, waitLong)
 	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	shot := chromedp.CaptureScreenshot()
+	if full {
+		shot = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(sctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -166,21 +179,25 @@ func TestConsoleInBrowser(t *testing.T) {
 	browse(t, ctx, "back to the node", chromedp.Navigate(base+"#/"))
 	poll(t, ctx, "the kicked session gone from the table", `document.querySelector("#range")?.textContent === "no sessions"`, waitLong)
 
-	// A session the server pings: its RTT plot, its gap and resume.
+	// A session the server pings: its RTT plot; it falls silent, misses
+	// heartbeats, is cut off and resumes: a gap on the timeline.
 	cc := dial(t, td.grpcAddr)
 	first := openPonger(t, cc, "sensor-17", nil)
+	browse(t, ctx, "opening sensor-17", chromedp.Navigate(base+"#/session/"+first.welcome.GetSessionId()))
+	poll(t, ctx, "server pings on the timeline", `document.querySelectorAll("#timeline .ev-rtt").length >= 3`, waitLong)
+	first.mute.Store(true)
+	poll(t, ctx, "missed heartbeats", `document.querySelectorAll("#timeline .ev-heartbeat_missed").length >= 2`, waitLong)
+	poll(t, ctx, "the detached session", `document.querySelector("#session .badge")?.textContent === "detached"`, waitLong)
 	first.stop()
-	waitState(t, base+"api/sessions/"+first.welcome.GetSessionId(), `"state":"detached"`)
 	sensor := openPonger(t, cc, "sensor-17", first.welcome)
 	if !sensor.welcome.GetResumed() {
 		t.Fatalf("sensor-17 did not resume: %v", sensor.welcome)
 	}
-	browse(t, ctx, "opening sensor-17", chromedp.Navigate(base+"#/session/"+sensor.welcome.GetSessionId()))
-	poll(t, ctx, "server pings on the timeline", `document.querySelectorAll("#timeline .ev-rtt").length >= 4`, waitLong)
-	poll(t, ctx, "the RTT plot", `document.querySelector("#rtt-plot polyline") !== null`, waitLong)
 	poll(t, ctx, "the resume", `document.querySelector("#resumes")?.textContent.includes("resumed")`, waitLong)
 	poll(t, ctx, "the gap", `document.querySelector("#timeline rect.gap") !== null`, waitLong)
-	screenshot(t, ctx, "session")
+	poll(t, ctx, "pings after the resume", `document.querySelectorAll("#timeline .ev-rtt").length >= 7`, waitLong)
+	poll(t, ctx, "the RTT plot", `document.querySelector("#rtt-plot polyline") !== null`, waitLong)
+	screenshot(t, ctx, "session", true)
 
 	// 1,000 more sessions, paged on the server; sorting and a filter.
 	for i := range 1000 {
@@ -189,7 +206,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	browse(t, ctx, "back to the node", chromedp.Navigate(base+"#/"))
 	poll(t, ctx, "1,001 sessions in the table", `document.querySelector("#range")?.textContent === "1–50 of 1001"`, waitLong)
 	poll(t, ctx, "1,001 sessions in the overview", `document.querySelector("#total")?.textContent === "1001"`, waitLong)
-	screenshot(t, ctx, "overview")
+	screenshot(t, ctx, "overview", false)
 	browse(t, ctx, "sorting by RTT", chromedp.Click(chromedp.CSS(`th[data-sort="rtt"]`)))
 	poll(t, ctx, "sensor-17 first by RTT", `document.querySelector("#session-table td.client")?.textContent === "sensor-17"`, waitLong)
 	browse(t, ctx, "next page", chromedp.Click(chromedp.CSS(`#next`)))
@@ -198,7 +215,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	poll(t, ctx, "the filtered table", `document.querySelector("#range")?.textContent === "1–1 of 1 (of 1001)"`, waitLong)
 	browse(t, ctx, "clearing the filter", chromedp.Evaluate[chromedp.Void](`(f => { f.value = ""; f.dispatchEvent(new Event("input")); })(document.querySelector("#filter-client"))`))
 	poll(t, ctx, "the whole table", `document.querySelector("#range")?.textContent === "1–50 of 1001"`, waitLong)
-	screenshot(t, ctx, "sessions")
+	screenshot(t, ctx, "sessions", true)
 
 	// Drain the node from the console: its progress, then tetherd exits.
 	browse(t, ctx, "draining", chromedp.Click(chromedp.CSS(`#drain`)),
@@ -216,7 +233,8 @@ func TestConsoleInBrowser(t *testing.T) {
 // ping of its own (as a grpcurl user would), so the server measures RTT.
 type ponger struct {
 	welcome *tetherv1.Welcome
-	stop    func() // ends the stream and waits for its reader
+	mute    atomic.Bool // set: answer no more pings
+	stop    func()      // ends the stream and waits for its reader
 }
 
 // openPonger opens a Connect stream for clientID with a 1 s heartbeat,
@@ -243,6 +261,7 @@ func openPonger(t *testing.T, cc *grpc.ClientConn, clientID string, prev *tether
 		cancel()
 		t.Fatalf("welcome: %v, %v", first, err)
 	}
+	p := &ponger{welcome: first.GetWelcome()}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -251,15 +270,15 @@ func openPonger(t *testing.T, cc *grpc.ClientConn, clientID string, prev *tether
 			if err != nil {
 				return
 			}
-			if p := f.GetPing(); p != nil {
-				pong := &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
+			if ping := f.GetPing(); ping != nil && !p.mute.Load() {
+				pong := &tetherv1.Pong{Id: ping.GetId(), SentAt: ping.GetSentAt()}
 				if stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: pong}}) != nil {
 					return
 				}
 			}
 		}
 	}()
-	p := &ponger{welcome: first.GetWelcome(), stop: func() { cancel(); <-done }}
+	p.stop = func() { cancel(); <-done }
 	t.Cleanup(p.stop)
 	return p
 }
