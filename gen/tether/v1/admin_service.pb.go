@@ -111,6 +111,8 @@ const (
 	// The client pinged (a client that drives the heartbeat, as the SDK
 	// does, pings and the server answers); the server pings such a client
 	// only when its pings are late, so this is its heartbeat in the recorder.
+	// The recorder keeps the 16 most recent pings apart from its other
+	// events, so they never push those out.
 	SessionEventKind_SESSION_EVENT_KIND_PING SessionEventKind = 11
 )
 
