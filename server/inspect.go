@@ -40,7 +40,7 @@ type SessionQuery struct {
 	// State keeps the sessions in that state; SESSION_STATE_UNSPECIFIED
 	// keeps all.
 	State tetherv1.SessionState
-	// Sort is the order, reversed by Desc.
+	// Sort is the order; Desc reverses it.
 	Sort SessionSort
 	Desc bool
 	// Offset skips that many sessions of the ordered selection; Limit is
@@ -51,11 +51,15 @@ type SessionQuery struct {
 // SessionSummary is one session as [Server.QuerySessions] and
 // [Server.InspectSession] see it at one moment.
 type SessionSummary struct {
+	// ID, ClientID and Principal identify the session, its client (from
+	// Hello) and its authenticated principal.
 	ID, ClientID, Principal string
 	State                   tetherv1.SessionState
-	Peer                    string
-	Created                 time.Time
-	ConnectedAt             time.Time
+	// Peer is the address of the current (or last) stream.
+	Peer string
+	// Created is when the session began; ConnectedAt when its current (or
+	// last) stream attached.
+	Created, ConnectedAt time.Time
 	// LastActivity is when the current stream last received a frame (the
 	// zero time while detached).
 	LastActivity time.Time
@@ -69,9 +73,9 @@ type SessionSummary struct {
 	// acknowledged; Queued those assigned a seq and not yet handed to a
 	// stream.
 	Unacked, Queued int
-	LastSentSeq     uint64
-	LastAckedSeq    uint64
-	LastReceivedSeq uint64
+	// LastSentSeq and LastAckedSeq are the highest server seqs sent and
+	// acknowledged; LastReceivedSeq the highest client seq received.
+	LastSentSeq, LastAckedSeq, LastReceivedSeq uint64
 }
 
 // SessionPage is the answer of [Server.QuerySessions].

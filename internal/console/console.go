@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,7 +134,7 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) (access, boo
 		writeError(w, http.StatusUnauthorized, "unauthorized: enter the bearer token of a principal with the admin or admin_read permission")
 		return access{}, false
 	case p.Expired(time.Now()) || !(p.Perms.Admin || p.Perms.AdminRead):
-		writeError(w, http.StatusForbidden, "forbidden: principal "+quote(p.Name)+" lacks the admin and admin_read permissions (or has expired)")
+		writeError(w, http.StatusForbidden, "forbidden: principal "+strconv.Quote(p.Name)+" lacks the admin and admin_read permissions (or has expired)")
 		return access{}, false
 	}
 	return access{principal: p.Name, act: p.Perms.Admin}, true
@@ -156,7 +157,7 @@ func (h *Handler) actor(f func(http.ResponseWriter, *http.Request)) http.Handler
 		switch {
 		case !ok:
 		case !a.act:
-			writeError(w, http.StatusForbidden, "forbidden: principal "+quote(a.principal)+" may look but not act: kick and drain need the admin permission")
+			writeError(w, http.StatusForbidden, "forbidden: principal "+strconv.Quote(a.principal)+" may look but not act: kick and drain need the admin permission")
 		case !sameOrigin(r):
 			writeError(w, http.StatusForbidden, "forbidden: a cross-site request; use the console's own page")
 		case !hmac.Equal([]byte(r.Header.Get("X-CSRF-Token")), []byte(h.csrfToken(a.principal))):
@@ -194,5 +195,3 @@ func (h *Handler) csrfToken(principal string) string {
 	m.Write([]byte(principal))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
-
-func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
