@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/client"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
@@ -40,7 +43,7 @@ const (
 // browser starts headless Chromium, with the flags that work in a
 // container, and returns a context to drive a tab in. It skips the test
 // when Chromium is not installed.
-func browser(t *testing.T) context.Context {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		msg := fmt.Sprintf("no Chromium at %s (%v): install it with 'apt-get install -y chromium' (.ci/run does)", chromiumPath, err)
@@ -62,6 +65,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
@@ -84,16 +88,22 @@ func browse(t *testing.T, ctx context.Context, what string, actions ...chromedp.
 	}
 }
 
-// poll waits until the JavaScript expression is true, within limit.
+// poll waits until the JavaScript expression is true, within limit. A
+// page that reloads meanwhile (its script context is gone) is polled again.
 func poll(t *testing.T, ctx context.Context, what, expr string, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(0))); err != nil {
-		t.Fatalf("%s: not within %v: %v", what, limit, err)
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(0)))
+		switch {
+		case err == nil:
+			return time.Since(start)
+		case ctx.Err() != nil:
+			t.Fatalf("%s: not within %v: %v", what, limit, err)
+		}
 	}
-	return time.Since(start)
 }
 
 // screenshot captures the window (the whole page when full is set) and
@@ -297,6 +307,56 @@ func waitState(t *testing.T, url, want string) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling an observable condition, bounded by the deadline
 	}
+}
+
+// readerToken is the token of a principal that may look at the console
+// but not act.
+const readerToken = "reader-token-0123456789abcdef0123"
+
+// TestConsoleSignInBrowser serves the console beyond loopback, with TLS and
+// tokens: the page asks for a token; a reader (admin_read) sees the node
+// and its sessions without a button; an admin sees kick and drain.
+func TestConsoleSignInBrowser(t *testing.T) {
+	certFile, keyFile, pool := writeCert(t)
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	writeFile(t, tokens, fmt.Sprintf(`{"principals":[
+  {"name":"reader","token_sha256":%q,"admin_read":true},
+  {"name":"ops","token_sha256":%q,"connect":true,"admin":true}
+]}`, auth.HashToken(readerToken), auth.HashToken(adminToken)))
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true)) // the test's self-signed certificate
+	td := startTetherd(t, nil, "--listen", "0.0.0.0:0", "--admin-listen", "0.0.0.0:0",
+		"--tls-cert", certFile, "--tls-key", keyFile, "--tokens-file", tokens)
+	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	s, err := client.New(client.WithAddrs(td.grpcAddr), client.WithClientID("dev1"), client.WithToken(adminToken),
+		client.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	cctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := s.Connect(cctx); err != nil {
+		t.Fatal(err)
+	}
+
+	signIn := func(token string) {
+		t.Helper()
+		browse(t, ctx, "opening the console", chromedp.Navigate("https://"+td.adminAddr+"/console/"),
+			chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`), chromedp.Reload())
+		poll(t, ctx, "the sign-in form", `document.querySelector("#token") !== null`, waitLong)
+		browse(t, ctx, "signing in", chromedp.SendKeys(chromedp.CSS(`#token`), token), chromedp.Click(chromedp.CSS(`#sign-in`)))
+	}
+	signIn("wrong-token")
+	poll(t, ctx, "the sign-in form again", `sessionStorage.getItem("tether-console-token") === "wrong-token" && document.querySelector(".login .error")?.textContent.startsWith("unauthorized")`, waitLong)
+	signIn(readerToken)
+	poll(t, ctx, "dev1 in the reader's table", `[...document.querySelectorAll("#session-table td.client")].some(td => td.textContent === "dev1")`, waitLong)
+	poll(t, ctx, "the reader's name", `document.querySelector("#who")?.textContent === "signed in as reader (read-only)"`, waitLong)
+	if n := evaluate[int](t, ctx, `document.querySelectorAll("button.kick, #drain").length`); n != 0 {
+		t.Fatalf("the reader sees %d kick or drain buttons; want none", n)
+	}
+	signIn(adminToken)
+	poll(t, ctx, "dev1 in the admin's table", `[...document.querySelectorAll("#session-table td.client")].some(td => td.textContent === "dev1")`, waitLong)
+	poll(t, ctx, "the admin's buttons", `document.querySelectorAll("button.kick").length === 1 && document.querySelector("#drain") !== null`, waitLong)
 }
 
 // checkEscaped fails the test if the hostile names became markup or ran.

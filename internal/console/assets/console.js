@@ -145,7 +145,7 @@ function showLogin(msg) {
     },
   }, el("h3", {}, "Sign in"), el("p", { class: "error" }, msg),
   el("p", { class: "muted" }, "This admin listener needs the bearer token of a principal with the admin permission (or admin_read, to look only). It stays in this tab."),
-  input, el("button", { type: "submit" }, "Sign in")));
+  input, el("button", { type: "submit", id: "sign-in" }, "Sign in")));
 }
 
 // ---- node view: overview and sessions
