@@ -162,7 +162,7 @@ function showNode() {
       drawSessions(table, await api.call("GET", "sessions?" + params));
     } catch (e) {
       if (e.status === 401 || e.status === 403) return showLogin(e.message);
-      table.replaceChildren(el("p", { class: "error" }, e.message));
+      table.replaceChildren(el("p", { class: "error" }, e.message)); // the next answer redraws the table
     }
     schedule(state.view, 500);
   };
@@ -225,7 +225,7 @@ function drawSessions(root, page) {
   const q = state.query;
   const now = Date.now();
   const canAct = state.overview && state.overview.canAct;
-  if (!root.firstChild) root.append(filters(), el("div", { id: "table" }));
+  if (!document.getElementById("table")) root.replaceChildren(filters(), el("div", { id: "table" }));
   const head = el("tr", {}, columns.map(([name, key]) => el("th", {
     class: [key ? "sortable" : "", q.sort === key ? "sorted" : "", q.sort === key && q.desc ? "desc" : "", ["RTT", "unacked", "queued"].includes(name) ? "num" : ""].join(" "),
     "data-sort": key, onclick: key ? () => { q.desc = q.sort === key ? !q.desc : true; q.sort = key; q.offset = 0; state.view(); } : null,
