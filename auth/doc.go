@@ -82,7 +82,11 @@
 //     false.
 //   - subscribe: topic prefixes the principal may subscribe to; "*" means
 //     every topic. Default none.
-//   - admin: may call AdminService. Default false.
+//   - admin: may call AdminService, and use tetherd's admin endpoints
+//     and web console (kick and drain included) beyond loopback. Default
+//     false.
+//   - admin_read: may look at tetherd's web console beyond loopback,
+//     without its kick and drain actions. Default false.
 //   - expires: an RFC 3339 time after which the principal's credentials
 //     are refused. Absent means never.
 //

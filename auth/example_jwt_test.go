@@ -121,7 +121,7 @@ func Example_jwt() {
 
 	// Output:
 	// svc-a expires 2100-01-01T00:00:00Z
-	// {Connect:true Admin:false Publish:[fleet.] PublishDirect:false Subscribe:[svc.a.]}
+	// {Connect:true Admin:false AdminRead:false Publish:[fleet.] PublishDirect:false Subscribe:[svc.a.]}
 	// connect: <nil>
 	// publish fleet.x: <nil>
 	// admin: rpc error: code = PermissionDenied desc = principal "svc-a" lacks permission "admin"

@@ -58,6 +58,9 @@ type Permissions struct {
 	Connect bool
 	// Admin allows every AdminService call.
 	Admin bool
+	// AdminRead allows the read-only admin views: tetherd's web console,
+	// without its kick and drain actions. Admin implies it.
+	AdminRead bool
 	// Publish lists the topic prefixes the principal may send to.
 	Publish []string
 	// PublishDirect allows sending to a session id or a client id.

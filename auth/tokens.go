@@ -137,6 +137,7 @@ type tokenEntry struct {
 	PublishDirect bool     `json:"publish_direct"`
 	Subscribe     []string `json:"subscribe"`
 	Admin         bool     `json:"admin"`
+	AdminRead     bool     `json:"admin_read"`
 	Expires       string   `json:"expires"`
 }
 
@@ -198,6 +199,7 @@ func (e tokenEntry) principal() (*Principal, [sha256.Size]byte, error) {
 	p := &Principal{Name: e.Name, Perms: Permissions{
 		Connect:       e.Connect,
 		Admin:         e.Admin,
+		AdminRead:     e.AdminRead,
 		Publish:       e.Publish,
 		PublishDirect: e.PublishDirect,
 		Subscribe:     e.Subscribe,

@@ -229,3 +229,20 @@ func samePerms(a, b auth.Permissions) bool {
 		strings.Join(a.Publish, "\x00") == strings.Join(b.Publish, "\x00") &&
 		strings.Join(a.Subscribe, "\x00") == strings.Join(b.Subscribe, "\x00")
 }
+
+// admin_read is read from the tokens file into Permissions.AdminRead.
+func TestTokensAdminRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	doc := `{"principals":[{"name":"reader","token_sha256":"` + auth.HashToken("r") + `","admin_read":true}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := store.Lookup("r")
+	if !ok || !p.Perms.AdminRead || p.Perms.Admin {
+		t.Fatalf("reader = %+v, %v; want admin_read only", p, ok)
+	}
+}

@@ -118,15 +118,20 @@ func (a *admin) CloseSession(ctx context.Context, req *tetherv1.CloseSessionRequ
 	if err != nil {
 		return nil, err
 	}
+	s.kick(req.GetReason())
+	return &tetherv1.CloseSessionResponse{}, nil
+}
+
+// kick ends the session for an operator, telling the client why.
+func (s *Session) kick(reason string) {
 	why := "closed by an operator"
-	if r := req.GetReason(); r != "" {
-		why += ": " + truncate(r)
+	if reason != "" {
+		why += ": " + truncate(reason)
 	}
 	s.mu.Lock()
 	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN, why, 0, nil)
 	s.mu.Unlock()
 	s.close(nil, why)
-	return &tetherv1.CloseSessionResponse{}, nil
 }
 
 // DebugHandler serves the node's sessions as JSON (the ListSessions

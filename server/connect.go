@@ -179,6 +179,7 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	switch f := req.Frame.(type) {
 	case *tetherv1.ConnectRequest_Ping:
 		st.pushPong(f.Ping)
+		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_PING})
 	case *tetherv1.ConnectRequest_Pong:
 		st.mu.Lock()
 		st.heartbeatLocked(time.Now(), false)

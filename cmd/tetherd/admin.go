@@ -17,22 +17,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/internal/console"
 	"github.com/tetherhq/tether/server"
 )
 
-// adminServer serves the admin HTTP endpoints: /healthz, /readyz, /metrics
-// and /debug/sessions. Its methods are safe for concurrent use.
+// adminServer serves the admin HTTP endpoints: /healthz, /readyz, /metrics,
+// /debug/sessions and the web console under /console/. Its methods are safe
+// for concurrent use.
 type adminServer struct {
 	http   *http.Server
 	lis    net.Listener
 	secure bool
 	srv    *server.Server
 	ready  atomic.Bool // false until serving, and again while draining
+	// drain, set before serving, starts the node's graceful stop (the
+	// console's drain action).
+	drain atomic.Pointer[func()]
 }
 
 // newAdminServer returns an admin server on lis, serving TLS when tlsCfg is
 // not nil. It does not serve until serve is called.
-func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger, guard *auth.TokenStore) *adminServer {
+//
+// The console shows con (its Server, Gatherer, Ready, Drain and Guard are
+// filled in here); beyond loopback it needs both TLS and a guard.
+func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, reg *prometheus.Registry, log *slog.Logger, guard *auth.TokenStore, con console.Config) *adminServer {
 	a := &adminServer{lis: lis, secure: tlsCfg != nil, srv: srv}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -44,6 +52,11 @@ func newAdminServer(lis net.Listener, tlsCfg *tls.Config, srv *server.Server, re
 		Registry: reg, // counts its own errors as promhttp_metric_handler_errors_total
 	})))
 	mux.Handle("GET /debug/sessions", adminOnly(guard, srv.DebugHandler()))
+	con.Server, con.Gatherer, con.Ready, con.Guard = srv, reg, a.readiness, guard
+	con.Drain = a.startDrain
+	con.LoopbackOnly = tlsCfg == nil || guard == nil
+	mux.Handle(console.Prefix, console.New(con))
+	mux.Handle("GET /console", http.RedirectHandler(console.Prefix, http.StatusMovedPermanently))
 	a.http = &http.Server{
 		Handler:           mux,
 		TLSConfig:         cloneTLS(tlsCfg),
@@ -91,15 +104,27 @@ func cloneTLS(c *tls.Config) *tls.Config {
 // clients before the sessions get go_away, and while its broker is
 // unavailable (the NATS broker lost its connection).
 func (a *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !a.ready.Load() {
-		writeText(w, http.StatusServiceUnavailable, "not ready: draining\n")
-		return
-	}
-	if err := a.srv.Ready(); err != nil {
+	if err := a.readiness(); err != nil {
 		writeText(w, http.StatusServiceUnavailable, "not ready: "+err.Error()+"\n")
 		return
 	}
 	writeText(w, http.StatusOK, "ready\n")
+}
+
+// readiness returns nil while the node serves, and otherwise why not.
+func (a *adminServer) readiness() error {
+	if !a.ready.Load() {
+		return errors.New("draining")
+	}
+	return a.srv.Ready()
+}
+
+// startDrain starts the node's graceful stop, as SIGTERM does, when
+// serving has begun.
+func (a *adminServer) startDrain() {
+	if f := a.drain.Load(); f != nil {
+		(*f)()
+	}
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

@@ -107,7 +107,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.BoolVar(&c.showVersion, "version", false, "print the version, commit and Go version, and exit")
 	fs.BoolVar(&c.printConfig, "print-config", false, "print the effective settings (secrets redacted) in the --config format, and exit")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7070", "serve gRPC on this `address` (host:port; port 0 picks a free one)")
-	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "serve /healthz, /readyz, /metrics and /debug/sessions over HTTP on this `address`; empty disables it")
+	fs.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "serve /healthz, /readyz, /metrics, /debug/sessions and the web console (/console/) over HTTP on this `address`; empty disables it")
 	fs.StringVar(&c.profileName, "profile", "default", "liveness `profile` for heartbeats, gRPC keepalive and TCP keepalive: "+strings.Join(profile.Names(), ", "))
 	fs.StringVar(&c.serverID, "server-id", "", "`id` of this node in welcome frames, AdminService and logs (default: host name and a random suffix)")
 

@@ -14,6 +14,24 @@
 //	                 or while the broker is unavailable
 //	/metrics         Prometheus: the tether_ series, Go runtime and process
 //	/debug/sessions  the node's sessions as JSON (?client_id= filters)
+//	/console/        the web console: the node, its sessions and their flight
+//	                 recorders, live; kick a session, drain the node
+//
+// # Web console
+//
+// Open http://127.0.0.1:9090/console/ in a browser. The page and its script
+// are embedded in the binary and fetch nothing from elsewhere. It shows the
+// node (readiness, drain, broker health, the profile's numbers, sessions by
+// state, resume outcomes per second), a sessions table filtered, sorted and
+// paged by the server (so thousands of sessions cost one page), and one
+// session: its fields, topics, RTT plot, unacked and queued counts, resume
+// history and its flight recorder drawn as a timeline. Kick and drain ask
+// for confirmation. Without TLS and --tokens-file, the console answers only
+// requests from loopback to a loopback host name. Beyond loopback it asks
+// for the bearer token of a principal with "admin" (everything) or
+// "admin_read" (the views, without kick and drain); kick and drain are
+// protected against cross-site requests. The Grafana dashboard in
+// deploy/grafana is for a fleet; the console is for one node.
 //
 // # Configuration
 //

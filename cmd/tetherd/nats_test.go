@@ -48,11 +48,13 @@ func TestNATSBroker(t *testing.T) {
 	for _, td := range []*tetherd{a, b} {
 		waitReadyz(t, td, http.StatusServiceUnavailable, "broker unavailable")
 		td.waitLog(map[string]string{"msg": "broker unavailable", "broker": "nats", "level": "WARN"})
+		waitState(t, "http://"+td.adminAddr+"/console/api/overview", `"broker":{"name":"nats","ok":false,"error":"`)
 	}
 	ns.Restart(t)
 	for _, td := range []*tetherd{a, b} {
 		waitReadyz(t, td, http.StatusOK, "ready")
 		td.waitLog(map[string]string{"msg": "broker available again", "broker": "nats", "level": "INFO"})
+		waitState(t, "http://"+td.adminAddr+"/console/api/overview", `"broker":{"name":"nats","ok":true}`)
 	}
 	// Routing works again after the outage.
 	publish("after the outage")

@@ -26,6 +26,7 @@ import (
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/interceptors"
+	"github.com/tetherhq/tether/internal/console"
 	"github.com/tetherhq/tether/internal/loopback"
 	"github.com/tetherhq/tether/internal/version"
 	"github.com/tetherhq/tether/server"
@@ -165,7 +166,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		if local, _ := loopback.Addr(ctx, cfg.adminListen); !local {
 			guard = store
 		}
-		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log, guard)
+		g.admin = newAdminServer(alis, cfg.tls, srv, reg, log, guard, console.Config{Broker: cfg.broker, Profile: cfg.profile})
 	}
 	log.Info("tetherd starting", "server_id", srv.ID(), "version", version.Get().String())
 	log.Info("effective configuration", configAttrs(cfg.settings)...)
@@ -307,10 +308,14 @@ func (g *gateway) abort() {
 // serve serves gRPC and admin HTTP until ctx is done, then shuts down. It
 // returns an error only when a server stopped on its own.
 func (g *gateway) serve(ctx context.Context) error {
+	ctx, drain := context.WithCancelCause(ctx)
+	defer drain(nil)
 	errc := make(chan error, 2)
 	running := 1
 	go func() { errc <- serveGRPC(g.gs, g.lis) }()
 	if g.admin != nil {
+		start := func() { drain(errConsoleDrain) }
+		g.admin.drain.Store(&start)
 		g.admin.ready.Store(true)
 		running++
 		go func() { errc <- g.admin.serve() }()
@@ -331,6 +336,9 @@ func (g *gateway) serve(ctx context.Context) error {
 	}
 	return err
 }
+
+// errConsoleDrain is the cause of a shutdown asked for on the console.
+var errConsoleDrain = errors.New("drain asked for on the web console")
 
 // stopNow stops everything at once, without a drain, after a server failed.
 func (g *gateway) stopNow() {

@@ -12,8 +12,9 @@ const usageHead = `Usage: tetherd [flags]
 tetherd is the tether gateway. It keeps long-lived gRPC sessions alive and
 routes messages between them: tether.v1.TetherService, AdminService,
 grpc.health.v1 and server reflection on --listen; /healthz, /readyz,
-/metrics and /debug/sessions over HTTP on --admin-listen. SIGTERM or SIGINT
-drains it: sessions get a go_away and resume on another backend.
+/metrics, /debug/sessions and the web console (/console/) over HTTP on
+--admin-listen. SIGTERM or SIGINT drains it: sessions get a go_away and
+resume on another backend.
 
 Examples:
 

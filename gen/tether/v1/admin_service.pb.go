@@ -108,6 +108,12 @@ const (
 	SessionEventKind_SESSION_EVENT_KIND_CLOSED SessionEventKind = 9
 	// The outbound log overflowed while detached; detail names the lost range.
 	SessionEventKind_SESSION_EVENT_KIND_LOG_OVERFLOW SessionEventKind = 10
+	// The client pinged (a client that drives the heartbeat, as the SDK
+	// does, pings and the server answers); the server pings such a client
+	// only when its pings are late, so this is its heartbeat in the recorder.
+	// The recorder keeps the 16 most recent pings apart from its other
+	// events, so they never push those out.
+	SessionEventKind_SESSION_EVENT_KIND_PING SessionEventKind = 11
 )
 
 // Enum value maps for SessionEventKind.
@@ -124,6 +130,7 @@ var (
 		8:  "SESSION_EVENT_KIND_TAKEN_OVER",
 		9:  "SESSION_EVENT_KIND_CLOSED",
 		10: "SESSION_EVENT_KIND_LOG_OVERFLOW",
+		11: "SESSION_EVENT_KIND_PING",
 	}
 	SessionEventKind_value = map[string]int32{
 		"SESSION_EVENT_KIND_UNSPECIFIED":      0,
@@ -137,6 +144,7 @@ var (
 		"SESSION_EVENT_KIND_TAKEN_OVER":       8,
 		"SESSION_EVENT_KIND_CLOSED":           9,
 		"SESSION_EVENT_KIND_LOG_OVERFLOW":     10,
+		"SESSION_EVENT_KIND_PING":             11,
 	}
 )
 
@@ -819,7 +827,7 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SESSION_STATE_CONNECTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_DETACHED\x10\x02\x12\x18\n" +
-	"\x14SESSION_STATE_CLOSED\x10\x03*\x83\x03\n" +
+	"\x14SESSION_STATE_CLOSED\x10\x03*\xa0\x03\n" +
 	"\x10SessionEventKind\x12\"\n" +
 	"\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSESSION_EVENT_KIND_CONNECTED\x10\x01\x12\x1e\n" +
@@ -832,7 +840,8 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x1dSESSION_EVENT_KIND_TAKEN_OVER\x10\b\x12\x1d\n" +
 	"\x19SESSION_EVENT_KIND_CLOSED\x10\t\x12#\n" +
 	"\x1fSESSION_EVENT_KIND_LOG_OVERFLOW\x10\n" +
-	"2\xfb\x01\n" +
+	"\x12\x1b\n" +
+	"\x17SESSION_EVENT_KIND_PING\x10\v2\xfb\x01\n" +
 	"\fAdminService\x12O\n" +
 	"\fListSessions\x12\x1e.tether.v1.ListSessionsRequest\x1a\x1f.tether.v1.ListSessionsResponse\x12I\n" +
 	"\n" +
