@@ -50,7 +50,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 			first = e.Seq
 		}
 		tail = e.Seq
-		if k := e.Message.DedupeKey; k != "" {
+		if k := e.Message.DedupeKey; k != "" && e.Message.Target.Kind != broker.KindTopic {
 			s.received.seen(k, time.Now(), srv.cfg.dedupeWindow)
 		}
 		return true

@@ -33,4 +33,13 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	if !r.seen(fmt.Sprint(recentKeys-1), t0.Add(2*w), w) {
 		t.Fatal("the newest key was lost")
 	}
+	// Keys whose window ended leave as new ones come, and the memory with
+	// the last of them.
+	if r.seen("late", t0.Add(3*w), w) || len(r.at) != 1 || len(r.ring) != 1 {
+		t.Fatalf("after the window, holds %d keys in a ring of %d; want only the new one", len(r.at), len(r.ring))
+	}
+	r.expire(t0.Add(5*w), w)
+	if r.at != nil || r.ring != nil {
+		t.Fatal("an empty ring kept its memory")
+	}
 }

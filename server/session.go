@@ -172,7 +172,7 @@ func (s *Session) enqueue(m *broker.Message) bool {
 	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
 		return false
 	}
-	if m.DedupeKey != "" && s.received.seen(m.DedupeKey, time.Now(), s.srv.cfg.dedupeWindow) {
+	if m.DedupeKey != "" && m.Target.Kind != broker.KindTopic && s.received.seen(m.DedupeKey, time.Now(), s.srv.cfg.dedupeWindow) {
 		s.srv.metrics.dedupeDrops.Inc()
 		return true // queued before: the sender re-sent it
 	}
