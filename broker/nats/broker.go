@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,10 +60,16 @@ type Broker struct {
 	js     jetstream.JetStream
 	subj   subjects
 
-	logStream jetstream.Stream
-	kvStream  jetstream.Stream
+	// streams holds the handles on the JetStream streams, set by the
+	// first createStreams that succeeds and replaced only by another that
+	// succeeds (a handle names its stream: it stays valid when the stream
+	// is recreated). streamMu serializes createStreams.
+	streams  atomic.Pointer[streamHandles]
+	streamMu sync.Mutex
+	panics   atomic.Uint64 // recovered panics of background goroutines
 
 	node     string
+	instance string // this Broker value's random id, in its claims
 	receiver broker.Receiver
 	started  atomic.Bool
 	closed   atomic.Bool
@@ -136,6 +143,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
 		inflight: make(map[*nats.Msg]*pend),
+		instance: rand.Text(),
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
@@ -228,13 +236,36 @@ func (b *Broker) createStreamsRetrying(ctx context.Context) error {
 	}
 }
 
+// streamHandles are the broker's handles on its two streams.
+type streamHandles struct{ log, kv jetstream.Stream }
+
+// logStream returns the handle on the log stream, or errNotReady.
+func (b *Broker) logStream() (jetstream.Stream, error) {
+	if h := b.streams.Load(); h != nil {
+		return h.log, nil
+	}
+	return nil, errNotReady
+}
+
+// kvStream returns the handle on the record stream, or errNotReady.
+func (b *Broker) kvStream() (jetstream.Stream, error) {
+	if h := b.streams.Load(); h != nil {
+		return h.kv, nil
+	}
+	return nil, errNotReady
+}
+
+// createStreams creates or updates the streams, one caller at a time. The
+// handles change only when both succeed: a failure (JetStream electing a
+// leader, say) leaves the previous ones, or none before the first success.
 func (b *Broker) createStreams(ctx context.Context) error {
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
 	storage := jetstream.FileStorage
 	if b.o.MemoryStorage {
 		storage = jetstream.MemoryStorage
 	}
-	var err error
-	b.logStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	logStream, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.logStream,
 		Description:       "tether session logs and parked messages",
 		Subjects:          []string{b.subj.prefix + ".log.*", b.subj.prefix + ".park.*.*"},
@@ -249,7 +280,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.logStream, err)
 	}
-	b.kvStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	kvStream, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.kvStream,
 		Description:       "tether session records, client ids and idempotency keys",
 		Subjects:          []string{b.subj.prefix + ".rec.*", b.subj.prefix + ".cid.*", b.subj.prefix + ".seen.*"},
@@ -264,6 +295,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.kvStream, err)
 	}
+	b.streams.Store(&streamHandles{log: logStream, kv: kvStream})
 	return nil
 }
 
@@ -289,7 +321,7 @@ func (b *Broker) usable() error {
 // Bind subscribes the node to addr's route on the first bind. For a
 // session or client id it then delivers the address's parked messages.
 func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -341,7 +373,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 // node's writes to the log are then flushed to JetStream and its copy of
 // the log forgotten, so that the next holder reads it complete.
 func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -365,6 +397,7 @@ func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
 		return nil
 	}
 	bd.lame = time.AfterFunc(lameDuck, func() {
+		defer b.recovered("unsubscribing a lame route")
 		b.bindMu.Lock()
 		defer b.bindMu.Unlock()
 		if b.binds[addr] == bd && bd.n == 0 {
@@ -403,20 +436,12 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	return nil
 }
 
-// closedErr turns the error of a call that raced with Close into
-// broker.ErrClosed.
-func (b *Broker) closedErr(err *error) {
-	if *err != nil && b.closed.Load() {
-		*err = broker.ErrClosed
-	}
-}
-
 // Publish routes m. A session or client id is reached wherever it is bound,
 // or parked for its session when none binds it (see package broker, Shared
 // brokers). A topic reaches this node's subscribers, whose count Publish
 // returns, and every other node's.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return 0, err
 	}
@@ -501,19 +526,24 @@ func (b *Broker) answer() {
 		case <-b.done:
 			return
 		case a := <-b.answers:
-			ctx, cancel := b.bound(context.Background())
-			err := b.settleRange(ctx, a.lo, a.hi)
-			cancel()
-			if err != nil {
-				// Delivered but perhaps not stored: the publisher must
-				// not park it (it would arrive twice), only retry.
-				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
-				_ = a.msg.Respond([]byte(replyErr + err.Error()))
-				continue
-			}
-			_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
+			b.answerOne(a)
 		}
 	}
+}
+
+func (b *Broker) answerOne(a answer) {
+	defer b.recovered("answering deliveries")
+	ctx, cancel := b.bound(context.Background())
+	err := b.settleRange(ctx, a.lo, a.hi)
+	cancel()
+	if err != nil {
+		// Delivered but perhaps not stored: the publisher must not park
+		// it (it would arrive twice), only retry.
+		b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+		_ = a.msg.Respond([]byte(replyErr + err.Error()))
+		return
+	}
+	_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
 }
 
 // dispatch delivers what the node's routes receive, one message at a time
@@ -531,11 +561,7 @@ func (b *Broker) dispatch() {
 }
 
 func (b *Broker) handle(msg *nats.Msg) {
-	defer func() {
-		if p := recover(); p != nil {
-			b.o.Logger.Error("tether nats broker: panic while delivering", "panic", p)
-		}
-	}()
+	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
 		b.o.Logger.Warn("tether nats broker: message on an unknown subject", "subject", msg.Subject)
@@ -610,7 +636,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 // Evict sends e to the nodes holding e.Session and e.Client and waits for
 // the first of each to act on it.
 func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -842,3 +868,9 @@ func (s subjects) park(a broker.Address) string {
 func (s subjects) record(id string) string   { return s.prefix + ".rec." + token(id) }
 func (s subjects) clientID(id string) string { return s.prefix + ".cid." + token(id) }
 func (s subjects) seen(digest string) string { return s.prefix + ".seen." + digest }
+
+// parkClaim is the subject of the claim on a's parked messages: in the
+// record stream, under P.seen (whose digests are hex, so never clash).
+func (s subjects) parkClaim(a broker.Address) string {
+	return s.prefix + ".seen.park_" + kindLetter[a.Kind] + "_" + token(a.Name)
+}

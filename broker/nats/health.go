@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,7 @@ func (b *Broker) hookConn() {
 // to its sessions: publishers park instead.
 func (b *Broker) afterReconnect() {
 	defer b.wg.Done()
+	defer b.recovered("checking sessions after a reconnect")
 	b.ownMu.Lock() // one check at a time
 	defer b.ownMu.Unlock()
 	// Retried while connected: until the check passes, the node's sessions
@@ -165,7 +167,7 @@ func (b *Broker) parallel(n int, f func(i int) bool) bool {
 				if i >= n || b.closed.Load() {
 					return
 				}
-				if !f(i) {
+				if !b.safely("checking sessions after a reconnect", func() bool { return f(i) }) {
 					failed.Store(true)
 				}
 			}
@@ -202,4 +204,25 @@ func sameErr(a, b error) bool {
 		return a == b
 	}
 	return a.Error() == b.Error()
+}
+
+// recovered, deferred by a background goroutine (or one step of its loop),
+// turns a panic into an error log with its stack and a count (see
+// [Broker.Collect]), so that one bad message or NATS state does not kill
+// the node. A step cut short by a panic that another step would redo is
+// left to it: the purger, the reconnect check and deliveries are retried
+// by their next trigger.
+func (b *Broker) recovered(where string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	b.panics.Add(1)
+	b.o.Logger.Error("tether nats broker: recovered from a panic; please report it", "in", where, "panic", p, "stack", string(debug.Stack()))
+}
+
+// safely returns f(), or false if f panicked (see recovered).
+func (b *Broker) safely(where string, f func() bool) (ok bool) {
+	defer b.recovered(where)
+	return f()
 }
