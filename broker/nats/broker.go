@@ -200,7 +200,7 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	if err := b.asker.start(b.nc); err != nil {
+	if err := b.asker.start(b.nc, b.subj.liveness(node)); err != nil {
 		b.started.Store(false)
 		return err
 	}
@@ -468,7 +468,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
-	reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
+	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
@@ -657,7 +657,7 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 			return err
 		}
 		rctx, cancel := b.bound(ctx)
-		reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+		reply, err := b.ask(rctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
 		cancel()
 		switch {
 		case errors.Is(err, errNoHolder):
@@ -688,9 +688,7 @@ func (b *Broker) Close() error {
 		delete(b.binds, addr)
 	}
 	b.bindMu.Unlock()
-	if b.asker.sub != nil {
-		_ = b.asker.sub.Unsubscribe()
-	}
+	b.asker.stop()
 	close(b.done)
 	b.wg.Wait()
 	if b.started.Load() {
@@ -864,6 +862,9 @@ func (s subjects) log(id string) string { return s.prefix + ".log." + token(id) 
 func (s subjects) park(a broker.Address) string {
 	return s.prefix + ".park." + kindLetter[a.Kind] + "." + token(a.Name)
 }
+
+// liveness is the subject node answers on while its connection lives.
+func (s subjects) liveness(node string) string { return s.prefix + ".node." + token(node) }
 
 func (s subjects) record(id string) string   { return s.prefix + ".rec." + token(id) }
 func (s subjects) clientID(id string) string { return s.prefix + ".cid." + token(id) }

@@ -54,6 +54,9 @@ func transient(err error) bool {
 		errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return true
 	}
+	if errors.As(err, new(holderGone)) {
+		return true
+	}
 	var api *jetstream.APIError
 	// 503: JetStream or its cluster is not available (no leader, no
 	// quorum); 408: the request timed out inside the cluster.
