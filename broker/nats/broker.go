@@ -474,7 +474,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	case err != nil:
 		return 0, fmt.Errorf("nats broker: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
 	case strings.HasPrefix(string(reply), replyErr):
-		return 0, fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):])
+		return 0, unavailable(fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
 		n, perr := strconv.Atoi(string(reply))
 		if perr != nil {

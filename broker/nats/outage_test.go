@@ -1,0 +1,204 @@
+package nats_test
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tetherhq/tether/broker"
+	natsbroker "github.com/tetherhq/tether/broker/nats"
+	"github.com/tetherhq/tether/internal/natstest"
+)
+
+// errLog keeps the errors of broker calls that do not match
+// broker.ErrUnavailable: during an outage every failure must.
+type errLog struct {
+	mu    sync.Mutex
+	calls atomic.Int64
+	fails atomic.Int64
+	bad   []error
+}
+
+func (l *errLog) note(what string, err error) {
+	l.calls.Add(1)
+	if err == nil {
+		return
+	}
+	l.fails.Add(1)
+	if errors.Is(err, broker.ErrUnavailable) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.bad) < 10 {
+		l.bad = append(l.bad, fmt.Errorf("%s: %w", what, err))
+	}
+}
+
+// healthLog records a broker's health reports.
+type healthLog struct {
+	mu      sync.Mutex
+	reports []error
+	changed chan struct{}
+}
+
+func watchHealth(b *natsbroker.Broker) *healthLog {
+	h := &healthLog{changed: make(chan struct{}, 1)}
+	b.NotifyHealth(func(err error) {
+		h.mu.Lock()
+		h.reports = append(h.reports, err)
+		h.mu.Unlock()
+		select {
+		case h.changed <- struct{}{}:
+		default:
+		}
+	})
+	return h
+}
+
+// await waits, within 30s, for a report that ok accepts, after the first
+// `after` reports.
+func (h *healthLog) await(t *testing.T, after int, what string, ok func(error) bool) int {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		h.mu.Lock()
+		for i := after; i < len(h.reports); i++ {
+			if ok(h.reports[i]) {
+				h.mu.Unlock()
+				return i + 1
+			}
+		}
+		got := append([]error(nil), h.reports...)
+		h.mu.Unlock()
+		select {
+		case <-h.changed:
+		case <-deadline:
+			t.Fatalf("the broker never reported %s; reports: %v", what, got)
+		}
+	}
+}
+
+// TestKillNATSServerUnderLoad kills, in a NATS cluster with replicas 3,
+// the server a node uses (the JetStream meta leader, so that JetStream
+// elects another) while the node and another one publish to each other's
+// sessions, append to and trim logs and record idempotency keys. The node
+// must not panic, must report itself unhealthy and then healthy, every call
+// that fails meanwhile must fail with an error matching
+// broker.ErrUnavailable, and calls must succeed again once the node has
+// reconnected.
+func TestKillNATSServerUnderLoad(t *testing.T) {
+	servers := natstest.StartCluster(t, 3)
+	var leader *natstest.Server
+	for _, s := range servers {
+		if s.Server().JetStreamIsLeader() {
+			leader = s
+		}
+	}
+	if leader == nil {
+		t.Fatal("no JetStream meta leader")
+	}
+	urls := leader.URL() + "," + natstest.ClusterURLs(servers)
+	prefix := newPrefix()
+	o := natsbroker.Options{Prefix: prefix, Replicas: 3, Timeout: 2 * time.Second, Heartbeat: 500 * time.Millisecond, Logger: quiet()}
+	open := func(id string, opts ...nats.Option) (*natsbroker.Broker, *logReceiver) {
+		b, err := natsbroker.Connect(urls, o, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &logReceiver{b: b, got: make(map[string]int)}
+		t.Cleanup(func() { _ = b.Close() })
+		if err := b.Start(t.Context(), id, r); err != nil {
+			t.Fatal(err)
+		}
+		return b, r
+	}
+	a, _ := open("A", nats.DontRandomize()) // on the leader
+	b, _ := open("B")
+	if got := a.Conn().ConnectedUrl(); got != leader.URL() {
+		t.Fatalf("node A is on %s, want the leader %s", got, leader.URL())
+	}
+	health := watchHealth(a)
+	ctx := t.Context()
+	const sessions = 8
+	for i := range sessions {
+		id := "s" + strconv.Itoa(i)
+		must(t, a.PutSession(ctx, broker.SessionRecord{ID: id, Node: "A"}))
+		must(t, a.Bind(ctx, broker.Session(id)))
+	}
+
+	var errs errLog
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	load := func(what string, f func(i int) error) {
+		wg.Go(func() {
+			tick := time.NewTicker(5 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				errs.note(what, f(i))
+			}
+		})
+	}
+	load("B publishes to A's sessions", func(i int) error {
+		_, err := b.Publish(ctx, &broker.Message{Target: broker.Session("s" + strconv.Itoa(i%sessions)), Payload: []byte("b" + strconv.Itoa(i))})
+		return err
+	})
+	load("A records keys", func(i int) error {
+		_, err := a.Seen(ctx, "scope", "k"+strconv.Itoa(i), time.Minute)
+		return err
+	})
+	load("A trims and reads logs", func(i int) error {
+		l := a.Log("s" + strconv.Itoa(i%sessions))
+		if err := l.Trim(ctx, uint64(i)); err != nil {
+			return err
+		}
+		return l.Read(ctx, 0, func(broker.Entry) bool { return true })
+	})
+	load("A reads records", func(i int) error {
+		_, _, err := a.GetSession(ctx, "s"+strconv.Itoa(i%sessions))
+		return err
+	})
+
+	reports := health.await(t, 0, "healthy before the kill", func(err error) bool { return err == nil })
+	leader.Shutdown()
+	reports = health.await(t, reports, "unhealthy", func(err error) bool { return err != nil })
+	health.await(t, reports, "healthy again", func(err error) bool { return err == nil })
+
+	// Calls succeed again within a bound once the node has reconnected.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, perr := b.Publish(ctx, &broker.Message{Target: broker.Session("s0"), Payload: []byte("after")})
+		_, serr := a.Seen(ctx, "scope", "after-"+strconv.FormatInt(time.Now().UnixNano(), 10), time.Minute)
+		gerr := a.PutSession(ctx, broker.SessionRecord{ID: "s0", Node: "A"})
+		if perr == nil && serr == nil && gerr == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still fail 30s after the reconnect: Publish %v, Seen %v, PutSession %v", perr, serr, gerr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d calls under load, %d failed, all retryable unless listed", errs.calls.Load(), errs.fails.Load())
+	for _, err := range errs.bad {
+		t.Errorf("a call failed with an error that does not match broker.ErrUnavailable: %v", err)
+	}
+	for _, n := range []*natsbroker.Broker{a, b} {
+		if p := testutil.ToFloat64(n); p != 0 {
+			t.Errorf("the broker recovered from %v panics", p)
+		}
+	}
+}
