@@ -355,6 +355,11 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	if addr.Kind == broker.KindTopic {
 		return nil
 	}
+	if !b.nc.IsConnected() {
+		// The subscription is made again on the reconnect, after which
+		// the node delivers what was parked meanwhile (afterReconnect).
+		return nil
+	}
 	// Make sure the NATS server knows the interest before reading what was
 	// parked, so that whatever is parked later is followed by a poke or a
 	// delivery that reaches this node.
@@ -452,7 +457,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if m.Target.Kind == broker.KindTopic {
 		n := b.deliverLocal(ctx, m)
 		if !b.nc.IsConnected() {
-			return n, fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n)
+			return n, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
 			return n, fmt.Errorf("nats broker: publishing to other nodes: %w", err)
@@ -464,7 +469,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, b.settleSince(ctx, mark)
 	}
 	if !b.nc.IsConnected() {
-		return 0, fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status())
+		return 0, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()

@@ -3,6 +3,7 @@ package nats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,10 @@ func (b *Broker) callErr(err *error) {
 	case *err == nil:
 	case b.closed.Load():
 		*err = broker.ErrClosed
+	case errors.Is(*err, nats.ErrReconnectBufExceeded):
+		// nats.go's words for a publish while reconnecting without a
+		// reconnect buffer (see ConnectOptions).
+		*err = unavailable(fmt.Errorf("%w (NATS is unreachable and the broker does not queue while reconnecting: retry)", *err))
 	case transient(*err):
 		*err = unavailable(*err)
 	}

@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -200,5 +201,80 @@ func TestKillNATSServerUnderLoad(t *testing.T) {
 		if p := testutil.ToFloat64(n); p != 0 {
 			t.Errorf("the broker recovered from %v panics", p)
 		}
+	}
+}
+
+// TestNATSDownCallsFailFast stops the only NATS server: every call that
+// needs it fails at once (well before Timeout) with an error matching
+// broker.ErrUnavailable, and works again once NATS is back.
+func TestNATSDownCallsFailFast(t *testing.T) {
+	srv := natstest.Start(t)
+	o := natsbroker.Options{Prefix: newPrefix(), Timeout: time.Minute, Logger: quiet()}
+	a, _ := nodeWith(t, srv.URL(), o, "A")
+	health := watchHealth(a)
+	ctx := t.Context()
+	must(t, a.PutSession(ctx, broker.SessionRecord{ID: "s1", ClientID: "c1", Node: "A"}))
+	must(t, a.Bind(ctx, broker.Session("s1")))
+	if _, err := a.Log("s1").Append(ctx, broker.Entry{Seq: 1, Message: &broker.Message{Target: broker.Session("s1")}}, 10); err != nil {
+		t.Fatal(err)
+	}
+	reports := health.await(t, 0, "healthy", func(err error) bool { return err == nil })
+	srv.Shutdown()
+	reports = health.await(t, reports, "unhealthy", func(err error) bool { return err != nil })
+
+	calls := map[string]func() error{
+		"Publish to a session held elsewhere": func() error {
+			_, err := a.Publish(ctx, &broker.Message{Target: broker.Session("s2"), Payload: []byte("x")})
+			return err
+		},
+		"Publish to a topic": func() error {
+			_, err := a.Publish(ctx, &broker.Message{Target: broker.Topic("t"), Payload: []byte("x")})
+			return err
+		},
+		"Seen": func() error {
+			_, err := a.Seen(ctx, "scope", "key", time.Minute)
+			return err
+		},
+		"Forget":     func() error { return a.Forget(ctx, "scope", "key") },
+		"PutSession": func() error { return a.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "A"}) },
+		"GetSession": func() error {
+			_, _, err := a.GetSession(ctx, "s1")
+			return err
+		},
+		"DeleteSession": func() error { return a.DeleteSession(ctx, "s9") },
+		"Evict":         func() error { return a.Evict(ctx, broker.Eviction{Session: "s2", Node: "A"}) },
+		"Append": func() error {
+			_, err := a.Log("s1").Append(ctx, broker.Entry{Seq: 2, Message: &broker.Message{Target: broker.Session("s1")}}, 10)
+			return err
+		},
+		"Read elsewhere": func() error { return a.Log("s3").Read(ctx, 0, func(broker.Entry) bool { return true }) },
+		"Delete":         func() error { return a.Log("s4").Delete(ctx) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		t.Logf("%s while NATS is down: %v after %v", name, err, time.Since(start))
+		if !errors.Is(err, broker.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s while NATS is down = %v; want an error matching broker.ErrUnavailable at once", name, err)
+		}
+	}
+	// A Bind while NATS is down succeeds: the node delivers what was
+	// parked for the address once it is back.
+	if err := a.Bind(ctx, broker.Session("s5")); err != nil {
+		t.Errorf("Bind while NATS is down = %v; want nil", err)
+	}
+
+	srv.Restart(t)
+	health.await(t, reports, "healthy again", func(err error) bool { return err == nil })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := a.Seen(ctx, "scope", "key-after", time.Minute)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Seen still fails 30s after NATS came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
