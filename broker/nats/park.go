@@ -126,14 +126,25 @@ func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *bindi
 	ctx = context.WithoutCancel(ctx)
 	subj := b.subj.park(addr)
 	var msgs []parked
+	stale := false // delivered here before, and not purged: a purge failed
 	err := b.readSubject(ctx, subj, func(sseq uint64, data []byte) bool {
 		if sseq > bd.drained {
 			msgs = append(msgs, parked{sseq, data})
+		} else {
+			stale = true
 		}
 		return true
 	})
-	if err != nil || len(msgs) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(msgs) == 0 {
+		if !stale {
+			return nil
+		}
+		pctx, cancel := b.bound(ctx)
+		defer cancel()
+		return b.purgeSubject(pctx, subj, bd.drained+1)
 	}
 	last := msgs[len(msgs)-1].sseq
 	skip, ok, err := b.claimParked(ctx, addr, msgs[0].sseq, last)
