@@ -207,6 +207,12 @@ type Broker interface {
 	// false: for a message whose delivery failed after Seen recorded it.
 	// Forgetting an unknown key is not an error.
 	Forget(ctx context.Context, scope, key string) error
+	// Recorded reports whether Seen recorded key in scope and its window
+	// has not ended, without recording anything: the check a shared
+	// broker's node makes before delivering, so that it records the key
+	// (with Seen) only once the delivery succeeded, and a node that dies
+	// in between leaves no key behind.
+	Recorded(ctx context.Context, scope, key string) (bool, error)
 
 	// Log returns the outbound log of a session.
 	Log(sessionID string) Log

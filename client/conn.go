@@ -309,6 +309,10 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 	case *tetherv1.ConnectResponse_Error:
 		e := status.Error(codes.Code(x.Error.GetCode()), x.Error.GetMessage())
 		if seq := x.Error.GetSeq(); seq != 0 {
+			if refused(e) {
+				c.refused(seq)
+				return nil
+			}
 			c.s.out.fail(seq, e)
 		}
 		c.s.cfg.logger.Warn("tether: the server reported an error", "err", e, "seq", x.Error.GetSeq())
@@ -316,6 +320,31 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 		return status.Error(codes.Internal, "the server sent a second welcome")
 	}
 	return nil
+}
+
+// refused reports whether the server's error for a message means it was
+// not handled for now and is not acknowledged: the client re-sends it (see
+// tether.v1.Error).
+func refused(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// refused re-sends message seq, which the server refused, and what c wrote
+// after it, once the outbox's retry delay has passed.
+func (c *conn) refused(seq uint64) {
+	delay, ok := c.s.out.refuse(c, seq)
+	if !ok {
+		return
+	}
+	c.s.metrics.refused.Inc()
+	time.AfterFunc(delay, func() {
+		c.s.out.resume(c)
+		c.signal()
+	})
 }
 
 // GoAwayError is why a stream ended when the server sent GoAway: its

@@ -16,6 +16,7 @@ type metrics struct {
 	sent       prometheus.Counter
 	received   prometheus.Counter
 	duplicates prometheus.Counter
+	refused    prometheus.Counter
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -36,11 +37,13 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Help: "Messages received, duplicates excluded."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_duplicates_total",
 			Help: "Replayed messages dropped because they had been received before."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_messages_refused_total",
+			Help: "Sent messages the server could not handle for now (its broker was unreachable, the route failed); each is re-sent after a delay."}),
 	}
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates} {
+	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates, m.refused} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("tether/client: WithRegisterer: %w", err)
 		}

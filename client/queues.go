@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -38,7 +39,18 @@ type outbox struct {
 	space   chan struct{} // closed and replaced when room frees
 	conn    *conn         // the stream writing, if any
 	closed  error
+	// paused holds the writer back after a refusal (see refuse), until
+	// the retry is due; refusals counts refusals since the last ack.
+	paused   bool
+	refusals int
 }
+
+// Refused messages are re-sent after a delay doubling from refuseBase to
+// refuseCap with each refusal since the last ack, half of it jittered.
+const (
+	refuseBase = 25 * time.Millisecond
+	refuseCap  = 2 * time.Second
+)
 
 func (o *outbox) init(size int, policy FullPolicy) {
 	o.size, o.policy, o.space = size, policy, make(chan struct{})
@@ -102,7 +114,7 @@ func (o *outbox) dropOldestUnwrittenLocked() bool {
 func (o *outbox) next(c *conn) *tetherv1.ClientMessage {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.conn != c {
+	if o.conn != c || o.paused {
 		return nil
 	}
 	i := int(o.written - o.acked)
@@ -144,9 +156,36 @@ func (o *outbox) ackLocked(seq uint64) {
 	}
 	o.items = o.items[n:]
 	o.acked += uint64(n)
+	o.refusals = 0
 	o.written = max(o.written, o.acked)
 	close(o.space)
 	o.space = make(chan struct{})
+}
+
+// refuse handles the server's refusal of message seq on c: it could not be
+// handled now, and the server dropped what c wrote after it. The writer
+// pauses, and rewinds to re-send from seq once the returned delay has
+// passed and resume is called. ok is false when the refusal is stale.
+func (o *outbox) refuse(c *conn, seq uint64) (delay time.Duration, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.conn != c || seq <= o.acked || seq > o.written {
+		return 0, false
+	}
+	o.written = seq - 1
+	o.paused = true
+	d := min(refuseCap, refuseBase<<min(o.refusals, 16))
+	o.refusals++
+	return d/2 + rand.N(d/2+1), true
+}
+
+// resume lets c write again after a refusal's delay.
+func (o *outbox) resume(c *conn) {
+	o.mu.Lock()
+	if o.conn == c {
+		o.paused = false
+	}
+	o.mu.Unlock()
 }
 
 // fail records the server's error for message seq; SendWait returns it
@@ -175,6 +214,7 @@ func (o *outbox) attach(c *conn, resumed bool, serverReceived uint64) {
 		o.acked, o.seq = 0, uint64(len(o.items))
 	}
 	o.written = o.acked
+	o.paused = false
 	o.conn = c
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -239,13 +238,4 @@ func (srv *Server) takeOverClient(ctx context.Context, s *Session) error {
 		return status.Errorf(codes.Unavailable, "taking over the client id failed: %v; retry", err)
 	}
 	return nil
-}
-
-// markReceived records client seq of s in the shared broker, so that a node
-// the session moves to handles it at most once; it reports whether the seq
-// was marked before. A message with an idempotency key needs no mark: its
-// key, recorded in the same broker, does the same for every session of the
-// client id.
-func (srv *Server) markReceived(ctx context.Context, s *Session, seq uint64) (bool, error) {
-	return srv.broker.Seen(ctx, "in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
 }

@@ -21,7 +21,13 @@ type Handler interface {
 	OnConnect(ctx context.Context, s *Session) error
 	// OnMessage runs for every client message, once, in seq order. A
 	// non-nil error is sent to the client as a non-fatal Error frame with
-	// the error's status code and message; the session goes on.
+	// the error's status code and message; the session goes on. With
+	// UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED or
+	// CANCELED the message is not acknowledged and the client sends it
+	// again (OnMessage runs for it again); with any other code it is
+	// acknowledged as failed, and the client reports it. ctx is not
+	// canceled when the stream breaks: a message being handled is handled
+	// to the end, so that a resume finds it handled or not, never half.
 	OnMessage(ctx context.Context, s *Session, m *Message) error
 	// OnClose runs once when the session ends for good (not when a stream
 	// breaks and the session waits for a resume).
@@ -69,7 +75,7 @@ func (Router) OnMessage(ctx context.Context, s *Session, m *Message) error {
 		}
 		n, err := s.ReplyTo(ctx, m.CorrelationID, m.Payload, m.ContentType, m.Headers)
 		if err != nil {
-			return err
+			return routeError(err)
 		}
 		if n == 0 {
 			return status.Errorf(codes.NotFound, "reply %q: the requesting session is gone", m.CorrelationID)
@@ -77,10 +83,22 @@ func (Router) OnMessage(ctx context.Context, s *Session, m *Message) error {
 		return nil
 	}
 	n, err := s.Forward(ctx, m)
-	if err == nil && n == 0 && m.Target.Kind != broker.KindTopic {
+	switch {
+	case err != nil:
+		return routeError(err)
+	case n == 0 && m.Target.Kind != broker.KindTopic:
 		return status.Errorf(codes.NotFound, "no session for %s %q: it is unknown or has ended; direct messages are not stored for absent sessions", m.Target.Kind, truncate(m.Target.Name))
 	}
-	return err
+	return nil
+}
+
+// routeError is the status of a failed route: the error's own, or
+// UNAVAILABLE (the broker failed; sending again may succeed).
+func routeError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "routing the message failed: %v", err)
 }
 
 // OnClose does nothing.

@@ -26,6 +26,7 @@ type metrics struct {
 	opened           prometheus.Counter
 	replayed         prometheus.Counter
 	dedupeDrops      prometheus.Counter
+	notHandled       *prometheus.CounterVec
 	slowConsumers    prometheus.Counter
 	goAways          *prometheus.CounterVec
 	takeovers        prometheus.Counter
@@ -79,6 +80,8 @@ func newMetrics() *metrics {
 			Help: "Unacknowledged messages re-sent after a resume."}),
 		dedupeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dedupe_drops_total",
 			Help: "Messages dropped as duplicates, by seq or idempotency key."}),
+		notHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_messages_not_handled_total",
+			Help: "Client messages answered with an Error frame instead of being handled: refused (a retryable failure, such as the broker being unreachable; the client re-sends it) or failed (a final one, such as an unknown target; the client reports it)."}, []string{"outcome"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_slow_consumer_cuts_total",
 			Help: "Streams cut off because the client left too many messages unacknowledged."}),
 		goAways: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_go_aways_total",
@@ -110,7 +113,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
-		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
+		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
 		m.expired, m.logDrops, m.drainRemaining) {
 		if err := r.Register(c); err != nil {
 			return err

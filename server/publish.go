@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/tetherhq/tether/broker"
 )
 
@@ -53,29 +56,31 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 // id's session, on this node or (with a clustered broker) any node, and
 // returns how many sessions it reached. Reaching none is not an error.
 // idempotencyKey, when not empty, makes a repeat within the dedupe window
-// return ErrDuplicate instead of delivering again; a Publish that fails
-// forgets its key, so that the caller may retry with it.
+// return ErrDuplicate instead of delivering again. The key is recorded only
+// for a Publish that succeeded: one that failed, or whose node died before
+// it answered, leaves no key behind, so the caller's retry with the same
+// key is delivered (if the failure hid a delivery, twice: at least once,
+// never lost).
 func (srv *Server) Publish(ctx context.Context, to broker.Address, payload []byte, idempotencyKey string, opts ...PublishOption) (int, error) {
+	d := idempotency{}
 	if idempotencyKey != "" {
-		seen, err := srv.broker.Seen(ctx, "publish", idempotencyKey, srv.cfg.dedupeWindow)
-		if err != nil {
-			return 0, err
-		}
-		if seen {
-			srv.metrics.dedupeDrops.Inc()
-			return 0, ErrDuplicate
-		}
+		d = srv.idempotency("publish", idempotencyKey, srv.cfg.dedupeWindow)
+	}
+	seen, err := d.check(ctx)
+	if err != nil {
+		return 0, status.Errorf(codes.Unavailable, "checking the idempotency key failed: %v", err)
+	}
+	if seen {
+		srv.metrics.dedupeDrops.Inc()
+		return 0, ErrDuplicate
 	}
 	m := &broker.Message{Target: to, Payload: payload}
 	for _, o := range opts {
 		o(m)
 	}
 	n, err := srv.publish(ctx, m)
-	if err != nil && idempotencyKey != "" {
-		// Let the caller's retry through. If the failure hid a delivery
-		// (a node died after storing the message, before answering), the
-		// retry delivers it twice: at least once, never lost.
-		_ = srv.broker.Forget(context.WithoutCancel(ctx), "publish", idempotencyKey)
+	if serr := d.settle(context.WithoutCancel(ctx), err == nil); serr != nil {
+		srv.cfg.logger.Warn("tether: settling a publish's idempotency key failed", "handled", err == nil, "err", serr)
 	}
 	return n, err
 }

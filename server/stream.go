@@ -62,6 +62,7 @@ type stream struct {
 	expiresAt time.Time     // when the credentials expire; zero for never
 	frames    *rate.Limiter // inbound frame rate
 	ackedIn   atomic.Uint64 // highest client seq acknowledged to the client
+	refused   uint64        // seq of the client message last refused (see refuse); 0 when none waits; the reader's
 }
 
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {

@@ -276,6 +276,16 @@ func (n *fakeNode) Seen(_ context.Context, scope, key string, window time.Durati
 	return false, nil
 }
 
+func (n *fakeNode) Recorded(_ context.Context, scope, key string) (bool, error) {
+	if err := n.call(n.h.o.seenLatency); err != nil {
+		return false, err
+	}
+	n.h.mu.Lock()
+	defer n.h.mu.Unlock()
+	deadline, ok := n.h.seen[[2]string{scope, key}]
+	return ok && time.Now().Before(deadline), nil
+}
+
 func (n *fakeNode) Forget(_ context.Context, scope, key string) error {
 	if err := n.call(n.h.o.latency); err != nil {
 		return err

@@ -51,6 +51,10 @@ func calls(b broker.Broker) map[string]func(ctx context.Context) error {
 			return err
 		},
 		"Forget": func(ctx context.Context) error { return b.Forget(ctx, "s", "k") },
+		"Recorded": func(ctx context.Context) error {
+			_, err := b.Recorded(ctx, "s", "k")
+			return err
+		},
 		"Evict": func(ctx context.Context) error {
 			return b.Evict(ctx, broker.Eviction{Session: "s", Node: "other"})
 		},

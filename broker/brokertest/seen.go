@@ -16,6 +16,7 @@ var seenTests = []test{
 	{"RecordingWindow", testSeenRecordingWindow},
 	{"ManyKeys", testSeenManyKeys},
 	{"Forget", testSeenForget},
+	{"Recorded", testSeenRecorded},
 }
 
 // clocked runs f in a synctest bubble, or directly with RealTime. Either
@@ -70,6 +71,41 @@ func seen(t *testing.T, b broker.Broker, scope, key string, window time.Duration
 	if got != want {
 		t.Errorf("at %v, Seen(%q, %q, %v) = %v, want %v", time.Now().UTC().Format("15:04:05.000"), scope, key, window, got, want)
 	}
+}
+
+// recorded fails t unless b.Recorded(scope, key) reports want.
+func recorded(t *testing.T, b broker.Broker, scope, key string, want bool) {
+	t.Helper()
+	got, err := b.Recorded(t.Context(), scope, key)
+	if err != nil {
+		t.Fatalf("Recorded(%q, %q): %v", scope, key, err)
+	}
+	if got != want {
+		t.Errorf("at %v, Recorded(%q, %q) = %v, want %v", time.Now().UTC().Format("15:04:05.000"), scope, key, got, want)
+	}
+}
+
+// testSeenRecorded checks that Recorded reports what Seen recorded, in its
+// scope, until its window ends or it is forgotten, and records nothing
+// itself.
+func testSeenRecorded(t *testing.T, s suite) {
+	s.clocked(t, func(t *testing.T) {
+		b, _ := s.start(t)
+		w := s.scale(time.Minute)
+		recorded(t, b, "s", "k", false)
+		seen(t, b, "s", "k", w, false) // Recorded did not record it
+		recorded(t, b, "s", "k", true)
+		recorded(t, b, "o", "k", false)
+		time.Sleep(w / 2)
+		recorded(t, b, "s", "k", true)
+		time.Sleep(3 * w / 4)
+		recorded(t, b, "s", "k", false)
+		seen(t, b, "s", "f", w, false)
+		if err := b.Forget(t.Context(), "s", "f"); err != nil {
+			t.Fatal(err)
+		}
+		recorded(t, b, "s", "f", false)
+	})
 }
 
 // testSeenWindow checks that a key is remembered for the window of the call

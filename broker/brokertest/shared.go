@@ -768,8 +768,10 @@ func testSharedRecords(t *testing.T, c *cluster) {
 func testSharedSeen(t *testing.T, c *cluster) {
 	a, b, d := c.start(t), c.start(t), c.start(t)
 	seen(t, a, "s", "k", time.Hour, false)
+	recorded(t, b, "s", "k", true)
 	seen(t, b, "s", "k", time.Hour, true)
 	seen(t, d, "s", "k", time.Hour, true)
+	recorded(t, d, "other", "k", false)
 	seen(t, b, "other", "k", time.Hour, false)
 	if err := b.Forget(t.Context(), "s", "k"); err != nil {
 		t.Fatalf("Forget: %v", err)

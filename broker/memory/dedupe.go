@@ -51,6 +51,12 @@ func (d *dedupe) seenLocked(scope, key string, window time.Duration) bool {
 	return false
 }
 
+// recordedLocked reports whether (scope, key) is remembered.
+func (d *dedupe) recordedLocked(scope, key string) bool {
+	end, ok := d.expires[dedupeKey{scope, key}]
+	return ok && time.Since(d.epoch) < end
+}
+
 // forgetLocked drops (scope, key); its queue entry no longer matches the
 // map and is swept as a stale one.
 func (d *dedupe) forgetLocked(scope, key string) {

@@ -130,6 +130,16 @@ func (b *Broker) Seen(_ context.Context, scope, key string, window time.Duration
 	return b.dedupe.seenLocked(scope, key, window), nil
 }
 
+// Recorded reports whether key is recorded in scope, without recording it.
+func (b *Broker) Recorded(_ context.Context, scope, key string) (bool, error) {
+	b.dedupe.mu.Lock()
+	defer b.dedupe.mu.Unlock()
+	if b.closed.Load() {
+		return false, broker.ErrClosed
+	}
+	return b.dedupe.recordedLocked(scope, key), nil
+}
+
 // Forget withdraws key from scope.
 func (b *Broker) Forget(_ context.Context, scope, key string) error {
 	b.dedupe.mu.Lock()

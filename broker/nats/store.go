@@ -182,6 +182,24 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 	}
 }
 
+// Recorded reports whether (scope, key) is recorded and its window has not
+// ended, reading its subject without writing it.
+func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err error) {
+	defer b.closedErr(&err)
+	if err := b.usable(); err != nil {
+		return false, err
+	}
+	m, ok, err := b.get(ctx, b.subj.seen(digest(scope, key)))
+	if err != nil {
+		return false, fmt.Errorf("nats broker: reading an idempotency key: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	d, perr := strconv.ParseInt(string(m.Data), 10, 64)
+	return perr == nil && time.Now().UnixNano() < d, nil
+}
+
 // Forget removes (scope, key).
 func (b *Broker) Forget(ctx context.Context, scope, key string) (err error) {
 	defer b.callErr(&err)

@@ -44,6 +44,40 @@
 // itself (last received + 1). This keeps hand-driven sessions (grpcurl)
 // simple; such messages are not deduplicated by seq, only by idempotency key.
 //
+// # What becomes of a client message
+//
+// Every client message ends one of three ways, and only the first is
+// silent:
+//
+//   - handled: delivered to its target (or taken by the server's handler).
+//     The Ack covering its seq says so.
+//   - failed: it can never be handled as sent: its target is unknown or gone
+//     (NOT_FOUND), it is not allowed (PERMISSION_DENIED), it is malformed
+//     (INVALID_ARGUMENT), and so on. The server sends Error{code, message,
+//     seq}, then acknowledges it: do not re-send it; report it to the
+//     application.
+//   - refused: it could not be handled now: the server's broker is
+//     unreachable (UNAVAILABLE), the route timed out (DEADLINE_EXCEEDED), or
+//     was interrupted (ABORTED, RESOURCE_EXHAUSTED, CANCELED). The server
+//     sends Error{code, message, seq} and does not acknowledge it, nor
+//     anything after it: it drops, unread, every message the client sent
+//     after it on this stream. The client waits a little (a delay that
+//     grows with each refusal since the last Ack: the Go SDK starts at
+//     25 ms and doubles up to 2 s) and sends again from that seq on, with
+//     the same seqs and idempotency keys (go-back-N). So messages are
+//     handled in order, once each, through a broker outage, without the
+//     stream being cut. A message with seq 0 that is refused is not
+//     numbered; send it again.
+//
+// The Error frame of a failed or refused message always comes before the
+// Ack that covers or passes its seq. A message is never acknowledged as
+// handled when it was not, and its idempotency key is recorded only once it
+// was handled: re-sending a failed or refused message with its key is never
+// answered as a duplicate. So every loss is reported to someone: a failed
+// message to its sender (Error), and a message lost on its way to a
+// receiver (its node died, its log overflowed) to the receiver, by
+// Welcome.resume_status and Welcome.lost on its next resume.
+//
 // # Control frames first
 //
 // Pong, Ack and GoAway never wait behind queued Message frames in the
@@ -1446,6 +1480,12 @@ func (x *GoAway) GetSuggestedBackend() string {
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A gRPC status code number (google.rpc.Code), e.g. 7 PERMISSION_DENIED.
+	// For a client message (seq set), UNAVAILABLE (14), DEADLINE_EXCEEDED
+	// (4), ABORTED (10), RESOURCE_EXHAUSTED (8) and CANCELED (1) mean
+	// "refused for now": it is not acknowledged; send it again, and
+	// everything after it, from seq. Any other code means "failed": it is
+	// acknowledged; do not re-send it. See "What becomes of a client
+	// message" above.
 	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// What went wrong and what to do about it.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`

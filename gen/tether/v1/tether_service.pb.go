@@ -404,8 +404,11 @@ type PublishRequest struct {
 	// Passed through; a session that replies sends it back to nobody (Publish
 	// has no session), so use it only for tracing.
 	CorrelationId string `protobuf:"bytes,7,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
-	// Optional; a repeat within the dedupe window is dropped and reports
-	// duplicate = true.
+	// Optional; a repeat within the dedupe window of a Publish that
+	// succeeded is dropped and reports duplicate = true. The key is recorded
+	// only once the message was delivered: after a failed call (or one whose
+	// node died before answering), retry with the same key, on any node; it
+	// is delivered, at least once.
 	IdempotencyKey string `protobuf:"bytes,8,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// This file is the inbound half of a session: a client message from its
+// frame to its ack. A message ends in one of three ways:
+//
+//   - handled: the Handler took it (the Router: the broker delivered it).
+//     Its idempotency key, or its receive mark, is recorded and it is
+//     acked.
+//   - failed: the Handler refused it with a final code (NOT_FOUND,
+//     PERMISSION_DENIED, …). An Error frame with its seq says so, then it
+//     is acked: the sender knows it was not handled and will not re-send
+//     it.
+//   - refused: it could not be handled now (the broker is unreachable, the
+//     route timed out: a retryable code, see [retryable]). An Error frame
+//     with its seq says so and nothing acks it. Messages the client sent
+//     after it on the stream are dropped unread, and the client re-sends
+//     from it on (go-back-N), so the messages of a session are handled in
+//     order, once each, whatever failed.
+//
+// A key or mark is never left behind by a message that was not handled:
+// with a shared broker it is recorded only after the delivery (a node that
+// dies in between leaves nothing, and the re-sent message is delivered);
+// with the memory broker it is claimed before and withdrawn on failure.
+
+// handleMessage numbers, dedupes and hands a client message to the Handler.
+// Only the stream's reader calls it, holding the session's recvMu.
+func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
+	s, cfg := st.sess, st.srv.cfg
+	if len(m.GetPayload()) > cfg.maxMessageBytes {
+		return errTooLarge(len(m.GetPayload()), cfg.maxMessageBytes)
+	}
+	if err := validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()); err != nil {
+		return err
+	}
+	seq, take, err := st.admit(m.GetSeq())
+	if err != nil || !take {
+		return err
+	}
+	// Handled to the end even if the stream breaks meanwhile: a resume
+	// then finds the message handled or not, never half.
+	ctx := context.WithoutCancel(st.ss.Context())
+	d := st.srv.inboundKey(s, m, seq)
+	dup, err := d.check(ctx)
+	if err != nil {
+		st.refuse(seq, status.Errorf(codes.Unavailable, "the duplicate check failed: %v", err))
+		return nil
+	}
+	if dup {
+		// Handled before: by an earlier session of the client id, or on
+		// the node the session moved from.
+		st.srv.metrics.dedupeDrops.Inc()
+		s.inSeq.Store(seq)
+		st.refused = 0
+		st.noteReceivedForce(seq, true)
+		return nil
+	}
+	msg := newInbound(m, seq)
+	err = st.deliver(ctx, msg)
+	if serr := d.settle(ctx, err == nil); serr != nil {
+		st.srv.cfg.logger.Warn("tether: recording a handled message's idempotency key failed; a re-send of it may be handled twice",
+			"session", s.id, "seq", seq, "err", serr)
+	}
+	switch {
+	case err != nil && retryable(err):
+		st.refuse(seq, err)
+		return nil
+	case err != nil:
+		st.srv.metrics.notHandled.WithLabelValues("failed").Inc()
+		st.sendError(err, seq)
+	case m.GetGeneratedKey() && d.key == "":
+		s.noteKey(m.GetIdempotencyKey())
+	}
+	s.inSeq.Store(seq)
+	s.inStale.Store(false)
+	st.refused = 0
+	st.noteReceived(seq)
+	return nil
+}
+
+// admit decides what becomes of a message the client numbered seq: handled
+// under the returned seq (take), re-acked as a re-send of one handled
+// before, or dropped unread as one sent behind a refused message.
+func (st *stream) admit(seq uint64) (uint64, bool, error) {
+	s := st.sess
+	in := s.inSeq.Load()
+	switch {
+	case seq == 0:
+		return in + 1, true, nil
+	case seq <= in:
+		st.srv.metrics.dedupeDrops.Inc()
+		st.noteReceivedForce(in, true) // a re-send: ack again, deliver never
+		return 0, false, nil
+	case seq == in+1:
+		return seq, true, nil
+	case st.refused != 0:
+		// Sent before the client learned of the refusal; it re-sends
+		// this too once it does.
+		return 0, false, nil
+	case s.inStale.Load():
+		// Adopted from another node, which received up to seq-1.
+		return seq, true, nil
+	}
+	return 0, false, status.Errorf(codes.InvalidArgument, "message seq %d skips ahead: expected %d (or 0 to let the server number it)", seq, in+1)
+}
+
+// refuse answers message seq, which could not be handled now, with an
+// Error frame of err's retryable code, and acks nothing: the client
+// re-sends it and what followed it.
+func (st *stream) refuse(seq uint64, err error) {
+	s := st.sess
+	if s.inStale.Load() {
+		// Everything before seq was handled on the previous node: the
+		// client sends from its first unacknowledged message.
+		s.inSeq.Store(seq - 1)
+		s.inStale.Store(false)
+	}
+	st.refused = seq
+	st.srv.metrics.notHandled.WithLabelValues("refused").Inc()
+	stt := status.Convert(err)
+	detail := fmt.Sprintf("message %d was not handled: %s; re-send it, and what was sent after it, from seq %d", seq, stt.Message(), seq)
+	s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: detail})
+	st.sendError(status.Error(stt.Code(), detail), seq)
+}
+
+// retryable reports whether a message the Handler failed with err may
+// succeed when sent again: the route failed, not the message.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// deliver checks that the session may publish to msg's target and hands
+// msg to the Handler.
+func (st *stream) deliver(ctx context.Context, msg *Message) error {
+	cfg := st.srv.cfg
+	if !msg.IsReply() {
+		if err := cfg.authz.Publish(ctx, msg.Target); err != nil {
+			return err
+		}
+	}
+	return cfg.handler.OnMessage(ctx, st.sess, msg)
+}
+
+func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {
+	msg := &Message{
+		Seq:            seq,
+		Payload:        m.GetPayload(),
+		ContentType:    m.GetContentType(),
+		Headers:        m.GetHeaders(),
+		CorrelationID:  m.GetCorrelationId(),
+		IdempotencyKey: m.GetIdempotencyKey(),
+	}
+	switch t := m.GetTarget().(type) {
+	case *tetherv1.ClientMessage_Topic:
+		msg.Target = broker.Topic(t.Topic)
+	case *tetherv1.ClientMessage_SessionId:
+		msg.Target = broker.Session(t.SessionId)
+	case *tetherv1.ClientMessage_ClientId:
+		msg.Target = broker.Client(t.ClientId)
+	}
+	return msg
+}
+
+// inboundKey returns the duplicate check of client message seq of s.
+//
+// With a shared broker every message has one, so that a node the session
+// moves to handles it at most once: its idempotency key when it has one
+// (that covers every session of the client id), else a mark of its seq
+// (this session, on any node).
+//
+// With the memory broker, an application's key is checked and remembered
+// for the dedupe window. A key the SDK generated can repeat only as one of
+// a fresh session's first messages (a re-send after a failed resume): it is
+// checked there, and otherwise only kept while its message may still be
+// re-sent (see Session.noteKey).
+func (srv *Server) inboundKey(s *Session, m *tetherv1.ClientMessage, seq uint64) idempotency {
+	key := m.GetIdempotencyKey()
+	switch {
+	case srv.broker.Shared() && key == "":
+		return srv.idempotency("in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
+	case key != "" && (srv.broker.Shared() || !m.GetGeneratedKey() || seq <= maxResendSeq):
+		return srv.idempotency(s.dedupeScope(), key, srv.cfg.dedupeWindow)
+	}
+	return idempotency{}
+}
+
+// dedupeScope scopes idempotency keys to the client id, or to the session
+// for anonymous clients, within the principal.
+func (s *Session) dedupeScope() string {
+	if s.clientID != "" {
+		return "c/" + s.principal + "/" + s.clientID
+	}
+	return "s/" + s.id
+}
+
+// idempotency is the duplicate check of one message by a key in a scope
+// (the zero value checks nothing): check before delivering, settle after.
+type idempotency struct {
+	b          broker.Broker
+	scope, key string
+	window     time.Duration
+	claimed    bool // check recorded the key (a local broker)
+}
+
+func (srv *Server) idempotency(scope, key string, window time.Duration) idempotency {
+	return idempotency{b: srv.broker, scope: scope, key: key, window: window}
+}
+
+// check reports whether the key was recorded by a message handled before.
+// A shared broker's check records nothing; a local broker's claims the key
+// at once (so two sessions of one client id cannot both take it).
+func (d *idempotency) check(ctx context.Context) (bool, error) {
+	switch {
+	case d.key == "":
+		return false, nil
+	case d.b.Shared():
+		return d.b.Recorded(ctx, d.scope, d.key)
+	}
+	dup, err := d.b.Seen(ctx, d.scope, d.key, d.window)
+	d.claimed = err == nil && !dup
+	return dup, err
+}
+
+// settle records the key of a handled message (shared broker), or withdraws
+// the claim of one that was not (local broker), so that a retry of it is
+// never answered as a duplicate.
+func (d *idempotency) settle(ctx context.Context, handled bool) error {
+	switch {
+	case d.key == "":
+	case d.b.Shared() && handled:
+		_, err := d.b.Seen(ctx, d.scope, d.key, d.window)
+		return err
+	case d.claimed && !handled:
+		return d.b.Forget(ctx, d.scope, d.key)
+	}
+	return nil
+}
