@@ -185,7 +185,7 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 // Recorded reports whether (scope, key) is recorded and its window has not
 // ended, reading its subject without writing it.
 func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return false, err
 	}
