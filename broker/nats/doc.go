@@ -131,10 +131,10 @@
 // Timeout: publishes are not buffered while disconnected (see
 // [ConnectOptions]; nats.go reports "outbound buffer limit exceeded", which
 // the broker's error explains), so nothing stale lands later, and a caller
-// can tell its client to retry instead of cutting its stream. Calls that
-// need only the node's memory (Unbind, and Trim and Read of a log the node
-// writes) keep working, and Bind succeeds, delivering what was parked
-// after the reconnect. Connected sessions stay. The connection reconnects by itself
+// can tell its client to retry instead of cutting its stream. Trim and
+// Read of a log the node writes keep working (they need only its copy),
+// Unbind releases the address but reports the log flush it could not do,
+// and Bind succeeds, delivering what was parked after the reconnect. Connected sessions stay. The connection reconnects by itself
 // (see [ConnectOptions]).
 //
 // After a reconnect the node recreates the streams if the NATS server lost
