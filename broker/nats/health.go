@@ -18,6 +18,7 @@ import (
 func (b *Broker) hookConn() {
 	prevDisc, prevRecon, prevErr := b.nc.Opts.DisconnectedErrCB, b.nc.Opts.ReconnectedCB, b.nc.Opts.AsyncErrorCB
 	b.nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		defer b.recovered("the NATS disconnect handler")
 		if err == nil {
 			err = errors.New("disconnected")
 		}
@@ -34,7 +35,11 @@ func (b *Broker) hookConn() {
 		}
 	})
 	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
-		b.setHealth(nil)
+		defer b.recovered("the NATS reconnect handler")
+		// Healthy once afterReconnect has checked the streams and the
+		// sessions: until then calls that need JetStream may fail (it may
+		// be electing a leader) and the node delivers nothing.
+		b.setHealth(errors.New("NATS reconnected: checking the JetStream streams and this node's sessions"))
 		b.bindMu.Lock() // Close waits for the goroutines it knows of
 		if !b.closed.Load() {
 			b.wg.Add(1)
@@ -46,6 +51,7 @@ func (b *Broker) hookConn() {
 		}
 	})
 	b.nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		defer b.recovered("the NATS error handler")
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			b.o.Logger.Error("tether nats broker: routed messages dropped: the node cannot deliver as fast as they arrive", "err", err)
 		} else {
@@ -85,6 +91,7 @@ func (b *Broker) afterReconnect() {
 		}
 	}
 	b.recheck.Store(false)
+	b.setHealth(nil)
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
@@ -178,7 +185,8 @@ func (b *Broker) parallel(n int, f func(i int) bool) bool {
 }
 
 // NotifyHealth calls f now and on every change: nil while NATS is
-// reachable, the reason while it is not.
+// reachable (after a reconnect, once the node has checked the JetStream
+// streams and which of its sessions moved), the reason while it is not.
 func (b *Broker) NotifyHealth(f func(err error)) {
 	b.healthMu.Lock()
 	b.health = append(b.health, f)
