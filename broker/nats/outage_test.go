@@ -278,3 +278,76 @@ func TestNATSDownCallsFailFast(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestJetStreamWithoutQuorum leaves a node's NATS cluster with one server
+// of three: NATS works but JetStream has no quorum, so recreating the
+// streams after the reconnect fails until a second server is back. Calls
+// that need JetStream fail with errors matching broker.ErrUnavailable (no
+// missing stream handle, no panic), and all works again, the node healthy,
+// once JetStream has a quorum.
+func TestJetStreamWithoutQuorum(t *testing.T) {
+	servers := natstest.StartCluster(t, 3)
+	urls := servers[2].URL() + "," + natstest.ClusterURLs(servers)
+	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 3, Timeout: time.Second, Logger: quiet()}
+	b, err := natsbroker.Connect(urls, o, nats.DontRandomize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	r := &logReceiver{b: b, got: make(map[string]int)}
+	if err := b.Start(t.Context(), "A", r); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	must(t, b.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "A"}))
+	must(t, b.Bind(ctx, broker.Session("s1")))
+	health := watchHealth(b)
+	reports := health.await(t, 0, "healthy", func(err error) bool { return err == nil })
+
+	servers[2].Shutdown() // the node's server
+	servers[1].Shutdown()
+	reports = health.await(t, reports, "unhealthy", func(err error) bool { return err != nil })
+	// Back on servers[0], alone: the calls that need JetStream fail, and
+	// say so in a way a server can answer with a retry.
+	for deadline := time.Now().Add(10 * time.Second); !b.Conn().IsConnected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not reconnect to the remaining server")
+		}
+	}
+	// JetStream notices the lost quorum within seconds: until then a
+	// write may still succeed. Every failure must be retryable.
+	failed := false
+	for i := 0; !failed; i++ {
+		_, err := b.Seen(ctx, "scope", "k"+strconv.Itoa(i), time.Minute)
+		if err != nil && !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("Seen without a JetStream quorum = %v; want an error matching broker.ErrUnavailable", err)
+		}
+		failed = err != nil
+		// A read may still be served by the remaining replica.
+		if _, _, err := b.GetSession(ctx, "s1"); err != nil && !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("GetSession without a JetStream quorum = %v; want nil or an error matching broker.ErrUnavailable", err)
+		}
+		if _, err := b.Log("s1").Append(ctx, broker.Entry{Seq: uint64(i + 1), Message: &broker.Message{Target: broker.Session("s1")}}, 10); err != nil && !errors.Is(err, broker.ErrUnavailable) {
+			t.Fatalf("Append without a JetStream quorum = %v; want nil or an error matching broker.ErrUnavailable", err)
+		}
+		if i == 300 {
+			t.Fatal("JetStream still takes writes without a quorum after 300 tries")
+		}
+	}
+
+	servers[1].Restart(t)
+	health.await(t, reports, "healthy again", func(err error) bool { return err == nil })
+	// Each stream elects its own leader, soon after.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, err := b.Seen(ctx, "scope", "after-"+strconv.FormatInt(time.Now().UnixNano(), 10), time.Minute)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, broker.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("Seen once JetStream has a quorum again: %v", err)
+		}
+	}
+	if p := testutil.ToFloat64(b); p != 0 {
+		t.Errorf("the broker recovered from %v panics", p)
+	}
+}
