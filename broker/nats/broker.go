@@ -112,8 +112,9 @@ type binding struct {
 	// guard serializes draining parked messages with deliveries during the
 	// guard period after the bind.
 	guard   sync.Mutex
-	until   atomic.Int64 // unix nanoseconds: the guard period's end
-	drained uint64       // stream seq of the last parked message delivered
+	until   atomic.Int64  // unix nanoseconds: the guard period's end
+	drained uint64        // stream seq of the last parked message delivered
+	retry   time.Duration // the delay before a failed drain is tried again
 }
 
 var (

@@ -122,7 +122,27 @@ type parked struct {
 // (bounded by Timeout per step): cut short between delivering and purging,
 // it would leave delivered messages parked, and cut short before
 // delivering, it would let the message that triggered it overtake them.
+//
+// A drain that fails is tried again, while the address stays bound, after
+// a delay that doubles from drainRetry up to a minute: without it, what
+// was parked would wait for the next poke.
 func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) error {
+	err := b.drainOnceLocked(ctx, addr, bd)
+	if err == nil {
+		bd.retry = 0
+		return nil
+	}
+	if !b.closed.Load() {
+		bd.retry = min(max(2*bd.retry, drainRetry), time.Minute)
+		b.pokeAt(addr, time.Now().Add(bd.retry))
+	}
+	return err
+}
+
+// drainRetry is the first delay before a failed drain is tried again.
+const drainRetry = 250 * time.Millisecond
+
+func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *binding) error {
 	ctx = context.WithoutCancel(ctx)
 	subj := b.subj.park(addr)
 	var msgs []parked
