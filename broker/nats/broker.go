@@ -371,7 +371,15 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	}
 	bd.guard.Lock()
 	defer bd.guard.Unlock()
-	return b.drainLocked(ctx, addr, bd)
+	n, err := b.drainLocked(ctx, addr, bd)
+	if err != nil && n > 0 {
+		// Some were delivered: failing the Bind would make the caller
+		// drop the session they went to. The rest follow (the drain is
+		// tried again, and deliveries park behind them meanwhile).
+		b.o.Logger.Warn("tether nats broker: delivering parked messages failed part-way; trying again", "target", addr.Kind.String(), "err", err)
+		return nil
+	}
+	return err
 }
 
 // Unbind withdraws one bind. After the last, the route answers 0 for a
@@ -509,8 +517,11 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if err := b.drainLocked(ctx, m.Target, bd); err != nil {
-			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", m.Target.Kind.String(), "err", err)
+		if _, err := b.drainLocked(ctx, m.Target, bd); err != nil {
+			// m must not overtake what is still parked: it is parked
+			// behind it (the drain is tried again).
+			b.o.Logger.Warn("tether nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
+			return 0
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -593,7 +604,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 			return // afterReconnect drains once ownership is checked
 		}
 		bd.guard.Lock()
-		err := b.drainLocked(ctx, addr, bd)
+		_, err := b.drainLocked(ctx, addr, bd)
 		bd.guard.Unlock()
 		if err != nil {
 			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)

@@ -108,7 +108,7 @@ func (b *Broker) afterReconnect() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
 		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
-		if err := b.drainLocked(ctx, a, bd); err != nil {
+		if _, err := b.drainLocked(ctx, a, bd); err != nil {
 			b.o.Logger.Warn("tether nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
 		}
 		return true

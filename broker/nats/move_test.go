@@ -26,9 +26,14 @@ type logReceiver struct {
 	evict func(e broker.Eviction) error
 	// delivered, if set, runs after each delivery, outside r.mu.
 	delivered func(m *broker.Message)
+	// refuse, if set, makes Deliver take m nowhere (return 0) when true.
+	refuse func(m *broker.Message) bool
 }
 
 func (r *logReceiver) Deliver(m *broker.Message) int {
+	if r.refuse != nil && r.refuse(m) {
+		return 0
+	}
 	if r.delivered != nil {
 		defer r.delivered(m)
 	}

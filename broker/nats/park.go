@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -126,23 +127,26 @@ type parked struct {
 // A drain that fails is tried again, while the address stays bound, after
 // a delay that doubles from drainRetry up to a minute: without it, what
 // was parked would wait for the next poke.
-func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) error {
-	err := b.drainOnceLocked(ctx, addr, bd)
+//
+// It returns how many parked messages it delivered, with the error that
+// stopped it, if any.
+func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) (int, error) {
+	n, err := b.drainOnceLocked(ctx, addr, bd)
 	if err == nil {
 		bd.retry = 0
-		return nil
+		return n, nil
 	}
 	if !b.closed.Load() {
 		bd.retry = min(max(2*bd.retry, drainRetry), time.Minute)
 		b.pokeAt(addr, time.Now().Add(bd.retry))
 	}
-	return err
+	return n, err
 }
 
 // drainRetry is the first delay before a failed drain is tried again.
 const drainRetry = 250 * time.Millisecond
 
-func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *binding) error {
+func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *binding) (int, error) {
 	ctx = context.WithoutCancel(ctx)
 	subj := b.subj.park(addr)
 	var msgs []parked
@@ -156,31 +160,44 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		return true
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(msgs) == 0 {
 		if !stale {
-			return nil
+			return 0, nil
 		}
 		pctx, cancel := b.bound(ctx)
 		defer cancel()
-		return b.purgeSubject(pctx, subj, bd.drained+1)
+		return 0, b.purgeSubject(pctx, subj, bd.drained+1)
 	}
-	last := msgs[len(msgs)-1].sseq
-	skip, ok, err := b.claimParked(ctx, addr, msgs[0].sseq, last)
+	ok, err := b.claimParked(ctx, addr, msgs[0].sseq, msgs[len(msgs)-1].sseq)
 	if err != nil || !ok {
-		return err
+		return 0, err
 	}
+	// Delivered in order until the receiver takes one nowhere (its
+	// session is not, or no longer, on this node; its log append failed):
+	// that one and the rest stay parked.
+	var done uint64 // the last parked message dealt with
+	n := 0
+	var refused error
 	for _, pm := range msgs {
-		if pm.sseq <= skip {
-			continue // this instance delivered it before
-		}
 		m, _, err := decodeMessage(pm.data)
-		if err == nil && m.Target == addr {
-			b.receiver.Deliver(m)
+		switch {
+		case err != nil || m.Target != addr:
+			b.o.Logger.Warn("tether nats broker: dropped an undecodable parked message", "target", addr.Kind.String(), "err", err)
+		case b.receiver.Deliver(m) == 0:
+			refused = fmt.Errorf("nats broker: a message parked for %s %q reached no session on this node; it stays parked", addr.Kind, addr.Name)
 		}
+		if refused != nil {
+			break
+		}
+		n++
+		done = pm.sseq
 	}
-	bd.drained = last
+	if done == 0 {
+		return 0, refused
+	}
+	bd.drained = done
 	sctx, cancel := b.bound(ctx)
 	err = b.settle(sctx)
 	cancel()
@@ -189,34 +206,32 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	}
 	pctx, cancel := b.bound(ctx)
 	defer cancel()
-	return b.purgeSubject(pctx, subj, last+1)
+	return n, errors.Join(b.purgeSubject(pctx, subj, done+1), refused)
 }
 
 // claimParked claims addr's parked messages up to stream seq last, the
 // first still parked being first. It returns ok false when another node's
-// claim stands on some of them (and pokes this node when it ends), and
-// otherwise the seq up to which this broker instance delivered them
-// before (its purge failed): those are not delivered again.
-func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, last uint64) (skip uint64, ok bool, err error) {
+// claim stands on some of them (and pokes this node when it ends).
+func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, last uint64) (ok bool, err error) {
 	subj := b.subj.parkClaim(addr)
 	for range claimAttempts {
 		var prev claim
 		m, found, err := b.get(ctx, subj)
 		if err != nil {
-			return 0, false, fmt.Errorf("nats broker: reading the claim on parked messages: %w", err)
+			return false, fmt.Errorf("nats broker: reading the claim on parked messages: %w", err)
 		}
 		if found {
 			prev, found = decodeClaim(m.Data, m.Sequence)
 			prev.seq = m.Sequence // an undecodable claim is overwritten
 		}
 		switch {
-		case !found || prev.upTo < first:
-			// No claim, or one whose messages are all purged.
-		case prev.instance == b.instance:
-			skip = prev.upTo
+		case !found || prev.upTo < first || prev.instance == b.instance:
+			// No claim, one whose messages are all purged, or this
+			// broker's own: the binding's drained seq covers what it
+			// delivered before.
 		case time.Now().Before(prev.until):
 			b.pokeAt(addr, prev.until)
-			return 0, false, nil
+			return false, nil
 		default:
 			// The claimer died before purging: deliver its messages.
 			b.o.Logger.Warn("tether nats broker: delivering parked messages whose claimer did not finish", "target", addr.Kind.String())
@@ -224,14 +239,14 @@ func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, la
 		c := claim{instance: b.instance, upTo: last, until: time.Now().Add(b.claimTTL())}
 		err = b.publishClaim(ctx, subj, c, prev.seq)
 		if err == nil {
-			return skip, true, nil
+			return true, nil
 		}
 		if !wrongLast(err) {
-			return 0, false, fmt.Errorf("nats broker: claiming parked messages: %w", err)
+			return false, fmt.Errorf("nats broker: claiming parked messages: %w", err)
 		}
-		skip = 0 // another node claimed meanwhile: look again
+		// Another node claimed meanwhile: look again.
 	}
-	return 0, false, fmt.Errorf("nats broker: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
+	return false, fmt.Errorf("nats broker: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
 }
 
 func (b *Broker) publishClaim(ctx context.Context, subj string, c claim, prevSeq uint64) error {

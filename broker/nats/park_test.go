@@ -3,6 +3,7 @@ package nats_test
 import (
 	"context"
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -167,5 +168,43 @@ func TestParkedClaimOfADeadNode(t *testing.T) {
 		if c != 1 {
 			t.Errorf("parked message %d delivered %d times; want once", i, c)
 		}
+	}
+}
+
+// A parked message the receiver takes nowhere (its log append failed, say)
+// stays parked, with those after it, and the drain is tried again: each is
+// delivered once, in order.
+func TestParkedRefusedStaysParked(t *testing.T) {
+	bs, rs := moveNodes(t, "A", "P")
+	a, p, ra := bs[0], bs[1], rs[0]
+	addr := broker.Session("s1")
+	const n = 4
+	parkFor(t, p, addr, "s1", "", n)
+	var mu sync.Mutex
+	refusals := 2
+	var order []string
+	ra.refuse = func(m *broker.Message) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(m.Payload) == "s1/1" && refusals > 0 {
+			refusals--
+			return true
+		}
+		order = append(order, string(m.Payload))
+		return false
+	}
+	// The first was delivered: the Bind succeeds (failing it would make a
+	// server drop the session), and the rest follow.
+	must(t, a.Bind(t.Context(), addr))
+	awaitCounts(t, addr, n, ra)
+	for i, c := range countAll(addr, n, ra) {
+		if c != 1 {
+			t.Errorf("parked message %d delivered %d times; want once", i, c)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"s1/0", "s1/1", "s1/2", "s1/3"}; !slices.Equal(order, want) {
+		t.Errorf("delivered %v; want %v", order, want)
 	}
 }
