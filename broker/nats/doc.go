@@ -64,10 +64,19 @@
 // by then the claimer has purged them, or it died first and this node
 // delivers them. A drain, once begun, is not cut short by its caller's
 // context (a stream reset, a publisher giving up): it delivers, waits for
-// the log appends, and purges exactly what it delivered.
+// the log appends, and purges exactly what it delivered. A parked message
+// that reaches no session (the receiver returned 0: its log append failed,
+// say) stays parked with those after it. A drain that fails is tried
+// again while the address is bound (after 250ms, doubling up to a
+// minute); a Bind whose drain delivered some messages and then failed
+// succeeds, since failing it would make the server drop the session they
+// went to.
+//
 // For ten seconds after a bind, every delivery to the address first checks
 // for parked messages: the time it takes the new subscription's interest
 // to reach every NATS server, during which a publisher could still park.
+// When that check fails, the delivery is refused (the publisher parks the
+// message behind the others) rather than let it overtake them.
 //
 // P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
 // lives RecordTTL after its last update while the session is connected,
