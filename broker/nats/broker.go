@@ -320,7 +320,9 @@ func (b *Broker) usable() error {
 }
 
 // Bind subscribes the node to addr's route on the first bind. For a
-// session or client id it then delivers the address's parked messages.
+// session or client id it then delivers the address's parked messages; if
+// that fails, it is tried again in the background (see the package
+// documentation) and Bind still succeeds.
 func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
@@ -371,15 +373,14 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	}
 	bd.guard.Lock()
 	defer bd.guard.Unlock()
-	n, err := b.drainLocked(ctx, addr, bd)
-	if err != nil && n > 0 {
-		// Some were delivered: failing the Bind would make the caller
-		// drop the session they went to. The rest follow (the drain is
-		// tried again, and deliveries park behind them meanwhile).
-		b.o.Logger.Warn("tether nats broker: delivering parked messages failed part-way; trying again", "target", addr.Kind.String(), "err", err)
-		return nil
+	if _, err := b.drainLocked(ctx, addr, bd); err != nil {
+		// Not the Bind's failure: some parked messages may have gone to
+		// the caller's session already (here, or by a poke's drain), and
+		// failing would make it drop that session. The rest follow: the
+		// drain is tried again, and deliveries park behind them meanwhile.
+		b.o.Logger.Warn("tether nats broker: delivering parked messages failed; trying again", "target", addr.Kind.String(), "err", err)
 	}
-	return err
+	return nil
 }
 
 // Unbind withdraws one bind. After the last, the route answers 0 for a

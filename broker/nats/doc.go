@@ -68,9 +68,9 @@
 // that reaches no session (the receiver returned 0: its log append failed,
 // say) stays parked with those after it. A drain that fails is tried
 // again while the address is bound (after 250ms, doubling up to a
-// minute); a Bind whose drain delivered some messages and then failed
-// succeeds, since failing it would make the server drop the session they
-// went to.
+// minute); a Bind whose drain failed still succeeds, since some messages
+// may have gone to the caller's session already and failing would make it
+// drop that session.
 //
 // For ten seconds after a bind, every delivery to the address first checks
 // for parked messages: the time it takes the new subscription's interest

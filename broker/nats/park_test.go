@@ -193,8 +193,8 @@ func TestParkedRefusedStaysParked(t *testing.T) {
 		order = append(order, string(m.Payload))
 		return false
 	}
-	// The first was delivered: the Bind succeeds (failing it would make a
-	// server drop the session), and the rest follow.
+	// The Bind succeeds (failing it would make a server drop the session
+	// the first went to), and the rest follow.
 	must(t, a.Bind(t.Context(), addr))
 	awaitCounts(t, addr, n, ra)
 	for i, c := range countAll(addr, n, ra) {
