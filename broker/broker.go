@@ -178,6 +178,17 @@ type SessionRecord struct {
 // ErrClosed is returned by every method of a Broker after Close.
 var ErrClosed = errors.New("broker: closed")
 
+// ErrUnavailable is matched (with errors.Is) by the errors of a broker
+// call that failed because the service behind the broker is unreachable or
+// not ready (NATS disconnected, JetStream electing a leader, the node
+// holding an address not answering): the condition is transient and the
+// same call may succeed later, on this node or another. The error itself
+// says what failed; whether the call had an effect is as uncertain as for
+// any failed call (a Publish may have reached its target: retry it with an
+// idempotency key). A server answers such failures with gRPC UNAVAILABLE,
+// a retryable code.
+var ErrUnavailable = errors.New("broker: unavailable")
+
 // Broker routes messages between sessions on one or many server nodes and
 // keeps what a session needs to be resumed. See the package documentation
 // for each method's promise. Implementations are safe for concurrent use.

@@ -145,4 +145,13 @@
 //
 // The ctx of each call bounds the I/O of brokers that do any. A broker that
 // never blocks, such as the memory one, may ignore it.
+//
+// # Errors
+//
+// A broker that depends on a remote service returns errors matching
+// [ErrUnavailable] (with errors.Is) for failures a later call may not meet:
+// the service unreachable or electing a leader, a node that holds the
+// target gone. Callers map them to a retryable answer (gRPC UNAVAILABLE, an
+// Error frame the client re-sends after) rather than ending a stream. The
+// memory broker never returns it.
 package broker

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,10 +60,16 @@ type Broker struct {
 	js     jetstream.JetStream
 	subj   subjects
 
-	logStream jetstream.Stream
-	kvStream  jetstream.Stream
+	// streams holds the handles on the JetStream streams, set by the
+	// first createStreams that succeeds and replaced only by another that
+	// succeeds (a handle names its stream: it stays valid when the stream
+	// is recreated). streamMu serializes createStreams.
+	streams  atomic.Pointer[streamHandles]
+	streamMu sync.Mutex
+	panics   atomic.Uint64 // recovered panics of background goroutines
 
 	node     string
+	instance string // this Broker value's random id, in its claims
 	receiver broker.Receiver
 	started  atomic.Bool
 	closed   atomic.Bool
@@ -105,8 +112,9 @@ type binding struct {
 	// guard serializes draining parked messages with deliveries during the
 	// guard period after the bind.
 	guard   sync.Mutex
-	until   atomic.Int64 // unix nanoseconds: the guard period's end
-	drained uint64       // stream seq of the last parked message delivered
+	until   atomic.Int64  // unix nanoseconds: the guard period's end
+	drained uint64        // stream seq of the last parked message delivered
+	retry   time.Duration // the delay before a failed drain is tried again
 }
 
 var (
@@ -136,6 +144,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
 		inflight: make(map[*nats.Msg]*pend),
+		instance: rand.Text(),
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
@@ -192,7 +201,7 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	if err := b.asker.start(b.nc); err != nil {
+	if err := b.asker.start(b.nc, b.subj.liveness(node)); err != nil {
 		b.started.Store(false)
 		return err
 	}
@@ -228,13 +237,36 @@ func (b *Broker) createStreamsRetrying(ctx context.Context) error {
 	}
 }
 
+// streamHandles are the broker's handles on its two streams.
+type streamHandles struct{ log, kv jetstream.Stream }
+
+// logStream returns the handle on the log stream, or errNotReady.
+func (b *Broker) logStream() (jetstream.Stream, error) {
+	if h := b.streams.Load(); h != nil {
+		return h.log, nil
+	}
+	return nil, errNotReady
+}
+
+// kvStream returns the handle on the record stream, or errNotReady.
+func (b *Broker) kvStream() (jetstream.Stream, error) {
+	if h := b.streams.Load(); h != nil {
+		return h.kv, nil
+	}
+	return nil, errNotReady
+}
+
+// createStreams creates or updates the streams, one caller at a time. The
+// handles change only when both succeed: a failure (JetStream electing a
+// leader, say) leaves the previous ones, or none before the first success.
 func (b *Broker) createStreams(ctx context.Context) error {
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
 	storage := jetstream.FileStorage
 	if b.o.MemoryStorage {
 		storage = jetstream.MemoryStorage
 	}
-	var err error
-	b.logStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	logStream, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.logStream,
 		Description:       "tether session logs and parked messages",
 		Subjects:          []string{b.subj.prefix + ".log.*", b.subj.prefix + ".park.*.*"},
@@ -249,7 +281,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.logStream, err)
 	}
-	b.kvStream, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	kvStream, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.kvStream,
 		Description:       "tether session records, client ids and idempotency keys",
 		Subjects:          []string{b.subj.prefix + ".rec.*", b.subj.prefix + ".cid.*", b.subj.prefix + ".seen.*"},
@@ -264,6 +296,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.kvStream, err)
 	}
+	b.streams.Store(&streamHandles{log: logStream, kv: kvStream})
 	return nil
 }
 
@@ -287,9 +320,11 @@ func (b *Broker) usable() error {
 }
 
 // Bind subscribes the node to addr's route on the first bind. For a
-// session or client id it then delivers the address's parked messages.
+// session or client id it then delivers the address's parked messages; if
+// that fails, it is tried again in the background (see the package
+// documentation) and Bind still succeeds.
 func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -323,6 +358,11 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	if addr.Kind == broker.KindTopic {
 		return nil
 	}
+	if !b.nc.IsConnected() {
+		// The subscription is made again on the reconnect, after which
+		// the node delivers what was parked meanwhile (afterReconnect).
+		return nil
+	}
 	// Make sure the NATS server knows the interest before reading what was
 	// parked, so that whatever is parked later is followed by a poke or a
 	// delivery that reaches this node.
@@ -333,7 +373,14 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	}
 	bd.guard.Lock()
 	defer bd.guard.Unlock()
-	return b.drainLocked(ctx, addr, bd)
+	if _, err := b.drainLocked(ctx, addr, bd); err != nil {
+		// Not the Bind's failure: some parked messages may have gone to
+		// the caller's session already (here, or by a poke's drain), and
+		// failing would make it drop that session. The rest follow: the
+		// drain is tried again, and deliveries park behind them meanwhile.
+		b.o.Logger.Warn("tether nats broker: delivering parked messages failed; trying again", "target", addr.Kind.String(), "err", err)
+	}
+	return nil
 }
 
 // Unbind withdraws one bind. After the last, the route answers 0 for a
@@ -341,7 +388,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 // node's writes to the log are then flushed to JetStream and its copy of
 // the log forgotten, so that the next holder reads it complete.
 func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -365,6 +412,7 @@ func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
 		return nil
 	}
 	bd.lame = time.AfterFunc(lameDuck, func() {
+		defer b.recovered("unsubscribing a lame route")
 		b.bindMu.Lock()
 		defer b.bindMu.Unlock()
 		if b.binds[addr] == bd && bd.n == 0 {
@@ -403,20 +451,12 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	return nil
 }
 
-// closedErr turns the error of a call that raced with Close into
-// broker.ErrClosed.
-func (b *Broker) closedErr(err *error) {
-	if *err != nil && b.closed.Load() {
-		*err = broker.ErrClosed
-	}
-}
-
 // Publish routes m. A session or client id is reached wherever it is bound,
 // or parked for its session when none binds it (see package broker, Shared
 // brokers). A topic reaches this node's subscribers, whose count Publish
 // returns, and every other node's.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return 0, err
 	}
@@ -427,7 +467,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if m.Target.Kind == broker.KindTopic {
 		n := b.deliverLocal(ctx, m)
 		if !b.nc.IsConnected() {
-			return n, fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n)
+			return n, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
 			return n, fmt.Errorf("nats broker: publishing to other nodes: %w", err)
@@ -439,17 +479,17 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, b.settleSince(ctx, mark)
 	}
 	if !b.nc.IsConnected() {
-		return 0, fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status())
+		return 0, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
-	reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
+	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
 		return 0, fmt.Errorf("nats broker: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
 	case strings.HasPrefix(string(reply), replyErr):
-		return 0, fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):])
+		return 0, unavailable(fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
 		n, perr := strconv.Atoi(string(reply))
 		if perr != nil {
@@ -478,8 +518,11 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if err := b.drainLocked(ctx, m.Target, bd); err != nil {
-			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", m.Target.Kind.String(), "err", err)
+		if _, err := b.drainLocked(ctx, m.Target, bd); err != nil {
+			// m must not overtake what is still parked: it is parked
+			// behind it (the drain is tried again).
+			b.o.Logger.Warn("tether nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
+			return 0
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -501,19 +544,24 @@ func (b *Broker) answer() {
 		case <-b.done:
 			return
 		case a := <-b.answers:
-			ctx, cancel := b.bound(context.Background())
-			err := b.settleRange(ctx, a.lo, a.hi)
-			cancel()
-			if err != nil {
-				// Delivered but perhaps not stored: the publisher must
-				// not park it (it would arrive twice), only retry.
-				b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
-				_ = a.msg.Respond([]byte(replyErr + err.Error()))
-				continue
-			}
-			_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
+			b.answerOne(a)
 		}
 	}
+}
+
+func (b *Broker) answerOne(a answer) {
+	defer b.recovered("answering deliveries")
+	ctx, cancel := b.bound(context.Background())
+	err := b.settleRange(ctx, a.lo, a.hi)
+	cancel()
+	if err != nil {
+		// Delivered but perhaps not stored: the publisher must not park
+		// it (it would arrive twice), only retry.
+		b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+		_ = a.msg.Respond([]byte(replyErr + err.Error()))
+		return
+	}
+	_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
 }
 
 // dispatch delivers what the node's routes receive, one message at a time
@@ -531,11 +579,7 @@ func (b *Broker) dispatch() {
 }
 
 func (b *Broker) handle(msg *nats.Msg) {
-	defer func() {
-		if p := recover(); p != nil {
-			b.o.Logger.Error("tether nats broker: panic while delivering", "panic", p)
-		}
-	}()
+	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
 		b.o.Logger.Warn("tether nats broker: message on an unknown subject", "subject", msg.Subject)
@@ -561,7 +605,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 			return // afterReconnect drains once ownership is checked
 		}
 		bd.guard.Lock()
-		err := b.drainLocked(ctx, addr, bd)
+		_, err := b.drainLocked(ctx, addr, bd)
 		bd.guard.Unlock()
 		if err != nil {
 			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
@@ -610,7 +654,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 // Evict sends e to the nodes holding e.Session and e.Client and waits for
 // the first of each to act on it.
 func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -631,7 +675,7 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 			return err
 		}
 		rctx, cancel := b.bound(ctx)
-		reply, err := b.ask(rctx, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+		reply, err := b.ask(rctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
 		cancel()
 		switch {
 		case errors.Is(err, errNoHolder):
@@ -662,9 +706,7 @@ func (b *Broker) Close() error {
 		delete(b.binds, addr)
 	}
 	b.bindMu.Unlock()
-	if b.asker.sub != nil {
-		_ = b.asker.sub.Unsubscribe()
-	}
+	b.asker.stop()
 	close(b.done)
 	b.wg.Wait()
 	if b.started.Load() {
@@ -839,6 +881,15 @@ func (s subjects) park(a broker.Address) string {
 	return s.prefix + ".park." + kindLetter[a.Kind] + "." + token(a.Name)
 }
 
+// liveness is the subject node answers on while its connection lives.
+func (s subjects) liveness(node string) string { return s.prefix + ".node." + token(node) }
+
 func (s subjects) record(id string) string   { return s.prefix + ".rec." + token(id) }
 func (s subjects) clientID(id string) string { return s.prefix + ".cid." + token(id) }
 func (s subjects) seen(digest string) string { return s.prefix + ".seen." + digest }
+
+// parkClaim is the subject of the claim on a's parked messages: in the
+// record stream, under P.seen (whose digests are hex, so never clash).
+func (s subjects) parkClaim(a broker.Address) string {
+	return s.prefix + ".seen.park_" + kindLetter[a.Kind] + "_" + token(a.Name)
+}

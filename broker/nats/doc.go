@@ -28,13 +28,18 @@
 //
 // The same subjects carry two control messages, marked by a Tether-Op
 // header: "evict" (a request; see [broker.Broker.Evict]) and "poke" (a
-// message was just parked for this address).
+// message was just parked for this address). Each node also answers on
+//
+//	P.node.<node>         its liveness subject, answered at once
+//
+// which a node waiting for another's answer asks (see # Failures).
 //
 // JetStream holds two streams, both with Replicas copies:
 //
 //	P_LOG  subjects P.log.<session id>, P.park.<s|c>.<id>
 //	       limits retention, MaxAge = Retention, MaxMsgsPerSubject = MaxLogEntries
-//	P_KV   subjects P.rec.<session id>, P.cid.<client id>, P.seen.<sha256>
+//	P_KV   subjects P.rec.<session id>, P.cid.<client id>, P.seen.<sha256>,
+//	       P.seen.park_<s|c>_<id>
 //	       one message per subject, per-message TTL
 //
 // P.log.<id> is a session's outbound log: one message per entry, its body
@@ -50,10 +55,28 @@
 // P.park.s.<id> and P.park.c.<id> keep messages for a session or client id
 // that no node held when they were published, if a live record stands
 // behind it (for a client id, P.cid.<id> names its latest session). The
-// next node to bind the address delivers them, in order, and purges them.
+// next node to bind the address delivers them, in order, and purges them,
+// each exactly once: a node delivers parked messages only under a claim,
+// a compare-and-set on P.seen.park_<s|c>_<id> that names the node's
+// broker instance, the last stream seq it delivers and when the claim
+// ends (3 × Timeout later). Another node that binds the address meanwhile
+// leaves the claimed messages alone and looks again when the claim ends;
+// by then the claimer has purged them, or it died first and this node
+// delivers them. A drain, once begun, is not cut short by its caller's
+// context (a stream reset, a publisher giving up): it delivers, waits for
+// the log appends, and purges exactly what it delivered. A parked message
+// that reaches no session (the receiver returned 0: its log append failed,
+// say) stays parked with those after it. A drain that fails is tried
+// again while the address is bound (after 250ms, doubling up to a
+// minute); a Bind whose drain failed still succeeds, since some messages
+// may have gone to the caller's session already and failing would make it
+// drop that session.
+//
 // For ten seconds after a bind, every delivery to the address first checks
 // for parked messages: the time it takes the new subscription's interest
 // to reach every NATS server, during which a publisher could still park.
+// When that check fails, the delivery is refused (the publisher parks the
+// message behind the others) rather than let it overtake them.
 //
 // P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
 // lives RecordTTL after its last update while the session is connected,
@@ -86,6 +109,10 @@
 //
 // # Limits
 //
+// Nodes of an earlier version do not answer on P.node.<node>: a publish
+// to a session they hold whose answer takes longer than Heartbeat fails
+// (retryably) while a cluster is being upgraded.
+//
 // Resuming a session on two nodes at the same instant is not fenced: both
 // may adopt it, and the later stream wins as on one node, but the two may
 // briefly both write the log. A connected session's record is not
@@ -96,14 +123,52 @@
 //
 // # Failures
 //
+// A call that fails because NATS or JetStream is unreachable or not ready
+// returns an error matching [broker.ErrUnavailable] (errors.Is): the
+// condition is transient, the call may succeed later on this node or
+// another, and a server answers it with a retryable UNAVAILABLE. These are
+// NATS unreachable (reconnecting: "NATS is unreachable"), a request to
+// NATS or JetStream that timed out or found no responders, JetStream
+// without a leader or quorum (503), streams not created yet (a JetStream
+// leader election at Start), and a holder that died (below). Other
+// errors (a bad address, a corrupt record, a log seq out of order) are not
+// transient.
+//
 // When NATS is unreachable the broker reports it through
-// [Broker.NotifyHealth] (a server then reports NOT_SERVING) and calls that
-// need NATS fail with an error; connected sessions stay. The connection
-// reconnects by itself (see [ConnectOptions]; publishes are not buffered
-// while disconnected, so nothing stale lands later). After a reconnect the
-// node recreates the streams if the NATS server lost them, checks (before
-// delivering to its sessions again: meanwhile publishers park) which of
-// its sessions were taken over by another node, releases those, and
-// delivers what was parked for the ones it still holds. An append that
-// failed is written again before the session's next message goes out.
+// [Broker.NotifyHealth] (a server then reports NOT_SERVING) and every call
+// that needs NATS fails at once with such an error, without waiting for
+// Timeout: publishes are not buffered while disconnected (see
+// [ConnectOptions]; nats.go reports "outbound buffer limit exceeded", which
+// the broker's error explains), so nothing stale lands later, and a caller
+// can tell its client to retry instead of cutting its stream. Trim and
+// Read of a log the node writes keep working (they need only its copy),
+// Unbind releases the address but reports the log flush it could not do,
+// and Bind succeeds, delivering what was parked after the reconnect. Connected sessions stay. The connection reconnects by itself
+// (see [ConnectOptions]).
+//
+// After a reconnect the node recreates the streams if the NATS server lost
+// them, checks (before delivering to its sessions again: meanwhile
+// publishers park) which of its sessions were taken over by another node,
+// releases those, and delivers what was parked for the ones it still
+// holds. The streams are created under the broker's own lock, and the
+// handles on them change only when a creation succeeds: during a JetStream
+// leader election the creation fails and is retried, the calls that need
+// JetStream fail with broker.ErrUnavailable until it has a leader, and
+// nothing runs on a missing handle. An append that failed is written again
+// before the session's next message goes out.
+//
+// A Publish (or Evict) whose target another node holds waits for that
+// node's answer at most Timeout, but every Heartbeat (default 1s) it asks
+// the node the records name as the holder on its liveness subject: when
+// NATS has no subscriber for it (the node's connection closed) or nobody
+// answers within Heartbeat (the node hangs), the call fails at once with
+// an error matching broker.ErrUnavailable that says the message may or may
+// not have arrived: retry it with an idempotency key. A publish to an
+// address no node holds is parked, as before, without waiting.
+//
+// Every background goroutine (delivery, answers, log trimming, the checks
+// after a reconnect) recovers from a panic: it is logged at error level
+// with its stack and counted in tether_nats_broker_panics_total, which the
+// broker exports as a [prometheus.Collector] (register it with the
+// server's registerer).
 package nats

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 func (b *Broker) hookConn() {
 	prevDisc, prevRecon, prevErr := b.nc.Opts.DisconnectedErrCB, b.nc.Opts.ReconnectedCB, b.nc.Opts.AsyncErrorCB
 	b.nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		defer b.recovered("the NATS disconnect handler")
 		if err == nil {
 			err = errors.New("disconnected")
 		}
@@ -33,7 +35,11 @@ func (b *Broker) hookConn() {
 		}
 	})
 	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
-		b.setHealth(nil)
+		defer b.recovered("the NATS reconnect handler")
+		// Healthy once afterReconnect has checked the streams and the
+		// sessions: until then calls that need JetStream may fail (it may
+		// be electing a leader) and the node delivers nothing.
+		b.setHealth(errors.New("NATS reconnected: checking the JetStream streams and this node's sessions"))
 		b.bindMu.Lock() // Close waits for the goroutines it knows of
 		if !b.closed.Load() {
 			b.wg.Add(1)
@@ -45,6 +51,7 @@ func (b *Broker) hookConn() {
 		}
 	})
 	b.nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		defer b.recovered("the NATS error handler")
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			b.o.Logger.Error("tether nats broker: routed messages dropped: the node cannot deliver as fast as they arrive", "err", err)
 		} else {
@@ -64,6 +71,7 @@ func (b *Broker) hookConn() {
 // to its sessions: publishers park instead.
 func (b *Broker) afterReconnect() {
 	defer b.wg.Done()
+	defer b.recovered("checking sessions after a reconnect")
 	b.ownMu.Lock() // one check at a time
 	defer b.ownMu.Unlock()
 	// Retried while connected: until the check passes, the node's sessions
@@ -83,6 +91,7 @@ func (b *Broker) afterReconnect() {
 		}
 	}
 	b.recheck.Store(false)
+	b.setHealth(nil)
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
@@ -99,7 +108,7 @@ func (b *Broker) afterReconnect() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
 		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
-		if err := b.drainLocked(ctx, a, bd); err != nil {
+		if _, err := b.drainLocked(ctx, a, bd); err != nil {
 			b.o.Logger.Warn("tether nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
 		}
 		return true
@@ -165,7 +174,7 @@ func (b *Broker) parallel(n int, f func(i int) bool) bool {
 				if i >= n || b.closed.Load() {
 					return
 				}
-				if !f(i) {
+				if !b.safely("checking sessions after a reconnect", func() bool { return f(i) }) {
 					failed.Store(true)
 				}
 			}
@@ -176,7 +185,8 @@ func (b *Broker) parallel(n int, f func(i int) bool) bool {
 }
 
 // NotifyHealth calls f now and on every change: nil while NATS is
-// reachable, the reason while it is not.
+// reachable (after a reconnect, once the node has checked the JetStream
+// streams and which of its sessions moved), the reason while it is not.
 func (b *Broker) NotifyHealth(f func(err error)) {
 	b.healthMu.Lock()
 	b.health = append(b.health, f)
@@ -202,4 +212,25 @@ func sameErr(a, b error) bool {
 		return a == b
 	}
 	return a.Error() == b.Error()
+}
+
+// recovered, deferred by a background goroutine (or one step of its loop),
+// turns a panic into an error log with its stack and a count (see
+// [Broker.Collect]), so that one bad message or NATS state does not kill
+// the node. A step cut short by a panic that another step would redo is
+// left to it: the purger, the reconnect check and deliveries are retried
+// by their next trigger.
+func (b *Broker) recovered(where string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	b.panics.Add(1)
+	b.o.Logger.Error("tether nats broker: recovered from a panic; please report it", "in", where, "panic", p, "stack", string(debug.Stack()))
+}
+
+// safely returns f(), or false if f panicked (see recovered).
+func (b *Broker) safely(where string, f func() bool) (ok bool) {
+	defer b.recovered(where)
+	return f()
 }

@@ -72,7 +72,7 @@ func (h *logHandle) state(create bool) *logState {
 // Append adds e. The first append on this node to a log that may already
 // exist (seq above 1) reads it from JetStream first.
 func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_ broker.Appended, err error) {
-	defer h.b.closedErr(&err)
+	defer h.b.callErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return broker.Appended{}, err
@@ -167,7 +167,7 @@ func (st *logState) purgeTarget() uint64 {
 // Trim removes the entries with seq ≤ upTo; JetStream forgets them soon
 // after, in the background.
 func (h *logHandle) Trim(ctx context.Context, upTo uint64) (err error) {
-	defer h.b.closedErr(&err)
+	defer h.b.callErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return err
@@ -214,7 +214,7 @@ func (h *logHandle) trimRemote(ctx context.Context, upTo uint64) error {
 
 // Read calls fn for the entries with seq ≥ from.
 func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry) bool) (err error) {
-	defer h.b.closedErr(&err)
+	defer h.b.callErr(&err)
 	if err := h.b.usable(); err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func (st *logState) repair(ctx context.Context, b *Broker) error {
 
 // Delete removes the log from JetStream and from this node.
 func (h *logHandle) Delete(ctx context.Context) (err error) {
-	defer h.b.closedErr(&err)
+	defer h.b.callErr(&err)
 	b := h.b
 	if err := b.usable(); err != nil {
 		return err
@@ -331,7 +331,11 @@ func (b *Broker) purgeSubject(ctx context.Context, subj string, below uint64) er
 	if below > 0 {
 		opts = append(opts, jetstream.WithPurgeSequence(below))
 	}
-	if err := b.logStream.Purge(ctx, opts...); err != nil {
+	ls, err := b.logStream()
+	if err != nil {
+		return err
+	}
+	if err := ls.Purge(ctx, opts...); err != nil {
 		return fmt.Errorf("nats broker: purging %s: %w", subj, err)
 	}
 	return nil
@@ -342,9 +346,13 @@ func (b *Broker) purgeSubject(ctx context.Context, subj string, below uint64) er
 // false. A few messages are read one request each; a longer subject through
 // one ordered consumer.
 func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint64, data []byte) bool) error {
+	ls, err := b.logStream()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	last, err := b.logStream.GetLastMsgForSubject(ctx, subj)
+	last, err := ls.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil
 	}
@@ -353,7 +361,7 @@ func (b *Broker) readSubject(ctx context.Context, subj string, fn func(sseq uint
 	}
 	seq := uint64(1)
 	for range 8 {
-		m, err := b.logStream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		m, err := ls.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil // purged meanwhile
 		}
@@ -439,6 +447,7 @@ func (p *purger) run() {
 
 func (p *purger) purge(id string) {
 	b := p.b
+	defer b.recovered("trimming a log in JetStream")
 	b.logMu.Lock()
 	st := b.logs[id]
 	b.logMu.Unlock()
@@ -454,80 +463,4 @@ func (p *purger) purge(id string) {
 	if err := b.purgeSubject(ctx, st.subject, below); err != nil {
 		b.o.Logger.Debug("tether nats broker: trimming a log in JetStream failed; retention will", "err", err)
 	}
-}
-
-// park keeps m for the session behind its target, when a live record
-// names one, and pokes whichever node binds the target by now.
-func (b *Broker) park(ctx context.Context, m *broker.Message) (int, error) {
-	ok, err := b.parkable(ctx, m.Target)
-	if err != nil || !ok {
-		return 0, err
-	}
-	subj := b.subj.park(m.Target)
-	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
-		return 0, fmt.Errorf("nats broker: keeping a message for %s %q: %w", m.Target.Kind, m.Target.Name, err)
-	}
-	route, _ := b.subj.route(m.Target)
-	poke := &nats.Msg{Subject: route, Header: nats.Header{hdrOp: []string{opPoke}}}
-	b.bindMu.Lock()
-	local := b.binds[m.Target] != nil
-	b.bindMu.Unlock()
-	if local {
-		// No echo: the node's own poke would not come back.
-		select {
-		case b.ch <- poke:
-		case <-ctx.Done():
-		}
-	} else if err := b.nc.PublishMsg(poke); err != nil {
-		b.o.Logger.Debug("tether nats broker: poke failed", "err", err)
-	}
-	return 1, nil
-}
-
-// parkable reports whether a live session record stands behind target.
-func (b *Broker) parkable(ctx context.Context, target broker.Address) (bool, error) {
-	id := target.Name
-	if target.Kind == broker.KindClient {
-		sid, ok, err := b.clientSession(ctx, target.Name)
-		if err != nil || !ok {
-			return false, err
-		}
-		id = sid
-	}
-	rec, ok, err := b.GetSession(ctx, id)
-	if err != nil || !ok {
-		return false, err
-	}
-	if rec.Closed || (!rec.Expires.IsZero() && !time.Now().Before(rec.Expires)) {
-		return false, nil
-	}
-	return target.Kind != broker.KindClient || rec.ClientID == target.Name, nil
-}
-
-// drainLocked delivers addr's parked messages not yet delivered here, in
-// order, and removes them from JetStream. bd.guard is held.
-func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) error {
-	subj := b.subj.park(addr)
-	var last uint64
-	err := b.readSubject(ctx, subj, func(sseq uint64, data []byte) bool {
-		if sseq <= bd.drained {
-			return true
-		}
-		m, _, err := decodeMessage(data)
-		if err == nil && m.Target == addr {
-			b.receiver.Deliver(m)
-		}
-		bd.drained, last = sseq, sseq
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	if last == 0 {
-		return nil
-	}
-	if err := b.settle(ctx); err != nil {
-		b.o.Logger.Warn("tether nats broker: parked messages were delivered but not all logged", "err", err)
-	}
-	return b.purgeSubject(ctx, subj, last+1)
 }

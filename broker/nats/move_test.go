@@ -24,9 +24,19 @@ type logReceiver struct {
 	got   map[string]int
 	seq   uint64
 	evict func(e broker.Eviction) error
+	// delivered, if set, runs after each delivery, outside r.mu.
+	delivered func(m *broker.Message)
+	// refuse, if set, makes Deliver take m nowhere (return 0) when true.
+	refuse func(m *broker.Message) bool
 }
 
 func (r *logReceiver) Deliver(m *broker.Message) int {
+	if r.refuse != nil && r.refuse(m) {
+		return 0
+	}
+	if r.delivered != nil {
+		defer r.delivered(m)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got[string(m.Payload)]++
@@ -52,7 +62,13 @@ func (r *logReceiver) count(p string) int {
 
 func moveNode(t *testing.T, url, prefix, id string) (*natsbroker.Broker, *logReceiver) {
 	t.Helper()
-	b, err := natsbroker.Connect(url, natsbroker.Options{Prefix: prefix, MemoryStorage: true, Logger: quiet()})
+	return nodeWith(t, url, natsbroker.Options{Prefix: prefix, MemoryStorage: true, Logger: quiet()}, id)
+}
+
+// nodeWith starts broker node id on url with o and a logReceiver.
+func nodeWith(t *testing.T, url string, o natsbroker.Options, id string) (*natsbroker.Broker, *logReceiver) {
+	t.Helper()
+	b, err := natsbroker.Connect(url, o)
 	if err != nil {
 		t.Fatal(err)
 	}

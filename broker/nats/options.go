@@ -15,6 +15,7 @@ const (
 	DefaultRetention     = 10 * time.Minute
 	DefaultRecordTTL     = 24 * time.Hour
 	DefaultTimeout       = 5 * time.Second
+	DefaultHeartbeat     = time.Second
 	DefaultMaxLogEntries = 16384
 )
 
@@ -41,6 +42,13 @@ type Options struct {
 	// Timeout bounds each NATS request the broker makes for a caller whose
 	// context has no earlier deadline. Default 5s.
 	Timeout time.Duration
+	// Heartbeat is how often a Publish or Evict waiting for the node that
+	// holds its target checks that the node lives, by a request on the
+	// node's liveness subject that its NATS connection answers at once: a
+	// call to a node that died (or hangs) fails after about one to two
+	// Heartbeats, with an error matching broker.ErrUnavailable, instead of
+	// after Timeout. Default 1s; at most Timeout.
+	Heartbeat time.Duration
 	// MaxLogEntries caps each session's log in JetStream, whatever the
 	// capacity servers ask for; it must be at least the servers' outbound
 	// log. Default 16384.
@@ -72,6 +80,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = min(DefaultHeartbeat, o.Timeout)
+	}
+	if o.Heartbeat < 0 || o.Heartbeat > o.Timeout {
+		return o, fmt.Errorf("nats broker: Heartbeat %v: use a positive duration no longer than Timeout (%v)", o.Heartbeat, o.Timeout)
 	}
 	if o.MaxLogEntries == 0 {
 		o.MaxLogEntries = DefaultMaxLogEntries

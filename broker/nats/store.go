@@ -22,7 +22,7 @@ import (
 // client id that is not closed also becomes that client id's latest
 // session, for parking.
 func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -59,9 +59,13 @@ func (b *Broker) put(ctx context.Context, subj string, data []byte, ttl time.Dur
 
 // get returns the value on subj, ok false when there is none.
 func (b *Broker) get(ctx context.Context, subj string) (*jetstream.RawStreamMsg, bool, error) {
+	ks, err := b.kvStream()
+	if err != nil {
+		return nil, false, err
+	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	m, err := b.kvStream.GetLastMsgForSubject(ctx, subj)
+	m, err := ks.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, false, nil
 	}
@@ -73,7 +77,7 @@ func (b *Broker) get(ctx context.Context, subj string) (*jetstream.RawStreamMsg,
 
 // GetSession reads the record of session id.
 func (b *Broker) GetSession(ctx context.Context, id string) (_ broker.SessionRecord, _ bool, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return broker.SessionRecord{}, false, err
 	}
@@ -105,16 +109,20 @@ func (b *Broker) clientSession(ctx context.Context, clientID string) (string, bo
 
 // DeleteSession removes the record of session id.
 func (b *Broker) DeleteSession(ctx context.Context, id string) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
 	if id == "" {
 		return nil
 	}
+	ks, err := b.kvStream()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.kvStream.Purge(ctx, jetstream.WithPurgeSubject(b.subj.record(id))); err != nil {
+	if err := ks.Purge(ctx, jetstream.WithPurgeSubject(b.subj.record(id))); err != nil {
 		return fmt.Errorf("nats broker: deleting the record of session %q: %w", id, err)
 	}
 	return nil
@@ -126,7 +134,7 @@ func (b *Broker) DeleteSession(ctx context.Context, id string) (err error) {
 // the caller's clock; JetStream forgets the key after the window by a
 // per-message time to live.
 func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Duration) (_ bool, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return false, err
 	}
@@ -177,7 +185,7 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 // Recorded reports whether (scope, key) is recorded and its window has not
 // ended, reading its subject without writing it.
 func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return false, err
 	}
@@ -194,13 +202,17 @@ func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err e
 
 // Forget removes (scope, key).
 func (b *Broker) Forget(ctx context.Context, scope, key string) (err error) {
-	defer b.closedErr(&err)
+	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
+		return err
+	}
+	ks, err := b.kvStream()
+	if err != nil {
 		return err
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.kvStream.Purge(ctx, jetstream.WithPurgeSubject(b.subj.seen(digest(scope, key)))); err != nil {
+	if err := ks.Purge(ctx, jetstream.WithPurgeSubject(b.subj.seen(digest(scope, key)))); err != nil {
 		return fmt.Errorf("nats broker: forgetting an idempotency key: %w", err)
 	}
 	return nil

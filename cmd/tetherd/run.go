@@ -133,6 +133,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		}
 		return nil, usageError{fmt.Errorf("invalid server settings: %w", err)}
 	case nb != nil:
+		reg.MustRegister(nb.Broker) // tether_nats_broker_panics_total
 		nb.logHealth(log.With("broker", "nats"))
 		log.Info("broker connected", "broker", "nats", "url", cfg.nats.url, "prefix", cfg.nats.prefix,
 			"replicas", cfg.nats.replicas, "storage", cfg.nats.storage, "retention", cfg.nats.retention)
