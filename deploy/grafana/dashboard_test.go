@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	natsbroker "github.com/tetherhq/tether/broker/nats"
 	grpcmetrics "github.com/tetherhq/tether/interceptors/metrics"
 	"github.com/tetherhq/tether/server"
 )
@@ -284,6 +285,11 @@ func exported(t *testing.T) (known, []string) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec := &recorder{Registerer: reg}
+	// tetherd registers the NATS broker's own series, with --broker nats,
+	// through the same registerer as the server's.
+	if err := rec.Register(&natsbroker.Broker{}); err != nil {
+		t.Fatalf("registering the NATS broker's collector: %v", err)
+	}
 	srv, err := server.New(server.WithRegisterer(rec))
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
