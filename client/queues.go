@@ -91,14 +91,7 @@ func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}, wait
 			return nil, o.closed
 		}
 		if len(o.items)+len(o.waiting) < o.size || (o.policy == DropOldest && o.dropOldestUnwrittenLocked()) {
-			o.seq++
-			p.msg.Seq = o.seq
-			o.items = append(o.items, p)
-			c := o.conn
-			o.mu.Unlock()
-			if c != nil {
-				c.signal()
-			}
+			o.appendAndUnlock(p)
 			return p, nil
 		}
 		space := o.space
@@ -276,6 +269,12 @@ func (o *outbox) requeue(p *pending) {
 		return // closed meanwhile
 	}
 	delete(o.waiting, p)
+	o.appendAndUnlock(p)
+}
+
+// appendAndUnlock queues p as the newest message, with the next seq,
+// unlocks mu and wakes the writing stream.
+func (o *outbox) appendAndUnlock(p *pending) {
 	o.seq++
 	p.msg.Seq = o.seq
 	o.items = append(o.items, p)
