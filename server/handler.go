@@ -19,7 +19,14 @@ type Handler interface {
 	// resumed (see Session.Resumed). A non-nil error ends the stream with
 	// that error's gRPC status (use status.Error) before Welcome is sent.
 	OnConnect(ctx context.Context, s *Session) error
-	// OnMessage runs for every client message, once, in seq order. A
+	// OnMessage runs for every client message, once, in seq order; with a
+	// shared broker, at least once: a node that dies after OnMessage
+	// returned and before the message's idempotency key (or receive mark)
+	// was recorded leaves nothing behind, and the client's re-send runs
+	// OnMessage again on the node its session moves to, with the same
+	// IdempotencyKey. A Handler with effects outside tether dedupes by
+	// it; the Router needs nothing, as the receiving session drops a
+	// second copy of a message by its key (broker.Message.DedupeKey). A
 	// non-nil error is sent to the client as a non-fatal Error frame with
 	// the error's status code and message; the session goes on. With
 	// UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED or

@@ -176,7 +176,7 @@ func TestKeyOfMessageHandledWhenItsNodeBroke(t *testing.T) {
 				c2.message(seq, msgs[seq-1], "key-"+msgs[seq-1])
 			}
 			c2.acked(2)
-			if total, dups := rec.count(); total != 2 || len(dups) != 0 {
+			if total, dups, _ := rec.count(""); total != 2 || len(dups) != 0 {
 				t.Fatalf("handled %d distinct messages (duplicated: %v); want x and y, once each", total, dups)
 			}
 		})
