@@ -146,6 +146,11 @@ type SessionRecord struct {
 	// TokenHash is a hash of the current resume token; the token itself is
 	// never stored.
 	TokenHash []byte
+	// HeldTokenHash is a hash of the resume token the client last
+	// presented, which stays valid beside the current one until the client
+	// presents the current one: a client whose Welcome was lost (its
+	// stream broke right after a resume) still holds the older token.
+	HeldTokenHash []byte
 	// Node is the server id currently (or last) holding the session.
 	Node string
 	// Topics are the session's subscriptions.

@@ -35,6 +35,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		rec:       newRecorder(srv.cfg.recorderSize),
 		interval:  rec.Interval,
 		tokenHash: rec.TokenHash,
+		heldHash:  rec.HeldTokenHash,
 		state:     tetherv1.SessionState_SESSION_STATE_DETACHED,
 	}
 	if s.interval <= 0 {

@@ -338,7 +338,7 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 		}
 	}
 	switch {
-	case !ok || !tokenMatches(rec.TokenHash, r.GetResumeToken()):
+	case !ok || !tokenMatches(rec.TokenHash, r.GetResumeToken()) && !tokenMatches(rec.HeldTokenHash, r.GetResumeToken()):
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, "", nil
 	case rec.Principal != principal:
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_PRINCIPAL_MISMATCH, nil, "", nil
@@ -367,16 +367,15 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case !tokenMatches(s.tokenHash, r.GetResumeToken()):
-		// Checked again under the lock: of two streams presenting the same
-		// token, only the first gets in; the token rotates below.
+	case !s.tokenValidLocked(r.GetResumeToken()):
+		// Checked again under the lock: the token may have changed.
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION, nil, "", nil
 	case s.state == tetherv1.SessionState_SESSION_STATE_CLOSED:
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_CLOSED, nil, "", nil
 	case last > s.sentSeq.Load():
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil, "", nil
 	}
-	token := s.rotateTokenLocked()
+	token := s.rotateTokenLocked(r.GetResumeToken())
 	if old := s.st; old != nil {
 		s.srv.metrics.takeovers.Inc()
 		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer stream from " + st.peer + " resumed the session"})
@@ -483,7 +482,7 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 		}
 	}
 	s.mu.Lock()
-	token := s.rotateTokenLocked()
+	token := s.rotateTokenLocked("")
 	s.attachLocked(st, s.interval, false)
 	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CONNECTED, detail: "from " + st.peer})
 	s.mu.Unlock()
@@ -494,13 +493,26 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	return s, token, nil
 }
 
-// rotateTokenLocked issues a new resume token; the previous one stops
-// working at once.
-func (s *Session) rotateTokenLocked() string {
+// rotateTokenLocked issues a new resume token, given the one the client
+// presented to resume ("" for a fresh session). The presented token stays
+// valid beside the new one until the client presents the new one: if this
+// stream breaks before its Welcome arrives, the client, which still holds
+// the presented token, can resume with it. Any older token stops working.
+func (s *Session) rotateTokenLocked(presented string) string {
+	if presented != "" && !tokenMatches(s.heldHash, presented) {
+		sum := sha256.Sum256([]byte(presented))
+		s.heldHash = sum[:]
+	}
 	token := randomID(32)
 	sum := sha256.Sum256([]byte(token))
 	s.tokenHash = sum[:]
 	return token
+}
+
+// tokenValidLocked reports whether token resumes s: the current token, or
+// the one the client last presented (see rotateTokenLocked).
+func (s *Session) tokenValidLocked(token string) bool {
+	return tokenMatches(s.tokenHash, token) || tokenMatches(s.heldHash, token)
 }
 
 // attachLocked makes st carry s and rotates the resume token.

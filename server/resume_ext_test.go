@@ -75,11 +75,16 @@ func TestResumeReplaysUnackedServerMessages(t *testing.T) {
 	if got := w2.GetTopics(); len(got) != 1 || got[0] != "t" {
 		t.Fatalf("topics after resume = %v", got)
 	}
-	// The old token no longer works: a fresh session, and the reason.
+	// Once the client presented the rotated token, the old one no longer
+	// works: a fresh session, and the reason.
 	c3 := n.dial(t, "")
-	w3 := c3.open(resumeHello(w1, 7))
-	if w3.GetResumed() || w3.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION || w3.GetSessionId() == w1.GetSessionId() {
-		t.Fatalf("resume with a stale token = %v", w3)
+	if w3 := c3.open(resumeHello(w2, 7)); !w3.GetResumed() {
+		t.Fatalf("resume with the rotated token = %v", w3)
+	}
+	c4 := n.dial(t, "")
+	w4 := c4.open(resumeHello(w1, 7))
+	if w4.GetResumed() || w4.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION || w4.GetSessionId() == w1.GetSessionId() {
+		t.Fatalf("resume with a stale token = %v", w4)
 	}
 }
 

@@ -54,6 +54,7 @@ type Session struct {
 
 	mu             sync.Mutex
 	tokenHash      []byte
+	heldHash       []byte  // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
 	st             *stream // nil while detached
 	state          tetherv1.SessionState
 	topics         map[string]struct{}
@@ -398,12 +399,13 @@ func (s *Session) unbind(ctx context.Context, topics []string) {
 // recordLocked returns the session's registry record.
 func (s *Session) recordLocked() broker.SessionRecord {
 	rec := broker.SessionRecord{
-		ID:        s.id,
-		ClientID:  s.clientID,
-		Principal: s.principal,
-		TokenHash: s.tokenHash,
-		Node:      s.srv.cfg.serverID,
-		Topics:    slices.Sorted(maps.Keys(s.topics)),
+		ID:            s.id,
+		ClientID:      s.clientID,
+		Principal:     s.principal,
+		TokenHash:     s.tokenHash,
+		HeldTokenHash: s.heldHash,
+		Node:          s.srv.cfg.serverID,
+		Topics:        slices.Sorted(maps.Keys(s.topics)),
 
 		Metadata:    s.metadata,
 		Created:     s.created,

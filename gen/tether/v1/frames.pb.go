@@ -371,8 +371,11 @@ type Resume struct {
 	// The session id from an earlier Welcome.
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// The resume token from the most recent Welcome of that session. Tokens
-	// rotate: every Welcome carries a new one and the previous one stops
-	// working.
+	// rotate: every Welcome carries a new one. The token a client presented
+	// keeps working beside the new one until the client presents the new one
+	// (so a client whose Welcome was lost, its stream broken right after the
+	// resume, can resume again with the token it holds); every older token
+	// stops working.
 	ResumeToken string `protobuf:"bytes,2,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
 	// The highest server seq the client has received (and delivered). The
 	// server replays its unacknowledged messages from last_received_seq + 1.
