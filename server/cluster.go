@@ -52,7 +52,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		}
 		tail = e.Seq
 		if k := e.Message.DedupeKey; k != "" && e.Message.Target.Kind != broker.KindTopic {
-			s.received.seen(k, time.Now(), srv.cfg.dedupeWindow)
+			s.received.add(k, time.Now(), srv.cfg.dedupeWindow)
 		}
 		return true
 	}); err != nil {

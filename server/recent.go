@@ -22,12 +22,14 @@ type recent struct {
 	next int
 }
 
-// seen reports whether key was added within window before now, and adds
-// it if not.
-func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
-	if at, ok := r.at[key]; ok && now.Sub(at) < window {
-		return true
-	}
+// has reports whether key was added within window before now.
+func (r *recent) has(key string, now time.Time, window time.Duration) bool {
+	at, ok := r.at[key]
+	return ok && now.Sub(at) < window
+}
+
+// add adds key, queued at now.
+func (r *recent) add(key string, now time.Time, window time.Duration) {
 	r.expire(now, window)
 	if r.at == nil {
 		r.at = make(map[string]time.Time)
@@ -42,7 +44,6 @@ func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
 		}
 	}
 	r.at[key] = now
-	return false
 }
 
 // expire drops the oldest keys whose window has ended, and the ring and

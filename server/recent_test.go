@@ -6,6 +6,15 @@ import (
 	"time"
 )
 
+// seen is how enqueue uses r: has, and add when not.
+func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
+	if r.has(key, now, window) {
+		return true
+	}
+	r.add(key, now, window)
+	return false
+}
+
 func TestRecentWindowAndCapacity(t *testing.T) {
 	t.Parallel()
 	var r recent

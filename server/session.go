@@ -173,7 +173,9 @@ func (s *Session) enqueue(m *broker.Message) bool {
 	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
 		return false
 	}
-	if m.DedupeKey != "" && m.Target.Kind != broker.KindTopic && s.received.seen(m.DedupeKey, time.Now(), s.srv.cfg.dedupeWindow) {
+	direct := m.DedupeKey != "" && m.Target.Kind != broker.KindTopic
+	now := time.Now()
+	if direct && s.received.has(m.DedupeKey, now, s.srv.cfg.dedupeWindow) {
 		s.srv.metrics.dedupeDrops.Inc()
 		return true // queued before: the sender re-sent it
 	}
@@ -190,6 +192,11 @@ func (s *Session) enqueue(m *broker.Message) bool {
 		return false
 	}
 	s.appended.Store(s.outSeq)
+	if direct {
+		// Only now: a message whose append failed was not queued, and
+		// its re-send must be.
+		s.received.add(m.DedupeKey, now, s.srv.cfg.dedupeWindow)
+	}
 	if res.Dropped > 0 {
 		s.noteLostLocked(res.Dropped)
 	}
