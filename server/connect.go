@@ -375,6 +375,14 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	case last > s.sentSeq.Load():
 		return nil, tetherv1.ResumeStatus_RESUME_STATUS_SEQ_MISMATCH, nil, "", nil
 	}
+	// What the client has not received, read before anything changes: a
+	// resume whose replay could not be read must fail (the client retries)
+	// rather than go on past the messages it would silently miss.
+	replay, err := s.replayLocked(ctx, max(last, s.ackedOut)+1)
+	if err != nil {
+		srv.cfg.logger.Warn("tether: reading a session's log for its replay failed", "session", s.id, "err", err)
+		return nil, 0, nil, "", status.Errorf(codes.Unavailable, "reading the session's unreceived messages failed: %v; retry the resume", err)
+	}
 	token := s.rotateTokenLocked(r.GetResumeToken())
 	if old := s.st; old != nil {
 		s.srv.metrics.takeovers.Inc()
@@ -407,12 +415,6 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 	s.attachLocked(st, interval, true)
 	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RESUMED, detail: "from " + st.peer, resume: rs})
 	// Replay what the client has not received, in order, behind Welcome.
-	from := max(last, s.ackedOut) + 1
-	var replay []broker.Entry
-	_ = s.log.Read(ctx, from, func(e broker.Entry) bool {
-		replay = append(replay, e)
-		return true
-	})
 	st.mu.Lock()
 	st.data.pushFront(replay...)
 	st.mu.Unlock()
@@ -587,4 +589,15 @@ func (srv *Server) panicGuard(where string) {
 	if p := recover(); p != nil {
 		srv.cfg.logger.Error("tether: panic in "+where, "panic", p, "stack", string(debug.Stack()))
 	}
+}
+
+// replayLocked reads the session's log from seq from: what a resuming
+// client has not received.
+func (s *Session) replayLocked(ctx context.Context, from uint64) ([]broker.Entry, error) {
+	var replay []broker.Entry
+	err := s.log.Read(ctx, from, func(e broker.Entry) bool {
+		replay = append(replay, e)
+		return true
+	})
+	return replay, err
 }
