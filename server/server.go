@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,4 +392,12 @@ func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand doc)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// panicGuard logs a panic in a timer or background goroutine instead of
+// crashing the process.
+func (srv *Server) panicGuard(where string) {
+	if p := recover(); p != nil {
+		srv.cfg.logger.Error("tether: panic in "+where, "panic", p, "stack", string(debug.Stack()))
+	}
 }

@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// Connect carries one session over one stream; see the TetherService
+// documentation in proto/tether/v1 for the protocol.
+func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
+	srv := svc.srv
+	ctx := ss.Context()
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	st := newStream(srv, ss, addr)
+	srv.metrics.streams.Inc()
+	defer srv.metrics.streams.Dec()
+
+	if err := st.awaitHello(ctx); err != nil {
+		return err
+	}
+	st.start()
+	// This goroutine only waits, so that it can always return: returning
+	// cancels the stream, which is the only way to unblock a Send stuck on
+	// a client that stopped reading. The reader has a goroutine of its
+	// own, and the writer one only while frames wait (stream.write).
+	<-st.done
+	return st.endErr
+}
+
+// awaitHello starts the reader and waits until it accepted Hello. (Its
+// channel and timer are garbage once it returns: a stream lives long.)
+func (st *stream) awaitHello(ctx context.Context) error {
+	ready := make(chan error, 1)
+	go func() {
+		err := st.hello()
+		ready <- err
+		if err == nil {
+			st.read()
+		}
+	}()
+	d := st.srv.cfg.helloTimeout
+	hello := time.NewTimer(d)
+	defer hello.Stop()
+	select {
+	case err := <-ready:
+		return err
+	case <-hello.C:
+		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// hello receives Hello and opens or resumes its session.
+func (st *stream) hello() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+			if st.sess != nil {
+				st.sess.dropStream(st, err, "internal error")
+			}
+		}
+	}()
+	first, err := st.ss.Recv()
+	if err != nil {
+		return recvStatus(err)
+	}
+	st.srv.metrics.framesIn(first)
+	h := first.GetHello()
+	if h == nil {
+		return status.Errorf(codes.InvalidArgument, "the first frame must be hello, got %s", frameName(first))
+	}
+	return st.srv.open(st, h)
+}
+
+// read runs the stream's reader after Hello: every frame until the stream
+// ends.
+func (st *stream) read() {
+	defer func() {
+		if p := recover(); p != nil {
+			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
+			st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error")
+		}
+	}()
+	for {
+		req, err := st.ss.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				// Half-close: the client sends no more, but may still
+				// listen (grpcurl with -d '{"hello":…}' does). The stream
+				// stays until the heartbeat deadline, a GoAway or a cancel.
+				st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR,
+					detail: "the client half-closed the stream: receive-only until its heartbeat deadline"})
+			} else {
+				st.sess.dropStream(st, recvStatus(err), "stream broken: "+err.Error())
+			}
+			return
+		}
+		now := time.Now()
+		st.lastRead.Store(now.UnixNano())
+		st.srv.metrics.framesIn(req)
+		if !st.frames.AllowN(now, 1) { // Allow would read the clock again
+			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (bursts of %d): slow down; the stream is cut to protect the server", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
+			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
+			st.sess.dropStream(st, err, "frame flood")
+			return
+		}
+		if !st.serve(req) {
+			return
+		}
+	}
+}
+
+// serve handles one frame while the stream still carries its session, one
+// frame at a time per session (a taken-over stream's reader may still be
+// running). It reports false when the reader should stop.
+func (st *stream) serve(req *tetherv1.ConnectRequest) bool {
+	s := st.sess
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	if st.leaving.Load() {
+		return !st.finished.Load() // frames after a GoAway are ignored; the client re-sends after resume
+	}
+	err := st.handle(req)
+	if err == nil && st.ctrlBacklog() > maxCtrlBacklog {
+		err = status.Errorf(codes.ResourceExhausted, "more than %d control frames (pongs, acks, errors) wait to be written: the client is not reading its stream", maxCtrlBacklog)
+	}
+	if err != nil {
+		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
+		s.dropStream(st, err, "protocol error")
+		return false
+	}
+	return !st.finished.Load()
+}
+
+// recvStatus turns a Recv error into the status the stream ends with. (A
+// frame gRPC cannot decode, such as a string field with invalid UTF-8, is
+// answered by grpc-go itself with INTERNAL before the handler sees it.)
+func recvStatus(err error) error {
+	if errors.Is(err, io.EOF) {
+		return status.Error(codes.InvalidArgument, "the stream ended before hello")
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.FromContextError(err).Err()
+}
+
+func frameName(f *tetherv1.ConnectRequest) string {
+	if f.GetFrame() == nil {
+		return "an empty frame"
+	}
+	return string(f.ProtoReflect().WhichOneof(f.ProtoReflect().Descriptor().Oneofs().ByName("frame")).Name())
+}
+
+// handle processes one frame after Hello. A returned error ends the stream.
+func (st *stream) handle(req *tetherv1.ConnectRequest) error {
+	s := st.sess
+	switch f := req.Frame.(type) {
+	case *tetherv1.ConnectRequest_Ping:
+		st.pushPong(f.Ping)
+		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_PING})
+	case *tetherv1.ConnectRequest_Pong:
+		st.mu.Lock()
+		st.heartbeatLocked(time.Now(), false)
+		st.mu.Unlock()
+		if at := f.Pong.GetSentAt(); at != nil && at.IsValid() {
+			rtt := time.Since(at.AsTime())
+			if rtt >= 0 && rtt < time.Hour {
+				st.srv.metrics.rtt.Observe(rtt.Seconds())
+				s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RTT, rtt: rtt})
+			}
+		}
+	case *tetherv1.ConnectRequest_Message:
+		return st.handleMessage(f.Message)
+	case *tetherv1.ConnectRequest_Ack:
+		return s.ack(f.Ack.GetSeq())
+	case *tetherv1.ConnectRequest_Subscribe:
+		for _, t := range f.Subscribe.GetTopics() {
+			if err := st.srv.cfg.authz.Subscribe(st.ss.Context(), t); err != nil {
+				st.sendError(err, 0)
+				return nil
+			}
+		}
+		if err := s.subscribe(f.Subscribe.GetTopics()); err != nil {
+			if status.Code(err) == codes.InvalidArgument {
+				return err
+			}
+			st.sendError(err, 0)
+		}
+	case *tetherv1.ConnectRequest_Unsubscribe:
+		s.unsubscribe(f.Unsubscribe.GetTopics())
+	case *tetherv1.ConnectRequest_Close:
+		s.close(nil, "closed by the client: "+truncate(f.Close.GetReason()))
+	case *tetherv1.ConnectRequest_Hello:
+		return status.Error(codes.InvalidArgument, "hello may be sent only once, as the first frame")
+	default:
+		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, ack, subscribe, unsubscribe or close")
+	}
+	return nil
+}
+
+// sendError queues a non-fatal Error frame.
+func (st *stream) sendError(err error, seq uint64) {
+	stt := status.Convert(err)
+	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: &tetherv1.Error{
+		Code: uint32(stt.Code()), Message: stt.Message(), Seq: seq,
+	}}})
+}

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// welcome queues Welcome, with the token issued when the stream attached,
+// ahead of the replay. It fails when another stream took the session over
+// in the meantime.
+func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, lost *tetherv1.SeqRange, token string) error {
+	s.mu.Lock()
+	if s.st != st {
+		s.mu.Unlock()
+		return status.Error(codes.Aborted, "session taken over by a newer stream before this one was welcomed")
+	}
+	s.putRecordLocked()
+	hb := srv.cfg.profile.Heartbeat
+	w := &tetherv1.Welcome{
+		SessionId:         s.id,
+		ResumeToken:       token,
+		Resumed:           rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP,
+		ResumeStatus:      rs,
+		Lost:              lost,
+		ServerId:          srv.cfg.serverID,
+		HeartbeatInterval: durationpb.New(s.interval),
+		HeartbeatMisses:   uint32(hb.Misses),
+		DeadAfter:         durationpb.New(s.interval*time.Duration(hb.Misses) + hb.Grace),
+		ResumeAnywhere:    srv.broker.Shared(),
+		KeepaliveMinTime:  durationpb.New(srv.cfg.profile.Enforcement.MinTime),
+		ResumeWindow:      durationpb.New(srv.cfg.resumeWindow),
+		LastReceivedSeq:   s.inSeq.Load(),
+		LastSentSeq:       s.outSeq,
+		Limits: &tetherv1.Limits{
+			MaxMessageBytes:  uint32(srv.cfg.maxMessageBytes),
+			MaxOutboundQueue: uint32(srv.cfg.maxOutboundQueue),
+			MaxTopics:        uint32(srv.cfg.maxTopics),
+		},
+	}
+	w.Topics = slices.Sorted(maps.Keys(s.topics))
+	s.mu.Unlock()
+	st.mu.Lock()
+	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
+	st.mu.Unlock() // written once Connect starts the writer
+	return nil
+}
