@@ -37,6 +37,9 @@ const (
 	SessionState_SESSION_STATE_DETACHED SessionState = 2
 	// The session ended for good.
 	SessionState_SESSION_STATE_CLOSED SessionState = 3
+	// Another node resumed the session: it lives on there (with a shared
+	// broker).
+	SessionState_SESSION_STATE_MOVED SessionState = 4
 )
 
 // Enum value maps for SessionState.
@@ -46,12 +49,14 @@ var (
 		1: "SESSION_STATE_CONNECTED",
 		2: "SESSION_STATE_DETACHED",
 		3: "SESSION_STATE_CLOSED",
+		4: "SESSION_STATE_MOVED",
 	}
 	SessionState_value = map[string]int32{
 		"SESSION_STATE_UNSPECIFIED": 0,
 		"SESSION_STATE_CONNECTED":   1,
 		"SESSION_STATE_DETACHED":    2,
 		"SESSION_STATE_CLOSED":      3,
+		"SESSION_STATE_MOVED":       4,
 	}
 )
 
@@ -822,12 +827,13 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.tether.v1.SessionEventKindR\x04kind\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12+\n" +
 	"\x03rtt\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12<\n" +
-	"\rresume_status\x18\x05 \x01(\x0e2\x17.tether.v1.ResumeStatusR\fresumeStatus*\x80\x01\n" +
+	"\rresume_status\x18\x05 \x01(\x0e2\x17.tether.v1.ResumeStatusR\fresumeStatus*\x99\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SESSION_STATE_CONNECTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_DETACHED\x10\x02\x12\x18\n" +
-	"\x14SESSION_STATE_CLOSED\x10\x03*\xa0\x03\n" +
+	"\x14SESSION_STATE_CLOSED\x10\x03\x12\x17\n" +
+	"\x13SESSION_STATE_MOVED\x10\x04*\xa0\x03\n" +
 	"\x10SessionEventKind\x12\"\n" +
 	"\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSESSION_EVENT_KIND_CONNECTED\x10\x01\x12\x1e\n" +

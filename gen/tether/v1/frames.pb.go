@@ -689,16 +689,28 @@ func (x *SeqRange) GetLast() uint64 {
 // Limits the server enforces on a stream.
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The largest frame, in bytes, either side may send. Larger frames from
-	// the client end the stream with RESOURCE_EXHAUSTED.
+	// The largest payload (ClientMessage.payload), in bytes, of a client
+	// message.
 	MaxMessageBytes uint32 `protobuf:"varint,1,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
 	// How many server messages may wait unacknowledged (sent or queued). A
 	// client that falls further behind is cut off as a slow consumer.
 	MaxOutboundQueue uint32 `protobuf:"varint,2,opt,name=max_outbound_queue,json=maxOutboundQueue,proto3" json:"max_outbound_queue,omitempty"`
 	// How many topics one session may subscribe to.
-	MaxTopics     uint32 `protobuf:"varint,3,opt,name=max_topics,json=maxTopics,proto3" json:"max_topics,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxTopics uint32 `protobuf:"varint,3,opt,name=max_topics,json=maxTopics,proto3" json:"max_topics,omitempty"`
+	// The largest frame, in bytes, as gRPC counts it (the serialized
+	// ConnectRequest, before compression). A larger frame ends the stream.
+	MaxFrameBytes uint32 `protobuf:"varint,4,opt,name=max_frame_bytes,json=maxFrameBytes,proto3" json:"max_frame_bytes,omitempty"`
+	// How many frames per second, of every kind, the server reads on this
+	// stream on average, and in bursts of max_frame_burst.
+	MaxFramesPerSecond uint32 `protobuf:"varint,5,opt,name=max_frames_per_second,json=maxFramesPerSecond,proto3" json:"max_frames_per_second,omitempty"`
+	// The burst allowed above max_frames_per_second.
+	MaxFrameBurst uint32 `protobuf:"varint,6,opt,name=max_frame_burst,json=maxFrameBurst,proto3" json:"max_frame_burst,omitempty"`
+	// The bounds Hello.heartbeat_interval is clamped into.
+	MinHeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=min_heartbeat_interval,json=minHeartbeatInterval,proto3" json:"min_heartbeat_interval,omitempty"`
+	// See min_heartbeat_interval.
+	MaxHeartbeatInterval *durationpb.Duration `protobuf:"bytes,8,opt,name=max_heartbeat_interval,json=maxHeartbeatInterval,proto3" json:"max_heartbeat_interval,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
@@ -750,6 +762,41 @@ func (x *Limits) GetMaxTopics() uint32 {
 		return x.MaxTopics
 	}
 	return 0
+}
+
+func (x *Limits) GetMaxFrameBytes() uint32 {
+	if x != nil {
+		return x.MaxFrameBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxFramesPerSecond() uint32 {
+	if x != nil {
+		return x.MaxFramesPerSecond
+	}
+	return 0
+}
+
+func (x *Limits) GetMaxFrameBurst() uint32 {
+	if x != nil {
+		return x.MaxFrameBurst
+	}
+	return 0
+}
+
+func (x *Limits) GetMinHeartbeatInterval() *durationpb.Duration {
+	if x != nil {
+		return x.MinHeartbeatInterval
+	}
+	return nil
+}
+
+func (x *Limits) GetMaxHeartbeatInterval() *durationpb.Duration {
+	if x != nil {
+		return x.MaxHeartbeatInterval
+	}
+	return nil
 }
 
 // Ping asks the peer to answer with Pong. Sent only by a side that has been
@@ -1260,7 +1307,10 @@ func (x *Ack) GetSeq() uint64 {
 type Subscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Topic names. A name is 1 to 256 bytes of UTF-8 without spaces.
-	Topics        []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Optional, chosen by the client: an Error answering this frame carries
+	// it in Error.request_id.
+	RequestId     uint64 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,11 +1352,21 @@ func (x *Subscribe) GetTopics() []string {
 	return nil
 }
 
+func (x *Subscribe) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
 // Unsubscribe removes topics from the session.
 type Unsubscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Topic names.
-	Topics        []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Optional, chosen by the client: an Error answering this frame carries
+	// it in Error.request_id.
+	RequestId     uint64 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1346,6 +1406,13 @@ func (x *Unsubscribe) GetTopics() []string {
 		return x.Topics
 	}
 	return nil
+}
+
+func (x *Unsubscribe) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
 }
 
 // Close ends the session for good: no resume. The server answers by ending
@@ -1493,7 +1560,12 @@ type Error struct {
 	// What went wrong and what to do about it.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// The seq of the client message it concerns, if any.
-	Seq           uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The request_id of the Subscribe or Unsubscribe frame it answers, if
+	// any.
+	RequestId uint64 `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The topic it concerns, if any.
+	Topic         string `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1549,6 +1621,20 @@ func (x *Error) GetSeq() uint64 {
 	return 0
 }
 
+func (x *Error) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *Error) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
 var File_tether_v1_frames_proto protoreflect.FileDescriptor
 
 const file_tether_v1_frames_proto_rawDesc = "" +
@@ -1590,12 +1676,17 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
-	"\x04last\x18\x02 \x01(\x04R\x04last\"\x81\x01\n" +
+	"\x04last\x18\x02 \x01(\x04R\x04last\"\xa6\x03\n" +
 	"\x06Limits\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\rR\x0fmaxMessageBytes\x12,\n" +
 	"\x12max_outbound_queue\x18\x02 \x01(\rR\x10maxOutboundQueue\x12\x1d\n" +
 	"\n" +
-	"max_topics\x18\x03 \x01(\rR\tmaxTopics\"K\n" +
+	"max_topics\x18\x03 \x01(\rR\tmaxTopics\x12&\n" +
+	"\x0fmax_frame_bytes\x18\x04 \x01(\rR\rmaxFrameBytes\x121\n" +
+	"\x15max_frames_per_second\x18\x05 \x01(\rR\x12maxFramesPerSecond\x12&\n" +
+	"\x0fmax_frame_burst\x18\x06 \x01(\rR\rmaxFrameBurst\x12O\n" +
+	"\x16min_heartbeat_interval\x18\a \x01(\v2\x19.google.protobuf.DurationR\x14minHeartbeatInterval\x12O\n" +
+	"\x16max_heartbeat_interval\x18\b \x01(\v2\x19.google.protobuf.DurationR\x14maxHeartbeatInterval\"K\n" +
 	"\x04Ping\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"K\n" +
@@ -1636,11 +1727,15 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\x17\n" +
 	"\x03Ack\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\"#\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"B\n" +
 	"\tSubscribe\x12\x16\n" +
-	"\x06topics\x18\x01 \x03(\tR\x06topics\"%\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\"D\n" +
 	"\vUnsubscribe\x12\x16\n" +
-	"\x06topics\x18\x01 \x03(\tR\x06topics\"\x1f\n" +
+	"\x06topics\x18\x01 \x03(\tR\x06topics\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\x04R\trequestId\"\x1f\n" +
 	"\x05Close\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xfa\x01\n" +
 	"\x06GoAway\x12/\n" +
@@ -1649,11 +1744,14 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\vretry_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x12<\n" +
 	"\fretry_jitter\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vretryJitter\x12+\n" +
-	"\x11suggested_backend\x18\x05 \x01(\tR\x10suggestedBackend\"G\n" +
+	"\x11suggested_backend\x18\x05 \x01(\tR\x10suggestedBackend\"|\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x04R\x03seq*\xab\x02\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\x04R\trequestId\x12\x14\n" +
+	"\x05topic\x18\x05 \x01(\tR\x05topic*\xab\x02\n" +
 	"\fResumeStatus\x12\x1d\n" +
 	"\x19RESUME_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bRESUME_STATUS_NOT_REQUESTED\x10\x01\x12\x19\n" +
@@ -1725,20 +1823,22 @@ var file_tether_v1_frames_proto_depIdxs = []int32{
 	21, // 7: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
 	6,  // 8: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
 	21, // 9: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
-	22, // 10: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	22, // 11: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	19, // 12: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	20, // 13: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	11, // 14: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	22, // 15: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	21, // 17: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	21, // 18: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	21, // 10: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
+	21, // 11: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
+	22, // 12: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	22, // 13: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	19, // 14: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	20, // 15: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	11, // 16: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	22, // 17: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	1,  // 18: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	21, // 19: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	21, // 20: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
