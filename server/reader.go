@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"io"
 	"runtime/debug"
@@ -37,53 +36,6 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	// own, and the writer one only while frames wait (stream.write).
 	<-st.done
 	return st.endErr
-}
-
-// awaitHello starts the reader and waits until it accepted Hello. (Its
-// channel and timer are garbage once it returns: a stream lives long.)
-func (st *stream) awaitHello(ctx context.Context) error {
-	ready := make(chan error, 1)
-	go func() {
-		err := st.hello()
-		ready <- err
-		if err == nil {
-			st.read()
-		}
-	}()
-	d := st.srv.cfg.helloTimeout
-	hello := time.NewTimer(d)
-	defer hello.Stop()
-	select {
-	case err := <-ready:
-		return err
-	case <-hello.C:
-		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	}
-}
-
-// hello receives Hello and opens or resumes its session.
-func (st *stream) hello() (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
-			err = status.Error(codes.Internal, "internal error")
-			if st.sess != nil {
-				st.sess.dropStream(st, err, "internal error")
-			}
-		}
-	}()
-	first, err := st.ss.Recv()
-	if err != nil {
-		return recvStatus(err)
-	}
-	st.srv.metrics.framesIn(first)
-	h := first.GetHello()
-	if h == nil {
-		return status.Errorf(codes.InvalidArgument, "the first frame must be hello, got %s", frameName(first))
-	}
-	return st.srv.open(st, h)
 }
 
 // read runs the stream's reader after Hello: every frame until the stream
