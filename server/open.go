@@ -49,7 +49,7 @@ func (st *stream) hello() (err error) {
 			}
 		}
 	}()
-	first, err := st.ss.Recv()
+	first, err := st.recv()
 	if err != nil {
 		return recvStatus(err)
 	}

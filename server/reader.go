@@ -48,7 +48,7 @@ func (st *stream) read() {
 		}
 	}()
 	for {
-		req, err := st.ss.Recv()
+		req, err := st.recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				// Half-close: the client sends no more, but may still
@@ -171,4 +171,9 @@ func (st *stream) sendError(err error, seq uint64) {
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: &tetherv1.Error{
 		Code: uint32(stt.Code()), Message: stt.Message(), Seq: seq,
 	}}})
+}
+
+// recv reads the client's next frame.
+func (st *stream) recv() (*tetherv1.ConnectRequest, error) {
+	return st.ss.Recv()
 }
