@@ -262,3 +262,22 @@ func statusCode(err error) codes.Code { return status.Code(err) }
 
 func brokerSession(id string) broker.Address { return broker.Session(id) }
 func brokerClient(id string) broker.Address  { return broker.Client(id) }
+
+// waitState polls GetSession until the session is in want.
+func waitState(t *testing.T, n *node, id string, want tetherv1.SessionState) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		r, err := n.admin().GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: id})
+		if err == nil && r.GetSession().GetState() == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("session %s never reached %v", id, want)
+}
+
+func rvResume(id, tok string, last uint64) *tetherv1.Hello {
+	return &tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute),
+		Resume: &tetherv1.Resume{SessionId: id, ResumeToken: tok, LastReceivedSeq: last}}
+}

@@ -9,7 +9,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
+	"github.com/tetherhq/tether/profile"
+	"github.com/tetherhq/tether/server"
 )
 
 // grpc-go hands every stream of one connection the same *peer.Peer, which
@@ -52,5 +55,23 @@ func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
 	}
 	if pb == pa1 {
 		t.Fatal("streams of two connections got the same *peer.Peer; want one each")
+	}
+}
+
+// A stream opened on an old connection is not sent away at once.
+func TestRegressMaxAgeGoAwayLoopsOnSameConnection(t *testing.T) {
+	p := profile.Datacenter()
+	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
+	n := startNode(t, server.WithProfile(p))
+	c1 := n.dial(t, "")
+	w := c1.open(&tetherv1.Hello{})
+	for f := c1.next(); f.GetGoAway() == nil; f = c1.next() {
+	}
+	c1.end()
+	start := time.Now()
+	c2 := n.dial(t, "") // same *grpc.ClientConn: same HTTP/2 connection
+	w2 := c2.open(rvResume(w.GetSessionId(), w.GetResumeToken(), 0))
+	if f := c2.next(); f.GetGoAway().GetReason() == tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE && time.Since(start) < time.Second {
+		t.Fatalf("resumed=%v stream got GoAway{MAX_AGE} %v after Welcome; want at least half the max age (2s)", w2.GetResumed(), time.Since(start).Round(time.Millisecond))
 	}
 }

@@ -12,7 +12,8 @@ import (
 	"github.com/tetherhq/tether/server"
 )
 
-// Regressions for what the fuzz targets and the hostile-input matrix found.
+// Bad input that the fuzz targets and the hostile-input matrix found is
+// refused quickly, with a clear code, and the session survives it.
 
 func TestRegressHugeSubscribeIsRefusedQuickly(t *testing.T) {
 	n := startNode(t)
