@@ -16,7 +16,6 @@ import (
 // Two resumes with the same token: the newer wins, the older is told it
 // was taken over, and the winner's token works afterwards.
 
-
 type gateOnResume struct {
 	server.Router
 	n    atomic.Int32
