@@ -272,7 +272,7 @@ func TestMessageRefusedWhileBrokerDown(t *testing.T) {
 
 // The idempotency key of a message that failed (Error frame) is not kept:
 // the retry the Error invited is delivered.
-func TestRegressIdempotencyKeyBurnedByFailedMessage(t *testing.T) {
+func TestFailedMessageDoesNotBurnItsIdempotencyKey(t *testing.T) {
 	n := startNode(t, noMaxAge())
 	a := n.dial(t, "")
 	a.open(&tetherv1.Hello{ClientId: "a"})

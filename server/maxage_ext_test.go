@@ -59,7 +59,7 @@ func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
 }
 
 // A stream opened on an old connection is not sent away at once.
-func TestRegressMaxAgeGoAwayLoopsOnSameConnection(t *testing.T) {
+func TestStreamOnAnOldConnectionIsNotSentAwayAtOnce(t *testing.T) {
 	p := profile.Datacenter()
 	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
 	n := startNode(t, server.WithProfile(p))

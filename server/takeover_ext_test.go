@@ -31,7 +31,7 @@ func (h *gateOnResume) OnConnect(ctx context.Context, s *server.Session) error {
 	return nil
 }
 
-func TestRegressConcurrentResumeWithOneToken(t *testing.T) {
+func TestConcurrentResumesWithOneTokenNewerWins(t *testing.T) {
 	h := &gateOnResume{hit: make(chan struct{}), gate: make(chan struct{})}
 	n := startNode(t, noMaxAge(), server.WithHandler(h))
 	c0 := n.dial(t, "")
@@ -89,7 +89,7 @@ func (h *concurrencyProbe) OnMessage(ctx context.Context, s *server.Session, m *
 	return nil
 }
 
-func TestRegressOldReaderRunsAfterTakeover(t *testing.T) {
+func TestTakenOverStreamHandlesNoFrames(t *testing.T) {
 	h := &concurrencyProbe{release: make(chan struct{})}
 	srv, cc, _ := startObservedNode(t, noMaxAge(), server.WithHandler(h), server.WithMaxOutboundQueue(64))
 	defer close(h.release)

@@ -15,7 +15,7 @@ import (
 // Bad input that the fuzz targets and the hostile-input matrix found is
 // refused quickly, with a clear code, and the session survives it.
 
-func TestRegressHugeSubscribeIsRefusedQuickly(t *testing.T) {
+func TestHugeSubscribeIsRefusedQuickly(t *testing.T) {
 	n := startNode(t)
 	c := n.dial(t, "")
 	c.open(&tetherv1.Hello{ClientId: "q"})
@@ -35,7 +35,7 @@ func TestRegressHugeSubscribeIsRefusedQuickly(t *testing.T) {
 	}
 }
 
-func TestRegressCloseReasonCutOnARuneBoundary(t *testing.T) {
+func TestCloseReasonCutOnARuneBoundary(t *testing.T) {
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{})
@@ -49,7 +49,7 @@ func TestRegressCloseReasonCutOnARuneBoundary(t *testing.T) {
 	c.expectEnd(codes.OK, "")
 }
 
-func TestRegressInvalidUTF8HeaderIsRefusedAtPublish(t *testing.T) {
+func TestInvalidUTF8HeaderIsRefusedAtPublish(t *testing.T) {
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{})
