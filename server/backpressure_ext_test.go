@@ -22,6 +22,7 @@ import (
 // not cut as a slow consumer by the very next message.
 
 func TestResumeWithBacklogIsNotCut(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, noMaxAge(), server.WithMaxOutboundQueue(4), server.WithOutboundLog(64))
 	c0 := n.dial(t, "")
 	w0 := c0.open(&tetherv1.Hello{})
@@ -99,6 +100,7 @@ func fastProfile() server.Option {
 }
 
 func TestNonReadingClientIsCut(t *testing.T) {
+	t.Parallel()
 	srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -144,6 +146,8 @@ func TestNonReadingClientIsCut(t *testing.T) {
 // and never reads does not grow the server's heap.
 
 func TestPingFloodDoesNotGrowTheHeap(t *testing.T) {
+	// Not parallel: it measures the process's heap, which other tests'
+	// allocations would disturb.
 	// The frame-rate limit would cut this flood; lift it to see that the
 	// pongs coalesce.
 	_, cc, _ := startObservedNode(t, noMaxAge(), server.WithFrameRate(1e9, 1e9))
@@ -177,6 +181,7 @@ func TestPingFloodDoesNotGrowTheHeap(t *testing.T) {
 
 // A flood beyond the frame rate is cut, with a reason; others flow.
 func TestFrameFloodIsCut(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithFrameRate(100, 200))
 	good := n.dial(t, "")
 	good.open(&tetherv1.Hello{ClientId: "good"})

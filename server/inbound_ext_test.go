@@ -273,6 +273,7 @@ func TestMessageRefusedWhileBrokerDown(t *testing.T) {
 // The idempotency key of a message that failed (Error frame) is not kept:
 // the retry the Error invited is delivered.
 func TestFailedMessageDoesNotBurnItsIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, noMaxAge())
 	a := n.dial(t, "")
 	a.open(&tetherv1.Hello{ClientId: "a"})

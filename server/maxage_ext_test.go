@@ -20,6 +20,7 @@ import (
 // first stream); streams of another connection get another. A canary for
 // grpc-go upgrades.
 func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
+	t.Parallel()
 	peers := make(chan *peer.Peer, 3)
 	a := tethertest.ServeGRPC(t, grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
 		p, _ := peer.FromContext(ss.Context())
@@ -60,6 +61,7 @@ func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
 
 // A stream opened on an old connection is not sent away at once.
 func TestStreamOnAnOldConnectionIsNotSentAwayAtOnce(t *testing.T) {
+	t.Parallel()
 	p := profile.Datacenter()
 	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
 	n := startNode(t, server.WithProfile(p))

@@ -37,6 +37,7 @@ func resumeHello(w *tetherv1.Welcome, last uint64) *tetherv1.Hello {
 }
 
 func TestResumeReplaysUnackedServerMessages(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "r", Topics: []string{"t"}})
@@ -89,6 +90,7 @@ func TestResumeReplaysUnackedServerMessages(t *testing.T) {
 }
 
 func TestResumeDedupesClientResends(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	sink := n.dial(t, "")
 	sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
@@ -123,6 +125,7 @@ func TestResumeDedupesClientResends(t *testing.T) {
 }
 
 func TestIdempotencyKeyAcrossSessions(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	sink := n.dial(t, "")
 	sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
@@ -145,7 +148,9 @@ func TestIdempotencyKeyAcrossSessions(t *testing.T) {
 }
 
 func TestResumeRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c := n.dial(t, "")
 		w := c.open(&tetherv1.Hello{Resume: &tetherv1.Resume{SessionId: "no-such-session", ResumeToken: "x"}})
@@ -154,6 +159,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t, server.WithResumeWindow(200*time.Millisecond))
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "e"})
@@ -166,6 +172,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("other principal", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "alice")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "shared"})
@@ -178,6 +185,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{})
@@ -190,6 +198,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("seq mismatch", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{})
@@ -204,6 +213,7 @@ func TestResumeRefusals(t *testing.T) {
 }
 
 func TestResumeReportsLostRange(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxOutboundQueue(4), server.WithOutboundLog(4))
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "g"})
@@ -226,7 +236,9 @@ func TestResumeReportsLostRange(t *testing.T) {
 }
 
 func TestTakeover(t *testing.T) {
+	t.Parallel()
 	t.Run("stream", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -246,6 +258,7 @@ func TestTakeover(t *testing.T) {
 		}
 	})
 	t.Run("client id", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -267,6 +280,7 @@ func TestTakeover(t *testing.T) {
 		}
 	})
 	t.Run("multiple allowed", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t, server.WithMultipleSessionsPerClient())
 		c1 := n.dial(t, "")
 		c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -279,6 +293,7 @@ func TestTakeover(t *testing.T) {
 }
 
 func TestCloseSessionByAdmin(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{ClientId: "k"})
@@ -298,6 +313,7 @@ func TestCloseSessionByAdmin(t *testing.T) {
 // A resume may ask for another heartbeat interval (a client that moved to a
 // network with a shorter NAT timer); without one it keeps its own.
 func TestResumeMayChangeTheHeartbeat(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "hb", HeartbeatInterval: durationpbNew(time.Minute)})
@@ -339,6 +355,7 @@ func (h *countHandler) count(p string) int {
 // rest, acknowledged long before, are not remembered: that is what keeps
 // the dedupe store small.
 func TestGeneratedKeysAcrossSessions(t *testing.T) {
+	t.Parallel()
 	h := &countHandler{got: make(map[string]int)}
 	n := startNode(t, server.WithHandler(h), server.WithFrameRate(1e6, 1e6))
 	msg := func(seq uint64, key string) *tetherv1.ConnectRequest {

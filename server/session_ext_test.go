@@ -14,6 +14,7 @@ import (
 )
 
 func TestHelloWelcome(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{ClientId: "dev-1", Topics: []string{"news", "alerts"}, Metadata: map[string]string{"os": "linux"}})
@@ -45,6 +46,7 @@ func TestHelloWelcome(t *testing.T) {
 }
 
 func TestHeartbeatIntervalIsClamped(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	for _, tc := range []struct{ ask, want time.Duration }{
 		{time.Millisecond, 5 * time.Second},
@@ -60,6 +62,7 @@ func TestHeartbeatIntervalIsClamped(t *testing.T) {
 }
 
 func TestPingPongBothWays(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(5 * time.Second)})
@@ -89,6 +92,7 @@ func TestPingPongBothWays(t *testing.T) {
 }
 
 func TestMessagesBothWaysWithAcks(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	sub := n.dial(t, "")
 	sub.open(&tetherv1.Hello{ClientId: "sub", Topics: []string{"t"}})
@@ -121,6 +125,7 @@ func TestMessagesBothWaysWithAcks(t *testing.T) {
 }
 
 func TestPublishToTopicSessionAndClient(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	a := n.dial(t, "")
 	wa := a.open(&tetherv1.Hello{ClientId: "a", Topics: []string{"fleet"}})
@@ -176,6 +181,7 @@ func TestPublishToTopicSessionAndClient(t *testing.T) {
 }
 
 func TestRequestReplyByCorrelationID(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	svc := n.dial(t, "")
 	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc.echo"}})
@@ -209,6 +215,7 @@ func TestRequestReplyByCorrelationID(t *testing.T) {
 }
 
 func TestInProcessPublishAndHandler(t *testing.T) {
+	t.Parallel()
 	got := make(chan *server.Message, 1)
 	h := &echoHandler{got: got}
 	n := startNode(t, server.WithHandler(h))
@@ -256,6 +263,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestDirectMessageToNobodyIsReported(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	c.open(&tetherv1.Hello{ClientId: "lonely"})
@@ -272,6 +280,7 @@ func TestDirectMessageToNobodyIsReported(t *testing.T) {
 }
 
 func TestReplyByCorrelationIDIsNeverMisrouted(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	svc := n.dial(t, "")
 	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})

@@ -32,6 +32,7 @@ func (h *gateOnResume) OnConnect(ctx context.Context, s *server.Session) error {
 }
 
 func TestConcurrentResumesWithOneTokenNewerWins(t *testing.T) {
+	t.Parallel()
 	h := &gateOnResume{hit: make(chan struct{}), gate: make(chan struct{})}
 	n := startNode(t, noMaxAge(), server.WithHandler(h))
 	c0 := n.dial(t, "")
@@ -90,6 +91,7 @@ func (h *concurrencyProbe) OnMessage(ctx context.Context, s *server.Session, m *
 }
 
 func TestTakenOverStreamHandlesNoFrames(t *testing.T) {
+	t.Parallel()
 	h := &concurrencyProbe{release: make(chan struct{})}
 	srv, cc, _ := startObservedNode(t, noMaxAge(), server.WithHandler(h), server.WithMaxOutboundQueue(64))
 	defer close(h.release)

@@ -16,6 +16,7 @@ import (
 // refused quickly, with a clear code, and the session survives it.
 
 func TestHugeSubscribeIsRefusedQuickly(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	c.open(&tetherv1.Hello{ClientId: "q"})
@@ -36,6 +37,7 @@ func TestHugeSubscribeIsRefusedQuickly(t *testing.T) {
 }
 
 func TestCloseReasonCutOnARuneBoundary(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{})
@@ -50,6 +52,7 @@ func TestCloseReasonCutOnARuneBoundary(t *testing.T) {
 }
 
 func TestInvalidUTF8HeaderIsRefusedAtPublish(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{})

@@ -17,6 +17,7 @@ import (
 )
 
 func TestProtocolViolations(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxMessageBytes(1024))
 	opened := func(t *testing.T) *conn {
 		c := n.dial(t, "")
@@ -94,6 +95,7 @@ func TestProtocolViolations(t *testing.T) {
 }
 
 func TestSlowConsumerIsCutOthersFlow(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxOutboundQueue(8))
 	slow := n.dial(t, "")
 	ws := slow.open(&tetherv1.Hello{ClientId: "slow", Topics: []string{"feed"}})
@@ -152,6 +154,7 @@ func acked(t *testing.T, n *node, clientID string) uint64 {
 }
 
 func TestDrain(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithDrain(300*time.Millisecond, 1000, time.Second))
 	watch, err := healthpb.NewHealthClient(n.cc).Watch(context.Background(), &healthpb.HealthCheckRequest{Service: server.ServiceName})
 	if err != nil {
@@ -220,6 +223,7 @@ func TestDrain(t *testing.T) {
 }
 
 func TestMaxSessions(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxSessions(2))
 	n.dial(t, "").open(&tetherv1.Hello{})
 	n.dial(t, "").open(&tetherv1.Hello{})
@@ -238,6 +242,7 @@ func (rejecting) OnConnect(_ context.Context, s *server.Session) error {
 }
 
 func TestHandlerRejectsConnect(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithHandler(rejecting{}))
 	c := n.dial(t, "")
 	c.send(hello(&tetherv1.Hello{ClientId: "banned"}))
