@@ -2,18 +2,20 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
@@ -62,6 +64,11 @@ func TestResumeWithBacklogIsNotCut(t *testing.T) {
 // A client that stops reading blocks the writer in ss.Send; the
 // slow-consumer cut or the heartbeat deadline still ends the handler.
 
+// startObservedNode serves a tether server on an in-memory bufconn listener
+// (so that it works inside a testing/synctest bubble as well as outside)
+// and counts the Connect handlers running. The client connection has small
+// fixed flow-control windows (this also disables BDP): the server's Send
+// blocks after ~128 KiB if the client does not read.
 func startObservedNode(t *testing.T, opts ...server.Option) (*server.Server, *grpc.ClientConn, *atomic.Int32) {
 	t.Helper()
 	srv, err := server.New(opts...)
@@ -76,20 +83,16 @@ func startObservedNode(t *testing.T, opts ...server.Option) (*server.Server, *gr
 	}
 	gs := grpc.NewServer(append(srv.GRPCServerOptions(), grpc.ChainStreamInterceptor(obs))...)
 	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lis := bufconn.Listen(1 << 20)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = gs.Serve(lis) }()
-	// Small fixed windows (this also disables BDP): the server's Send blocks
-	// after ~128 KiB if the client does not read.
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc, err := grpc.NewClient("passthrough:///bufnet", grpc.WithContextDialer(tethertest.Dialer(lis)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithInitialWindowSize(1<<16), grpc.WithInitialConnWindowSize(1<<16))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cc.Close(); gs.Stop(); <-done; _ = srv.Close() })
+	t.Cleanup(func() { _ = cc.Close(); gs.Stop(); <-done; _ = srv.Close(); _ = lis.Close() })
 	return srv, cc, &running
 }
 
@@ -101,45 +104,50 @@ func fastProfile() server.Option {
 
 func TestNonReadingClientIsCut(t *testing.T) {
 	t.Parallel()
-	srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = s.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Second)}))
-	f, err := s.Recv()
-	if err != nil || f.GetWelcome() == nil {
-		t.Fatalf("welcome: %v %v", f, err)
-	}
-	id := f.GetWelcome().GetSessionId()
-	// From now on the client neither reads nor sends (its app is stuck; its
-	// transport is alive).
-	payload := make([]byte, 100<<10)
-	for range 9 { // the 9th exceeds max_outbound_queue 8 -> slow-consumer cut
-		if _, err := srv.Publish(ctx, brokerSession(id), payload, ""); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond) // let the writer reach ss.Send
-	}
-	// dead_after is 1s*3+0.5s = 3.5s. Give it 3x that.
-	deadline := time.Now().Add(11 * time.Second)
-	for time.Now().Before(deadline) {
-		if running.Load() == 0 {
-			for {
-				f, err := s.Recv()
-				if err != nil {
-					t.Logf("ended after %v: %v", time.Since(deadline.Add(-11*time.Second)), err)
-					break
-				}
-				t.Logf("frame %T", f.Frame)
-			}
-			return
+		_ = s.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Second)}))
+		f, err := s.Recv()
+		if err != nil || f.GetWelcome() == nil {
+			t.Fatalf("welcome: %v %v", f, err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("Connect handler still running 11s after the slow-consumer cut and past dead_after: writer blocked in ss.Send")
+		welcomed := time.Now()
+		id := f.GetWelcome().GetSessionId()
+		// From now on the client neither reads nor sends (its app is stuck;
+		// its transport is alive).
+		payload := make([]byte, 100<<10)
+		for range 9 { // the 9th exceeds max_outbound_queue 8 -> slow-consumer cut
+			if _, err := srv.Publish(ctx, brokerSession(id), payload, ""); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait() // the writer wrote what the window takes and blocks in ss.Send
+		}
+		if running.Load() != 1 {
+			t.Fatal("the Connect handler ended before the heartbeat deadline; the test no longer blocks the writer")
+		}
+		// The heartbeat deadline (1s × 3 + 0.5s) ends the handler though its
+		// writer is blocked in ss.Send.
+		deadAfter := f.GetWelcome().GetDeadAfter().AsDuration()
+		time.Sleep(deadAfter - time.Since(welcomed))
+		synctest.Wait()
+		if running.Load() != 0 {
+			t.Fatalf("Connect handler still running %v after the slow-consumer cut, at dead_after: writer blocked in ss.Send", deadAfter)
+		}
+		for {
+			if _, err = s.Recv(); err != nil {
+				break
+			}
+		}
+		if statusCode(err) != codes.DeadlineExceeded {
+			t.Fatalf("the stream ended with %v; want DEADLINE_EXCEEDED (the heartbeat deadline)", err)
+		}
+	})
 }
 
 // Control frames (Pong, Error, Ack) are bounded: a client that sends pings

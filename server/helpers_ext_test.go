@@ -62,6 +62,17 @@ func startNode(t *testing.T, opts ...server.Option) *node {
 	return &node{srv: srv, addr: addr, cc: cc}
 }
 
+// startNodeInBubble is startNode on an in-memory bufconn listener, for a
+// test inside a testing/synctest bubble: the conn helpers (next, end,
+// noFrame) then wait in fake time. n.addr is empty: nothing else can dial
+// it.
+func startNodeInBubble(t *testing.T, opts ...server.Option) *node {
+	t.Helper()
+	opts = append([]server.Option{server.WithPrincipal(principalFromMD), server.WithServerID("test-node")}, opts...)
+	b := startBubbleNode(t, opts...)
+	return &node{srv: b.srv, cc: b.cc}
+}
+
 func (n *node) tether() tetherv1.TetherServiceClient { return tetherv1.NewTetherServiceClient(n.cc) }
 func (n *node) admin() tetherv1.AdminServiceClient   { return tetherv1.NewAdminServiceClient(n.cc) }
 
