@@ -2,10 +2,14 @@ package server_test
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -65,75 +69,123 @@ func TestConcurrentResumesWithOneTokenNewerWins(t *testing.T) {
 	}
 }
 
-// After a takeover the old stream's reader must not handle frames: OnMessage
-// would run concurrently for one session (and could run twice for a seq).
+// After a takeover the old stream's reader handles no frame: a message still
+// in flight on it is dropped unread (the client re-sends it on the new
+// stream, unacked), so OnMessage never runs twice for a seq nor twice at
+// once for one session; the same message on the new stream is handled.
 
-type concurrencyProbe struct {
+// probe is a Handler that lists the payloads it handled and the most
+// OnMessage calls it saw at once. Each call lasts a second (of fake time),
+// so calls that were not serialized would overlap.
+type probe struct {
 	server.Router
-	inFlight, maxSeen atomic.Int32
-	calls             atomic.Int32
-	release           chan struct{}
+	mu                sync.Mutex
+	handled           []string
+	inFlight, maxSeen int
 }
 
-func (h *concurrencyProbe) OnMessage(ctx context.Context, s *server.Session, m *server.Message) error {
-	n := h.inFlight.Add(1)
-	defer h.inFlight.Add(-1)
-	for {
-		old := h.maxSeen.Load()
-		if n <= old || h.maxSeen.CompareAndSwap(old, n) {
-			break
-		}
-	}
-	if h.calls.Add(1) == 1 {
-		<-h.release
-	}
+func (h *probe) OnMessage(ctx context.Context, s *server.Session, m *server.Message) error {
+	h.mu.Lock()
+	h.handled = append(h.handled, string(m.Payload))
+	h.inFlight++
+	h.maxSeen = max(h.maxSeen, h.inFlight)
+	h.mu.Unlock()
+	time.Sleep(time.Second)
+	h.mu.Lock()
+	h.inFlight--
+	h.mu.Unlock()
 	return nil
+}
+
+func (h *probe) seen() ([]string, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.handled), h.maxSeen
 }
 
 func TestTakenOverStreamHandlesNoFrames(t *testing.T) {
 	t.Parallel()
-	h := &concurrencyProbe{release: make(chan struct{})}
-	srv, cc, _ := startObservedNode(t, noMaxAge(), server.WithHandler(h), server.WithMaxOutboundQueue(64))
-	defer close(h.release)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cl := tetherv1.NewTetherServiceClient(cc)
-	a, _ := cl.Connect(ctx)
-	_ = a.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute)}))
-	f, _ := a.Recv()
-	w := f.GetWelcome()
-	// A stops reading (its connection is going bad); the server's writer for A
-	// blocks in Send.
-	payload := make([]byte, 100<<10)
-	for range 4 {
-		_, _ = srv.Publish(ctx, brokerSession(w.GetSessionId()), payload, "")
-	}
-	time.Sleep(200 * time.Millisecond)
-	// The client resumes on B; A is taken over.
-	bctx, bcancel := context.WithCancel(context.Background())
-	defer bcancel()
-	b, _ := cl.Connect(bctx)
-	_ = b.Send(hello(rvResume(w.GetSessionId(), w.GetResumeToken(), 0)))
-	f, _ = b.Recv()
-	if !f.GetWelcome().GetResumed() {
-		t.Fatalf("B not resumed: %v", f)
-	}
-	go func() {
-		for {
-			if _, err := b.Recv(); err != nil {
-				return
+	synctest.Test(t, func(t *testing.T) {
+		h := &probe{}
+		reg := prometheus.NewPedanticRegistry()
+		srv, cc, _ := startObservedNode(t, noMaxAge(), server.WithHandler(h), server.WithMaxOutboundQueue(64), server.WithRegisterer(reg))
+		received := func() float64 { return gauge(t, reg, "tether_frames_received_total", "type", "message") }
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cl := tetherv1.NewTetherServiceClient(cc)
+		a, err := cl.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = a.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute)}))
+		f, err := a.Recv()
+		if err != nil || f.GetWelcome() == nil {
+			t.Fatalf("A's welcome: %v %v", f, err)
+		}
+		w := f.GetWelcome()
+		// A stops reading (its connection is going bad); the server's writer
+		// for A blocks in Send.
+		payload := make([]byte, 100<<10)
+		for range 4 {
+			if _, err := srv.Publish(ctx, brokerSession(w.GetSessionId()), payload, ""); err != nil {
+				t.Fatal(err)
 			}
 		}
-	}()
-	// A frame still in flight on A is handled for the session B now holds.
-	_ = a.Send(toTopic(1, "t", "from A after takeover"))
-	time.Sleep(200 * time.Millisecond)
-	_ = b.Send(toTopic(2, "t", "from B"))
-	time.Sleep(200 * time.Millisecond)
-	if h.calls.Load() > 0 && h.maxSeen.Load() > 1 {
-		t.Fatalf("OnMessage ran %d times, %d at once for one session: the taken-over stream's reader still handles frames", h.calls.Load(), h.maxSeen.Load())
-	}
-	if h.calls.Load() > 0 {
-		t.Fatalf("OnMessage ran for a frame on the taken-over stream")
-	}
+		synctest.Wait()
+
+		// The client resumes on B; A is taken over.
+		b, err := cl.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.Send(hello(rvResume(w.GetSessionId(), w.GetResumeToken(), 0)))
+		if f, err := b.Recv(); err != nil || !f.GetWelcome().GetResumed() {
+			t.Fatalf("B not resumed: %v %v", f, err)
+		}
+		acks := make(chan uint64, 16)
+		go func() {
+			defer close(acks)
+			for {
+				f, err := b.Recv()
+				if err != nil {
+					return
+				}
+				if a := f.GetAck(); a != nil {
+					acks <- a.GetSeq()
+				}
+			}
+		}()
+
+		// A message still in flight on A reaches A's reader after the
+		// takeover: it is read, and dropped.
+		if err := a.Send(toTopic(1, "t", "from A after takeover")); err != nil {
+			t.Fatalf("A's stream ended before its last frame was sent: %v", err)
+		}
+		synctest.Wait()
+		if got := received(); got != 1 {
+			t.Fatalf("%v message frames received; want A's, read by its reader", got)
+		}
+		if handled, _ := h.seen(); len(handled) != 0 {
+			t.Fatalf("OnMessage ran for %q, sent on the taken-over stream", handled)
+		}
+
+		// The client re-sends it on B, with the same seq: B handles it and
+		// acks it.
+		if err := b.Send(toTopic(1, "t", "from B")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case seq := <-acks:
+			if seq != 1 {
+				t.Fatalf("B got ack %d; want 1", seq)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("B's message was not acked")
+		}
+		synctest.Wait()
+		handled, maxSeen := h.seen()
+		if len(handled) != 1 || handled[0] != "from B" || maxSeen != 1 {
+			t.Fatalf("OnMessage handled %q, at most %d at once; want only B's message, once", handled, maxSeen)
+		}
+	})
 }
