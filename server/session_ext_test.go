@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -63,31 +64,43 @@ func TestHeartbeatIntervalIsClamped(t *testing.T) {
 
 func TestPingPongBothWays(t *testing.T) {
 	t.Parallel()
-	n := startNode(t)
-	c := n.dial(t, "")
-	c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(5 * time.Second)})
-	sent := timestamppb.New(time.Unix(1700000000, 0))
-	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 42, SentAt: sent}}})
-	p := c.next().GetPong()
-	if p.GetId() != 42 || !p.GetSentAt().AsTime().Equal(sent.AsTime()) {
-		t.Fatalf("pong = %v, want id 42 echoing sent_at", p)
-	}
-	// The server pings a write-idle stream after the interval (5s, the
-	// minimum); answer it and see the RTT in the flight recorder.
-	var ping *tetherv1.Ping
-	deadline := time.After(waitLong)
-	for ping == nil {
-		select {
-		case f := <-c.frames:
-			ping = f.GetPing()
-		case <-deadline:
-			t.Fatal("no server ping within 10s of a 5s interval")
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		c := n.dial(t, "")
+		c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(5 * time.Second)})
+		sent := timestamppb.New(time.Unix(1700000000, 0))
+		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 42, SentAt: sent}}})
+		p := c.next().GetPong()
+		if p.GetId() != 42 || !p.GetSentAt().AsTime().Equal(sent.AsTime()) {
+			t.Fatalf("pong = %v, want id 42 echoing sent_at", p)
 		}
-	}
-	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: ping.GetId(), SentAt: ping.GetSentAt()}}})
-	waitFor(t, func() bool {
-		l, _ := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
-		return len(l.GetSessions()) == 1 && l.GetSessions()[0].GetLastRtt() != nil
+		// The server pings a silent stream: one interval (5s, the minimum)
+		// after its last write, or 1.5 intervals after the client's last
+		// ping (TestServerLeavesTheHeartbeatToAPingingClient). Answer it and
+		// see the RTT in the flight recorder.
+		pinged := time.Now()
+		var ping *tetherv1.Ping
+		timer := time.NewTimer(waitLong)
+		defer timer.Stop()
+		for ping == nil {
+			select {
+			case f := <-c.frames:
+				ping = f.GetPing()
+			case <-timer.C:
+				t.Fatal("no server ping within 10s of a 5s interval")
+			}
+		}
+		if d := time.Since(pinged); d < 5*time.Second || d > 7500*time.Millisecond {
+			t.Fatalf("the server pinged %v after the client's ping; want 5s to 7.5s", d)
+		}
+		const rtt = 40 * time.Millisecond // the network, in fake time
+		time.Sleep(rtt)
+		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: ping.GetId(), SentAt: ping.GetSentAt()}}})
+		synctest.Wait()
+		l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+		if err != nil || len(l.GetSessions()) != 1 || l.GetSessions()[0].GetLastRtt().AsDuration() != rtt {
+			t.Fatalf("after the pong: %v %v; want one session with its last RTT, %v", l, err, rtt)
+		}
 	})
 }
 
