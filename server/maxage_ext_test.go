@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -62,18 +63,25 @@ func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
 // A stream opened on an old connection is not sent away at once.
 func TestStreamOnAnOldConnectionIsNotSentAwayAtOnce(t *testing.T) {
 	t.Parallel()
-	p := profile.Datacenter()
-	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
-	n := startNode(t, server.WithProfile(p))
-	c1 := n.dial(t, "")
-	w := c1.open(&tetherv1.Hello{})
-	for f := c1.next(); f.GetGoAway() == nil; f = c1.next() {
-	}
-	c1.end()
-	start := time.Now()
-	c2 := n.dial(t, "") // same *grpc.ClientConn: same HTTP/2 connection
-	w2 := c2.open(rvResume(w.GetSessionId(), w.GetResumeToken(), 0))
-	if f := c2.next(); f.GetGoAway().GetReason() == tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE && time.Since(start) < time.Second {
-		t.Fatalf("resumed=%v stream got GoAway{MAX_AGE} %v after Welcome; want at least half the max age (2s)", w2.GetResumed(), time.Since(start).Round(time.Millisecond))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := profile.Datacenter()
+		p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
+		n := startNodeInBubble(t, server.WithProfile(p))
+		c1 := n.dial(t, "")
+		w := c1.open(&tetherv1.Hello{})
+		for f := c1.next(); f.GetGoAway() == nil; f = c1.next() {
+		}
+		c1.end()
+		start := time.Now()
+		c2 := n.dial(t, "") // same *grpc.ClientConn: same HTTP/2 connection
+		w2 := c2.open(rvResume(w.GetSessionId(), w.GetResumeToken(), 0))
+		if !w2.GetResumed() {
+			t.Fatalf("resume on the old connection: %v", w2)
+		}
+		// The grace (10s) exceeds the age, so the stream gets half the age.
+		f := c2.next()
+		if f.GetGoAway().GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE || time.Since(start) < 2*time.Second {
+			t.Fatalf("the stream resumed on an old connection got %v %v after Welcome; want GoAway{MAX_AGE} after at least half the max age (2s)", f, time.Since(start))
+		}
+	})
 }
