@@ -156,35 +156,40 @@ func TestNonReadingClientIsCut(t *testing.T) {
 func TestPingFloodDoesNotGrowTheHeap(t *testing.T) {
 	// Not parallel: it measures the process's heap, which other tests'
 	// allocations would disturb.
-	// The frame-rate limit would cut this flood; lift it to see that the
-	// pongs coalesce.
-	_, cc, _ := startObservedNode(t, noMaxAge(), server.WithFrameRate(1e9, 1e9))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, _ := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
-	_ = s.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute)}))
-	if f, err := s.Recv(); err != nil || f.GetWelcome() == nil {
-		t.Fatal(f, err)
-	}
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	before := heap()
-	ping := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 1}}}
-	for range 300_000 {
-		if err := s.Send(ping); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		// The frame-rate limit would cut this flood; lift it to see that
+		// the pongs coalesce.
+		_, cc, _ := startObservedNode(t, noMaxAge(), server.WithFrameRate(1e9, 1e9))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	time.Sleep(time.Second)
-	grown := int64(heap()) - int64(before)
-	t.Logf("heap grew by %d MiB after 300k pings from a client that does not read", grown>>20)
-	if grown > 16<<20 {
-		t.Fatalf("unbounded control queue: +%d MiB", grown>>20)
-	}
+		_ = s.Send(hello(&tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute)}))
+		if f, err := s.Recv(); err != nil || f.GetWelcome() == nil {
+			t.Fatal(f, err)
+		}
+		heap := func() uint64 {
+			runtime.GC()
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			return m.HeapAlloc
+		}
+		before := heap()
+		ping := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 1}}}
+		for range 300_000 {
+			if err := s.Send(ping); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait() // the server has read every ping
+		grown := int64(heap()) - int64(before)
+		t.Logf("heap grew by %d MiB after 300k pings from a client that does not read", grown>>20)
+		if grown > 16<<20 {
+			t.Fatalf("unbounded control queue: +%d MiB", grown>>20)
+		}
+	})
 }
 
 // A flood beyond the frame rate is cut, with a reason; others flow.
