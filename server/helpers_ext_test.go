@@ -247,7 +247,9 @@ func (c *conn) ackFrame() *tetherv1.Ack {
 	}
 }
 
-// noFrame asserts nothing but pings and acks arrives for waitShort.
+// noFrame asserts nothing but pings and acks arrives for waitShort. Inside
+// a synctest bubble that is exact: the fake waitShort passes only once every
+// goroutine of the test is idle, so anything on its way has arrived.
 func (c *conn) noFrame() {
 	c.t.Helper()
 	timer := time.NewTimer(waitShort)

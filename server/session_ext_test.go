@@ -139,58 +139,60 @@ func TestMessagesBothWaysWithAcks(t *testing.T) {
 
 func TestPublishToTopicSessionAndClient(t *testing.T) {
 	t.Parallel()
-	n := startNode(t)
-	a := n.dial(t, "")
-	wa := a.open(&tetherv1.Hello{ClientId: "a", Topics: []string{"fleet"}})
-	b := n.dial(t, "")
-	b.open(&tetherv1.Hello{ClientId: "b", Topics: []string{"fleet"}})
-	ctx := context.Background()
-	check := func(req *tetherv1.PublishRequest, want uint32) {
-		t.Helper()
-		resp, err := n.tether().Publish(ctx, req)
-		if err != nil || resp.GetDelivered() != want {
-			t.Fatalf("Publish(%v) = %v, %v; want %d delivered", req, resp, err, want)
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		a := n.dial(t, "")
+		wa := a.open(&tetherv1.Hello{ClientId: "a", Topics: []string{"fleet"}})
+		b := n.dial(t, "")
+		b.open(&tetherv1.Hello{ClientId: "b", Topics: []string{"fleet"}})
+		ctx := context.Background()
+		check := func(req *tetherv1.PublishRequest, want uint32) {
+			t.Helper()
+			resp, err := n.tether().Publish(ctx, req)
+			if err != nil || resp.GetDelivered() != want {
+				t.Fatalf("Publish(%v) = %v, %v; want %d delivered", req, resp, err, want)
+			}
 		}
-	}
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "fleet"}, Payload: []byte("all")}, 2)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_SessionId{SessionId: wa.GetSessionId()}, Payload: []byte("to-a")}, 1)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "b"}, Payload: []byte("to-b")}, 1)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "nobody"}, Payload: []byte("x")}, 0)
-	for _, want := range []string{"all", "to-a"} {
-		if m := a.message(); string(m.GetPayload()) != want {
-			t.Fatalf("a got %q, want %q", m.GetPayload(), want)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "fleet"}, Payload: []byte("all")}, 2)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_SessionId{SessionId: wa.GetSessionId()}, Payload: []byte("to-a")}, 1)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "b"}, Payload: []byte("to-b")}, 1)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "nobody"}, Payload: []byte("x")}, 0)
+		for _, want := range []string{"all", "to-a"} {
+			if m := a.message(); string(m.GetPayload()) != want {
+				t.Fatalf("a got %q, want %q", m.GetPayload(), want)
+			}
 		}
-	}
-	for _, want := range []string{"all", "to-b"} {
-		if m := b.message(); string(m.GetPayload()) != want {
-			t.Fatalf("b got %q, want %q", m.GetPayload(), want)
+		for _, want := range []string{"all", "to-b"} {
+			if m := b.message(); string(m.GetPayload()) != want {
+				t.Fatalf("b got %q, want %q", m.GetPayload(), want)
+			}
 		}
-	}
-	// Idempotency: the same key twice delivers once.
-	req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "a"}, Payload: []byte("once"), IdempotencyKey: "k1"}
-	check(req, 1)
-	if resp, err := n.tether().Publish(ctx, req); err != nil || !resp.GetDuplicate() || resp.GetDelivered() != 0 {
-		t.Fatalf("repeat Publish = %v, %v; want duplicate", resp, err)
-	}
-	if m := a.message(); string(m.GetPayload()) != "once" {
-		t.Fatalf("a got %q", m.GetPayload())
-	}
-	a.noFrame()
-	// A key whose Publish reached no session is not kept: the retry,
-	// once the client id is there, is delivered.
-	absent := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "late"}, Payload: []byte("late"), IdempotencyKey: "k2"}
-	check(absent, 0)
-	late := n.dial(t, "")
-	late.open(&tetherv1.Hello{ClientId: "late"})
-	check(absent, 1)
-	if m := late.message(); string(m.GetPayload()) != "late" {
-		t.Fatalf("late got %q", m.GetPayload())
-	}
-	// No target is a clear error.
-	_, err := n.tether().Publish(ctx, &tetherv1.PublishRequest{Payload: []byte("x")})
-	if code := statusCode(err); code != codes.InvalidArgument {
-		t.Fatalf("Publish without target: %v", err)
-	}
+		// Idempotency: the same key twice delivers once.
+		req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "a"}, Payload: []byte("once"), IdempotencyKey: "k1"}
+		check(req, 1)
+		if resp, err := n.tether().Publish(ctx, req); err != nil || !resp.GetDuplicate() || resp.GetDelivered() != 0 {
+			t.Fatalf("repeat Publish = %v, %v; want duplicate", resp, err)
+		}
+		if m := a.message(); string(m.GetPayload()) != "once" {
+			t.Fatalf("a got %q", m.GetPayload())
+		}
+		a.noFrame()
+		// A key whose Publish reached no session is not kept: the retry,
+		// once the client id is there, is delivered.
+		absent := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "late"}, Payload: []byte("late"), IdempotencyKey: "k2"}
+		check(absent, 0)
+		late := n.dial(t, "")
+		late.open(&tetherv1.Hello{ClientId: "late"})
+		check(absent, 1)
+		if m := late.message(); string(m.GetPayload()) != "late" {
+			t.Fatalf("late got %q", m.GetPayload())
+		}
+		// No target is a clear error.
+		_, err := n.tether().Publish(ctx, &tetherv1.PublishRequest{Payload: []byte("x")})
+		if code := statusCode(err); code != codes.InvalidArgument {
+			t.Fatalf("Publish without target: %v", err)
+		}
+	})
 }
 
 func TestRequestReplyByCorrelationID(t *testing.T) {
@@ -294,38 +296,40 @@ func TestDirectMessageToNobodyIsReported(t *testing.T) {
 
 func TestReplyByCorrelationIDIsNeverMisrouted(t *testing.T) {
 	t.Parallel()
-	n := startNode(t)
-	svc := n.dial(t, "")
-	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})
-	alice := n.dial(t, "alice")
-	alice.open(&tetherv1.Hello{ClientId: "alice"})
-	mallory := n.dial(t, "mallory")
-	mallory.open(&tetherv1.Hello{ClientId: "mallory"})
-	req := func(c *conn, payload string) {
-		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-			Seq: 1, Target: &tetherv1.ClientMessage_Topic{Topic: "svc"}, Payload: []byte(payload), CorrelationId: "1"}}})
-	}
-	req(alice, "x")
-	m1 := svc.message()
-	req(mallory, "y") // the same correlation id
-	svc.message()
-	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-		Seq: 1, Payload: []byte("secret for x"), CorrelationId: "1"}}})
-	for {
-		f := svc.next()
-		if e := f.GetError(); e != nil {
-			if codes.Code(e.GetCode()) != codes.FailedPrecondition {
-				t.Fatalf("ambiguous reply: %v", e)
-			}
-			break
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		svc := n.dial(t, "")
+		svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})
+		alice := n.dial(t, "alice")
+		alice.open(&tetherv1.Hello{ClientId: "alice"})
+		mallory := n.dial(t, "mallory")
+		mallory.open(&tetherv1.Hello{ClientId: "mallory"})
+		req := func(c *conn, payload string) {
+			c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+				Seq: 1, Target: &tetherv1.ClientMessage_Topic{Topic: "svc"}, Payload: []byte(payload), CorrelationId: "1"}}})
 		}
-	}
-	mallory.noFrame()
-	// Naming the requester works.
-	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-		Seq: 2, Target: &tetherv1.ClientMessage_SessionId{SessionId: m1.GetSource().GetSessionId()}, Payload: []byte("secret for x"), CorrelationId: "1"}}})
-	if m := alice.message(); string(m.GetPayload()) != "secret for x" {
-		t.Fatalf("alice got %v", m)
-	}
-	mallory.noFrame()
+		req(alice, "x")
+		m1 := svc.message()
+		req(mallory, "y") // the same correlation id
+		svc.message()
+		svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: 1, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+		for {
+			f := svc.next()
+			if e := f.GetError(); e != nil {
+				if codes.Code(e.GetCode()) != codes.FailedPrecondition {
+					t.Fatalf("ambiguous reply: %v", e)
+				}
+				break
+			}
+		}
+		mallory.noFrame()
+		// Naming the requester works.
+		svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: 2, Target: &tetherv1.ClientMessage_SessionId{SessionId: m1.GetSource().GetSessionId()}, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+		if m := alice.message(); string(m.GetPayload()) != "secret for x" {
+			t.Fatalf("alice got %v", m)
+		}
+		mallory.noFrame()
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"google.golang.org/grpc/codes"
 
@@ -53,19 +54,21 @@ func TestCloseReasonCutOnARuneBoundary(t *testing.T) {
 
 func TestInvalidUTF8HeaderIsRefusedAtPublish(t *testing.T) {
 	t.Parallel()
-	n := startNode(t)
-	c := n.dial(t, "")
-	w := c.open(&tetherv1.Hello{})
-	_, err := n.srv.Publish(context.Background(), brokerSession(w.GetSessionId()), []byte("x"), "",
-		server.WithHeaders(map[string]string{"k": "\xff"}))
-	if statusCode(err) != codes.InvalidArgument {
-		t.Fatalf("Publish with an invalid UTF-8 header: %v", err)
-	}
-	c.noFrame()
-	if _, err := n.srv.Publish(context.Background(), brokerSession(w.GetSessionId()), []byte("fine"), ""); err != nil {
-		t.Fatal(err)
-	}
-	if m := c.message(); string(m.GetPayload()) != "fine" {
-		t.Fatalf("the session did not survive: %v", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		c := n.dial(t, "")
+		w := c.open(&tetherv1.Hello{})
+		_, err := n.srv.Publish(context.Background(), brokerSession(w.GetSessionId()), []byte("x"), "",
+			server.WithHeaders(map[string]string{"k": "\xff"}))
+		if statusCode(err) != codes.InvalidArgument {
+			t.Fatalf("Publish with an invalid UTF-8 header: %v", err)
+		}
+		c.noFrame()
+		if _, err := n.srv.Publish(context.Background(), brokerSession(w.GetSessionId()), []byte("fine"), ""); err != nil {
+			t.Fatal(err)
+		}
+		if m := c.message(); string(m.GetPayload()) != "fine" {
+			t.Fatalf("the session did not survive: %v", m)
+		}
+	})
 }
