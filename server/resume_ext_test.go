@@ -167,16 +167,29 @@ func TestResumeRefusals(t *testing.T) {
 	})
 	t.Run("expired", func(t *testing.T) {
 		t.Parallel()
-		n := startNode(t, server.WithResumeWindow(200*time.Millisecond))
-		c1 := n.dial(t, "")
-		w1 := c1.open(&tetherv1.Hello{ClientId: "e"})
-		c1.cancel()
-		waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_CLOSED })
-		c2 := n.dial(t, "")
-		w2 := c2.open(resumeHello(w1, 0))
-		if w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED {
-			t.Fatalf("welcome = %v", w2)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			const window = 200 * time.Millisecond
+			n := startNodeInBubble(t, server.WithResumeWindow(window))
+			c1 := n.dial(t, "")
+			w1 := c1.open(&tetherv1.Hello{ClientId: "e"})
+			c1.cancel()
+			// The session waits exactly the resume window, then expires.
+			time.Sleep(window - time.Millisecond)
+			synctest.Wait()
+			if st := n.state(t, w1.GetSessionId()); st != tetherv1.SessionState_SESSION_STATE_DETACHED {
+				t.Fatalf("%v after the stream broke: %v; want DETACHED until the resume window ends", window-time.Millisecond, st)
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			if st := n.state(t, w1.GetSessionId()); st != tetherv1.SessionState_SESSION_STATE_CLOSED {
+				t.Fatalf("at the end of the resume window: %v; want CLOSED", st)
+			}
+			c2 := n.dial(t, "")
+			w2 := c2.open(resumeHello(w1, 0))
+			if w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED {
+				t.Fatalf("welcome = %v", w2)
+			}
+		})
 	})
 	t.Run("other principal", func(t *testing.T) {
 		t.Parallel()
