@@ -266,6 +266,9 @@ func (h *echoHandler) OnMessage(ctx context.Context, s *server.Session, m *serve
 	return err
 }
 
+// waitFor polls cond until it holds, failing after waitLong: a wait on an
+// observable condition with a bound, not a guess of how long something
+// takes. Inside a synctest bubble its polls cost no real time.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
