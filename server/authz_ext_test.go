@@ -58,6 +58,7 @@ func (a testAuthz) Expires(ctx context.Context) time.Time {
 }
 
 func TestAuthorizerDecisions(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithAuthorizer(testAuthz{}))
 	t.Run("connect", func(t *testing.T) {
 		c := n.dial(t, "banned")
@@ -109,6 +110,7 @@ func TestAuthorizerDecisions(t *testing.T) {
 }
 
 func TestCredentialsExpireMidSession(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		expiry := time.Now().Add(10 * time.Minute)
 		b := startBubbleNode(t, noMaxAge(), server.WithPrincipal(principalFromMD), server.WithAuthorizer(testAuthz{expiry: expiry}))

@@ -19,6 +19,7 @@ import (
 // forgot the mapping would: no FIN, no RST. The server must notice by
 // heartbeat alone and keep the session for a resume.
 func TestBlackholedClientIsDeclaredDeadAndResumes(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithProfile(profile.Datacenter()))
 	p, err := faultproxy.Start(n.addr)
 	if err != nil {

@@ -62,6 +62,17 @@ func startNode(t *testing.T, opts ...server.Option) *node {
 	return &node{srv: srv, addr: addr, cc: cc}
 }
 
+// startNodeInBubble is startNode on an in-memory bufconn listener, for a
+// test inside a testing/synctest bubble: the conn helpers (next, end,
+// noFrame) then wait in fake time. n.addr is empty: nothing else can dial
+// it.
+func startNodeInBubble(t *testing.T, opts ...server.Option) *node {
+	t.Helper()
+	opts = append([]server.Option{server.WithPrincipal(principalFromMD), server.WithServerID("test-node")}, opts...)
+	b := startBubbleNode(t, opts...)
+	return &node{srv: b.srv, cc: b.cc}
+}
+
 func (n *node) tether() tetherv1.TetherServiceClient { return tetherv1.NewTetherServiceClient(n.cc) }
 func (n *node) admin() tetherv1.AdminServiceClient   { return tetherv1.NewAdminServiceClient(n.cc) }
 
@@ -236,7 +247,9 @@ func (c *conn) ackFrame() *tetherv1.Ack {
 	}
 }
 
-// noFrame asserts nothing but pings and acks arrives for waitShort.
+// noFrame asserts nothing but pings and acks arrives for waitShort. Inside
+// a synctest bubble that is exact: the fake waitShort passes only once every
+// goroutine of the test is idle, so anything on its way has arrived.
 func (c *conn) noFrame() {
 	c.t.Helper()
 	timer := time.NewTimer(waitShort)
@@ -262,3 +275,22 @@ func statusCode(err error) codes.Code { return status.Code(err) }
 
 func brokerSession(id string) broker.Address { return broker.Session(id) }
 func brokerClient(id string) broker.Address  { return broker.Client(id) }
+
+// waitState polls GetSession until the session is in want.
+func waitState(t *testing.T, n *node, id string, want tetherv1.SessionState) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		r, err := n.admin().GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: id})
+		if err == nil && r.GetSession().GetState() == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("session %s never reached %v", id, want)
+}
+
+func rvResume(id, tok string, last uint64) *tetherv1.Hello {
+	return &tetherv1.Hello{HeartbeatInterval: durationpb.New(time.Minute),
+		Resume: &tetherv1.Resume{SessionId: id, ResumeToken: tok, LastReceivedSeq: last}}
+}

@@ -221,6 +221,7 @@ func sendAll(s tetherv1.TetherService_ConnectClient, n int, f func(i int) *tethe
 // permissions) live with the auth layer. A stream that never sends hello is
 // TestHostileSilentStreams, in fake time.
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	const maxSessions = 128
 	n := startNode(t,
 		server.WithMaxMessageBytes(1024), // frames up to 1024 + 64 KiB
@@ -692,6 +693,7 @@ func TestHostileInputs(t *testing.T) {
 // option for it), a hello sent just before the timeout is welcomed, and the
 // well-behaved session is untouched.
 func TestHostileSilentStreams(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		w, _ := b.connect(t, &tetherv1.Hello{ClientId: "witness", HeartbeatInterval: durationpbNew(time.Minute)})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -266,5 +267,39 @@ func TestMessageRefusedWhileBrokerDown(t *testing.T) {
 	c.ackedTo(2)
 	if got := h.list(); !equal(got, []string{"1", "2"}) {
 		t.Fatalf("handled %v; want [1 2]", got)
+	}
+}
+
+// The idempotency key of a message that failed (Error frame) is not kept:
+// the retry the Error invited is delivered.
+func TestFailedMessageDoesNotBurnItsIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, noMaxAge())
+	a := n.dial(t, "")
+	a.open(&tetherv1.Hello{ClientId: "a"})
+	send := func(seq uint64) {
+		a.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: seq, Target: &tetherv1.ClientMessage_ClientId{ClientId: "b"}, IdempotencyKey: "order-42", Payload: []byte("p")}}})
+	}
+	send(1) // b is not connected yet: NOT_FOUND
+	if f := a.next(); f.GetError() == nil {
+		t.Fatalf("want an Error frame, got %v", f)
+	}
+	b := n.dial(t, "")
+	b.open(&tetherv1.Hello{ClientId: "b"})
+	send(2) // the retry the Error invited
+	done := make(chan *tetherv1.ServerMessage, 1)
+	go func() {
+		select {
+		case f, ok := <-b.frames:
+			if ok {
+				done <- f.GetMessage()
+			}
+		case <-time.After(time.Second):
+		}
+		close(done)
+	}()
+	if m := <-done; m == nil {
+		t.Fatalf("retry after a failed delivery was dropped as a duplicate; b never got it")
 	}
 }

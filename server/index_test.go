@@ -8,6 +8,7 @@ import (
 // The hub's indexes keep a lone session without a map, and behave as a
 // set through growth and shrinking.
 func TestSessionSetIndex(t *testing.T) {
+	t.Parallel()
 	a, b, c := &Session{id: "a"}, &Session{id: "b"}, &Session{id: "c"}
 	m := map[string]sessionSet{}
 	members := func() []string {

@@ -128,6 +128,7 @@ func pings(fs []frameAt) []time.Time {
 }
 
 func TestServerPingsOnlyWhenWriteIdle(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(10 * time.Second)})
@@ -167,6 +168,7 @@ func TestServerPingsOnlyWhenWriteIdle(t *testing.T) {
 // interval); once the client's pings stop, the server pings again, half an
 // interval after the one that did not come.
 func TestServerLeavesTheHeartbeatToAPingingClient(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		const iv = 10 * time.Second
@@ -223,6 +225,7 @@ func TestServerLeavesTheHeartbeatToAPingingClient(t *testing.T) {
 }
 
 func TestDeadAfterExactlyIntervalTimesMisses(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		c, w := b.connect(t, &tetherv1.Hello{ClientId: "mute", HeartbeatInterval: durationpbNew(10 * time.Second)})
@@ -257,6 +260,7 @@ func TestDeadAfterExactlyIntervalTimesMisses(t *testing.T) {
 }
 
 func TestAnyFrameCountsAsLife(t *testing.T) {
+	t.Parallel()
 	frames := map[string]*tetherv1.ConnectRequest{
 		"pong":        {Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{}}},
 		"ack":         ack(0),
@@ -266,6 +270,7 @@ func TestAnyFrameCountsAsLife(t *testing.T) {
 	}
 	for name, f := range frames {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				b := startBubbleNode(t, noMaxAge())
 				c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(10 * time.Second)})
@@ -286,6 +291,7 @@ func TestAnyFrameCountsAsLife(t *testing.T) {
 }
 
 func TestSweepOverManyIdleSessions(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t, noMaxAge())
 		const n = 200
@@ -349,6 +355,7 @@ func noMaxAge() server.Option {
 }
 
 func TestMaxAgeGoAwayBeforeTheTransportKills(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t) // default profile: MaxConnectionAge 30m, grace 5m
 		c, _ := b.connect(t, &tetherv1.Hello{HeartbeatInterval: durationpbNew(time.Minute)})
@@ -378,6 +385,7 @@ func TestMaxAgeGoAwayBeforeTheTransportKills(t *testing.T) {
 }
 
 func TestHalfClosedStreamListensUntilTheDeadline(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		c, _ := b.connect(t, &tetherv1.Hello{ClientId: "listener", HeartbeatInterval: durationpbNew(time.Minute)})
@@ -406,6 +414,7 @@ func TestHalfClosedStreamListensUntilTheDeadline(t *testing.T) {
 }
 
 func TestNoHelloTimesOut(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		b := startBubbleNode(t)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -426,6 +435,7 @@ func TestNoHelloTimesOut(t *testing.T) {
 }
 
 func TestDrainIsPacedOverTheWindow(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		window time.Duration
@@ -436,6 +446,7 @@ func TestDrainIsPacedOverTheWindow(t *testing.T) {
 		{"capped by the rate", time.Second, 2, 500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				b := startBubbleNode(t, noMaxAge(), server.WithDrain(tc.window, tc.rate, time.Second))
 				var conns []*bubbleConn

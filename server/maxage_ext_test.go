@@ -3,13 +3,17 @@ package server_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/peer"
 
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
+	"github.com/tetherhq/tether/profile"
+	"github.com/tetherhq/tether/server"
 )
 
 // grpc-go hands every stream of one connection the same *peer.Peer, which
@@ -17,6 +21,7 @@ import (
 // first stream); streams of another connection get another. A canary for
 // grpc-go upgrades.
 func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
+	t.Parallel()
 	peers := make(chan *peer.Peer, 3)
 	a := tethertest.ServeGRPC(t, grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
 		p, _ := peer.FromContext(ss.Context())
@@ -53,4 +58,30 @@ func TestStreamsOfAConnectionShareItsPeer(t *testing.T) {
 	if pb == pa1 {
 		t.Fatal("streams of two connections got the same *peer.Peer; want one each")
 	}
+}
+
+// A stream opened on an old connection is not sent away at once.
+func TestStreamOnAnOldConnectionIsNotSentAwayAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		p := profile.Datacenter()
+		p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 4*time.Second, 10*time.Second
+		n := startNodeInBubble(t, server.WithProfile(p))
+		c1 := n.dial(t, "")
+		w := c1.open(&tetherv1.Hello{})
+		for f := c1.next(); f.GetGoAway() == nil; f = c1.next() {
+		}
+		c1.end()
+		start := time.Now()
+		c2 := n.dial(t, "") // same *grpc.ClientConn: same HTTP/2 connection
+		w2 := c2.open(rvResume(w.GetSessionId(), w.GetResumeToken(), 0))
+		if !w2.GetResumed() {
+			t.Fatalf("resume on the old connection: %v", w2)
+		}
+		// The grace (10s) exceeds the age, so the stream gets half the age.
+		f := c2.next()
+		if f.GetGoAway().GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE || time.Since(start) < 2*time.Second {
+			t.Fatalf("the stream resumed on an old connection got %v %v after Welcome; want GoAway{MAX_AGE} after at least half the max age (2s)", f, time.Since(start))
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 // has its own; a context without a peer is its own start; an entry goes
 // with its connection.
 func TestConnAges(t *testing.T) {
+	t.Parallel()
 	var ages connAges
 	func() { // the peers are unreachable once it returns
 		t0 := time.Unix(1000, 0)

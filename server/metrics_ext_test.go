@@ -33,6 +33,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, label, value string) fl
 
 // The tether_ series move with the sessions they describe.
 func TestMetricsMoveDuringASession(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
 	n := startNode(t, server.WithRegisterer(reg))
 	c := n.dial(t, "")

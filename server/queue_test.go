@@ -8,6 +8,7 @@ import (
 // The queue keeps FIFO order across pops, compaction, growth and
 // pushFront, and forgets what it popped.
 func TestQueueOrder(t *testing.T) {
+	t.Parallel()
 	var q queue[int]
 	var want []int
 	next := 0
@@ -48,6 +49,7 @@ func TestQueueOrder(t *testing.T) {
 
 // An emptied queue keeps a small array and drops a large one.
 func TestQueueReuse(t *testing.T) {
+	// Not parallel: testing.AllocsPerRun refuses to run in a parallel test.
 	var q queue[int]
 	for i := range 3 {
 		q.push(i)

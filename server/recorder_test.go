@@ -9,6 +9,7 @@ import (
 )
 
 func TestRecorderKeepsTheMostRecentInOrder(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 3, 5, 7} {
 		r := newRecorder(5)
 		for i := range n {
@@ -30,6 +31,7 @@ func TestRecorderKeepsTheMostRecentInOrder(t *testing.T) {
 // The client's pings have a ring of their own, merged in time order: they
 // never push other events out.
 func TestRecorderKeepsPingsApart(t *testing.T) {
+	t.Parallel()
 	r := newRecorder(3)
 	r.add(event{at: time.Unix(0, 0), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CONNECTED})
 	for i := range pingsKept + 5 {

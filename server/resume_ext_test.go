@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -37,115 +38,126 @@ func resumeHello(w *tetherv1.Welcome, last uint64) *tetherv1.Hello {
 }
 
 func TestResumeReplaysUnackedServerMessages(t *testing.T) {
-	n := startNode(t)
-	c1 := n.dial(t, "")
-	w1 := c1.open(&tetherv1.Hello{ClientId: "r", Topics: []string{"t"}})
-	n.publishTo(t, "r", "m1", "m2", "m3", "m4", "m5")
-	for i := 1; i <= 5; i++ {
-		if m := c1.message(); m.GetSeq() != uint64(i) {
-			t.Fatalf("got seq %d, want %d", m.GetSeq(), i)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		c1 := n.dial(t, "")
+		w1 := c1.open(&tetherv1.Hello{ClientId: "r", Topics: []string{"t"}})
+		n.publishTo(t, "r", "m1", "m2", "m3", "m4", "m5")
+		for i := 1; i <= 5; i++ {
+			if m := c1.message(); m.GetSeq() != uint64(i) {
+				t.Fatalf("got seq %d, want %d", m.GetSeq(), i)
+			}
 		}
-	}
-	c1.send(ack(3))
-	// Break the stream mid-flow: the client vanishes with 4 and 5 unacked.
-	c1.cancel()
-	waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
-	n.publishTo(t, "r", "m6", "m7")
+		c1.send(ack(3))
+		// Break the stream mid-flow: the client vanishes with 4 and 5 unacked.
+		c1.cancel()
+		waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
+		n.publishTo(t, "r", "m6", "m7")
 
-	// The client had received up to 4 (its ack for 4 and 5 never left).
-	c2 := n.dial(t, "")
-	w2 := c2.open(resumeHello(w1, 4))
-	if !w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || w2.GetSessionId() != w1.GetSessionId() {
-		t.Fatalf("resume welcome = %v", w2)
-	}
-	if w2.GetResumeToken() == w1.GetResumeToken() {
-		t.Fatal("the resume token was not rotated")
-	}
-	if w2.GetLastSentSeq() != 7 {
-		t.Fatalf("last_sent_seq = %d, want 7", w2.GetLastSentSeq())
-	}
-	for i := 5; i <= 7; i++ {
-		m := c2.message()
-		if m.GetSeq() != uint64(i) || string(m.GetPayload()) != fmt.Sprint("m", i) {
-			t.Fatalf("replayed %v, want seq %d", m, i)
+		// The client had received up to 4 (its ack for 4 and 5 never left).
+		c2 := n.dial(t, "")
+		w2 := c2.open(resumeHello(w1, 4))
+		if !w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || w2.GetSessionId() != w1.GetSessionId() {
+			t.Fatalf("resume welcome = %v", w2)
 		}
-	}
-	c2.noFrame()
-	// Subscriptions survived the resume.
-	if got := w2.GetTopics(); len(got) != 1 || got[0] != "t" {
-		t.Fatalf("topics after resume = %v", got)
-	}
-	// Once the client presented the rotated token, the old one no longer
-	// works: a fresh session, and the reason.
-	c3 := n.dial(t, "")
-	if w3 := c3.open(resumeHello(w2, 7)); !w3.GetResumed() {
-		t.Fatalf("resume with the rotated token = %v", w3)
-	}
-	c4 := n.dial(t, "")
-	w4 := c4.open(resumeHello(w1, 7))
-	if w4.GetResumed() || w4.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION || w4.GetSessionId() == w1.GetSessionId() {
-		t.Fatalf("resume with a stale token = %v", w4)
-	}
+		if w2.GetResumeToken() == w1.GetResumeToken() {
+			t.Fatal("the resume token was not rotated")
+		}
+		if w2.GetLastSentSeq() != 7 {
+			t.Fatalf("last_sent_seq = %d, want 7", w2.GetLastSentSeq())
+		}
+		for i := 5; i <= 7; i++ {
+			m := c2.message()
+			if m.GetSeq() != uint64(i) || string(m.GetPayload()) != fmt.Sprint("m", i) {
+				t.Fatalf("replayed %v, want seq %d", m, i)
+			}
+		}
+		c2.noFrame()
+		// Subscriptions survived the resume.
+		if got := w2.GetTopics(); len(got) != 1 || got[0] != "t" {
+			t.Fatalf("topics after resume = %v", got)
+		}
+		// Once the client presented the rotated token, the old one no longer
+		// works: a fresh session, and the reason.
+		c3 := n.dial(t, "")
+		if w3 := c3.open(resumeHello(w2, 7)); !w3.GetResumed() {
+			t.Fatalf("resume with the rotated token = %v", w3)
+		}
+		c4 := n.dial(t, "")
+		w4 := c4.open(resumeHello(w1, 7))
+		if w4.GetResumed() || w4.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION || w4.GetSessionId() == w1.GetSessionId() {
+			t.Fatalf("resume with a stale token = %v", w4)
+		}
+	})
 }
 
 func TestResumeDedupesClientResends(t *testing.T) {
-	n := startNode(t)
-	sink := n.dial(t, "")
-	sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
-	c1 := n.dial(t, "")
-	w1 := c1.open(&tetherv1.Hello{ClientId: "src"})
-	for i := 1; i <= 3; i++ {
-		c1.send(toTopic(uint64(i), "in", fmt.Sprint("c", i)))
-	}
-	for i := 1; i <= 3; i++ {
-		if m := sink.message(); string(m.GetPayload()) != fmt.Sprint("c", i) {
-			t.Fatalf("sink got %q", m.GetPayload())
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		sink := n.dial(t, "")
+		sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
+		c1 := n.dial(t, "")
+		w1 := c1.open(&tetherv1.Hello{ClientId: "src"})
+		for i := 1; i <= 3; i++ {
+			c1.send(toTopic(uint64(i), "in", fmt.Sprint("c", i)))
 		}
-	}
-	c1.cancel() // before the client saw any ack
-	waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
-	c2 := n.dial(t, "")
-	w2 := c2.open(resumeHello(w1, 0))
-	if w2.GetLastReceivedSeq() != 3 {
-		t.Fatalf("welcome.last_received_seq = %d, want 3", w2.GetLastReceivedSeq())
-	}
-	// A careless client re-sends everything: only 4 is new.
-	for i := 1; i <= 4; i++ {
-		c2.send(toTopic(uint64(i), "in", fmt.Sprint("c", i)))
-	}
-	if m := sink.message(); string(m.GetPayload()) != "c4" {
-		t.Fatalf("sink got %q after the re-send, want c4 (1–3 are duplicates)", m.GetPayload())
-	}
-	sink.noFrame()
-	if a := c2.ackFrame(); a.GetSeq() < 3 {
-		t.Fatalf("ack after re-send = %d", a.GetSeq())
-	}
+		for i := 1; i <= 3; i++ {
+			if m := sink.message(); string(m.GetPayload()) != fmt.Sprint("c", i) {
+				t.Fatalf("sink got %q", m.GetPayload())
+			}
+		}
+		c1.cancel() // before the client saw any ack
+		waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
+		c2 := n.dial(t, "")
+		w2 := c2.open(resumeHello(w1, 0))
+		if w2.GetLastReceivedSeq() != 3 {
+			t.Fatalf("welcome.last_received_seq = %d, want 3", w2.GetLastReceivedSeq())
+		}
+		// A careless client re-sends everything: only 4 is new.
+		for i := 1; i <= 4; i++ {
+			c2.send(toTopic(uint64(i), "in", fmt.Sprint("c", i)))
+		}
+		if m := sink.message(); string(m.GetPayload()) != "c4" {
+			t.Fatalf("sink got %q after the re-send, want c4 (1–3 are duplicates)", m.GetPayload())
+		}
+		sink.noFrame()
+		if a := c2.ackFrame(); a.GetSeq() < 3 {
+			t.Fatalf("ack after re-send = %d", a.GetSeq())
+		}
+	})
 }
 
 func TestIdempotencyKeyAcrossSessions(t *testing.T) {
-	n := startNode(t)
-	sink := n.dial(t, "")
-	sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
-	msg := func(seq uint64) *tetherv1.ConnectRequest {
-		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-			Seq: seq, Target: &tetherv1.ClientMessage_Topic{Topic: "in"}, Payload: []byte("order-1"), IdempotencyKey: "order-1"}}}
-	}
-	c1 := n.dial(t, "")
-	c1.open(&tetherv1.Hello{ClientId: "src"})
-	c1.send(msg(1))
-	sink.message()
-	// The client crashed and lost its session; a new session re-sends.
-	c2 := n.dial(t, "")
-	c2.open(&tetherv1.Hello{ClientId: "src"})
-	c2.send(msg(1))
-	if a := c2.ackFrame(); a.GetSeq() != 1 {
-		t.Fatalf("the duplicate was not acked: %v", a)
-	}
-	sink.noFrame()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		sink := n.dial(t, "")
+		sink.open(&tetherv1.Hello{ClientId: "sink", Topics: []string{"in"}})
+		msg := func(seq uint64) *tetherv1.ConnectRequest {
+			return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+				Seq: seq, Target: &tetherv1.ClientMessage_Topic{Topic: "in"}, Payload: []byte("order-1"), IdempotencyKey: "order-1"}}}
+		}
+		c1 := n.dial(t, "")
+		c1.open(&tetherv1.Hello{ClientId: "src"})
+		c1.send(msg(1))
+		sink.message()
+		// The client crashed and lost its session; a new session re-sends.
+		c2 := n.dial(t, "")
+		c2.open(&tetherv1.Hello{ClientId: "src"})
+		c2.send(msg(1))
+		if a := c2.ackFrame(); a.GetSeq() != 1 {
+			t.Fatalf("the duplicate was not acked: %v", a)
+		}
+		sink.noFrame()
+	})
 }
 
 func TestResumeRefusals(t *testing.T) {
+	t.Parallel()
 	t.Run("unknown", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c := n.dial(t, "")
 		w := c.open(&tetherv1.Hello{Resume: &tetherv1.Resume{SessionId: "no-such-session", ResumeToken: "x"}})
@@ -154,18 +166,33 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("expired", func(t *testing.T) {
-		n := startNode(t, server.WithResumeWindow(200*time.Millisecond))
-		c1 := n.dial(t, "")
-		w1 := c1.open(&tetherv1.Hello{ClientId: "e"})
-		c1.cancel()
-		waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_CLOSED })
-		c2 := n.dial(t, "")
-		w2 := c2.open(resumeHello(w1, 0))
-		if w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED {
-			t.Fatalf("welcome = %v", w2)
-		}
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			const window = 200 * time.Millisecond
+			n := startNodeInBubble(t, server.WithResumeWindow(window))
+			c1 := n.dial(t, "")
+			w1 := c1.open(&tetherv1.Hello{ClientId: "e"})
+			c1.cancel()
+			// The session waits exactly the resume window, then expires.
+			time.Sleep(window - time.Millisecond)
+			synctest.Wait()
+			if st := n.state(t, w1.GetSessionId()); st != tetherv1.SessionState_SESSION_STATE_DETACHED {
+				t.Fatalf("%v after the stream broke: %v; want DETACHED until the resume window ends", window-time.Millisecond, st)
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			if st := n.state(t, w1.GetSessionId()); st != tetherv1.SessionState_SESSION_STATE_CLOSED {
+				t.Fatalf("at the end of the resume window: %v; want CLOSED", st)
+			}
+			c2 := n.dial(t, "")
+			w2 := c2.open(resumeHello(w1, 0))
+			if w2.GetResumed() || w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED {
+				t.Fatalf("welcome = %v", w2)
+			}
+		})
 	})
 	t.Run("other principal", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "alice")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "shared"})
@@ -178,6 +205,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{})
@@ -190,6 +218,7 @@ func TestResumeRefusals(t *testing.T) {
 		}
 	})
 	t.Run("seq mismatch", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{})
@@ -204,6 +233,7 @@ func TestResumeRefusals(t *testing.T) {
 }
 
 func TestResumeReportsLostRange(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxOutboundQueue(4), server.WithOutboundLog(4))
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "g"})
@@ -226,7 +256,9 @@ func TestResumeReportsLostRange(t *testing.T) {
 }
 
 func TestTakeover(t *testing.T) {
+	t.Parallel()
 	t.Run("stream", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -246,6 +278,7 @@ func TestTakeover(t *testing.T) {
 		}
 	})
 	t.Run("client id", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t)
 		c1 := n.dial(t, "")
 		w1 := c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -267,6 +300,7 @@ func TestTakeover(t *testing.T) {
 		}
 	})
 	t.Run("multiple allowed", func(t *testing.T) {
+		t.Parallel()
 		n := startNode(t, server.WithMultipleSessionsPerClient())
 		c1 := n.dial(t, "")
 		c1.open(&tetherv1.Hello{ClientId: "x"})
@@ -279,6 +313,7 @@ func TestTakeover(t *testing.T) {
 }
 
 func TestCloseSessionByAdmin(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{ClientId: "k"})
@@ -298,6 +333,7 @@ func TestCloseSessionByAdmin(t *testing.T) {
 // A resume may ask for another heartbeat interval (a client that moved to a
 // network with a shorter NAT timer); without one it keeps its own.
 func TestResumeMayChangeTheHeartbeat(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "hb", HeartbeatInterval: durationpbNew(time.Minute)})
@@ -339,6 +375,7 @@ func (h *countHandler) count(p string) int {
 // rest, acknowledged long before, are not remembered: that is what keeps
 // the dedupe store small.
 func TestGeneratedKeysAcrossSessions(t *testing.T) {
+	t.Parallel()
 	h := &countHandler{got: make(map[string]int)}
 	n := startNode(t, server.WithHandler(h), server.WithFrameRate(1e6, 1e6))
 	msg := func(seq uint64, key string) *tetherv1.ConnectRequest {

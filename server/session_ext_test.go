@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 )
 
 func TestHelloWelcome(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{ClientId: "dev-1", Topics: []string{"news", "alerts"}, Metadata: map[string]string{"os": "linux"}})
@@ -45,6 +47,7 @@ func TestHelloWelcome(t *testing.T) {
 }
 
 func TestHeartbeatIntervalIsClamped(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	for _, tc := range []struct{ ask, want time.Duration }{
 		{time.Millisecond, 5 * time.Second},
@@ -60,35 +63,49 @@ func TestHeartbeatIntervalIsClamped(t *testing.T) {
 }
 
 func TestPingPongBothWays(t *testing.T) {
-	n := startNode(t)
-	c := n.dial(t, "")
-	c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(5 * time.Second)})
-	sent := timestamppb.New(time.Unix(1700000000, 0))
-	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 42, SentAt: sent}}})
-	p := c.next().GetPong()
-	if p.GetId() != 42 || !p.GetSentAt().AsTime().Equal(sent.AsTime()) {
-		t.Fatalf("pong = %v, want id 42 echoing sent_at", p)
-	}
-	// The server pings a write-idle stream after the interval (5s, the
-	// minimum); answer it and see the RTT in the flight recorder.
-	var ping *tetherv1.Ping
-	deadline := time.After(waitLong)
-	for ping == nil {
-		select {
-		case f := <-c.frames:
-			ping = f.GetPing()
-		case <-deadline:
-			t.Fatal("no server ping within 10s of a 5s interval")
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		c := n.dial(t, "")
+		c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(5 * time.Second)})
+		sent := timestamppb.New(time.Unix(1700000000, 0))
+		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 42, SentAt: sent}}})
+		p := c.next().GetPong()
+		if p.GetId() != 42 || !p.GetSentAt().AsTime().Equal(sent.AsTime()) {
+			t.Fatalf("pong = %v, want id 42 echoing sent_at", p)
 		}
-	}
-	c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: ping.GetId(), SentAt: ping.GetSentAt()}}})
-	waitFor(t, func() bool {
-		l, _ := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
-		return len(l.GetSessions()) == 1 && l.GetSessions()[0].GetLastRtt() != nil
+		// The server pings a silent stream: one interval (5s, the minimum)
+		// after its last write, or 1.5 intervals after the client's last
+		// ping (TestServerLeavesTheHeartbeatToAPingingClient). Answer it and
+		// see the RTT in the flight recorder.
+		pinged := time.Now()
+		var ping *tetherv1.Ping
+		timer := time.NewTimer(waitLong)
+		defer timer.Stop()
+		for ping == nil {
+			select {
+			case f := <-c.frames:
+				ping = f.GetPing()
+			case <-timer.C:
+				t.Fatal("no server ping within 10s of a 5s interval")
+			}
+		}
+		if d := time.Since(pinged); d < 5*time.Second || d > 7500*time.Millisecond {
+			t.Fatalf("the server pinged %v after the client's ping; want 5s to 7.5s", d)
+		}
+		const rtt = 40 * time.Millisecond // the network, in fake time
+		time.Sleep(rtt)
+		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: ping.GetId(), SentAt: ping.GetSentAt()}}})
+		synctest.Wait()
+		l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+		if err != nil || len(l.GetSessions()) != 1 || l.GetSessions()[0].GetLastRtt().AsDuration() != rtt {
+			t.Fatalf("after the pong: %v %v; want one session with its last RTT, %v", l, err, rtt)
+		}
 	})
 }
 
 func TestMessagesBothWaysWithAcks(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	sub := n.dial(t, "")
 	sub.open(&tetherv1.Hello{ClientId: "sub", Topics: []string{"t"}})
@@ -121,61 +138,65 @@ func TestMessagesBothWaysWithAcks(t *testing.T) {
 }
 
 func TestPublishToTopicSessionAndClient(t *testing.T) {
-	n := startNode(t)
-	a := n.dial(t, "")
-	wa := a.open(&tetherv1.Hello{ClientId: "a", Topics: []string{"fleet"}})
-	b := n.dial(t, "")
-	b.open(&tetherv1.Hello{ClientId: "b", Topics: []string{"fleet"}})
-	ctx := context.Background()
-	check := func(req *tetherv1.PublishRequest, want uint32) {
-		t.Helper()
-		resp, err := n.tether().Publish(ctx, req)
-		if err != nil || resp.GetDelivered() != want {
-			t.Fatalf("Publish(%v) = %v, %v; want %d delivered", req, resp, err, want)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		a := n.dial(t, "")
+		wa := a.open(&tetherv1.Hello{ClientId: "a", Topics: []string{"fleet"}})
+		b := n.dial(t, "")
+		b.open(&tetherv1.Hello{ClientId: "b", Topics: []string{"fleet"}})
+		ctx := context.Background()
+		check := func(req *tetherv1.PublishRequest, want uint32) {
+			t.Helper()
+			resp, err := n.tether().Publish(ctx, req)
+			if err != nil || resp.GetDelivered() != want {
+				t.Fatalf("Publish(%v) = %v, %v; want %d delivered", req, resp, err, want)
+			}
 		}
-	}
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "fleet"}, Payload: []byte("all")}, 2)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_SessionId{SessionId: wa.GetSessionId()}, Payload: []byte("to-a")}, 1)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "b"}, Payload: []byte("to-b")}, 1)
-	check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "nobody"}, Payload: []byte("x")}, 0)
-	for _, want := range []string{"all", "to-a"} {
-		if m := a.message(); string(m.GetPayload()) != want {
-			t.Fatalf("a got %q, want %q", m.GetPayload(), want)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "fleet"}, Payload: []byte("all")}, 2)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_SessionId{SessionId: wa.GetSessionId()}, Payload: []byte("to-a")}, 1)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "b"}, Payload: []byte("to-b")}, 1)
+		check(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "nobody"}, Payload: []byte("x")}, 0)
+		for _, want := range []string{"all", "to-a"} {
+			if m := a.message(); string(m.GetPayload()) != want {
+				t.Fatalf("a got %q, want %q", m.GetPayload(), want)
+			}
 		}
-	}
-	for _, want := range []string{"all", "to-b"} {
-		if m := b.message(); string(m.GetPayload()) != want {
-			t.Fatalf("b got %q, want %q", m.GetPayload(), want)
+		for _, want := range []string{"all", "to-b"} {
+			if m := b.message(); string(m.GetPayload()) != want {
+				t.Fatalf("b got %q, want %q", m.GetPayload(), want)
+			}
 		}
-	}
-	// Idempotency: the same key twice delivers once.
-	req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "a"}, Payload: []byte("once"), IdempotencyKey: "k1"}
-	check(req, 1)
-	if resp, err := n.tether().Publish(ctx, req); err != nil || !resp.GetDuplicate() || resp.GetDelivered() != 0 {
-		t.Fatalf("repeat Publish = %v, %v; want duplicate", resp, err)
-	}
-	if m := a.message(); string(m.GetPayload()) != "once" {
-		t.Fatalf("a got %q", m.GetPayload())
-	}
-	a.noFrame()
-	// A key whose Publish reached no session is not kept: the retry,
-	// once the client id is there, is delivered.
-	absent := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "late"}, Payload: []byte("late"), IdempotencyKey: "k2"}
-	check(absent, 0)
-	late := n.dial(t, "")
-	late.open(&tetherv1.Hello{ClientId: "late"})
-	check(absent, 1)
-	if m := late.message(); string(m.GetPayload()) != "late" {
-		t.Fatalf("late got %q", m.GetPayload())
-	}
-	// No target is a clear error.
-	_, err := n.tether().Publish(ctx, &tetherv1.PublishRequest{Payload: []byte("x")})
-	if code := statusCode(err); code != codes.InvalidArgument {
-		t.Fatalf("Publish without target: %v", err)
-	}
+		// Idempotency: the same key twice delivers once.
+		req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "a"}, Payload: []byte("once"), IdempotencyKey: "k1"}
+		check(req, 1)
+		if resp, err := n.tether().Publish(ctx, req); err != nil || !resp.GetDuplicate() || resp.GetDelivered() != 0 {
+			t.Fatalf("repeat Publish = %v, %v; want duplicate", resp, err)
+		}
+		if m := a.message(); string(m.GetPayload()) != "once" {
+			t.Fatalf("a got %q", m.GetPayload())
+		}
+		a.noFrame()
+		// A key whose Publish reached no session is not kept: the retry,
+		// once the client id is there, is delivered.
+		absent := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "late"}, Payload: []byte("late"), IdempotencyKey: "k2"}
+		check(absent, 0)
+		late := n.dial(t, "")
+		late.open(&tetherv1.Hello{ClientId: "late"})
+		check(absent, 1)
+		if m := late.message(); string(m.GetPayload()) != "late" {
+			t.Fatalf("late got %q", m.GetPayload())
+		}
+		// No target is a clear error.
+		_, err := n.tether().Publish(ctx, &tetherv1.PublishRequest{Payload: []byte("x")})
+		if code := statusCode(err); code != codes.InvalidArgument {
+			t.Fatalf("Publish without target: %v", err)
+		}
+	})
 }
 
 func TestRequestReplyByCorrelationID(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	svc := n.dial(t, "")
 	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc.echo"}})
@@ -209,6 +230,7 @@ func TestRequestReplyByCorrelationID(t *testing.T) {
 }
 
 func TestInProcessPublishAndHandler(t *testing.T) {
+	t.Parallel()
 	got := make(chan *server.Message, 1)
 	h := &echoHandler{got: got}
 	n := startNode(t, server.WithHandler(h))
@@ -244,6 +266,9 @@ func (h *echoHandler) OnMessage(ctx context.Context, s *server.Session, m *serve
 	return err
 }
 
+// waitFor polls cond until it holds, failing after waitLong: a wait on an
+// observable condition with a bound, not a guess of how long something
+// takes. Inside a synctest bubble its polls cost no real time.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLong)
@@ -256,6 +281,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func TestDirectMessageToNobodyIsReported(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	c := n.dial(t, "")
 	c.open(&tetherv1.Hello{ClientId: "lonely"})
@@ -272,38 +298,41 @@ func TestDirectMessageToNobodyIsReported(t *testing.T) {
 }
 
 func TestReplyByCorrelationIDIsNeverMisrouted(t *testing.T) {
-	n := startNode(t)
-	svc := n.dial(t, "")
-	svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})
-	alice := n.dial(t, "alice")
-	alice.open(&tetherv1.Hello{ClientId: "alice"})
-	mallory := n.dial(t, "mallory")
-	mallory.open(&tetherv1.Hello{ClientId: "mallory"})
-	req := func(c *conn, payload string) {
-		c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-			Seq: 1, Target: &tetherv1.ClientMessage_Topic{Topic: "svc"}, Payload: []byte(payload), CorrelationId: "1"}}})
-	}
-	req(alice, "x")
-	m1 := svc.message()
-	req(mallory, "y") // the same correlation id
-	svc.message()
-	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-		Seq: 1, Payload: []byte("secret for x"), CorrelationId: "1"}}})
-	for {
-		f := svc.next()
-		if e := f.GetError(); e != nil {
-			if codes.Code(e.GetCode()) != codes.FailedPrecondition {
-				t.Fatalf("ambiguous reply: %v", e)
-			}
-			break
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t)
+		svc := n.dial(t, "")
+		svc.open(&tetherv1.Hello{ClientId: "svc", Topics: []string{"svc"}})
+		alice := n.dial(t, "alice")
+		alice.open(&tetherv1.Hello{ClientId: "alice"})
+		mallory := n.dial(t, "mallory")
+		mallory.open(&tetherv1.Hello{ClientId: "mallory"})
+		req := func(c *conn, payload string) {
+			c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+				Seq: 1, Target: &tetherv1.ClientMessage_Topic{Topic: "svc"}, Payload: []byte(payload), CorrelationId: "1"}}})
 		}
-	}
-	mallory.noFrame()
-	// Naming the requester works.
-	svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
-		Seq: 2, Target: &tetherv1.ClientMessage_SessionId{SessionId: m1.GetSource().GetSessionId()}, Payload: []byte("secret for x"), CorrelationId: "1"}}})
-	if m := alice.message(); string(m.GetPayload()) != "secret for x" {
-		t.Fatalf("alice got %v", m)
-	}
-	mallory.noFrame()
+		req(alice, "x")
+		m1 := svc.message()
+		req(mallory, "y") // the same correlation id
+		svc.message()
+		svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: 1, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+		for {
+			f := svc.next()
+			if e := f.GetError(); e != nil {
+				if codes.Code(e.GetCode()) != codes.FailedPrecondition {
+					t.Fatalf("ambiguous reply: %v", e)
+				}
+				break
+			}
+		}
+		mallory.noFrame()
+		// Naming the requester works.
+		svc.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+			Seq: 2, Target: &tetherv1.ClientMessage_SessionId{SessionId: m1.GetSource().GetSessionId()}, Payload: []byte("secret for x"), CorrelationId: "1"}}})
+		if m := alice.message(); string(m.GetPayload()) != "secret for x" {
+			t.Fatalf("alice got %v", m)
+		}
+		mallory.noFrame()
+	})
 }

@@ -9,6 +9,7 @@ import (
 
 // Control frames never wait behind queued messages.
 func TestControlFramesGoFirst(t *testing.T) {
+	t.Parallel()
 	st := newStream(nil, nil, "")
 	for i := range 3 {
 		st.pushData(broker.Entry{Seq: uint64(i + 1), Message: &broker.Message{Target: broker.Topic("t")}})
@@ -43,6 +44,7 @@ func TestControlFramesGoFirst(t *testing.T) {
 
 // A stream closing after a GoAway writes its control frames, not its data.
 func TestCloseAfterFlushDropsData(t *testing.T) {
+	t.Parallel()
 	st := newStream(nil, nil, "")
 	st.pushData(broker.Entry{Seq: 1, Message: &broker.Message{}})
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_GoAway{GoAway: &tetherv1.GoAway{}}})

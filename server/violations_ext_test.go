@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -17,6 +18,7 @@ import (
 )
 
 func TestProtocolViolations(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxMessageBytes(1024))
 	opened := func(t *testing.T) *conn {
 		c := n.dial(t, "")
@@ -94,6 +96,7 @@ func TestProtocolViolations(t *testing.T) {
 }
 
 func TestSlowConsumerIsCutOthersFlow(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxOutboundQueue(8))
 	slow := n.dial(t, "")
 	ws := slow.open(&tetherv1.Hello{ClientId: "slow", Topics: []string{"feed"}})
@@ -152,74 +155,79 @@ func acked(t *testing.T, n *node, clientID string) uint64 {
 }
 
 func TestDrain(t *testing.T) {
-	n := startNode(t, server.WithDrain(300*time.Millisecond, 1000, time.Second))
-	watch, err := healthpb.NewHealthClient(n.cc).Watch(context.Background(), &healthpb.HealthCheckRequest{Service: server.ServiceName})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health before drain: %v %v", r, err)
-	}
-	var conns []*conn
-	for i := range 3 {
-		c := n.dial(t, "")
-		c.open(&tetherv1.Hello{ClientId: fmt.Sprint("d", i)})
-		c.send(toTopic(1, "nowhere", "x"))
-		conns = append(conns, c)
-	}
-	// Every message has reached the server (its ack may still be pending).
-	waitFor(t, func() bool {
-		l, _ := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		n := startNodeInBubble(t, server.WithDrain(300*time.Millisecond, 1000, time.Second))
+		watch, err := healthpb.NewHealthClient(n.cc).Watch(context.Background(), &healthpb.HealthCheckRequest{Service: server.ServiceName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health before drain: %v %v", r, err)
+		}
+		var conns []*conn
+		for i := range 3 {
+			c := n.dial(t, "")
+			c.open(&tetherv1.Hello{ClientId: fmt.Sprint("d", i)})
+			c.send(toTopic(1, "nowhere", "x"))
+			conns = append(conns, c)
+		}
+		// Every message has reached the server (its ack may still be pending).
+		synctest.Wait()
+		l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
+		if err != nil || len(l.GetSessions()) != 3 {
+			t.Fatalf("sessions before the drain: %v %v", l, err)
+		}
 		for _, s := range l.GetSessions() {
 			if s.GetLastReceivedSeq() != 1 {
-				return false
+				t.Fatalf("session %v has not received its message", s)
 			}
 		}
-		return len(l.GetSessions()) == 3
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+			defer cancel()
+			done <- n.srv.Drain(ctx)
+		}()
+		if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("health during drain: %v %v", r, err)
+		}
+		for _, c := range conns {
+			var ga *tetherv1.GoAway
+			var acked uint64
+			for ga == nil {
+				f := c.next()
+				if a := f.GetAck(); a != nil {
+					acked = a.GetSeq()
+				}
+				ga = f.GetGoAway()
+			}
+			if ga.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN || ga.GetRetryJitter().AsDuration() != time.Second {
+				t.Fatalf("go_away = %v", ga)
+			}
+			if acked != 1 {
+				t.Fatalf("in-flight message not acked before go_away (ack %d)", acked)
+			}
+			c.expectEnd(codes.OK, "")
+		}
+		// The open health watch does not hold the stop up.
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Drain = %v", err)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("Drain did not return")
+		}
+		// New sessions are refused while draining or stopped.
+		if _, err := n.tether().Publish(context.Background(), &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "t"}}); statusCode(err) != codes.Unavailable {
+			t.Fatalf("Publish after drain: %v", err)
+		}
 	})
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		done <- n.srv.Drain(ctx)
-	}()
-	if r, err := watch.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Fatalf("health during drain: %v %v", r, err)
-	}
-	for _, c := range conns {
-		var ga *tetherv1.GoAway
-		var acked uint64
-		for ga == nil {
-			f := c.next()
-			if a := f.GetAck(); a != nil {
-				acked = a.GetSeq()
-			}
-			ga = f.GetGoAway()
-		}
-		if ga.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN || ga.GetRetryJitter().AsDuration() != time.Second {
-			t.Fatalf("go_away = %v", ga)
-		}
-		if acked != 1 {
-			t.Fatalf("in-flight message not acked before go_away (ack %d)", acked)
-		}
-		c.expectEnd(codes.OK, "")
-	}
-	// The open health watch does not hold the stop up.
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Drain = %v", err)
-		}
-	case <-time.After(waitLong):
-		t.Fatal("Drain did not return")
-	}
-	// New sessions are refused while draining or stopped.
-	if _, err := n.tether().Publish(context.Background(), &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "t"}}); statusCode(err) != codes.Unavailable {
-		t.Fatalf("Publish after drain: %v", err)
-	}
 }
 
 func TestMaxSessions(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithMaxSessions(2))
 	n.dial(t, "").open(&tetherv1.Hello{})
 	n.dial(t, "").open(&tetherv1.Hello{})
@@ -238,6 +246,7 @@ func (rejecting) OnConnect(_ context.Context, s *server.Session) error {
 }
 
 func TestHandlerRejectsConnect(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, server.WithHandler(rejecting{}))
 	c := n.dial(t, "")
 	c.send(hello(&tetherv1.Hello{ClientId: "banned"}))

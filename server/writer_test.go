@@ -48,6 +48,7 @@ func (st *stream) writerState() (writing, lingering bool) {
 // frames (an idle stream's pong), lingers writerLinger after messages, is
 // woken rather than restarted for more within it, and exits after it.
 func TestWriterRunsOnlyWhileNeeded(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		srv, err := New(WithServerID("w"))
 		if err != nil {
