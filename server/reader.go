@@ -58,8 +58,7 @@ func (st *stream) read() {
 			}
 			return
 		}
-		now := time.Now()
-		st.lastRead.Store(now.UnixNano())
+		now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
 		st.srv.metrics.framesIn(req)
 		if !st.frames.AllowN(now, 1) { // Allow would read the clock again
 			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (Welcome.limits.max_frames_per_second), bursts of %d (Welcome.limits.max_frame_burst): slow down, then reconnect and resume", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
@@ -187,7 +186,18 @@ type grpcConnectStream = grpc.GenericServerStream[tetherv1.ConnectRequest, tethe
 // frameBox, so that a frame frameCodec could not decode ends the stream
 // with the box's INVALID_ARGUMENT; other streams (tests' fakes) are read
 // as they are.
+//
+// Each frame received is life: recv stores when it came (lastRead), so
+// that silence counts from the last frame, Hello included.
 func (st *stream) recv() (*tetherv1.ConnectRequest, error) {
+	req, err := st.recvFrame()
+	if err == nil {
+		st.lastRead.Store(time.Now().UnixNano())
+	}
+	return req, err
+}
+
+func (st *stream) recvFrame() (*tetherv1.ConnectRequest, error) {
 	g, ok := st.ss.(*grpcConnectStream)
 	if !ok {
 		return st.ss.Recv()

@@ -25,6 +25,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	hb := srv.cfg.profile.Heartbeat
 	w := &tetherv1.Welcome{
 		SessionId:         s.id,
+		ClientId:          s.clientID,
 		ResumeToken:       token,
 		Resumed:           rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP,
 		ResumeStatus:      rs,
