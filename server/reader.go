@@ -197,6 +197,7 @@ func (st *stream) recv() (*tetherv1.ConnectRequest, error) {
 	return req, err
 }
 
+// recvFrame is recv without the clock.
 func (st *stream) recvFrame() (*tetherv1.ConnectRequest, error) {
 	g, ok := st.ss.(*grpcConnectStream)
 	if !ok {
