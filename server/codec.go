@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
@@ -30,7 +31,8 @@ type frameBox struct {
 
 // frameCodec is the server's gRPC codec: the standard proto codec, except
 // that a frameBox is decoded here, with its announced size limit
-// (Limits.max_frame_bytes) checked and decode errors kept in the box.
+// (Limits.max_frame_bytes) checked and decode errors kept in the box, and a
+// PublishRequest too (see unmarshalPublish).
 type frameCodec struct {
 	std      encoding.CodecV2
 	maxFrame int
@@ -49,6 +51,10 @@ func (c *frameCodec) Marshal(v any) (mem.BufferSlice, error) { return c.std.Mars
 // Unmarshal decodes a frameBox itself and anything else with the standard
 // proto codec.
 func (c *frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if pr, ok := v.(*tetherv1.PublishRequest); ok {
+		c.unmarshalPublish(data, pr)
+		return nil
+	}
 	box, ok := v.(*frameBox)
 	if !ok {
 		return c.std.Unmarshal(data, v)
@@ -61,18 +67,64 @@ func (c *frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if err := proto.Unmarshal(buf.ReadOnlyData(), box.ConnectRequest); err != nil {
-		box.err = decodeError(buf.ReadOnlyData(), err)
+		box.err = decodeError(buf.ReadOnlyData(), err, box.ConnectRequest, "frame", "send a serialized tether.v1.ConnectRequest")
 	}
 	return nil
 }
 
-// decodeError is the status of a frame b that failed to decode with err:
-// INVALID_ARGUMENT, naming the field at fault when it can be found.
-func decodeError(b []byte, err error) error {
-	if field, why := badField(b, (&tetherv1.ConnectRequest{}).ProtoReflect().Descriptor(), "ConnectRequest"); field != "" {
-		return status.Errorf(codes.InvalidArgument, "undecodable frame: field %s %s: fix the client; do not send this frame again", field, why)
+// undecodableField is the field number (the largest there is) under which
+// unmarshalPublish leaves, in the request's unknown fields, why the request
+// could not be decoded, for Publish to answer with (see undecodable).
+const undecodableField = protowire.MaxValidNumber
+
+// unmarshalPublish decodes a PublishRequest. One that cannot be decoded is
+// left empty but for the reason, so that Publish answers INVALID_ARGUMENT
+// naming the field; grpc-go would answer a codec error with INTERNAL.
+func (c *frameCodec) unmarshalPublish(data mem.BufferSlice, pr *tetherv1.PublishRequest) {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	err := proto.Unmarshal(buf.ReadOnlyData(), pr)
+	if err == nil {
+		return
 	}
-	return status.Errorf(codes.InvalidArgument, "undecodable frame: %v: send a serialized tether.v1.ConnectRequest", err)
+	msg := status.Convert(decodeError(buf.ReadOnlyData(), err, pr, "request", "send a serialized tether.v1.PublishRequest")).Message()
+	proto.Reset(pr)
+	pr.ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, undecodableField, protowire.BytesType), msg))
+}
+
+// undecodable returns the INVALID_ARGUMENT that unmarshalPublish left in
+// pr, or nil. (A client that sends such a field itself only gets the
+// status it asked for.)
+func undecodable(pr *tetherv1.PublishRequest) error {
+	b := pr.ProtoReflect().GetUnknown()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return nil
+		}
+		if num == undecodableField && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(b[:m])
+			return status.Error(codes.InvalidArgument, strings.ToValidUTF8(string(v), "\uFFFD"))
+		}
+		b = b[m:]
+	}
+	return nil
+}
+
+// decodeError is the status of a message b of m's type (a "frame" or a
+// "request") that failed to decode with err: INVALID_ARGUMENT, naming the
+// field at fault when it can be found, else saying what to send.
+func decodeError(b []byte, err error, m proto.Message, what, advice string) error {
+	md := m.ProtoReflect().Descriptor()
+	if field, why := badField(b, md, string(md.Name())); field != "" {
+		return status.Errorf(codes.InvalidArgument, "undecodable %s: field %s %s: fix the client; do not send this %s again", what, field, why, what)
+	}
+	return status.Errorf(codes.InvalidArgument, "undecodable %s: %v: %s", what, err, advice)
 }
 
 // badField walks the wire encoding b of a message of type md and returns

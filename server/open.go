@@ -131,7 +131,7 @@ func (srv *Server) validHello(h *tetherv1.Hello) error {
 		return status.Error(codes.InvalidArgument, "hello.client_id is longer than 256 bytes")
 	}
 	if len(h.GetTopics()) > srv.cfg.maxTopics {
-		return status.Errorf(codes.InvalidArgument, "hello.topics has %d topics; the limit is %d", len(h.GetTopics()), srv.cfg.maxTopics)
+		return status.Errorf(codes.InvalidArgument, "hello.topics has %d topics; the limit is %d (Welcome.limits.max_topics)", len(h.GetTopics()), srv.cfg.maxTopics)
 	}
 	for _, t := range h.GetTopics() {
 		if err := validTopic(t); err != nil {

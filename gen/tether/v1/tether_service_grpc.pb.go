@@ -129,8 +129,8 @@ type TetherServiceClient interface {
 	//	                    check failed. Retryable, with the same
 	//	                    idempotency_key (on any backend).
 	//
-	// A request gRPC cannot decode (a string field that is not UTF-8) is
-	// refused by grpc-go itself with INTERNAL before tether sees it.
+	// A request that cannot be decoded (a string field that is not UTF-8)
+	// is INVALID_ARGUMENT, naming the field.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 }
 
@@ -269,8 +269,8 @@ type TetherServiceServer interface {
 	//	                    check failed. Retryable, with the same
 	//	                    idempotency_key (on any backend).
 	//
-	// A request gRPC cannot decode (a string field that is not UTF-8) is
-	// refused by grpc-go itself with INTERNAL before tether sees it.
+	// A request that cannot be decoded (a string field that is not UTF-8)
+	// is INVALID_ARGUMENT, naming the field.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	mustEmbedUnimplementedTetherServiceServer()
 }
