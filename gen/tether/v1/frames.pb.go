@@ -246,11 +246,18 @@ const (
 	// resume; a fresh session may be opened after retry_after.
 	GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN GoAwayReason = 5
 	// The client violated the protocol. Do not reconnect without a fix.
+	// Not sent by tether v1 servers: a protocol violation ends the stream
+	// with INVALID_ARGUMENT at once, without a GoAway. A client treats it as
+	// terminal if it ever comes.
 	GoAwayReason_GO_AWAY_REASON_PROTOCOL_ERROR GoAwayReason = 6
-	// The server received nothing for interval × misses. Reconnect and resume.
+	// The server received nothing for Welcome.dead_after (heartbeat_interval
+	// × heartbeat_misses, plus grace). The stream then ends with
+	// DEADLINE_EXCEEDED; the session waits for a resume. Reconnect and
+	// resume.
 	GoAwayReason_GO_AWAY_REASON_HEARTBEAT_TIMEOUT GoAwayReason = 7
 	// The server is at its session limit. Reconnect to another backend after
-	// retry_after + jitter.
+	// retry_after + jitter. Not sent by tether v1 servers: a Hello beyond the
+	// session limit ends the stream with UNAVAILABLE, without a GoAway.
 	GoAwayReason_GO_AWAY_REASON_OVERLOADED GoAwayReason = 8
 )
 
