@@ -12,7 +12,9 @@ import (
 )
 
 // Overhead is the room a server leaves above its largest payload for the
-// frame around it: its gRPC receive limit is max_message_bytes plus this.
+// frame around it: Limits.max_frame_bytes is max_message_bytes plus this.
+// (The server's gRPC receive limit is twice that, so that a frame above
+// max_frame_bytes reaches tether, which names the limit.)
 const Overhead = 64 << 10
 
 // tooLarge matches grpc-go's "grpc: received message larger than max (N
