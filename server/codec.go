@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/frames"
 )
 
 // frameBox is what stream.recv reads a client frame into. grpc-go ends the
@@ -166,11 +167,11 @@ func badField(b []byte, md protoreflect.MessageDescriptor, path string) (string,
 	return "", ""
 }
 
-// grpcRecvLimit is gRPC's own receive limit: twice Limits.max_frame_bytes,
-// so that a frame somewhat above the announced limit reaches frameCodec and
-// ends the stream with INVALID_ARGUMENT naming the limit. Only a frame
-// beyond this is refused by grpc-go itself, with RESOURCE_EXHAUSTED
-// "received message larger than max", which it writes before the handler
-// can answer (grpc-go's serverStream.RecvMsg writes the status of any
-// receive error at once).
-func (srv *Server) grpcRecvLimit() int { return 2 * srv.maxFrameBytes() }
+// grpcRecvLimit is gRPC's own receive limit: frames.RecvFactor (2) times
+// Limits.max_frame_bytes, so that a frame somewhat above the announced
+// limit reaches frameCodec and ends the stream with INVALID_ARGUMENT naming
+// the limit. Only a frame beyond this is refused by grpc-go itself, with
+// RESOURCE_EXHAUSTED "received message larger than max", which it writes
+// before the handler can answer (grpc-go's serverStream.RecvMsg writes the
+// status of any receive error at once).
+func (srv *Server) grpcRecvLimit() int { return frames.RecvFactor * srv.maxFrameBytes() }
