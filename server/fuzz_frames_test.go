@@ -588,6 +588,9 @@ func FuzzHello(f *testing.F) {
 		if len(hello.GetClientId()) > 256 {
 			violated = append(violated, "hello.client_id is longer than 256 bytes")
 		}
+		if !utf8.ValidString(hello.GetClientId()) {
+			violated = append(violated, "hello.client_id is not valid UTF-8")
+		}
 		if n := len(hello.GetTopics()); n > maxTopics {
 			violated = append(violated, fmt.Sprintf("hello.topics has %d topics; the limit is %d", n, maxTopics))
 		}

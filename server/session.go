@@ -248,7 +248,7 @@ func (s *Session) rememberRequestLocked(corr, src string) {
 // cutSlowConsumerLocked ends the stream of a client that stopped reading.
 // What it has not acknowledged stays in the log for a resume.
 func (s *Session) cutSlowConsumerLocked() {
-	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
+	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d, Welcome.limits.max_outbound_queue); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
 	s.srv.metrics.slowConsumers.Inc()
 	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER, msg, time.Second, status.Error(codes.ResourceExhausted, msg))
 	s.detachLocked(msg)
