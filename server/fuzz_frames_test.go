@@ -588,6 +588,9 @@ func FuzzHello(f *testing.F) {
 		if len(hello.GetClientId()) > 256 {
 			violated = append(violated, "hello.client_id is longer than 256 bytes")
 		}
+		if !utf8.ValidString(hello.GetClientId()) {
+			violated = append(violated, "hello.client_id is not valid UTF-8")
+		}
 		if n := len(hello.GetTopics()); n > maxTopics {
 			violated = append(violated, fmt.Sprintf("hello.topics has %d topics; the limit is %d", n, maxTopics))
 		}
@@ -743,19 +746,17 @@ func FuzzClientMessage(f *testing.F) {
 		me.send(fzMsg(m))
 		me.sync()
 
-		// Rules that end the stream.
-		eff := max(m.GetSeq(), 1)
-		switch {
-		case len(m.GetPayload()) > maxBytes:
-			me.expectEnd(codes.ResourceExhausted, fmt.Sprintf("payload of %d bytes exceeds the limit of %d bytes", len(m.GetPayload()), maxBytes))
-			return
-		case validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()) != nil:
-			err := status.Convert(validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()))
-			me.expectEnd(err.Code(), err.Message())
-			return
-		case eff > 1:
+		// The rule that ends the stream.
+		if eff := max(m.GetSeq(), 1); eff > 1 {
 			me.expectEnd(codes.InvalidArgument, fmt.Sprintf("message seq %d skips ahead: expected 1", eff))
 			return
+		}
+		// Rules that fail the message (an Error frame, then its ack).
+		var failed *status.Status
+		if len(m.GetPayload()) > maxBytes {
+			failed = status.Newf(codes.InvalidArgument, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes)", len(m.GetPayload()), maxBytes)
+		} else if err := validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()); err != nil {
+			failed = status.Convert(err)
 		}
 
 		// Routing.
@@ -791,6 +792,9 @@ func FuzzClientMessage(f *testing.F) {
 			routeID("session", tg.SessionId, meID, peerID, "", "")
 		case *tetherv1.ClientMessage_ClientId:
 			routeID("client", tg.ClientId, "", "", "me", "peer")
+		}
+		if failed != nil {
+			errCode, errSub, toMe, toPeer = failed.Code(), failed.Message(), false, false
 		}
 		delivered := func(s *Session, want bool) {
 			t.Helper()
@@ -1066,17 +1070,33 @@ func FuzzSubscribe(f *testing.F) {
 					topics = append(topics, "r"+strconv.Itoa(j))
 				}
 			}
+			// A Subscribe or Unsubscribe is all or nothing; a bad topic
+			// gets an Error frame, and the stream goes on.
+			expectError := func(code codes.Code, sub string) {
+				errs++
+				c.sync()
+				c.mustAwait(fmt.Sprintf("%d Error frames", errs), func(out []*tetherv1.ConnectResponse) bool { return len(fzErrors(out)) == errs })
+				e := fzErrors(c.frames())[errs-1]
+				if codes.Code(e.GetCode()) != code || !strings.Contains(e.GetMessage(), sub) || e.GetRequestId() != uint64(i+1) {
+					t.Fatalf("Error frame %v; want %v containing %q for request %d", e, code, sub, i+1)
+				}
+			}
+			bad := slices.IndexFunc(topics, func(tp string) bool { return !fzValidTopic(tp) })
 			if len(op) > 0 && op[0]%2 == 1 {
-				c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics}}})
+				c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics, RequestId: uint64(i + 1)}}})
+				if bad >= 0 {
+					expectError(codes.InvalidArgument, fzTopicError(topics[bad]))
+					continue
+				}
 				for _, tp := range topics {
 					delete(model, tp)
 				}
 				continue
 			}
-			c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics}}})
-			if k := slices.IndexFunc(topics, func(tp string) bool { return !fzValidTopic(tp) }); k >= 0 {
-				c.expectEnd(codes.InvalidArgument, fzTopicError(topics[k]))
-				return
+			c.send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics, RequestId: uint64(i + 1)}}})
+			if bad >= 0 {
+				expectError(codes.InvalidArgument, fzTopicError(topics[bad]))
+				continue
 			}
 			var added []string
 			for _, tp := range topics {
@@ -1085,13 +1105,7 @@ func FuzzSubscribe(f *testing.F) {
 				}
 			}
 			if len(model)+len(added) > maxTopics {
-				errs++
-				c.sync()
-				c.mustAwait(fmt.Sprintf("%d Error frames", errs), func(out []*tetherv1.ConnectResponse) bool { return len(fzErrors(out)) == errs })
-				e := fzErrors(c.frames())[errs-1]
-				if codes.Code(e.GetCode()) != codes.ResourceExhausted || !strings.Contains(e.GetMessage(), fmt.Sprintf("would exceed the limit of %d per session", maxTopics)) {
-					t.Fatalf("Error frame %v; want RESOURCE_EXHAUSTED naming the limit", e)
-				}
+				expectError(codes.InvalidArgument, fmt.Sprintf("would exceed the limit of %d per session (Welcome.limits.max_topics)", maxTopics))
 				continue
 			}
 			for _, tp := range added {

@@ -331,67 +331,66 @@ func TestHostileInputs(t *testing.T) {
 		}, outcome{"welcome", codes.OK, "RESUME_STATUS_NOT_REQUESTED resumed=false"}, ""},
 
 		// Size.
-		{"payload beyond max_message_bytes", func(t *testing.T) outcome { return after(t, toTopic(1, "t", strings.Repeat("x", 2000))) },
-			outcome{"stream ended", codes.ResourceExhausted, "payload of 2000 bytes exceeds the limit of 1024 bytes (Welcome.limits.max_message_bytes)"}, ""},
+		{"payload beyond max_message_bytes", func(t *testing.T) outcome { return afterFrame(t, toTopic(1, "t", strings.Repeat("x", 2000))) },
+			outcome{"error frame", codes.InvalidArgument, "payload of 2000 bytes exceeds the limit of 1024 bytes (Welcome.limits.max_message_bytes)"}, ""},
 		{"frame beyond grpc MaxRecvMsgSize", func(t *testing.T) outcome { return after(t, toTopic(1, "t", strings.Repeat("x", 200<<10))) },
 			outcome{"stream ended", codes.ResourceExhausted, "grpc: received message larger than max"}, ""},
-		{"hello beyond grpc MaxRecvMsgSize", func(t *testing.T) outcome {
+		{"hello beyond max_frame_bytes", func(t *testing.T) outcome {
 			return badHello(t, &tetherv1.Hello{Metadata: map[string]string{"k": strings.Repeat("v", 100<<10)}})
-		}, outcome{"stream ended", codes.ResourceExhausted, "grpc: received message larger than max"}, ""},
+		}, outcome{"stream ended", codes.InvalidArgument, "exceeds the limit of 66560 bytes (Welcome.limits.max_frame_bytes)"}, ""},
 		{"5,000 headers", func(t *testing.T) outcome {
 			h := make(map[string]string)
 			for i := range 5000 {
 				h[fmt.Sprint("header-", i)] = "value"
 			}
 			return after(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "t"}, Headers: h}))
-		}, outcome{"stream ended", codes.ResourceExhausted, "grpc: received message larger than max"}, ""},
+		}, outcome{"stream ended", codes.InvalidArgument, "exceeds the limit of 66560 bytes (Welcome.limits.max_frame_bytes)"}, ""},
 		{"ids and headers beyond their bounds, within the frame slack", func(t *testing.T) outcome {
 			h := make(map[string]string)
 			for i := range 400 {
 				h[fmt.Sprint("h", i)] = strings.Repeat("v", 100)
 			}
-			return after(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "big"}, Headers: h,
+			return afterFrame(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "big"}, Headers: h,
 				IdempotencyKey: strings.Repeat("k", 10000), Payload: []byte("x")}))
-		}, outcome{"stream ended", codes.InvalidArgument, "idempotency_key is 10000 bytes; the limit is 256"}, ""},
+		}, outcome{"error frame", codes.InvalidArgument, "idempotency_key is 10000 bytes; the limit is 256"}, ""},
 		{"headers beyond 16 KiB", func(t *testing.T) outcome {
 			h := make(map[string]string)
 			for i := range 400 {
 				h[fmt.Sprint("h", i)] = strings.Repeat("v", 100)
 			}
-			return after(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "big"}, Headers: h, Payload: []byte("x")}))
-		}, outcome{"stream ended", codes.ResourceExhausted, "headers total"}, ""},
+			return afterFrame(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "big"}, Headers: h, Payload: []byte("x")}))
+		}, outcome{"error frame", codes.InvalidArgument, "headers total"}, ""},
 
 		// Topics and UTF-8.
 		{"invalid UTF-8 topic in hello", func(t *testing.T) outcome {
 			return badHello(t, withRaw(&tetherv1.Hello{}, rawBytes(3, invalidUTF8)))
-		}, outcome{"stream ended", codes.Internal, "grpc: failed to unmarshal the received message: string field contains invalid UTF-8"},
-			"a bad topic must end the stream with INVALID_ARGUMENT; grpc-go's Internal unmarshal error passes through recvStatus"},
+		}, outcome{"stream ended", codes.InvalidArgument, "undecodable frame: field ConnectRequest.hello.topics is not valid UTF-8"}, ""},
 		{"invalid UTF-8 topic in subscribe", func(t *testing.T) outcome {
 			return after(t, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: withRaw(&tetherv1.Subscribe{}, rawBytes(1, invalidUTF8))}})
-		}, outcome{"stream ended", codes.Internal, "string field contains invalid UTF-8"}, "as above"},
+		}, outcome{"stream ended", codes.InvalidArgument, "field ConnectRequest.subscribe.topics is not valid UTF-8"}, ""},
 		{"invalid UTF-8 message target", func(t *testing.T) outcome {
 			return after(t, message(withRaw(&tetherv1.ClientMessage{}, rawBytes(2, invalidUTF8))))
-		}, outcome{"stream ended", codes.Internal, "string field contains invalid UTF-8"}, "as above"},
+		}, outcome{"stream ended", codes.InvalidArgument, "field ConnectRequest.message.topic is not valid UTF-8"}, ""},
 		{"invalid UTF-8 header value", func(t *testing.T) outcome {
 			entry := append(rawBytes(1, []byte("k")), rawBytes(2, invalidUTF8)...)
 			return after(t, message(withRaw(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "t"}}, rawBytes(7, entry))))
-		}, outcome{"stream ended", codes.Internal, "string field contains invalid UTF-8"}, "as above"},
+		}, outcome{"stream ended", codes.InvalidArgument, "field ConnectRequest.message.headers.value is not valid UTF-8"}, ""},
 		{"topic with a space in hello", func(t *testing.T) outcome { return badHello(t, &tetherv1.Hello{Topics: []string{"has space"}}) },
 			outcome{"stream ended", codes.InvalidArgument, `topic "has space": a topic may not contain spaces or control characters`}, ""},
-		{"topic with a space in subscribe", func(t *testing.T) outcome { return after(t, subscribe("ok", "has space")) },
-			outcome{"stream ended", codes.InvalidArgument, `topic "has space": a topic may not contain spaces or control characters`}, ""},
-		{"topic with a tab in subscribe", func(t *testing.T) outcome { return after(t, subscribe("tab\there")) },
-			outcome{"stream ended", codes.InvalidArgument, "a topic may not contain spaces or control characters"}, ""},
+		{"topic with a space in subscribe", func(t *testing.T) outcome { return afterFrame(t, subscribe("ok", "has space")) },
+			outcome{"error frame", codes.InvalidArgument, `topic "has space": a topic may not contain spaces or control characters`}, ""},
+		{"topic with a tab in subscribe", func(t *testing.T) outcome { return afterFrame(t, subscribe("tab\there")) },
+			outcome{"error frame", codes.InvalidArgument, "a topic may not contain spaces or control characters"}, ""},
 		{"topic with a space as a message target", func(t *testing.T) outcome {
 			return afterFrame(t, message(&tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "has space"}}))
 		}, outcome{"error frame", codes.InvalidArgument, `topic "has space": a topic may not contain spaces or control characters`}, ""},
 		{"257-byte topic in hello", func(t *testing.T) outcome {
 			return badHello(t, &tetherv1.Hello{Topics: []string{strings.Repeat("t", 257)}})
 		}, outcome{"stream ended", codes.InvalidArgument, "a topic is 1 to 256 bytes of UTF-8"}, ""},
-		{"257-byte topic in subscribe", func(t *testing.T) outcome { return after(t, subscribe(strings.Repeat("t", 257))) },
-			outcome{"stream ended", codes.InvalidArgument, "a topic is 1 to 256 bytes of UTF-8"}, ""},
-		{"empty topic in subscribe", func(t *testing.T) outcome { return after(t, subscribe("")) },
-			outcome{"stream ended", codes.InvalidArgument, `topic "": a topic is 1 to 256 bytes of UTF-8`}, ""},
+		{"257-byte topic in subscribe", func(t *testing.T) outcome { return afterFrame(t, subscribe(strings.Repeat("t", 257))) },
+			outcome{"error frame", codes.InvalidArgument, "a topic is 1 to 256 bytes of UTF-8"}, ""},
+		{"empty topic in subscribe", func(t *testing.T) outcome { return afterFrame(t, subscribe("")) },
+			outcome{"error frame", codes.InvalidArgument, `topic "": a topic is 1 to 256 bytes of UTF-8`}, ""},
 
 		// Sequence numbers and acks.
 		{"seq regression: a re-sent message", func(t *testing.T) outcome {
@@ -483,7 +482,7 @@ func TestHostileInputs(t *testing.T) {
 			c, _ := open(t, "")
 			sendAll(c.stream, 10000, func(i int) *tetherv1.ConnectRequest { return ping(uint64(i)) })
 			return ended(c)
-		}, outcome{"stream ended", codes.ResourceExhausted, "more than 2000 frames per second (bursts of 4000): slow down"}, ""},
+		}, outcome{"stream ended", codes.ResourceExhausted, "more than 2000 frames per second (Welcome.limits.max_frames_per_second), bursts of 4000 (Welcome.limits.max_frame_burst): slow down"}, ""},
 		{"ping flood from a client that never reads", func(t *testing.T) outcome {
 			s, cancel, _ := n.dialFixed(t, &tetherv1.Hello{})
 			sendAll(s, 10000, func(i int) *tetherv1.ConnectRequest { return ping(uint64(i)) })
@@ -511,10 +510,10 @@ func TestHostileInputs(t *testing.T) {
 			}
 			alive(t, c, 1)
 			return first
-		}, outcome{"error frame", codes.ResourceExhausted, "subscribing to more topics would exceed the limit of 16 per session (Welcome.limits.max_topics)"}, ""},
+		}, outcome{"error frame", codes.InvalidArgument, "subscribing to more topics would exceed the limit of 16 per session (Welcome.limits.max_topics)"}, ""},
 		{"one subscribe with 10,000 topics", func(t *testing.T) outcome {
 			return afterFrame(t, subscribe(many(10000, func(i int) string { return fmt.Sprintf("%x", i) })...))
-		}, outcome{"error frame", codes.ResourceExhausted, "subscribing to more topics would exceed the limit of 16"}, ""},
+		}, outcome{"error frame", codes.InvalidArgument, "subscribing to more topics would exceed the limit of 16"}, ""},
 		{"10,000 topics in hello", func(t *testing.T) outcome {
 			return badHello(t, &tetherv1.Hello{Topics: many(10000, func(int) string { return "t" })})
 		}, outcome{"stream ended", codes.InvalidArgument, "hello.topics has 10000 topics; the limit is 16"}, ""},
@@ -636,11 +635,10 @@ func TestHostileInputs(t *testing.T) {
 		}, outcome{"Publish", codes.InvalidArgument, "session id must be 1 to 256 bytes"}, ""},
 		{"Publish beyond max_message_bytes", func(t *testing.T) outcome {
 			return publish(&tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "news"}, Payload: make([]byte, 2000)})
-		}, outcome{"Publish", codes.ResourceExhausted, "payload of 2000 bytes exceeds the limit of 1024 bytes"}, ""},
+		}, outcome{"Publish", codes.InvalidArgument, "payload of 2000 bytes exceeds the limit of 1024 bytes"}, ""},
 		{"Publish to an invalid UTF-8 topic", func(t *testing.T) outcome {
 			return publish(withRaw(&tetherv1.PublishRequest{}, rawBytes(1, invalidUTF8)))
-		}, outcome{"Publish", codes.Internal, "grpc: failed to unmarshal the received message: string field contains invalid UTF-8"},
-			"a bad request is INVALID_ARGUMENT, not Internal (grpc-go's unmarshal error)"},
+		}, outcome{"Publish", codes.InvalidArgument, "undecodable request: field PublishRequest.topic is not valid UTF-8"}, ""},
 
 		// Limits.
 		{"connects beyond WithMaxSessions", func(t *testing.T) outcome {

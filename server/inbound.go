@@ -38,16 +38,16 @@ import (
 // handleMessage numbers, dedupes and hands a client message to the Handler.
 // Only the stream's reader calls it, holding the session's recvMu.
 func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
-	s, cfg := st.sess, st.srv.cfg
-	if len(m.GetPayload()) > cfg.maxMessageBytes {
-		return errTooLarge(len(m.GetPayload()), cfg.maxMessageBytes)
-	}
-	if err := validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders()); err != nil {
-		return err
-	}
+	s := st.sess
 	seq, take, err := st.admit(m.GetSeq())
 	if err != nil || !take {
 		return err
+	}
+	if err := st.srv.validMessage(m); err != nil {
+		// Failed as sent: a frame within Limits.max_frame_bytes can
+		// carry it, so the stream goes on.
+		st.fail(seq, err)
+		return nil
 	}
 	if st.srv.brokerDown.Load() {
 		// Each attempt would wait for the broker's timeout, holding up the
@@ -84,16 +84,39 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		st.refuse(seq, err)
 		return nil
 	case err != nil:
-		st.srv.metrics.notHandled.WithLabelValues("failed").Inc()
-		st.sendError(err, seq)
+		st.fail(seq, err)
+		return nil
 	case m.GetGeneratedKey() && d.key == "":
 		s.noteKey(m.GetIdempotencyKey())
 	}
+	st.settled(seq)
+	return nil
+}
+
+// validMessage checks a client message's payload against
+// Limits.max_message_bytes and its small fields against their bounds.
+func (srv *Server) validMessage(m *tetherv1.ClientMessage) error {
+	if len(m.GetPayload()) > srv.cfg.maxMessageBytes {
+		return errTooLarge(len(m.GetPayload()), srv.cfg.maxMessageBytes)
+	}
+	return validExtras(m.GetCorrelationId(), m.GetIdempotencyKey(), m.GetContentType(), m.GetHeaders())
+}
+
+// fail answers message seq, which can never be handled as sent, with an
+// Error frame of err's code, and acks it (see "failed" above).
+func (st *stream) fail(seq uint64, err error) {
+	st.srv.metrics.notHandled.WithLabelValues("failed").Inc()
+	st.sendError(err, seq)
+	st.settled(seq)
+}
+
+// settled marks message seq handled or failed: received, to be acked.
+func (st *stream) settled(seq uint64) {
+	s := st.sess
 	s.inSeq.Store(seq)
 	s.inStale.Store(false)
 	st.refused = 0
 	st.noteReceived(seq)
-	return nil
 }
 
 // admit decides what becomes of a message the client numbered seq: handled

@@ -53,7 +53,7 @@ func (st *stream) tick() {
 		st.srv.metrics.detection.Observe(silent.Seconds())
 		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
-		st.sess.dropStream(st, status.Error(codes.DeadlineExceeded, msg), "heartbeat timeout")
+		st.heartbeatTimeout(msg)
 		return
 	}
 	if !st.expiresAt.IsZero() && !now.Before(st.expiresAt) {
@@ -102,6 +102,25 @@ func (st *stream) tick() {
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
 			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
 	}
+}
+
+// heartbeatTimeout ends a stream whose client went silent: GoAway
+// HEARTBEAT_TIMEOUT first (a client that is alive but was cut off from
+// sending learns why), then DEADLINE_EXCEEDED once it is written (or after
+// flushTimeout, to a client that does not read). The session detaches at
+// once.
+func (st *stream) heartbeatTimeout(msg string) {
+	err := status.Error(codes.DeadlineExceeded, msg)
+	s := st.sess
+	s.mu.Lock()
+	if s.st != st {
+		s.mu.Unlock()
+		st.finish(err)
+		return
+	}
+	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_HEARTBEAT_TIMEOUT, msg, 0, err)
+	s.detachLocked("heartbeat timeout")
+	s.mu.Unlock()
 }
 
 // heartbeatLocked moves the timer past a heartbeat that came on time: a

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -130,8 +131,11 @@ func (srv *Server) validHello(h *tetherv1.Hello) error {
 	if len(h.GetClientId()) > 256 {
 		return status.Error(codes.InvalidArgument, "hello.client_id is longer than 256 bytes")
 	}
+	if !utf8.ValidString(h.GetClientId()) {
+		return status.Error(codes.InvalidArgument, "hello.client_id is not valid UTF-8")
+	}
 	if len(h.GetTopics()) > srv.cfg.maxTopics {
-		return status.Errorf(codes.InvalidArgument, "hello.topics has %d topics; the limit is %d", len(h.GetTopics()), srv.cfg.maxTopics)
+		return status.Errorf(codes.InvalidArgument, "hello.topics has %d topics; the limit is %d (Welcome.limits.max_topics)", len(h.GetTopics()), srv.cfg.maxTopics)
 	}
 	for _, t := range h.GetTopics() {
 		if err := validTopic(t); err != nil {

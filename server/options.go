@@ -150,9 +150,10 @@ func WithAuthorizer(a Authorizer) Option {
 }
 
 // WithFrameRate bounds the frames one stream may send: perSecond on
-// average, in bursts of up to burst. A stream beyond it (a ping or
-// subscribe flood) ends with RESOURCE_EXHAUSTED; others are not affected.
-// The defaults are 2000/s and 4000.
+// average, in bursts of up to burst (Welcome announces both, as
+// Limits.max_frames_per_second and max_frame_burst). A stream beyond it (a
+// ping or subscribe flood) ends with RESOURCE_EXHAUSTED; others are not
+// affected. The defaults are 2000/s and 4000.
 func WithFrameRate(perSecond float64, burst int) Option {
 	return optionFunc(func(c *config) error { c.frameRate, c.frameBurst = rate.Limit(perSecond), burst; return nil })
 }
@@ -208,8 +209,11 @@ func WithMaxSessions(n int) Option {
 	return optionFunc(func(c *config) error { c.maxSessions = n; return nil })
 }
 
-// WithMaxMessageBytes caps a message payload and, with some room for the
-// frame around it, every frame a client sends. The default is 1 MiB.
+// WithMaxMessageBytes caps a message payload (Limits.max_message_bytes): a
+// client message above it fails (an Error frame, then its ack), a Publish
+// above it is INVALID_ARGUMENT. With 64 KiB of room for the frame around
+// it, it also caps every frame a client sends (Limits.max_frame_bytes): a
+// larger frame ends the stream with INVALID_ARGUMENT. The default is 1 MiB.
 func WithMaxMessageBytes(n int) Option {
 	return optionFunc(func(c *config) error { c.maxMessageBytes = n; return nil })
 }
@@ -230,8 +234,10 @@ func WithOutboundLog(n int) Option {
 	return optionFunc(func(c *config) error { c.outboundLog = n; return nil })
 }
 
-// WithMaxTopics caps the topics one session may subscribe to. The default
-// is 256.
+// WithMaxTopics caps the topics one session may subscribe to
+// (Limits.max_topics): a Subscribe beyond it gets an Error frame naming
+// the topic, a Hello beyond it ends the stream with INVALID_ARGUMENT. The
+// default is 256.
 func WithMaxTopics(n int) Option {
 	return optionFunc(func(c *config) error { c.maxTopics = n; return nil })
 }

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -51,21 +52,16 @@ func (st *stream) read() {
 		req, err := st.recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				// Half-close: the client sends no more, but may still
-				// listen (grpcurl with -d '{"hello":…}' does). The stream
-				// stays until the heartbeat deadline, a GoAway or a cancel.
-				st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR,
-					detail: "the client half-closed the stream: receive-only until its heartbeat deadline"})
+				st.halfClosed()
 			} else {
 				st.sess.dropStream(st, recvStatus(err), "stream broken: "+err.Error())
 			}
 			return
 		}
-		now := time.Now()
-		st.lastRead.Store(now.UnixNano())
+		now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
 		st.srv.metrics.framesIn(req)
 		if !st.frames.AllowN(now, 1) { // Allow would read the clock again
-			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (bursts of %d): slow down; the stream is cut to protect the server", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
+			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (Welcome.limits.max_frames_per_second), bursts of %d (Welcome.limits.max_frame_burst): slow down, then reconnect and resume", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
 			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
 			st.sess.dropStream(st, err, "frame flood")
 			return
@@ -73,6 +69,23 @@ func (st *stream) read() {
 		if !st.serve(req) {
 			return
 		}
+	}
+}
+
+// halfClosed watches a stream the client half-closed: it sends no more,
+// but may still listen (grpcurl with -d '{"hello":…}' does). Nothing reads
+// it any longer, so nothing would notice its connection die until the
+// heartbeat deadline: the stream's context does, and the session detaches
+// at once. The reader's goroutine waits for that, or for the stream's end
+// (heartbeat deadline, GoAway, Close).
+func (st *stream) halfClosed() {
+	st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HALF_CLOSED,
+		detail: "the client half-closed the stream: it only receives now, until its connection ends or its heartbeat deadline"})
+	ctx := st.ss.Context()
+	select {
+	case <-st.done:
+	case <-ctx.Done():
+		st.sess.dropStream(st, status.FromContextError(ctx.Err()).Err(), "the half-closed stream's connection ended")
 	}
 }
 
@@ -141,20 +154,9 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	case *tetherv1.ConnectRequest_Ack:
 		return s.ack(f.Ack.GetSeq())
 	case *tetherv1.ConnectRequest_Subscribe:
-		for _, t := range f.Subscribe.GetTopics() {
-			if err := st.srv.cfg.authz.Subscribe(st.ss.Context(), t); err != nil {
-				st.sendError(err, 0)
-				return nil
-			}
-		}
-		if err := s.subscribe(f.Subscribe.GetTopics()); err != nil {
-			if status.Code(err) == codes.InvalidArgument {
-				return err
-			}
-			st.sendError(err, 0)
-		}
+		st.subscribe(f.Subscribe)
 	case *tetherv1.ConnectRequest_Unsubscribe:
-		s.unsubscribe(f.Unsubscribe.GetTopics())
+		st.unsubscribe(f.Unsubscribe)
 	case *tetherv1.ConnectRequest_Close:
 		s.close(nil, "closed by the client: "+truncate(f.Close.GetReason()))
 	case *tetherv1.ConnectRequest_Hello:
@@ -165,15 +167,48 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	return nil
 }
 
-// sendError queues a non-fatal Error frame.
+// sendError queues a non-fatal Error frame about client message seq.
 func (st *stream) sendError(err error, seq uint64) {
-	stt := status.Convert(err)
-	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: &tetherv1.Error{
-		Code: uint32(stt.Code()), Message: stt.Message(), Seq: seq,
-	}}})
+	st.pushError(err, &tetherv1.Error{Seq: seq})
 }
 
-// recv reads the client's next frame.
+// pushError queues e, a non-fatal Error frame, with err's code and message.
+func (st *stream) pushError(err error, e *tetherv1.Error) {
+	stt := status.Convert(err)
+	e.Code, e.Message = uint32(stt.Code()), stt.Message()
+	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: e}})
+}
+
+// grpcConnectStream is the stream gRPC hands Connect.
+type grpcConnectStream = grpc.GenericServerStream[tetherv1.ConnectRequest, tetherv1.ConnectResponse]
+
+// recv reads the client's next frame. On a gRPC stream it reads into a
+// frameBox, so that a frame frameCodec could not decode ends the stream
+// with the box's INVALID_ARGUMENT; other streams (tests' fakes) are read
+// as they are.
+//
+// Each frame received is life: recv stores when it came (lastRead), so
+// that silence counts from the last frame, Hello included.
 func (st *stream) recv() (*tetherv1.ConnectRequest, error) {
-	return st.ss.Recv()
+	req, err := st.recvFrame()
+	if err == nil {
+		st.lastRead.Store(time.Now().UnixNano())
+	}
+	return req, err
+}
+
+// recvFrame is recv without the clock.
+func (st *stream) recvFrame() (*tetherv1.ConnectRequest, error) {
+	g, ok := st.ss.(*grpcConnectStream)
+	if !ok {
+		return st.ss.Recv()
+	}
+	box := &frameBox{ConnectRequest: new(tetherv1.ConnectRequest)}
+	if err := g.RecvMsg(box); err != nil {
+		return nil, err
+	}
+	if box.err != nil {
+		return nil, box.err
+	}
+	return box.ConnectRequest, nil
 }

@@ -20,6 +20,9 @@ type service struct {
 
 // Publish is the RPC form of Server.Publish.
 func (svc *service) Publish(ctx context.Context, req *tetherv1.PublishRequest) (*tetherv1.PublishResponse, error) {
+	if err := undecodable(req); err != nil {
+		return nil, err
+	}
 	var to broker.Address
 	switch t := req.GetTarget().(type) {
 	case *tetherv1.PublishRequest_Topic:

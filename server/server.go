@@ -93,12 +93,15 @@ func (srv *Server) ID() string { return srv.cfg.serverID }
 
 // GRPCServerOptions returns the grpc.ServerOptions the server expects: the
 // profile's keepalive parameters and enforcement policy (with the
-// MaxConnectionAge that a session's GoAway{MAX_AGE} comes before) and a
-// receive limit that fits the largest allowed frame. Pass them to
+// MaxConnectionAge that a session's GoAway{MAX_AGE} comes before), the
+// codec that ends a stream whose frame cannot be decoded or exceeds
+// Limits.max_frame_bytes with INVALID_ARGUMENT (see frameCodec), and
+// gRPC's own receive limit above it (see grpcRecvLimit). Pass them to
 // grpc.NewServer.
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 	return append(srv.cfg.profile.ServerOptions(),
-		grpc.MaxRecvMsgSize(srv.maxFrameBytes()),
+		grpc.MaxRecvMsgSize(srv.grpcRecvLimit()),
+		grpc.ForceServerCodecV2(newFrameCodec(srv.maxFrameBytes())),
 	)
 }
 
@@ -319,7 +322,7 @@ func validAddress(a broker.Address) error {
 }
 
 func errTooLarge(n, max int) error {
-	return status.Errorf(codes.ResourceExhausted, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): "+
+	return status.Errorf(codes.InvalidArgument, "payload of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_message_bytes): "+
 		"split it, or raise the limit (tetherd --max-message-bytes, server.WithMaxMessageBytes)", n, max)
 }
 
@@ -362,7 +365,7 @@ func validExtras(correlationID, idempotencyKey, contentType string, headers map[
 		}
 	}
 	if n > maxHeadersBytes {
-		return status.Errorf(codes.ResourceExhausted, "headers total %d bytes; the limit is %d", n, maxHeadersBytes)
+		return status.Errorf(codes.InvalidArgument, "headers total %d bytes; the limit is %d", n, maxHeadersBytes)
 	}
 	return nil
 }

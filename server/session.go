@@ -248,7 +248,7 @@ func (s *Session) rememberRequestLocked(corr, src string) {
 // cutSlowConsumerLocked ends the stream of a client that stopped reading.
 // What it has not acknowledged stays in the log for a resume.
 func (s *Session) cutSlowConsumerLocked() {
-	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
+	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d, Welcome.limits.max_outbound_queue); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
 	s.srv.metrics.slowConsumers.Inc()
 	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER, msg, time.Second, status.Error(codes.ResourceExhausted, msg))
 	s.detachLocked(msg)
@@ -450,11 +450,12 @@ func (s *Session) ack(seq uint64) error {
 	return nil
 }
 
-// subscribe adds topics; a topic already held is a no-op.
+// subscribe adds topics, all or none; a topic already held is a no-op. An
+// error is a *topicError naming the topic at fault.
 func (s *Session) subscribe(topics []string) error {
 	for _, t := range topics {
 		if err := validTopic(t); err != nil {
-			return err
+			return &topicError{t, err}
 		}
 	}
 	s.mu.Lock()
@@ -479,7 +480,7 @@ func (s *Session) subscribe(topics []string) error {
 	}
 	if len(s.topics)+len(added) > s.srv.cfg.maxTopics {
 		s.mu.Unlock()
-		return status.Errorf(codes.ResourceExhausted, "subscribing to more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", s.srv.cfg.maxTopics)
+		return &topicError{added[len(added)-1], status.Errorf(codes.InvalidArgument, "subscribing to more topics would exceed the limit of %d per session (Welcome.limits.max_topics)", s.srv.cfg.maxTopics)}
 	}
 	s.srv.mu.Lock()
 	for _, t := range added {
@@ -491,7 +492,8 @@ func (s *Session) subscribe(topics []string) error {
 	s.mu.Unlock()
 	for _, t := range added {
 		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {
-			return status.Errorf(codes.Unavailable, "subscribing to %q: %v", t, err)
+			s.unsubscribe(added) // all or none
+			return &topicError{t, status.Errorf(codes.Unavailable, "subscribing to %q: %v", truncate(t), err)}
 		}
 	}
 	return nil

@@ -25,6 +25,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	hb := srv.cfg.profile.Heartbeat
 	w := &tetherv1.Welcome{
 		SessionId:         s.id,
+		ClientId:          s.clientID,
 		ResumeToken:       token,
 		Resumed:           rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || rs == tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP,
 		ResumeStatus:      rs,
@@ -38,11 +39,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		ResumeWindow:      durationpb.New(srv.cfg.resumeWindow),
 		LastReceivedSeq:   s.inSeq.Load(),
 		LastSentSeq:       s.outSeq,
-		Limits: &tetherv1.Limits{
-			MaxMessageBytes:  uint32(srv.cfg.maxMessageBytes),
-			MaxOutboundQueue: uint32(srv.cfg.maxOutboundQueue),
-			MaxTopics:        uint32(srv.cfg.maxTopics),
-		},
+		Limits:            srv.limits(),
 	}
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.mu.Unlock()
@@ -50,4 +47,21 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
 	st.mu.Unlock() // written once Connect starts the writer
 	return nil
+}
+
+// limits are the limits the server enforces on every stream, as Welcome
+// announces them; each limit's error message names its field.
+func (srv *Server) limits() *tetherv1.Limits {
+	cfg := srv.cfg
+	hb := cfg.profile.Heartbeat
+	return &tetherv1.Limits{
+		MaxMessageBytes:      uint32(cfg.maxMessageBytes),
+		MaxOutboundQueue:     uint32(cfg.maxOutboundQueue),
+		MaxTopics:            uint32(cfg.maxTopics),
+		MaxFrameBytes:        uint32(srv.maxFrameBytes()),
+		MaxFramesPerSecond:   uint32(cfg.frameRate),
+		MaxFrameBurst:        uint32(cfg.frameBurst),
+		MinHeartbeatInterval: durationpb.New(hb.Min),
+		MaxHeartbeatInterval: durationpb.New(hb.Max),
+	}
 }

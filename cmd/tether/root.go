@@ -240,7 +240,7 @@ func rpcError(addr, what string, err error) error {
 	if size, limit, ok := frames.TooLarge(err); ok {
 		return fmt.Errorf("%s on %s: the request of %d bytes is larger than the server accepts: %d bytes, the payload limit "+
 			"(tetherd --max-message-bytes, which welcome.limits.maxMessageBytes announces) plus %d for the frame; "+
-			"split the payload, or raise --max-message-bytes on the server", what, addr, size, limit, frames.Overhead)
+			"split the payload, or raise --max-message-bytes on the server", what, addr, size, frames.FrameLimit(limit), frames.Overhead)
 	}
 	if st, ok := status.FromError(err); ok {
 		return fmt.Errorf("%s on %s: %s: %s", what, addr, st.Code(), st.Message())

@@ -12,8 +12,17 @@ import (
 )
 
 // Overhead is the room a server leaves above its largest payload for the
-// frame around it: its gRPC receive limit is max_message_bytes plus this.
+// frame around it: Limits.max_frame_bytes is max_message_bytes plus this.
 const Overhead = 64 << 10
+
+// RecvFactor is the server's gRPC receive limit over Limits.max_frame_bytes:
+// a frame somewhat above max_frame_bytes reaches tether, which refuses it
+// naming the limit; only one above RecvFactor times it is refused by gRPC.
+const RecvFactor = 2
+
+// FrameLimit is the max_frame_bytes of a server whose gRPC receive limit
+// (the limit TooLarge reports) is recvLimit.
+func FrameLimit(recvLimit int) int { return recvLimit / RecvFactor }
 
 // tooLarge matches grpc-go's "grpc: received message larger than max (N
 // vs. M)" and its "trying to send message larger than max".

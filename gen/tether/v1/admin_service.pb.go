@@ -119,6 +119,11 @@ const (
 	// The recorder keeps the 16 most recent pings apart from its other
 	// events, so they never push those out.
 	SessionEventKind_SESSION_EVENT_KIND_PING SessionEventKind = 11
+	// The client half-closed its side of the stream (it sends no more, as
+	// grpcurl -d without stdin does) and only receives: informational. The
+	// session detaches as soon as the stream's connection ends, or at the
+	// heartbeat deadline.
+	SessionEventKind_SESSION_EVENT_KIND_HALF_CLOSED SessionEventKind = 12
 )
 
 // Enum value maps for SessionEventKind.
@@ -136,6 +141,7 @@ var (
 		9:  "SESSION_EVENT_KIND_CLOSED",
 		10: "SESSION_EVENT_KIND_LOG_OVERFLOW",
 		11: "SESSION_EVENT_KIND_PING",
+		12: "SESSION_EVENT_KIND_HALF_CLOSED",
 	}
 	SessionEventKind_value = map[string]int32{
 		"SESSION_EVENT_KIND_UNSPECIFIED":      0,
@@ -150,6 +156,7 @@ var (
 		"SESSION_EVENT_KIND_CLOSED":           9,
 		"SESSION_EVENT_KIND_LOG_OVERFLOW":     10,
 		"SESSION_EVENT_KIND_PING":             11,
+		"SESSION_EVENT_KIND_HALF_CLOSED":      12,
 	}
 )
 
@@ -833,7 +840,7 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x17SESSION_STATE_CONNECTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_DETACHED\x10\x02\x12\x18\n" +
 	"\x14SESSION_STATE_CLOSED\x10\x03\x12\x17\n" +
-	"\x13SESSION_STATE_MOVED\x10\x04*\xa0\x03\n" +
+	"\x13SESSION_STATE_MOVED\x10\x04*\xc4\x03\n" +
 	"\x10SessionEventKind\x12\"\n" +
 	"\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSESSION_EVENT_KIND_CONNECTED\x10\x01\x12\x1e\n" +
@@ -847,7 +854,8 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x19SESSION_EVENT_KIND_CLOSED\x10\t\x12#\n" +
 	"\x1fSESSION_EVENT_KIND_LOG_OVERFLOW\x10\n" +
 	"\x12\x1b\n" +
-	"\x17SESSION_EVENT_KIND_PING\x10\v2\xfb\x01\n" +
+	"\x17SESSION_EVENT_KIND_PING\x10\v\x12\"\n" +
+	"\x1eSESSION_EVENT_KIND_HALF_CLOSED\x10\f2\xfb\x01\n" +
 	"\fAdminService\x12O\n" +
 	"\fListSessions\x12\x1e.tether.v1.ListSessionsRequest\x1a\x1f.tether.v1.ListSessionsResponse\x12I\n" +
 	"\n" +

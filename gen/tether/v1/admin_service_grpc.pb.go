@@ -31,6 +31,13 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AdminService lets operators see and kick sessions on one server node.
+//
+// Its calls end with OK; INVALID_ARGUMENT (a bad request); NOT_FOUND (no
+// such session on this node); UNAUTHENTICATED or PERMISSION_DENIED (the
+// principal may not administer); RESOURCE_EXHAUSTED above the per-principal
+// call rate, which Admin calls share with Publish calls and Connect stream
+// opens (tetherd --rate, --burst: 50/s, bursts of 100, by default), with a
+// RetryInfo detail saying how long to wait.
 type AdminServiceClient interface {
 	// ListSessions lists the node's sessions, live and detached, newest
 	// first.
@@ -86,6 +93,13 @@ func (c *adminServiceClient) CloseSession(ctx context.Context, in *CloseSessionR
 // for forward compatibility.
 //
 // AdminService lets operators see and kick sessions on one server node.
+//
+// Its calls end with OK; INVALID_ARGUMENT (a bad request); NOT_FOUND (no
+// such session on this node); UNAUTHENTICATED or PERMISSION_DENIED (the
+// principal may not administer); RESOURCE_EXHAUSTED above the per-principal
+// call rate, which Admin calls share with Publish calls and Connect stream
+// opens (tetherd --rate, --burst: 50/s, bursts of 100, by default), with a
+// RetryInfo detail saying how long to wait.
 type AdminServiceServer interface {
 	// ListSessions lists the node's sessions, live and detached, newest
 	// first.

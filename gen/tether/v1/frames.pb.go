@@ -10,8 +10,11 @@
 // The client's first frame is Hello, sent exactly once. The server answers
 // with Welcome before any other frame. Any other first frame, a second Hello,
 // an empty frame (no member of the oneof set) or an unknown member ends the
-// stream with INVALID_ARGUMENT. A frame larger than Limits.max_message_bytes
-// ends it with RESOURCE_EXHAUSTED.
+// stream with INVALID_ARGUMENT. So does a frame the server cannot decode
+// (bytes that are not a ConnectRequest, a string field that is not UTF-8:
+// the status message names the field, e.g. "ConnectRequest.message.topic")
+// and a frame larger than Limits.max_frame_bytes. TetherService.Connect
+// lists every code a stream ends with, and what the client does for each.
 //
 // # Heartbeats (who pings, and when)
 //
@@ -19,15 +22,22 @@
 // sent no frame for the heartbeat interval sends Ping, and the other side
 // answers with Pong at once. Any frame received counts as life, so a busy
 // stream carries no pings. A side declares its peer dead after
-// interval × misses of receiving nothing (plus a small grace); the server
-// then ends the stream and keeps the session for the resume window. The
-// client asks for an interval in Hello; the server grants one within its
-// bounds and announces it, with the miss limit, in Welcome. A client that
-// never sends anything of its own (for example a person typing JSON into
-// grpcurl) stays alive as long as it answers the server's pings with Pong.
-// A client that half-closes the stream (stops sending without Close) keeps
-// receiving until that deadline, since it can no longer answer pings: a
-// listen-only grpcurl call with a long heartbeat interval is such a client.
+// interval × misses of receiving nothing (plus a small grace:
+// Welcome.dead_after), counted from the last frame received, Hello
+// included. The server then sends GoAway{GO_AWAY_REASON_HEARTBEAT_TIMEOUT},
+// ends the stream with DEADLINE_EXCEEDED and keeps the session for the
+// resume window. The client asks for an interval in Hello; the server
+// clamps it into [Limits.min_heartbeat_interval,
+// Limits.max_heartbeat_interval] and announces the result, with the miss
+// limit, in Welcome: Welcome.heartbeat_interval is the one that counts,
+// whatever Hello asked. A client that never sends anything of its own (for
+// example a person typing JSON into grpcurl) stays alive as long as it
+// answers the server's pings with Pong. A client that half-closes the
+// stream (stops sending without Close) keeps receiving until that deadline,
+// since it can no longer answer pings: a listen-only grpcurl call with a
+// long heartbeat interval is such a client. If its connection ends first,
+// the server notices at once and the session detaches (waits for a
+// resume).
 //
 // # Sequence numbers and acknowledgements
 //
@@ -38,7 +48,13 @@
 // keeps every unacknowledged message and sends it again after a resume; the
 // receiver drops a message whose seq it has already seen, so the application
 // sees each message once, in order. An Ack beyond the highest seq sent ends
-// the stream with INVALID_ARGUMENT.
+// the stream with INVALID_ARGUMENT. An Ack at or below one the receiver got
+// before (a stale ack, overtaken by a later one) is ignored: acks only move
+// forward.
+//
+// The server's Ack of a client message means "done with it": handled, or
+// failed (an Error frame came first, see below). It never acks a refused
+// message; it acks it once a re-send of it is handled or fails.
 //
 // The client may set seq to 0 on its messages; the server then numbers them
 // itself (last received + 1). This keeps hand-driven sessions (grpcurl)
@@ -53,9 +69,10 @@
 //     The Ack covering its seq says so.
 //   - failed: it can never be handled as sent: its target is unknown or gone
 //     (NOT_FOUND), it is not allowed (PERMISSION_DENIED), it is malformed
-//     (INVALID_ARGUMENT), and so on. The server sends Error{code, message,
-//     seq}, then acknowledges it: do not re-send it; report it to the
-//     application.
+//     (INVALID_ARGUMENT: an invalid topic, a payload above
+//     Limits.max_message_bytes, an id field over 256 bytes, headers over
+//     16 KiB), and so on. The server sends Error{code, message, seq}, then
+//     acknowledges it: do not re-send it; report it to the application.
 //   - refused: it could not be handled now: the server's broker is
 //     unreachable (UNAVAILABLE), the route timed out (DEADLINE_EXCEEDED), or
 //     was interrupted (ABORTED, RESOURCE_EXHAUSTED, CANCELED). The server
@@ -77,6 +94,20 @@
 // message to its sender (Error), and a message lost on its way to a
 // receiver (its node died, its log overflowed) to the receiver, by
 // Welcome.resume_status and Welcome.lost on its next resume.
+//
+// # Subscriptions
+//
+// Subscribe and Unsubscribe are all or nothing, like Hello.topics. If one
+// topic is invalid (INVALID_ARGUMENT), not permitted (PERMISSION_DENIED),
+// would take the session over Limits.max_topics (INVALID_ARGUMENT) or could
+// not be bound in the broker (UNAVAILABLE: send the Subscribe again later),
+// the session's subscriptions stay as they were and the server answers with
+// Error{code, message, topic, request_id}: Error.topic names the topic,
+// Error.request_id is the frame's request_id. The stream goes on. Nothing
+// answers a Subscribe or Unsubscribe that succeeded (Welcome.topics lists
+// the subscriptions after a resume). Unsubscribing from a topic not held is
+// not an error. The same checks on Hello.topics end the stream with the
+// same codes, before Welcome.
 //
 // # Control frames first
 //
@@ -215,11 +246,18 @@ const (
 	// resume; a fresh session may be opened after retry_after.
 	GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN GoAwayReason = 5
 	// The client violated the protocol. Do not reconnect without a fix.
+	// Not sent by tether v1 servers: a protocol violation ends the stream
+	// with INVALID_ARGUMENT at once, without a GoAway. A client treats it as
+	// terminal if it ever comes.
 	GoAwayReason_GO_AWAY_REASON_PROTOCOL_ERROR GoAwayReason = 6
-	// The server received nothing for interval × misses. Reconnect and resume.
+	// The server received nothing for Welcome.dead_after (heartbeat_interval
+	// × heartbeat_misses, plus grace). The stream then ends with
+	// DEADLINE_EXCEEDED; the session waits for a resume. Reconnect and
+	// resume.
 	GoAwayReason_GO_AWAY_REASON_HEARTBEAT_TIMEOUT GoAwayReason = 7
 	// The server is at its session limit. Reconnect to another backend after
-	// retry_after + jitter.
+	// retry_after + jitter. Not sent by tether v1 servers: a Hello beyond the
+	// session limit ends the stream with UNAVAILABLE, without a GoAway.
 	GoAwayReason_GO_AWAY_REASON_OVERLOADED GoAwayReason = 8
 )
 
@@ -283,16 +321,26 @@ type Hello struct {
 	// The client's stable identity (a device id, an agent name). At most one
 	// live session exists per client id: a new session for the same client id
 	// takes over and the old one receives GoAway{GO_AWAY_REASON_TAKEN_OVER}.
-	// Empty means anonymous: no client-id routing and no takeover.
+	// Empty means anonymous: no client-id routing and no takeover. At most
+	// 256 bytes. On a successful resume it is ignored: a session keeps the
+	// client id it was created with, whatever a later Hello says, and
+	// Welcome.client_id says which it is.
 	ClientId string `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	// The heartbeat interval the client would like. Zero asks for the
-	// server's default. The server clamps it into its [min, max] bounds and
-	// announces the result in Welcome.heartbeat_interval.
+	// server's default. The server clamps it, without an error, into
+	// [Limits.min_heartbeat_interval, Limits.max_heartbeat_interval] and
+	// announces the result in Welcome.heartbeat_interval, which is the one
+	// that counts.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// Topics to subscribe to at once. Ignored on a successful resume: the
-	// resumed session keeps the subscriptions it had.
+	// resumed session keeps the subscriptions it had. All or nothing: an
+	// invalid topic or more than Limits.max_topics (INVALID_ARGUMENT), a
+	// topic not permitted (PERMISSION_DENIED) or a failed broker bind
+	// (UNAVAILABLE) ends the stream before Welcome, with the code a
+	// Subscribe's Error frame would carry.
 	Topics []string `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`
-	// Set to resume an earlier session.
+	// Set to resume an earlier session. (A session keeps its own client_id;
+	// see client_id.)
 	Resume *Resume `protobuf:"bytes,4,opt,name=resume,proto3" json:"resume,omitempty"`
 	// Free-form labels shown to operators (AdminService) and handlers.
 	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -485,8 +533,11 @@ type Welcome struct {
 	// broken stream reconnect to any healthy backend instead of returning to
 	// this one first. False when only this server can resume the session.
 	ResumeAnywhere bool `protobuf:"varint,16,opt,name=resume_anywhere,json=resumeAnywhere,proto3" json:"resume_anywhere,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The session's client id: Hello.client_id of the Hello that created it.
+	// A resume keeps it even when the resuming Hello names another one.
+	ClientId      string `protobuf:"bytes,17,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -631,6 +682,13 @@ func (x *Welcome) GetResumeAnywhere() bool {
 	return false
 }
 
+func (x *Welcome) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
 // SeqRange is an inclusive range of sequence numbers.
 type SeqRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -686,26 +744,39 @@ func (x *SeqRange) GetLast() uint64 {
 	return 0
 }
 
-// Limits the server enforces on a stream.
+// Limits the server enforces on a stream: every limit it enforces is here,
+// and the status or Error message of a breach names the field
+// ("Welcome.limits.max_message_bytes"). (The per-principal rate of stream
+// opens and calls is a deployment's, not a stream's: see
+// TetherService.Connect and Publish.)
 type Limits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The largest payload (ClientMessage.payload), in bytes, of a client
-	// message.
+	// message, and of a Publish. A larger client message fails: Error{seq,
+	// INVALID_ARGUMENT}, then its Ack; the stream goes on.
 	MaxMessageBytes uint32 `protobuf:"varint,1,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
 	// How many server messages may wait unacknowledged (sent or queued). A
-	// client that falls further behind is cut off as a slow consumer.
+	// client that falls further behind is cut off as a slow consumer (GoAway
+	// SLOW_CONSUMER, then RESOURCE_EXHAUSTED).
 	MaxOutboundQueue uint32 `protobuf:"varint,2,opt,name=max_outbound_queue,json=maxOutboundQueue,proto3" json:"max_outbound_queue,omitempty"`
-	// How many topics one session may subscribe to.
+	// How many topics one session may subscribe to. A Subscribe beyond it
+	// gets Error{INVALID_ARGUMENT, topic, request_id}; a Hello beyond it ends
+	// the stream with INVALID_ARGUMENT.
 	MaxTopics uint32 `protobuf:"varint,3,opt,name=max_topics,json=maxTopics,proto3" json:"max_topics,omitempty"`
 	// The largest frame, in bytes, as gRPC counts it (the serialized
-	// ConnectRequest, before compression). A larger frame ends the stream.
+	// ConnectRequest, after decompression): max_message_bytes plus room for
+	// the rest of a message frame. A larger frame ends the stream with
+	// INVALID_ARGUMENT.
 	MaxFrameBytes uint32 `protobuf:"varint,4,opt,name=max_frame_bytes,json=maxFrameBytes,proto3" json:"max_frame_bytes,omitempty"`
-	// How many frames per second, of every kind, the server reads on this
-	// stream on average, and in bursts of max_frame_burst.
+	// How many frames per second, of every kind (pings and acks included),
+	// the server reads on this stream on average; beyond it, and the burst,
+	// the stream ends with RESOURCE_EXHAUSTED.
 	MaxFramesPerSecond uint32 `protobuf:"varint,5,opt,name=max_frames_per_second,json=maxFramesPerSecond,proto3" json:"max_frames_per_second,omitempty"`
-	// The burst allowed above max_frames_per_second.
+	// The burst allowed above max_frames_per_second: a stream that has been
+	// quiet may send this many frames at once.
 	MaxFrameBurst uint32 `protobuf:"varint,6,opt,name=max_frame_burst,json=maxFrameBurst,proto3" json:"max_frame_burst,omitempty"`
-	// The bounds Hello.heartbeat_interval is clamped into.
+	// The bounds Hello.heartbeat_interval is clamped into (without an
+	// error); Welcome.heartbeat_interval is the result.
 	MinHeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=min_heartbeat_interval,json=minHeartbeatInterval,proto3" json:"min_heartbeat_interval,omitempty"`
 	// See min_heartbeat_interval.
 	MaxHeartbeatInterval *durationpb.Duration `protobuf:"bytes,8,opt,name=max_heartbeat_interval,json=maxHeartbeatInterval,proto3" json:"max_heartbeat_interval,omitempty"`
@@ -1257,7 +1328,13 @@ func (x *Source) GetClientId() string {
 	return ""
 }
 
-// Ack acknowledges cumulatively: every message with seq ≤ this was received.
+// Ack acknowledges cumulatively: every message with seq ≤ this was received
+// and is done with. From the server: each client message up to seq was
+// handled or failed (its Error frame came before); a refused message is not
+// acked until a re-send of it is. From the client: the server may forget
+// every server message up to seq. An Ack is never taken back: one at or
+// below an earlier Ack (stale, overtaken) is ignored; one above the highest
+// seq sent ends the stream with INVALID_ARGUMENT.
 type Ack struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The highest contiguous seq received.
@@ -1303,10 +1380,12 @@ func (x *Ack) GetSeq() uint64 {
 	return 0
 }
 
-// Subscribe adds topics to the session.
+// Subscribe adds topics to the session, all or none: see "Subscriptions"
+// above. A topic already held is not an error. Success is not answered.
 type Subscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Topic names. A name is 1 to 256 bytes of UTF-8 without spaces.
+	// Topic names. A name is 1 to 256 bytes of UTF-8 without spaces or
+	// control characters.
 	Topics []string `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
 	// Optional, chosen by the client: an Error answering this frame carries
 	// it in Error.request_id.
@@ -1359,7 +1438,9 @@ func (x *Subscribe) GetRequestId() uint64 {
 	return 0
 }
 
-// Unsubscribe removes topics from the session.
+// Unsubscribe removes topics from the session, all or none: an invalid
+// topic name gets Error{INVALID_ARGUMENT, topic, request_id} and nothing
+// changes. A topic not held is not an error. Success is not answered.
 type Unsubscribe struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Topic names.
@@ -1546,7 +1627,10 @@ func (x *GoAway) GetSuggestedBackend() string {
 	return ""
 }
 
-// Error reports a non-fatal problem with one frame; the stream goes on.
+// Error reports a non-fatal problem with one frame; the stream goes on. It
+// references the frame it answers: seq for a ClientMessage, request_id (and
+// topic) for a Subscribe or Unsubscribe. Problems that end the stream are
+// its status instead (see TetherService.Connect).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A gRPC status code number (google.rpc.Code), e.g. 7 PERMISSION_DENIED.
@@ -1559,12 +1643,15 @@ type Error struct {
 	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
 	// What went wrong and what to do about it.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	// The seq of the client message it concerns, if any.
+	// The seq of the client message it concerns, if any (0 otherwise; a
+	// message the server numbered, sent with seq 0, gets the seq the server
+	// gave it).
 	Seq uint64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	// The request_id of the Subscribe or Unsubscribe frame it answers, if
-	// any.
+	// The request_id of the Subscribe or Unsubscribe frame it answers (0 when
+	// that frame set none, or the Error answers a client message).
 	RequestId uint64 `protobuf:"varint,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The topic it concerns, if any.
+	// The topic of a Subscribe or Unsubscribe that it concerns: the first
+	// one at fault (for max_topics, the one that went over).
 	Topic         string `protobuf:"bytes,5,opt,name=topic,proto3" json:"topic,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1653,7 +1740,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xdd\x05\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xfa\x05\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -1673,7 +1760,8 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x06topics\x18\x0e \x03(\tR\x06topics\x128\n" +
 	"\n" +
 	"dead_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\tdeadAfter\x12'\n" +
-	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\"4\n" +
+	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\x12\x1b\n" +
+	"\tclient_id\x18\x11 \x01(\tR\bclientId\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\"\xa6\x03\n" +

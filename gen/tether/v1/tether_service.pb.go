@@ -541,7 +541,15 @@ func (*PublishRequest_ClientId) isPublishRequest_Target() {}
 // PublishResponse reports the delivery.
 type PublishResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// How many sessions the message was queued to.
+	// How many sessions the message was queued to, connected or detached: a
+	// detached session (within its resume window) gets it when it resumes.
+	// For a topic, 0 means no session subscribes to it (not an error: the
+	// message was published). For a session_id or client_id, 0 means no such
+	// session exists on the deployment: it never did, or it ended. The
+	// message went nowhere, and its idempotency key is not recorded. This is
+	// the case that a ClientMessage to the same target answers with Error
+	// NOT_FOUND (a session has an Error frame to say it; Publish says it
+	// with 0).
 	Delivered uint32 `protobuf:"varint,1,opt,name=delivered,proto3" json:"delivered,omitempty"`
 	// True when the idempotency key was seen before and nothing was sent.
 	Duplicate     bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`

@@ -33,25 +33,104 @@ const (
 type TetherServiceClient interface {
 	// Connect carries one session over one bidirectional stream. See
 	// frames.proto for the order of frames, heartbeats, sequence numbers and
-	// resume. The stream ends with:
+	// resume.
 	//
-	//	OK                  the client sent Close, or the server drained or
-	//	                    closed the session after a GoAway;
-	//	INVALID_ARGUMENT    a protocol violation (first frame not Hello, a
-	//	                    second Hello, an empty frame, an Ack beyond what
-	//	                    was sent, a bad topic);
-	//	RESOURCE_EXHAUSTED  an oversized frame, or a slow consumer cut off;
-	//	ABORTED             the session was taken over by a newer stream;
-	//	UNAVAILABLE         the server is at its session limit or stopping;
-	//	DEADLINE_EXCEEDED   heartbeat timeout: nothing received for
-	//	                    interval × misses.
+	// # How a stream ends
 	//
-	// Every code but INVALID_ARGUMENT and ABORTED means "reconnect (with
-	// backoff) and resume".
+	// The stream ends with one of these codes and no other. "Terminal" means:
+	// do not reconnect with the same frames or credentials; "retryable"
+	// means: reconnect with backoff (a delay that grows with each failed
+	// attempt, plus jitter) and resume (Hello.resume).
+	//
+	//	OK                  The client sent Close (the session is over); or
+	//	                    the server sent GoAway first, and its reason
+	//	                    says what to do: DRAIN and MAX_AGE: reconnect
+	//	                    (any backend) and resume; CLOSED_BY_ADMIN: the
+	//	                    session is over. By GoAway reason.
+	//	INVALID_ARGUMENT    A protocol violation. Terminal: fix the client;
+	//	                    never reconnect with the same frames. A frame
+	//	                    that cannot be decoded (bytes that are not a
+	//	                    ConnectRequest, a string field that is not
+	//	                    UTF-8: the message names the field), a first
+	//	                    frame that is not Hello, a second Hello, an
+	//	                    empty frame, an Ack beyond what was sent, a
+	//	                    message seq that skips ahead, a frame larger
+	//	                    than Limits.max_frame_bytes, a bad Hello field
+	//	                    (an invalid topic, more than Limits.max_topics
+	//	                    topics, a client_id over 256 bytes, more than
+	//	                    64 metadata entries).
+	//	UNAUTHENTICATED     Before Welcome: credentials missing or refused.
+	//	                    Terminal: end the session with the error. After
+	//	                    Welcome: the credentials expired. Retry once:
+	//	                    reconnect with fresh credentials and resume; if
+	//	                    they are refused again before Welcome, that is
+	//	                    terminal.
+	//	PERMISSION_DENIED   The principal may not connect, may not subscribe
+	//	                    to a topic of Hello.topics, or the client_id
+	//	                    belongs to a session of another principal.
+	//	                    Terminal: end the session.
+	//	ABORTED             A newer stream resumed this session, or a newer
+	//	                    session took its client id (after GoAway
+	//	                    TAKEN_OVER). Terminal: someone else holds the
+	//	                    session.
+	//	RESOURCE_EXHAUSTED  A slow consumer (after GoAway SLOW_CONSUMER);
+	//	                    frames above Limits.max_frames_per_second
+	//	                    (bursts of Limits.max_frame_burst); more than
+	//	                    256 control frames waiting because the client
+	//	                    does not read; stream opens above the
+	//	                    per-principal call rate (tetherd --rate, --burst:
+	//	                    50/s, bursts of 100, by default). Retryable.
+	//	UNAVAILABLE         The server is draining or closed, at its session
+	//	                    limit, its broker is unreachable, or a resume
+	//	                    could not read the session's log. Retryable, on
+	//	                    any backend.
+	//	DEADLINE_EXCEEDED   No Hello within the hello timeout (10 s); or a
+	//	                    heartbeat timeout, after GoAway
+	//	                    HEARTBEAT_TIMEOUT: nothing received for
+	//	                    Welcome.dead_after. Retryable: reconnect and
+	//	                    resume.
+	//	INTERNAL            A server bug (a caught panic), only. Retryable.
+	//	UNKNOWN             Never from tether: from proxies and transports.
+	//	                    Retryable.
+	//	anything else       (UNIMPLEMENTED, …) never from tether. Terminal.
+	//
+	// A server Handler's OnConnect error is sent as it is; handler authors
+	// use the codes above with their meaning. Problems that do not end the
+	// stream (a failed or refused message, a bad Subscribe) come as Error
+	// frames instead; see frames.proto.
+	//
+	// One code does not come from tether itself: a frame larger than twice
+	// Limits.max_frame_bytes is refused by gRPC's own receive limit, before
+	// the server sees it, with RESOURCE_EXHAUSTED "grpc: received message
+	// larger than max". Never send a frame above Limits.max_frame_bytes.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
 	// Publish delivers one message to a topic, a session or a client id, for
-	// a service that holds no session. It returns how many sessions it
-	// reached on delivery (0 is not an error).
+	// a service that holds no session. It returns how many sessions the
+	// message was queued to (PublishResponse.delivered); 0 is not an error.
+	//
+	// Publish ends with one of these codes:
+	//
+	//	OK                  Queued to `delivered` sessions, or a duplicate
+	//	                    (PublishResponse.duplicate).
+	//	INVALID_ARGUMENT    No target, an invalid topic, an id over 256
+	//	                    bytes, a payload above Limits.max_message_bytes,
+	//	                    headers over 16 KiB, an id field over 256 bytes.
+	//	                    Terminal: fix the request.
+	//	UNAUTHENTICATED     Credentials missing, refused or expired.
+	//	                    Terminal, unless fresh credentials are at hand.
+	//	PERMISSION_DENIED   The principal may not publish to this target.
+	//	                    Terminal.
+	//	RESOURCE_EXHAUSTED  Calls above the per-principal call rate
+	//	                    (tetherd --rate, --burst: 50 calls/s, bursts of
+	//	                    100, by default; shared with stream opens and
+	//	                    AdminService calls); a RetryInfo detail says how
+	//	                    long to wait. Retryable after that delay.
+	//	UNAVAILABLE         The broker is unreachable, or the idempotency
+	//	                    check failed. Retryable, with the same
+	//	                    idempotency_key (on any backend).
+	//
+	// A request that cannot be decoded (a string field that is not UTF-8)
+	// is INVALID_ARGUMENT, naming the field.
 	Publish(ctx context.Context, in *PublishRequest, opts ...grpc.CallOption) (*PublishResponse, error)
 }
 
@@ -94,25 +173,104 @@ func (c *tetherServiceClient) Publish(ctx context.Context, in *PublishRequest, o
 type TetherServiceServer interface {
 	// Connect carries one session over one bidirectional stream. See
 	// frames.proto for the order of frames, heartbeats, sequence numbers and
-	// resume. The stream ends with:
+	// resume.
 	//
-	//	OK                  the client sent Close, or the server drained or
-	//	                    closed the session after a GoAway;
-	//	INVALID_ARGUMENT    a protocol violation (first frame not Hello, a
-	//	                    second Hello, an empty frame, an Ack beyond what
-	//	                    was sent, a bad topic);
-	//	RESOURCE_EXHAUSTED  an oversized frame, or a slow consumer cut off;
-	//	ABORTED             the session was taken over by a newer stream;
-	//	UNAVAILABLE         the server is at its session limit or stopping;
-	//	DEADLINE_EXCEEDED   heartbeat timeout: nothing received for
-	//	                    interval × misses.
+	// # How a stream ends
 	//
-	// Every code but INVALID_ARGUMENT and ABORTED means "reconnect (with
-	// backoff) and resume".
+	// The stream ends with one of these codes and no other. "Terminal" means:
+	// do not reconnect with the same frames or credentials; "retryable"
+	// means: reconnect with backoff (a delay that grows with each failed
+	// attempt, plus jitter) and resume (Hello.resume).
+	//
+	//	OK                  The client sent Close (the session is over); or
+	//	                    the server sent GoAway first, and its reason
+	//	                    says what to do: DRAIN and MAX_AGE: reconnect
+	//	                    (any backend) and resume; CLOSED_BY_ADMIN: the
+	//	                    session is over. By GoAway reason.
+	//	INVALID_ARGUMENT    A protocol violation. Terminal: fix the client;
+	//	                    never reconnect with the same frames. A frame
+	//	                    that cannot be decoded (bytes that are not a
+	//	                    ConnectRequest, a string field that is not
+	//	                    UTF-8: the message names the field), a first
+	//	                    frame that is not Hello, a second Hello, an
+	//	                    empty frame, an Ack beyond what was sent, a
+	//	                    message seq that skips ahead, a frame larger
+	//	                    than Limits.max_frame_bytes, a bad Hello field
+	//	                    (an invalid topic, more than Limits.max_topics
+	//	                    topics, a client_id over 256 bytes, more than
+	//	                    64 metadata entries).
+	//	UNAUTHENTICATED     Before Welcome: credentials missing or refused.
+	//	                    Terminal: end the session with the error. After
+	//	                    Welcome: the credentials expired. Retry once:
+	//	                    reconnect with fresh credentials and resume; if
+	//	                    they are refused again before Welcome, that is
+	//	                    terminal.
+	//	PERMISSION_DENIED   The principal may not connect, may not subscribe
+	//	                    to a topic of Hello.topics, or the client_id
+	//	                    belongs to a session of another principal.
+	//	                    Terminal: end the session.
+	//	ABORTED             A newer stream resumed this session, or a newer
+	//	                    session took its client id (after GoAway
+	//	                    TAKEN_OVER). Terminal: someone else holds the
+	//	                    session.
+	//	RESOURCE_EXHAUSTED  A slow consumer (after GoAway SLOW_CONSUMER);
+	//	                    frames above Limits.max_frames_per_second
+	//	                    (bursts of Limits.max_frame_burst); more than
+	//	                    256 control frames waiting because the client
+	//	                    does not read; stream opens above the
+	//	                    per-principal call rate (tetherd --rate, --burst:
+	//	                    50/s, bursts of 100, by default). Retryable.
+	//	UNAVAILABLE         The server is draining or closed, at its session
+	//	                    limit, its broker is unreachable, or a resume
+	//	                    could not read the session's log. Retryable, on
+	//	                    any backend.
+	//	DEADLINE_EXCEEDED   No Hello within the hello timeout (10 s); or a
+	//	                    heartbeat timeout, after GoAway
+	//	                    HEARTBEAT_TIMEOUT: nothing received for
+	//	                    Welcome.dead_after. Retryable: reconnect and
+	//	                    resume.
+	//	INTERNAL            A server bug (a caught panic), only. Retryable.
+	//	UNKNOWN             Never from tether: from proxies and transports.
+	//	                    Retryable.
+	//	anything else       (UNIMPLEMENTED, …) never from tether. Terminal.
+	//
+	// A server Handler's OnConnect error is sent as it is; handler authors
+	// use the codes above with their meaning. Problems that do not end the
+	// stream (a failed or refused message, a bad Subscribe) come as Error
+	// frames instead; see frames.proto.
+	//
+	// One code does not come from tether itself: a frame larger than twice
+	// Limits.max_frame_bytes is refused by gRPC's own receive limit, before
+	// the server sees it, with RESOURCE_EXHAUSTED "grpc: received message
+	// larger than max". Never send a frame above Limits.max_frame_bytes.
 	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
 	// Publish delivers one message to a topic, a session or a client id, for
-	// a service that holds no session. It returns how many sessions it
-	// reached on delivery (0 is not an error).
+	// a service that holds no session. It returns how many sessions the
+	// message was queued to (PublishResponse.delivered); 0 is not an error.
+	//
+	// Publish ends with one of these codes:
+	//
+	//	OK                  Queued to `delivered` sessions, or a duplicate
+	//	                    (PublishResponse.duplicate).
+	//	INVALID_ARGUMENT    No target, an invalid topic, an id over 256
+	//	                    bytes, a payload above Limits.max_message_bytes,
+	//	                    headers over 16 KiB, an id field over 256 bytes.
+	//	                    Terminal: fix the request.
+	//	UNAUTHENTICATED     Credentials missing, refused or expired.
+	//	                    Terminal, unless fresh credentials are at hand.
+	//	PERMISSION_DENIED   The principal may not publish to this target.
+	//	                    Terminal.
+	//	RESOURCE_EXHAUSTED  Calls above the per-principal call rate
+	//	                    (tetherd --rate, --burst: 50 calls/s, bursts of
+	//	                    100, by default; shared with stream opens and
+	//	                    AdminService calls); a RetryInfo detail says how
+	//	                    long to wait. Retryable after that delay.
+	//	UNAVAILABLE         The broker is unreachable, or the idempotency
+	//	                    check failed. Retryable, with the same
+	//	                    idempotency_key (on any backend).
+	//
+	// A request that cannot be decoded (a string field that is not UTF-8)
+	// is INVALID_ARGUMENT, naming the field.
 	Publish(context.Context, *PublishRequest) (*PublishResponse, error)
 	mustEmbedUnimplementedTetherServiceServer()
 }

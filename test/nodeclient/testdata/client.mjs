@@ -109,9 +109,16 @@ const timestampNow = () => {
 };
 const timestampMs = (ts) => Number(ts.seconds) * 1000 + Math.round(ts.nanos / 1e6);
 
-// gRPC status codes the spec (TetherService.Connect) says not to reconnect on.
-const INVALID_ARGUMENT = 3;
-const ABORTED = 10;
+// The codes TetherService.Connect's table marks terminal: do not reconnect.
+// (UNAUTHENTICATED is terminal only before Welcome; after it the credentials
+// expired, and this client, which has no fresh ones, stops as well.) Any
+// code not in the table is terminal too; RESOURCE_EXHAUSTED, UNAVAILABLE,
+// DEADLINE_EXCEEDED, INTERNAL and UNKNOWN are retryable; OK goes by the
+// GoAway reason.
+const RETRYABLE = new Set([
+  grpc.status.RESOURCE_EXHAUSTED, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.INTERNAL, grpc.status.UNKNOWN,
+]);
 // GoAway reasons that say "do not reconnect (or not resume)".
 const NO_RECONNECT = new Set(['GO_AWAY_REASON_TAKEN_OVER', 'GO_AWAY_REASON_CLOSED_BY_ADMIN', 'GO_AWAY_REASON_PROTOCOL_ERROR']);
 
@@ -361,7 +368,7 @@ class Stream {
     this.stop();
     const goAway = this.goAway;
     emit('disconnected', { stream: this.n, code: s.code, details: s.details, goAway: goAway ? goAway.reason : null });
-    if (s.code === INVALID_ARGUMENT || s.code === ABORTED) {
+    if (s.code !== grpc.status.OK && !RETRYABLE.has(s.code)) {
       return fatal(`stream ${this.n} ended with ${grpc.status[s.code]} (${s.details}): the spec says do not reconnect`);
     }
     if (goAway && NO_RECONNECT.has(goAway.reason)) {
