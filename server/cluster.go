@@ -36,7 +36,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		interval:  rec.Interval,
 		tokenHash: rec.TokenHash,
 		heldHash:  rec.HeldTokenHash,
-		state:     tetherv1.SessionState_SESSION_STATE_DETACHED,
+		cb:        newCallbacks(),
 	}
 	if s.interval <= 0 {
 		s.interval = srv.cfg.profile.Heartbeat.Interval
@@ -77,7 +77,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	if s.resumeDeadline.IsZero() {
 		s.resumeDeadline = time.Now().Add(srv.cfg.resumeWindow)
 	}
-	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: "adopted from node " + rec.Node})
+	s.transitionLocked(stateDetached, event{detail: "adopted from node " + rec.Node}) // not yet shared: no lock needed
 
 	srv.mu.Lock()
 	switch {
@@ -115,9 +115,9 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 				_ = srv.broker.Unbind(context.Background(), b)
 			}
 			s.mu.Lock()
-			s.departLocked()
+			s.departLocked(event{kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: "taking it over failed: " + err.Error()})
 			s.unindexAllLocked()
-			s.mu.Unlock()
+			s.unlock()
 			return nil, status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
 		}
 	}
@@ -153,13 +153,7 @@ func (r receiver) Evict(e broker.Eviction) error {
 		if o.id == e.By {
 			continue
 		}
-		srv.metrics.takeovers.Inc()
-		o.mu.Lock()
-		o.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer session " + e.By + " on node " + e.Node + " took over the client id"})
-		o.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
-			status.Error(codes.Aborted, "client id taken over by a newer session"))
-		o.mu.Unlock()
-		o.close(status.Error(codes.Aborted, "client id taken over by a newer session"), "client id taken over by session "+e.By+" on node "+e.Node)
+		o.takenOver("a newer session "+e.By+" on node "+e.Node+" took over the client id", "client id taken over by session "+e.By+" on node "+e.Node)
 	}
 	return nil
 }
@@ -170,27 +164,30 @@ func (r receiver) Evict(e broker.Eviction) error {
 // write to its log here.
 func (s *Session) release(node string) {
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	if s.state.ended() {
 		s.mu.Unlock()
 		return
 	}
 	if s.st != nil {
 		s.srv.metrics.takeovers.Inc()
-		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "resumed on node " + node})
 		s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer stream resumed this session on another node; do not reconnect", 0,
 			status.Error(codes.Aborted, "session resumed on another node"))
 		s.detachLocked("resumed on node " + node)
 	}
-	s.departLocked()
+	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
-	s.mu.Unlock()
+	s.unlock()
 	s.unbind(context.Background(), topics)
-	s.srv.cfg.logger.Info("tether: session moved to another node", "session", s.id, "client", s.clientID, "node", node)
 }
 
-// departLocked marks s gone from this node: enqueue refuses, timers stop.
-func (s *Session) departLocked() {
-	s.state = tetherv1.SessionState_SESSION_STATE_CLOSED
+// departLocked marks s gone from this node, moved: enqueue refuses, timers
+// stop. It keeps s visible to AdminService for a while (keepEndedLocked).
+// Its flight recorder says why (e), as a TAKEN_OVER event unless e names
+// another kind.
+func (s *Session) departLocked(e event) {
+	if !s.transitionLocked(stateMoved, e) {
+		return
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
@@ -206,6 +203,9 @@ func (s *Session) unindexAllLocked() []string {
 	}
 	s.srv.mu.Lock()
 	s.srv.unindexLocked(s, topics)
+	if s.state.ended() {
+		s.srv.keepEndedLocked(s)
+	}
 	s.srv.mu.Unlock()
 	return topics
 }
@@ -215,7 +215,7 @@ func (s *Session) unindexAllLocked() []string {
 // node with a shared broker does to its sessions when it stops.
 func (s *Session) leave(err error, why string) {
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	if s.state.ended() {
 		s.mu.Unlock()
 		return
 	}
@@ -225,9 +225,9 @@ func (s *Session) leave(err error, why string) {
 	} else {
 		s.putRecordLocked()
 	}
-	s.departLocked()
+	s.departLocked(event{kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: why + ": resumable on another node"})
 	topics := s.unindexAllLocked()
-	s.mu.Unlock()
+	s.unlock()
 	s.unbind(context.Background(), topics)
 }
 
