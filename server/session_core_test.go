@@ -1,0 +1,220 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// coreNode is a started server on a loopback listener, for the tests of the
+// session core that need its insides.
+type coreNode struct {
+	srv *Server
+	cc  *grpc.ClientConn
+}
+
+func startCoreNode(t *testing.T, tune func(*Server), opts ...Option) *coreNode {
+	t.Helper()
+	srv, err := New(append([]Option{WithServerID("core")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(srv)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cc.Close()
+		gs.Stop()
+		<-served
+		_ = srv.Close()
+	})
+	return &coreNode{srv: srv, cc: cc}
+}
+
+// connect opens a stream and sends Hello h.
+func (n *coreNode) connect(t *testing.T, h *tetherv1.Hello) (tetherv1.TetherService_ConnectClient, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	c, err := tetherv1.NewTetherServiceClient(n.cc).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: h}}); err != nil {
+		t.Fatal(err)
+	}
+	return c, cancel
+}
+
+// welcome returns the stream's first frame, which must be Welcome.
+func welcomeOf(t *testing.T, c tetherv1.TetherService_ConnectClient) *tetherv1.Welcome {
+	t.Helper()
+	f, err := c.Recv()
+	if err != nil {
+		t.Fatalf("no welcome: %v", err)
+	}
+	if f.GetWelcome() == nil {
+		t.Fatalf("first frame %v; want welcome", f)
+	}
+	return f.GetWelcome()
+}
+
+// slowConnect is a Handler whose OnConnect takes longer than the hello
+// timeout the test sets.
+type slowConnect struct {
+	Router
+	d time.Duration
+}
+
+func (h slowConnect) OnConnect(ctx context.Context, s *Session) error {
+	t := time.NewTimer(h.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// The hello timeout bounds receiving Hello, not opening the session: an
+// OnConnect slower than the timeout still gets its client a Welcome, and
+// no session is left behind unwelcomed.
+func TestHelloTimeoutBoundsHelloOnly(t *testing.T) {
+	t.Parallel()
+	const timeout = 50 * time.Millisecond
+	n := startCoreNode(t, func(srv *Server) { srv.cfg.helloTimeout = timeout },
+		WithHandler(slowConnect{d: 4 * timeout}))
+	c, _ := n.connect(t, &tetherv1.Hello{ClientId: "slow"})
+	w := welcomeOf(t, c)
+	s, err := n.srv.session(w.GetSessionId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.info().GetState(); st != tetherv1.SessionState_SESSION_STATE_CONNECTED {
+		t.Fatalf("session %v; want CONNECTED", st)
+	}
+	if got := len(n.srv.snapshot()); got != 1 {
+		t.Fatalf("%d sessions on the server; want 1", got)
+	}
+}
+
+// Silence is counted from Hello, the first frame received, not from the
+// stream's start.
+func TestSilenceCountsFromHello(t *testing.T) {
+	t.Parallel()
+	n := startCoreNode(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := tetherv1.NewTetherServiceClient(n.cc).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's side of the stream has started (it counts it) before
+	// Hello is sent.
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(n.srv.metrics.streams) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream never started on the server")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sent := time.Now()
+	if err := c.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: &tetherv1.Hello{}}}); err != nil {
+		t.Fatal(err)
+	}
+	w := welcomeOf(t, c)
+	s, err := n.srv.session(w.GetSessionId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	last := time.Unix(0, s.st.lastRead.Load())
+	s.mu.Unlock()
+	if last.Before(sent) {
+		t.Fatalf("the last frame received is dated %v before Hello was sent: silence counts from the stream's start", sent.Sub(last))
+	}
+}
+
+// recordingBroker counts Start calls and reports the context it got.
+type recordingBroker struct {
+	broker.Broker
+	starts chan context.Context
+}
+
+func (b *recordingBroker) Start(ctx context.Context, node string, r broker.Receiver) error {
+	b.starts <- ctx
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.Broker.Start(ctx, node, r)
+}
+
+// New does no I/O: the broker starts in Start, under its context; until
+// then the server reports not ready and refuses sessions.
+func TestNewDoesNotStartTheBroker(t *testing.T) {
+	t.Parallel()
+	b := &recordingBroker{Broker: memory.New(), starts: make(chan context.Context, 2)}
+	srv, err := New(WithBroker(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if len(b.starts) != 0 {
+		t.Fatal("New started the broker")
+	}
+	gs := grpc.NewServer()
+	srv.Register(gs)
+	if err := srv.Ready(); err == nil {
+		t.Fatal("Ready before Start: nil")
+	}
+	if err := srv.startedErr(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a session before Start: %v; want UNAVAILABLE", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := srv.Start(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with a canceled context: %v; want context.Canceled", err)
+	}
+	if got := <-b.starts; got.Err() == nil {
+		t.Fatal("the broker did not get Start's context")
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("Start after a failed Start: %v", err)
+	}
+	if err := srv.Ready(); err != nil {
+		t.Fatalf("Ready after Start: %v", err)
+	}
+	if err := srv.Start(context.Background()); err == nil {
+		t.Fatal("a second Start: nil")
+	}
+}
