@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,5 +217,135 @@ func TestNewDoesNotStartTheBroker(t *testing.T) {
 	}
 	if err := srv.Start(context.Background()); err == nil {
 		t.Fatal("a second Start: nil")
+	}
+}
+
+// lockCheckBroker fails the test when a session's record is stored, or its
+// log read or trimmed, while the session's mutex is held.
+type lockCheckBroker struct {
+	broker.Broker
+	srv    *Server
+	mu     sync.Mutex
+	checks map[string]int
+	held   []string
+}
+
+// check notes a broker call for session id and whether the session's mutex
+// was free. A mutex held by another goroutine for a moment is let go
+// within the retries; one held by the caller, which waits here, never is.
+func (b *lockCheckBroker) check(what, id string) {
+	b.srv.mu.RLock()
+	s := b.srv.sessions[id]
+	for _, e := range b.srv.ended {
+		if s == nil && e.id == id {
+			s = e
+		}
+	}
+	b.srv.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	free := false
+	for range 200 {
+		if s.mu.TryLock() {
+			s.mu.Unlock()
+			free = true
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.checks[what]++
+	if !free {
+		b.held = append(b.held, what)
+	}
+}
+
+func (b *lockCheckBroker) PutSession(ctx context.Context, rec broker.SessionRecord) error {
+	b.check("put", rec.ID)
+	return b.Broker.PutSession(ctx, rec)
+}
+
+func (b *lockCheckBroker) Log(id string) broker.Log {
+	return lockCheckLog{Log: b.Broker.Log(id), b: b, id: id}
+}
+
+type lockCheckLog struct {
+	broker.Log
+	b  *lockCheckBroker
+	id string
+}
+
+func (l lockCheckLog) Read(ctx context.Context, from uint64, fn func(broker.Entry) bool) error {
+	l.b.check("read", l.id)
+	return l.Log.Read(ctx, from, fn)
+}
+
+func (l lockCheckLog) Trim(ctx context.Context, upTo uint64) error {
+	l.b.check("trim", l.id)
+	return l.Log.Trim(ctx, upTo)
+}
+
+// No broker I/O waits under a session's mutex: the record puts (Welcome,
+// Subscribe, detach, end), the replay read and the trims happen outside it.
+func TestNoBrokerIOUnderSessionLock(t *testing.T) {
+	t.Parallel()
+	b := &lockCheckBroker{Broker: memory.New(), checks: map[string]int{}}
+	n := startCoreNode(t, func(srv *Server) { b.srv = srv }, WithBroker(b))
+	c, cancel := n.connect(t, &tetherv1.Hello{ClientId: "k", Topics: []string{"a"}})
+	w := welcomeOf(t, c)
+	if err := c.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: []string{"b"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.srv.session(w.GetSessionId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCore(t, func() bool { return len(s.Topics()) == 2 })
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := n.srv.Publish(ctx, broker.Topic("b"), []byte{byte(i)}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < 3; {
+		f, err := c.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.GetMessage() != nil {
+			got++
+		}
+	}
+	if err := c.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the stream breaks: the session detaches
+	waitCore(t, func() bool { return s.info().GetState() == tetherv1.SessionState_SESSION_STATE_DETACHED })
+	c2, _ := n.connect(t, &tetherv1.Hello{Resume: &tetherv1.Resume{SessionId: w.GetSessionId(), ResumeToken: w.GetResumeToken(), LastReceivedSeq: 2}})
+	if w2 := welcomeOf(t, c2); !w2.GetResumed() {
+		t.Fatalf("resume: %v", w2.GetResumeStatus())
+	}
+	s.close(nil, "test")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.held) > 0 {
+		t.Fatalf("broker calls under the session's mutex: %v", b.held)
+	}
+	if b.checks["put"] < 4 || b.checks["read"] < 1 || b.checks["trim"] < 1 {
+		t.Fatalf("broker calls seen: %v; want puts (welcome, subscribe, detach, end), a replay read and trims", b.checks)
+	}
+}
+
+// waitCore waits for cond, polling, for at most 10 seconds.
+func waitCore(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
