@@ -32,7 +32,7 @@ func (srv *Server) keepEndedLocked(s *Session) {
 	s.endedAt = now
 	srv.ended = append(srv.ended, s)
 	drop := max(len(srv.ended)-maxEnded, 0)
-	for drop < len(srv.ended) && now.Sub(srv.ended[drop].endedAtUnlocked()) >= srv.cfg.resumeWindow {
+	for drop < len(srv.ended) && now.Sub(srv.ended[drop].endedAt) >= srv.cfg.resumeWindow {
 		drop++
 	}
 	if drop > 0 {
@@ -40,11 +40,6 @@ func (srv *Server) keepEndedLocked(s *Session) {
 		srv.ended = srv.ended[drop:]
 	}
 }
-
-// endedAtUnlocked reads endedAt, which is written once, under srv.mu, when
-// the session ends (keepEndedLocked): reading it under srv.mu needs no
-// session lock.
-func (s *Session) endedAtUnlocked() time.Time { return s.endedAt }
 
 // endedLocked returns the ended sessions still kept (of one client id when
 // clientID is set) that no live session shadows, newest first.
@@ -54,7 +49,7 @@ func (srv *Server) endedLocked(clientID string) []*Session {
 	for i := len(srv.ended) - 1; i >= 0; i-- {
 		s := srv.ended[i]
 		switch {
-		case now.Sub(s.endedAtUnlocked()) >= srv.cfg.resumeWindow:
+		case now.Sub(s.endedAt) >= srv.cfg.resumeWindow:
 			return out
 		case clientID != "" && s.clientID != clientID, srv.sessions[s.id] != nil:
 			continue

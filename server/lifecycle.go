@@ -8,22 +8,22 @@ import (
 )
 
 // This file is a session's life cycle: its states, the transitions allowed
-// between them, and the one function, transitionLocked, through which every
-// change of state goes.
+// between them (the table below), and the one function, transitionLocked,
+// through which every change of state goes.
 //
-//	         attach                 detach
-//	  new ─────────► connected ◄──────────► detached
-//	   │  \            │          resume      │  │
-//	   │   \adopt      │ close                │  │ move (another node
-//	   │    └──────────┼──────► detached      │  │ resumed it, or this
-//	   │ fail          ▼                      │  ▼ node left)
-//	   └───────────► closed ◄─────────────────┘ moved
+//	new ──attach──► connected ◄──attach (resume)── detached ──expire, close──► closed
+//	 │                  └──────detach (stream ends)──────►│
+//	 ├──adopt (from another node)────────────────────────►│
+//	 ├──fail (bind, Close)──► closed                      └──move (another node)──► moved
+//	 └──move (Close, shared broker)──► moved
 //
-// A session is new from its creation until its first stream attaches (or,
-// adopted from another node, until it is indexed here, detached). closed
-// and moved are final: a closed session ended for good (its OnClose ran or
-// will run); a moved one left this node and lives on elsewhere (no
-// OnClose, its record and log stay in the shared broker).
+// A session is new from its creation until its first stream attaches, or,
+// adopted from another node, until it is detached here. A connected session
+// detaches before it closes or moves. closed and moved are final: a closed
+// session ended for good (its OnClose ran or will run); a moved one left
+// this node and lives on elsewhere (no OnClose; its record and log stay in
+// the shared broker). Both stay visible to AdminService for a while (see
+// keepEndedLocked).
 
 // state is where a session is in its life cycle.
 type state uint8

@@ -54,12 +54,12 @@ type Session struct {
 
 	mu             sync.Mutex
 	tokenHash      []byte
-	heldHash       []byte  // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
-	st             *stream // nil while detached
-	state          state   // changed only by transitionLocked (lifecycle.go)
-	endedAt        time.Time
-	post           []func() // broker I/O to run once mu is unlocked (see unlock)
-	recVer         uint64   // version of the latest registry record built (see putRecord)
+	heldHash       []byte    // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
+	st             *stream   // nil while detached
+	state          state     // changed only by transitionLocked (lifecycle.go)
+	endedAt        time.Time // when it ended; written once, under srv.mu too (keepEndedLocked), and read under srv.mu
+	post           []func()  // broker I/O to run once mu is unlocked (see unlock)
+	recVer         uint64    // version of the latest registry record built (see putRecord)
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
