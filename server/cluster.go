@@ -204,6 +204,7 @@ func (s *Session) release(node string) {
 	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
 	s.unlock()
+	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }
 
@@ -254,7 +255,8 @@ func (s *Session) leave(err error, why string) {
 	}
 	s.departLocked(event{kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: why + ": resumable on another node"})
 	topics := s.unindexAllLocked()
-	s.unlock()
+	s.unlock() // stores the record, for the node that resumes it
+	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -458,9 +459,20 @@ func (s *Session) putRecordLocked() {
 	s.afterUnlockLocked(func() { _ = s.putRecord(rec, ver) })
 }
 
+// sealRecord waits for a record put in flight and stops any later one: a
+// session that left this node belongs to the node it moved to, whose
+// record a late put from here (a reader's detach that raced the move)
+// would overwrite. release and leave call it before they return, as an
+// eviction must leave nothing of the session writing here.
+func (s *Session) sealRecord() {
+	s.putMu.Lock()
+	s.putVer = math.MaxUint64
+	s.putMu.Unlock()
+}
+
 // putRecord stores rec, version ver, in the registry unless a newer
-// version is stored already: puts run outside mu, so two may race, and
-// the older must not overwrite the newer.
+// version is stored already (or the record is sealed): puts run outside
+// mu, so two may race, and the older must not overwrite the newer.
 func (s *Session) putRecord(rec broker.SessionRecord, ver uint64) error {
 	s.putMu.Lock()
 	defer s.putMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,5 +348,72 @@ func waitCore(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// gatedPutBroker holds the first record put after arm until open.
+type gatedPutBroker struct {
+	broker.Broker
+	armed   atomic.Bool
+	inPut   chan struct{} // a held put started
+	gate    chan struct{} // lets it go on
+	putDone chan struct{} // it finished
+}
+
+func (b *gatedPutBroker) PutSession(ctx context.Context, rec broker.SessionRecord) error {
+	if !b.armed.CompareAndSwap(true, false) {
+		return b.Broker.PutSession(ctx, rec)
+	}
+	close(b.inPut)
+	<-b.gate
+	defer close(b.putDone)
+	return b.Broker.PutSession(ctx, rec)
+}
+
+// Once a session moved to another node, no record put from this node may
+// land after the move: a reader's detach that raced the eviction would
+// overwrite the record of the node that resumed it (its token, its seqs),
+// and the client's next resume would find an unknown session.
+func TestMovedSessionWritesNoStaleRecord(t *testing.T) {
+	t.Parallel()
+	b := &gatedPutBroker{Broker: memory.New(), inPut: make(chan struct{}), gate: make(chan struct{}), putDone: make(chan struct{})}
+	n := startCoreNode(t, nil, WithBroker(b))
+	c, cancel := n.connect(t, &tetherv1.Hello{})
+	w := welcomeOf(t, c)
+	s, err := n.srv.session(w.GetSessionId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.armed.Store(true)
+	cancel() // the stream breaks: the reader's detach puts the record, held
+	<-b.inPut
+	released := make(chan struct{})
+	go func() {
+		s.release("node-2") // an eviction: node-2 resumes the session
+		close(released)
+	}()
+	newer := broker.SessionRecord{ID: s.id, Node: "node-2", Principal: s.principal}
+	select {
+	case <-released:
+		// The move did not wait for the put in flight: node-2 stores its
+		// record, then the held put lands on it.
+		if err := b.Broker.PutSession(context.Background(), newer); err != nil {
+			t.Fatal(err)
+		}
+		close(b.gate)
+		<-b.putDone
+	case <-time.After(100 * time.Millisecond):
+		close(b.gate)
+		<-released
+		if err := b.Broker.PutSession(context.Background(), newer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	s.putRecordLocked() // a late put from this node, after the move
+	s.unlock()
+	rec, ok, err := b.Broker.GetSession(context.Background(), s.id)
+	if err != nil || !ok || rec.Node != "node-2" {
+		t.Fatalf("the record after the move names node %q (%v %v); want node-2's", rec.Node, ok, err)
 	}
 }
