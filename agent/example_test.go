@@ -22,6 +22,7 @@ import (
 func Example() {
 	// A tether server on loopback, as tetherd would run it.
 	srv, _ := server.New()
+	_ = srv.Start(context.Background())
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -30,6 +30,8 @@
 //		grpc.ChainStreamInterceptor(selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authn), notHealth)),
 //		grpc.ChainUnaryInterceptor(selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authn), notHealth)),
 //	)...)
+//	err = srv.Start(ctx) // starts the broker
+//	srv.Register(gs)
 //
 // (grpcauth, selector and interceptors are packages of
 // github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors.)

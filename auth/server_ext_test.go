@@ -36,6 +36,9 @@ func startServer(t *testing.T, store *auth.TokenStore) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	authn := auth.BearerAuth(store)
 	notHealth := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
 		return c.Service != healthpb.Health_ServiceDesc.ServiceName

@@ -21,6 +21,9 @@ func exampleServer() (addr string, stop func()) {
 	if err != nil {
 		panic(err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		panic(err)
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,8 +21,48 @@ type admin struct {
 	srv *Server
 }
 
-// sessionsNewestFirst snapshots the node's sessions, newest first, of one
-// client id when clientID is set.
+// maxEnded bounds how many ended sessions a node keeps for AdminService.
+const maxEnded = 1024
+
+// keepEndedLocked keeps s, which just ended (closed or moved), visible to
+// AdminService for the resume window, as one of the maxEnded most recently
+// ended sessions; older ones are dropped. s.mu is held.
+func (srv *Server) keepEndedLocked(s *Session) {
+	now := time.Now()
+	s.endedAt = now
+	srv.ended = append(srv.ended, s)
+	drop := max(len(srv.ended)-maxEnded, 0)
+	for drop < len(srv.ended) && now.Sub(srv.ended[drop].endedAt) >= srv.cfg.resumeWindow {
+		drop++
+	}
+	if drop > 0 {
+		clear(srv.ended[:drop])
+		srv.ended = srv.ended[drop:]
+	}
+}
+
+// endedLocked returns the ended sessions still kept (of one client id when
+// clientID is set) that no live session shadows, newest first.
+func (srv *Server) endedLocked(clientID string) []*Session {
+	var out []*Session
+	now := time.Now()
+	for i := len(srv.ended) - 1; i >= 0; i-- {
+		s := srv.ended[i]
+		switch {
+		case now.Sub(s.endedAt) >= srv.cfg.resumeWindow:
+			return out
+		case clientID != "" && s.clientID != clientID, srv.sessions[s.id] != nil:
+			continue
+		case slices.ContainsFunc(out, func(o *Session) bool { return o.id == s.id }):
+			continue // ended twice here (moved away, back, and away again): the latest
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// sessionsNewestFirst snapshots the node's sessions, and those ended
+// lately, newest first, of one client id when clientID is set.
 func (srv *Server) sessionsNewestFirst(clientID string) []*Session {
 	srv.mu.RLock()
 	var all []*Session
@@ -33,6 +74,7 @@ func (srv *Server) sessionsNewestFirst(clientID string) []*Session {
 			all = append(all, s)
 		}
 	}
+	all = append(all, srv.endedLocked(clientID)...)
 	srv.mu.RUnlock()
 	slices.SortFunc(all, func(a, b *Session) int {
 		if c := b.created.Compare(a.created); c != 0 {
@@ -83,9 +125,19 @@ func (a *admin) list(req *tetherv1.ListSessionsRequest) (*tetherv1.ListSessionsR
 	return resp, nil
 }
 
+// session returns the session id, live or ended lately (see
+// keepEndedLocked).
 func (srv *Server) session(id string) (*Session, error) {
 	srv.mu.RLock()
 	s := srv.sessions[id]
+	if s == nil {
+		for _, e := range srv.endedLocked("") {
+			if e.id == id {
+				s = e
+				break
+			}
+		}
+	}
 	srv.mu.RUnlock()
 	if s == nil {
 		return nil, status.Errorf(codes.NotFound, "no session %q on server %s: list sessions with ListSessions", truncate(id), srv.cfg.serverID)
@@ -109,7 +161,8 @@ func (a *admin) GetSession(ctx context.Context, req *tetherv1.GetSessionRequest)
 	return resp, nil
 }
 
-// CloseSession ends a session for good.
+// CloseSession ends a session for good; a session that ended already stays
+// as it is.
 func (a *admin) CloseSession(ctx context.Context, req *tetherv1.CloseSessionRequest) (*tetherv1.CloseSessionResponse, error) {
 	if err := a.srv.cfg.authz.Admin(ctx); err != nil {
 		return nil, err
@@ -130,7 +183,7 @@ func (s *Session) kick(reason string) {
 	}
 	s.mu.Lock()
 	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN, why, 0, nil)
-	s.mu.Unlock()
+	s.unlock()
 	s.close(nil, why)
 }
 

@@ -75,6 +75,9 @@ func startObservedNode(t *testing.T, opts ...server.Option) (*server.Server, *gr
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	var running atomic.Int32
 	obs := func(s any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		running.Add(1)

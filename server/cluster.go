@@ -24,6 +24,26 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	if err := srv.broker.Evict(ctx, broker.Eviction{Session: rec.ID, Node: srv.cfg.serverID}); err != nil {
 		return nil, err
 	}
+	s := srv.adoptedSession(rec)
+	if err := s.restoreSeqs(ctx, rec, last); err != nil {
+		return nil, err
+	}
+	if o, err := srv.indexAdopted(s); o != nil || err != nil {
+		return o, err
+	}
+	srv.metrics.adopted.Inc()
+	if err := srv.bindAdopted(ctx, s); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.expiry = time.AfterFunc(time.Until(s.resumeDeadline), s.expire)
+	s.mu.Unlock()
+	return s, nil
+}
+
+// adoptedSession returns the session of rec, detached, not yet on the
+// server.
+func (srv *Server) adoptedSession(rec broker.SessionRecord) *Session {
 	s := &Session{
 		srv:       srv,
 		id:        rec.ID,
@@ -36,7 +56,7 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		interval:  rec.Interval,
 		tokenHash: rec.TokenHash,
 		heldHash:  rec.HeldTokenHash,
-		state:     tetherv1.SessionState_SESSION_STATE_DETACHED,
+		cb:        newCallbacks(),
 	}
 	if s.interval <= 0 {
 		s.interval = srv.cfg.profile.Heartbeat.Interval
@@ -45,6 +65,20 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		s.topics[t] = struct{}{}
 	}
 	s.log = srv.broker.Log(s.id)
+	s.resumeDeadline = rec.Expires
+	if s.resumeDeadline.IsZero() {
+		s.resumeDeadline = time.Now().Add(srv.cfg.resumeWindow)
+	}
+	// Not shared yet: no lock needed.
+	s.transitionLocked(stateDetached, event{detail: "adopted from node " + rec.Node})
+	return s
+}
+
+// restoreSeqs sets an adopted session's seqs from its record and its log,
+// and the lost range: what the client has not received and the log no
+// longer holds (it overflowed, or the previous node died before storing
+// it). It reads the log before the session is shared: no lock needed.
+func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, last uint64) error {
 	var first, tail uint64
 	if err := s.log.Read(ctx, 0, func(e broker.Entry) bool {
 		if first == 0 {
@@ -52,19 +86,17 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 		}
 		tail = e.Seq
 		if k := e.Message.DedupeKey; k != "" && e.Message.Target.Kind != broker.KindTopic {
-			s.received.add(k, time.Now(), srv.cfg.dedupeWindow)
+			s.received.add(k, time.Now(), s.srv.cfg.dedupeWindow)
 		}
 		return true
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	s.outSeq = max(tail, rec.SentSeq, last)
 	s.ackedOut = min(rec.AckedSeq, s.outSeq)
 	s.sentSeq.Store(s.outSeq)
 	s.inSeq.Store(rec.ReceivedSeq)
 	s.inStale.Store(true)
-	// What the client has not received and the log no longer holds (it
-	// overflowed, or the previous node died before storing it) is lost.
 	lo := max(last, s.ackedOut) + 1
 	hi := s.outSeq
 	if first != 0 {
@@ -73,35 +105,33 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	if lo <= hi {
 		s.lost = tetherv1.SeqRange{First: lo, Last: hi}
 	}
-	s.resumeDeadline = rec.Expires
-	if s.resumeDeadline.IsZero() {
-		s.resumeDeadline = time.Now().Add(srv.cfg.resumeWindow)
-	}
-	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: "adopted from node " + rec.Node})
+	return nil
+}
 
+// indexAdopted puts an adopted session on the server. It returns instead
+// the session a concurrent resume adopted meanwhile, if any.
+func (srv *Server) indexAdopted(s *Session) (*Session, error) {
 	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	switch {
 	case srv.draining || srv.closed:
-		srv.mu.Unlock()
 		return nil, status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
 	case srv.sessions[s.id] != nil:
-		// Adopted meanwhile by a concurrent resume: use that one.
-		o := srv.sessions[s.id]
-		srv.mu.Unlock()
-		return o, nil
+		return srv.sessions[s.id], nil
 	case len(srv.sessions) >= srv.cfg.maxSessions:
-		srv.mu.Unlock()
 		return nil, status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
 	}
 	srv.indexLocked(s)
 	for t := range s.topics {
 		addTo(srv.topics, t, s)
 	}
-	srv.mu.Unlock()
-	srv.metrics.adopted.Inc()
+	return nil, nil
+}
 
-	// Bound only now that seqs are known: binding delivers the messages
-	// kept for the session while no node held it.
+// bindAdopted binds an adopted session's addresses, only now that its seqs
+// are known: binding delivers the messages kept for the session while no
+// node held it. On failure the session leaves the node again.
+func (srv *Server) bindAdopted(ctx context.Context, s *Session) error {
 	addrs := []broker.Address{broker.Session(s.id)}
 	if s.clientID != "" {
 		addrs = append(addrs, broker.Client(s.clientID))
@@ -115,16 +145,13 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 				_ = srv.broker.Unbind(context.Background(), b)
 			}
 			s.mu.Lock()
-			s.departLocked()
+			s.departLocked(event{kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: "taking it over failed: " + err.Error()})
 			s.unindexAllLocked()
-			s.mu.Unlock()
-			return nil, status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
+			s.unlock()
+			return status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
 		}
 	}
-	s.mu.Lock()
-	s.expiry = time.AfterFunc(time.Until(s.resumeDeadline), s.expire)
-	s.mu.Unlock()
-	return s, nil
+	return nil
 }
 
 // Evict acts on an eviction from another node (see broker.Receiver).
@@ -153,13 +180,7 @@ func (r receiver) Evict(e broker.Eviction) error {
 		if o.id == e.By {
 			continue
 		}
-		srv.metrics.takeovers.Inc()
-		o.mu.Lock()
-		o.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer session " + e.By + " on node " + e.Node + " took over the client id"})
-		o.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
-			status.Error(codes.Aborted, "client id taken over by a newer session"))
-		o.mu.Unlock()
-		o.close(status.Error(codes.Aborted, "client id taken over by a newer session"), "client id taken over by session "+e.By+" on node "+e.Node)
+		o.takenOver("a newer session "+e.By+" on node "+e.Node+" took over the client id", "client id taken over by session "+e.By+" on node "+e.Node)
 	}
 	return nil
 }
@@ -170,27 +191,31 @@ func (r receiver) Evict(e broker.Eviction) error {
 // write to its log here.
 func (s *Session) release(node string) {
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	if s.state.ended() {
 		s.mu.Unlock()
 		return
 	}
 	if s.st != nil {
 		s.srv.metrics.takeovers.Inc()
-		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "resumed on node " + node})
 		s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer stream resumed this session on another node; do not reconnect", 0,
 			status.Error(codes.Aborted, "session resumed on another node"))
 		s.detachLocked("resumed on node " + node)
 	}
-	s.departLocked()
+	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
-	s.mu.Unlock()
+	s.unlock()
+	s.sealRecord()
 	s.unbind(context.Background(), topics)
-	s.srv.cfg.logger.Info("tether: session moved to another node", "session", s.id, "client", s.clientID, "node", node)
 }
 
-// departLocked marks s gone from this node: enqueue refuses, timers stop.
-func (s *Session) departLocked() {
-	s.state = tetherv1.SessionState_SESSION_STATE_CLOSED
+// departLocked marks s gone from this node, moved: enqueue refuses, timers
+// stop. It keeps s visible to AdminService for a while (keepEndedLocked).
+// Its flight recorder says why (e), as a TAKEN_OVER event unless e names
+// another kind.
+func (s *Session) departLocked(e event) {
+	if !s.transitionLocked(stateMoved, e) {
+		return
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
@@ -206,6 +231,9 @@ func (s *Session) unindexAllLocked() []string {
 	}
 	s.srv.mu.Lock()
 	s.srv.unindexLocked(s, topics)
+	if s.state.ended() {
+		s.srv.keepEndedLocked(s)
+	}
 	s.srv.mu.Unlock()
 	return topics
 }
@@ -215,7 +243,7 @@ func (s *Session) unindexAllLocked() []string {
 // node with a shared broker does to its sessions when it stops.
 func (s *Session) leave(err error, why string) {
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	if s.state.ended() {
 		s.mu.Unlock()
 		return
 	}
@@ -225,9 +253,10 @@ func (s *Session) leave(err error, why string) {
 	} else {
 		s.putRecordLocked()
 	}
-	s.departLocked()
+	s.departLocked(event{kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: why + ": resumable on another node"})
 	topics := s.unindexAllLocked()
-	s.mu.Unlock()
+	s.unlock() // stores the record, for the node that resumes it
+	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }
 

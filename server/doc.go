@@ -5,7 +5,8 @@
 // A [Server] registers TetherService, AdminService and grpc.health.v1 on a
 // *grpc.Server of the caller's:
 //
-//	srv, err := server.New(server.WithProfile(profile.Default()))
+//	srv, err := server.New(server.WithProfile(profile.Default())) // no I/O
+//	err = srv.Start(ctx) // starts the broker (with NATS: its streams)
 //	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 //	srv.Register(gs)
 //	go gs.Serve(lis)
@@ -23,8 +24,9 @@
 //
 // # Goroutines and timers
 //
-// Each stream holds two goroutines: the gRPC handler goroutine, which only
-// waits so that it can always return (returning is what unblocks a Send
+// Each stream holds two goroutines: the gRPC handler goroutine, which
+// opens the session once Hello is in (the hello timeout bounds receiving
+// Hello only) and then only waits so that it can always return (returning is what unblocks a Send
 // stuck on a client that stopped reading), and its reader. Its writer, the
 // only caller of Send, runs on a goroutine of its own while frames wait:
 // after messages it lingers a second for more, after a pong or an ack it
@@ -48,6 +50,17 @@
 //
 // The [Handler] sees connects, messages and closes; [Router], the default,
 // routes messages by topic, session id, client id and correlation id.
-// Handler methods run on the session's reader goroutine and must not block
-// for long.
+// The calls of one session are serialized, OnClose runs once and last, and
+// only after an OnConnect that returned nil; [Handler] says on which
+// goroutine each runs. They must not block for long.
+//
+// # Life cycle
+//
+// A session is connected (a stream carries it), detached (waiting for a
+// resume), closed (ended for good) or moved (to another node, with a
+// shared broker); lifecycle.go holds the table of allowed changes, and
+// each change is recorded in the session's flight recorder. AdminService
+// shows a closed or moved session, with its flight recorder, for the
+// resume window after it ended (at most the 1024 most recently ended per
+// node).
 package server

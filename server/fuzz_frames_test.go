@@ -284,6 +284,9 @@ func newFzHarness(t *testing.T, opts ...Option) *fzHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	srv.cfg.ackDelay = time.Millisecond // the targets wait for acks
 	h.srv = srv
 	t.Cleanup(h.close)
@@ -363,7 +366,7 @@ func (h *fzHarness) checkInvariants() {
 		s.mu.Lock()
 		acked, sent, assigned := s.ackedOut, s.sentSeq.Load(), s.outSeq
 		topics := slices.Collect(maps.Keys(s.topics))
-		st, state := s.st, s.state
+		st, state := s.st, s.state.proto()
 		lostFirst, lostLast := s.lost.First, s.lost.Last
 		s.mu.Unlock()
 		if acked > sent {

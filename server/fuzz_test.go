@@ -89,6 +89,9 @@ func FuzzConnect(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		defer srv.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

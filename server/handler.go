@@ -10,14 +10,36 @@ import (
 	"github.com/tetherhq/tether/broker"
 )
 
-// Handler is the application's view of sessions. Its methods run on the
-// session's reader goroutine, one call at a time per session, so they see a
-// session's events in order; they must not block for long, or the session
-// stops reading (and, past the heartbeat deadline, is declared dead).
+// Handler is the application's view of sessions.
+//
+// The calls of one session are serialized: never two at once, in the order
+// of the session's events; calls of different sessions run concurrently.
+//
+//   - OnConnect runs on the goroutine of the Connect call whose stream
+//     starts carrying the session (fresh or resumed), before Welcome;
+//   - OnMessage runs on the stream's reader goroutine;
+//   - OnClose runs exactly once per session on this node, only if an
+//     OnConnect returned nil, and last: no call of the session follows it.
+//     It runs on the goroutine that ended the session (the reader, after a
+//     Close frame; the Connect goroutine of a newer session that took the
+//     client id over; the resume-window timer; Close or Drain; AdminService's
+//     CloseSession; the broker's goroutine delivering an eviction from
+//     another node) or, when another call of the session runs at that
+//     moment, on that call's goroutine once it returns.
+//
+// OnConnect and OnMessage wait while another call of their session runs (a
+// resume's OnConnect while the previous stream's OnMessage finishes). The
+// calls must not block for long, or the session stops reading (and, past
+// the heartbeat deadline, is declared dead); none may wait for another call
+// of its own session.
 type Handler interface {
 	// OnConnect runs when a stream starts carrying a session, fresh or
 	// resumed (see Session.Resumed). A non-nil error ends the stream with
-	// that error's gRPC status (use status.Error) before Welcome is sent.
+	// that error's gRPC status before Welcome is sent: use status.Error
+	// with a code from the error model in tether_service.proto, which says
+	// what the client then does (PERMISSION_DENIED: it gives up;
+	// UNAVAILABLE: it retries later). A fresh session it refuses is closed
+	// without OnClose.
 	OnConnect(ctx context.Context, s *Session) error
 	// OnMessage runs for every client message, once, in seq order; with a
 	// shared broker, at least once: a node that dies after OnMessage
@@ -36,8 +58,11 @@ type Handler interface {
 	// canceled when the stream breaks: a message being handled is handled
 	// to the end, so that a resume finds it handled or not, never half.
 	OnMessage(ctx context.Context, s *Session, m *Message) error
-	// OnClose runs once when the session ends for good (not when a stream
-	// breaks and the session waits for a resume).
+	// OnClose runs once when the session ends for good: closed by its
+	// client, an operator, a takeover of its client id, the end of its
+	// resume window or the server's Close; not when a stream breaks and
+	// the session waits for a resume, nor when it moves to another node.
+	// See Handler for when and where it runs.
 	OnClose(s *Session, reason string)
 }
 

@@ -34,6 +34,9 @@ func newBenchHub(b *testing.B, n int) *benchHub {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	h := &benchHub{srv: srv}
 	for i := range n {
 		h.sessions = append(h.sessions, h.open(b, "c"+strconv.Itoa(i), "t"))

@@ -183,7 +183,7 @@ func (st *stream) deliver(ctx context.Context, msg *Message) error {
 			return err
 		}
 	}
-	return cfg.handler.OnMessage(ctx, st.sess, msg)
+	return st.sess.onMessage(ctx, msg)
 }
 
 func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {

@@ -15,32 +15,56 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// awaitHello starts the reader and waits until it accepted Hello. (Its
-// channel and timer are garbage once it returns: a stream lives long.)
+// awaitHello waits for the client's first frame, at most the hello
+// timeout, then opens or resumes its session on this goroutine and starts
+// the reader. The timeout bounds receiving Hello only: once Hello is in,
+// open runs to its end (bounded by ctx), so that a session it creates is
+// either welcomed or undone, never left behind unwelcomed.
 func (st *stream) awaitHello(ctx context.Context) error {
-	ready := make(chan error, 1)
+	first, err := st.firstFrame(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.hello(first); err != nil {
+		return err
+	}
+	go st.read()
+	return nil
+}
+
+// firstFrame receives the client's first frame within the hello timeout.
+// On a timeout its receiving goroutine ends with the stream, which ends
+// when Connect returns.
+func (st *stream) firstFrame(ctx context.Context) (*tetherv1.ConnectRequest, error) {
+	type received struct {
+		f   *tetherv1.ConnectRequest
+		err error
+	}
+	got := make(chan received, 1)
 	go func() {
-		err := st.hello()
-		ready <- err
-		if err == nil {
-			st.read()
-		}
+		f, err := st.recv()
+		got <- received{f, err}
 	}()
 	d := st.srv.cfg.helloTimeout
 	hello := time.NewTimer(d)
 	defer hello.Stop()
 	select {
-	case err := <-ready:
-		return err
+	case r := <-got:
+		if r.err != nil {
+			return nil, recvStatus(r.err)
+		}
+		return r.f, nil
 	case <-hello.C:
-		return status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
 	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
+		return nil, status.FromContextError(ctx.Err()).Err()
 	}
 }
 
-// hello receives Hello and opens or resumes its session.
-func (st *stream) hello() (err error) {
+// hello opens or resumes the session of the first frame, which must be
+// Hello. Silence counts from here: the heartbeat deadline runs from the
+// last frame received, and Hello is the first.
+func (st *stream) hello(first *tetherv1.ConnectRequest) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			st.srv.cfg.logger.Error("tether: panic in a session reader", "panic", p, "stack", string(debug.Stack()))
@@ -50,10 +74,7 @@ func (st *stream) hello() (err error) {
 			}
 		}
 	}()
-	first, err := st.recv()
-	if err != nil {
-		return recvStatus(err)
-	}
+	st.lastRead.Store(time.Now().UnixNano())
 	st.srv.metrics.framesIn(first)
 	h := first.GetHello()
 	if h == nil {
@@ -62,11 +83,57 @@ func (st *stream) hello() (err error) {
 	return st.srv.open(st, h)
 }
 
+// opening is a session that Hello opened, resumed or fresh, attached to the
+// stream, with what its Welcome says.
+type opening struct {
+	s      *Session
+	fresh  bool
+	status tetherv1.ResumeStatus // NOT_REQUESTED, or how the resume went
+	lost   *tetherv1.SeqRange    // messages lost while detached, if any
+	token  string                // the new resume token
+}
+
 // open handles Hello: it resumes or creates the session, attaches the
-// stream and queues Welcome and the replay.
+// stream, runs OnConnect and queues Welcome and the replay.
 func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	ctx := st.ss.Context()
+	if err := srv.admitHello(ctx, h); err != nil {
+		return err
+	}
+	o, err := srv.resumeOrCreate(ctx, st, h)
+	if err != nil {
+		return err
+	}
+	s := o.s
+	if err := s.onConnect(ctx); err != nil {
+		s.dropStream(st, err, "rejected by the handler")
+		if o.fresh {
+			s.end("rejected by the handler: "+err.Error(), true)
+		}
+		return err
+	}
+	if srv.isDraining() {
+		// Drain may have taken its snapshot before this stream attached.
+		err := status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+		s.dropStream(st, err, "the server is draining")
+		return err
+	}
+	if err := srv.welcome(st, s, o.status, o.lost, o.token); err != nil {
+		return err
+	}
+	p := srv.cfg.profile.Heartbeat
+	st.expiresAt = srv.cfg.authz.Expires(ctx)
+	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
+	return nil
+}
+
+// admitHello checks Hello and whether this node and the Authorizer let it
+// open a session.
+func (srv *Server) admitHello(ctx context.Context, h *tetherv1.Hello) error {
 	if err := srv.validHello(h); err != nil {
+		return err
+	}
+	if err := srv.startedErr(); err != nil {
 		return err
 	}
 	if srv.isDraining() {
@@ -81,50 +148,31 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// resumeOrCreate resumes the session Hello names, or creates one when
+// Hello names none or it cannot be resumed.
+func (srv *Server) resumeOrCreate(ctx context.Context, st *stream, h *tetherv1.Hello) (opening, error) {
 	principal := srv.cfg.principal(ctx)
-	rs := tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED
-	var s *Session
-	var lost *tetherv1.SeqRange
-	var token string
+	o := opening{status: tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED}
 	if r := h.GetResume(); r != nil && r.GetSessionId() != "" {
 		var err error
-		if s, rs, lost, token, err = srv.resume(ctx, st, principal, r, h); err != nil {
-			return err
+		if o, err = srv.resume(ctx, st, principal, r, h); err != nil {
+			return opening{}, err
 		}
+		srv.metrics.resumes.WithLabelValues(resumeLabel(o.status)).Inc()
 	}
-	fresh := s == nil
-	if fresh {
-		var err error
-		if s, token, err = srv.create(ctx, st, principal, h); err != nil {
-			return err
-		}
+	if o.s != nil {
+		return o, nil
 	}
-	if rs != tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED {
-		srv.metrics.resumes.WithLabelValues(resumeLabel(rs)).Inc()
+	s, token, err := srv.create(ctx, st, principal, h)
+	if err != nil {
+		return opening{}, err
 	}
-	if fresh {
-		srv.metrics.opened.Inc()
-	}
-	if err := srv.cfg.handler.OnConnect(ctx, s); err != nil {
-		s.dropStream(st, err, "rejected by the handler")
-		if fresh {
-			s.end("rejected by the handler: "+err.Error(), true)
-		}
-		return err
-	}
-	if srv.isDraining() {
-		// Drain may have taken its snapshot before this stream attached.
-		err := status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
-		s.dropStream(st, err, "the server is draining")
-		return err
-	}
-	if err := srv.welcome(st, s, rs, lost, token); err != nil {
-		return err
-	}
-	p := srv.cfg.profile.Heartbeat
-	st.expiresAt = authz.Expires(ctx)
-	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
-	return nil
+	srv.metrics.opened.Inc()
+	o.s, o.token, o.fresh = s, token, true
+	return o, nil
 }
 
 func (srv *Server) validHello(h *tetherv1.Hello) error {
@@ -165,6 +213,39 @@ func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
 // create makes a fresh session for Hello, taking over the client id's older
 // session unless several are allowed.
 func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, string, error) {
+	s := srv.newSession(principal, h)
+	if srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
+		if err := srv.takeOverClient(ctx, s); err != nil {
+			return nil, "", err
+		}
+	}
+	old, err := srv.indexFresh(s)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, o := range old {
+		o.takenOver("a newer session "+s.id+" took over the client id", "client id taken over by session "+s.id)
+	}
+	if err := srv.bindFresh(ctx, s); err != nil {
+		s.end("broker bind failed", true)
+		return nil, "", err
+	}
+	s.mu.Lock()
+	token := s.rotateTokenLocked("")
+	attached := s.attachLocked(st, s.interval, false, event{detail: "from " + st.peer})
+	s.unlock()
+	if !attached {
+		return nil, "", status.Error(codes.Unavailable, "the session ended as it opened (the server is closing): reconnect")
+	}
+	if err := s.subscribe(h.GetTopics()); err != nil {
+		s.close(err, "subscribing failed")
+		return nil, "", err
+	}
+	return s, token, nil
+}
+
+// newSession returns a session for Hello, not yet on the server.
+func (srv *Server) newSession(principal string, h *tetherv1.Hello) *Session {
 	s := &Session{
 		srv:       srv,
 		id:        sessionID(),
@@ -175,64 +256,59 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 		topics:    make(map[string]struct{}, len(h.GetTopics())),
 		rec:       newRecorder(srv.cfg.recorderSize),
 		interval:  srv.grantInterval(h),
+		cb:        newCallbacks(),
 	}
 	s.log = srv.broker.Log(s.id)
-	if srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
-		if err := srv.takeOverClient(ctx, s); err != nil {
-			return nil, "", err
-		}
-	}
-	var old []*Session
+	return s
+}
+
+// indexFresh puts a fresh session on the server and returns the sessions
+// of its client id it takes over (unless several are allowed).
+func (srv *Server) indexFresh(s *Session) ([]*Session, error) {
 	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	switch {
 	case srv.draining || srv.closed:
-		srv.mu.Unlock()
-		return nil, "", status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
+		return nil, status.Error(codes.Unavailable, "the server is draining: reconnect to another backend")
 	case len(srv.sessions) >= srv.cfg.maxSessions:
-		srv.mu.Unlock()
-		return nil, "", status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
+		return nil, status.Errorf(codes.Unavailable, "the server is at its limit of %d sessions: reconnect to another backend", srv.cfg.maxSessions)
 	}
+	var old []*Session
 	if srv.cfg.oneSessionPerID && s.clientID != "" {
 		old = collect(srv.byClient[s.clientID])
 		for _, o := range old {
-			if o.principal != principal {
-				srv.mu.Unlock()
-				return nil, "", status.Errorf(codes.PermissionDenied, "client id %q belongs to a session of another principal: choose another client id", truncate(s.clientID))
+			if o.principal != s.principal {
+				return nil, status.Errorf(codes.PermissionDenied, "client id %q belongs to a session of another principal: choose another client id", truncate(s.clientID))
 			}
 		}
 	}
 	srv.indexLocked(s)
-	srv.mu.Unlock()
+	return old, nil
+}
 
-	for _, o := range old {
-		srv.metrics.takeovers.Inc()
-		o.mu.Lock()
-		o.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: "a newer session " + s.id + " took over the client id"})
-		o.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
-			status.Error(codes.Aborted, "client id taken over by a newer session"))
-		o.mu.Unlock()
-		o.close(status.Error(codes.Aborted, "client id taken over by a newer session"), "client id taken over by session "+s.id)
-	}
+// bindFresh binds a fresh session's addresses in the broker.
+func (srv *Server) bindFresh(ctx context.Context, s *Session) error {
 	if err := srv.broker.Bind(ctx, broker.Session(s.id)); err != nil {
-		s.end("broker bind failed", true)
-		return nil, "", status.Errorf(codes.Unavailable, "registering the session failed: %s", withRetry(err))
+		return status.Errorf(codes.Unavailable, "registering the session failed: %s", withRetry(err))
 	}
 	if s.clientID != "" {
 		if err := srv.broker.Bind(ctx, broker.Client(s.clientID)); err != nil {
-			s.end("broker bind failed", true)
-			return nil, "", status.Errorf(codes.Unavailable, "registering the client id failed: %s", withRetry(err))
+			return status.Errorf(codes.Unavailable, "registering the client id failed: %s", withRetry(err))
 		}
 	}
+	return nil
+}
+
+// takenOver ends a session whose client id a newer session took: its
+// stream gets GoAway{TAKEN_OVER} and ends with ABORTED.
+func (s *Session) takenOver(detail, why string) {
+	s.srv.metrics.takeovers.Inc()
 	s.mu.Lock()
-	token := s.rotateTokenLocked("")
-	s.attachLocked(st, s.interval, false)
-	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CONNECTED, detail: "from " + st.peer})
-	s.mu.Unlock()
-	if err := s.subscribe(h.GetTopics()); err != nil {
-		s.close(err, "subscribing failed")
-		return nil, "", err
-	}
-	return s, token, nil
+	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_TAKEN_OVER, detail: detail})
+	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER, "a newer session took over this client id; do not reconnect", 0,
+		status.Error(codes.Aborted, "client id taken over by a newer session"))
+	s.unlock()
+	s.close(status.Error(codes.Aborted, "client id taken over by a newer session"), why)
 }
 
 // rotateTokenLocked issues a new resume token, given the one the client
@@ -257,8 +333,12 @@ func (s *Session) tokenValidLocked(token string) bool {
 	return tokenMatches(s.tokenHash, token) || tokenMatches(s.heldHash, token)
 }
 
-// attachLocked makes st carry s and rotates the resume token.
-func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool) {
+// attachLocked makes st carry s, recording e (see transitionLocked). It
+// reports false, attaching nothing, when s ended meanwhile.
+func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool, e event) bool {
+	if !s.transitionLocked(stateConnected, e) {
+		return false
+	}
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil
@@ -266,13 +346,12 @@ func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool)
 	s.st = st
 	st.sess = s
 	s.queueBase = s.outSeq
-	s.srv.streamCame()
-	s.state = tetherv1.SessionState_SESSION_STATE_CONNECTED
 	s.resumed = resumed
 	s.interval = interval
 	s.connectedAt = time.Now()
 	s.peer = st.peer
 	st.ackedIn.Store(s.inSeq.Load())
+	return true
 }
 
 func tokenMatches(hash []byte, token string) bool {

@@ -325,8 +325,8 @@ func TestCloseSessionByAdmin(t *testing.T) {
 		t.Fatalf("go_away = %v", ga)
 	}
 	c.expectEnd(codes.OK, "")
-	if _, err := n.admin().GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: w.GetSessionId()}); statusCode(err) != codes.NotFound {
-		t.Fatalf("GetSession after close: %v", err)
+	if r, err := n.admin().GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: w.GetSessionId()}); r.GetSession().GetState() != tetherv1.SessionState_SESSION_STATE_CLOSED {
+		t.Fatalf("GetSession after close: %v %v", r, err)
 	}
 }
 

@@ -43,6 +43,8 @@ type Server struct {
 	topics    map[string]sessionSet
 	draining  bool
 	closed    bool
+	started   bool       // Start started the broker
+	ended     []*Session // recently ended sessions, oldest first, for AdminService (see keepEndedLocked)
 	gs        *grpc.Server
 	brokerErr error // why the broker does not work, if it reports so
 	// brokerDown mirrors brokerErr != nil for the message path, which
@@ -51,11 +53,13 @@ type Server struct {
 
 	live        atomic.Int64  // sessions with a stream attached
 	liveChanged chan struct{} // signalled when live drops
+	startMu     sync.Mutex    // one Start at a time
 	connAges    connAges      // when each connection's first stream started
 }
 
-// New validates the options and returns a Server. It does no I/O; the
-// server starts serving once it is registered on a *grpc.Server that serves.
+// New validates the options and returns a Server. It does no I/O: Start
+// starts the broker, and the server takes sessions once it is started and
+// registered on a *grpc.Server that serves.
 func New(opts ...Option) (*Server, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -79,13 +83,47 @@ func New(opts ...Option) (*Server, error) {
 			return nil, fmt.Errorf("tether/server: WithRegisterer: %w", err)
 		}
 	}
-	if err := srv.broker.Start(context.Background(), cfg.serverID, receiver{srv}); err != nil {
-		return nil, fmt.Errorf("tether/server: starting the broker: %w", err)
+	return srv, nil
+}
+
+// Start starts the broker (with NATS: connects its streams, which may take
+// a while when NATS is slow to come up); ctx bounds it. Call it once, after
+// New, before or after Register; until it returns nil, Connect refuses
+// sessions with UNAVAILABLE and Ready reports the server not started. A
+// Start that failed may be called again.
+func (srv *Server) Start(ctx context.Context) error {
+	srv.startMu.Lock()
+	defer srv.startMu.Unlock()
+	srv.mu.RLock()
+	started, closed := srv.started, srv.closed
+	srv.mu.RUnlock()
+	switch {
+	case closed:
+		return errors.New("tether/server: Start after Close")
+	case started:
+		return errors.New("tether/server: already started")
+	}
+	if err := srv.broker.Start(ctx, srv.cfg.serverID, receiver{srv}); err != nil {
+		return fmt.Errorf("tether/server: starting the broker: %w", err)
 	}
 	if hn, ok := srv.broker.(broker.HealthNotifier); ok {
 		hn.NotifyHealth(srv.brokerHealth)
 	}
-	return srv, nil
+	srv.mu.Lock()
+	srv.started = true
+	srv.mu.Unlock()
+	srv.setServing(srv.Ready() == nil)
+	return nil
+}
+
+// startedErr is the UNAVAILABLE status a session gets before Start.
+func (srv *Server) startedErr() error {
+	srv.mu.RLock()
+	defer srv.mu.RUnlock()
+	if !srv.started {
+		return status.Error(codes.Unavailable, "the server is not started yet: reconnect later or to another backend")
+	}
+	return nil
 }
 
 // ID returns the server id announced in Welcome.
@@ -109,8 +147,9 @@ func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 func (srv *Server) maxFrameBytes() int { return srv.cfg.maxMessageBytes + frames.Overhead }
 
 // Register registers TetherService, AdminService and grpc.health.v1 on gs
-// and reports SERVING for "" and ServiceName. Register once, before
-// gs.Serve. Drain stops gs when it is done.
+// and reports SERVING for "" and ServiceName once the server is started
+// (see Start). Register once, before gs.Serve. Drain stops gs when it is
+// done.
 func (srv *Server) Register(gs *grpc.Server) {
 	tetherv1.RegisterTetherServiceServer(gs, &service{srv: srv})
 	tetherv1.RegisterAdminServiceServer(gs, &admin{srv: srv})
@@ -122,7 +161,7 @@ func (srv *Server) Register(gs *grpc.Server) {
 }
 
 // Ready returns nil while the server takes new sessions, and otherwise why
-// not: it is not registered yet, it drains or is closed, or its broker
+// not: it is not registered or started yet, it drains or is closed, or its broker
 // reports that it does not work (a NATS broker cut off from NATS). The
 // grpc.health.v1 status follows it; tetherd's /readyz reports it.
 func (srv *Server) Ready() error {
@@ -135,6 +174,8 @@ func (srv *Server) Ready() error {
 		return errors.New("the server is draining")
 	case srv.gs == nil:
 		return errors.New("the server is not registered on a grpc.Server yet")
+	case !srv.started:
+		return errors.New("the server is not started yet (Server.Start)")
 	case srv.brokerErr != nil:
 		return fmt.Errorf("broker unavailable: %w", srv.brokerErr)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,9 +55,12 @@ type Session struct {
 
 	mu             sync.Mutex
 	tokenHash      []byte
-	heldHash       []byte  // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
-	st             *stream // nil while detached
-	state          tetherv1.SessionState
+	heldHash       []byte    // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
+	st             *stream   // nil while detached
+	state          state     // changed only by transitionLocked (lifecycle.go)
+	endedAt        time.Time // when it ended; written once, under srv.mu too (keepEndedLocked), and read under srv.mu
+	post           []func()  // broker I/O to run once mu is unlocked (see unlock)
+	recVer         uint64    // version of the latest registry record built (see putRecord)
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
@@ -77,7 +81,26 @@ type Session struct {
 	keys           []string // ring of generated keys of recent messages (see noteKey)
 	keyNext        int
 	received       recent // dedupe keys of the messages queued to the session
+
+	putMu  sync.Mutex // serialises registry puts; never held with mu
+	putVer uint64     // version of the latest record stored; guarded by putMu
+
+	cb callbacks // the Handler's calls (see callbacks)
 }
+
+// unlock unlocks mu and then runs the broker I/O queued while it was held
+// (record puts, remembered keys): no broker call waits under mu.
+func (s *Session) unlock() {
+	post := s.post
+	s.post = nil
+	s.mu.Unlock()
+	for _, f := range post {
+		f()
+	}
+}
+
+// afterUnlockLocked queues f to run once mu is unlocked (see unlock).
+func (s *Session) afterUnlockLocked(f func()) { s.post = append(s.post, f) }
 
 // ID returns the session id.
 func (s *Session) ID() string { return s.id }
@@ -169,8 +192,8 @@ func (s *Session) ReplyTo(ctx context.Context, correlationID string, payload []b
 // reports false when the session has ended.
 func (s *Session) enqueue(m *broker.Message) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	defer s.unlock()
+	if s.state.ended() {
 		return false
 	}
 	direct := m.DedupeKey != "" && m.Target.Kind != broker.KindTopic
@@ -287,35 +310,37 @@ func (s *Session) noteKey(key string) {
 	s.keyNext = (s.keyNext + 1) % keyRing
 }
 
-// rememberKeysLocked records the kept keys in the broker for the dedupe
-// window, when the stream ends.
-func (s *Session) rememberKeysLocked() {
-	if len(s.keys) == 0 {
-		return
-	}
-	for _, k := range s.keys {
-		_, _ = s.srv.broker.Seen(context.Background(), s.dedupeScope(), k, s.srv.cfg.dedupeWindow)
-	}
+// takeKeysLocked returns the kept keys and forgets them.
+func (s *Session) takeKeysLocked() []string {
+	keys := slices.Clone(s.keys)
 	clear(s.keys)
 	s.keys, s.keyNext = s.keys[:0], 0
+	return keys
+}
+
+// rememberKeys records kept keys in the broker for the dedupe window, when
+// the stream ends.
+func (s *Session) rememberKeys(keys []string) {
+	for _, k := range keys {
+		_, _ = s.srv.broker.Seen(context.Background(), s.dedupeScope(), k, s.srv.cfg.dedupeWindow)
+	}
 }
 
 // detachLocked separates the session from its stream and starts the resume
-// window.
+// window. The kept keys and the record are stored once mu is unlocked.
 func (s *Session) detachLocked(why string) {
 	if s.st == nil {
 		return
 	}
-	s.rememberKeysLocked()
+	if keys := s.takeKeysLocked(); len(keys) > 0 {
+		s.afterUnlockLocked(func() { s.rememberKeys(keys) })
+	}
 	s.st.leaving.Store(true)
 	s.st = nil
-	s.srv.streamGone()
-	s.state = tetherv1.SessionState_SESSION_STATE_DETACHED
 	s.resumeDeadline = time.Now().Add(s.srv.cfg.resumeWindow)
-	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_DETACHED, detail: why})
+	s.transitionLocked(stateDetached, event{detail: why})
 	s.expiry = time.AfterFunc(s.srv.cfg.resumeWindow, s.expire)
 	s.putRecordLocked()
-	s.srv.cfg.logger.Info("tether: session detached", "session", s.id, "client", s.clientID, "why", why)
 }
 
 // dropStream detaches st (if it still carries s) and ends it with err.
@@ -324,7 +349,7 @@ func (s *Session) dropStream(st *stream, err error, why string) {
 	if s.st == st {
 		s.detachLocked(why)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	st.finish(err)
 }
 
@@ -332,7 +357,7 @@ func (s *Session) dropStream(st *stream, err error, why string) {
 func (s *Session) expire() {
 	defer s.srv.panicGuard("the resume-window timer")
 	s.mu.Lock()
-	if s.st != nil || s.state == tetherv1.SessionState_SESSION_STATE_CLOSED || time.Now().Before(s.resumeDeadline) {
+	if s.state != stateDetached || time.Now().Before(s.resumeDeadline) {
 		s.mu.Unlock()
 		return
 	}
@@ -348,7 +373,7 @@ func (s *Session) close(err error, why string) {
 	if st != nil {
 		s.detachLocked(why)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	// Ended before the stream is, so that a client that saw its stream end
 	// finds the session gone.
 	s.end(why, true)
@@ -358,20 +383,19 @@ func (s *Session) close(err error, why string) {
 }
 
 // end removes the session from the node. closed marks it closed (a
-// resume says CLOSED) rather than expired (EXPIRED).
+// resume says CLOSED) rather than expired (EXPIRED). OnClose runs (see
+// callbacks.end) once the session is gone.
 func (s *Session) end(why string, closed bool) {
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
-		s.mu.Unlock()
+	if !s.transitionLocked(stateClosed, event{detail: why}) {
+		s.unlock()
 		return
 	}
-	s.state = tetherv1.SessionState_SESSION_STATE_CLOSED
 	if s.expiry != nil {
 		s.expiry.Stop()
 	}
 	topics := slices.Collect(maps.Keys(s.topics))
-	s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_CLOSED, detail: why})
-	rec := s.recordLocked()
+	rec, ver := s.recordLocked()
 	rec.Closed = closed
 	if rec.Expires.IsZero() || closed {
 		rec.Expires = time.Now()
@@ -379,17 +403,17 @@ func (s *Session) end(why string, closed bool) {
 	srv := s.srv
 	srv.mu.Lock()
 	srv.unindexLocked(s, topics)
+	srv.keepEndedLocked(s)
 	srv.mu.Unlock()
-	s.mu.Unlock()
+	s.unlock()
 	ctx := context.Background()
 	s.unbind(ctx, topics)
 	_ = s.log.Delete(ctx)
 	// Keep a tombstone for one more window so a late resume learns why.
-	if err := srv.broker.PutSession(ctx, rec); err == nil {
+	if err := s.putRecord(rec, ver); err == nil {
 		time.AfterFunc(srv.cfg.resumeWindow, func() { _ = srv.broker.DeleteSession(context.Background(), s.id) })
 	}
-	srv.cfg.handler.OnClose(s, why)
-	srv.cfg.logger.Info("tether: session ended", "session", s.id, "client", s.clientID, "why", why)
+	s.cb.end(s, why)
 }
 
 func (s *Session) unbind(ctx context.Context, topics []string) {
@@ -403,8 +427,9 @@ func (s *Session) unbind(ctx context.Context, topics []string) {
 	}
 }
 
-// recordLocked returns the session's registry record.
-func (s *Session) recordLocked() broker.SessionRecord {
+// recordLocked returns the session's registry record and its version: a
+// record built later has a higher one (see putRecord).
+func (s *Session) recordLocked() (broker.SessionRecord, uint64) {
 	rec := broker.SessionRecord{
 		ID:            s.id,
 		ClientID:      s.clientID,
@@ -424,13 +449,42 @@ func (s *Session) recordLocked() broker.SessionRecord {
 	if s.st == nil {
 		rec.Expires = s.resumeDeadline
 	}
-	return rec
+	s.recVer++
+	return rec, s.recVer
 }
 
+// putRecordLocked stores the session's record once mu is unlocked.
 func (s *Session) putRecordLocked() {
-	if err := s.srv.broker.PutSession(context.Background(), s.recordLocked()); err != nil {
-		s.srv.cfg.logger.Error("tether: storing the session record failed", "session", s.id, "err", err)
+	rec, ver := s.recordLocked()
+	s.afterUnlockLocked(func() { _ = s.putRecord(rec, ver) })
+}
+
+// sealRecord waits for a record put in flight and stops any later one: a
+// session that left this node belongs to the node it moved to, whose
+// record a late put from here (a reader's detach that raced the move)
+// would overwrite. release and leave call it before they return, as an
+// eviction must leave nothing of the session writing here.
+func (s *Session) sealRecord() {
+	s.putMu.Lock()
+	s.putVer = math.MaxUint64
+	s.putMu.Unlock()
+}
+
+// putRecord stores rec, version ver, in the registry unless a newer
+// version is stored already (or the record is sealed): puts run outside
+// mu, so two may race, and the older must not overwrite the newer.
+func (s *Session) putRecord(rec broker.SessionRecord, ver uint64) error {
+	s.putMu.Lock()
+	defer s.putMu.Unlock()
+	if ver <= s.putVer {
+		return nil
 	}
+	if err := s.srv.broker.PutSession(context.Background(), rec); err != nil {
+		s.srv.cfg.logger.Error("tether: storing the session record failed", "session", s.id, "err", err)
+		return err
+	}
+	s.putVer = ver
+	return nil
 }
 
 // ack handles the client's cumulative Ack.
@@ -439,11 +493,14 @@ func (s *Session) ack(seq uint64) error {
 		return status.Errorf(codes.InvalidArgument, "ack %d is beyond the highest seq sent (%d): ack only what you received", seq, s.sentSeq.Load())
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if seq <= s.ackedOut {
+		s.mu.Unlock()
 		return nil
 	}
 	s.ackedOut = seq
+	s.mu.Unlock()
+	// Outside mu: trims only ever remove more, so two racing trims leave
+	// the log trimmed to the higher seq.
 	if err := s.log.Trim(context.Background(), seq); err != nil {
 		return status.Errorf(codes.Unavailable, "the server is shutting down (%v): reconnect and resume", err)
 	}
@@ -459,7 +516,7 @@ func (s *Session) subscribe(topics []string) error {
 		}
 	}
 	s.mu.Lock()
-	if s.state == tetherv1.SessionState_SESSION_STATE_CLOSED {
+	if s.state.ended() {
 		s.mu.Unlock()
 		return status.Error(codes.FailedPrecondition, "the session has ended")
 	}
@@ -489,7 +546,7 @@ func (s *Session) subscribe(topics []string) error {
 	}
 	s.srv.mu.Unlock()
 	s.putRecordLocked()
-	s.mu.Unlock()
+	s.unlock()
 	for _, t := range added {
 		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {
 			s.unsubscribe(added) // all or none
@@ -513,7 +570,7 @@ func (s *Session) unsubscribe(topics []string) {
 	}
 	s.srv.mu.Unlock()
 	s.putRecordLocked()
-	s.mu.Unlock()
+	s.unlock()
 	for _, t := range removed {
 		_ = s.srv.broker.Unbind(context.Background(), broker.Topic(t))
 	}
@@ -527,7 +584,7 @@ func (s *Session) info() *tetherv1.SessionInfo {
 		SessionId:         s.id,
 		ClientId:          s.clientID,
 		Principal:         s.principal,
-		State:             s.state,
+		State:             s.state.proto(),
 		ServerId:          s.srv.cfg.serverID,
 		Peer:              s.peer,
 		CreatedAt:         timestamppb.New(s.created),
@@ -544,7 +601,7 @@ func (s *Session) info() *tetherv1.SessionInfo {
 	if s.lastRTT > 0 {
 		in.LastRtt = durationpb.New(s.lastRTT)
 	}
-	if s.state == tetherv1.SessionState_SESSION_STATE_DETACHED {
+	if s.state == stateDetached {
 		in.ResumeDeadline = timestamppb.New(s.resumeDeadline)
 	}
 	return in

@@ -50,13 +50,20 @@ func TestConcurrentResumesWithOneTokenNewerWins(t *testing.T) {
 
 	// The same token again, before A's Welcome went out: A's Welcome may
 	// be lost, so the token A presented still works, and the newer stream
-	// wins, as any takeover.
+	// wins, as any takeover. B's OnConnect waits for A's (the Handler's
+	// calls of one session are serialized): A's is let go once B took the
+	// session over.
 	cB := n.dial(t, "")
-	wB := cB.open(rvResume(w0.GetSessionId(), w0.GetResumeToken(), 0))
+	cB.send(hello(rvResume(w0.GetSessionId(), w0.GetResumeToken(), 0)))
+	waitFor(t, func() bool {
+		r, err := n.admin().GetSession(context.Background(), &tetherv1.GetSessionRequest{SessionId: w0.GetSessionId()})
+		return err == nil && r.GetSession().GetResumes() == 2
+	})
+	close(h.gate)
+	wB := cB.next().GetWelcome()
 	if !wB.GetResumed() {
 		t.Fatalf("a second resume with the token A presented: %v", wB)
 	}
-	close(h.gate)
 	if st := cA.end(); st.Code() != codes.Aborted {
 		t.Fatalf("A, taken over before its Welcome, ended with %v; want ABORTED", st)
 	}

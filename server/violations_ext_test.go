@@ -242,8 +242,8 @@ func TestHandlerRejectsConnect(t *testing.T) {
 	c.send(hello(&tetherv1.Hello{ClientId: "banned"}))
 	c.expectEnd(codes.PermissionDenied, "client banned")
 	l, err := n.admin().ListSessions(context.Background(), &tetherv1.ListSessionsRequest{})
-	if err != nil || len(l.GetSessions()) != 0 {
-		t.Fatalf("a rejected session stayed: %v %v", l, err)
+	if err != nil || len(l.GetSessions()) != 1 || l.GetSessions()[0].GetState() != tetherv1.SessionState_SESSION_STATE_CLOSED {
+		t.Fatalf("a rejected session stayed open, or vanished from Admin at once: %v %v", l, err)
 	}
 	n.dial(t, "").open(&tetherv1.Hello{ClientId: "welcome"})
 }

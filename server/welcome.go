@@ -42,7 +42,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		Limits:            srv.limits(),
 	}
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
-	s.mu.Unlock()
+	s.unlock() // and stores the record (putRecordLocked)
 	st.mu.Lock()
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
 	st.mu.Unlock() // written once Connect starts the writer

@@ -54,6 +54,9 @@ func TestWriterRunsOnlyWhileNeeded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ss := &sinkStream{}
 		st := newStream(srv, ss, "test")
 		s, token, err := srv.create(context.Background(), st, "", &tetherv1.Hello{ClientId: "c"})

@@ -112,6 +112,9 @@ func serveMemory(b *testing.B) (*server.Server, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := srv.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

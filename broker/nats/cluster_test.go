@@ -57,6 +57,9 @@ func startNode(t testing.TB, id, urls string, replicas int, opts ...server.Optio
 	if err != nil {
 		t.Fatalf("node %s: %v", id, err)
 	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatalf("node %s: %v", id, err)
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,6 +1,7 @@
 package nats_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -40,6 +41,11 @@ func ExampleConnect() {
 		log.Fatal(err)
 	}
 	defer srv.Close() // closes the broker and its connection too
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil { // creates the JetStream streams
+		log.Fatal(err)
+	}
 	fmt.Println("shared:", b.Shared())
 	// Output: shared: true
 }

@@ -53,9 +53,9 @@ func TestConnectStatesAndCtrlC(t *testing.T) {
 	if r.stderr.String() != "" {
 		t.Errorf("stderr after Ctrl-C:\n%s", r.stderr)
 	}
-	// The Close frame made the server forget the session.
+	// The Close frame closed the session on the server.
 	waitFor(t, "the session to be gone from the server", func() bool {
-		return len(listSessions(t, addr, "dev1").GetSessions()) == 0
+		return liveSessions(listSessions(t, addr, "dev1")) == 0
 	})
 }
 

@@ -112,7 +112,7 @@ func TestSessions(t *testing.T) {
 		t.Errorf("sessions close printed %q", out)
 	}
 	waitFor(t, "dev1's session to close", func() bool { return s1.State() == client.StateClosed })
-	if n := len(listSessions(t, addr, "dev1").GetSessions()); n != 0 {
+	if n := liveSessions(listSessions(t, addr, "dev1")); n != 0 {
 		t.Errorf("dev1 still has %d sessions after close", n)
 	}
 

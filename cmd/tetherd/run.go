@@ -123,16 +123,20 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		log.Warn("--broker memory: ignoring the NATS settings", "flags", strings.Join(cfg.natsFlagSet, " "))
 	}
 	srv, err := server.New(opts...)
-	switch {
-	case err != nil && nb != nil && nb.startErr != nil:
-		_ = nb.Close()
-		return nil, fmt.Errorf("--broker nats: %w", nb.startErr)
-	case err != nil:
+	if err != nil {
 		if nb != nil {
 			_ = nb.Close()
 		}
 		return nil, usageError{fmt.Errorf("invalid server settings: %w", err)}
-	case nb != nil:
+	}
+	if err := srv.Start(ctx); err != nil {
+		_ = srv.Close() // and the broker
+		if nb != nil {
+			return nil, fmt.Errorf("--broker nats: %w", err)
+		}
+		return nil, err
+	}
+	if nb != nil {
 		reg.MustRegister(nb.Broker) // tether_nats_broker_panics_total
 		nb.logHealth(log.With("broker", "nats"))
 		log.Info("broker connected", "broker", "nats", "url", cfg.nats.url, "prefix", cfg.nats.prefix,
@@ -194,13 +198,6 @@ func configAttrs(settings [][2]string) []any {
 // did: NATS refused (exit status 1), not a bad setting (2).
 type natsBroker struct {
 	*natsbroker.Broker
-	startErr error
-}
-
-// Start starts the broker and remembers its error.
-func (b *natsBroker) Start(ctx context.Context, node string, r broker.Receiver) error {
-	b.startErr = b.Broker.Start(ctx, node, r)
-	return b.startErr
 }
 
 // connectNATS connects the NATS broker; the server starts it.

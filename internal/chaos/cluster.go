@@ -172,6 +172,11 @@ func (n *node) start() error {
 		_ = b.Close()
 		return fmt.Errorf("node %s: %w", n.id, err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		_ = lis.Close()
+		_ = srv.Close() // and the broker
+		return fmt.Errorf("node %s: %w", n.id, err)
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	done := make(chan struct{})

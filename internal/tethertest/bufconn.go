@@ -23,6 +23,9 @@ func ServeBufconn(t testing.TB, opts ...server.Option) (*server.Server, *bufconn
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("server.Start: %v", err)
+	}
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)

@@ -1,6 +1,7 @@
 package tethertest
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -30,6 +31,9 @@ func StartNode(t testing.TB, gsOpts []grpc.ServerOption, opts ...server.Option) 
 	srv, err := server.New(opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("server.Start: %v", err)
 	}
 	n := &Node{Server: srv, gs: grpc.NewServer(append(srv.GRPCServerOptions(), gsOpts...)...), done: make(chan struct{})}
 	srv.Register(n.gs)

@@ -39,10 +39,17 @@ const (
 // opens (tetherd --rate, --burst: 50/s, bursts of 100, by default), with a
 // RetryInfo detail saying how long to wait.
 type AdminServiceClient interface {
-	// ListSessions lists the node's sessions, live and detached, newest
-	// first.
+	// ListSessions lists the node's sessions, newest first: live ones
+	// (connected and detached) and those that ended lately. A session that
+	// ended (SESSION_STATE_CLOSED) or left for another node
+	// (SESSION_STATE_MOVED) stays listed, and GetSession returns it with its
+	// flight recorder, for the resume window after it ended
+	// (Welcome.resume_window, 2 minutes by default), as one of the node's
+	// 1024 most recently ended sessions; then it is gone (GetSession:
+	// NOT_FOUND). CloseSession on it changes nothing.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
-	// GetSession returns one session with its flight recorder.
+	// GetSession returns one session, live or ended lately (see
+	// ListSessions), with its flight recorder.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
 	// CloseSession ends a session for good: its stream (if any) receives
 	// GoAway{GO_AWAY_REASON_CLOSED_BY_ADMIN} and ends, and it cannot be
@@ -101,10 +108,17 @@ func (c *adminServiceClient) CloseSession(ctx context.Context, in *CloseSessionR
 // opens (tetherd --rate, --burst: 50/s, bursts of 100, by default), with a
 // RetryInfo detail saying how long to wait.
 type AdminServiceServer interface {
-	// ListSessions lists the node's sessions, live and detached, newest
-	// first.
+	// ListSessions lists the node's sessions, newest first: live ones
+	// (connected and detached) and those that ended lately. A session that
+	// ended (SESSION_STATE_CLOSED) or left for another node
+	// (SESSION_STATE_MOVED) stays listed, and GetSession returns it with its
+	// flight recorder, for the resume window after it ended
+	// (Welcome.resume_window, 2 minutes by default), as one of the node's
+	// 1024 most recently ended sessions; then it is gone (GetSession:
+	// NOT_FOUND). CloseSession on it changes nothing.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
-	// GetSession returns one session with its flight recorder.
+	// GetSession returns one session, live or ended lately (see
+	// ListSessions), with its flight recorder.
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
 	// CloseSession ends a session for good: its stream (if any) receives
 	// GoAway{GO_AWAY_REASON_CLOSED_BY_ADMIN} and ends, and it cannot be

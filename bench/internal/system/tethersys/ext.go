@@ -51,6 +51,9 @@ func NewServerWithHooks(app *system.App, opts system.ServerOptions, hooks system
 	if err != nil {
 		return nil, err
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		return nil, err
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	return &tetherServer{srv: srv, gs: gs}, nil

@@ -47,6 +47,9 @@ func NewServer(app *system.App, opts system.ServerOptions) (system.Server, error
 	if err != nil {
 		return nil, err
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		return nil, err
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	return &tetherServer{srv: srv, gs: gs}, nil
