@@ -14,7 +14,6 @@ import (
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/faultproxy"
-	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
@@ -152,7 +151,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 
 	_, gone := log.await(t, from, waitLong, "reconnecting after the drain", isState(client.StateReconnecting))
 	var ga *client.GoAwayError
-	if !errors.As(gone.Err, &ga) || ga.GoAway.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN {
+	if !errors.As(gone.Err, &ga) || ga.Reason != client.GoAwayDrain {
 		// Known SDK bug (see the report): when the writer is mid-Send as the
 		// server ends the stream, Send's io.EOF becomes the reason and the
 		// go_away read just before it is lost. The move itself still
@@ -162,7 +161,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 	_, moved := log.await(t, from, waitLong, "connected to the other backend", isState(client.StateConnected))
 	t.Logf("moved from %s to %s %v after the go_away (%v after Drain was called)", x, moved.Backend,
 		moved.Time.Sub(gone.Time).Round(time.Millisecond), moved.Time.Sub(drainAt).Round(time.Millisecond))
-	if moved.Backend != y || moved.Resumed || moved.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION {
+	if moved.Backend != y || moved.Resumed || moved.ResumeStatus != client.ResumeUnknownSession {
 		t.Fatalf("after the drain: backend %s resumed=%v status %v; want %s, a fresh session (UNKNOWN_SESSION)", moved.Backend, moved.Resumed, moved.ResumeStatus, y)
 	}
 	if err := <-sent; err != nil {
@@ -346,7 +345,7 @@ func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
 		if c.State != client.StateConnected {
 			continue
 		}
-		if streams > 0 && c.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+		if streams > 0 && c.ResumeStatus != client.ResumeResumed {
 			t.Fatalf("stream %d was not a resume: %s", streams, log)
 		}
 		streams++
@@ -393,7 +392,7 @@ func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
 	if dropped.Err == nil || !strings.Contains(dropped.Err.Error(), "Reconnect") {
 		t.Fatalf("the stream ended with %v", dropped.Err)
 	}
-	if !back.Resumed || back.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+	if !back.Resumed || back.ResumeStatus != client.ResumeResumed {
 		t.Fatalf("came back with resumed=%v %v", back.Resumed, back.ResumeStatus)
 	}
 	send(half+1, 2*half+1)
@@ -426,7 +425,7 @@ func TestTakenOverSessionClosesForGood(t *testing.T) {
 	}
 	_, closed := log.await(t, 0, waitLong, "closed", isState(client.StateClosed))
 	var ga *client.GoAwayError
-	if !errors.As(closed.Err, &ga) || ga.GoAway.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER ||
+	if !errors.As(closed.Err, &ga) || ga.Reason != client.GoAwayTakenOver ||
 		!strings.Contains(closed.Err.Error(), "TAKEN_OVER") {
 		t.Fatalf("closed with %v; want go_away TAKEN_OVER", closed.Err)
 	}

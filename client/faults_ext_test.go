@@ -260,7 +260,7 @@ func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 	})
 	t.Logf("resumed on %s %v after the detection (%v after the blackhole); states: %s",
 		back.Backend, back.Time.Sub(lost.Time).Round(time.Millisecond), back.Time.Sub(blackholedAt).Round(time.Millisecond), log)
-	if !back.Resumed || back.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+	if !back.Resumed || back.ResumeStatus != client.ResumeResumed {
 		t.Fatalf("came back with resumed=%v status %v; want the same session resumed", back.Resumed, back.ResumeStatus)
 	}
 	publish(before+during, before+during+after)
@@ -540,7 +540,7 @@ func TestKeepaliveFloorFromWelcomeAvoidsTooManyPings(t *testing.T) {
 			if st.Reconnects > 1 || st.State != client.StateConnected {
 				t.Fatalf("stats = %+v; states: %s", st, log)
 			}
-			if st.Reconnects == 1 && st.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+			if st.Reconnects == 1 && st.ResumeStatus != client.ResumeResumed {
 				t.Fatalf("the keepalive reconnect did not resume: %+v", st)
 			}
 			// Still a working session.

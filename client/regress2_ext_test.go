@@ -10,7 +10,6 @@ import (
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
-	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
@@ -45,13 +44,13 @@ func TestRegressTakenOverWhileSendingClosesForGood(t *testing.T) {
 			return c.State == client.StateClosed || c.State == client.StateReconnecting
 		})
 		var ga *client.GoAwayError
-		if c.State == client.StateClosed && errors.As(c.Err, &ga) && ga.GoAway.GetReason() == tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER {
+		if c.State == client.StateClosed && errors.As(c.Err, &ga) && ga.Reason == client.GoAwayTakenOver {
 			cancel()
 			continue
 		}
 		// The old session reconnects and takes the client id back.
 		_, back := log.await(t, 0, waitLong, "old connected again", func(c client.StateChange) bool {
-			return c.State == client.StateConnected && c.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED
+			return c.State == client.StateConnected && c.ResumeStatus != client.ResumeNotRequested
 		})
 		_, kicked, _ := newLog.find(0, waitLong, isState(client.StateClosed))
 		n, _ := srv.Publish(context.Background(), broker.Client(id), []byte("x"), "")

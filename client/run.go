@@ -69,22 +69,6 @@ func (s *Session) run() {
 	}
 }
 
-// permanent reports whether err ends the session for good: a go_away that
-// says not to reconnect, or a stream the server ended because this client
-// broke the protocol (INVALID_ARGUMENT) or was replaced (ABORTED).
-// Reconnecting would only repeat them.
-func permanent(err error) bool {
-	var ga *GoAwayError
-	if errors.As(err, &ga) {
-		return !ga.Reconnect()
-	}
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.Aborted:
-		return true
-	}
-	return false
-}
-
 // delay is how long to wait before the next attempt.
 func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 	var ga *GoAwayError
@@ -92,12 +76,12 @@ func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 	case errors.Is(err, errReconnectAsked), errors.Is(err, errKeepaliveRaised), errors.Is(err, errServerClosed):
 		return 0 // asked for, or a clean close: at once (to another backend)
 	case errors.As(err, &ga):
-		d := ga.GoAway.GetRetryAfter().AsDuration()
-		if j := ga.GoAway.GetRetryJitter().AsDuration(); j > 0 {
-			d += rand.N(j)
+		d := ga.RetryAfter
+		if ga.RetryJitter > 0 {
+			d += rand.N(ga.RetryJitter)
 		}
-		switch ga.GoAway.GetReason() {
-		case tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE:
+		switch ga.Reason {
+		case GoAwayDrain, GoAwayMaxAge:
 			return d // the server's pacing already spread the fleet
 		}
 		return max(d, bo.Next()) // overload or a slow reader: back off too
@@ -213,7 +197,7 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 	// Connected before the stream's reader starts, so that a message of
 	// the new stream is never seen while the state still says otherwise.
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
-		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
+		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
 	c.start(w)
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
 		c.end(errKeepaliveRaised)
@@ -355,10 +339,10 @@ func (s *Session) openErr(ctx context.Context, b *backend, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
-	if st, ok := status.FromError(err); ok && permanent(err) {
-		return status.Errorf(st.Code(), "%s: %s", b.addr, st.Message()) // keep the code: it decides
+	if _, ok := status.FromError(err); ok {
+		return streamError(b.addr, err, nil, false)
 	}
-	return fmt.Errorf("opening a stream to %s: %w", b.addr, err)
+	return fmt.Errorf("tether/client: opening a stream to %s: %w", b.addr, err)
 }
 
 // hello builds the Hello for the next stream.

@@ -61,11 +61,13 @@ type StateChange struct {
 	SessionID string
 	// Resumed and ResumeStatus tell how the stream started (StateConnected).
 	Resumed      bool
-	ResumeStatus tetherv1.ResumeStatus
+	ResumeStatus ResumeStatus
 	// Lost is the seq range of server messages that will never arrive, when
 	// the server's log overflowed while the session was away.
-	Lost *tetherv1.SeqRange
+	Lost *SeqRange
 	// Err is why the previous stream ended (StateReconnecting, StateClosed).
+	// When the server ended it, it is an *[Error]; at StateClosed, one
+	// whose Terminal method reports true, or nil after Close.
 	Err error
 	// Time is when it happened.
 	Time time.Time
@@ -79,7 +81,7 @@ type Stats struct {
 	RTT          time.Duration
 	Reconnects   int
 	LastError    error
-	ResumeStatus tetherv1.ResumeStatus
+	ResumeStatus ResumeStatus
 	// Unacked is how many sent messages wait for the server's ack, and
 	// Queued how many wait to be written (re-sends waiting for their turn
 	// included).
@@ -164,8 +166,9 @@ type Session struct {
 	stats     Stats
 	closeErr  error
 
-	out    outbox
-	in     inbox
+	out      outbox
+	in       inbox
+	requests requests // Subscribe and Unsubscribe waiting for the server
 	limits atomic.Pointer[tetherv1.Limits] // from the latest Welcome
 
 	waiters map[string]chan *Message // Request correlation id → reply
@@ -360,7 +363,12 @@ func (s *Session) setState(c StateChange) {
 }
 
 // Subscribe adds topics to the session; they are kept across resumes and
-// re-sent in Hello when a fresh session has to be opened.
+// re-sent in Hello when a fresh session has to be opened. When a stream
+// carries the session, Subscribe waits until the server has handled the
+// request, and returns its refusal of a topic as a *[TopicError] (the
+// topic is then not kept); without a stream the next Hello or resume
+// carries the topics, and a refusal there is logged (in Hello it ends the
+// session: Hello is all or nothing).
 func (s *Session) Subscribe(ctx context.Context, topics ...string) error {
 	for _, t := range topics {
 		if err := validTopic(t); err != nil {
@@ -373,10 +381,25 @@ func (s *Session) Subscribe(ctx context.Context, topics ...string) error {
 		s.topics[t] = struct{}{}
 	}
 	s.mu.Unlock()
-	return s.control(ctx, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics}}})
+	err := s.request(ctx, func(id uint64) *tetherv1.ConnectRequest {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics, RequestId: id}}}
+	})
+	var te *TopicError
+	if errors.As(err, &te) {
+		s.mu.Lock()
+		for _, t := range topics {
+			if te.Topic == "" || te.Topic == t {
+				delete(s.topics, t)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return err
 }
 
-// Unsubscribe removes topics from the session.
+// Unsubscribe removes topics from the session. Like Subscribe, it waits
+// until the server has handled the request when a stream carries the
+// session, and returns its refusal as a *[TopicError].
 func (s *Session) Unsubscribe(ctx context.Context, topics ...string) error {
 	s.start()
 	s.mu.Lock()
@@ -384,23 +407,9 @@ func (s *Session) Unsubscribe(ctx context.Context, topics ...string) error {
 		delete(s.topics, t)
 	}
 	s.mu.Unlock()
-	return s.control(ctx, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics}}})
-}
-
-// control sends a control frame on the current stream; if there is none,
-// the next Hello carries the change (topics are part of it).
-func (s *Session) control(ctx context.Context, f *tetherv1.ConnectRequest) error {
-	select {
-	case <-s.done:
-		return s.errClosed()
-	case <-ctx.Done():
-		return ctx.Err()
-	default:
-	}
-	if c := s.current(); c != nil {
-		c.pushCtrl(f)
-	}
-	return nil
+	return s.request(ctx, func(id uint64) *tetherv1.ConnectRequest {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics, RequestId: id}}}
+	})
 }
 
 func (s *Session) current() *conn {
