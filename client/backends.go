@@ -367,16 +367,20 @@ func (bs *backends) reset(b *backend) {
 }
 
 // raiseKeepalive makes sure the client's keepalive Time is at least twice
-// the server's floor (so it never trips too_many_pings); it reports
-// whether it had to change, in which case connections are rebuilt.
-func (bs *backends) raiseKeepalive(floor time.Duration) bool {
+// the server's floor (so it never trips too_many_pings): connections built
+// from now on use it. b's connection, built with a lower Time, carries a
+// stream whose heartbeat interval is interval; grpc-go pings only after
+// Time without reading anything, and the heartbeat brings a frame at
+// least every interval, so while the stream lives its connection never
+// pings when interval and a half stays below Time: it is rebuilt at the
+// next pick, without costing a stream. raiseKeepalive reports whether the
+// stream must end now instead (its heartbeat is too slow to keep the
+// connection busy).
+func (bs *backends) raiseKeepalive(floor, interval time.Duration, b *backend) bool {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if 2*floor <= bs.keepalive {
-		return false
-	}
-	bs.keepalive = 2 * floor
-	return true
+	bs.keepalive = max(bs.keepalive, 2*floor)
+	return b.ka < bs.keepalive && interval+interval/2 > b.ka
 }
 
 // ensureConnLocked builds b's ClientConn (again, if keepalive changed).

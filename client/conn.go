@@ -41,16 +41,16 @@ type conn struct {
 	backend string
 	n       uint64 // the session's streams established, this one included
 
-	mu      sync.Mutex
-	ctrl    []*tetherv1.ConnectRequest
-	timer   *time.Timer
-	ackDue  time.Time
-	ackSent uint64
-	pings   uint64
+	mu       sync.Mutex
+	ctrl     []*tetherv1.ConnectRequest
+	timer    *time.Timer
+	ackDue   time.Time
+	ackSent  uint64
+	pings    uint64
 	barriers map[uint64]chan struct{} // ping id → closed when its pong (or a later one) arrives
-	pong    *tetherv1.Pong // the queued, unwritten pong: the server's pings coalesce into it
-	goAway  *GoAwayError
-	ended   bool // end was called: the timer is stopped for good
+	pong     *tetherv1.Pong           // the queued, unwritten pong: the server's pings coalesce into it
+	goAway   *GoAwayError
+	ended    bool // end was called: the timer is stopped for good
 
 	wake      chan struct{}
 	done      chan struct{}

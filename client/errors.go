@@ -212,15 +212,15 @@ type ResumeStatus int32
 
 // The resume outcomes; see tether.v1.ResumeStatus.
 const (
-	ResumeUnspecified        ResumeStatus = 0 // never sent
-	ResumeNotRequested       ResumeStatus = 1 // a fresh session, as asked
-	ResumeResumed            ResumeStatus = 2 // resumed; nothing was lost
-	ResumeResumedWithGap     ResumeStatus = 3 // resumed; StateChange.Lost names what is gone
-	ResumeUnknownSession     ResumeStatus = 4 // no such session here: a fresh one was opened
-	ResumeExpired            ResumeStatus = 5 // its resume window ended: a fresh one was opened
-	ResumePrincipalMismatch  ResumeStatus = 6 // it belongs to another principal
-	ResumeClosed             ResumeStatus = 7 // it was closed and cannot be resumed
-	ResumeSeqMismatch        ResumeStatus = 8 // client and server disagree on its history
+	ResumeUnspecified       ResumeStatus = 0 // never sent
+	ResumeNotRequested      ResumeStatus = 1 // a fresh session, as asked
+	ResumeResumed           ResumeStatus = 2 // resumed; nothing was lost
+	ResumeResumedWithGap    ResumeStatus = 3 // resumed; StateChange.Lost names what is gone
+	ResumeUnknownSession    ResumeStatus = 4 // no such session here: a fresh one was opened
+	ResumeExpired           ResumeStatus = 5 // its resume window ended: a fresh one was opened
+	ResumePrincipalMismatch ResumeStatus = 6 // it belongs to another principal
+	ResumeClosed            ResumeStatus = 7 // it was closed and cannot be resumed
+	ResumeSeqMismatch       ResumeStatus = 8 // client and server disagree on its history
 )
 
 // String returns the status's name in the protocol, e.g.

@@ -1,25 +1,27 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"runtime"
-	"strconv"
 	"sync"
-	"sync/atomic"
 )
 
 // dispatcher runs callbacks in order, one at a time, on a goroutine of its
 // own, outside every lock of the session: a slow callback delays later
 // callbacks, never the session. Its queue is unbounded (callbacks are
 // rare: state changes and RTT samples).
+//
+// Close may be called from a callback, where waiting for the dispatcher
+// would wait for itself. The loop therefore marks the time a callback
+// runs (inCallback), and wait does not wait while it is set: a wait that
+// finds a callback running returns at once, whoever called it. No
+// goroutine identity is needed, at the price of a Close from elsewhere
+// that happens to overlap a callback not waiting for the callbacks either.
 type dispatcher struct {
-	callbackG atomic.Uint64 // id of the goroutine running callbacks, 0 when none runs (Close from a callback must not wait for itself)
-
-	mu      sync.Mutex
-	queue   []func()
-	running bool
-	idle    chan struct{} // closed when the queue empties; nil while idle
+	mu         sync.Mutex
+	queue      []func()
+	running    bool
+	inCallback bool          // the loop is inside a callback
+	idle       chan struct{} // closed when the queue empties; nil while idle
 }
 
 // push queues f and starts the goroutine if it is not running.
@@ -46,24 +48,23 @@ func (d *dispatcher) loop() {
 		f := d.queue[0]
 		d.queue[0] = nil
 		d.queue = d.queue[1:]
+		d.inCallback = true
 		d.mu.Unlock()
-		d.callbackG.Store(goroutineID())
 		f()
-		d.callbackG.Store(0)
+		d.mu.Lock()
+		d.inCallback = false
+		d.mu.Unlock()
 	}
 }
 
-// wait returns once every queued callback has run, or ctx ends.
+// wait returns once every queued callback has run, or ctx ends; at once
+// when a callback is running (it may be the caller: see dispatcher).
 func (d *dispatcher) wait(ctx context.Context) error {
 	d.mu.Lock()
-	idle := d.idle
-	running := d.running
+	idle, running, inCallback := d.idle, d.running, d.inCallback
 	d.mu.Unlock()
-	if !running {
+	if !running || inCallback {
 		return nil
-	}
-	if g := d.callbackG.Load(); g != 0 && g == goroutineID() {
-		return nil // called from a callback: waiting would deadlock
 	}
 	select {
 	case <-idle:
@@ -71,18 +72,4 @@ func (d *dispatcher) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// goroutineID returns the calling goroutine's id, parsed from its stack
-// header ("goroutine 42 [running]:"). Go offers no API for it; the
-// dispatcher needs it only to tell a callback's own call apart.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }

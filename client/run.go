@@ -93,7 +93,7 @@ func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 var (
 	errServerClosed    = errors.New("the server ended the stream")
 	errReconnectAsked  = errors.New("Reconnect called")
-	errKeepaliveRaised = errors.New("the server's keepalive floor needs a slower transport keepalive: reconnecting with it")
+	errKeepaliveRaised = errors.New("the server's keepalive floor needs a slower transport keepalive than this stream's heartbeat keeps busy: reconnecting with it")
 	errClosing         = errors.New("session closing")
 )
 
@@ -199,7 +199,7 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
 		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
 	c.start(w)
-	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
+	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), c.interval, b) {
 		c.end(errKeepaliveRaised)
 	}
 	c.signal() // re-send what is held

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
@@ -130,7 +132,8 @@ var (
 	// dropped the message before it was written.
 	ErrDropped = errors.New("tether/client: message dropped from the full send buffer (DropOldest policy)")
 	// ErrTooLarge is returned by Send for a payload above the server's
-	// Welcome.limits.max_message_bytes.
+	// Welcome.limits.max_message_bytes, or a message whose frame would be
+	// above Welcome.limits.max_frame_bytes.
 	ErrTooLarge = errors.New("tether/client: payload too large for the server: split it")
 )
 
@@ -168,8 +171,8 @@ type Session struct {
 
 	out      outbox
 	in       inbox
-	requests requests // Subscribe and Unsubscribe waiting for the server
-	limits atomic.Pointer[tetherv1.Limits] // from the latest Welcome
+	requests requests                        // Subscribe and Unsubscribe waiting for the server
+	limits   atomic.Pointer[tetherv1.Limits] // from the latest Welcome
 
 	waiters map[string]chan *Message // Request correlation id → reply
 }
@@ -292,7 +295,9 @@ func (s *Session) Reconnect() {
 // goodbye, so the server forgets the session; it stops reconnecting and
 // fails pending calls with ErrClosed. It waits until the session's
 // goroutines and queued callbacks are done, or ctx ends. Close may be
-// called from a callback; it then does not wait for callbacks.
+// called from a callback: when a callback is running as Close is called
+// (that one, or any other), Close does not wait for callbacks, which then
+// run after it returns.
 func (s *Session) Close(ctx context.Context) error {
 	s.closeFn()
 	s.startOnce.Do(func() { // never started: nothing to stop
@@ -466,10 +471,6 @@ func (s *Session) enqueue(ctx context.Context, m Message, waited bool) (*pending
 	if err := validOutgoing(m); err != nil {
 		return nil, err
 	}
-	if l := s.limits.Load(); l != nil && l.GetMaxMessageBytes() > 0 && len(m.Payload) > int(l.GetMaxMessageBytes()) {
-		return nil, fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
-			ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
-	}
 	s.start()
 	if m.IdempotencyKey == "" && s.cfg.clientID != "" {
 		// Within a session, seqs drop re-sends; a key matters only for a
@@ -479,7 +480,38 @@ func (s *Session) enqueue(ctx context.Context, m Message, waited bool) (*pending
 		m.IdempotencyKey = s.keys.next()
 		m.generatedKey = true
 	}
+	if err := s.checkLimits(m); err != nil {
+		return nil, err
+	}
 	return s.out.push(ctx, m, s.done, waited)
+}
+
+// maxSeqBytes bounds what a seq adds to a frame: its tag and a varint.
+const maxSeqBytes = 1 + 10
+
+// checkLimits refuses m when the latest Welcome's limits would: its
+// payload above Welcome.limits.max_message_bytes (the server would fail
+// it), or its frame, as gRPC counts it, above
+// Welcome.limits.max_frame_bytes (the server would end the stream, and
+// the resume would re-send it).
+func (s *Session) checkLimits(m Message) error {
+	l := s.limits.Load()
+	if l == nil {
+		return nil
+	}
+	if limit := l.GetMaxMessageBytes(); limit > 0 && len(m.Payload) > int(limit) {
+		return fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
+			ErrTooLarge, len(m.Payload), limit)
+	}
+	if limit := l.GetMaxFrameBytes(); limit > 0 {
+		f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{}}}
+		fillProto(f.GetMessage(), m)
+		if n := proto.Size(f) + maxSeqBytes; n > int(limit) {
+			return fmt.Errorf("%w: the frame would be %d bytes, above the server's limit of %d (Welcome.limits.max_frame_bytes): shorten the headers or the payload",
+				ErrTooLarge, n, limit)
+		}
+	}
+	return nil
 }
 
 // Request sends m as a request (with a fresh correlation id unless m has
