@@ -138,3 +138,15 @@ func TestServerPushAndClose(t *testing.T) {
 		t.Fatal("Send after Close succeeded")
 	}
 }
+
+// waitState waits, up to 5s, until s is in state want.
+func waitState(t *testing.T, s *client.Session, want client.State) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.State() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v, want %v", s.State(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +25,7 @@ import (
 // reads never return), as behind a real NAT.
 type natLink struct {
 	lis   *bufconn.Listener
-	idle  time.Duration
+	idle  atomic.Int64 // the idle timer of connections dialed from now on; 0: none
 	drops atomic.Int64
 }
 
@@ -33,12 +34,14 @@ func (l *natLink) dial(ctx context.Context, _ string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &natConn{Conn: c, idle: l.idle}
-	n.timer = time.AfterFunc(l.idle, func() {
-		if n.dropped.CompareAndSwap(false, true) {
-			l.drops.Add(1)
-		}
-	})
+	n := &natConn{Conn: c, idle: time.Duration(l.idle.Load())}
+	if n.idle > 0 {
+		n.timer = time.AfterFunc(n.idle, func() {
+			if n.dropped.CompareAndSwap(false, true) {
+				l.drops.Add(1)
+			}
+		})
+	}
 	return n, nil
 }
 
@@ -54,7 +57,7 @@ type natConn struct {
 func (c *natConn) active() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dropped.Load() {
+	if c.timer != nil && !c.dropped.Load() {
 		c.timer.Reset(c.idle)
 	}
 }
@@ -81,7 +84,9 @@ func (c *natConn) Read(b []byte) (int, error) {
 }
 
 func (c *natConn) Close() error {
-	c.timer.Stop()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	return c.Conn.Close()
 }
 
@@ -94,7 +99,8 @@ const natIdle = 30 * time.Second
 func natSession(t *testing.T, p profile.Profile, opts ...client.Option) (*client.Session, *natLink, *stateLog) {
 	t.Helper()
 	_, lis := tethertest.ServeBufconn(t, server.WithProfile(p))
-	link := &natLink{lis: lis, idle: natIdle}
+	link := &natLink{lis: lis}
+	link.idle.Store(int64(natIdle))
 	log := newStateLog()
 	s, err := client.New(append([]client.Option{client.WithAddrs("passthrough:///bufnet"),
 		client.WithDialOptions(grpc.WithContextDialer(link.dial)), client.WithProfile(p), log.option()}, opts...)...)
@@ -165,5 +171,41 @@ func TestNATIdleTimeout(t *testing.T) {
 				t.Fatalf("stats = %+v; states: %s", st, log)
 			}
 		})
+	})
+}
+
+// After a heartbeat timeout the next stream dials a new connection: the
+// one that just proved dead (a NAT dropped its mapping; here the link's
+// idle timer of 1s) would hang until gRPC's transport keepalive kills it
+// (Client.Time + Timeout after the last read: 15s for datacenter), while
+// a new dial works at once.
+func TestHeartbeatTimeoutDialsAfresh(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		dc := profile.Datacenter()
+		_, lis := tethertest.ServeBufconn(t, server.WithProfile(dc))
+		link := &natLink{lis: lis}
+		link.idle.Store(int64(time.Second)) // drops the mapping after 1s of silence
+		log := newStateLog()
+		s, err := client.New(client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(grpc.WithContextDialer(link.dial)),
+			client.WithClientID("nat"), fastBackoff, client.WithProfile(dc), client.WithHeartbeat(2*time.Second), log.option())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.Close(context.Background()) }()
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		link.idle.Store(0) // new connections keep their mappings
+		i, lost := log.await(t, 0, time.Minute, "heartbeat timeout", isState(client.StateReconnecting))
+		if link.drops.Load() != 1 || !strings.Contains(lost.Err.Error(), "heartbeat timeout") {
+			t.Fatalf("reconnecting with %v after %d drops", lost.Err, link.drops.Load())
+		}
+		_, next := log.await(t, i+1, time.Minute, "next outcome", func(c client.StateChange) bool {
+			return c.State == client.StateConnected || c.State == client.StateReconnecting
+		})
+		if next.State != client.StateConnected || next.Time.Sub(lost.Time) > 2*time.Second || !next.Resumed {
+			t.Fatalf("the first attempt after the heartbeat timeout: %v %v, %v later; a fresh connection would have resumed at once", next.State, next.Err, next.Time.Sub(lost.Time))
+		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // TestEveryAttemptDials checks that each reconnect attempt to a backend that
@@ -55,5 +56,21 @@ func TestEveryAttemptDials(t *testing.T) {
 	}
 	if got := dials.Load(); got < attempts {
 		t.Fatalf("%d dials for %d failed attempts: an attempt failed on gRPC's backoff without dialling", got, attempts)
+	}
+}
+
+// Reconnect before the first stream does not end the first stream. Before
+// its fix: Reconnect called before the first stream exists is latched and
+// kills the first stream right after its Welcome.
+func TestReconnectBeforeConnectIsNotLatched(t *testing.T) {
+	_, addr := tethertest.Serve(t)
+	s := newSession(t, client.WithAddrs(addr))
+	s.Reconnect()
+	if err := s.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := s.Stats(); st.Reconnects != 0 {
+		t.Fatalf("%d reconnects of a stream that was never in use (last error %v)", st.Reconnects, st.LastError)
 	}
 }
