@@ -21,6 +21,7 @@ import (
 // Close from a WithOnState callback deadlocks Close (it waits for the
 // dispatcher, which is running the callback).
 func TestCloseFromOnState(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	var s *client.Session
 	res := make(chan error, 1)
@@ -80,6 +81,7 @@ func TestCloseTimeoutStillStopsBackends(t *testing.T) {
 // Close does not flush: the Close frame jumps ahead of messages that Send
 // accepted, so they are silently discarded.
 func TestCloseFlushesQueuedSends(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("t"))
 	ctx := ctxT(t)
@@ -121,6 +123,7 @@ func TestCloseFlushesQueuedSends(t *testing.T) {
 // s.connected is still the channel closed by the last StateConnected, and
 // Connect's select sees it and s.done both ready.
 func TestConnectAfterCloseReportsTheClose(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	s := newSession(t, client.WithAddrs(addr), client.WithClientID("c"))
 	ctx := ctxT(t)

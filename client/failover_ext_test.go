@@ -81,6 +81,8 @@ func numbered(p string) int {
 //     allows an overlap between the two nodes, logs it, and requires it to
 //     be made only of messages the client had not been told were acked.
 func TestDrainMovesToTheOtherBackend(t *testing.T) {
+	// Not parallel: the drain must come while the Sends still flow, which
+	// a loaded machine can let finish first.
 	hA, hB := &handled{from: "c"}, &handled{from: "c"}
 	drain := server.WithDrain(0, 1000, 50*time.Millisecond) // GoAway at once, reconnect within 50ms
 	srvA, addrA := tethertest.Serve(t, server.WithServerID("A"), server.WithHandler(hA), drain)
@@ -255,6 +257,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 // (With in-memory brokers a session resumes only on the node that holds
 // it, hence one node and several paths rather than several nodes.)
 func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
+	t.Parallel()
 	dc := profile.Datacenter()
 	const n = 10_000
 	// Queues larger than the whole run: no slow-consumer cut, no log
@@ -358,6 +361,7 @@ func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
 // with a backoff whose first delay is drawn from [0, 1h), only an
 // immediate retry comes back within the test's bound.
 func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("up"))
 	log := newStateLog()
@@ -411,6 +415,7 @@ func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
 // id takes over; the older one gets go_away TAKEN_OVER, closes and never
 // reconnects (reconnecting would take the id back and flap).
 func TestTakenOverSessionClosesForGood(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	log := newStateLog()
 	old := newSession(t, client.WithAddrs(addr), client.WithClientID("dup"), fastBackoff, log.option())

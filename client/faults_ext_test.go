@@ -182,6 +182,7 @@ func receiveRun(ctx context.Context, s *client.Session, prefix string, n int) er
 // address it knows, with everything published or sent during the outage
 // delivered once, in order.
 func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
+	t.Parallel()
 	dc := profile.Datacenter()
 	srv, direct := tethertest.Serve(t, server.WithProfile(dc))
 	p := proxyTo(t, direct)
@@ -283,6 +284,7 @@ func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 // after 3.5s): a session carrying a steady stream both ways for 5s never
 // reconnects and delivers everything.
 func TestLatencyAndBandwidthCauseNoFalseDeath(t *testing.T) {
+	t.Parallel()
 	dc := profile.Datacenter()
 	srv, addr := tethertest.Serve(t, server.WithProfile(dc))
 	p := proxyTo(t, addr)
@@ -394,6 +396,7 @@ func bubbleServer(t *testing.T, opts ...server.Option) (*server.Server, grpc.Dia
 // (one deliberate reconnect) and stays connected through 10 minutes of
 // fake idle time.
 func TestKeepaliveFloorFromWelcomeAvoidsTooManyPings(t *testing.T) {
+	t.Parallel()
 	if err := strictProfile().Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ func pushN(t *testing.T, o *outbox, n int) []*pending {
 }
 
 func TestOutboxFailFast(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(2, FailFast, DefaultSendRetry())
 	pushN(t, &o, 2)
@@ -49,6 +50,7 @@ func TestOutboxFailFast(t *testing.T) {
 }
 
 func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(1, Block, DefaultSendRetry())
 	pushN(t, &o, 1)
@@ -69,6 +71,7 @@ func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 }
 
 func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
+	t.Parallel()
 	o, c := attached(3, DropOldest)
 	var lost []*pending
 	o.lost = func(p *pending, err error) { lost = append(lost, p) }
@@ -101,6 +104,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 }
 
 func TestOutboxResumeAndFreshSession(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(10, Block, DefaultSendRetry())
 	c1 := &conn{}
@@ -127,6 +131,7 @@ func TestOutboxResumeAndFreshSession(t *testing.T) {
 }
 
 func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
+	t.Parallel()
 	var in inbox
 	in.init()
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -152,6 +157,7 @@ func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
 // A waiter that comes after the ack finds the message done; one that
 // comes before is woken by it.
 func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
+	t.Parallel()
 	o, c := attached(10, Block)
 	ps := pushN(t, o, 2)
 	early := o.finished(ps[1])
@@ -176,6 +182,7 @@ func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
 // buffer), then goes again as the newest message with its key; a refusal
 // past MaxAttempts, a final code and Close report the loss once each.
 func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		o, c := &outbox{}, &conn{}
 		o.init(3, FailFast, SendRetry{MaxAttempts: 2, Within: time.Hour, Backoff: backoff.Config{Base: time.Second, Cap: time.Second, Multiplier: 1}})

@@ -23,6 +23,7 @@ import (
 // gRPC's hid the server that was back (a 10,000-session mass resume took
 // 5× as long as fresh clients redialling).
 func TestEveryAttemptDials(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,7 @@ func TestEveryAttemptDials(t *testing.T) {
 // its fix: Reconnect called before the first stream exists is latched and
 // kills the first stream right after its Welcome.
 func TestReconnectBeforeConnectIsNotLatched(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	s := newSession(t, client.WithAddrs(addr))
 	s.Reconnect()

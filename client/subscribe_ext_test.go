@@ -16,6 +16,7 @@ import (
 // session returns nil, but a successful resume ignores Hello.topics: the
 // subscription is silently lost.
 func TestSubscribeWhileReconnectingIsKept(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	p := proxyTo(t, addr)
 	s := newSession(t, client.WithAddrs(p.Addr()), client.WithClientID("dev"), fastBackoff)

@@ -18,6 +18,7 @@ import (
 // A stream the server ends with INVALID_ARGUMENT is not retried forever:
 // the session closes with the server's reason.
 func TestProtocolErrorClosesTheSession(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t, server.WithMaxTopics(1))
 	s := newSession(t, client.WithAddrs(addr), client.WithTopics("a", "b"), fastBackoff) // two topics in Hello: over the limit
 	err := s.Connect(ctxT(t))
@@ -37,6 +38,7 @@ func TestProtocolErrorClosesTheSession(t *testing.T) {
 // gets a fresh session (CLOSED) and takes the client id back: the NEWER
 // session is kicked.
 func TestTakenOverWhileSendingClosesForGood(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	for try := range 100 {
 		id := fmt.Sprint("dup", try)

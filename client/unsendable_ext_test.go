@@ -15,6 +15,7 @@ import (
 // the server would reject (oversized, bad topic) is refused by Send,
 // instead of ending stream after stream.
 func TestPoisonMessageIsRefusedBySend(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t, server.WithMaxMessageBytes(1024))
 	s := newSession(t, client.WithAddrs(addr), client.WithClientID("p"), fastBackoff)
 	ctx := ctxT(t)
