@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -183,10 +184,22 @@ func receiveRun(ctx context.Context, s *client.Session, prefix string, n int) er
 // delivered once, in order.
 func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, blackholeDetectedAndResumed)
+}
+
+// blackholeDetectedAndResumed runs in a bubble: two paths to one server
+// over bufconn, "proxy" (which can be blackholed) and "direct".
+func blackholeDetectedAndResumed(t *testing.T) {
 	dc := profile.Datacenter()
-	srv, direct := tethertest.Serve(t, server.WithProfile(dc))
-	p := proxyTo(t, direct)
-	sink := newSession(t, client.WithAddrs(direct), client.WithClientID("sink"), client.WithTopics("up"))
+	srv, link := bbServe(t, server.WithProfile(dc))
+	const proxy, direct = "passthrough:///proxy", "passthrough:///direct"
+	paths := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		if addr == "proxy" {
+			return link.dial(ctx, addr)
+		}
+		return link.lis.DialContext(ctx)
+	})
+	sink := newSession(t, client.WithAddrs(direct), client.WithDialOptions(paths), client.WithClientID("sink"), client.WithTopics("up"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := sink.Connect(ctx); err != nil {
@@ -196,7 +209,7 @@ func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 	// backoff Cap (2s here, long enough for the next pick to go to the
 	// direct path); the short open timeout bounds any attempt that lands
 	// on the blackholed path all the same.
-	s, log := sessionOn(t, p.Addr(), client.WithAddrs(p.Addr(), direct), client.WithClientID("dev"),
+	s, log := sessionOn(t, proxy, client.WithAddrs(proxy, direct), client.WithDialOptions(paths), client.WithClientID("dev"),
 		client.WithProfile(dc), client.WithHeartbeat(time.Second), client.WithOpenTimeout(3*time.Second),
 		client.WithBackoff(backoff.Config{Base: 50 * time.Millisecond, Cap: 2 * time.Second, Multiplier: 2, ResetAfter: time.Second}))
 	connectedAt, _ := log.await(t, 0, waitLong, "connected", isState(client.StateConnected))
@@ -235,7 +248,7 @@ func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p.Blackhole(true)
+	link.black.Store(true)
 	blackholedAt := time.Now()
 	// Published and sent while the path is dead: the server queues for the
 	// session, the client buffers (or writes into the void and keeps the
@@ -282,18 +295,28 @@ func TestBlackholeDetectedAndResumedOnTheDirectPath(t *testing.T) {
 // TestLatencyAndBandwidthCauseNoFalseDeath: 200ms of added latency per
 // direction and a 64 KiB/s cap per direction, with a 1s heartbeat (dead
 // after 3.5s): a session carrying a steady stream both ways for 5s never
-// reconnects and delivers everything.
+// reconnects and delivers everything. In fake time, over an in-memory
+// shaped link.
 func TestLatencyAndBandwidthCauseNoFalseDeath(t *testing.T) {
 	t.Parallel()
+	synctest.Test(t, latencyAndBandwidth)
+}
+
+func latencyAndBandwidth(t *testing.T) {
 	dc := profile.Datacenter()
-	srv, addr := tethertest.Serve(t, server.WithProfile(dc))
-	p := proxyTo(t, addr)
-	p.SetDelay(200 * time.Millisecond)
-	p.SetBandwidth(64 << 10)
-	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("up"))
+	srv, lis := tethertest.ServeBufconn(t, server.WithProfile(dc))
+	shaped := func(ctx context.Context, _ string) (net.Conn, error) {
+		c, err := lis.DialContext(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return newShapedConn(c, 200*time.Millisecond, 64<<10), nil
+	}
+	sink := newSession(t, client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(grpc.WithContextDialer(tethertest.Dialer(lis))),
+		client.WithClientID("sink"), client.WithTopics("up"))
 	log := newStateLog()
-	s := newSession(t, client.WithAddrs(p.Addr()), client.WithClientID("dev"), client.WithProfile(dc),
-		client.WithHeartbeat(time.Second), log.option())
+	s := newSession(t, client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(grpc.WithContextDialer(shaped)),
+		client.WithClientID("dev"), client.WithProfile(dc), client.WithHeartbeat(time.Second), log.option())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := sink.Connect(ctx); err != nil {
