@@ -6,13 +6,13 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/backoff"
 	"github.com/tetherhq/tether/client"
-	"github.com/tetherhq/tether/internal/tethertest"
 )
 
 // TestEveryAttemptDials checks that each reconnect attempt to a backend that
@@ -65,14 +65,17 @@ func TestEveryAttemptDials(t *testing.T) {
 // kills the first stream right after its Welcome.
 func TestReconnectBeforeConnectIsNotLatched(t *testing.T) {
 	t.Parallel()
-	_, addr := tethertest.Serve(t)
-	s := newSession(t, client.WithAddrs(addr))
-	s.Reconnect()
-	if err := s.Connect(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if st := s.Stats(); st.Reconnects != 0 {
-		t.Fatalf("%d reconnects of a stream that was never in use (last error %v)", st.Reconnects, st.LastError)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		_, dial := bubbleServer(t)
+		s := newSession(t, client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(dial))
+		s.Reconnect()
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // fake time: a latched request would have ended the stream
+		synctest.Wait()
+		if st := s.Stats(); st.Reconnects != 0 {
+			t.Fatalf("%d reconnects of a stream that was never in use (last error %v)", st.Reconnects, st.LastError)
+		}
+	})
 }
