@@ -185,7 +185,7 @@ func (c *conn) tick() {
 	lastWrite := time.Unix(0, c.lastWrite.Load())
 	if now.Sub(lastRead) >= c.deadAfter {
 		c.s.metrics.deadLinks.Inc()
-		c.end(fmt.Errorf("%w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
+		c.end(fmt.Errorf("tether/client: %w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
 		return
 	}
 	c.mu.Lock()
@@ -269,7 +269,7 @@ func (c *conn) write() {
 					<-c.done
 					return
 				}
-				c.end(fmt.Errorf("sending to %s: %w", c.backend, err))
+				c.end(fmt.Errorf("tether/client: sending to %s: %w", c.backend, err))
 				return
 			}
 			if f.GetPong() == nil {
@@ -343,7 +343,7 @@ func (c *conn) endReason(err error) error {
 	c.mu.Unlock()
 	if errors.Is(err, io.EOF) {
 		if ga == nil {
-			return fmt.Errorf("%w: %s", errServerClosed, c.backend)
+			return fmt.Errorf("tether/client: %w: %s", errServerClosed, c.backend)
 		}
 		err = status.Error(codes.OK, "")
 	}

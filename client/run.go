@@ -31,7 +31,7 @@ func (s *Session) run() {
 	defer func() {
 		if p := recover(); p != nil {
 			s.cfg.logger.Error("tether: panic in the session loop", "panic", p, "stack", string(debug.Stack()))
-			s.finish(fmt.Errorf("internal error: %v", p))
+			s.finish(fmt.Errorf("tether/client: internal error: %v", p))
 		}
 	}()
 	defer s.backends.close()
@@ -92,9 +92,9 @@ func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 // Reasons the session itself ended a stream.
 var (
 	errServerClosed    = errors.New("the server ended the stream")
-	errReconnectAsked  = errors.New("Reconnect called")
-	errKeepaliveRaised = errors.New("the server's keepalive floor needs a slower transport keepalive than this stream's heartbeat keeps busy: reconnecting with it")
-	errClosing         = errors.New("session closing")
+	errReconnectAsked  = errors.New("tether/client: Reconnect called")
+	errKeepaliveRaised = errors.New("tether/client: the server's keepalive floor needs a slower transport keepalive than this stream's heartbeat keeps busy: reconnecting with it")
+	errClosing         = errors.New("tether/client: session closing")
 )
 
 // maxServingJitter bounds the wait after a backend turns SERVING: a
@@ -182,22 +182,7 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		return false, 0, err
 	}
 	connectedAt := time.Now()
-	c.n = s.streams.Add(1)
-	s.mu.Lock()
-	s.home, s.anywhere = b, w.GetResumeAnywhere()
-	s.mu.Unlock()
-	resumed := w.GetResumed()
-	s.mu.Lock()
-	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
-	s.mu.Unlock()
-	s.limits.Store(w.GetLimits())
-	s.out.attach(c, resumed, w.GetLastReceivedSeq())
-	s.in.attach(c, resumed, w.GetLost())
-	s.syncTopics(c, w)
-	// Connected before the stream's reader starts, so that a message of
-	// the new stream is never seen while the state still says otherwise.
-	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
-		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
+	s.welcomed(b, c, w)
 	c.start(w)
 	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), c.interval, b) {
 		c.end(errKeepaliveRaised)
@@ -220,6 +205,25 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		s.backends.reset(b) // its connection is as dead as the stream: dial afresh
 	}
 	return true, c.healthyFor(connectedAt), c.err
+}
+
+// welcomed takes in w, the Welcome of c on b: the session's id, token,
+// home and limits, its queues on c, and the connected state.
+func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
+	c.n = s.streams.Add(1)
+	resumed := w.GetResumed()
+	s.mu.Lock()
+	s.home, s.anywhere = b, w.GetResumeAnywhere()
+	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
+	s.mu.Unlock()
+	s.limits.Store(w.GetLimits())
+	s.out.attach(c, resumed, w.GetLastReceivedSeq())
+	s.in.attach(c, resumed, w.GetLost())
+	s.syncTopics(c, w)
+	// Connected before the stream's reader starts, so that a message of
+	// the new stream is never seen while the state still says otherwise.
+	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
+		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
 }
 
 // watch ends c on Reconnect or Close (Close says goodbye first).
@@ -290,7 +294,7 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &conn{s: s, b: b, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
 	timer := time.AfterFunc(s.cfg.openTimeout, func() {
-		cancel(fmt.Errorf("no welcome from %s within %v", b.addr, s.cfg.openTimeout))
+		cancel(fmt.Errorf("tether/client: no welcome from %s within %v", b.addr, s.cfg.openTimeout))
 	})
 	defer timer.Stop()
 	stop := context.AfterFunc(s.closeCtx, func() { cancel(errClosing) })

@@ -243,7 +243,7 @@ func (s *Session) Connect(ctx context.Context) error {
 		return s.errClosed()
 	case <-ctx.Done():
 		if last := s.Stats().LastError; last != nil {
-			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), last)
+			return fmt.Errorf("tether/client: connecting: %w (last attempt: %v)", ctx.Err(), last)
 		}
 		return ctx.Err()
 	}

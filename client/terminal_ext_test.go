@@ -6,6 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
@@ -75,4 +81,39 @@ func TestTakenOverWhileSendingClosesForGood(t *testing.T) {
 		t.Fatalf("try %d: the taken-over session went %v with %q instead of closing; it came back (%v) and the newer session ended with %v; the client id now has %d session(s), the old one",
 			try, c.State, c.Err, back.ResumeStatus, kicked.Err, n)
 	}
+}
+
+// denyConnect is an Authorizer that refuses every session.
+type denyConnect struct{ server.AllowAll }
+
+func (denyConnect) Connect(context.Context) error {
+	return status.Error(codes.PermissionDenied, "not allowed here")
+}
+
+// A client the server's authorization refuses ends at once with a
+// terminal *client.Error: one stream, no reconnect loop (before the error
+// model: 73 reconnects in 2s with a 50ms backoff cap). Against the real
+// server, in fake time, counting the streams it accepts.
+func TestRefusedByAuthorizationEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		cs := newCountedServer(t, server.WithAuthorizer(denyConnect{}))
+		s, err := client.New(client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(grpc.WithContextDialer(cs.dial)),
+			client.WithClientID("c"), fastBackoff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = s.Close(context.Background()) }()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err = s.Connect(ctx)
+		if !errors.Is(err, client.ErrClosed) || client.CodeOf(err) != codes.PermissionDenied || !client.IsTerminal(err) {
+			t.Fatalf("Connect = %v after %d streams; want a terminal PERMISSION_DENIED", err, cs.streams.Load())
+		}
+		time.Sleep(time.Minute) // fake time
+		synctest.Wait()
+		if n := cs.streams.Load(); n != 1 {
+			t.Fatalf("%d streams, want 1", n)
+		}
+	})
 }
