@@ -201,8 +201,10 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		// not held against the backend, which still holds the session.
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
 	}
-	if errors.Is(c.err, errHeartbeat) {
-		s.backends.reset(b) // its connection is as dead as the stream: dial afresh
+	if errors.Is(c.err, errHeartbeat) || ga != nil && ga.Reason == GoAwayHeartbeatTimeout {
+		// Its connection is as dead as the stream (in one direction, when
+		// the server heard nothing): dial afresh.
+		s.backends.reset(b)
 	}
 	return true, c.healthyFor(connectedAt), c.err
 }
