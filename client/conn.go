@@ -48,6 +48,7 @@ type conn struct {
 	ackSent  uint64
 	pings    uint64
 	barriers map[uint64]chan struct{} // ping id → closed when its pong (or a later one) arrives
+	lastPong uint64                   // the highest ping id answered
 	pong     *tetherv1.Pong           // the queued, unwritten pong: the server's pings coalesce into it
 	goAway   *GoAwayError
 	ended    bool // end was called: the timer is stopped for good
@@ -86,12 +87,20 @@ func (c *conn) pushPong(p *tetherv1.Ping) {
 	c.signal()
 }
 
-// pushBarrier queues f and a ping after it, and returns a channel that
-// is closed when the pong to that ping (or to a later one) arrives.
-func (c *conn) pushBarrier(f *tetherv1.ConnectRequest) <-chan struct{} {
+// pushBarrier queues f (when not nil) and a ping after it, and returns a
+// channel that is closed when the pong to that ping (or to a later one)
+// arrives. The server handles a stream's frames in order, but coalesces
+// pings into a pong it has not written yet: when an earlier ping of this
+// stream is unanswered, its queued pong may take the barrier's id and
+// arrive ahead of what the server wrote for f. exact reports false then;
+// a barrier pushed after the pong arrived is always exact.
+func (c *conn) pushBarrier(f *tetherv1.ConnectRequest) (pong <-chan struct{}, exact bool) {
 	ch := make(chan struct{})
 	c.mu.Lock()
-	c.ctrl = append(c.ctrl, f)
+	exact = c.lastPong >= c.pings
+	if f != nil {
+		c.ctrl = append(c.ctrl, f)
+	}
 	c.queuePingLocked(time.Now())
 	if c.barriers == nil {
 		c.barriers = make(map[uint64]chan struct{})
@@ -99,13 +108,14 @@ func (c *conn) pushBarrier(f *tetherv1.ConnectRequest) <-chan struct{} {
 	c.barriers[c.pings] = ch
 	c.mu.Unlock()
 	c.signal()
-	return ch
+	return ch, exact
 }
 
-// ponged releases the barriers up to ping id.
+// ponged notes the pong to ping id and releases the barriers up to it.
 func (c *conn) ponged(id uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.lastPong = max(c.lastPong, id)
 	for n, ch := range c.barriers {
 		if n <= id {
 			close(ch)

@@ -380,3 +380,54 @@ func TestSendRespectsTheAnnouncedLimits(t *testing.T) {
 		}
 	})
 }
+
+// The server coalesces pings into a pong it has not written yet, which
+// then goes ahead of frames queued after it: with a heartbeat ping
+// unanswered, the pong to the ping Subscribe sends after its request
+// arrives before the server's Error for it. Subscribe still returns the
+// refusal (it pings once more after such a pong).
+func TestSubscribeRefusalBehindACoalescedPong(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		send := func(st tetherv1.TetherService_ConnectServer, r *tetherv1.ConnectResponse) {
+			if err := st.Send(r); err != nil {
+				t.Error(err)
+			}
+		}
+		f := &fakeTether{script: func(n int, st tetherv1.TetherService_ConnectServer) error {
+			send(st, welcome(n, nil))
+			var pending *tetherv1.Pong // the unwritten pong, as the server keeps it
+			var held *tetherv1.ConnectResponse
+			for {
+				f, err := st.Recv()
+				if err != nil {
+					return err
+				}
+				switch {
+				case f.GetPing() != nil && f.GetPing().GetId() == 1:
+					pending = &tetherv1.Pong{Id: 1} // held back: the writer is busy
+				case f.GetPing() != nil && pending != nil:
+					pending.Id = f.GetPing().GetId() // coalesced, ahead of the Error
+					send(st, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: pending}})
+					pending = nil
+					send(st, held)
+				case f.GetPing() != nil:
+					send(st, &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: f.GetPing().GetId()}}})
+				case f.GetSubscribe() != nil:
+					held = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: &tetherv1.Error{
+						Code: uint32(codes.PermissionDenied), Message: "not yours", RequestId: f.GetSubscribe().GetRequestId(), Topic: "secret"}}}
+				}
+			}
+		}}
+		s, _ := fakeSession(t, f, client.WithClientID("c"))
+		ctx := context.Background()
+		if err := s.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second) // the first heartbeat ping goes 7.5s after Welcome, and stays unanswered
+		synctest.Wait()
+		if err := s.Subscribe(ctx, "secret"); client.CodeOf(err) != codes.PermissionDenied {
+			t.Fatalf("Subscribe(secret) = %v; want the server's PERMISSION_DENIED", err)
+		}
+	})
+}

@@ -80,8 +80,8 @@ func (r *requests) answer(id uint64, e *tetherv1.Error) bool {
 // request sends the Subscribe or Unsubscribe frame that build makes for
 // a fresh request id, and waits for the server's answer: an Error frame
 // with that id (returned as a *TopicError), or the pong to a ping sent
-// right after it (the server handles a stream's frames in order, so it
-// has handled the request without complaint). With no stream, or when
+// after it (the server handles a stream's frames in order, so it has
+// handled the request without complaint; see pushBarrier). With no stream, or when
 // the stream ends first, it returns nil: the topics are part of the
 // session's state, which the next Hello or resume carries.
 func (s *Session) request(ctx context.Context, build func(id uint64) *tetherv1.ConnectRequest) error {
@@ -98,17 +98,23 @@ func (s *Session) request(ctx context.Context, build func(id uint64) *tetherv1.C
 	}
 	id, answer := s.requests.add()
 	defer s.requests.drop(id)
-	handled := c.pushBarrier(build(id))
-	select {
-	case e := <-answer:
-		return &TopicError{Topic: e.GetTopic(), Err: status.Error(codes.Code(e.GetCode()), e.GetMessage())}
-	case <-handled:
-		return nil
-	case <-c.done:
-		return nil
-	case <-s.done:
-		return s.errClosed()
-	case <-ctx.Done():
-		return ctx.Err()
+	handled, exact := c.pushBarrier(build(id))
+	for {
+		select {
+		case e := <-answer:
+			return &TopicError{Topic: e.GetTopic(), Err: status.Error(codes.Code(e.GetCode()), e.GetMessage())}
+		case <-handled:
+			if exact {
+				return nil
+			}
+			handled, _ = c.pushBarrier(nil) // exact: see pushBarrier
+			exact = true
+		case <-c.done:
+			return nil
+		case <-s.done:
+			return s.errClosed()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
