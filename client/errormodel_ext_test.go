@@ -350,7 +350,8 @@ func TestSubscribeReturnsTheServersRefusal(t *testing.T) {
 
 // Send refuses a message whose frame would exceed
 // Welcome.limits.max_frame_bytes (the server would end the stream), as it
-// does a payload above max_message_bytes.
+// does a payload above max_message_bytes; one queued before the limits
+// were known fails with ErrTooLarge instead of being sent.
 func TestSendRespectsTheAnnouncedLimits(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -362,8 +363,13 @@ func TestSendRespectsTheAnnouncedLimits(t *testing.T) {
 		}}
 		s, _ := fakeSession(t, f, client.WithClientID("c"))
 		ctx := context.Background()
+		early := make(chan error, 1) // sent before the limits were known
+		go func() { early <- s.SendWait(ctx, client.Message{Topic: "t", Payload: make([]byte, 2000)}) }()
 		if err := s.Connect(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if err := <-early; !errors.Is(err, client.ErrTooLarge) {
+			t.Fatalf("SendWait before the Welcome = %v, want ErrTooLarge once the limits are known", err)
 		}
 		for _, tc := range []struct {
 			payload, header int

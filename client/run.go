@@ -219,7 +219,7 @@ func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
 	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
 	s.mu.Unlock()
 	s.limits.Store(w.GetLimits())
-	s.out.attach(c, resumed, w.GetLastReceivedSeq())
+	s.out.attach(c, resumed, w.GetLastReceivedSeq(), func(m *tetherv1.ClientMessage) error { return tooLarge(w.GetLimits(), m) })
 	s.in.attach(c, resumed, w.GetLost())
 	s.syncTopics(c, w)
 	// Connected before the stream's reader starts, so that a message of

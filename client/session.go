@@ -133,7 +133,10 @@ var (
 	ErrDropped = errors.New("tether/client: message dropped from the full send buffer (DropOldest policy)")
 	// ErrTooLarge is returned by Send for a payload above the server's
 	// Welcome.limits.max_message_bytes, or a message whose frame would be
-	// above Welcome.limits.max_frame_bytes.
+	// above Welcome.limits.max_frame_bytes. A message Send queued before
+	// the limits were known (before the first Welcome) is checked when
+	// they arrive, and fails with it as a loss (SendWait's error,
+	// WithOnSendError) instead of being sent.
 	ErrTooLarge = errors.New("tether/client: payload too large for the server: split it")
 )
 
@@ -495,17 +498,23 @@ const maxSeqBytes = 1 + 10
 // Welcome.limits.max_frame_bytes (the server would end the stream, and
 // the resume would re-send it).
 func (s *Session) checkLimits(m Message) error {
-	l := s.limits.Load()
+	pm := &tetherv1.ClientMessage{}
+	fillProto(pm, m)
+	return tooLarge(s.limits.Load(), pm)
+}
+
+// tooLarge is checkLimits for m as it is sent, under limits l (nil: none
+// known yet).
+func tooLarge(l *tetherv1.Limits, m *tetherv1.ClientMessage) error {
 	if l == nil {
 		return nil
 	}
-	if limit := l.GetMaxMessageBytes(); limit > 0 && len(m.Payload) > int(limit) {
+	if limit := l.GetMaxMessageBytes(); limit > 0 && len(m.GetPayload()) > int(limit) {
 		return fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
-			ErrTooLarge, len(m.Payload), limit)
+			ErrTooLarge, len(m.GetPayload()), limit)
 	}
 	if limit := l.GetMaxFrameBytes(); limit > 0 {
-		f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{}}}
-		fillProto(f.GetMessage(), m)
+		f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
 		if n := proto.Size(f) + maxSeqBytes; n > int(limit) {
 			return fmt.Errorf("%w: the frame would be %d bytes, above the server's limit of %d (Welcome.limits.max_frame_bytes): shorten the headers or the payload",
 				ErrTooLarge, n, limit)
