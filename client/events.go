@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"reflect"
+	"runtime"
 	"sync"
 )
 
@@ -11,11 +13,10 @@ import (
 // rare: state changes and RTT samples).
 //
 // Close may be called from a callback, where waiting for the dispatcher
-// would wait for itself. The loop therefore marks the time a callback
-// runs (inCallback), and wait does not wait while it is set: a wait that
-// finds a callback running returns at once, whoever called it. No
-// goroutine identity is needed, at the price of a Close from elsewhere
-// that happens to overlap a callback not waiting for the callbacks either.
+// would wait for itself. wait tells that case apart without goroutine ids:
+// the loop marks the time a callback runs (inCallback), and a caller that
+// finds it set looks for the dispatcher's loop among its own stack frames
+// (runtime.Callers): only a callback has the loop below it.
 type dispatcher struct {
 	mu         sync.Mutex
 	queue      []func()
@@ -57,13 +58,13 @@ func (d *dispatcher) loop() {
 	}
 }
 
-// wait returns once every queued callback has run, or ctx ends; at once
-// when a callback is running (it may be the caller: see dispatcher).
+// wait returns once every queued callback has run, or ctx ends. Called
+// from a callback, it returns at once: waiting would wait for itself.
 func (d *dispatcher) wait(ctx context.Context) error {
 	d.mu.Lock()
 	idle, running, inCallback := d.idle, d.running, d.inCallback
 	d.mu.Unlock()
-	if !running || inCallback {
+	if !running || inCallback && inDispatcherLoop() {
 		return nil
 	}
 	select {
@@ -71,5 +72,33 @@ func (d *dispatcher) wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// dispatcherLoop is the name runtime frames give dispatcher.loop.
+var dispatcherLoop = runtime.FuncForPC(reflect.ValueOf((*dispatcher).loop).Pointer()).Name()
+
+// inDispatcherLoop reports whether the caller runs below a dispatcher's
+// loop, that is, inside a callback. (A callback of one session that calls
+// Close on another session while that one also runs a callback makes
+// that Close skip its wait too; waiting could deadlock there as well.)
+func inDispatcherLoop() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			if f.Function == dispatcherLoop {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		pcs = make([]uintptr, 2*len(pcs))
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"testing/synctest"
 )
 
-// wait waits for callbacks queued and not yet running; from inside a
-// callback it returns at once instead of waiting for itself (Close may be
-// called from a callback). No goroutine id is involved.
+// wait waits for callbacks queued or running; from inside a callback it
+// returns at once instead of waiting for itself (Close may be called from
+// a callback). No goroutine id is involved.
 func TestDispatcherWait(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -32,6 +32,24 @@ func TestDispatcherWait(t *testing.T) {
 		go d.loop()
 		if err := <-waited; err != nil || ran != 1 {
 			t.Fatalf("wait = %v after %d callbacks, want nil after 1", err, ran)
+		}
+
+		// A callback running: a wait from elsewhere waits for it and for
+		// what is queued behind it.
+		release, started := make(chan struct{}), make(chan struct{})
+		d.push(func() { close(started); <-release })
+		d.push(func() { ran++ })
+		<-started
+		go func() { waited <- d.wait(context.Background()) }()
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("wait returned (%v) while a callback was running", err)
+		default:
+		}
+		close(release)
+		if err := <-waited; err != nil || ran != 2 {
+			t.Fatalf("wait = %v after %d callbacks, want nil after 2", err, ran)
 		}
 
 		inner := make(chan error, 1)

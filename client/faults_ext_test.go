@@ -415,9 +415,10 @@ func bubbleServer(t *testing.T, opts ...server.Option) (*server.Server, grpc.Dia
 // Enforcement.MinTime 1m, a datacenter client (transport ping every 10s of
 // read silence) that asked for a 2-minute heartbeat would be killed with
 // too_many_pings within 40s (the control case proves the setup does). The
-// SDK learns the floor from welcome, raises its keepalive to 2 × the floor
-// (one deliberate reconnect) and stays connected through 10 minutes of
-// fake idle time.
+// SDK keeps its keepalive at or above 2 × the floor it learns from
+// Welcome (here its own choice, 1.5 × the 2-minute heartbeat, already is;
+// TestKeepaliveFloorCostsNoExtraStream covers a raise) and stays connected
+// through 10 minutes of fake idle time.
 func TestKeepaliveFloorFromWelcomeAvoidsTooManyPings(t *testing.T) {
 	t.Parallel()
 	if err := strictProfile().Validate(); err != nil {

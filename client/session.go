@@ -298,9 +298,7 @@ func (s *Session) Reconnect() {
 // goodbye, so the server forgets the session; it stops reconnecting and
 // fails pending calls with ErrClosed. It waits until the session's
 // goroutines and queued callbacks are done, or ctx ends. Close may be
-// called from a callback: when a callback is running as Close is called
-// (that one, or any other), Close does not wait for callbacks, which then
-// run after it returns.
+// called from a callback; it then does not wait for callbacks.
 func (s *Session) Close(ctx context.Context) error {
 	s.closeFn()
 	s.startOnce.Do(func() { // never started: nothing to stop
