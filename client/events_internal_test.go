@@ -68,3 +68,15 @@ func TestDispatcherWait(t *testing.T) {
 		}
 	})
 }
+
+// dispatcherLoop names the loop as runtime frames do: a rename of the
+// method must not silently turn inDispatcherLoop off.
+func TestDispatcherLoopName(t *testing.T) {
+	t.Parallel()
+	if want := "github.com/tetherhq/tether/client.(*dispatcher).loop"; dispatcherLoop != want {
+		t.Fatalf("dispatcherLoop = %q, want %q", dispatcherLoop, want)
+	}
+	if inDispatcherLoop() {
+		t.Fatal("a test goroutine reported as inside a callback")
+	}
+}
