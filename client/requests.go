@@ -22,12 +22,13 @@ type TopicError struct {
 	Err error
 }
 
-// Error names the topic and the server's reason.
+// Error names the topic, the code and the server's reason.
 func (e *TopicError) Error() string {
+	st := status.Convert(e.Err)
 	if e.Topic == "" {
-		return "tether/client: " + e.Err.Error()
+		return fmt.Sprintf("tether/client: the server refused the request: %s: %s", st.Code(), st.Message())
 	}
-	return fmt.Sprintf("tether/client: topic %q: %v", e.Topic, e.Err)
+	return fmt.Sprintf("tether/client: the server refused topic %q: %s: %s", e.Topic, st.Code(), st.Message())
 }
 
 // Unwrap returns Err.

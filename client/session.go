@@ -137,7 +137,7 @@ var (
 	// the limits were known (before the first Welcome) is checked when
 	// they arrive, and fails with it as a loss (SendWait's error,
 	// WithOnSendError) instead of being sent.
-	ErrTooLarge = errors.New("tether/client: payload too large for the server: split it")
+	ErrTooLarge = errors.New("tether/client: message too large for the server: split it")
 )
 
 // Session is one logical tether session that lives across any number of
