@@ -133,11 +133,11 @@ func (bs *backends) refresh(ctx context.Context) error {
 	}
 	host, port, err := net.SplitHostPort(bs.cfg.dnsName)
 	if err != nil {
-		return fmt.Errorf("WithDNS %q: %w", bs.cfg.dnsName, err)
+		return fmt.Errorf("tether/client: WithDNS %q: %w", bs.cfg.dnsName, err)
 	}
 	ips, err := bs.lookup(ctx, host)
 	if err != nil {
-		return fmt.Errorf("resolving %s: %w", host, err)
+		return fmt.Errorf("tether/client: resolving %s: %w", host, err)
 	}
 	want := make(map[string]bool, len(ips))
 	for _, ip := range ips {
@@ -186,32 +186,9 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 		return nil, ErrClosed
 	}
 	now := time.Now()
-	rank := func(b *backend) int {
-		h, _, avoid := b.snapshot()
-		r := 0
-		switch h {
-		case healthServing:
-		case healthUnknown:
-			r = 1
-		case healthNotServing:
-			r = 3
-		case healthUnreachable:
-			r = 4
-			if b == home && sticky {
-				// Its health watch most likely broke with the stream: try
-				// where the session lives once more before giving it up
-				// (a failed open marks it avoided).
-				r = 0
-			}
-		}
-		if now.Before(avoid) {
-			r += 2
-		}
-		return r
-	}
 	best, cands := 1<<30, []*backend(nil)
 	for _, b := range bs.list {
-		switch r := rank(b); {
+		switch r := rank(b, home, sticky, now); {
 		case r < best:
 			best, cands = r, []*backend{b}
 		case r == best:
@@ -224,22 +201,55 @@ func (bs *backends) pick(home *backend, sticky bool) (*backend, error) {
 		return home, nil
 	}
 	if bs.cfg.pick == PickLeastRTT {
-		slices.SortStableFunc(cands, func(a, b *backend) int {
-			_, ra, _ := a.snapshot()
-			_, rb, _ := b.snapshot()
-			return int(ra - rb)
-		})
-		_, r0, _ := cands[0].snapshot()
-		n := 1
-		for n < len(cands) {
-			if _, r, _ := cands[n].snapshot(); r != r0 {
-				break
-			}
-			n++
-		}
-		cands = cands[:n]
+		cands = leastRTT(cands)
 	}
 	return cands[bs.rng.IntN(len(cands))], nil
+}
+
+// rank orders b for pick: lower is better. Healthy beats unknown beats
+// not serving beats unreachable; a backend avoided until after now ranks
+// two steps lower.
+func rank(b, home *backend, sticky bool, now time.Time) int {
+	h, _, avoid := b.snapshot()
+	r := 0
+	switch h {
+	case healthServing:
+	case healthUnknown:
+		r = 1
+	case healthNotServing:
+		r = 3
+	case healthUnreachable:
+		r = 4
+		if b == home && sticky {
+			// Its health watch most likely broke with the stream: try
+			// where the session lives once more before giving it up
+			// (a failed open marks it avoided).
+			r = 0
+		}
+	}
+	if now.Before(avoid) {
+		r += 2
+	}
+	return r
+}
+
+// leastRTT returns the candidates with the lowest RTT (several when they
+// tie, as unmeasured ones do).
+func leastRTT(cands []*backend) []*backend {
+	slices.SortStableFunc(cands, func(a, b *backend) int {
+		_, ra, _ := a.snapshot()
+		_, rb, _ := b.snapshot()
+		return int(ra - rb)
+	})
+	_, r0, _ := cands[0].snapshot()
+	n := 1
+	for n < len(cands) {
+		if _, r, _ := cands[n].snapshot(); r != r0 {
+			break
+		}
+		n++
+	}
+	return cands[:n]
 }
 
 // servingUntried reports whether some backend is SERVING and not avoided
@@ -265,7 +275,7 @@ func (bs *backends) prepare() error {
 		return ErrClosed
 	}
 	if len(bs.list) == 0 {
-		return errors.New("no backends: the DNS name resolved to no address")
+		return errors.New("tether/client: no backends: the DNS name resolved to no address")
 	}
 	for _, b := range bs.list {
 		if err := bs.startLocked(b); err != nil {
@@ -367,16 +377,20 @@ func (bs *backends) reset(b *backend) {
 }
 
 // raiseKeepalive makes sure the client's keepalive Time is at least twice
-// the server's floor (so it never trips too_many_pings); it reports
-// whether it had to change, in which case connections are rebuilt.
-func (bs *backends) raiseKeepalive(floor time.Duration) bool {
+// the server's floor (so it never trips too_many_pings): connections built
+// from now on use it. b's connection, built with a lower Time, carries a
+// stream whose heartbeat interval is interval; grpc-go pings only after
+// Time without reading anything, and the heartbeat brings a frame at
+// least every interval, so while the stream lives its connection never
+// pings when interval and a half stays below Time: it is rebuilt at the
+// next pick, without costing a stream. raiseKeepalive reports whether the
+// stream must end now instead (its heartbeat is too slow to keep the
+// connection busy).
+func (bs *backends) raiseKeepalive(floor, interval time.Duration, b *backend) bool {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if 2*floor <= bs.keepalive {
-		return false
-	}
-	bs.keepalive = 2 * floor
-	return true
+	bs.keepalive = max(bs.keepalive, 2*floor)
+	return b.ka < bs.keepalive && interval+interval/2 > b.ka
 }
 
 // ensureConnLocked builds b's ClientConn (again, if keepalive changed).
@@ -416,7 +430,7 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 	opts = append(opts, bs.cfg.dialOptions...)
 	cc, err := grpc.NewClient(b.addr, opts...)
 	if err != nil {
-		return fmt.Errorf("backend %s: %w", b.addr, err)
+		return fmt.Errorf("tether/client: backend %s: %w", b.addr, err)
 	}
 	b.cc, b.ka = cc, bs.keepalive
 	b.heard = func(turned bool) {

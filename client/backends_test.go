@@ -9,6 +9,7 @@ import (
 )
 
 func TestPickLeastRTTAndRandom(t *testing.T) {
+	t.Parallel()
 	var addrs []string
 	for range 3 {
 		_, a := tethertest.Serve(t)
@@ -67,6 +68,7 @@ func TestPickLeastRTTAndRandom(t *testing.T) {
 // The DNS name is resolved again before every attempt: a backend that
 // appears later is found without a restart.
 func TestDNSIsResolvedBeforeEveryAttempt(t *testing.T) {
+	t.Parallel()
 	cfg, err := newConfig([]Option{WithDNS("tether.test:7070")})
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +116,7 @@ func addrsOf(bs *backends) []string {
 // An unreachable home is tried once more only when it alone can resume the
 // session (sticky); when any backend can, a healthy one is picked at once.
 func TestPickUnreachableHome(t *testing.T) {
+	t.Parallel()
 	var addrs []string
 	for range 2 {
 		_, a := tethertest.Serve(t)

@@ -121,6 +121,7 @@ func (r *bbStates) list() []client.StateChange {
 }
 
 func TestHeartbeatLossDetectedAtTheNegotiatedBound(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		_, link := bbServe(t, server.WithProfile(profile.Datacenter()))
 		s, rec := bbSession(t, link, client.WithProfile(profile.Datacenter()), client.WithHeartbeat(time.Second))
@@ -149,6 +150,7 @@ func TestHeartbeatLossDetectedAtTheNegotiatedBound(t *testing.T) {
 }
 
 func TestRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		// A slow consumer is sent away with retry_after 1s (no jitter here).
 		srv, link := bbServe(t, server.WithMaxOutboundQueue(4), server.WithDrain(time.Second, 1000, 0))
@@ -199,6 +201,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 // (the server's dead_after), then the first reconnect's backoff (full
 // jitter over [0, 1s)), then the new stream.
 func TestFailoverTimePerProfile(t *testing.T) {
+	t.Parallel()
 	for _, p := range []profile.Profile{profile.Datacenter(), profile.Default(), profile.Mobile()} {
 		t.Run(p.Name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -42,6 +42,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestSendReceive(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	a := newSession(t, client.WithAddrs(addr), client.WithClientID("a"), client.WithTopics("t"))
 	b := newSession(t, client.WithAddrs(addr), client.WithClientID("b"))
@@ -75,6 +76,7 @@ func TestSendReceive(t *testing.T) {
 }
 
 func TestRequestReply(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	svc := newSession(t, client.WithAddrs(addr), client.WithClientID("svc"), client.WithTopics("svc.upper"))
 	caller := newSession(t, client.WithAddrs(addr), client.WithClientID("caller"))
@@ -101,6 +103,7 @@ func TestRequestReply(t *testing.T) {
 }
 
 func TestServerPushAndClose(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	var states []client.State
 	done := make(chan struct{})
@@ -136,5 +139,17 @@ func TestServerPushAndClose(t *testing.T) {
 	}
 	if err := s.Send(ctx, client.Message{Topic: "t"}); err == nil {
 		t.Fatal("Send after Close succeeded")
+	}
+}
+
+// waitState waits, up to 5s, until s is in state want.
+func waitState(t *testing.T, s *client.Session, want client.State) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.State() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v, want %v", s.State(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

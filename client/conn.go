@@ -41,13 +41,17 @@ type conn struct {
 	backend string
 	n       uint64 // the session's streams established, this one included
 
-	mu      sync.Mutex
-	ctrl    []*tetherv1.ConnectRequest
-	timer   *time.Timer
-	ackDue  time.Time
-	ackSent uint64
-	pings   uint64
-	goAway  *tetherv1.GoAway
+	mu       sync.Mutex
+	ctrl     []*tetherv1.ConnectRequest
+	timer    *time.Timer
+	ackDue   time.Time
+	ackSent  uint64
+	pings    uint64
+	barriers map[uint64]chan struct{} // ping id → closed when its pong (or a later one) arrives
+	lastPong uint64                   // the highest ping id answered
+	pong     *tetherv1.Pong           // the queued, unwritten pong: the server's pings coalesce into it
+	goAway   *GoAwayError
+	ended    bool // end was called: the timer is stopped for good
 
 	wake      chan struct{}
 	done      chan struct{}
@@ -67,6 +71,59 @@ func (c *conn) signal() {
 	}
 }
 
+// pushPong queues the answer to the server's ping p. A ping that arrives
+// while a pong is still queued updates that pong instead (as the server
+// does): a writer held up by flow control never holds more than one.
+func (c *conn) pushPong(p *tetherv1.Ping) {
+	c.mu.Lock()
+	if c.pong != nil {
+		c.pong.Id, c.pong.SentAt = p.GetId(), p.GetSentAt()
+		c.mu.Unlock()
+		return
+	}
+	c.pong = &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}
+	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: c.pong}})
+	c.mu.Unlock()
+	c.signal()
+}
+
+// pushBarrier queues f (when not nil) and a ping after it, and returns a
+// channel that is closed when the pong to that ping (or to a later one)
+// arrives. The server handles a stream's frames in order, but coalesces
+// pings into a pong it has not written yet: when an earlier ping of this
+// stream is unanswered, its queued pong may take the barrier's id and
+// arrive ahead of what the server wrote for f. exact reports false then;
+// a barrier pushed after the pong arrived is always exact.
+func (c *conn) pushBarrier(f *tetherv1.ConnectRequest) (pong <-chan struct{}, exact bool) {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	exact = c.lastPong >= c.pings
+	if f != nil {
+		c.ctrl = append(c.ctrl, f)
+	}
+	c.queuePingLocked(time.Now())
+	if c.barriers == nil {
+		c.barriers = make(map[uint64]chan struct{})
+	}
+	c.barriers[c.pings] = ch
+	c.mu.Unlock()
+	c.signal()
+	return ch, exact
+}
+
+// ponged notes the pong to ping id and releases the barriers up to it.
+func (c *conn) ponged(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastPong = max(c.lastPong, id)
+	for n, ch := range c.barriers {
+		if n <= id {
+			close(ch)
+			delete(c.barriers, n)
+		}
+	}
+}
+
 func (c *conn) pushCtrl(f *tetherv1.ConnectRequest) {
 	c.mu.Lock()
 	c.ctrl = append(c.ctrl, f)
@@ -79,6 +136,7 @@ func (c *conn) end(err error) {
 	c.endOnce.Do(func() {
 		c.err = err
 		c.mu.Lock()
+		c.ended = true
 		if c.timer != nil {
 			c.timer.Stop()
 		}
@@ -118,7 +176,9 @@ func (c *conn) start(w *tetherv1.Welcome) {
 	// reconnect storm, when the server is busiest.
 	c.lastWrite.Store(now - int64(c.interval/2))
 	c.mu.Lock()
-	c.timer = time.AfterFunc(c.interval/2, c.tick)
+	if !c.ended {
+		c.timer = time.AfterFunc(c.interval/2, c.tick)
+	}
 	c.mu.Unlock()
 	go c.read()
 }
@@ -135,10 +195,14 @@ func (c *conn) tick() {
 	lastWrite := time.Unix(0, c.lastWrite.Load())
 	if now.Sub(lastRead) >= c.deadAfter {
 		c.s.metrics.deadLinks.Inc()
-		c.end(fmt.Errorf("%w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
+		c.end(fmt.Errorf("tether/client: %w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
 		return
 	}
 	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
 	if now.Sub(lastWrite) >= c.interval {
 		c.queuePingLocked(now)
 		lastWrite = now
@@ -170,7 +234,7 @@ func (c *conn) noteAckable() {
 	seq := c.s.in.ackable()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if seq <= c.ackSent || c.timer == nil {
+	if seq <= c.ackSent || c.timer == nil || c.ended {
 		return
 	}
 	if seq-c.ackSent >= ackBatch {
@@ -215,7 +279,7 @@ func (c *conn) write() {
 					<-c.done
 					return
 				}
-				c.end(fmt.Errorf("sending to %s: %w", c.backend, err))
+				c.end(fmt.Errorf("tether/client: sending to %s: %w", c.backend, err))
 				return
 			}
 			if f.GetPong() == nil {
@@ -243,6 +307,9 @@ func (c *conn) nextFrame() *tetherv1.ConnectRequest {
 		f := c.ctrl[0]
 		c.ctrl[0] = nil
 		c.ctrl = c.ctrl[1:]
+		if f.GetPong() == c.pong {
+			c.pong = nil // written: the next ping gets a pong of its own
+		}
 		c.mu.Unlock()
 		return f
 	}
@@ -284,20 +351,21 @@ func (c *conn) endReason(err error) error {
 	c.mu.Lock()
 	ga := c.goAway
 	c.mu.Unlock()
-	if ga != nil {
-		return &GoAwayError{GoAway: ga}
-	}
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: %s", errServerClosed, c.backend)
+		if ga == nil {
+			return fmt.Errorf("tether/client: %w: %s", errServerClosed, c.backend)
+		}
+		err = status.Error(codes.OK, "")
 	}
-	return err
+	return streamError(c.backend, err, ga, true)
 }
 
 func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 	switch x := f.GetFrame().(type) {
 	case *tetherv1.ConnectResponse_Ping:
-		c.pushCtrl(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Pong{Pong: &tetherv1.Pong{Id: x.Ping.GetId(), SentAt: x.Ping.GetSentAt()}}})
+		c.pushPong(x.Ping)
 	case *tetherv1.ConnectResponse_Pong:
+		c.ponged(x.Pong.GetId())
 		if at := x.Pong.GetSentAt(); at.IsValid() {
 			if rtt := time.Since(at.AsTime()); rtt >= 0 {
 				c.s.noteRTT(c, rtt)
@@ -316,11 +384,14 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 		c.s.out.ack(x.Ack.GetSeq())
 	case *tetherv1.ConnectResponse_GoAway:
 		c.mu.Lock()
-		c.goAway = x.GoAway
+		c.goAway = newGoAwayError(x.GoAway)
 		c.mu.Unlock()
 		c.s.metrics.goAways.Inc()
 	case *tetherv1.ConnectResponse_Error:
 		e := status.Error(codes.Code(x.Error.GetCode()), x.Error.GetMessage())
+		if id := x.Error.GetRequestId(); id != 0 && c.s.requests.answer(id, x.Error) {
+			return nil
+		}
 		if seq := x.Error.GetSeq(); seq != 0 {
 			if refused(e) {
 				c.refused(seq, e)
@@ -362,25 +433,4 @@ func (c *conn) refused(seq uint64, err error) {
 		c.s.out.resume(c)
 		c.signal()
 	})
-}
-
-// GoAwayError is why a stream ended when the server sent GoAway: its
-// reason says whether the session reconnects.
-type GoAwayError struct {
-	GoAway *tetherv1.GoAway
-}
-
-func (e *GoAwayError) Error() string {
-	return fmt.Sprintf("go_away %s: %s", e.GoAway.GetReason(), e.GoAway.GetMessage())
-}
-
-// Reconnect reports whether the reason asks the client to reconnect.
-func (e *GoAwayError) Reconnect() bool {
-	switch e.GoAway.GetReason() {
-	case tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER,
-		tetherv1.GoAwayReason_GO_AWAY_REASON_CLOSED_BY_ADMIN,
-		tetherv1.GoAwayReason_GO_AWAY_REASON_PROTOCOL_ERROR:
-		return false
-	}
-	return true
 }

@@ -97,8 +97,29 @@
 // profile's ClientParameters, with Time raised to an interval and a half
 // of the heartbeat asked for (so it never fires on a heartbeating
 // connection) and to twice the floor the server announces in Welcome (so
-// it never trips too_many_pings); TCP keepalive is set on the dialer from
+// it never trips too_many_pings; a connection built before the floor was
+// known keeps its Time while the stream's heartbeat keeps it busy, and
+// the raised one applies from the next connection, so that learning the
+// floor costs no extra stream); TCP keepalive is set on the dialer from
 // the same profile.
+//
+// # Errors
+//
+// How the server ends a stream follows the error model of
+// tether.v1.TetherService (tether_service.proto), and the SDK reports it
+// as an [*Error]: its Code, the server's Message, whether it is Terminal,
+// and the [GoAwayError] that preceded it, if any; [CodeOf] takes the code
+// of any error. A terminal error (PERMISSION_DENIED, INVALID_ARGUMENT,
+// ABORTED, UNAUTHENTICATED before Welcome, a GoAway whose reason says not
+// to reconnect, a code tether never sends) ends the session at once: the
+// StateClosed change carries it, and every call after it returns an error
+// that wraps it and [ErrClosed]. Every other one is retried: backoff,
+// reconnect, resume. UNAUTHENTICATED after Welcome (credentials that
+// expired) reconnects with fresh credentials (those of the per-RPC
+// credentials in [WithDialOptions], or the token); refused again before
+// Welcome, it is terminal. A topic the server refuses in
+// [Session.Subscribe] or [Session.Unsubscribe] is a [*TopicError]. Every
+// error the package returns starts with "tether/client: ".
 //
 // # Observing
 //

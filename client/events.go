@@ -1,25 +1,28 @@
 package client
 
 import (
-	"bytes"
 	"context"
+	"reflect"
 	"runtime"
-	"strconv"
 	"sync"
-	"sync/atomic"
 )
 
 // dispatcher runs callbacks in order, one at a time, on a goroutine of its
 // own, outside every lock of the session: a slow callback delays later
 // callbacks, never the session. Its queue is unbounded (callbacks are
 // rare: state changes and RTT samples).
+//
+// Close may be called from a callback, where waiting for the dispatcher
+// would wait for itself. wait tells that case apart without goroutine ids:
+// the loop marks the time a callback runs (inCallback), and a caller that
+// finds it set looks for the dispatcher's loop among its own stack frames
+// (runtime.Callers): only a callback has the loop below it.
 type dispatcher struct {
-	callbackG atomic.Uint64 // id of the goroutine running callbacks, 0 when none runs (Close from a callback must not wait for itself)
-
-	mu      sync.Mutex
-	queue   []func()
-	running bool
-	idle    chan struct{} // closed when the queue empties; nil while idle
+	mu         sync.Mutex
+	queue      []func()
+	running    bool
+	inCallback bool          // the loop is inside a callback
+	idle       chan struct{} // closed when the queue empties; nil while idle
 }
 
 // push queues f and starts the goroutine if it is not running.
@@ -46,24 +49,23 @@ func (d *dispatcher) loop() {
 		f := d.queue[0]
 		d.queue[0] = nil
 		d.queue = d.queue[1:]
+		d.inCallback = true
 		d.mu.Unlock()
-		d.callbackG.Store(goroutineID())
 		f()
-		d.callbackG.Store(0)
+		d.mu.Lock()
+		d.inCallback = false
+		d.mu.Unlock()
 	}
 }
 
-// wait returns once every queued callback has run, or ctx ends.
+// wait returns once every queued callback has run, or ctx ends. Called
+// from a callback, it returns at once: waiting would wait for itself.
 func (d *dispatcher) wait(ctx context.Context) error {
 	d.mu.Lock()
-	idle := d.idle
-	running := d.running
+	idle, running, inCallback := d.idle, d.running, d.inCallback
 	d.mu.Unlock()
-	if !running {
+	if !running || inCallback && inDispatcherLoop() {
 		return nil
-	}
-	if g := d.callbackG.Load(); g != 0 && g == goroutineID() {
-		return nil // called from a callback: waiting would deadlock
 	}
 	select {
 	case <-idle:
@@ -73,16 +75,30 @@ func (d *dispatcher) wait(ctx context.Context) error {
 	}
 }
 
-// goroutineID returns the calling goroutine's id, parsed from its stack
-// header ("goroutine 42 [running]:"). Go offers no API for it; the
-// dispatcher needs it only to tell a callback's own call apart.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
+// dispatcherLoop is the name runtime frames give dispatcher.loop.
+var dispatcherLoop = runtime.FuncForPC(reflect.ValueOf((*dispatcher).loop).Pointer()).Name()
+
+// inDispatcherLoop reports whether the caller runs below a dispatcher's
+// loop, that is, inside a callback. (A callback of one session that calls
+// Close on another session while that one also runs a callback makes
+// that Close skip its wait too; waiting could deadlock there as well.)
+func inDispatcherLoop() bool {
+	pcs := make([]uintptr, 64)
+	for {
+		n := runtime.Callers(2, pcs)
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			if f.Function == dispatcherLoop {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+		pcs = make([]uintptr, 2*len(pcs))
 	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/backoff"
@@ -172,4 +173,44 @@ func ExampleWithOnSendError() {
 	<-reported
 	// Output:
 	// "hello" to nobody: NotFound after 2 attempts
+}
+
+// refuseAll is an Authorizer that lets nobody connect.
+type refuseAll struct{ server.AllowAll }
+
+func (refuseAll) Connect(context.Context) error {
+	return status.Error(codes.PermissionDenied, "this principal may not connect")
+}
+
+// A server that refuses the session ends it at once: the error is a
+// terminal *client.Error, and CodeOf gives its code. A retryable error
+// (the server draining, a broken network) would have been retried.
+func ExampleCodeOf() {
+	srv, err := server.New(server.WithAuthorizer(refuseAll{}))
+	if err != nil {
+		panic(err)
+	}
+	gs := grpc.NewServer(srv.GRPCServerOptions()...)
+	srv.Register(gs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go gs.Serve(lis)
+	defer func() { gs.Stop(); srv.Close() }()
+
+	s, err := client.New(client.WithAddrs(lis.Addr().String()))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close(context.Background())
+	err = s.Connect(context.Background())
+	var e *client.Error
+	if errors.As(err, &e) {
+		fmt.Println(client.CodeOf(err), e.Terminal(), errors.Is(err, client.ErrClosed))
+		fmt.Println(e.Message())
+	}
+	// Output:
+	// PermissionDenied true true
+	// this principal may not connect
 }

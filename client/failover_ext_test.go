@@ -14,7 +14,6 @@ import (
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/faultproxy"
-	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
@@ -82,6 +81,8 @@ func numbered(p string) int {
 //     allows an overlap between the two nodes, logs it, and requires it to
 //     be made only of messages the client had not been told were acked.
 func TestDrainMovesToTheOtherBackend(t *testing.T) {
+	// Not parallel: the drain must come while the Sends still flow, which
+	// a loaded machine can let finish first.
 	hA, hB := &handled{from: "c"}, &handled{from: "c"}
 	drain := server.WithDrain(0, 1000, 50*time.Millisecond) // GoAway at once, reconnect within 50ms
 	srvA, addrA := tethertest.Serve(t, server.WithServerID("A"), server.WithHandler(hA), drain)
@@ -152,7 +153,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 
 	_, gone := log.await(t, from, waitLong, "reconnecting after the drain", isState(client.StateReconnecting))
 	var ga *client.GoAwayError
-	if !errors.As(gone.Err, &ga) || ga.GoAway.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN {
+	if !errors.As(gone.Err, &ga) || ga.Reason != client.GoAwayDrain {
 		// Known SDK bug (see the report): when the writer is mid-Send as the
 		// server ends the stream, Send's io.EOF becomes the reason and the
 		// go_away read just before it is lost. The move itself still
@@ -162,7 +163,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 	_, moved := log.await(t, from, waitLong, "connected to the other backend", isState(client.StateConnected))
 	t.Logf("moved from %s to %s %v after the go_away (%v after Drain was called)", x, moved.Backend,
 		moved.Time.Sub(gone.Time).Round(time.Millisecond), moved.Time.Sub(drainAt).Round(time.Millisecond))
-	if moved.Backend != y || moved.Resumed || moved.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION {
+	if moved.Backend != y || moved.Resumed || moved.ResumeStatus != client.ResumeUnknownSession {
 		t.Fatalf("after the drain: backend %s resumed=%v status %v; want %s, a fresh session (UNKNOWN_SESSION)", moved.Backend, moved.Resumed, moved.ResumeStatus, y)
 	}
 	if err := <-sent; err != nil {
@@ -256,6 +257,7 @@ func TestDrainMovesToTheOtherBackend(t *testing.T) {
 // (With in-memory brokers a session resumes only on the node that holds
 // it, hence one node and several paths rather than several nodes.)
 func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
+	t.Parallel()
 	dc := profile.Datacenter()
 	const n = 10_000
 	// Queues larger than the whole run: no slow-consumer cut, no log
@@ -346,7 +348,7 @@ func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
 		if c.State != client.StateConnected {
 			continue
 		}
-		if streams > 0 && c.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+		if streams > 0 && c.ResumeStatus != client.ResumeResumed {
 			t.Fatalf("stream %d was not a resume: %s", streams, log)
 		}
 		streams++
@@ -359,6 +361,7 @@ func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
 // with a backoff whose first delay is drawn from [0, 1h), only an
 // immediate retry comes back within the test's bound.
 func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("up"))
 	log := newStateLog()
@@ -393,7 +396,7 @@ func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
 	if dropped.Err == nil || !strings.Contains(dropped.Err.Error(), "Reconnect") {
 		t.Fatalf("the stream ended with %v", dropped.Err)
 	}
-	if !back.Resumed || back.ResumeStatus != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
+	if !back.Resumed || back.ResumeStatus != client.ResumeResumed {
 		t.Fatalf("came back with resumed=%v %v", back.Resumed, back.ResumeStatus)
 	}
 	send(half+1, 2*half+1)
@@ -412,6 +415,7 @@ func TestReconnectMovesAtOnceAndResumes(t *testing.T) {
 // id takes over; the older one gets go_away TAKEN_OVER, closes and never
 // reconnects (reconnecting would take the id back and flap).
 func TestTakenOverSessionClosesForGood(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t)
 	log := newStateLog()
 	old := newSession(t, client.WithAddrs(addr), client.WithClientID("dup"), fastBackoff, log.option())
@@ -426,7 +430,7 @@ func TestTakenOverSessionClosesForGood(t *testing.T) {
 	}
 	_, closed := log.await(t, 0, waitLong, "closed", isState(client.StateClosed))
 	var ga *client.GoAwayError
-	if !errors.As(closed.Err, &ga) || ga.GoAway.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_TAKEN_OVER ||
+	if !errors.As(closed.Err, &ga) || ga.Reason != client.GoAwayTakenOver ||
 		!strings.Contains(closed.Err.Error(), "TAKEN_OVER") {
 		t.Fatalf("closed with %v; want go_away TAKEN_OVER", closed.Err)
 	}

@@ -33,6 +33,7 @@ func notServing(t *testing.T) string {
 }
 
 func TestNotServingBackendIsSkipped(t *testing.T) {
+	t.Parallel()
 	bad := notServing(t)
 	_, good := tethertest.Serve(t)
 	ctx := ctxT(t)
@@ -48,6 +49,7 @@ func TestNotServingBackendIsSkipped(t *testing.T) {
 }
 
 func TestDownBackendIsSkipped(t *testing.T) {
+	t.Parallel()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,7 @@ func TestDownBackendIsSkipped(t *testing.T) {
 }
 
 func TestWithDNSName(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	_, port, _ := net.SplitHostPort(addr)
 	s := newSession(t, client.WithDNS(net.JoinHostPort("localhost", port)))
@@ -82,6 +85,7 @@ func TestWithDNSName(t *testing.T) {
 // Any gRPC resolver target works; gRPC's round_robin with health checking
 // keeps sessions off a NOT_SERVING address.
 func TestWithResolverTarget(t *testing.T) {
+	t.Parallel()
 	bad := notServing(t)
 	_, good := tethertest.Serve(t)
 	r := manual.NewBuilderWithScheme("tethertest")
@@ -102,6 +106,7 @@ func TestWithResolverTarget(t *testing.T) {
 // holds it (with the in-memory broker, the only one that can resume it),
 // not to a random healthy one.
 func TestStreamBreakResumesOnTheSameNode(t *testing.T) {
+	t.Parallel()
 	_, a := tethertest.Serve(t)
 	_, b := tethertest.Serve(t)
 	pa, pb := proxyTo(t, a), proxyTo(t, b)

@@ -8,6 +8,7 @@ import (
 // Generated idempotency keys never repeat, within a session or across
 // sessions, and stay short.
 func TestKeyGen(t *testing.T) {
+	t.Parallel()
 	var a, b keyGen
 	seen := map[string]bool{}
 	for range 1000 {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestPrometheusCollectors(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	reg := prometheus.NewPedanticRegistry()
 	s := newSession(t, client.WithAddrs(addr), client.WithClientID("m"), client.WithTopics("t"), client.WithRegisterer(reg))

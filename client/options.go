@@ -279,7 +279,7 @@ func WithTLS(cfg *tls.Config) Option {
 // that cannot be read. See [NewTLSConfig] to adjust the result.
 func WithTLSFiles(caFile, certFile, keyFile string) Option {
 	return optionFunc(func(c *config) error {
-		cfg, err := NewTLSConfig(caFile, certFile, keyFile)
+		cfg, err := newTLSConfig(caFile, certFile, keyFile)
 		if err != nil {
 			return fmt.Errorf("WithTLSFiles: %w", err)
 		}

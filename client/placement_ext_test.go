@@ -39,6 +39,7 @@ func slowHealth(d time.Duration) grpc.ServerOption {
 // backend gets none (3 × (2/3)^60 ≈ 8.2e-11) or more than 43 (3 × P(X ≥ 44)
 // ≈ 8.4e-10): a false failure has a chance below 1e-9.
 func TestFirstPickSpreadsSessions(t *testing.T) {
+	t.Parallel()
 	addrs := []string{
 		tethertest.StartNode(t, nil).Addr,
 		tethertest.StartNode(t, []grpc.ServerOption{slowHealth(100 * time.Millisecond)}).Addr,
@@ -82,6 +83,7 @@ func TestFirstPickSpreadsSessions(t *testing.T) {
 // With WithHealthWait(0) the first pick does not wait: it takes whatever
 // is known then, and still connects.
 func TestHealthWaitZeroConnects(t *testing.T) {
+	t.Parallel()
 	a := tethertest.StartNode(t, nil).Addr
 	b := tethertest.StartNode(t, nil).Addr
 	s := newSession(t, client.WithAddrs(a, b), client.WithHealthWait(0))

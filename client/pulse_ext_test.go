@@ -63,6 +63,7 @@ func (l *pulseLink) pulse(on bool) {
 // again, which ends the wait. (Before, the backoff reset only after a
 // minute connected, so its ceiling grew with every pulse, up to 30s.)
 func TestResetPulsesReconnectWithinTwoSeconds(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		links := map[string]*pulseLink{}
 		var addrs []string
@@ -116,6 +117,7 @@ func TestResetPulsesReconnectWithinTwoSeconds(t *testing.T) {
 // the default ResetAfter: the backoff resets, so the session is back within
 // Base (1s), not after a draw below 1000s.
 func TestBackoffResetsAfterFiveHealthySeconds(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		_, lis := tethertest.ServeBufconn(t, server.WithProfile(profile.Datacenter()))
 		link := &pulseLink{lis: lis}

@@ -305,12 +305,30 @@ func (o *outbox) fail(seq uint64, err error) {
 // server's last received seq acks what it has; the rest is re-sent. On a
 // fresh session every message still held is renumbered from 1 (their
 // idempotency keys let the server drop what it had already).
-func (o *outbox) attach(c *conn, resumed bool, serverReceived uint64) {
+//
+// On a fresh session, a message the server's limits refuse (tooLarge
+// returns why; it was queued before the limits were known, or under
+// another server's) is lost with that error instead of being sent.
+func (o *outbox) attach(c *conn, resumed bool, serverReceived uint64, tooLarge func(*tetherv1.ClientMessage) error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if resumed {
 		o.ackLocked(serverReceived)
 	} else {
+		kept := o.items[:0]
+		for _, p := range o.items {
+			if err := tooLarge(&p.msg); err != nil {
+				o.loseLocked(p, err)
+				continue
+			}
+			kept = append(kept, p)
+		}
+		if len(kept) < len(o.items) {
+			clear(o.items[len(kept):])
+			close(o.space)
+			o.space = make(chan struct{})
+		}
+		o.items = kept
 		for i, p := range o.items {
 			p.msg.Seq = uint64(i + 1)
 			p.err = nil // a refusal by the old session: it is re-sent anyway

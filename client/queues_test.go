@@ -11,14 +11,18 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/backoff"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
+
+// noLimits is the limits check of a server without limits.
+func noLimits(*tetherv1.ClientMessage) error { return nil }
 
 // attached returns an outbox of size n written by a stream c that resumed
 // its session.
 func attached(n int, policy FullPolicy) (*outbox, *conn) {
 	o, c := &outbox{}, &conn{}
 	o.init(n, policy, DefaultSendRetry())
-	o.attach(c, true, 0)
+	o.attach(c, true, 0, noLimits)
 	return o, c
 }
 
@@ -36,6 +40,7 @@ func pushN(t *testing.T, o *outbox, n int) []*pending {
 }
 
 func TestOutboxFailFast(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(2, FailFast, DefaultSendRetry())
 	pushN(t, &o, 2)
@@ -49,6 +54,7 @@ func TestOutboxFailFast(t *testing.T) {
 }
 
 func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(1, Block, DefaultSendRetry())
 	pushN(t, &o, 1)
@@ -69,6 +75,7 @@ func TestOutboxBlockWaitsForRoomOrContext(t *testing.T) {
 }
 
 func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
+	t.Parallel()
 	o, c := attached(3, DropOldest)
 	var lost []*pending
 	o.lost = func(p *pending, err error) { lost = append(lost, p) }
@@ -101,23 +108,24 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 }
 
 func TestOutboxResumeAndFreshSession(t *testing.T) {
+	t.Parallel()
 	var o outbox
 	o.init(10, Block, DefaultSendRetry())
 	c1 := &conn{}
-	o.attach(c1, false, 0)
+	o.attach(c1, false, 0, noLimits)
 	pushN(t, &o, 4)
 	for range 4 {
 		o.next(c1)
 	}
 	// Resumed: the server had 1 and 2, so 3 and 4 are written again.
 	c2 := &conn{}
-	o.attach(c2, true, 2)
+	o.attach(c2, true, 2, noLimits)
 	if m := o.next(c2); m.GetSeq() != 3 {
 		t.Fatalf("re-send starts at %d, want 3", m.GetSeq())
 	}
 	// A fresh session: what is held is renumbered from 1.
 	c3 := &conn{}
-	o.attach(c3, false, 0)
+	o.attach(c3, false, 0, noLimits)
 	if m := o.next(c3); m.GetSeq() != 1 {
 		t.Fatalf("fresh session starts at %d, want 1", m.GetSeq())
 	}
@@ -126,7 +134,42 @@ func TestOutboxResumeAndFreshSession(t *testing.T) {
 	}
 }
 
+// Messages queued before the first Welcome (limits unknown) that the
+// fresh session's limits refuse are lost with ErrTooLarge, reported, and
+// never sent; the others are numbered from 1 and sent.
+func TestOutboxFreshSessionDropsWhatItsLimitsRefuse(t *testing.T) {
+	t.Parallel()
+	var o outbox
+	o.init(10, Block, DefaultSendRetry())
+	var lost []error
+	o.lost, o.retried = func(_ *pending, err error) { lost = append(lost, err) }, func() {}
+	var ps []*pending
+	for _, n := range []int{10, 2000, 20} {
+		p, err := o.push(context.Background(), Message{Topic: "t", Payload: make([]byte, n)}, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	c := &conn{}
+	o.attach(c, false, 0, func(m *tetherv1.ClientMessage) error {
+		return tooLarge(&tetherv1.Limits{MaxMessageBytes: 1000}, m)
+	})
+	if len(lost) != 1 || !errors.Is(lost[0], ErrTooLarge) || !ps[1].done || !errors.Is(ps[1].err, ErrTooLarge) {
+		t.Fatalf("lost %v; the large message done=%v err=%v", lost, ps[1].done, ps[1].err)
+	}
+	for want := uint64(1); want <= 2; want++ {
+		if m := o.next(c); m.GetSeq() != want || len(m.GetPayload()) == 2000 {
+			t.Fatalf("sent seq %d with %d bytes, want seq %d", m.GetSeq(), len(m.GetPayload()), want)
+		}
+	}
+	if m := o.next(c); m != nil {
+		t.Fatalf("sent %v after the two that fit", m)
+	}
+}
+
 func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
+	t.Parallel()
 	var in inbox
 	in.init()
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -152,6 +195,7 @@ func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
 // A waiter that comes after the ack finds the message done; one that
 // comes before is woken by it.
 func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
+	t.Parallel()
 	o, c := attached(10, Block)
 	ps := pushN(t, o, 2)
 	early := o.finished(ps[1])
@@ -176,10 +220,11 @@ func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
 // buffer), then goes again as the newest message with its key; a refusal
 // past MaxAttempts, a final code and Close report the loss once each.
 func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		o, c := &outbox{}, &conn{}
 		o.init(3, FailFast, SendRetry{MaxAttempts: 2, Within: time.Hour, Backoff: backoff.Config{Base: time.Second, Cap: time.Second, Multiplier: 1}})
-		o.attach(c, true, 0)
+		o.attach(c, true, 0, noLimits)
 		lost := map[*pending]error{}
 		o.lost = func(p *pending, err error) { lost[p] = err }
 		unavailable := status.Error(codes.Unavailable, "route failed")

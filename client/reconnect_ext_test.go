@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -22,6 +23,7 @@ import (
 // gRPC's hid the server that was back (a 10,000-session mass resume took
 // 5× as long as fresh clients redialling).
 func TestEveryAttemptDials(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,4 +58,24 @@ func TestEveryAttemptDials(t *testing.T) {
 	if got := dials.Load(); got < attempts {
 		t.Fatalf("%d dials for %d failed attempts: an attempt failed on gRPC's backoff without dialling", got, attempts)
 	}
+}
+
+// Reconnect before the first stream does not end the first stream. Before
+// its fix: Reconnect called before the first stream exists is latched and
+// kills the first stream right after its Welcome.
+func TestReconnectBeforeConnectIsNotLatched(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		_, dial := bubbleServer(t)
+		s := newSession(t, client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(dial))
+		s.Reconnect()
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // fake time: a latched request would have ended the stream
+		synctest.Wait()
+		if st := s.Stats(); st.Reconnects != 0 {
+			t.Fatalf("%d reconnects of a stream that was never in use (last error %v)", st.Reconnects, st.LastError)
+		}
+	})
 }

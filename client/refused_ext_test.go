@@ -42,6 +42,7 @@ func (h *flaky) OnMessage(ctx context.Context, s *server.Session, m *server.Mess
 // until handled: every message once, in order, without the application
 // doing anything.
 func TestRefusedMessagesAreResentInOrder(t *testing.T) {
+	t.Parallel()
 	h := &flaky{refuse: map[string]int{"m3": 2, "m7": 1}}
 	_, addr := tethertest.Serve(t, server.WithHandler(h))
 	reg := prometheus.NewRegistry()
@@ -71,6 +72,7 @@ func TestRefusedMessagesAreResentInOrder(t *testing.T) {
 // Within has passed without progress, and reported; the messages behind it
 // go on, in order.
 func TestRefusedMessageIsReportedAfterWithin(t *testing.T) {
+	t.Parallel()
 	h := &flaky{refuse: map[string]int{"m1": 1 << 30}}
 	_, addr := tethertest.Serve(t, server.WithHandler(h))
 	reported := make(chan string, 4)

@@ -49,6 +49,7 @@ func collect(t *testing.T, ctx context.Context, s *client.Session, n int) []stri
 }
 
 func TestResetResumesWithNothingLost(t *testing.T) {
+	t.Parallel()
 	srv, addr := tethertest.Serve(t, server.WithProfile(profile.Datacenter()))
 	p := proxyTo(t, addr)
 	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("up"))

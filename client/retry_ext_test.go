@@ -131,6 +131,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 // and handled the third time: the receiver gets it once, Send's caller
 // learns nothing, and no loss is reported.
 func TestRefusedSendIsRetriedWithItsKey(t *testing.T) {
+	t.Parallel()
 	h := &refusing{code: codes.Unavailable, times: 2, refused: map[string]int{}}
 	_, addr := tethertest.Serve(t, server.WithHandler(h))
 	reg := prometheus.NewPedanticRegistry()
@@ -177,6 +178,7 @@ func TestRefusedSendIsRetriedWithItsKey(t *testing.T) {
 // WithOnSendError's callback and in the metric; SendWait's gets NOT_FOUND
 // at once.
 func TestRefusedSendIsReportedAfterTheBound(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	reg := prometheus.NewPedanticRegistry()
 	losses := newLossLog()
@@ -209,6 +211,7 @@ func TestRefusedSendIsReportedAfterTheBound(t *testing.T) {
 
 // A final code is reported at once: no re-send.
 func TestRefusedSendWithFinalCodeIsReportedAtOnce(t *testing.T) {
+	t.Parallel()
 	h := &refusing{code: codes.PermissionDenied, times: 1 << 30, refused: map[string]int{}}
 	_, addr := tethertest.Serve(t, server.WithHandler(h))
 	reg := prometheus.NewPedanticRegistry()
@@ -237,6 +240,7 @@ func TestRefusedSendWithFinalCodeIsReportedAtOnce(t *testing.T) {
 // A request the server cannot deliver returns its SendError once the
 // re-sends are used up, instead of waiting for the reply until ctx ends.
 func TestRequestToNobodyFailsWithItsSendError(t *testing.T) {
+	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	tx := newSession(t, client.WithAddrs(addr), client.WithClientID("tx"), fastRetry(2))
 	_, err := tx.Request(ctxT(t), client.Message{ClientID: "nobody", Payload: []byte("?")})

@@ -17,6 +17,7 @@ import (
 // code fails at once, a retryable one after MaxAttempts sends or before
 // Within has passed, whichever comes first, with each delay below Cap.
 func TestSendRetryBounds(t *testing.T) {
+	t.Parallel()
 	unavailable := status.Error(codes.Unavailable, "route failed")
 	every := func(d time.Duration) backoff.Config { return backoff.Config{Base: d, Cap: d, Multiplier: 1} }
 	for _, tc := range []struct {
@@ -64,6 +65,7 @@ func TestSendRetryBounds(t *testing.T) {
 }
 
 func TestSendRetryValidate(t *testing.T) {
+	t.Parallel()
 	if err := DefaultSendRetry().Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func (s *Session) run() {
 	defer func() {
 		if p := recover(); p != nil {
 			s.cfg.logger.Error("tether: panic in the session loop", "panic", p, "stack", string(debug.Stack()))
-			s.finish(fmt.Errorf("internal error: %v", p))
+			s.finish(fmt.Errorf("tether/client: internal error: %v", p))
 		}
 	}()
 	defer s.backends.close()
@@ -69,22 +69,6 @@ func (s *Session) run() {
 	}
 }
 
-// permanent reports whether err ends the session for good: a go_away that
-// says not to reconnect, or a stream the server ended because this client
-// broke the protocol (INVALID_ARGUMENT) or was replaced (ABORTED).
-// Reconnecting would only repeat them.
-func permanent(err error) bool {
-	var ga *GoAwayError
-	if errors.As(err, &ga) {
-		return !ga.Reconnect()
-	}
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.Aborted:
-		return true
-	}
-	return false
-}
-
 // delay is how long to wait before the next attempt.
 func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 	var ga *GoAwayError
@@ -92,12 +76,12 @@ func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 	case errors.Is(err, errReconnectAsked), errors.Is(err, errKeepaliveRaised), errors.Is(err, errServerClosed):
 		return 0 // asked for, or a clean close: at once (to another backend)
 	case errors.As(err, &ga):
-		d := ga.GoAway.GetRetryAfter().AsDuration()
-		if j := ga.GoAway.GetRetryJitter().AsDuration(); j > 0 {
-			d += rand.N(j)
+		d := ga.RetryAfter
+		if ga.RetryJitter > 0 {
+			d += rand.N(ga.RetryJitter)
 		}
-		switch ga.GoAway.GetReason() {
-		case tetherv1.GoAwayReason_GO_AWAY_REASON_DRAIN, tetherv1.GoAwayReason_GO_AWAY_REASON_MAX_AGE:
+		switch ga.Reason {
+		case GoAwayDrain, GoAwayMaxAge:
 			return d // the server's pacing already spread the fleet
 		}
 		return max(d, bo.Next()) // overload or a slow reader: back off too
@@ -108,9 +92,9 @@ func (s *Session) delay(bo *backoff.Backoff, err error) time.Duration {
 // Reasons the session itself ended a stream.
 var (
 	errServerClosed    = errors.New("the server ended the stream")
-	errReconnectAsked  = errors.New("Reconnect called")
-	errKeepaliveRaised = errors.New("the server's keepalive floor needs a slower transport keepalive: reconnecting with it")
-	errClosing         = errors.New("session closing")
+	errReconnectAsked  = errors.New("tether/client: Reconnect called")
+	errKeepaliveRaised = errors.New("tether/client: the server's keepalive floor needs a slower transport keepalive than this stream's heartbeat keeps busy: reconnecting with it")
+	errClosing         = errors.New("tether/client: session closing")
 )
 
 // maxServingJitter bounds the wait after a backend turns SERVING: a
@@ -198,24 +182,9 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		return false, 0, err
 	}
 	connectedAt := time.Now()
-	c.n = s.streams.Add(1)
-	s.mu.Lock()
-	s.home, s.anywhere = b, w.GetResumeAnywhere()
-	s.mu.Unlock()
-	resumed := w.GetResumed()
-	s.mu.Lock()
-	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
-	s.mu.Unlock()
-	s.limits.Store(w.GetLimits())
-	s.out.attach(c, resumed, w.GetLastReceivedSeq())
-	s.in.attach(c, resumed, w.GetLost())
-	s.syncTopics(c, w)
-	// Connected before the stream's reader starts, so that a message of
-	// the new stream is never seen while the state still says otherwise.
-	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
-		Resumed: resumed, ResumeStatus: w.GetResumeStatus(), Lost: w.GetLost()})
+	s.welcomed(b, c, w)
 	c.start(w)
-	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration()) {
+	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), c.interval, b) {
 		c.end(errKeepaliveRaised)
 	}
 	c.signal() // re-send what is held
@@ -232,10 +201,31 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		// not held against the backend, which still holds the session.
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
 	}
-	if errors.Is(c.err, errHeartbeat) {
-		s.backends.reset(b) // its connection is as dead as the stream: dial afresh
+	if errors.Is(c.err, errHeartbeat) || ga != nil && ga.Reason == GoAwayHeartbeatTimeout {
+		// Its connection is as dead as the stream (in one direction, when
+		// the server heard nothing): dial afresh.
+		s.backends.reset(b)
 	}
 	return true, c.healthyFor(connectedAt), c.err
+}
+
+// welcomed takes in w, the Welcome of c on b: the session's id, token,
+// home and limits, its queues on c, and the connected state.
+func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
+	c.n = s.streams.Add(1)
+	resumed := w.GetResumed()
+	s.mu.Lock()
+	s.home, s.anywhere = b, w.GetResumeAnywhere()
+	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
+	s.mu.Unlock()
+	s.limits.Store(w.GetLimits())
+	s.out.attach(c, resumed, w.GetLastReceivedSeq(), func(m *tetherv1.ClientMessage) error { return tooLarge(w.GetLimits(), m) })
+	s.in.attach(c, resumed, w.GetLost())
+	s.syncTopics(c, w)
+	// Connected before the stream's reader starts, so that a message of
+	// the new stream is never seen while the state still says otherwise.
+	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
+		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
 }
 
 // watch ends c on Reconnect or Close (Close says goodbye first).
@@ -306,7 +296,7 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c := &conn{s: s, b: b, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
 	timer := time.AfterFunc(s.cfg.openTimeout, func() {
-		cancel(fmt.Errorf("no welcome from %s within %v", b.addr, s.cfg.openTimeout))
+		cancel(fmt.Errorf("tether/client: no welcome from %s within %v", b.addr, s.cfg.openTimeout))
 	})
 	defer timer.Stop()
 	stop := context.AfterFunc(s.closeCtx, func() { cancel(errClosing) })
@@ -355,10 +345,10 @@ func (s *Session) openErr(ctx context.Context, b *backend, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}
-	if st, ok := status.FromError(err); ok && permanent(err) {
-		return status.Errorf(st.Code(), "%s: %s", b.addr, st.Message()) // keep the code: it decides
+	if _, ok := status.FromError(err); ok {
+		return streamError(b.addr, err, nil, false)
 	}
-	return fmt.Errorf("opening a stream to %s: %w", b.addr, err)
+	return fmt.Errorf("tether/client: opening a stream to %s: %w", b.addr, err)
 }
 
 // hello builds the Hello for the next stream.

@@ -68,6 +68,7 @@ func (b *switchable) Bind(ctx context.Context, addr broker.Address) error {
 // SERVING, the waiting session connects to it at once (within the
 // half-second jitter), not when its backoff ends.
 func TestServingHealthEndsTheWait(t *testing.T) {
+	t.Parallel()
 	errDown := errors.New("nats: no servers available")
 	ba, bb := newSwitchable(errDown), newSwitchable(errDown)
 	a := tethertest.StartNode(t, nil, server.WithBroker(ba))
@@ -126,6 +127,7 @@ func serveAt(t *testing.T, addr string) {
 // redials within a second) and the session connects without waiting out
 // its backoff.
 func TestRestartedNodeIsUsedAtOnce(t *testing.T) {
+	t.Parallel()
 	a := tethertest.StartNode(t, nil)
 	b := tethertest.StartNode(t, nil)
 	log := newStateLog()

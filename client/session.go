@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
@@ -61,11 +63,13 @@ type StateChange struct {
 	SessionID string
 	// Resumed and ResumeStatus tell how the stream started (StateConnected).
 	Resumed      bool
-	ResumeStatus tetherv1.ResumeStatus
+	ResumeStatus ResumeStatus
 	// Lost is the seq range of server messages that will never arrive, when
 	// the server's log overflowed while the session was away.
-	Lost *tetherv1.SeqRange
+	Lost *SeqRange
 	// Err is why the previous stream ended (StateReconnecting, StateClosed).
+	// When the server ended it, it is an *[Error]; at StateClosed, one
+	// whose Terminal method reports true, or nil after Close.
 	Err error
 	// Time is when it happened.
 	Time time.Time
@@ -79,7 +83,7 @@ type Stats struct {
 	RTT          time.Duration
 	Reconnects   int
 	LastError    error
-	ResumeStatus tetherv1.ResumeStatus
+	ResumeStatus ResumeStatus
 	// Unacked is how many sent messages wait for the server's ack, and
 	// Queued how many wait to be written (re-sends waiting for their turn
 	// included).
@@ -128,8 +132,12 @@ var (
 	// dropped the message before it was written.
 	ErrDropped = errors.New("tether/client: message dropped from the full send buffer (DropOldest policy)")
 	// ErrTooLarge is returned by Send for a payload above the server's
-	// Welcome.limits.max_message_bytes.
-	ErrTooLarge = errors.New("tether/client: payload too large for the server: split it")
+	// Welcome.limits.max_message_bytes, or a message whose frame would be
+	// above Welcome.limits.max_frame_bytes. A message Send queued before
+	// the limits were known (before the first Welcome) is checked when
+	// they arrive, and fails with it as a loss (SendWait's error,
+	// WithOnSendError) instead of being sent.
+	ErrTooLarge = errors.New("tether/client: message too large for the server: split it")
 )
 
 // Session is one logical tether session that lives across any number of
@@ -164,9 +172,10 @@ type Session struct {
 	stats     Stats
 	closeErr  error
 
-	out    outbox
-	in     inbox
-	limits atomic.Pointer[tetherv1.Limits] // from the latest Welcome
+	out      outbox
+	in       inbox
+	requests requests                        // Subscribe and Unsubscribe waiting for the server
+	limits   atomic.Pointer[tetherv1.Limits] // from the latest Welcome
 
 	waiters map[string]chan *Message // Request correlation id → reply
 }
@@ -237,7 +246,7 @@ func (s *Session) Connect(ctx context.Context) error {
 		return s.errClosed()
 	case <-ctx.Done():
 		if last := s.Stats().LastError; last != nil {
-			return fmt.Errorf("%w (last attempt: %v)", ctx.Err(), last)
+			return fmt.Errorf("tether/client: connecting: %w (last attempt: %v)", ctx.Err(), last)
 		}
 		return ctx.Err()
 	}
@@ -360,7 +369,12 @@ func (s *Session) setState(c StateChange) {
 }
 
 // Subscribe adds topics to the session; they are kept across resumes and
-// re-sent in Hello when a fresh session has to be opened.
+// re-sent in Hello when a fresh session has to be opened. When a stream
+// carries the session, Subscribe waits until the server has handled the
+// request, and returns its refusal of a topic as a *[TopicError] (the
+// topic is then not kept); without a stream the next Hello or resume
+// carries the topics, and a refusal there is logged (in Hello it ends the
+// session: Hello is all or nothing).
 func (s *Session) Subscribe(ctx context.Context, topics ...string) error {
 	for _, t := range topics {
 		if err := validTopic(t); err != nil {
@@ -373,10 +387,25 @@ func (s *Session) Subscribe(ctx context.Context, topics ...string) error {
 		s.topics[t] = struct{}{}
 	}
 	s.mu.Unlock()
-	return s.control(ctx, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics}}})
+	err := s.request(ctx, func(id uint64) *tetherv1.ConnectRequest {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Subscribe{Subscribe: &tetherv1.Subscribe{Topics: topics, RequestId: id}}}
+	})
+	var te *TopicError
+	if errors.As(err, &te) {
+		s.mu.Lock()
+		for _, t := range topics {
+			if te.Topic == "" || te.Topic == t {
+				delete(s.topics, t)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return err
 }
 
-// Unsubscribe removes topics from the session.
+// Unsubscribe removes topics from the session. Like Subscribe, it waits
+// until the server has handled the request when a stream carries the
+// session, and returns its refusal as a *[TopicError].
 func (s *Session) Unsubscribe(ctx context.Context, topics ...string) error {
 	s.start()
 	s.mu.Lock()
@@ -384,23 +413,9 @@ func (s *Session) Unsubscribe(ctx context.Context, topics ...string) error {
 		delete(s.topics, t)
 	}
 	s.mu.Unlock()
-	return s.control(ctx, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics}}})
-}
-
-// control sends a control frame on the current stream; if there is none,
-// the next Hello carries the change (topics are part of it).
-func (s *Session) control(ctx context.Context, f *tetherv1.ConnectRequest) error {
-	select {
-	case <-s.done:
-		return s.errClosed()
-	case <-ctx.Done():
-		return ctx.Err()
-	default:
-	}
-	if c := s.current(); c != nil {
-		c.pushCtrl(f)
-	}
-	return nil
+	return s.request(ctx, func(id uint64) *tetherv1.ConnectRequest {
+		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Unsubscribe{Unsubscribe: &tetherv1.Unsubscribe{Topics: topics, RequestId: id}}}
+	})
 }
 
 func (s *Session) current() *conn {
@@ -457,10 +472,6 @@ func (s *Session) enqueue(ctx context.Context, m Message, waited bool) (*pending
 	if err := validOutgoing(m); err != nil {
 		return nil, err
 	}
-	if l := s.limits.Load(); l != nil && l.GetMaxMessageBytes() > 0 && len(m.Payload) > int(l.GetMaxMessageBytes()) {
-		return nil, fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
-			ErrTooLarge, len(m.Payload), l.GetMaxMessageBytes())
-	}
 	s.start()
 	if m.IdempotencyKey == "" && s.cfg.clientID != "" {
 		// Within a session, seqs drop re-sends; a key matters only for a
@@ -470,7 +481,44 @@ func (s *Session) enqueue(ctx context.Context, m Message, waited bool) (*pending
 		m.IdempotencyKey = s.keys.next()
 		m.generatedKey = true
 	}
+	if err := s.checkLimits(m); err != nil {
+		return nil, err
+	}
 	return s.out.push(ctx, m, s.done, waited)
+}
+
+// maxSeqBytes bounds what a seq adds to a frame: its tag and a varint.
+const maxSeqBytes = 1 + 10
+
+// checkLimits refuses m when the latest Welcome's limits would: its
+// payload above Welcome.limits.max_message_bytes (the server would fail
+// it), or its frame, as gRPC counts it, above
+// Welcome.limits.max_frame_bytes (the server would end the stream, and
+// the resume would re-send it).
+func (s *Session) checkLimits(m Message) error {
+	pm := &tetherv1.ClientMessage{}
+	fillProto(pm, m)
+	return tooLarge(s.limits.Load(), pm)
+}
+
+// tooLarge is checkLimits for m as it is sent, under limits l (nil: none
+// known yet).
+func tooLarge(l *tetherv1.Limits, m *tetherv1.ClientMessage) error {
+	if l == nil {
+		return nil
+	}
+	if limit := l.GetMaxMessageBytes(); limit > 0 && len(m.GetPayload()) > int(limit) {
+		return fmt.Errorf("%w: %d bytes, above the server's limit of %d (Welcome.limits.max_message_bytes; tetherd --max-message-bytes raises it)",
+			ErrTooLarge, len(m.GetPayload()), limit)
+	}
+	if limit := l.GetMaxFrameBytes(); limit > 0 {
+		f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
+		if n := proto.Size(f) + maxSeqBytes; n > int(limit) {
+			return fmt.Errorf("%w: the frame would be %d bytes, above the server's limit of %d (Welcome.limits.max_frame_bytes): shorten the headers or the payload",
+				ErrTooLarge, n, limit)
+		}
+	}
+	return nil
 }
 
 // Request sends m as a request (with a fresh correlation id unless m has

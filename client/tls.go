@@ -14,6 +14,16 @@ import (
 // client certificate (mTLS; none when both are empty). Errors name the
 // file. Pass the result, adjusted if need be (ServerName), to [WithTLS].
 func NewTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg, err := newTLSConfig(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tether/client: %w", err)
+	}
+	return cfg, nil
+}
+
+// newTLSConfig is NewTLSConfig without the package's prefix, for
+// WithTLSFiles (New adds it).
+func newTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)

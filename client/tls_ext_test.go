@@ -21,6 +21,7 @@ import (
 // WithTLSFiles and WithToken, one line, reach a server that requires a
 // client certificate from a private CA and sees the token on the stream.
 func TestTLSFilesAndToken(t *testing.T) {
+	t.Parallel()
 	ca := tlstest.NewCA(t)
 	srvPair, cliPair := ca.Server(t, "tether.example"), ca.Client(t, "device-7")
 	cert, err := tls.LoadX509KeyPair(srvPair.CertFile, srvPair.KeyFile)

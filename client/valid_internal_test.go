@@ -8,6 +8,7 @@ import (
 // A message the wire cannot carry is refused by Send, not written: it
 // would break the stream and be re-sent after every resume.
 func TestValidOutgoingRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	bad := string([]byte{0xc3}) // a cut two-byte sequence
 	for name, m := range map[string]Message{
 		"header value":    {Topic: "t", Headers: map[string]string{"k": bad}},

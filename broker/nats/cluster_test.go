@@ -452,7 +452,7 @@ func TestAcrossNodes(t *testing.T) {
 					continue
 				}
 				var ga *client.GoAwayError
-				if !errors.As(c.Err, &ga) || ga.GoAway.GetReason().String() != "GO_AWAY_REASON_TAKEN_OVER" {
+				if !errors.As(c.Err, &ga) || ga.Reason != client.GoAwayTakenOver {
 					t.Errorf("the older session closed with %v, want a TAKEN_OVER go_away", c.Err)
 				}
 				if _, err := old.Receive(ctx); !errors.Is(err, client.ErrClosed) {

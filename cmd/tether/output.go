@@ -78,7 +78,7 @@ func newStateEvent(c client.StateChange) stateEvent {
 		e.Resumed, e.ResumeStatus = &resumed, c.ResumeStatus.String()
 	}
 	if c.Lost != nil {
-		e.Lost = &seqRange{First: c.Lost.GetFirst(), Last: c.Lost.GetLast()}
+		e.Lost = &seqRange{First: c.Lost.First, Last: c.Lost.Last}
 	}
 	if c.Err != nil {
 		e.Error = oneLine(c.Err)

@@ -1,0 +1,145 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/internal/tethertest"
+)
+
+// Close: from a callback, with a short context, after queued sends, and
+// what Connect says afterwards.
+
+// Close may be called from a WithOnState callback. Before its fix: calling
+// Close from a WithOnState callback deadlocks Close (it waits for the
+// dispatcher, which is running the callback).
+func TestCloseFromOnState(t *testing.T) {
+	t.Parallel()
+	_, addr := tethertest.Serve(t)
+	var s *client.Session
+	res := make(chan error, 1)
+	s, err := client.New(client.WithAddrs(addr), client.WithOnState(func(c client.StateChange) {
+		if c.State == client.StateConnected {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			res <- s.Close(ctx) // with context.Background this never returns
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("Close from OnState: %v", err)
+	}
+}
+
+// Close whose context ends first still stops the backends. Before its fix:
+// Close whose ctx ends before the loop does never closes the backends:
+// ClientConns and health-watch goroutines leak.
+func TestCloseTimeoutStillStopsBackends(t *testing.T) {
+	_, addr := tethertest.Serve(t)
+	s, err := client.New(client.WithAddrs(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	waitState(t, s, client.StateClosed)
+	n := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if n = strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*backend).watch"); n == 0 {
+			break
+		}
+	}
+	// clean up for goleak
+	ctx2, c2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer c2()
+	_ = s.Close(ctx2)
+	if n > 0 {
+		t.Fatalf("session closed, %d health watch goroutine(s) (and their ClientConns) still running", n)
+	}
+}
+
+// Close flushes what Send accepted before it says goodbye. Before its fix:
+// Close does not flush: the Close frame jumps ahead of messages that Send
+// accepted, so they are silently discarded.
+func TestCloseFlushesQueuedSends(t *testing.T) {
+	t.Parallel()
+	_, addr := tethertest.Serve(t)
+	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("t"))
+	ctx := ctxT(t)
+	if err := sink.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := client.New(client.WithAddrs(addr), client.WithClientID("src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := range n {
+		if err := s.Send(ctx, client.Message{Topic: "t", Payload: fmt.Appendf(nil, "%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for {
+		if _, err := sink.Receive(rctx); err != nil {
+			break
+		}
+		got.Add(1)
+	}
+	if got.Load() != n {
+		t.Fatalf("Send returned nil for %d messages, Close returned nil, the server got %d", n, got.Load())
+	}
+}
+
+// Connect on a closed session reports the close. Before its fix: Connect on
+// a session that has ended returns nil ("connected") about half the time:
+// s.connected is still the channel closed by the last StateConnected, and
+// Connect's select sees it and s.done both ready.
+func TestConnectAfterCloseReportsTheClose(t *testing.T) {
+	t.Parallel()
+	_, addr := tethertest.Serve(t)
+	s := newSession(t, client.WithAddrs(addr), client.WithClientID("c"))
+	ctx := ctxT(t)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nils := 0
+	for range 100 {
+		if s.Connect(ctx) == nil {
+			nils++
+		}
+	}
+	if nils > 0 {
+		t.Fatalf("Connect returned nil %d times of 100 on a closed session (state %v)", nils, s.State())
+	}
+}
