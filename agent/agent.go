@@ -112,6 +112,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		cancel()
 	}
 	err = errors.Join(err, a.s.Close(ctx))
+	select { // the session's last callbacks (onState) return before Shutdown does
+	case <-a.s.Done():
+	case <-ctx.Done():
+	}
 	a.startOnce.Do(func() { close(a.recvDone) }) // never started
 	if a.recvStop != nil {
 		a.recvStop()

@@ -17,19 +17,22 @@ import (
 // Close: from a callback, with a short context, after queued sends, and
 // what Connect says afterwards.
 
-// Close may be called from a WithOnState callback. Before its fix: calling
-// Close from a WithOnState callback deadlocks Close (it waits for the
-// dispatcher, which is running the callback).
+// Close may be called from a WithOnState callback: it does not wait for
+// callbacks. Done closes once the last callback, StateClosed's, returned.
+// Before its fix: calling Close from a WithOnState callback deadlocked
+// Close (it waited for the dispatcher, which was running the callback).
 func TestCloseFromOnState(t *testing.T) {
 	t.Parallel()
 	_, addr := tethertest.Serve(t)
 	var s *client.Session
 	res := make(chan error, 1)
+	var closedSeen atomic.Bool
 	s, err := client.New(client.WithAddrs(addr), client.WithOnState(func(c client.StateChange) {
-		if c.State == client.StateConnected {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			res <- s.Close(ctx) // with context.Background this never returns
+		switch c.State {
+		case client.StateConnected:
+			res <- s.Close(context.Background())
+		case client.StateClosed:
+			closedSeen.Store(true)
 		}
 	}))
 	if err != nil {
@@ -38,9 +41,40 @@ func TestCloseFromOnState(t *testing.T) {
 	if err := s.Connect(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-res; err != nil {
-		t.Fatalf("Close from OnState: %v", err)
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatalf("Close from OnState: %v", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Close from OnState did not return")
 	}
+	select {
+	case <-s.Done():
+	case <-time.After(waitLong):
+		t.Fatal("Done not closed after Close")
+	}
+	if !closedSeen.Load() {
+		t.Fatal("Done closed before the StateClosed callback ran")
+	}
+}
+
+// Done of a session never started closes with Close.
+func TestDoneOfASessionNeverStarted(t *testing.T) {
+	t.Parallel()
+	s, err := client.New(client.WithAddrs("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatal("Done closed before Close")
+	default:
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-s.Done()
 }
 
 // Close whose context ends first still stops the backends. Before its fix:

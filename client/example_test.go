@@ -190,6 +190,9 @@ func ExampleCodeOf() {
 	if err != nil {
 		panic(err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		panic(err)
+	}
 	gs := grpc.NewServer(srv.GRPCServerOptions()...)
 	srv.Register(gs)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

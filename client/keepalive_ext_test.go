@@ -30,6 +30,9 @@ func newCountedServer(t *testing.T, opts ...server.Option) *countedServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	cs := &countedServer{lis: bufconn.Listen(1 << 20)}
 	count := func(s any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		if strings.HasSuffix(info.FullMethod, "/Connect") {

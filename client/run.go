@@ -27,6 +27,9 @@ const closeGrace = 5 * time.Second
 // same path: pick a healthy backend, open a stream, Hello with resume,
 // replay, continue.
 func (s *Session) run() {
+	// Queued behind every callback the session pushed: Done closes after
+	// the last one returned.
+	defer s.events.push(func() { close(s.quiet) })
 	defer close(s.done)
 	defer func() {
 		if p := recover(); p != nil {

@@ -158,6 +158,7 @@ type Session struct {
 	closeFn   context.CancelFunc
 	closing   <-chan struct{} // closeCtx.Done()
 	done      chan struct{}   // closed when the loop has ended
+	quiet     chan struct{}   // closed after done, once the last callback returned (Done)
 
 	mu        sync.Mutex
 	state     State
@@ -190,6 +191,7 @@ func New(opts ...Option) (*Session, error) {
 		cfg:       cfg,
 		reconnect: make(chan uint64, 1),
 		done:      make(chan struct{}),
+		quiet:     make(chan struct{}),
 		stateCh:   make(chan State, 1),
 		connected: make(chan struct{}),
 		topics:    make(map[string]struct{}),
@@ -296,23 +298,30 @@ func (s *Session) Reconnect() {
 // Close ends the session for good. When connected, it first waits (up to
 // 5 seconds) until the server has acked what Send accepted, then says
 // goodbye, so the server forgets the session; it stops reconnecting and
-// fails pending calls with ErrClosed. It waits until the session's
-// goroutines and queued callbacks are done, or ctx ends. Close may be
-// called from a callback; it then does not wait for callbacks.
+// fails pending calls with ErrClosed. It returns once the session's
+// goroutines are done, or ctx ends. It does not wait for callbacks, so a
+// callback may call it; callbacks already queued (the final StateClosed
+// change among them) still run, in order: wait on Done for them.
 func (s *Session) Close(ctx context.Context) error {
 	s.closeFn()
 	s.startOnce.Do(func() { // never started: nothing to stop
 		s.finish(nil)
 		s.backends.close()
 		close(s.done)
+		close(s.quiet)
 	})
 	select {
 	case <-s.done:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return s.events.wait(ctx)
 }
+
+// Done returns a channel that is closed once the session has ended (Close,
+// or a terminal error) and its last callback has returned: after it, no
+// callback runs.
+func (s *Session) Done() <-chan struct{} { return s.quiet }
 
 func (s *Session) errClosed() error {
 	s.mu.Lock()

@@ -121,7 +121,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil { // the closed line is written before Close returns
+	if err := closeAndWait(closeCtx, s); err != nil { // the closed line is written before it returns
 		err = fmt.Errorf("closing the session (--timeout %v): %w", a.timeout, err)
 		out.write(newErrorEvent(err, time.Now()))
 		return err
@@ -204,5 +204,19 @@ func (o *stateOrder) await(ctx context.Context, key int) {
 		case <-timer.C:
 			return
 		}
+	}
+}
+
+// closeAndWait closes s and waits, up to ctx, until its last callback (the
+// closed state's line) has returned.
+func closeAndWait(ctx context.Context, s *client.Session) error {
+	if err := s.Close(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-s.Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -150,7 +150,7 @@ func (a *app) reply(ctx context.Context, topic string, f replyFlags) error {
 	}
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.timeout)
 	defer cancel()
-	if err := s.Close(closeCtx); err != nil {
+	if err := closeAndWait(closeCtx, s); err != nil {
 		return fmt.Errorf("closing the session (--timeout %v): %w", a.timeout, err)
 	}
 	if ended != nil {
