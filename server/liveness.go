@@ -48,22 +48,7 @@ func (st *stream) tick() {
 	lastRead := time.Unix(0, st.lastRead.Load())
 	lastWrite := time.Unix(0, st.lastWrite.Load())
 	silent := now.Sub(lastRead)
-	if silent >= st.deadAfter {
-		st.srv.metrics.deadPeers.Inc()
-		st.srv.metrics.detection.Observe(silent.Seconds())
-		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
-		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
-		st.heartbeatTimeout(msg)
-		return
-	}
-	if !st.expiresAt.IsZero() && !now.Before(st.expiresAt) {
-		msg := fmt.Sprintf("credentials expired at %s: reconnect with fresh credentials and resume", st.expiresAt.UTC().Format(time.RFC3339))
-		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: msg})
-		st.sess.dropStream(st, status.Error(codes.Unauthenticated, msg), "credentials expired")
-		return
-	}
-	if !st.maxAgeAt.IsZero() && !now.Before(st.maxAgeAt) {
-		st.sess.migrate(st)
+	if st.endIfDue(now, silent) {
 		return
 	}
 	var missedNow int
@@ -102,6 +87,29 @@ func (st *stream) tick() {
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
 			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
 	}
+}
+
+// endIfDue ends the stream, and reports true, when its client has been
+// silent for deadAfter, its credentials expired or it reached its maximum
+// age (then the client is asked to move).
+func (st *stream) endIfDue(now time.Time, silent time.Duration) bool {
+	switch {
+	case silent >= st.deadAfter:
+		st.srv.metrics.deadPeers.Inc()
+		st.srv.metrics.detection.Observe(silent.Seconds())
+		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
+		st.heartbeatTimeout(msg)
+	case !st.expiresAt.IsZero() && !now.Before(st.expiresAt):
+		msg := fmt.Sprintf("credentials expired at %s: reconnect with fresh credentials and resume", st.expiresAt.UTC().Format(time.RFC3339))
+		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: msg})
+		st.sess.dropStream(st, status.Error(codes.Unauthenticated, msg), "credentials expired")
+	case !st.maxAgeAt.IsZero() && !now.Before(st.maxAgeAt):
+		st.sess.migrate(st)
+	default:
+		return false
+	}
+	return true
 }
 
 // heartbeatTimeout ends a stream whose client went silent: GoAway

@@ -282,12 +282,7 @@ const writerLinger = time.Second
 // the only caller of ss.Send: a writer is started only by the caller that
 // claimed it (claimWriterLocked), and next releases it.
 func (st *stream) write() {
-	defer func() {
-		if p := recover(); p != nil {
-			st.srv.cfg.logger.Error("tether: panic in a session writer", "panic", p, "stack", string(debug.Stack()))
-			st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error in the writer")
-		}
-	}()
+	defer st.recoverWriter()
 	syncer, _ := st.sess.log.(broker.Syncer)
 	var linger *time.Timer
 	defer func() {
@@ -326,15 +321,8 @@ func (st *stream) write() {
 		}
 		if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
 			messages = true
-			if seq := m.Message.Seq; syncer != nil && seq > st.synced {
-				// Only what is stored goes out, so that what the client
-				// has survives this node.
-				hi := st.sess.appended.Load()
-				if err := syncer.Sync(st.ss.Context()); err != nil {
-					st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
-					return
-				}
-				st.synced = max(hi, seq)
+			if !st.stored(syncer, m.Message.Seq) {
+				return
 			}
 			storeMax(&st.sess.sentSeq, m.Message.Seq)
 		}
@@ -347,6 +335,31 @@ func (st *stream) write() {
 		}
 		st.srv.metrics.framesOut(f)
 	}
+}
+
+// recoverWriter ends the stream with INTERNAL when the writer panicked,
+// instead of crashing the process.
+func (st *stream) recoverWriter() {
+	if p := recover(); p != nil {
+		st.srv.cfg.logger.Error("tether: panic in a session writer", "panic", p, "stack", string(debug.Stack()))
+		st.sess.dropStream(st, status.Error(codes.Internal, "internal error"), "internal error in the writer")
+	}
+}
+
+// stored reports whether message seq may go out: with a broker.Syncer,
+// only what is stored does, so that what the client has survives this
+// node. When storing failed it ends the stream and reports false.
+func (st *stream) stored(syncer broker.Syncer, seq uint64) bool {
+	if syncer == nil || seq <= st.synced {
+		return true
+	}
+	hi := st.sess.appended.Load()
+	if err := syncer.Sync(st.ss.Context()); err != nil {
+		st.sess.dropStream(st, status.Errorf(codes.Unavailable, "storing messages failed: %v; resume, here or on another backend", err), "log append failed")
+		return false
+	}
+	st.synced = max(hi, seq)
+	return true
 }
 
 // lingerUntil waits, as a lingering writer, until frames are queued (true:
