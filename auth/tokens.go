@@ -68,11 +68,11 @@ func (s *TokenStore) Reload() error {
 	defer s.mu.Unlock()
 	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return fmt.Errorf("auth: token file: %w", err)
+		return fmt.Errorf("tether/auth: token file: %w", err)
 	}
 	set, err := parseTokens(data)
 	if err != nil {
-		return fmt.Errorf("auth: token file %s: %w", s.path, err)
+		return fmt.Errorf("tether/auth: token file %s: %w", s.path, err)
 	}
 	s.tokens.Store(set)
 	return nil

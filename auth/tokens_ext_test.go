@@ -113,7 +113,7 @@ func TestLoadTokensInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("LoadTokens = %v, nil; want an error", s)
 			}
-			for _, w := range append(tc.want, path, "auth: ") {
+			for _, w := range append(tc.want, path, "tether/auth: ") {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}

@@ -52,10 +52,10 @@ func WatchSIGHUP(ctx context.Context, store *TokenStore, logger *slog.Logger) <-
 // reload reloads store and logs the outcome.
 func reload(ctx context.Context, store *TokenStore, logger *slog.Logger) {
 	if err := store.Reload(); err != nil {
-		logger.ErrorContext(ctx, "auth: token file reload failed; keeping the previous principals",
+		logger.ErrorContext(ctx, "tether/auth: token file reload failed; keeping the previous principals",
 			slog.String("path", store.Path()), slog.Any("error", err))
 		return
 	}
-	logger.InfoContext(ctx, "auth: token file reloaded",
+	logger.InfoContext(ctx, "tether/auth: token file reloaded",
 		slog.String("path", store.Path()), slog.Int("principals", store.Len()))
 }

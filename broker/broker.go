@@ -114,7 +114,7 @@ type Eviction struct {
 
 // ErrForeignClient reports that a client id is held by a session of another
 // principal, so a new session may not take it over.
-var ErrForeignClient = errors.New("broker: the client id belongs to a session of another principal")
+var ErrForeignClient = errors.New("tether/broker: the client id belongs to a session of another principal")
 
 // Entry is one message in a session's outbound log.
 type Entry struct {
@@ -181,7 +181,7 @@ type SessionRecord struct {
 }
 
 // ErrClosed is returned by every method of a Broker after Close.
-var ErrClosed = errors.New("broker: closed")
+var ErrClosed = errors.New("tether/broker: closed")
 
 // ErrUnavailable is matched (with errors.Is) by the errors of a broker
 // call that failed because the service behind the broker is unreachable or
@@ -192,7 +192,7 @@ var ErrClosed = errors.New("broker: closed")
 // any failed call (a Publish may have reached its target: retry it with an
 // idempotency key). A server answers such failures with gRPC UNAVAILABLE,
 // a retryable code.
-var ErrUnavailable = errors.New("broker: unavailable")
+var ErrUnavailable = errors.New("tether/broker: unavailable")
 
 // Broker routes messages between sessions on one or many server nodes and
 // keeps what a session needs to be resumed. See the package documentation

@@ -8,8 +8,8 @@ import (
 func TestWithRetryNeverDoubles(t *testing.T) {
 	t.Parallel()
 	for cause, want := range map[string]string{
-		"nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry":       "nats broker: NATS is unreachable (RECONNECTING): the message was not sent; retry",
-		"routing failed; the message may or may not have arrived: retry with an idempotency key": "routing failed; the message may or may not have arrived: retry with an idempotency key",
+		"tether/broker/nats: NATS is unreachable (RECONNECTING): the message was not sent; retry": "tether/broker/nats: NATS is unreachable (RECONNECTING): the message was not sent; retry",
+		"routing failed; the message may or may not have arrived: retry with an idempotency key":  "routing failed; the message may or may not have arrived: retry with an idempotency key",
 		"timeout": "timeout; retry",
 	} {
 		if got := withRetry(errors.New(cause)); got != want {

@@ -42,7 +42,7 @@ type asker struct {
 func (a *asker) start(nc *nats.Conn, liveness string) error {
 	alive, err := nc.Subscribe(liveness, func(m *nats.Msg) { _ = m.Respond([]byte("ok")) })
 	if err != nil {
-		return fmt.Errorf("nats broker: subscribing to the node's liveness subject: %w", err)
+		return fmt.Errorf("tether/broker/nats: subscribing to the node's liveness subject: %w", err)
 	}
 	a.alive = alive
 	if err := a.subscribe(nc); err != nil {
@@ -77,7 +77,7 @@ func (a *asker) subscribe(nc *nats.Conn) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("nats broker: subscribing to answers: %w", err)
+		return fmt.Errorf("tether/broker/nats: subscribing to answers: %w", err)
 	}
 	a.sub = sub
 	return nil

@@ -43,10 +43,10 @@ const (
 )
 
 var (
-	errStarted     = errors.New("nats broker: already started")
-	errNotStarted  = errors.New("nats broker: not started: call Start first")
-	errNilReceiver = errors.New("nats broker: nil receiver")
-	errEcho        = errors.New("nats broker: the connection echoes its own messages: connect with nats.NoEcho() (see ConnectOptions)")
+	errStarted     = errors.New("tether/broker/nats: already started")
+	errNotStarted  = errors.New("tether/broker/nats: not started: call Start first")
+	errNilReceiver = errors.New("tether/broker/nats: nil receiver")
+	errEcho        = errors.New("tether/broker/nats: the connection echoes its own messages: connect with nats.NoEcho() (see ConnectOptions)")
 )
 
 // Broker is a [broker.Broker] shared by many tether nodes over NATS, with
@@ -153,7 +153,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { b.acked(m, 0, err) }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("nats broker: %w", err)
+		return nil, fmt.Errorf("tether/broker/nats: %w", err)
 	}
 	b.js = js
 	b.lastErr = errNotStarted
@@ -170,7 +170,7 @@ func Connect(url string, o Options, opts ...nats.Option) (*Broker, error) {
 	all = append(all, nats.NoEcho())
 	nc, err := nats.Connect(url, all...)
 	if err != nil {
-		return nil, fmt.Errorf("nats broker: connecting to %s: %w", url, err)
+		return nil, fmt.Errorf("tether/broker/nats: connecting to %s: %w", url, err)
 	}
 	b, err := New(nc, o)
 	if err != nil {
@@ -227,7 +227,7 @@ func (b *Broker) createStreamsRetrying(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		b.o.Logger.Warn("tether nats broker: creating the JetStream streams failed; retrying", "err", err)
+		b.o.Logger.Warn("tether: nats broker: creating the JetStream streams failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (gave up after 30s: is JetStream enabled on the NATS servers, and do they have a JetStream leader?)", err)
@@ -279,7 +279,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 		Duplicates:        time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.logStream, err)
+		return fmt.Errorf("tether/broker/nats: creating stream %s: %w", b.subj.logStream, err)
 	}
 	kvStream, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.subj.kvStream,
@@ -294,7 +294,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 		Duplicates:        time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("nats broker: creating stream %s: %w", b.subj.kvStream, err)
+		return fmt.Errorf("tether/broker/nats: creating stream %s: %w", b.subj.kvStream, err)
 	}
 	b.streams.Store(&streamHandles{log: logStream, kv: kvStream})
 	return nil
@@ -346,7 +346,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		sub, err := b.nc.ChanSubscribe(subj, b.ch)
 		if err != nil {
 			b.bindMu.Unlock()
-			return fmt.Errorf("nats broker: subscribing to %s: %w", addr.Kind, err)
+			return fmt.Errorf("tether/broker/nats: subscribing to %s: %w", addr.Kind, err)
 		}
 		bd = &binding{n: 1, sub: sub}
 		b.binds[addr] = bd
@@ -369,7 +369,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.nc.FlushWithContext(ctx); err != nil {
-		return fmt.Errorf("nats broker: flushing the subscription: %w", err)
+		return fmt.Errorf("tether/broker/nats: flushing the subscription: %w", err)
 	}
 	bd.guard.Lock()
 	defer bd.guard.Unlock()
@@ -378,7 +378,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		// the caller's session already (here, or by a poke's drain), and
 		// failing would make it drop that session. The rest follow: the
 		// drain is tried again, and deliveries park behind them meanwhile.
-		b.o.Logger.Warn("tether nats broker: delivering parked messages failed; trying again", "target", addr.Kind.String(), "err", err)
+		b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; trying again", "target", addr.Kind.String(), "err", err)
 	}
 	return nil
 }
@@ -407,7 +407,7 @@ func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
 		delete(b.binds, addr)
 		b.bindMu.Unlock()
 		if err := bd.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("nats broker: unsubscribing: %w", err)
+			return fmt.Errorf("tether/broker/nats: unsubscribing: %w", err)
 		}
 		return nil
 	}
@@ -467,10 +467,10 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if m.Target.Kind == broker.KindTopic {
 		n := b.deliverLocal(ctx, m)
 		if !b.nc.IsConnected() {
-			return n, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
+			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
-			return n, fmt.Errorf("nats broker: publishing to other nodes: %w", err)
+			return n, fmt.Errorf("tether/broker/nats: publishing to other nodes: %w", err)
 		}
 		return n, nil
 	}
@@ -479,7 +479,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, b.settleSince(ctx, mark)
 	}
 	if !b.nc.IsConnected() {
-		return 0, unavailable(fmt.Errorf("nats broker: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -487,13 +487,13 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
-		return 0, fmt.Errorf("nats broker: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
+		return 0, fmt.Errorf("tether/broker/nats: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
 	case strings.HasPrefix(string(reply), replyErr):
-		return 0, unavailable(fmt.Errorf("nats broker: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
 		n, perr := strconv.Atoi(string(reply))
 		if perr != nil {
-			return 0, fmt.Errorf("nats broker: bad reply %q from the node holding %s %q", reply, m.Target.Kind, m.Target.Name)
+			return 0, fmt.Errorf("tether/broker/nats: bad reply %q from the node holding %s %q", reply, m.Target.Kind, m.Target.Name)
 		}
 		if n > 0 {
 			return n, nil
@@ -521,7 +521,7 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 		if _, err := b.drainLocked(ctx, m.Target, bd); err != nil {
 			// m must not overtake what is still parked: it is parked
 			// behind it (the drain is tried again).
-			b.o.Logger.Warn("tether nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
+			b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
 			return 0
 		}
 	}
@@ -557,7 +557,7 @@ func (b *Broker) answerOne(a answer) {
 	if err != nil {
 		// Delivered but perhaps not stored: the publisher must not park
 		// it (it would arrive twice), only retry.
-		b.o.Logger.Warn("tether nats broker: log append failed", "err", err)
+		b.o.Logger.Warn("tether: nats broker: log append failed", "err", err)
 		_ = a.msg.Respond([]byte(replyErr + err.Error()))
 		return
 	}
@@ -582,7 +582,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
-		b.o.Logger.Warn("tether nats broker: message on an unknown subject", "subject", msg.Subject)
+		b.o.Logger.Warn("tether: nats broker: message on an unknown subject", "subject", msg.Subject)
 		return
 	}
 	ctx, cancel := b.bound(context.Background())
@@ -608,7 +608,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 		_, err := b.drainLocked(ctx, addr, bd)
 		bd.guard.Unlock()
 		if err != nil {
-			b.o.Logger.Warn("tether nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
+			b.o.Logger.Warn("tether: nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
 		}
 	case opEvict:
 		var e broker.Eviction
@@ -627,7 +627,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 	default:
 		m, _, err := decodeMessage(msg.Data)
 		if err != nil || m.Target != addr {
-			b.o.Logger.Warn("tether nats broker: dropped an undecodable message", "subject", msg.Subject, "err", err)
+			b.o.Logger.Warn("tether: nats broker: dropped an undecodable message", "subject", msg.Subject, "err", err)
 			if msg.Reply != "" {
 				_ = msg.Respond([]byte(replyErr + "undecodable message"))
 			}
@@ -680,11 +680,11 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 		switch {
 		case errors.Is(err, errNoHolder):
 		case err != nil:
-			return fmt.Errorf("nats broker: evicting %s %q: %w", addr.Kind, addr.Name, err)
+			return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
 		case string(reply) == replyForeign:
 			return broker.ErrForeignClient
 		case len(reply) > 0:
-			return fmt.Errorf("nats broker: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
+			return fmt.Errorf("tether/broker/nats: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
 		}
 	}
 	return nil
@@ -804,10 +804,10 @@ func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
 		select {
 		case <-p.done:
 			if first == nil && p.err != nil {
-				first = fmt.Errorf("nats broker: a log append failed: %w", p.err)
+				first = fmt.Errorf("tether/broker/nats: a log append failed: %w", p.err)
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("nats broker: waiting for log appends: %w", ctx.Err())
+			return fmt.Errorf("tether/broker/nats: waiting for log appends: %w", ctx.Err())
 		}
 	}
 	if len(batch) > 0 {
@@ -853,7 +853,7 @@ var kindLetter = map[broker.Kind]string{broker.KindTopic: "t", broker.KindSessio
 func (s subjects) route(a broker.Address) (string, error) {
 	l, ok := kindLetter[a.Kind]
 	if !ok || a.Name == "" {
-		return "", fmt.Errorf("nats broker: bad address %s %q", a.Kind, a.Name)
+		return "", fmt.Errorf("tether/broker/nats: bad address %s %q", a.Kind, a.Name)
 	}
 	return s.prefix + ".r." + l + "." + token(a.Name), nil
 }

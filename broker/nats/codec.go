@@ -68,7 +68,7 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-var errCorrupt = errors.New("nats broker: corrupt message encoding")
+var errCorrupt = errors.New("tether/broker/nats: corrupt message encoding")
 
 // decodeMessage decodes what encodeMessage wrote. Unknown fields are
 // skipped, so a newer node's messages still decode.

@@ -15,7 +15,7 @@ import (
 // errNotReady reports that the broker has no handle on its JetStream
 // streams yet: creating them has not succeeded since Start (JetStream may
 // be electing a leader). It matches [broker.ErrUnavailable].
-var errNotReady = unavailable(errors.New("nats broker: the JetStream streams are not ready (JetStream may be electing a leader); retry"))
+var errNotReady = unavailable(errors.New("tether/broker/nats: the JetStream streams are not ready (JetStream may be electing a leader); retry"))
 
 // unavailableError marks err as transient: it matches
 // [broker.ErrUnavailable] and reads as err.

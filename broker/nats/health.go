@@ -53,9 +53,9 @@ func (b *Broker) hookConn() {
 	b.nc.SetErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
 		defer b.recovered("the NATS error handler")
 		if errors.Is(err, nats.ErrSlowConsumer) {
-			b.o.Logger.Error("tether nats broker: routed messages dropped: the node cannot deliver as fast as they arrive", "err", err)
+			b.o.Logger.Error("tether: nats broker: routed messages dropped: the node cannot deliver as fast as they arrive", "err", err)
 		} else {
-			b.o.Logger.Warn("tether nats broker: NATS error", "err", err)
+			b.o.Logger.Warn("tether: nats broker: NATS error", "err", err)
 		}
 		if prevErr != nil {
 			prevErr(nc, sub, err)
@@ -109,7 +109,7 @@ func (b *Broker) afterReconnect() {
 		defer bd.guard.Unlock()
 		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
 		if _, err := b.drainLocked(ctx, a, bd); err != nil {
-			b.o.Logger.Warn("tether nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
+			b.o.Logger.Warn("tether: nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
 		}
 		return true
 	})
@@ -123,7 +123,7 @@ func (b *Broker) recheckOnce() bool {
 	err := b.createStreams(ctx)
 	cancel()
 	if err != nil {
-		b.o.Logger.Warn("tether nats broker: recreating the streams after a reconnect failed; retrying", "err", err)
+		b.o.Logger.Warn("tether: nats broker: recreating the streams after a reconnect failed; retrying", "err", err)
 		return false
 	}
 	return b.checkOwnership()
@@ -147,13 +147,13 @@ func (b *Broker) checkOwnership() bool {
 		defer cancel()
 		rec, ok, err := b.GetSession(ctx, id)
 		if err != nil {
-			b.o.Logger.Warn("tether nats broker: checking session ownership after a reconnect failed", "session", id, "err", err)
+			b.o.Logger.Warn("tether: nats broker: checking session ownership after a reconnect failed", "session", id, "err", err)
 			return false
 		}
 		if ok && rec.Node != "" && rec.Node != b.node {
-			b.o.Logger.Info("tether nats broker: a session moved while NATS was unreachable; releasing it here", "session", id, "node", rec.Node)
+			b.o.Logger.Info("tether: nats broker: a session moved while NATS was unreachable; releasing it here", "session", id, "node", rec.Node)
 			if err := b.receiver.Evict(broker.Eviction{Session: id, Node: rec.Node}); err != nil {
-				b.o.Logger.Warn("tether nats broker: releasing a moved session failed", "session", id, "err", err)
+				b.o.Logger.Warn("tether: nats broker: releasing a moved session failed", "session", id, "err", err)
 			}
 		}
 		return true
@@ -226,7 +226,7 @@ func (b *Broker) recovered(where string) {
 		return
 	}
 	b.panics.Add(1)
-	b.o.Logger.Error("tether nats broker: recovered from a panic; please report it", "in", where, "panic", p, "stack", string(debug.Stack()))
+	b.o.Logger.Error("tether: nats broker: recovered from a panic; please report it", "in", where, "panic", p, "stack", string(debug.Stack()))
 }
 
 // safely returns f(), or false if f panicked (see recovered).

@@ -17,8 +17,8 @@ import (
 )
 
 var (
-	errCapacity = errors.New("nats broker: log capacity must be at least 1")
-	errOrder    = errors.New("nats broker: log entries must be appended in increasing seq order")
+	errCapacity = errors.New("tether/broker/nats: log capacity must be at least 1")
+	errOrder    = errors.New("tether/broker/nats: log entries must be appended in increasing seq order")
 )
 
 // logState is this node's copy of a session log it writes: the entries
@@ -116,7 +116,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 			b.purges.schedule(st.id)
 		}
 	}); err != nil {
-		return broker.Appended{}, fmt.Errorf("nats broker: appending to the log: %w", err)
+		return broker.Appended{}, fmt.Errorf("tether/broker/nats: appending to the log: %w", err)
 	}
 	st.entries = append(st.entries, me)
 	var res broker.Appended
@@ -253,7 +253,7 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	err := h.b.readSubject(ctx, h.b.subj.log(h.id), func(sseq uint64, data []byte) bool {
 		m, seq, err := decodeMessage(data)
 		if err != nil || seq == 0 {
-			bad = fmt.Errorf("nats broker: log entry %d of session %q: %w", sseq, h.id, errors.Join(err, errCorrupt))
+			bad = fmt.Errorf("tether/broker/nats: log entry %d of session %q: %w", sseq, h.id, errors.Join(err, errCorrupt))
 			return true
 		}
 		me := &mirrored{Entry: broker.Entry{Seq: seq, Message: m}}
@@ -266,10 +266,10 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	slices.SortStableFunc(out, func(a, b *mirrored) int { return cmp.Compare(a.Seq, b.Seq) })
 	out = slices.CompactFunc(out, func(a, b *mirrored) bool { return a.Seq == b.Seq })
 	if err != nil {
-		return nil, fmt.Errorf("nats broker: reading the log of session %q: %w", h.id, err)
+		return nil, fmt.Errorf("tether/broker/nats: reading the log of session %q: %w", h.id, err)
 	}
 	if bad != nil {
-		h.b.o.Logger.Warn("tether nats broker: skipped a corrupt log entry", "err", bad)
+		h.b.o.Logger.Warn("tether: nats broker: skipped a corrupt log entry", "err", bad)
 	}
 	return out, nil
 }
@@ -297,7 +297,7 @@ func (st *logState) repair(ctx context.Context, b *Broker) error {
 		}
 		ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, me.Message, me.Seq)}, jetstream.WithExpectStream(b.subj.logStream))
 		if err != nil {
-			return fmt.Errorf("nats broker: storing message %d of session %q again: %w", me.Seq, st.id, err)
+			return fmt.Errorf("tether/broker/nats: storing message %d of session %q again: %w", me.Seq, st.id, err)
 		}
 		me.sseq.Store(ack.Sequence)
 		me.failed.Store(false)
@@ -319,7 +319,7 @@ func (h *logHandle) Delete(ctx context.Context) (err error) {
 	defer cancel()
 	// Appends still in flight would land after the purge.
 	if err := b.settle(ctx); err != nil {
-		b.o.Logger.Debug("tether nats broker: appends failed before a log delete", "err", err)
+		b.o.Logger.Debug("tether: nats broker: appends failed before a log delete", "err", err)
 	}
 	return b.purgeSubject(ctx, b.subj.log(h.id), 0)
 }
@@ -336,7 +336,7 @@ func (b *Broker) purgeSubject(ctx context.Context, subj string, below uint64) er
 		return err
 	}
 	if err := ls.Purge(ctx, opts...); err != nil {
-		return fmt.Errorf("nats broker: purging %s: %w", subj, err)
+		return fmt.Errorf("tether/broker/nats: purging %s: %w", subj, err)
 	}
 	return nil
 }
@@ -461,6 +461,6 @@ func (p *purger) purge(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.o.Timeout)
 	defer cancel()
 	if err := b.purgeSubject(ctx, st.subject, below); err != nil {
-		b.o.Logger.Debug("tether nats broker: trimming a log in JetStream failed; retention will", "err", err)
+		b.o.Logger.Debug("tether: nats broker: trimming a log in JetStream failed; retention will", "err", err)
 	}
 }

@@ -63,14 +63,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	for _, r := range o.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return o, fmt.Errorf("nats broker: prefix %q: use letters, digits, '-' and '_' only", o.Prefix)
+			return o, fmt.Errorf("tether/broker/nats: prefix %q: use letters, digits, '-' and '_' only", o.Prefix)
 		}
 	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
 	if o.Replicas < 1 || o.Replicas > 5 {
-		return o, fmt.Errorf("nats broker: %d replicas: use 1 to 5", o.Replicas)
+		return o, fmt.Errorf("tether/broker/nats: %d replicas: use 1 to 5", o.Replicas)
 	}
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
@@ -85,13 +85,13 @@ func (o Options) withDefaults() (Options, error) {
 		o.Heartbeat = min(DefaultHeartbeat, o.Timeout)
 	}
 	if o.Heartbeat < 0 || o.Heartbeat > o.Timeout {
-		return o, fmt.Errorf("nats broker: Heartbeat %v: use a positive duration no longer than Timeout (%v)", o.Heartbeat, o.Timeout)
+		return o, fmt.Errorf("tether/broker/nats: Heartbeat %v: use a positive duration no longer than Timeout (%v)", o.Heartbeat, o.Timeout)
 	}
 	if o.MaxLogEntries == 0 {
 		o.MaxLogEntries = DefaultMaxLogEntries
 	}
 	if o.Retention < time.Second || o.RecordTTL < time.Second || o.Timeout <= 0 || o.MaxLogEntries < 1 {
-		return o, errors.New("nats broker: Retention and RecordTTL must be at least 1s, Timeout and MaxLogEntries positive")
+		return o, errors.New("tether/broker/nats: Retention and RecordTTL must be at least 1s, Timeout and MaxLogEntries positive")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

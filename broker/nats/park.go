@@ -66,7 +66,7 @@ func (b *Broker) park(ctx context.Context, m *broker.Message) (int, error) {
 	}
 	subj := b.subj.park(m.Target)
 	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
-		return 0, fmt.Errorf("nats broker: keeping a message for %s %q: %w", m.Target.Kind, m.Target.Name, err)
+		return 0, fmt.Errorf("tether/broker/nats: keeping a message for %s %q: %w", m.Target.Kind, m.Target.Name, err)
 	}
 	b.poke(ctx, m.Target)
 	return 1, nil
@@ -87,7 +87,7 @@ func (b *Broker) poke(ctx context.Context, addr broker.Address) {
 		case <-b.done:
 		}
 	} else if err := b.nc.PublishMsg(poke); err != nil {
-		b.o.Logger.Debug("tether nats broker: poke failed", "err", err)
+		b.o.Logger.Debug("tether: nats broker: poke failed", "err", err)
 	}
 }
 
@@ -184,9 +184,9 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		m, _, err := decodeMessage(pm.data)
 		switch {
 		case err != nil || m.Target != addr:
-			b.o.Logger.Warn("tether nats broker: dropped an undecodable parked message", "target", addr.Kind.String(), "err", err)
+			b.o.Logger.Warn("tether: nats broker: dropped an undecodable parked message", "target", addr.Kind.String(), "err", err)
 		case b.receiver.Deliver(m) == 0:
-			refused = fmt.Errorf("nats broker: a message parked for %s %q reached no session on this node; it stays parked", addr.Kind, addr.Name)
+			refused = fmt.Errorf("tether/broker/nats: a message parked for %s %q reached no session on this node; it stays parked", addr.Kind, addr.Name)
 		}
 		if refused != nil {
 			break
@@ -202,7 +202,7 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	err = b.settle(sctx)
 	cancel()
 	if err != nil {
-		b.o.Logger.Warn("tether nats broker: parked messages were delivered but not all logged", "err", err)
+		b.o.Logger.Warn("tether: nats broker: parked messages were delivered but not all logged", "err", err)
 	}
 	pctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -218,7 +218,7 @@ func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, la
 		var prev claim
 		m, found, err := b.get(ctx, subj)
 		if err != nil {
-			return false, fmt.Errorf("nats broker: reading the claim on parked messages: %w", err)
+			return false, fmt.Errorf("tether/broker/nats: reading the claim on parked messages: %w", err)
 		}
 		if found {
 			prev, found = decodeClaim(m.Data, m.Sequence)
@@ -234,7 +234,7 @@ func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, la
 			return false, nil
 		default:
 			// The claimer died before purging: deliver its messages.
-			b.o.Logger.Warn("tether nats broker: delivering parked messages whose claimer did not finish", "target", addr.Kind.String())
+			b.o.Logger.Warn("tether: nats broker: delivering parked messages whose claimer did not finish", "target", addr.Kind.String())
 		}
 		c := claim{instance: b.instance, upTo: last, until: time.Now().Add(b.claimTTL())}
 		err = b.publishClaim(ctx, subj, c, prev.seq)
@@ -242,11 +242,11 @@ func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, la
 			return true, nil
 		}
 		if !wrongLast(err) {
-			return false, fmt.Errorf("nats broker: claiming parked messages: %w", err)
+			return false, fmt.Errorf("tether/broker/nats: claiming parked messages: %w", err)
 		}
 		// Another node claimed meanwhile: look again.
 	}
-	return false, fmt.Errorf("nats broker: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
+	return false, fmt.Errorf("tether/broker/nats: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
 }
 
 func (b *Broker) publishClaim(ctx context.Context, subj string, c claim, prevSeq uint64) error {

@@ -27,7 +27,7 @@ func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err 
 		return err
 	}
 	if rec.ID == "" {
-		return errors.New("nats broker: a session record needs an ID")
+		return errors.New("tether/broker/nats: a session record needs an ID")
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
@@ -41,11 +41,11 @@ func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err 
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.put(ctx, b.subj.record(rec.ID), data, ttl); err != nil {
-		return fmt.Errorf("nats broker: storing the record of session %q: %w", rec.ID, err)
+		return fmt.Errorf("tether/broker/nats: storing the record of session %q: %w", rec.ID, err)
 	}
 	if rec.ClientID != "" && !rec.Closed {
 		if err := b.put(ctx, b.subj.clientID(rec.ClientID), []byte(rec.ID), ttl); err != nil {
-			return fmt.Errorf("nats broker: storing client id %q: %w", rec.ClientID, err)
+			return fmt.Errorf("tether/broker/nats: storing client id %q: %w", rec.ClientID, err)
 		}
 	}
 	return nil
@@ -87,13 +87,13 @@ func (b *Broker) GetSession(ctx context.Context, id string) (_ broker.SessionRec
 	m, ok, err := b.get(ctx, b.subj.record(id))
 	if err != nil || !ok || len(m.Data) == 0 {
 		if err != nil {
-			err = fmt.Errorf("nats broker: reading the record of session %q: %w", id, err)
+			err = fmt.Errorf("tether/broker/nats: reading the record of session %q: %w", id, err)
 		}
 		return broker.SessionRecord{}, false, err
 	}
 	var rec broker.SessionRecord
 	if err := json.Unmarshal(m.Data, &rec); err != nil {
-		return broker.SessionRecord{}, false, fmt.Errorf("nats broker: the record of session %q is corrupt: %w", id, err)
+		return broker.SessionRecord{}, false, fmt.Errorf("tether/broker/nats: the record of session %q is corrupt: %w", id, err)
 	}
 	return rec, true, nil
 }
@@ -123,7 +123,7 @@ func (b *Broker) DeleteSession(ctx context.Context, id string) (err error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := ks.Purge(ctx, jetstream.WithPurgeSubject(b.subj.record(id))); err != nil {
-		return fmt.Errorf("nats broker: deleting the record of session %q: %w", id, err)
+		return fmt.Errorf("tether/broker/nats: deleting the record of session %q: %w", id, err)
 	}
 	return nil
 }
@@ -157,11 +157,11 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 		return false, nil
 	}
 	if !wrongLast(err) {
-		return false, fmt.Errorf("nats broker: recording an idempotency key: %w", err)
+		return false, fmt.Errorf("tether/broker/nats: recording an idempotency key: %w", err)
 	}
 	m, ok, err := b.get(ctx, subj)
 	if err != nil {
-		return false, fmt.Errorf("nats broker: reading an idempotency key: %w", err)
+		return false, fmt.Errorf("tether/broker/nats: reading an idempotency key: %w", err)
 	}
 	if ok {
 		if d, perr := strconv.ParseInt(string(m.Data), 10, 64); perr == nil && time.Now().UnixNano() < d {
@@ -178,7 +178,7 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 	case wrongLast(err):
 		return true, nil // another caller recorded it just now
 	default:
-		return false, fmt.Errorf("nats broker: recording an idempotency key: %w", err)
+		return false, fmt.Errorf("tether/broker/nats: recording an idempotency key: %w", err)
 	}
 }
 
@@ -191,7 +191,7 @@ func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err e
 	}
 	m, ok, err := b.get(ctx, b.subj.seen(digest(scope, key)))
 	if err != nil {
-		return false, fmt.Errorf("nats broker: reading an idempotency key: %w", err)
+		return false, fmt.Errorf("tether/broker/nats: reading an idempotency key: %w", err)
 	}
 	if !ok {
 		return false, nil
@@ -213,7 +213,7 @@ func (b *Broker) Forget(ctx context.Context, scope, key string) (err error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := ks.Purge(ctx, jetstream.WithPurgeSubject(b.subj.seen(digest(scope, key)))); err != nil {
-		return fmt.Errorf("nats broker: forgetting an idempotency key: %w", err)
+		return fmt.Errorf("tether/broker/nats: forgetting an idempotency key: %w", err)
 	}
 	return nil
 }
