@@ -217,3 +217,51 @@ func TestFailedDrainKeepsParkedOrder(t *testing.T) {
 		t.Fatalf("%d messages arrived after a later one to the same session (%s)", n, example)
 	}
 }
+
+// A message parked for an address under another node's standing claim
+// (that node claimed it, could not deliver it and stopped: a node drained
+// in a rolling restart while it delivered what was parked for a session
+// that had just moved to it) is delivered before a message published
+// later to the node that binds the address now: the later one waits
+// behind it until the claim ends, instead of overtaking it.
+func TestOtherNodesClaimKeepsParkedOrder(t *testing.T) {
+	url := natstest.Start(t).URL()
+	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: time.Second, Logger: quiet()}
+	open := func(id string, r broker.Receiver) *natsbroker.Broker {
+		b, err := natsbroker.Connect(url, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		must(t, b.Start(t.Context(), id, r))
+		return b
+	}
+	old := &orderReceiver{got: map[string][]int{}}
+	old.refuse.Store(true)
+	oldNode := open("O", old)
+	holder := &orderReceiver{got: map[string][]int{}}
+	h := open("H", holder)
+	p := open("P", &orderReceiver{got: map[string][]int{}})
+	ctx := t.Context()
+	addr := broker.Session("s0")
+	must(t, p.PutSession(ctx, broker.SessionRecord{ID: "s0", Node: "H", Expires: time.Now().Add(time.Hour)}))
+	if n, err := p.Publish(ctx, &broker.Message{Target: addr, Payload: []byte("s0/0")}); n != 1 || err != nil {
+		t.Fatalf("parking message 0: Publish = %d, %v; want it kept (1)", n, err)
+	}
+	// The old node claims message 0, takes it nowhere, and stops: its
+	// claim stands for three Timeouts.
+	must(t, oldNode.Bind(ctx, addr))
+	must(t, oldNode.Close())
+	must(t, h.Bind(ctx, addr))
+	if n, err := p.Publish(ctx, &broker.Message{Target: addr, Payload: []byte("s0/1")}); n != 1 || err != nil {
+		t.Fatalf("publishing message 1: Publish = %d, %v", n, err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); holder.missing([]int{2}) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages taken by Publish never arrived", holder.missing([]int{2}))
+		}
+	}
+	if n, example := holder.overtaken(); n > 0 {
+		t.Fatalf("%d messages arrived after a later one to the same session (%s)", n, example)
+	}
+}
