@@ -23,8 +23,9 @@ import (
 // delivers, waits for its log appends, and purges what it delivered. Another
 // node finding a standing claim on messages still parked leaves them to the
 // claimer, parks what comes for the address behind them (it must not
-// overtake them), and looks again when the claim ends: by then they are purged, or
-// the claimer died before purging them and this node delivers them.
+// overtake them), and looks again when the claim ends: by then they are
+// purged, or the claimer died before purging them and this node delivers
+// them.
 
 // claimAttempts bounds the compare-and-set retries of one claim.
 const claimAttempts = 3
