@@ -128,8 +128,7 @@ type parked struct {
 //
 // A drain that fails is tried again, while the address stays bound, after
 // a delay that doubles from drainRetry up to a minute: without it, what
-// was parked would wait for the next poke. It also extends the guard
-// period, so that no delivery overtakes what stays parked.
+// was parked would wait for the next poke.
 //
 // It returns how many parked messages it delivered, with the error that
 // stopped it, if any.
@@ -142,12 +141,6 @@ func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *bindi
 	if !b.closed.Load() {
 		bd.retry = min(max(2*bd.retry, drainRetry), time.Minute)
 		b.pokeAt(addr, time.Now().Add(bd.retry))
-	}
-	// Messages are still parked: deliveries keep draining first (and
-	// park behind them while that fails) past the guard period, or a
-	// new message would overtake them.
-	if guard := time.Now().Add(b.guardPeriod).UnixNano(); bd.until.Load() < guard {
-		bd.until.Store(guard)
 	}
 	return n, err
 }

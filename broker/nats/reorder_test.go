@@ -172,52 +172,6 @@ func (r *orderReceiver) missing(taken []int) int {
 	return missing
 }
 
-// A message parked for an address whose drain keeps failing (here the
-// receiver takes it nowhere, as a session whose log append fails does)
-// stays parked past the guard period of the bind: a message published
-// after the guard period must still wait behind it, not be delivered
-// first.
-func TestFailedDrainKeepsParkedOrder(t *testing.T) {
-	const guard = time.Second
-	url := natstest.Start(t).URL()
-	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: 2 * time.Second, Logger: quiet()}
-	open := func(id string, r broker.Receiver) *natsbroker.Broker {
-		b, err := natsbroker.Connect(url, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		natsbroker.SetGuardPeriod(b, guard)
-		must(t, b.Start(t.Context(), id, r))
-		return b
-	}
-	holder := &orderReceiver{got: map[string][]int{}}
-	h := open("H", holder)
-	p := open("P", &orderReceiver{got: map[string][]int{}})
-	ctx := t.Context()
-	addr := broker.Session("s0")
-	must(t, p.PutSession(ctx, broker.SessionRecord{ID: "s0", Node: "H", Expires: time.Now().Add(time.Hour)}))
-	if n, err := p.Publish(ctx, &broker.Message{Target: addr, Payload: []byte("s0/0")}); n != 1 || err != nil {
-		t.Fatalf("parking message 0: Publish = %d, %v; want it kept (1)", n, err)
-	}
-	holder.refuse.Store(true)
-	must(t, h.Bind(ctx, addr)) // its drain fails, and is retried after 250ms, 500ms, 1s…
-	bound := time.Now()
-	time.Sleep(time.Until(bound.Add(guard))) // the bind's guard ends: a known time, not a guess
-	holder.refuse.Store(false)
-	if n, err := p.Publish(ctx, &broker.Message{Target: addr, Payload: []byte("s0/1")}); n != 1 || err != nil {
-		t.Fatalf("publishing message 1: Publish = %d, %v", n, err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); holder.missing([]int{2}) > 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d messages taken by Publish never arrived", holder.missing([]int{2}))
-		}
-	}
-	if n, example := holder.overtaken(); n > 0 {
-		t.Fatalf("%d messages arrived after a later one to the same session (%s)", n, example)
-	}
-}
-
 // A message parked for an address under another node's standing claim
 // (that node claimed it, could not deliver it and stopped: a node drained
 // in a rolling restart while it delivered what was parked for a session
