@@ -102,6 +102,8 @@ type Broker struct {
 	healthMu sync.Mutex
 	health   []func(error)
 	lastErr  error
+
+	guardPeriod time.Duration // see guardPeriod; tests shorten it
 }
 
 // binding is one address bound on this node.
@@ -145,6 +147,8 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		logs:     make(map[string]*logState),
 		inflight: make(map[*nats.Msg]*pend),
 		instance: rand.Text(),
+
+		guardPeriod: guardPeriod,
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(16384),
@@ -352,7 +356,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		b.binds[addr] = bd
 	}
 	if addr.Kind != broker.KindTopic {
-		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
+		bd.until.Store(time.Now().Add(b.guardPeriod).UnixNano())
 	}
 	b.bindMu.Unlock()
 	if addr.Kind == broker.KindTopic {

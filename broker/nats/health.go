@@ -90,24 +90,29 @@ func (b *Broker) afterReconnect() {
 		case <-time.After(wait):
 		}
 	}
-	b.recheck.Store(false)
-	b.setHealth(nil)
+	// Every address is guarded before the node delivers again: a message
+	// that comes once recheck is clear then delivers what was parked
+	// meanwhile first, instead of overtaking it while its drain below
+	// waits for a worker.
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
+	until := time.Now().Add(b.guardPeriod).UnixNano()
 	for a, bd := range b.binds {
 		if a.Kind != broker.KindTopic && bd.n > 0 {
 			addrs, binds = append(addrs, a), append(binds, bd)
+			bd.until.Store(until)
 		}
 	}
 	b.bindMu.Unlock()
+	b.recheck.Store(false)
+	b.setHealth(nil)
 	b.parallel(len(addrs), func(i int) bool {
 		a, bd := addrs[i], binds[i]
 		ctx, cancel := b.bound(context.Background())
 		defer cancel()
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		bd.until.Store(time.Now().Add(guardPeriod).UnixNano())
 		if _, err := b.drainLocked(ctx, a, bd); err != nil {
 			b.o.Logger.Warn("tether: nats broker: reading parked messages after a reconnect failed", "target", a.Kind.String(), "err", err)
 		}

@@ -22,8 +22,10 @@ import (
 // stream seq it delivers and until when the claim stands. The claimer
 // delivers, waits for its log appends, and purges what it delivered. Another
 // node finding a standing claim on messages still parked leaves them to the
-// claimer and looks again when the claim ends: by then they are purged, or
-// the claimer died before purging them and this node delivers them.
+// claimer, parks what comes for the address behind them (it must not
+// overtake them), and looks again when the claim ends: by then they are
+// purged, or the claimer died before purging them and this node delivers
+// them.
 
 // claimAttempts bounds the compare-and-set retries of one claim.
 const claimAttempts = 3
@@ -171,8 +173,13 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		return 0, b.purgeSubject(pctx, subj, bd.drained+1)
 	}
 	ok, err := b.claimParked(ctx, addr, msgs[0].sseq, msgs[len(msgs)-1].sseq)
-	if err != nil || !ok {
+	switch {
+	case err != nil:
 		return 0, err
+	case !ok:
+		// Still parked, under another node's claim: a delivery now would
+		// overtake them, so it parks behind them (see deliverLocal).
+		return 0, fmt.Errorf("nats broker: messages parked for %s %q are claimed by another node; delivering after them once its claim ends", addr.Kind, addr.Name)
 	}
 	// Delivered in order until the receiver takes one nowhere (its
 	// session is not, or no longer, on this node; its log append failed):
