@@ -43,8 +43,11 @@
 //
 // Each direction numbers its Message frames 1, 2, 3, … per session, strictly
 // increasing by one, across streams. The receiver acknowledges cumulatively
-// with Ack{seq}: everything up to seq was received. Acks are batched (sent
-// after a few messages or a short delay, whichever comes first). The sender
+// with Ack{seq}: everything up to seq was received. The server acks a
+// message at once when the client asks (ClientMessage.ack_now) or when
+// nothing else waits to be acked, and batches acks under load (one Ack
+// for many messages). The client acks as the application takes messages
+// (see "Flow control"). The sender
 // keeps every unacknowledged message and sends it again after a resume; the
 // receiver drops a message whose seq it has already seen, so the application
 // sees each message once, in order. An Ack beyond the highest seq sent ends
@@ -94,6 +97,50 @@
 // message to its sender (Error), and a message lost on its way to a
 // receiver (its node died, its log overflowed) to the receiver, by
 // Welcome.resume_status and Welcome.lost on its next resume.
+//
+// # Flow control
+//
+// Server to client, a window. The client states in Hello.receive_window
+// how much it takes unacknowledged: messages and payload bytes (the sum of
+// ServerMessage.payload sizes). The server never has more than that sent
+// and unacknowledged on a stream; it announces the window it grants in
+// Welcome.receive_window. A message larger than the byte window is sent
+// when nothing else is in flight. Everything else waits in the session's
+// outbound log. So that a reader that keeps up never stalls, acknowledge
+// once half the window is outstanding, and after a short delay otherwise
+// (the Go SDK: 250 ms). A client that never acks gets one window and then
+// nothing more, until it acks or resumes: it is not cut off for that.
+//
+// The outbound log is bounded: Limits.max_outbound_queue messages and
+// Limits.max_outbound_bytes payload bytes, sent and unacknowledged or
+// queued. When a message finds the log full, the session is a slow
+// consumer and Limits.overflow_policy applies:
+//
+//   - BACKPRESSURE (the default): a message with one recipient (a session
+//     id, a client id, a reply) is not queued. Its sender learns it: a
+//     ClientMessage is refused (Error{RESOURCE_EXHAUSTED, seq}; re-send it
+//     later, see "What becomes of a client message"), and
+//     TetherService.Publish ends with RESOURCE_EXHAUSTED and a RetryInfo
+//     detail. A topic message cannot wait for its slowest subscriber: it
+//     is queued, and the full subscriber's oldest messages are dropped as
+//     under DROP_OLDEST.
+//   - DROP_OLDEST: the message is queued and the oldest unacknowledged
+//     messages are dropped to make room. The client is told at once: a Gap
+//     frame names the lost range.
+//   - DISCONNECT: the stream is cut: GoAway{SLOW_CONSUMER}, then
+//     RESOURCE_EXHAUSTED. The message is queued and the session waits for
+//     a resume, its log still bounded as under DROP_OLDEST (the loss then
+//     reported in Welcome.lost).
+//
+// However the log overflows, no message is lost unreported: a refused
+// message's sender is told, a dropped message's receiver is told (Gap, or
+// Welcome.lost on a resume).
+//
+// Client to server, pacing. The server reads at most
+// Limits.max_frames_per_second frames per second on a stream (bursts of
+// Limits.max_frame_burst). Beyond that it reads more slowly, so HTTP/2
+// flow control holds the client's writes back; it does not cut the stream
+// for it. A client should pace itself to that rate (the Go SDK does).
 //
 // # Subscriptions
 //
@@ -223,6 +270,65 @@ func (ResumeStatus) EnumDescriptor() ([]byte, []int) {
 	return file_tether_v1_frames_proto_rawDescGZIP(), []int{0}
 }
 
+// OverflowPolicy is what the server does with a message for a session whose
+// outbound log is full; see "Flow control" above.
+type OverflowPolicy int32
+
+const (
+	// Never sent.
+	OverflowPolicy_OVERFLOW_POLICY_UNSPECIFIED OverflowPolicy = 0
+	// Refuse single-recipient messages (the sender is told
+	// RESOURCE_EXHAUSTED); topic messages drop the oldest, with a Gap.
+	OverflowPolicy_OVERFLOW_POLICY_BACKPRESSURE OverflowPolicy = 1
+	// Drop the oldest unacknowledged messages; a Gap tells the client.
+	OverflowPolicy_OVERFLOW_POLICY_DROP_OLDEST OverflowPolicy = 2
+	// Cut the stream: GoAway SLOW_CONSUMER, then RESOURCE_EXHAUSTED.
+	OverflowPolicy_OVERFLOW_POLICY_DISCONNECT OverflowPolicy = 3
+)
+
+// Enum value maps for OverflowPolicy.
+var (
+	OverflowPolicy_name = map[int32]string{
+		0: "OVERFLOW_POLICY_UNSPECIFIED",
+		1: "OVERFLOW_POLICY_BACKPRESSURE",
+		2: "OVERFLOW_POLICY_DROP_OLDEST",
+		3: "OVERFLOW_POLICY_DISCONNECT",
+	}
+	OverflowPolicy_value = map[string]int32{
+		"OVERFLOW_POLICY_UNSPECIFIED":  0,
+		"OVERFLOW_POLICY_BACKPRESSURE": 1,
+		"OVERFLOW_POLICY_DROP_OLDEST":  2,
+		"OVERFLOW_POLICY_DISCONNECT":   3,
+	}
+)
+
+func (x OverflowPolicy) Enum() *OverflowPolicy {
+	p := new(OverflowPolicy)
+	*p = x
+	return p
+}
+
+func (x OverflowPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OverflowPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_tether_v1_frames_proto_enumTypes[1].Descriptor()
+}
+
+func (OverflowPolicy) Type() protoreflect.EnumType {
+	return &file_tether_v1_frames_proto_enumTypes[1]
+}
+
+func (x OverflowPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OverflowPolicy.Descriptor instead.
+func (OverflowPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+}
+
 // GoAwayReason says why a stream ends and, from the code alone, whether and
 // how the client reconnects.
 type GoAwayReason int32
@@ -239,8 +345,9 @@ const (
 	// A newer stream took over this session, or a newer session took over
 	// this client id. Do not reconnect: someone else holds the session now.
 	GoAwayReason_GO_AWAY_REASON_TAKEN_OVER GoAwayReason = 3
-	// The client did not read its messages fast enough and its outbound queue
-	// overflowed. Reconnect with backoff and resume; consider reading faster.
+	// The client did not read its messages fast enough: its outbound log is
+	// full and the server's overflow policy is DISCONNECT. Reconnect with
+	// backoff and resume; consider reading faster.
 	GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER GoAwayReason = 4
 	// An operator closed the session (AdminService.CloseSession). Do not
 	// resume; a fresh session may be opened after retry_after.
@@ -298,11 +405,11 @@ func (x GoAwayReason) String() string {
 }
 
 func (GoAwayReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_tether_v1_frames_proto_enumTypes[1].Descriptor()
+	return file_tether_v1_frames_proto_enumTypes[2].Descriptor()
 }
 
 func (GoAwayReason) Type() protoreflect.EnumType {
-	return &file_tether_v1_frames_proto_enumTypes[1]
+	return &file_tether_v1_frames_proto_enumTypes[2]
 }
 
 func (x GoAwayReason) Number() protoreflect.EnumNumber {
@@ -311,7 +418,7 @@ func (x GoAwayReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GoAwayReason.Descriptor instead.
 func (GoAwayReason) EnumDescriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{2}
 }
 
 // Hello opens a session or resumes one. It is the client's first frame and is
@@ -343,7 +450,13 @@ type Hello struct {
 	// see client_id.)
 	Resume *Resume `protobuf:"bytes,4,opt,name=resume,proto3" json:"resume,omitempty"`
 	// Free-form labels shown to operators (AdminService) and handlers.
-	Metadata      map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// How much the client takes unacknowledged (see "Flow control"). Unset,
+	// or a zero field, asks for the server's default. The server clamps the
+	// message count into [1, Limits.max_outbound_queue] and the byte count
+	// to at most Limits.max_outbound_bytes, without an error, and announces
+	// the result in Welcome.receive_window.
+	ReceiveWindow *ReceiveWindow `protobuf:"bytes,6,opt,name=receive_window,json=receiveWindow,proto3" json:"receive_window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +526,70 @@ func (x *Hello) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *Hello) GetReceiveWindow() *ReceiveWindow {
+	if x != nil {
+		return x.ReceiveWindow
+	}
+	return nil
+}
+
+// ReceiveWindow bounds what the server has sent and not yet had
+// acknowledged on a stream.
+type ReceiveWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many server messages.
+	Messages uint32 `protobuf:"varint,1,opt,name=messages,proto3" json:"messages,omitempty"`
+	// At most this many payload bytes (the sum of ServerMessage.payload
+	// sizes); a larger message is sent when nothing else is in flight.
+	Bytes         uint32 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveWindow) Reset() {
+	*x = ReceiveWindow{}
+	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveWindow) ProtoMessage() {}
+
+func (x *ReceiveWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveWindow.ProtoReflect.Descriptor instead.
+func (*ReceiveWindow) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReceiveWindow) GetMessages() uint32 {
+	if x != nil {
+		return x.Messages
+	}
+	return 0
+}
+
+func (x *ReceiveWindow) GetBytes() uint32 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 // Resume names a session to continue.
 type Resume struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -435,7 +612,7 @@ type Resume struct {
 
 func (x *Resume) Reset() {
 	*x = Resume{}
-	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	mi := &file_tether_v1_frames_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +624,7 @@ func (x *Resume) String() string {
 func (*Resume) ProtoMessage() {}
 
 func (x *Resume) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	mi := &file_tether_v1_frames_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +637,7 @@ func (x *Resume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resume.ProtoReflect.Descriptor instead.
 func (*Resume) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Resume) GetSessionId() string {
@@ -535,14 +712,21 @@ type Welcome struct {
 	ResumeAnywhere bool `protobuf:"varint,16,opt,name=resume_anywhere,json=resumeAnywhere,proto3" json:"resume_anywhere,omitempty"`
 	// The session's client id: Hello.client_id of the Hello that created it.
 	// A resume keeps it even when the resuming Hello names another one.
-	ClientId      string `protobuf:"bytes,17,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,17,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// The receive window granted: Hello.receive_window, clamped (see
+	// "Flow control").
+	ReceiveWindow *ReceiveWindow `protobuf:"bytes,18,opt,name=receive_window,json=receiveWindow,proto3" json:"receive_window,omitempty"`
+	// Set when this fresh session took its client id over from an earlier
+	// session of the same principal (Hello.client_id without a valid
+	// resume): what became of that session's undelivered messages.
+	TookOver      *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	mi := &file_tether_v1_frames_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +738,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	mi := &file_tether_v1_frames_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +751,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{2}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -689,6 +873,88 @@ func (x *Welcome) GetClientId() string {
 	return ""
 }
 
+func (x *Welcome) GetReceiveWindow() *ReceiveWindow {
+	if x != nil {
+		return x.ReceiveWindow
+	}
+	return nil
+}
+
+func (x *Welcome) GetTookOver() *TakeOver {
+	if x != nil {
+		return x.TookOver
+	}
+	return nil
+}
+
+// TakeOver reports what a fresh session inherited from the session of its
+// client id that it took over. That session's undelivered messages (sent
+// and unacknowledged, or queued) are inherited: they are this session's
+// first messages, in their order, before anything newer.
+type TakeOver struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the session taken over.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// How many messages were inherited.
+	Inherited uint64 `protobuf:"varint,2,opt,name=inherited,proto3" json:"inherited,omitempty"`
+	// The messages of the session taken over (in its seqs) that were not
+	// inherited and will never arrive; unset when none.
+	Dropped       *SeqRange `protobuf:"bytes,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TakeOver) Reset() {
+	*x = TakeOver{}
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TakeOver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TakeOver) ProtoMessage() {}
+
+func (x *TakeOver) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TakeOver.ProtoReflect.Descriptor instead.
+func (*TakeOver) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TakeOver) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *TakeOver) GetInherited() uint64 {
+	if x != nil {
+		return x.Inherited
+	}
+	return 0
+}
+
+func (x *TakeOver) GetDropped() *SeqRange {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
 // SeqRange is an inclusive range of sequence numbers.
 type SeqRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -702,7 +968,7 @@ type SeqRange struct {
 
 func (x *SeqRange) Reset() {
 	*x = SeqRange{}
-	mi := &file_tether_v1_frames_proto_msgTypes[3]
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +980,7 @@ func (x *SeqRange) String() string {
 func (*SeqRange) ProtoMessage() {}
 
 func (x *SeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[3]
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +993,7 @@ func (x *SeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqRange.ProtoReflect.Descriptor instead.
 func (*SeqRange) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{3}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SeqRange) GetFirst() uint64 {
@@ -755,9 +1021,9 @@ type Limits struct {
 	// message, and of a Publish. A larger client message fails: Error{seq,
 	// INVALID_ARGUMENT}, then its Ack; the stream goes on.
 	MaxMessageBytes uint32 `protobuf:"varint,1,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
-	// How many server messages may wait unacknowledged (sent or queued). A
-	// client that falls further behind is cut off as a slow consumer (GoAway
-	// SLOW_CONSUMER, then RESOURCE_EXHAUSTED).
+	// How many server messages the session's outbound log holds: sent and
+	// unacknowledged, or queued. A message that finds it full (or
+	// max_outbound_bytes reached) meets overflow_policy; see "Flow control".
 	MaxOutboundQueue uint32 `protobuf:"varint,2,opt,name=max_outbound_queue,json=maxOutboundQueue,proto3" json:"max_outbound_queue,omitempty"`
 	// How many topics one session may subscribe to. A Subscribe beyond it
 	// gets Error{INVALID_ARGUMENT, topic, request_id}; a Hello beyond it ends
@@ -769,8 +1035,9 @@ type Limits struct {
 	// INVALID_ARGUMENT.
 	MaxFrameBytes uint32 `protobuf:"varint,4,opt,name=max_frame_bytes,json=maxFrameBytes,proto3" json:"max_frame_bytes,omitempty"`
 	// How many frames per second, of every kind (pings and acks included),
-	// the server reads on this stream on average; beyond it, and the burst,
-	// the stream ends with RESOURCE_EXHAUSTED.
+	// the server reads on this stream on average. Beyond it, and the burst,
+	// the server reads more slowly (HTTP/2 flow control holds the client
+	// back); the stream is not cut for it.
 	MaxFramesPerSecond uint32 `protobuf:"varint,5,opt,name=max_frames_per_second,json=maxFramesPerSecond,proto3" json:"max_frames_per_second,omitempty"`
 	// The burst allowed above max_frames_per_second: a stream that has been
 	// quiet may send this many frames at once.
@@ -780,13 +1047,18 @@ type Limits struct {
 	MinHeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=min_heartbeat_interval,json=minHeartbeatInterval,proto3" json:"min_heartbeat_interval,omitempty"`
 	// See min_heartbeat_interval.
 	MaxHeartbeatInterval *durationpb.Duration `protobuf:"bytes,8,opt,name=max_heartbeat_interval,json=maxHeartbeatInterval,proto3" json:"max_heartbeat_interval,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// How many payload bytes the session's outbound log holds; see
+	// max_outbound_queue.
+	MaxOutboundBytes uint32 `protobuf:"varint,9,opt,name=max_outbound_bytes,json=maxOutboundBytes,proto3" json:"max_outbound_bytes,omitempty"`
+	// What happens to a message that finds the outbound log full.
+	OverflowPolicy OverflowPolicy `protobuf:"varint,10,opt,name=overflow_policy,json=overflowPolicy,proto3,enum=tether.v1.OverflowPolicy" json:"overflow_policy,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1070,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1083,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Limits) GetMaxMessageBytes() uint32 {
@@ -870,6 +1142,82 @@ func (x *Limits) GetMaxHeartbeatInterval() *durationpb.Duration {
 	return nil
 }
 
+func (x *Limits) GetMaxOutboundBytes() uint32 {
+	if x != nil {
+		return x.MaxOutboundBytes
+	}
+	return 0
+}
+
+func (x *Limits) GetOverflowPolicy() OverflowPolicy {
+	if x != nil {
+		return x.OverflowPolicy
+	}
+	return OverflowPolicy_OVERFLOW_POLICY_UNSPECIFIED
+}
+
+// Gap tells the client that server messages lost.first through lost.last
+// will never arrive: the outbound log was full and its oldest messages
+// were dropped (see "Flow control"). It is sent at once, ahead of queued
+// messages. Some seqs of the range may have arrived already, or still
+// arrive (they were in flight): the client reports as lost only those it
+// has not received, counts the whole range as received, and drops a
+// message at or below lost.last that arrives after the Gap. It may ack
+// lost.last.
+type Gap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The seqs that will never arrive.
+	Lost *SeqRange `protobuf:"bytes,1,opt,name=lost,proto3" json:"lost,omitempty"`
+	// Why, for the application's logs.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Gap) Reset() {
+	*x = Gap{}
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Gap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Gap) ProtoMessage() {}
+
+func (x *Gap) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Gap.ProtoReflect.Descriptor instead.
+func (*Gap) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Gap) GetLost() *SeqRange {
+	if x != nil {
+		return x.Lost
+	}
+	return nil
+}
+
+func (x *Gap) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Ping asks the peer to answer with Pong. Sent only by a side that has been
 // write-idle for the heartbeat interval.
 type Ping struct {
@@ -885,7 +1233,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1245,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1258,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Ping) GetId() uint64 {
@@ -940,7 +1288,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1300,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1313,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Pong) GetId() uint64 {
@@ -1019,14 +1367,17 @@ type ClientMessage struct {
 	// message may still be re-sent: handled, but not yet acknowledged when
 	// the stream ended. The application's keys are checked and remembered
 	// for the whole dedupe window.
-	GeneratedKey  bool `protobuf:"varint,10,opt,name=generated_key,json=generatedKey,proto3" json:"generated_key,omitempty"`
+	GeneratedKey bool `protobuf:"varint,10,opt,name=generated_key,json=generatedKey,proto3" json:"generated_key,omitempty"`
+	// Ask the server to ack this message at once, not in a batch: a sender
+	// waiting for the outcome (the Go SDK's SendWait and Request) sets it.
+	AckNow        bool `protobuf:"varint,11,opt,name=ack_now,json=ackNow,proto3" json:"ack_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClientMessage) Reset() {
 	*x = ClientMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1389,7 @@ func (x *ClientMessage) String() string {
 func (*ClientMessage) ProtoMessage() {}
 
 func (x *ClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1402,7 @@ func (x *ClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientMessage.ProtoReflect.Descriptor instead.
 func (*ClientMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClientMessage) GetSeq() uint64 {
@@ -1137,6 +1488,13 @@ func (x *ClientMessage) GetGeneratedKey() bool {
 	return false
 }
 
+func (x *ClientMessage) GetAckNow() bool {
+	if x != nil {
+		return x.AckNow
+	}
+	return false
+}
+
 type isClientMessage_Target interface {
 	isClientMessage_Target()
 }
@@ -1188,7 +1546,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1558,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1571,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ServerMessage) GetSeq() uint64 {
@@ -1286,7 +1644,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1656,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1669,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Source) GetSessionId() string {
@@ -1345,7 +1703,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1715,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1728,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1396,7 +1754,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1766,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1779,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Subscribe) GetTopics() []string {
@@ -1454,7 +1812,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1824,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1837,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Unsubscribe) GetTopics() []string {
@@ -1508,7 +1866,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1878,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1891,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Close) GetReason() string {
@@ -1564,7 +1922,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1934,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1947,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GoAway) GetReason() GoAwayReason {
@@ -1659,7 +2017,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +2029,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +2042,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -1726,21 +2084,25 @@ var File_tether_v1_frames_proto protoreflect.FileDescriptor
 
 const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
-	"\x16tether/v1/frames.proto\x12\ttether.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x02\n" +
+	"\x16tether/v1/frames.proto\x12\ttether.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x16\n" +
 	"\x06topics\x18\x03 \x03(\tR\x06topics\x12)\n" +
 	"\x06resume\x18\x04 \x01(\v2\x11.tether.v1.ResumeR\x06resume\x12:\n" +
-	"\bmetadata\x18\x05 \x03(\v2\x1e.tether.v1.Hello.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x05 \x03(\v2\x1e.tether.v1.Hello.MetadataEntryR\bmetadata\x12?\n" +
+	"\x0ereceive_window\x18\x06 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"v\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\rReceiveWindow\x12\x1a\n" +
+	"\bmessages\x18\x01 \x01(\rR\bmessages\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\rR\x05bytes\"v\n" +
 	"\x06Resume\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xfa\x05\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xed\x06\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -1761,10 +2123,17 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"dead_after\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\tdeadAfter\x12'\n" +
 	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\x12\x1b\n" +
-	"\tclient_id\x18\x11 \x01(\tR\bclientId\"4\n" +
+	"\tclient_id\x18\x11 \x01(\tR\bclientId\x12?\n" +
+	"\x0ereceive_window\x18\x12 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x120\n" +
+	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\"v\n" +
+	"\bTakeOver\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
+	"\tinherited\x18\x02 \x01(\x04R\tinherited\x12-\n" +
+	"\adropped\x18\x03 \x01(\v2\x13.tether.v1.SeqRangeR\adropped\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
-	"\x04last\x18\x02 \x01(\x04R\x04last\"\xa6\x03\n" +
+	"\x04last\x18\x02 \x01(\x04R\x04last\"\x98\x04\n" +
 	"\x06Limits\x12*\n" +
 	"\x11max_message_bytes\x18\x01 \x01(\rR\x0fmaxMessageBytes\x12,\n" +
 	"\x12max_outbound_queue\x18\x02 \x01(\rR\x10maxOutboundQueue\x12\x1d\n" +
@@ -1774,13 +2143,19 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x15max_frames_per_second\x18\x05 \x01(\rR\x12maxFramesPerSecond\x12&\n" +
 	"\x0fmax_frame_burst\x18\x06 \x01(\rR\rmaxFrameBurst\x12O\n" +
 	"\x16min_heartbeat_interval\x18\a \x01(\v2\x19.google.protobuf.DurationR\x14minHeartbeatInterval\x12O\n" +
-	"\x16max_heartbeat_interval\x18\b \x01(\v2\x19.google.protobuf.DurationR\x14maxHeartbeatInterval\"K\n" +
+	"\x16max_heartbeat_interval\x18\b \x01(\v2\x19.google.protobuf.DurationR\x14maxHeartbeatInterval\x12,\n" +
+	"\x12max_outbound_bytes\x18\t \x01(\rR\x10maxOutboundBytes\x12B\n" +
+	"\x0foverflow_policy\x18\n" +
+	" \x01(\x0e2\x19.tether.v1.OverflowPolicyR\x0eoverflowPolicy\"F\n" +
+	"\x03Gap\x12'\n" +
+	"\x04lost\x18\x01 \x01(\v2\x13.tether.v1.SeqRangeR\x04lost\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"K\n" +
 	"\x04Ping\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"K\n" +
 	"\x04Pong\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
-	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xb2\x03\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xcb\x03\n" +
 	"\rClientMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x16\n" +
 	"\x05topic\x18\x02 \x01(\tH\x00R\x05topic\x12\x1f\n" +
@@ -1793,7 +2168,8 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x0ecorrelation_id\x18\b \x01(\tR\rcorrelationId\x12'\n" +
 	"\x0fidempotency_key\x18\t \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rgenerated_key\x18\n" +
-	" \x01(\bR\fgeneratedKey\x1a:\n" +
+	" \x01(\bR\fgeneratedKey\x12\x17\n" +
+	"\aack_now\x18\v \x01(\bR\x06ackNow\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
@@ -1849,7 +2225,12 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x15RESUME_STATUS_EXPIRED\x10\x05\x12$\n" +
 	" RESUME_STATUS_PRINCIPAL_MISMATCH\x10\x06\x12\x18\n" +
 	"\x14RESUME_STATUS_CLOSED\x10\a\x12\x1e\n" +
-	"\x1aRESUME_STATUS_SEQ_MISMATCH\x10\b*\xb1\x02\n" +
+	"\x1aRESUME_STATUS_SEQ_MISMATCH\x10\b*\x94\x01\n" +
+	"\x0eOverflowPolicy\x12\x1f\n" +
+	"\x1bOVERFLOW_POLICY_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cOVERFLOW_POLICY_BACKPRESSURE\x10\x01\x12\x1f\n" +
+	"\x1bOVERFLOW_POLICY_DROP_OLDEST\x10\x02\x12\x1e\n" +
+	"\x1aOVERFLOW_POLICY_DISCONNECT\x10\x03*\xb1\x02\n" +
 	"\fGoAwayReason\x12\x1e\n" +
 	"\x1aGO_AWAY_REASON_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GO_AWAY_REASON_DRAIN\x10\x01\x12\x1a\n" +
@@ -1873,60 +2254,70 @@ func file_tether_v1_frames_proto_rawDescGZIP() []byte {
 	return file_tether_v1_frames_proto_rawDescData
 }
 
-var file_tether_v1_frames_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_tether_v1_frames_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tether_v1_frames_proto_goTypes = []any{
 	(ResumeStatus)(0),             // 0: tether.v1.ResumeStatus
-	(GoAwayReason)(0),             // 1: tether.v1.GoAwayReason
-	(*Hello)(nil),                 // 2: tether.v1.Hello
-	(*Resume)(nil),                // 3: tether.v1.Resume
-	(*Welcome)(nil),               // 4: tether.v1.Welcome
-	(*SeqRange)(nil),              // 5: tether.v1.SeqRange
-	(*Limits)(nil),                // 6: tether.v1.Limits
-	(*Ping)(nil),                  // 7: tether.v1.Ping
-	(*Pong)(nil),                  // 8: tether.v1.Pong
-	(*ClientMessage)(nil),         // 9: tether.v1.ClientMessage
-	(*ServerMessage)(nil),         // 10: tether.v1.ServerMessage
-	(*Source)(nil),                // 11: tether.v1.Source
-	(*Ack)(nil),                   // 12: tether.v1.Ack
-	(*Subscribe)(nil),             // 13: tether.v1.Subscribe
-	(*Unsubscribe)(nil),           // 14: tether.v1.Unsubscribe
-	(*Close)(nil),                 // 15: tether.v1.Close
-	(*GoAway)(nil),                // 16: tether.v1.GoAway
-	(*Error)(nil),                 // 17: tether.v1.Error
-	nil,                           // 18: tether.v1.Hello.MetadataEntry
-	nil,                           // 19: tether.v1.ClientMessage.HeadersEntry
-	nil,                           // 20: tether.v1.ServerMessage.HeadersEntry
-	(*durationpb.Duration)(nil),   // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(OverflowPolicy)(0),           // 1: tether.v1.OverflowPolicy
+	(GoAwayReason)(0),             // 2: tether.v1.GoAwayReason
+	(*Hello)(nil),                 // 3: tether.v1.Hello
+	(*ReceiveWindow)(nil),         // 4: tether.v1.ReceiveWindow
+	(*Resume)(nil),                // 5: tether.v1.Resume
+	(*Welcome)(nil),               // 6: tether.v1.Welcome
+	(*TakeOver)(nil),              // 7: tether.v1.TakeOver
+	(*SeqRange)(nil),              // 8: tether.v1.SeqRange
+	(*Limits)(nil),                // 9: tether.v1.Limits
+	(*Gap)(nil),                   // 10: tether.v1.Gap
+	(*Ping)(nil),                  // 11: tether.v1.Ping
+	(*Pong)(nil),                  // 12: tether.v1.Pong
+	(*ClientMessage)(nil),         // 13: tether.v1.ClientMessage
+	(*ServerMessage)(nil),         // 14: tether.v1.ServerMessage
+	(*Source)(nil),                // 15: tether.v1.Source
+	(*Ack)(nil),                   // 16: tether.v1.Ack
+	(*Subscribe)(nil),             // 17: tether.v1.Subscribe
+	(*Unsubscribe)(nil),           // 18: tether.v1.Unsubscribe
+	(*Close)(nil),                 // 19: tether.v1.Close
+	(*GoAway)(nil),                // 20: tether.v1.GoAway
+	(*Error)(nil),                 // 21: tether.v1.Error
+	nil,                           // 22: tether.v1.Hello.MetadataEntry
+	nil,                           // 23: tether.v1.ClientMessage.HeadersEntry
+	nil,                           // 24: tether.v1.ServerMessage.HeadersEntry
+	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_tether_v1_frames_proto_depIdxs = []int32{
-	21, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
-	3,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
-	18, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
-	0,  // 3: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
-	5,  // 4: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
-	21, // 5: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	21, // 6: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
-	21, // 7: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
-	6,  // 8: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
-	21, // 9: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
-	21, // 10: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
-	21, // 11: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
-	22, // 12: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	22, // 13: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	19, // 14: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	20, // 15: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	11, // 16: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	22, // 17: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	21, // 19: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	21, // 20: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	25, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
+	5,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
+	22, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
+	4,  // 3: tether.v1.Hello.receive_window:type_name -> tether.v1.ReceiveWindow
+	0,  // 4: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
+	8,  // 5: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
+	25, // 6: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	25, // 7: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
+	25, // 8: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
+	9,  // 9: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
+	25, // 10: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
+	4,  // 11: tether.v1.Welcome.receive_window:type_name -> tether.v1.ReceiveWindow
+	7,  // 12: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
+	8,  // 13: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
+	25, // 14: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
+	25, // 15: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 16: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
+	8,  // 17: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
+	26, // 18: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	26, // 19: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	23, // 20: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	24, // 21: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	15, // 22: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	26, // 23: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	2,  // 24: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	25, // 25: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	25, // 26: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
@@ -1934,7 +2325,7 @@ func file_tether_v1_frames_proto_init() {
 	if File_tether_v1_frames_proto != nil {
 		return
 	}
-	file_tether_v1_frames_proto_msgTypes[7].OneofWrappers = []any{
+	file_tether_v1_frames_proto_msgTypes[10].OneofWrappers = []any{
 		(*ClientMessage_Topic)(nil),
 		(*ClientMessage_SessionId)(nil),
 		(*ClientMessage_ClientId)(nil),
@@ -1944,8 +2335,8 @@ func file_tether_v1_frames_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_frames_proto_rawDesc), len(file_tether_v1_frames_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   19,
+			NumEnums:      3,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -226,6 +226,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Ack
 	//	*ConnectResponse_GoAway
 	//	*ConnectResponse_Error
+	//	*ConnectResponse_Gap
 	Frame         isConnectResponse_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -331,6 +332,15 @@ func (x *ConnectResponse) GetError() *Error {
 	return nil
 }
 
+func (x *ConnectResponse) GetGap() *Gap {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectResponse_Gap); ok {
+			return x.Gap
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Frame interface {
 	isConnectResponse_Frame()
 }
@@ -370,6 +380,11 @@ type ConnectResponse_Error struct {
 	Error *Error `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
 }
 
+type ConnectResponse_Gap struct {
+	// Server messages that will never arrive (an overflowed outbound log).
+	Gap *Gap `protobuf:"bytes,8,opt,name=gap,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Frame() {}
 
 func (*ConnectResponse_Ping) isConnectResponse_Frame() {}
@@ -383,6 +398,8 @@ func (*ConnectResponse_Ack) isConnectResponse_Frame() {}
 func (*ConnectResponse_GoAway) isConnectResponse_Frame() {}
 
 func (*ConnectResponse_Error) isConnectResponse_Frame() {}
+
+func (*ConnectResponse_Gap) isConnectResponse_Frame() {}
 
 // PublishRequest is one message for TetherService.Publish.
 type PublishRequest struct {
@@ -615,7 +632,7 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\tsubscribe\x18\x06 \x01(\v2\x14.tether.v1.SubscribeH\x00R\tsubscribe\x12:\n" +
 	"\vunsubscribe\x18\a \x01(\v2\x16.tether.v1.UnsubscribeH\x00R\vunsubscribe\x12(\n" +
 	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05closeB\a\n" +
-	"\x05frame\"\xca\x02\n" +
+	"\x05frame\"\xee\x02\n" +
 	"\x0fConnectResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.tether.v1.WelcomeH\x00R\awelcome\x12%\n" +
 	"\x04ping\x18\x02 \x01(\v2\x0f.tether.v1.PingH\x00R\x04ping\x12%\n" +
@@ -623,7 +640,8 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\v2\x18.tether.v1.ServerMessageH\x00R\amessage\x12\"\n" +
 	"\x03ack\x18\x05 \x01(\v2\x0e.tether.v1.AckH\x00R\x03ack\x12,\n" +
 	"\ago_away\x18\x06 \x01(\v2\x11.tether.v1.GoAwayH\x00R\x06goAway\x12(\n" +
-	"\x05error\x18\a \x01(\v2\x10.tether.v1.ErrorH\x00R\x05errorB\a\n" +
+	"\x05error\x18\a \x01(\v2\x10.tether.v1.ErrorH\x00R\x05error\x12\"\n" +
+	"\x03gap\x18\b \x01(\v2\x0e.tether.v1.GapH\x00R\x03gapB\a\n" +
 	"\x05frame\"\xfd\x02\n" +
 	"\x0ePublishRequest\x12\x16\n" +
 	"\x05topic\x18\x01 \x01(\tH\x00R\x05topic\x12\x1f\n" +
@@ -677,6 +695,7 @@ var file_tether_v1_tether_service_proto_goTypes = []any{
 	(*ServerMessage)(nil),   // 14: tether.v1.ServerMessage
 	(*GoAway)(nil),          // 15: tether.v1.GoAway
 	(*Error)(nil),           // 16: tether.v1.Error
+	(*Gap)(nil),             // 17: tether.v1.Gap
 }
 var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	5,  // 0: tether.v1.ConnectRequest.hello:type_name -> tether.v1.Hello
@@ -694,16 +713,17 @@ var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	9,  // 12: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
 	15, // 13: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
 	16, // 14: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
-	4,  // 15: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
-	0,  // 16: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
-	2,  // 17: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
-	1,  // 18: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
-	3,  // 19: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
-	18, // [18:20] is the sub-list for method output_type
-	16, // [16:18] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	17, // 15: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
+	4,  // 16: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
+	0,  // 17: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
+	2,  // 18: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
+	1,  // 19: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
+	3,  // 20: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
+	19, // [19:21] is the sub-list for method output_type
+	17, // [17:19] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_service_proto_init() }
@@ -730,6 +750,7 @@ func file_tether_v1_tether_service_proto_init() {
 		(*ConnectResponse_Ack)(nil),
 		(*ConnectResponse_GoAway)(nil),
 		(*ConnectResponse_Error)(nil),
+		(*ConnectResponse_Gap)(nil),
 	}
 	file_tether_v1_tether_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*PublishRequest_Topic)(nil),

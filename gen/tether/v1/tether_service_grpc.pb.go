@@ -73,13 +73,14 @@ type TetherServiceClient interface {
 	//	                    session took its client id (after GoAway
 	//	                    TAKEN_OVER). Terminal: someone else holds the
 	//	                    session.
-	//	RESOURCE_EXHAUSTED  A slow consumer (after GoAway SLOW_CONSUMER);
-	//	                    frames above Limits.max_frames_per_second
-	//	                    (bursts of Limits.max_frame_burst); more than
+	//	RESOURCE_EXHAUSTED  A slow consumer under the DISCONNECT overflow
+	//	                    policy (after GoAway SLOW_CONSUMER); more than
 	//	                    256 control frames waiting because the client
-	//	                    does not read; stream opens above the
-	//	                    per-principal call rate (tetherd --rate, --burst:
-	//	                    50/s, bursts of 100, by default). Retryable.
+	//	                    does not read (pacing cannot cure that); stream
+	//	                    opens above the per-principal call rate
+	//	                    (tetherd --rate, --burst). Frames above
+	//	                    Limits.max_frames_per_second are not a cut: the
+	//	                    server reads them more slowly. Retryable.
 	//	UNAVAILABLE         The server is draining or closed, at its session
 	//	                    limit, its broker is unreachable, or a resume
 	//	                    could not read the session's log. Retryable, on
@@ -120,11 +121,14 @@ type TetherServiceClient interface {
 	//	                    Terminal, unless fresh credentials are at hand.
 	//	PERMISSION_DENIED   The principal may not publish to this target.
 	//	                    Terminal.
-	//	RESOURCE_EXHAUSTED  Calls above the per-principal call rate
-	//	                    (tetherd --rate, --burst: 50 calls/s, bursts of
-	//	                    100, by default; shared with stream opens and
-	//	                    AdminService calls); a RetryInfo detail says how
-	//	                    long to wait. Retryable after that delay.
+	//	RESOURCE_EXHAUSTED  The target's outbound log is full and its
+	//	                    overflow policy is BACKPRESSURE (a session_id or
+	//	                    client_id target; see frames.proto "Flow
+	//	                    control"); or calls above the per-principal
+	//	                    Publish rate (tetherd --publish-rate). A
+	//	                    RetryInfo detail says how long to wait.
+	//	                    Retryable after that delay, with the same
+	//	                    idempotency_key.
 	//	UNAVAILABLE         The broker is unreachable, or the idempotency
 	//	                    check failed. Retryable, with the same
 	//	                    idempotency_key (on any backend).
@@ -213,13 +217,14 @@ type TetherServiceServer interface {
 	//	                    session took its client id (after GoAway
 	//	                    TAKEN_OVER). Terminal: someone else holds the
 	//	                    session.
-	//	RESOURCE_EXHAUSTED  A slow consumer (after GoAway SLOW_CONSUMER);
-	//	                    frames above Limits.max_frames_per_second
-	//	                    (bursts of Limits.max_frame_burst); more than
+	//	RESOURCE_EXHAUSTED  A slow consumer under the DISCONNECT overflow
+	//	                    policy (after GoAway SLOW_CONSUMER); more than
 	//	                    256 control frames waiting because the client
-	//	                    does not read; stream opens above the
-	//	                    per-principal call rate (tetherd --rate, --burst:
-	//	                    50/s, bursts of 100, by default). Retryable.
+	//	                    does not read (pacing cannot cure that); stream
+	//	                    opens above the per-principal call rate
+	//	                    (tetherd --rate, --burst). Frames above
+	//	                    Limits.max_frames_per_second are not a cut: the
+	//	                    server reads them more slowly. Retryable.
 	//	UNAVAILABLE         The server is draining or closed, at its session
 	//	                    limit, its broker is unreachable, or a resume
 	//	                    could not read the session's log. Retryable, on
@@ -260,11 +265,14 @@ type TetherServiceServer interface {
 	//	                    Terminal, unless fresh credentials are at hand.
 	//	PERMISSION_DENIED   The principal may not publish to this target.
 	//	                    Terminal.
-	//	RESOURCE_EXHAUSTED  Calls above the per-principal call rate
-	//	                    (tetherd --rate, --burst: 50 calls/s, bursts of
-	//	                    100, by default; shared with stream opens and
-	//	                    AdminService calls); a RetryInfo detail says how
-	//	                    long to wait. Retryable after that delay.
+	//	RESOURCE_EXHAUSTED  The target's outbound log is full and its
+	//	                    overflow policy is BACKPRESSURE (a session_id or
+	//	                    client_id target; see frames.proto "Flow
+	//	                    control"); or calls above the per-principal
+	//	                    Publish rate (tetherd --publish-rate). A
+	//	                    RetryInfo detail says how long to wait.
+	//	                    Retryable after that delay, with the same
+	//	                    idempotency_key.
 	//	UNAVAILABLE         The broker is unreachable, or the idempotency
 	//	                    check failed. Retryable, with the same
 	//	                    idempotency_key (on any backend).
