@@ -80,8 +80,11 @@ type Message struct {
 // returns how many it reached.
 type Receiver interface {
 	// Deliver hands m to the node's sessions behind m.Target and returns
-	// how many it reached.
-	Deliver(m *Message) int
+	// how many it reached. It returns ErrFull, having queued m nowhere,
+	// when m has one recipient (a session or client id) whose outbound
+	// log is full and refuses more (the server's BACKPRESSURE overflow
+	// policy); a topic message is never refused that way.
+	Deliver(m *Message) (int, error)
 	// Evict acts on an [Eviction] another node sent: it releases the
 	// session e.Session (which now lives on e.Node), or ends the node's
 	// other sessions of client id e.Client. It returns
@@ -179,6 +182,13 @@ type SessionRecord struct {
 	// ReceivedSeq is the highest client seq the session received.
 	ReceivedSeq uint64
 }
+
+// ErrFull is returned by [Receiver.Deliver], and so by [Broker.Publish],
+// when a message for one session (a session or client id) found that
+// session's outbound log full: it was not queued. The sender should retry
+// later; a server answers it with gRPC RESOURCE_EXHAUSTED. A shared broker
+// does not park such a message: the session is held, just full.
+var ErrFull = errors.New("tether/broker: the session's outbound log is full")
 
 // ErrClosed is returned by every method of a Broker after Close.
 var ErrClosed = errors.New("tether/broker: closed")

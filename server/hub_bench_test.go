@@ -140,7 +140,7 @@ func BenchmarkDeliver(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if n := r.Deliver(m); n != tc.subs {
+				if n, _ := r.Deliver(m); n != tc.subs {
 					b.Fatalf("Deliver reached %d sessions, want %d", n, tc.subs)
 				}
 				if i++; i%drainEvery == 0 {

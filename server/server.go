@@ -236,7 +236,7 @@ func (srv *Server) Close() error {
 type receiver struct{ srv *Server }
 
 // Deliver queues m to every local session behind m.Target.
-func (r receiver) Deliver(m *broker.Message) int {
+func (r receiver) Deliver(m *broker.Message) (int, error) {
 	srv := r.srv
 	var one *Session
 	var many []*Session
@@ -259,7 +259,7 @@ func (r receiver) Deliver(m *broker.Message) int {
 			n++
 		}
 	}
-	return n
+	return n, nil
 }
 
 func collect(set sessionSet) []*Session {

@@ -192,7 +192,7 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{reach: 1} }
 
 // Deliver records m, calls the hook, if any, and returns the reach.
-func (r *recorder) Deliver(m *broker.Message) int {
+func (r *recorder) Deliver(m *broker.Message) (int, error) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, m)
 	reach, hook := r.reach, r.hook
@@ -200,7 +200,7 @@ func (r *recorder) Deliver(m *broker.Message) int {
 	if hook != nil {
 		hook(m)
 	}
-	return reach
+	return reach, nil
 }
 
 // Evict records e, calls the evict hook, if any, and returns the error set

@@ -248,12 +248,17 @@ func (n *fakeNode) Publish(_ context.Context, m *broker.Message) (int, error) {
 	h.mu.Unlock()
 	count := 0
 	if local {
-		count += n.r.Deliver(m)
+		k, err := n.r.Deliver(m)
+		if err != nil {
+			return 0, err
+		}
+		count += k
 	}
 	for _, o := range remote {
 		o.dmu.Lock()
-		count += o.r.Deliver(m)
+		k, _ := o.r.Deliver(m)
 		o.dmu.Unlock()
+		count += k
 	}
 	return count, nil
 }

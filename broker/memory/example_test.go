@@ -12,9 +12,9 @@ import (
 // message and reports it as reaching one session.
 type printer struct{}
 
-func (printer) Deliver(m *broker.Message) int {
+func (printer) Deliver(m *broker.Message) (int, error) {
 	fmt.Printf("deliver to %s %s: %s\n", m.Target.Kind, m.Target.Name, m.Payload)
-	return 1
+	return 1, nil
 }
 
 // Evict is never called: other nodes do not share a memory broker.

@@ -116,7 +116,7 @@ func (b *Broker) Publish(_ context.Context, m *broker.Message) (int, error) {
 	if r == nil {
 		return 0, nil
 	}
-	return (*r).Deliver(m), nil
+	return (*r).Deliver(m)
 }
 
 // Seen records key in scope for window and reports whether it was already

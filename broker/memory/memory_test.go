@@ -25,7 +25,7 @@ func TestShared(t *testing.T) {
 // count is a Receiver that reports every message as reaching one session.
 type count struct{}
 
-func (count) Deliver(*broker.Message) int { return 1 }
+func (count) Deliver(*broker.Message) (int, error) { return 1, nil }
 
 func (count) Evict(broker.Eviction) error { return nil }
 

@@ -23,6 +23,7 @@ const (
 	replyLame    = "lame"    // the node unbound the address a moment ago
 	replyForeign = "foreign" // Evict: the client id is another principal's
 	replyErr     = "err:"    // prefix: the node took the message but could not store it
+	replyFull    = "full"    // the session's outbound log is full: nothing was queued (broker.ErrFull)
 )
 
 // asker sends requests that may reach several nodes (a live holder and

@@ -469,7 +469,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return 0, err
 	}
 	if m.Target.Kind == broker.KindTopic {
-		n := b.deliverLocal(ctx, m)
+		n, _ := b.deliverLocal(ctx, m) // a topic message is never refused
 		if !b.nc.IsConnected() {
 			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
@@ -479,7 +479,10 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, nil
 	}
 	mark := b.mark()
-	if n := b.deliverLocal(ctx, m); n > 0 {
+	switch n, err := b.deliverLocal(ctx, m); {
+	case err != nil:
+		return 0, err // full: held here, so not parked
+	case n > 0:
 		return n, b.settleSince(ctx, mark)
 	}
 	if !b.nc.IsConnected() {
@@ -492,6 +495,8 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	case errors.Is(err, errNoHolder):
 	case err != nil:
 		return 0, fmt.Errorf("tether/broker/nats: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
+	case string(reply) == replyFull:
+		return 0, broker.ErrFull
 	case strings.HasPrefix(string(reply), replyErr):
 		return 0, unavailable(fmt.Errorf("tether/broker/nats: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
@@ -507,17 +512,18 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 }
 
 // deliverLocal hands m to this node's Receiver if the node binds its
-// target, first delivering parked messages during the guard period.
-func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
+// target, first delivering parked messages during the guard period. It
+// returns broker.ErrFull from the Receiver: the session is here, but full.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) (int, error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
 	live := bd != nil && bd.n > 0
 	b.bindMu.Unlock()
 	if !live {
-		return 0
+		return 0, nil
 	}
 	if m.Target.Kind != broker.KindTopic && b.recheck.Load() {
-		return 0 // not known to be ours yet since a reconnect: park
+		return 0, nil // not known to be ours yet since a reconnect: park
 	}
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
@@ -526,7 +532,7 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) int {
 			// m must not overtake what is still parked: it is parked
 			// behind it (the drain is tried again).
 			b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
-			return 0
+			return 0, nil
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -638,8 +644,12 @@ func (b *Broker) handle(msg *nats.Msg) {
 			return
 		}
 		before := b.mark()
-		n := b.deliverLocal(ctx, m)
+		n, err := b.deliverLocal(ctx, m)
 		if msg.Reply == "" {
+			return
+		}
+		if errors.Is(err, broker.ErrFull) {
+			_ = msg.Respond([]byte(replyFull))
 			return
 		}
 		if after := b.mark(); n > 0 && after > before {

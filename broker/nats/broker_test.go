@@ -119,5 +119,5 @@ func TestLongLogReadElsewhere(t *testing.T) {
 
 type nopReceiver struct{}
 
-func (nopReceiver) Deliver(*broker.Message) int { return 0 }
+func (nopReceiver) Deliver(*broker.Message) (int, error) { return 0, nil }
 func (nopReceiver) Evict(broker.Eviction) error { return nil }

@@ -30,9 +30,9 @@ type logReceiver struct {
 	refuse func(m *broker.Message) bool
 }
 
-func (r *logReceiver) Deliver(m *broker.Message) int {
+func (r *logReceiver) Deliver(m *broker.Message) (int, error) {
 	if r.refuse != nil && r.refuse(m) {
-		return 0
+		return 0, nil
 	}
 	if r.delivered != nil {
 		defer r.delivered(m)
@@ -42,9 +42,9 @@ func (r *logReceiver) Deliver(m *broker.Message) int {
 	r.got[string(m.Payload)]++
 	r.seq++
 	if _, err := r.b.Log(m.Target.Name).Append(context.Background(), broker.Entry{Seq: r.seq, Message: m}, 1000); err != nil {
-		return 0
+		return 0, nil
 	}
-	return 1
+	return 1, nil
 }
 
 func (r *logReceiver) Evict(e broker.Eviction) error {

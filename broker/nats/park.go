@@ -192,8 +192,10 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		switch {
 		case err != nil || m.Target != addr:
 			b.o.Logger.Warn("tether: nats broker: dropped an undecodable parked message", "target", addr.Kind.String(), "err", err)
-		case b.receiver.Deliver(m) == 0:
-			refused = fmt.Errorf("tether/broker/nats: a message parked for %s %q reached no session on this node; it stays parked", addr.Kind, addr.Name)
+		default:
+			if k, derr := b.receiver.Deliver(m); k == 0 || derr != nil {
+				refused = fmt.Errorf("tether/broker/nats: a message parked for %s %q reached no session on this node (%v); it stays parked", addr.Kind, addr.Name, derr)
+			}
 		}
 		if refused != nil {
 			break

@@ -24,16 +24,16 @@ type orderReceiver struct {
 	refuse atomic.Bool // take every message nowhere (Deliver returns 0)
 }
 
-func (r *orderReceiver) Deliver(m *broker.Message) int {
+func (r *orderReceiver) Deliver(m *broker.Message) (int, error) {
 	if r.refuse.Load() {
-		return 0
+		return 0, nil
 	}
 	name, num, _ := strings.Cut(string(m.Payload), "/")
 	n, _ := strconv.Atoi(num)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got[name] = append(r.got[name], n)
-	return 1
+	return 1, nil
 }
 
 func (r *orderReceiver) Evict(broker.Eviction) error { return nil }
