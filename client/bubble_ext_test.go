@@ -153,7 +153,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		// A slow consumer is sent away with retry_after 1s (no jitter here).
-		srv, link := bbServe(t, server.WithMaxOutboundQueue(4), server.WithDrain(time.Second, 1000, 0))
+		srv, link := bbServe(t, server.WithMaxOutboundQueue(4), server.WithOverflowPolicy(server.OverflowDisconnect), server.WithDrain(time.Second, 1000, 0))
 		s, rec := bbSession(t, link, client.WithClientID("slow"))
 		ctx := t.Context()
 		if err := s.Connect(ctx); err != nil {

@@ -28,7 +28,11 @@ type stream struct {
 	mu          sync.Mutex
 	ctrl        queue[*tetherv1.ConnectResponse] // control frames: always ahead of data
 	pendingPong *tetherv1.Pong                   // the queued, unwritten pong: pings coalesce into it
+	pendingGap  *tetherv1.Gap                    // the queued, unwritten gap: a gap that continues it extends it
 	data        queue[broker.Entry]
+	win         window       // the receive window granted (see window.go)
+	flight      queue[sized] // messages written and not acknowledged, oldest first
+	flightBytes int          // their payload bytes
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
@@ -68,8 +72,10 @@ type stream struct {
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
 	now := time.Now().UnixNano()
 	st := &stream{srv: srv, ss: ss, peer: peer, done: make(chan struct{})}
+	st.win = window{messages: defaultWindowMessages, bytes: defaultWindowBytes}
 	if srv != nil {
 		st.frames = rate.NewLimiter(srv.cfg.frameRate, srv.cfg.frameBurst)
+		st.win = srv.grantWindow(nil)
 	}
 	st.lastRead.Store(now)
 	st.lastWrite.Store(now)
@@ -100,7 +106,7 @@ func (st *stream) claimWriterLocked() bool {
 // unlockAndWake unlocks mu, having started or woken the writer if frames
 // wait (or the stream is closing).
 func (st *stream) unlockAndWake() {
-	start := (st.ctrl.len() > 0 || st.data.len() > 0 || st.closing) && st.claimWriterLocked()
+	start := (st.ctrl.len() > 0 || st.sendableLocked() || st.closing) && st.claimWriterLocked()
 	st.mu.Unlock()
 	if start {
 		go st.write()
@@ -199,7 +205,8 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}}
 }
 
-// next pops the next frame to write: control first, then data. A message is
+// next pops the next frame to write: control first, then data as the
+// receive window allows (see window.go). A message is
 // filled into the writer's reusable frame, st.msg, which is returned: the
 // writer sends it before it calls next again. next returns nil when
 // nothing is queued, and then the writer must exit (next has released
@@ -218,13 +225,20 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 			if x.Pong == st.pendingPong {
 				st.pendingPong = nil
 			}
+		case *tetherv1.ConnectResponse_Gap:
+			if x.Gap == st.pendingGap {
+				st.pendingGap = nil
+			}
 		}
 		return f, false, nil
 	}
 	if st.closing {
 		return nil, true, st.closeErr
 	}
-	e, ok := st.data.pop()
+	e, ok := st.data.front()
+	if ok && !st.openLocked(len(e.Message.Payload)) {
+		ok = false // the window is full: an ack wakes the writer (acked)
+	}
 	if !ok {
 		if linger {
 			st.lingering = true
@@ -236,6 +250,9 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 		}
 		return nil, false, nil
 	}
+	st.data.pop()
+	st.flight.push(sized{e.Seq, len(e.Message.Payload)})
+	st.flightBytes += len(e.Message.Payload)
 	if st.msg == nil {
 		st.msg = newMessageFrame() // only streams that carry messages need one
 	}
