@@ -63,8 +63,6 @@ type Session struct {
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
-	held           queue[sized] // the messages in the log (seq > max(ackedOut, lost.Last)), oldest first; see overflow.go
-	heldBytes      int          // their payload bytes
 	lost           tetherv1.SeqRange
 	expiry         *time.Timer
 	resumeDeadline time.Time
@@ -81,6 +79,11 @@ type Session struct {
 	keys           []string // ring of generated keys of recent messages (see noteKey)
 	keyNext        int
 	received       recent // dedupe keys of the messages queued to the session
+
+	// The messages in the log (seq > max(ackedOut, lost.Last)), oldest
+	// first, and their payload bytes; guarded by mu (see overflow.go).
+	held      queue[sized]
+	heldBytes int
 
 	putMu  sync.Mutex // serialises registry puts; never held with mu
 	putVer uint64     // version of the latest record stored; guarded by putMu

@@ -30,9 +30,6 @@ type stream struct {
 	pendingPong *tetherv1.Pong                   // the queued, unwritten pong: pings coalesce into it
 	pendingGap  *tetherv1.Gap                    // the queued, unwritten gap: a gap that continues it extends it
 	data        queue[broker.Entry]
-	win         window       // the receive window granted (see window.go)
-	flight      queue[sized] // messages written and not acknowledged, oldest first
-	flightBytes int          // their payload bytes
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
@@ -46,6 +43,13 @@ type stream struct {
 	writing     bool          // a writer goroutine runs (or the stream ended)
 	lingering   bool          // the writer waits on wake for more (see write)
 	wake        chan struct{} // wakes a lingering writer; made when one first lingers
+
+	// The receive window granted, and the messages written and not
+	// acknowledged, oldest first, with their payload bytes; guarded by mu
+	// (see window.go).
+	win         window
+	flight      queue[sized]
+	flightBytes int
 
 	// The writer's own state; only one writer runs at a time, and each
 	// hands over to the next through mu.
