@@ -409,3 +409,46 @@ func TestOverflowOptionsAreValidated(t *testing.T) {
 		t.Errorf("UnmarshalText(drop): %v", err)
 	}
 }
+
+// Disconnect: a client whose log is full is cut (GoAway SLOW_CONSUMER,
+// RESOURCE_EXHAUSTED); its log stays bounded while it is away, and its
+// resume names what was dropped and replays the rest within its window.
+func TestDisconnectCutsAndTheResumeReportsTheLoss(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		n := startNodeInBubble(t, server.WithOverflowPolicy(server.OverflowDisconnect), server.WithMaxOutboundQueue(4), server.WithRegisterer(reg))
+		c := n.dial(t, "")
+		w := c.open(&tetherv1.Hello{ClientId: "slow"})
+		publishN(t, n.srv, brokerClient("slow"), sizedPayloads(4, 8)...)
+		c.expectSeqs(1, 2, 3, 4) // and no ack: the log is full
+		publishN(t, n.srv, brokerSession(w.GetSessionId()), sizedPayloads(1, 8)...)
+		ga := c.next().GetGoAway()
+		if ga.GetReason() != tetherv1.GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER || !contains(ga.GetMessage(), "max_outbound_queue 4") {
+			t.Fatalf("go_away = %v; want SLOW_CONSUMER naming the limit", ga)
+		}
+		c.expectEnd(codes.ResourceExhausted, "slow consumer")
+		publishN(t, n.srv, brokerSession(w.GetSessionId()), sizedPayloads(3, 8)...) // queued while away
+		// 8 messages for a log of 4: 1..4 were dropped. The client
+		// resumes saying it has 1..2 (its application took no more), so
+		// 3..4 are reported lost.
+		r := n.dial(t, "")
+		h := rvResume(w.GetSessionId(), w.GetResumeToken(), 2)
+		h.ReceiveWindow = &tetherv1.ReceiveWindow{Messages: 2}
+		w2 := r.open(h)
+		if w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP || w2.GetLost().GetFirst() != 3 || w2.GetLost().GetLast() != 4 {
+			t.Fatalf("resume = %v; want resumed with lost 3..4 (the client had 1..2)", w2)
+		}
+		r.expectSeqs(5, 6) // the replay obeys the window
+		r.noFrame()
+		r.send(ack(6))
+		synctest.Wait()
+		r.expectSeqs(7, 8)
+		if got := gauge(t, reg, "tether_outbound_log_drops_total", "policy", "disconnect"); got != 4 {
+			t.Fatalf("tether_outbound_log_drops_total{policy=disconnect} = %v; want 4", got)
+		}
+		if got := gauge(t, reg, "tether_go_aways_total", "reason", "slow_consumer"); got != 1 {
+			t.Fatalf("slow-consumer go_aways = %v; want 1", got)
+		}
+	})
+}
