@@ -262,7 +262,7 @@ func TestRollingRestartOfEveryPathLosesNothing(t *testing.T) {
 	const n = 10_000
 	// Queues larger than the whole run: no slow-consumer cut, no log
 	// overflow, so any loss would be the SDK's.
-	srv, addr := tethertest.Serve(t, server.WithProfile(dc), server.WithMaxOutboundQueue(2*n), server.WithOutboundLog(2*n))
+	srv, addr := tethertest.Serve(t, server.WithProfile(dc), server.WithMaxOutboundQueue(2*n))
 	paths := []*faultproxy.Proxy{proxyTo(t, addr), proxyTo(t, addr), proxyTo(t, addr)}
 	sink := newSession(t, client.WithAddrs(addr), client.WithClientID("sink"), client.WithTopics("up"), client.WithProfile(dc))
 	log := newStateLog()

@@ -20,12 +20,12 @@ import (
 	"github.com/tetherhq/tether/server"
 )
 
-// A resume with a backlog above max_outbound_queue (but within the log) is
-// not cut as a slow consumer by the very next message.
+// A resume whose backlog is larger than the receive window is replayed a
+// window at a time as the client acks, and not cut.
 
 func TestResumeWithBacklogIsNotCut(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, noMaxAge(), server.WithMaxOutboundQueue(4), server.WithOutboundLog(64))
+	n := startNode(t, noMaxAge(), server.WithMaxOutboundQueue(64))
 	c0 := n.dial(t, "")
 	w0 := c0.open(&tetherv1.Hello{})
 	c0.close()
@@ -38,9 +38,11 @@ func TestResumeWithBacklogIsNotCut(t *testing.T) {
 		}
 	}
 	c1 := n.dial(t, "")
-	w1 := c1.open(rvResume(id, w0.GetResumeToken(), 0))
-	if w1.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED {
-		t.Fatalf("resume: %v", w1.GetResumeStatus())
+	h := rvResume(id, w0.GetResumeToken(), 0)
+	h.ReceiveWindow = &tetherv1.ReceiveWindow{Messages: 4}
+	w1 := c1.open(h)
+	if w1.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED || w1.GetReceiveWindow().GetMessages() != 4 {
+		t.Fatalf("resume: %v", w1)
 	}
 	// The client is reading promptly; one more message arrives.
 	if _, err := n.srv.Publish(ctx, brokerSession(id), []byte("y"), ""); err != nil {
@@ -50,6 +52,9 @@ func TestResumeWithBacklogIsNotCut(t *testing.T) {
 	for f := range c1.frames {
 		if f.GetMessage() != nil {
 			got++
+			if f.GetMessage().GetSeq() != uint64(got) {
+				t.Fatalf("got seq %d, want %d", f.GetMessage().GetSeq(), got)
+			}
 			c1.send(ack(f.GetMessage().GetSeq()))
 			if got == 11 {
 				return // all delivered: fine
@@ -62,7 +67,8 @@ func TestResumeWithBacklogIsNotCut(t *testing.T) {
 }
 
 // A client that stops reading blocks the writer in ss.Send; the
-// slow-consumer cut or the heartbeat deadline still ends the handler.
+// slow-consumer cut (OverflowDisconnect) or the heartbeat deadline still
+// ends the handler.
 
 // startObservedNode serves a tether server on an in-memory bufconn listener
 // (so that it works inside a testing/synctest bubble as well as outside)
@@ -108,7 +114,7 @@ func fastProfile() server.Option {
 func TestNonReadingClientIsCut(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8))
+		srv, cc, running := startObservedNode(t, fastProfile(), server.WithMaxOutboundQueue(8), server.WithOverflowPolicy(server.OverflowDisconnect))
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		s, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)

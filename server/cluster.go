@@ -85,6 +85,7 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 			first = e.Seq
 		}
 		tail = e.Seq
+		s.holdLocked(e.Seq, len(e.Message.Payload)) // attachLocked releases what was acked
 		if k := e.Message.DedupeKey; k != "" && e.Message.Target.Kind != broker.KindTopic {
 			s.received.add(k, time.Now(), s.srv.cfg.dedupeWindow)
 		}

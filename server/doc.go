@@ -39,12 +39,15 @@
 // # Delivery
 //
 // Messages are numbered per session and direction. Server messages stay in
-// the session's outbound log (see [broker.Log]) until the client acks them;
-// a connected client that leaves more than the outbound queue unacked is
-// cut off as a slow consumer and may resume; a detached session's log
-// drops its oldest messages when full and the resume reports the lost
-// range. Control frames (Welcome, Pong, Ack, GoAway, Error) are written
-// before queued messages.
+// the session's outbound log (see [broker.Log]) until the client acks them.
+// A stream has at most the client's receive window sent and unacked (see
+// Hello.receive_window); the rest waits in the log. The log is bounded
+// ([WithMaxOutboundQueue], [WithMaxOutboundBytes]); a message that finds
+// it full meets the [OverflowPolicy] ([WithOverflowPolicy]): its sender is
+// told to retry, or the oldest messages are dropped and the client told
+// (a Gap frame, or the lost range on resume), or the stream is cut as a
+// slow consumer. Control frames (Welcome, Pong, Ack, Gap, GoAway, Error)
+// are written before queued messages.
 //
 // # Handlers
 //

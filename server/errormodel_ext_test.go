@@ -183,11 +183,12 @@ func TestWelcomeAnnouncesTheEnforcedLimits(t *testing.T) {
 	p := profile.Datacenter()
 	p.Server.MaxConnectionAge, p.Server.MaxConnectionAgeGrace = 0, 0
 	n := startNode(t, server.WithProfile(p), server.WithFrameRate(5, 10), server.WithMaxTopics(7),
-		server.WithMaxOutboundQueue(9), server.WithOutboundLog(9), server.WithMaxMessageBytes(2048))
+		server.WithMaxOutboundQueue(9), server.WithMaxOutboundBytes(9000), server.WithOverflowPolicy(server.OverflowDropOldest), server.WithMaxMessageBytes(2048))
 	c := n.dial(t, "")
 	w := c.open(&tetherv1.Hello{HeartbeatInterval: durationpbNew(time.Millisecond)})
 	l := w.GetLimits()
 	if l.GetMaxMessageBytes() != 2048 || l.GetMaxTopics() != 7 || l.GetMaxOutboundQueue() != 9 ||
+		l.GetMaxOutboundBytes() != 9000 || l.GetOverflowPolicy() != tetherv1.OverflowPolicy_OVERFLOW_POLICY_DROP_OLDEST ||
 		l.GetMaxFramesPerSecond() != 5 || l.GetMaxFrameBurst() != 10 || l.GetMaxFrameBytes() <= 2048 ||
 		l.GetMinHeartbeatInterval().AsDuration() != p.Heartbeat.Min || l.GetMaxHeartbeatInterval().AsDuration() != p.Heartbeat.Max {
 		t.Fatalf("limits %v; want the configured ones (heartbeat %v..%v)", l, p.Heartbeat.Min, p.Heartbeat.Max)

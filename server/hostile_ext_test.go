@@ -465,6 +465,7 @@ func TestHostileInputs(t *testing.T) {
 					last = f.GetPong().GetId() == 3000
 				case f.GetMessage() != nil:
 					msgs++
+					c.send(ack(f.GetMessage().GetSeq())) // opens the receive window
 				case f.GetAck() == nil:
 					t.Fatalf("unexpected %v", f)
 				}

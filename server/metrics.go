@@ -32,7 +32,8 @@ type metrics struct {
 	takeovers        prometheus.Counter
 	adopted          prometheus.Counter
 	expired          prometheus.Counter
-	logDrops         prometheus.Counter
+	overflowDropped  *prometheus.CounterVec // by policy
+	overflowRefused  *prometheus.CounterVec // by policy
 	drainRemaining   prometheus.Gauge
 }
 
@@ -83,7 +84,7 @@ func newMetrics() *metrics {
 		notHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_messages_not_handled_total",
 			Help: "Client messages answered with an Error frame instead of being handled: refused (a retryable failure, such as the broker being unreachable; the client re-sends it) or failed (a final one, such as an unknown target; the client reports it)."}, []string{"outcome"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_slow_consumer_cuts_total",
-			Help: "Streams cut off because the client left too many messages unacknowledged."}),
+			Help: "Streams cut off because their session's outbound log was full (overflow policy disconnect)."}),
 		goAways: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_go_aways_total",
 			Help: "GoAway frames sent, by reason."}, []string{"reason"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_takeovers_total",
@@ -92,11 +93,17 @@ func newMetrics() *metrics {
 			Help: "Sessions taken over from another node to be resumed here (shared broker only)."}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_sessions_expired_total",
 			Help: "Detached sessions whose resume window ended."}),
-		logDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_outbound_log_drops_total",
-			Help: "Messages dropped from full outbound logs of detached sessions (reported to the client on resume)."}),
+		overflowDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_outbound_log_drops_total",
+			Help: "Messages dropped from full outbound logs, by overflow policy: each is reported to its client (a gap frame, or the lost range on resume)."}, []string{"policy"}),
+		overflowRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_outbound_refused_total",
+			Help: "Messages refused because their one recipient's outbound log was full, by overflow policy (backpressure): each sender was told RESOURCE_EXHAUSTED and retries."}, []string{"policy"}),
 		drainRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_drain_remaining_sessions",
 			Help: "Streams still open during a drain."}),
 	}
+	for _, p := range []OverflowPolicy{OverflowBackpressure, OverflowDropOldest, OverflowDisconnect} {
+		m.overflowDropped.WithLabelValues(p.String()) // exported at 0 from the start
+	}
+	m.overflowRefused.WithLabelValues(OverflowBackpressure.String())
 	m.inByType = resolve(m.in, (&tetherv1.ConnectRequest{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
 	m.outByType = resolve(m.out, (&tetherv1.ConnectResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
 	return m
@@ -114,7 +121,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
 		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
-		m.expired, m.logDrops, m.drainRemaining) {
+		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining) {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -164,6 +171,8 @@ func (m *metrics) framesOut(f *tetherv1.ConnectResponse) {
 		t = "go_away"
 	case *tetherv1.ConnectResponse_Error:
 		t = "error"
+	case *tetherv1.ConnectResponse_Gap:
+		t = "gap"
 	default:
 		return
 	}

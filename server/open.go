@@ -100,6 +100,7 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	if err := srv.admitHello(ctx, h); err != nil {
 		return err
 	}
+	st.setWindow(srv.grantWindow(h)) // before the writer starts (after Welcome)
 	o, err := srv.resumeOrCreate(ctx, st, h)
 	if err != nil {
 		return err
@@ -345,7 +346,7 @@ func (s *Session) attachLocked(st *stream, interval time.Duration, resumed bool,
 	}
 	s.st = st
 	st.sess = s
-	s.queueBase = s.outSeq
+	s.releaseLocked(s.ackedOut) // a resume's last received seq acked more
 	s.resumed = resumed
 	s.interval = interval
 	s.connectedAt = time.Now()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -32,8 +33,9 @@ const (
 	DefaultResumeWindow     = 2 * time.Minute
 	DefaultMaxSessions      = 100_000
 	DefaultMaxMessageBytes  = 1 << 20
-	DefaultMaxOutboundQueue = 1024
-	DefaultOutboundLog      = 4096
+	DefaultMaxOutboundQueue = 4096
+	DefaultMaxOutboundBytes = 16 << 20
+	DefaultOverflowPolicy   = OverflowBackpressure
 	DefaultDrainWindow      = 10 * time.Second
 	DefaultDrainRate        = 1000.0
 	DefaultRetryJitter      = 5 * time.Second
@@ -57,7 +59,8 @@ type config struct {
 	maxSessions      int
 	maxMessageBytes  int
 	maxOutboundQueue int
-	outboundLog      int
+	maxOutboundBytes int
+	overflow         OverflowPolicy
 	maxTopics        int
 	dedupeWindow     time.Duration
 	ackDelay         time.Duration
@@ -82,7 +85,8 @@ func defaultConfig() *config {
 		maxSessions:      DefaultMaxSessions,
 		maxMessageBytes:  DefaultMaxMessageBytes,
 		maxOutboundQueue: DefaultMaxOutboundQueue,
-		outboundLog:      DefaultOutboundLog,
+		maxOutboundBytes: DefaultMaxOutboundBytes,
+		overflow:         DefaultOverflowPolicy,
 		maxTopics:        256,
 		dedupeWindow:     10 * time.Minute,
 		ackDelay:         20 * time.Millisecond,
@@ -111,8 +115,9 @@ func (c *config) validate() error {
 	check(c.resumeWindow > 0, "WithResumeWindow: %v must be positive", c.resumeWindow)
 	check(c.maxSessions > 0, "WithMaxSessions: %d must be positive", c.maxSessions)
 	check(c.maxMessageBytes >= 1024, "WithMaxMessageBytes: %d must be at least 1024", c.maxMessageBytes)
-	check(c.maxOutboundQueue > 0, "WithMaxOutboundQueue: %d must be positive", c.maxOutboundQueue)
-	check(c.outboundLog >= c.maxOutboundQueue, "WithOutboundLog: %d must be at least the outbound queue (%d)", c.outboundLog, c.maxOutboundQueue)
+	check(c.maxOutboundQueue > 0 && c.maxOutboundQueue <= math.MaxUint32, "WithMaxOutboundQueue: %d must be from 1 to %d", c.maxOutboundQueue, uint32(math.MaxUint32))
+	check(c.maxOutboundBytes > 0 && c.maxOutboundBytes <= math.MaxUint32, "WithMaxOutboundBytes: %d must be from 1 to %d", c.maxOutboundBytes, uint32(math.MaxUint32))
+	check(c.overflow.valid(), "WithOverflowPolicy: %d is not a policy: use OverflowBackpressure, OverflowDropOldest or OverflowDisconnect", c.overflow)
 	check(c.maxTopics > 0, "WithMaxTopics: %d must be positive", c.maxTopics)
 	check(c.dedupeWindow > 0, "WithDedupeWindow: %v must be positive", c.dedupeWindow)
 	check(c.drainWindow >= 0, "WithDrain: the window %v must not be negative", c.drainWindow)
@@ -218,20 +223,31 @@ func WithMaxMessageBytes(n int) Option {
 	return optionFunc(func(c *config) error { c.maxMessageBytes = n; return nil })
 }
 
-// WithMaxOutboundQueue caps the messages a connected session may have sent
-// or queued but not acknowledged. A client that falls further behind is cut
-// off as a slow consumer (GoAway SLOW_CONSUMER, RESOURCE_EXHAUSTED) and may
-// resume. The default is 1024.
+// WithMaxOutboundQueue bounds a session's outbound log by count: the
+// messages sent and not yet acknowledged, or queued, connected or not
+// (Limits.max_outbound_queue). A message that finds the log full meets
+// the overflow policy (see [WithOverflowPolicy]). It also bounds the
+// receive window a client may ask for. The default is 4096; it must be
+// positive.
 func WithMaxOutboundQueue(n int) Option {
 	return optionFunc(func(c *config) error { c.maxOutboundQueue = n; return nil })
 }
 
-// WithOutboundLog caps the unacknowledged messages kept for a session,
-// notably while it is detached. Beyond it the oldest are dropped and the
-// resume reports the lost range. The default is 4096; it must be at least
-// the outbound queue.
-func WithOutboundLog(n int) Option {
-	return optionFunc(func(c *config) error { c.outboundLog = n; return nil })
+// WithMaxOutboundBytes bounds a session's outbound log by payload bytes
+// (Limits.max_outbound_bytes), like [WithMaxOutboundQueue] by count; a
+// single message larger than it is queued when the log is empty. It also
+// bounds the byte window a client may ask for. The default is 16 MiB; it
+// must be positive.
+func WithMaxOutboundBytes(n int) Option {
+	return optionFunc(func(c *config) error { c.maxOutboundBytes = n; return nil })
+}
+
+// WithOverflowPolicy sets what becomes of a message for a session whose
+// outbound log is full (Limits.overflow_policy). The default is
+// [OverflowBackpressure]: the sender of a message for that one session is
+// told to retry later; see [OverflowPolicy] for each.
+func WithOverflowPolicy(p OverflowPolicy) Option {
+	return optionFunc(func(c *config) error { c.overflow = p; return nil })
 }
 
 // WithMaxTopics caps the topics one session may subscribe to

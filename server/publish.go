@@ -49,12 +49,20 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 	if m.PublishedAt.IsZero() {
 		m.PublishedAt = time.Now()
 	}
-	return srv.broker.Publish(ctx, m)
+	n, err := srv.broker.Publish(ctx, m)
+	if errors.Is(err, broker.ErrFull) {
+		return 0, srv.errFull(m.Target)
+	}
+	return n, err
 }
 
 // Publish delivers a message to a topic's subscribers, a session or a client
 // id's session, on this node or (with a clustered broker) any node, and
 // returns how many sessions it reached. Reaching none is not an error.
+// When the one session it is for has a full outbound log (under
+// OverflowBackpressure) it is not queued and Publish returns a
+// RESOURCE_EXHAUSTED status with a RetryInfo detail, which matches
+// broker.ErrFull with errors.Is: retry after that delay.
 // idempotencyKey, when not empty, makes a repeat within the dedupe window
 // return ErrDuplicate instead of delivering again. The key is recorded only
 // for a Publish that succeeded: one that failed, reached no session or

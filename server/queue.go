@@ -36,6 +36,15 @@ func (q *queue[T]) pushFront(vs ...T) {
 	q.buf, q.head = append(vs, q.buf[q.head:]...), 0
 }
 
+// front returns the oldest item without removing it; ok is false when the
+// queue is empty.
+func (q *queue[T]) front() (v T, ok bool) {
+	if q.head == len(q.buf) {
+		return v, false
+	}
+	return q.buf[q.head], true
+}
+
 // pop removes and returns the oldest item; ok is false when the queue is
 // empty.
 func (q *queue[T]) pop() (v T, ok bool) {

@@ -234,7 +234,7 @@ func TestResumeRefusals(t *testing.T) {
 
 func TestResumeReportsLostRange(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, server.WithMaxOutboundQueue(4), server.WithOutboundLog(4))
+	n := startNode(t, server.WithMaxOutboundQueue(4), server.WithOverflowPolicy(server.OverflowDropOldest))
 	c1 := n.dial(t, "")
 	w1 := c1.open(&tetherv1.Hello{ClientId: "g"})
 	c1.cancel()

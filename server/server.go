@@ -235,7 +235,9 @@ func (srv *Server) Close() error {
 // receiver hands broker deliveries to the local sessions.
 type receiver struct{ srv *Server }
 
-// Deliver queues m to every local session behind m.Target.
+// Deliver queues m to every local session behind m.Target. It returns
+// broker.ErrFull, having queued m nowhere, when m's only recipient refuses
+// it (a full log under OverflowBackpressure).
 func (r receiver) Deliver(m *broker.Message) (int, error) {
 	srv := r.srv
 	var one *Session
@@ -253,10 +255,19 @@ func (r receiver) Deliver(m *broker.Message) (int, error) {
 	if one != nil {
 		many = append(many, one)
 	}
+	// A message with one recipient can wait with its sender when that
+	// recipient's log is full; a fan-out cannot wait for its slowest.
+	var sole *Session
+	if len(many) == 1 && m.Target.Kind != broker.KindTopic {
+		sole = many[0]
+	}
 	n := 0
 	for _, s := range many {
-		if s.enqueue(m) {
+		switch s.enqueue(m, s == sole) {
+		case queued:
 			n++
+		case refused:
+			return 0, broker.ErrFull
 		}
 	}
 	return n, nil

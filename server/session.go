@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"math"
 	"slices"
@@ -64,7 +63,6 @@ type Session struct {
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
-	queueBase      uint64 // outSeq when the stream attached: a replay backlog is not "slow"
 	lost           tetherv1.SeqRange
 	expiry         *time.Timer
 	resumeDeadline time.Time
@@ -81,6 +79,11 @@ type Session struct {
 	keys           []string // ring of generated keys of recent messages (see noteKey)
 	keyNext        int
 	received       recent // dedupe keys of the messages queued to the session
+
+	// The messages in the log (seq > max(ackedOut, lost.Last)), oldest
+	// first, and their payload bytes; guarded by mu (see overflow.go).
+	held      queue[sized]
+	heldBytes int
 
 	putMu  sync.Mutex // serialises registry puts; never held with mu
 	putVer uint64     // version of the latest record stored; guarded by putMu
@@ -188,40 +191,52 @@ func (s *Session) ReplyTo(ctx context.Context, correlationID string, payload []b
 	})
 }
 
-// enqueue assigns m the next seq, logs it and queues it to the stream. It
-// reports false when the session has ended.
-func (s *Session) enqueue(m *broker.Message) bool {
+// enqueued is what became of a message handed to Session.enqueue.
+type enqueued uint8
+
+const (
+	queued  enqueued = iota // logged and queued to the stream
+	ended                   // the session has ended: not queued
+	refused                 // the log is full and the message waits with its sender (OverflowBackpressure)
+)
+
+// enqueue assigns m the next seq, logs it and queues it to the stream.
+// When the log is full the overflow policy applies (see overflowLocked):
+// oneRecipient says that m has no other recipient, so that its sender can
+// be told to retry instead.
+func (s *Session) enqueue(m *broker.Message, oneRecipient bool) enqueued {
 	s.mu.Lock()
 	defer s.unlock()
 	if s.state.ended() {
-		return false
+		return ended
 	}
 	direct := m.DedupeKey != "" && m.Target.Kind != broker.KindTopic
 	now := time.Now()
 	if direct && s.received.has(m.DedupeKey, now, s.srv.cfg.dedupeWindow) {
 		s.srv.metrics.dedupeDrops.Inc()
-		return true // queued before: the sender re-sent it
+		return queued // queued before: the sender re-sent it
 	}
-	if s.st != nil && int(s.outSeq-max(s.ackedOut, s.queueBase)) >= s.srv.cfg.maxOutboundQueue {
-		s.cutSlowConsumerLocked()
+	size := len(m.Payload)
+	if s.fullLocked(size) && !s.overflowLocked(size, oneRecipient) {
+		return refused
 	}
 	s.outSeq++
 	e := broker.Entry{Seq: s.outSeq, Message: m}
-	res, err := s.log.Append(context.Background(), e, s.srv.cfg.outboundLog)
-	if err != nil {
+	// The session bounds the log (fullLocked): the log's own capacity
+	// only ever drops entries acknowledged and not yet trimmed (ack trims
+	// outside mu).
+	if _, err := s.log.Append(context.Background(), e, s.srv.cfg.maxOutboundQueue); err != nil {
 		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: "outbound log: " + err.Error()})
 		s.srv.cfg.logger.Error("tether: outbound log append failed", "session", s.id, "err", err)
 		s.outSeq--
-		return false
+		return ended
 	}
+	s.holdLocked(e.Seq, size)
 	s.appended.Store(s.outSeq)
 	if direct {
 		// Only now: a message whose append failed was not queued, and
 		// its re-send must be.
 		s.received.add(m.DedupeKey, now, s.srv.cfg.dedupeWindow)
-	}
-	if res.Dropped > 0 {
-		s.noteLostLocked(res.Dropped)
 	}
 	if m.CorrelationID != "" && m.SourceSession != "" && m.SourceSession != s.id {
 		s.rememberRequestLocked(m.CorrelationID, m.SourceSession)
@@ -229,21 +244,7 @@ func (s *Session) enqueue(m *broker.Message) bool {
 	if s.st != nil {
 		s.st.pushData(e)
 	}
-	return true
-}
-
-// noteLostLocked extends the lost range by the n oldest unacked seqs that
-// the log just dropped.
-func (s *Session) noteLostLocked(n int) {
-	first := s.ackedOut + 1
-	if s.lost.Last >= first {
-		first = s.lost.Last + 1
-	}
-	if s.lost.First == 0 {
-		s.lost.First = first
-	}
-	s.lost.Last = first + uint64(n) - 1
-	s.srv.metrics.logDrops.Add(float64(n))
+	return queued
 }
 
 func (s *Session) rememberRequestLocked(corr, src string) {
@@ -266,15 +267,6 @@ func (s *Session) rememberRequestLocked(corr, src string) {
 		src = ""
 	}
 	s.requests[corr] = src
-}
-
-// cutSlowConsumerLocked ends the stream of a client that stopped reading.
-// What it has not acknowledged stays in the log for a resume.
-func (s *Session) cutSlowConsumerLocked() {
-	msg := fmt.Sprintf("slow consumer: %d messages unacknowledged (limit %d, Welcome.limits.max_outbound_queue); read and ack faster, then resume", s.outSeq-s.ackedOut, s.srv.cfg.maxOutboundQueue)
-	s.srv.metrics.slowConsumers.Inc()
-	s.goAwayLocked(tetherv1.GoAwayReason_GO_AWAY_REASON_SLOW_CONSUMER, msg, time.Second, status.Error(codes.ResourceExhausted, msg))
-	s.detachLocked(msg)
 }
 
 // goAwayLocked queues a GoAway on the current stream and ends it with err
@@ -487,7 +479,8 @@ func (s *Session) putRecord(rec broker.SessionRecord, ver uint64) error {
 	return nil
 }
 
-// ack handles the client's cumulative Ack.
+// ack handles the client's cumulative Ack: it releases the messages up to
+// seq from the log and opens the stream's window for as many.
 func (s *Session) ack(seq uint64) error {
 	if seq > s.sentSeq.Load() {
 		return status.Errorf(codes.InvalidArgument, "ack %d is beyond the highest seq sent (%d): ack only what you received", seq, s.sentSeq.Load())
@@ -498,6 +491,13 @@ func (s *Session) ack(seq uint64) error {
 		return nil
 	}
 	s.ackedOut = seq
+	s.releaseLocked(seq)
+	if s.lost.Last <= seq {
+		s.lost = tetherv1.SeqRange{} // the client is past it
+	}
+	if s.st != nil {
+		s.st.acked(seq)
+	}
 	s.mu.Unlock()
 	// Outside mu: trims only ever remove more, so two racing trims leave
 	// the log trimmed to the higher seq.

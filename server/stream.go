@@ -28,6 +28,7 @@ type stream struct {
 	mu          sync.Mutex
 	ctrl        queue[*tetherv1.ConnectResponse] // control frames: always ahead of data
 	pendingPong *tetherv1.Pong                   // the queued, unwritten pong: pings coalesce into it
+	pendingGap  *tetherv1.Gap                    // the queued, unwritten gap: a gap that continues it extends it
 	data        queue[broker.Entry]
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
@@ -42,6 +43,13 @@ type stream struct {
 	writing     bool          // a writer goroutine runs (or the stream ended)
 	lingering   bool          // the writer waits on wake for more (see write)
 	wake        chan struct{} // wakes a lingering writer; made when one first lingers
+
+	// The receive window granted, and the messages written and not
+	// acknowledged, oldest first, with their payload bytes; guarded by mu
+	// (see window.go).
+	win         window
+	flight      queue[sized]
+	flightBytes int
 
 	// The writer's own state; only one writer runs at a time, and each
 	// hands over to the next through mu.
@@ -68,8 +76,10 @@ type stream struct {
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
 	now := time.Now().UnixNano()
 	st := &stream{srv: srv, ss: ss, peer: peer, done: make(chan struct{})}
+	st.win = window{messages: defaultWindowMessages, bytes: defaultWindowBytes}
 	if srv != nil {
 		st.frames = rate.NewLimiter(srv.cfg.frameRate, srv.cfg.frameBurst)
+		st.win = srv.grantWindow(nil)
 	}
 	st.lastRead.Store(now)
 	st.lastWrite.Store(now)
@@ -100,7 +110,7 @@ func (st *stream) claimWriterLocked() bool {
 // unlockAndWake unlocks mu, having started or woken the writer if frames
 // wait (or the stream is closing).
 func (st *stream) unlockAndWake() {
-	start := (st.ctrl.len() > 0 || st.data.len() > 0 || st.closing) && st.claimWriterLocked()
+	start := (st.ctrl.len() > 0 || st.sendableLocked() || st.closing) && st.claimWriterLocked()
 	st.mu.Unlock()
 	if start {
 		go st.write()
@@ -199,7 +209,8 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}}
 }
 
-// next pops the next frame to write: control first, then data. A message is
+// next pops the next frame to write: control first, then data as the
+// receive window allows (see window.go). A message is
 // filled into the writer's reusable frame, st.msg, which is returned: the
 // writer sends it before it calls next again. next returns nil when
 // nothing is queued, and then the writer must exit (next has released
@@ -218,13 +229,20 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 			if x.Pong == st.pendingPong {
 				st.pendingPong = nil
 			}
+		case *tetherv1.ConnectResponse_Gap:
+			if x.Gap == st.pendingGap {
+				st.pendingGap = nil
+			}
 		}
 		return f, false, nil
 	}
 	if st.closing {
 		return nil, true, st.closeErr
 	}
-	e, ok := st.data.pop()
+	e, ok := st.data.front()
+	if ok && !st.openLocked(len(e.Message.Payload)) {
+		ok = false // the window is full: an ack wakes the writer (acked)
+	}
 	if !ok {
 		if linger {
 			st.lingering = true
@@ -236,6 +254,9 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 		}
 		return nil, false, nil
 	}
+	st.data.pop()
+	st.flight.push(sized{e.Seq, len(e.Message.Payload)})
+	st.flightBytes += len(e.Message.Payload)
 	if st.msg == nil {
 		st.msg = newMessageFrame() // only streams that carry messages need one
 	}

@@ -85,9 +85,11 @@ func TestProtocolViolations(t *testing.T) {
 	}
 }
 
+// Under OverflowDisconnect a subscriber whose log is full is cut; the
+// others flow.
 func TestSlowConsumerIsCutOthersFlow(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, server.WithMaxOutboundQueue(8))
+	n := startNode(t, server.WithMaxOutboundQueue(8), server.WithOverflowPolicy(server.OverflowDisconnect))
 	slow := n.dial(t, "")
 	ws := slow.open(&tetherv1.Hello{ClientId: "slow", Topics: []string{"feed"}})
 	fast := n.dial(t, "")
@@ -125,14 +127,18 @@ func TestSlowConsumerIsCutOthersFlow(t *testing.T) {
 		t.Fatalf("go_away = %v", ga)
 	}
 	slow.expectEnd(codes.ResourceExhausted, "slow consumer")
-	// What it missed waits in its log: a resume gets it.
+	// Its log kept the newest 8 of the 20 (bounded while it waited): a
+	// resume gets them and names the 12 dropped.
 	r := n.dial(t, "")
 	w := r.open(resumeHello(ws, 0))
-	if !w.GetResumed() {
-		t.Fatalf("resume after a slow-consumer cut = %v", w)
+	if !w.GetResumed() || w.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP ||
+		w.GetLost().GetFirst() != 1 || w.GetLost().GetLast() != 12 {
+		t.Fatalf("resume after a slow-consumer cut = %v; want resumed with lost 1..12", w)
 	}
-	if m := r.message(); m.GetSeq() != 1 {
-		t.Fatalf("replay starts at %d", m.GetSeq())
+	for i := 13; i <= 20; i++ {
+		if m := r.message(); m.GetSeq() != uint64(i) || string(m.GetPayload()) != fmt.Sprint(i) {
+			t.Fatalf("replay: got %d %q, want %d", m.GetSeq(), m.GetPayload(), i)
+		}
 	}
 }
 

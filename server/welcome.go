@@ -44,6 +44,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.unlock() // and stores the record (putRecordLocked)
 	st.mu.Lock()
+	w.ReceiveWindow = st.win.proto()
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
 	st.mu.Unlock() // written once Connect starts the writer
 	return nil
@@ -63,5 +64,7 @@ func (srv *Server) limits() *tetherv1.Limits {
 		MaxFrameBurst:        uint32(cfg.frameBurst),
 		MinHeartbeatInterval: durationpb.New(hb.Min),
 		MaxHeartbeatInterval: durationpb.New(hb.Max),
+		MaxOutboundBytes:     uint32(cfg.maxOutboundBytes),
+		OverflowPolicy:       cfg.overflow.proto(),
 	}
 }

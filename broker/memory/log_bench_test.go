@@ -16,7 +16,7 @@ import (
 //
 //	go test -run '^$' -bench Log -benchmem ./broker/memory/
 func BenchmarkLog(b *testing.B) {
-	const capacity = 4096 // server.DefaultOutboundLog
+	const capacity = 4096 // server.DefaultMaxOutboundQueue
 	ctx := context.Background()
 	m := &broker.Message{Target: broker.Topic("t"), Payload: make([]byte, 64)}
 	for _, every := range []int{1, 32} {

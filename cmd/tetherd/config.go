@@ -37,7 +37,8 @@ type config struct {
 	maxSessions      int
 	maxMessageBytes  int
 	maxOutboundQueue int
-	outboundLog      int
+	maxOutboundBytes int
+	overflowPolicy   server.OverflowPolicy
 
 	drainWindow time.Duration
 	drainRate   float64
@@ -114,8 +115,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.resumeWindow, "resume-window", server.DefaultResumeWindow, "how long a session outlives a broken stream, waiting for a resume")
 	fs.IntVar(&c.maxSessions, "max-sessions", server.DefaultMaxSessions, "most sessions (connected or waiting for a resume) on this node; more are refused with UNAVAILABLE")
 	fs.IntVar(&c.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes, "largest message payload, in `bytes` (at least 1024)")
-	fs.IntVar(&c.maxOutboundQueue, "max-outbound-queue", server.DefaultMaxOutboundQueue, "most unacknowledged messages per connected session; a client further behind is cut off as a slow consumer")
-	fs.IntVar(&c.outboundLog, "outbound-log", server.DefaultOutboundLog, "most unacknowledged messages kept per session while it waits for a resume (at least --max-outbound-queue)")
+	fs.IntVar(&c.maxOutboundQueue, "max-outbound-queue", server.DefaultMaxOutboundQueue, "most messages a session's outbound log holds (sent and unacknowledged, or queued, connected or not); a message that finds it full meets --overflow-policy")
+	fs.IntVar(&c.maxOutboundBytes, "max-outbound-bytes", server.DefaultMaxOutboundBytes, "most payload `bytes` a session's outbound log holds; a message that finds it full meets --overflow-policy")
+	fs.TextVar(&c.overflowPolicy, "overflow-policy", server.DefaultOverflowPolicy, "what a full outbound log does with a message: backpressure (refuse a message for one session, RESOURCE_EXHAUSTED to its sender; a topic drops the oldest, with a gap), drop-oldest (drop the oldest, with a gap frame) or disconnect (cut the stream as a slow consumer)")
 	fs.DurationVar(&c.drainWindow, "drain-window", server.DefaultDrainWindow, "on SIGTERM, spread the sessions' go_away frames over this long (shorter than --drain-grace)")
 	fs.Float64Var(&c.drainRate, "drain-rate", server.DefaultDrainRate, "on SIGTERM, send at most this many go_away frames per second")
 	fs.DurationVar(&c.drainJitter, "drain-jitter", server.DefaultRetryJitter, "on SIGTERM, tell clients to wait a random delay of up to this long before reconnecting")
@@ -305,7 +307,7 @@ func (c *config) natsOptions(log *slog.Logger) natsbroker.Options {
 		Replicas:      c.nats.replicas,
 		MemoryStorage: c.nats.storage == "memory",
 		Retention:     c.nats.retention,
-		MaxLogEntries: max(natsbroker.DefaultMaxLogEntries, int64(c.outboundLog)),
+		MaxLogEntries: max(natsbroker.DefaultMaxLogEntries, int64(c.maxOutboundQueue)),
 		Logger:        log,
 	}
 }

@@ -282,7 +282,8 @@ func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer, sto
 		server.WithMaxSessions(cfg.maxSessions),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
 		server.WithMaxOutboundQueue(cfg.maxOutboundQueue),
-		server.WithOutboundLog(cfg.outboundLog),
+		server.WithMaxOutboundBytes(cfg.maxOutboundBytes),
+		server.WithOverflowPolicy(cfg.overflowPolicy),
 		server.WithDrain(cfg.drainWindow, cfg.drainRate, cfg.drainJitter),
 	}
 	if cfg.serverID != "" {

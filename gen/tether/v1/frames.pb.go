@@ -104,9 +104,11 @@
 // how much it takes unacknowledged: messages and payload bytes (the sum of
 // ServerMessage.payload sizes). The server never has more than that sent
 // and unacknowledged on a stream; it announces the window it grants in
-// Welcome.receive_window. A message larger than the byte window is sent
-// when nothing else is in flight. Everything else waits in the session's
-// outbound log. So that a reader that keeps up never stalls, acknowledge
+// Welcome.receive_window (at most the outbound log's bounds; a Hello
+// without one gets the server's default, tether's: 256 messages, 1 MiB).
+// A message larger than the byte window is sent when nothing else is in
+// flight. Everything else waits in the session's outbound log, and a
+// resume's replay obeys the window too. So that a reader that keeps up never stalls, acknowledge
 // once half the window is outstanding, and after a short delay otherwise
 // (the Go SDK: 250 ms). A client that never acks gets one window and then
 // nothing more, until it acks or resumes: it is not cut off for that.
@@ -117,7 +119,9 @@
 // consumer and Limits.overflow_policy applies:
 //
 //   - BACKPRESSURE (the default): a message with one recipient (a session
-//     id, a client id, a reply) is not queued. Its sender learns it: a
+//     id, a client id, a reply) is not queued. (A client id that several
+//     sessions hold, on a server that allows it, has several recipients:
+//     it is treated as a topic.) Its sender learns it: a
 //     ClientMessage is refused (Error{RESOURCE_EXHAUSTED, seq}; re-send it
 //     later, see "What becomes of a client message"), and
 //     TetherService.Publish ends with RESOURCE_EXHAUSTED and a RetryInfo
@@ -1163,7 +1167,8 @@ func (x *Limits) GetOverflowPolicy() OverflowPolicy {
 // arrive (they were in flight): the client reports as lost only those it
 // has not received, counts the whole range as received, and drops a
 // message at or below lost.last that arrives after the Gap. It may ack
-// lost.last.
+// lost.last, and should: the messages of the range that were already sent
+// count against the receive window until an Ack covers them.
 type Gap struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The seqs that will never arrive.
