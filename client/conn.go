@@ -267,10 +267,9 @@ func (c *conn) queueAckLocked() {
 }
 
 // window takes in the receive window the server granted in w (or, from a
-// server that grants none, the one asked for, within its outbound queue)
-// and the frame rate it reads at. acked and ackedBytes are what the
-// server counts as acked when the stream starts.
-func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow, acked, ackedBytes uint64) {
+// server that grants none, the one asked for, within its outbound log's
+// bounds) and the frame rate it reads at.
+func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow) {
 	msgs, bytes := w.GetReceiveWindow().GetMessages(), w.GetReceiveWindow().GetBytes()
 	if msgs == 0 {
 		msgs = asked.GetMessages()
@@ -285,7 +284,6 @@ func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow, acked,
 		}
 	}
 	c.halfMessages, c.halfBytes = max(uint64(msgs)/2, 1), max(uint64(bytes)/2, 1)
-	c.ackSent, c.ackBytes = acked, ackedBytes
 	if fps := w.GetLimits().GetMaxFramesPerSecond(); fps > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(fps), max(int(w.GetLimits().GetMaxFrameBurst()), 1))
 	}

@@ -227,7 +227,7 @@ func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
 	if !resumed {
 		c.ackSent, c.ackBytes = 0, 0 // the fresh session numbers from 1: nothing of it is acked
 	}
-	c.window(w, s.receiveWindow(), c.ackSent, c.ackBytes)
+	c.window(w, s.receiveWindow())
 	// The old session's messages this one did not inherit, less those
 	// received, when it was this Session's own.
 	dropped, droppedOK := unreceived(w.GetTookOver().GetDropped(), 0)

@@ -464,10 +464,12 @@ func (s *Session) Send(ctx context.Context, m Message) error {
 
 // SendWait is Send that also waits for the server's ack: the server has
 // handled the message (at least once, and deduplicated, so effectively
-// once). When the server cannot handle it now, SendWait waits out the
-// re-sends [WithSendRetry] allows and returns a *[SendError] if none
-// succeeded; NOT_FOUND (its target is connected nowhere) and final codes
-// (a retry cannot help) return at once. A ctx that ends first
+// once); it asks the server to ack it at once (ClientMessage.ack_now).
+// When the server cannot handle it now, SendWait waits out the re-sends
+// [WithSendRetry] allows and returns a *[SendError] if none succeeded;
+// NOT_FOUND (its target is connected nowhere), RESOURCE_EXHAUSTED (its
+// target's outbound log is full: the message is withdrawn, send it again
+// later) and final codes (a retry cannot help) return at once. A ctx that ends first
 // returns ctx.Err() and leaves the message to the session, which re-sends
 // it and reports a loss as Send does.
 func (s *Session) SendWait(ctx context.Context, m Message) error {
@@ -540,7 +542,8 @@ func tooLarge(l *tetherv1.Limits, m *tetherv1.ClientMessage) error {
 
 // Request sends m as a request (with a fresh correlation id unless m has
 // one) and waits for the correlated reply. A request the server does not
-// handle (after the re-sends of [WithSendRetry]) returns its *[SendError]
+// handle (after the re-sends of [WithSendRetry]; at once for NOT_FOUND
+// and RESOURCE_EXHAUSTED, as for SendWait) returns its *[SendError]
 // at once instead of waiting for ctx.
 func (s *Session) Request(ctx context.Context, m Message) (*Message, error) {
 	if m.CorrelationID == "" {
