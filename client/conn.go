@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -16,16 +17,15 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// Acks of received messages are batched: sent once ackBatch messages wait,
-// or ackDelay after the first. An ack only lets the server trim its log
-// (the client's seq, not the ack, drops a replay's duplicates), so waiting
-// costs the server at most ackBatch messages kept a little longer, while a
-// subscriber that gets a message now and then sends one ack per several
-// messages instead of one each: a read per delivery saved on the server.
-const (
-	ackBatch = 32
-	ackDelay = 250 * time.Millisecond
-)
+// Acks of what the application took are sent once half the granted
+// receive window (in messages or in bytes) waits to be acked, and
+// ackDelay after the first such message otherwise. The server never has
+// more than the window sent and unacked, so acking at half keeps at least
+// half a window in flight for a reader that keeps up (it never stalls),
+// while a subscriber that gets a message now and then sends one ack per
+// several messages instead of one each: a read per delivery saved on the
+// server.
+const ackDelay = 250 * time.Millisecond
 
 // errHeartbeat ends a stream on which nothing arrived for dead_after.
 var errHeartbeat = errors.New("heartbeat timeout")
@@ -41,11 +41,18 @@ type conn struct {
 	backend string
 	n       uint64 // the session's streams established, this one included
 
+	ctx     context.Context // ends with the stream
+	limiter *rate.Limiter   // paces the writer to the server's frame rate; nil: no limit announced
+	// halfMessages and halfBytes are half the granted receive window: an
+	// ack is due once that much was taken and not acked.
+	halfMessages, halfBytes uint64
+
 	mu       sync.Mutex
 	ctrl     []*tetherv1.ConnectRequest
 	timer    *time.Timer
 	ackDue   time.Time
-	ackSent  uint64
+	ackSent  uint64 // the highest seq acked to the server (a resume's Hello included)
+	ackBytes uint64 // the epoch's payload bytes through ackSent
 	pings    uint64
 	barriers map[uint64]chan struct{} // ping id → closed when its pong (or a later one) arrives
 	lastPong uint64                   // the highest ping id answered
@@ -229,15 +236,16 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// noteAckable schedules an ack of what the application has taken.
+// noteAckable schedules an ack of what the application has taken: at
+// once when half the window waits for it, else within ackDelay.
 func (c *conn) noteAckable() {
-	seq := c.s.in.ackable()
+	seq, bytes := c.s.in.ackable()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if seq <= c.ackSent || c.timer == nil || c.ended {
 		return
 	}
-	if seq-c.ackSent >= ackBatch {
+	if seq-c.ackSent >= c.halfMessages || bytes >= c.ackBytes+c.halfBytes {
 		c.queueAckLocked()
 		c.signal()
 		return
@@ -250,12 +258,46 @@ func (c *conn) noteAckable() {
 
 func (c *conn) queueAckLocked() {
 	c.ackDue = time.Time{}
-	seq := c.s.in.ackable()
+	seq, bytes := c.s.in.ackable()
 	if seq <= c.ackSent {
 		return
 	}
-	c.ackSent = seq
+	c.ackSent, c.ackBytes = seq, bytes
 	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: seq}}})
+}
+
+// window takes in the receive window the server granted in w (or, from a
+// server that grants none, the one asked for, within its outbound log's
+// bounds) and the frame rate it reads at.
+func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow) {
+	msgs, bytes := w.GetReceiveWindow().GetMessages(), w.GetReceiveWindow().GetBytes()
+	if msgs == 0 {
+		msgs = asked.GetMessages()
+		if q := w.GetLimits().GetMaxOutboundQueue(); q > 0 {
+			msgs = min(msgs, q)
+		}
+	}
+	if bytes == 0 {
+		bytes = asked.GetBytes()
+		if b := w.GetLimits().GetMaxOutboundBytes(); b > 0 {
+			bytes = min(bytes, b)
+		}
+	}
+	c.halfMessages, c.halfBytes = max(uint64(msgs)/2, 1), max(uint64(bytes)/2, 1)
+	if fps := w.GetLimits().GetMaxFramesPerSecond(); fps > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(fps), max(int(w.GetLimits().GetMaxFrameBurst()), 1))
+	}
+}
+
+// pace waits until the server's frame rate (Welcome.limits
+// max_frames_per_second and max_frame_burst) lets the writer send one
+// more frame, so that the server never has to read more slowly to hold
+// it back. It reports false when the stream ended meanwhile.
+func (c *conn) pace() bool {
+	if c.limiter == nil || c.limiter.Allow() {
+		return true
+	}
+	return c.limiter.Wait(c.ctx) == nil
 }
 
 // write runs the writer until the stream ends: control frames first, then
@@ -271,6 +313,9 @@ func (c *conn) write() {
 			f := c.nextFrame()
 			if f == nil {
 				break
+			}
+			if !c.pace() {
+				return
 			}
 			if err := c.stream.Send(f); err != nil {
 				if errors.Is(err, io.EOF) {
@@ -372,14 +417,16 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 			}
 		}
 	case *tetherv1.ConnectResponse_Message:
-		m := x.Message
-		if !c.s.in.accept(m.GetSeq()) {
+		m := fromProto(x.Message)
+		if !c.s.in.accept(m) {
 			c.s.metrics.duplicates.Inc()
 			c.noteAckable()
 			return nil
 		}
 		c.s.metrics.received.Inc()
-		c.s.deliver(fromProto(m))
+		c.s.deliver(m)
+	case *tetherv1.ConnectResponse_Gap:
+		c.s.gap(c, x.Gap)
 	case *tetherv1.ConnectResponse_Ack:
 		c.s.out.ack(x.Ack.GetSeq())
 	case *tetherv1.ConnectResponse_GoAway:

@@ -48,7 +48,7 @@ func TestEndedConnStaysStopped(t *testing.T) {
 	if c.armed() {
 		t.Fatal("tick re-armed the timer after end")
 	}
-	c.s.in.accept(1) // a message arrived and was taken: an ack is due
+	c.s.in.accept(&Message{Seq: 1}) // a message arrived and was taken: an ack is due
 	c.noteAckable()
 	if c.armed() {
 		t.Fatal("noteAckable re-armed the timer after end")

@@ -70,15 +70,40 @@
 // make a [*SendError]. A message dropped by the DropOldest policy is
 // reported with [ErrDropped], and one the server had not acked when the
 // session closed with [ErrClosed] (the server may have handled it). On the
-// receiving side, messages the server could not keep while the session
-// was away are reported as a lost seq range ([StateChange] Lost).
+// receiving side, messages the server could not keep are reported as a
+// lost seq range to [WithOnLoss]'s callback, in
+// tether_client_messages_lost_total and in the log: at once when a Gap
+// frame says so while connected, and on a resume ([StateChange] Lost).
 //
 // Received messages are delivered by [Session.Receive] once each, in
 // order; duplicates of a replay are dropped by seq. A message is
-// acknowledged (cumulatively, in batches) once Receive has returned it, so
-// a slow reader loses nothing: the server holds what is unacked, and cuts
-// the stream (the session resumes and replays) only if the reader falls
-// further behind than its outbound queue.
+// acknowledged (cumulatively, in batches) once Receive has returned it.
+//
+// # Flow control
+//
+// Server to client, a window: Hello asks the server never to have more
+// than [WithReceiveWindow] (1024 messages, 4 MiB of payload by default)
+// sent and unacknowledged on a stream, and the server grants a window
+// (Welcome.receive_window) within its bounds. The session acks as soon as
+// half the granted window was taken by the application and not acked, and
+// 250ms after the first such message otherwise, so a reader that keeps up
+// never stalls and never waits for the timer. A slow reader loses nothing
+// on its way: what the window holds back waits in the session's outbound
+// log on the server. When that log is full, the server's overflow policy
+// applies (Welcome.limits.overflow_policy): by default a sender's message
+// to this session is refused with RESOURCE_EXHAUSTED and re-sent later;
+// under DROP_OLDEST the oldest are dropped and reported to [WithOnLoss]
+// at once (a Gap frame).
+//
+// Client to server, pacing: the writer sends no more frames than
+// Welcome.limits.max_frames_per_second allows (bursts of max_frame_burst),
+// so Send's buffer fills and its policy applies ([WithSendBuffer]) instead
+// of the server having to read more slowly. A message refused because its
+// target's log is full (RESOURCE_EXHAUSTED) is re-sent by Send, like any
+// refusal, until [SendRetry]'s Within passes without progress; SendWait
+// and Request, whose caller waits, return it at once as a [*SendError]
+// and withdraw the message. SendWait and Request ask the server to ack
+// their message at once (ClientMessage.ack_now), not in a batch.
 //
 // When a resume fails (the session expired, or, with the in-memory broker,
 // the stream lands on another node), the server opens a fresh session and

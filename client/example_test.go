@@ -217,3 +217,21 @@ func ExampleCodeOf() {
 	// PermissionDenied true true
 	// this principal may not connect
 }
+
+// A session that reads slowly tells the server how much it takes
+// unacknowledged, and learns at once of messages the server had to drop
+// (a server whose overflow policy is DROP_OLDEST).
+func ExampleWithOnLoss() {
+	s, err := client.New(
+		client.WithAddrs("127.0.0.1:7070"),
+		client.WithClientID("dashboard"),
+		client.WithReceiveWindow(256, 1<<20),
+		client.WithOnLoss(func(l client.Loss) {
+			fmt.Printf("lost %d-%d (%s): %s\n", l.Range.First, l.Range.Last, l.Cause, l.Reason)
+		}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close(context.Background())
+}

@@ -18,6 +18,7 @@ type metrics struct {
 	duplicates prometheus.Counter
 	failed     *prometheus.CounterVec
 	retries    prometheus.Counter
+	lost       *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -42,11 +43,13 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Help: "Sent messages lost for good, by reason: the server's refusal code (after retries for retryable codes), dropped (DropOldest) or closed (the session closed before the server acked them)."}, []string{"reason"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_message_retries_total",
 			Help: "Re-sends of messages the server refused with a retryable code."}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_client_messages_lost_total",
+			Help: "Server messages that will never arrive (those of the server's lost ranges the session had not received), by cause: gap (a Gap frame: the outbound log overflowed while connected), resume (Welcome.lost) or take_over (Welcome.took_over.dropped)."}, []string{"cause"}),
 	}
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates, m.failed, m.retries} {
+	for _, c := range []prometheus.Collector{m.states, m.reconnects, m.deadLinks, m.goAways, m.rtt, m.sent, m.received, m.duplicates, m.failed, m.retries, m.lost} {
 		if err := r.Register(c); err != nil {
 			return nil, fmt.Errorf("tether/client: WithRegisterer: %w", err)
 		}

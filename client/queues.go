@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
@@ -84,6 +87,9 @@ func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
 func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}, waited bool) (*pending, error) {
 	p := &pending{waited: waited}
 	fillProto(&p.msg, m)
+	// A caller waits for the server's ack: the server acks it at once
+	// instead of in a batch.
+	p.msg.AckNow = waited
 	for {
 		o.mu.Lock()
 		if o.closed != nil {
@@ -196,9 +202,11 @@ func (o *outbox) ackLocked(seq uint64) {
 // pauses, and rewinds to re-send from seq once the returned delay has
 // passed and resume is called (go-back-N: messages keep their order). When
 // the server has refused for the retry policy's Within without acking
-// anything, the message is given up and reported (err in a *SendError),
-// and the writer goes on at once with the next. ok is false when the
-// refusal is stale.
+// anything, or refused with RESOURCE_EXHAUSTED (its target's outbound log
+// is full) a message whose caller waits for the outcome (SendWait,
+// Request), the message is given up and reported (err in a *SendError),
+// and the writer goes on at once with the next: that caller decides
+// whether to try again. ok is false when the refusal is stale.
 func (o *outbox) refuse(c *conn, seq uint64, err error) (delay time.Duration, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -211,7 +219,8 @@ func (o *outbox) refuse(c *conn, seq uint64, err error) (delay time.Duration, ok
 	}
 	o.refusals++
 	o.written = seq - 1
-	if now.Sub(o.refusedSince) >= o.retry.Within {
+	waitedFull := o.items[seq-o.acked-1].waited && status.Code(err) == codes.ResourceExhausted
+	if waitedFull || now.Sub(o.refusedSince) >= o.retry.Within {
 		o.giveUp = &SendError{Attempts: o.refusals, Err: err} // by next, on the writer's goroutine
 		return 0, true
 	}
@@ -451,28 +460,46 @@ func fromProto(pm *tetherv1.ServerMessage) *Message {
 }
 
 // inbox holds received messages until the application takes them. It is
-// bounded by the server: the server never has more than its outbound queue
-// unacked, and the session acks only what the application took.
+// bounded by the server: the server never has more than the granted
+// receive window sent and unacked, and the session acks only what the
+// application took.
 type inbox struct {
 	mu       sync.Mutex
 	items    []*Message
 	ready    chan struct{} // signalled on push
-	received uint64        // highest seq received: anything at or below is a duplicate
+	received uint64        // highest seq received (or lost in a gap): anything at or below is a duplicate
+	bytes    uint64        // payload bytes received in this epoch, through received
 	epoch    uint32        // counts fresh sessions; items of older ones are not acked
 	conn     *conn         // acks go through it
 }
 
 func (in *inbox) init() { in.ready = make(chan struct{}, 1) }
 
-// accept reports whether seq is new, and records it as received.
-func (in *inbox) accept(seq uint64) bool {
+// accept reports whether m is new, and records it as received; it sets
+// m.through, the epoch's payload bytes through m.
+func (in *inbox) accept(m *Message) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if seq <= in.received {
+	if m.Seq <= in.received {
 		return false
 	}
-	in.received = seq
+	in.received = m.Seq
+	in.bytes += uint64(len(m.Payload))
+	m.through = in.bytes
 	return true
+}
+
+// gap counts the server's lost range r as received, and returns the part
+// of it that had not arrived: messages at or below r.last that arrive
+// later are dropped as duplicates.
+func (in *inbox) gap(r *tetherv1.SeqRange) (SeqRange, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	lost, ok := unreceived(r, in.received)
+	if ok {
+		in.received = lost.Last
+	}
+	return lost, ok
 }
 
 func (in *inbox) push(m *Message) {
@@ -497,16 +524,16 @@ func (in *inbox) consumed(uint64) {
 }
 
 // ackable is the highest seq every message up to which the application
-// has taken.
-func (in *inbox) ackable() uint64 {
+// has taken, and the epoch's payload bytes through it.
+func (in *inbox) ackable() (seq, bytes uint64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, m := range in.items {
 		if m.epoch == in.epoch {
-			return m.Seq - 1
+			return m.Seq - 1, m.through - uint64(len(m.Payload))
 		}
 	}
-	return in.received
+	return in.received, in.bytes
 }
 
 func (in *inbox) pop(ctx context.Context, done <-chan struct{}, closedErr func() error) (*Message, error) {
@@ -542,19 +569,30 @@ func (in *inbox) pop(ctx context.Context, done <-chan struct{}, closedErr func()
 }
 
 // attach makes c the stream that acks; after a fresh (not resumed)
-// session the server numbers from 1 again.
-func (in *inbox) attach(c *conn, resumed bool, lost *tetherv1.SeqRange) {
+// session the server numbers from 1 again. On a resume it counts the
+// server's lost range as received and returns the part of it that had
+// not arrived.
+func (in *inbox) attach(c *conn, resumed bool, lost *tetherv1.SeqRange) (SeqRange, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.conn = c
 	if !resumed {
-		in.received = 0
+		in.received, in.bytes = 0, 0
 		in.epoch++
-		return
+		return SeqRange{}, false
 	}
-	if lost != nil && lost.GetLast() > in.received {
-		in.received = lost.GetLast()
+	r, ok := unreceived(lost, in.received)
+	if ok {
+		in.received = r.Last
 	}
+	return r, ok
+}
+
+// receivedSeq is the highest seq received in the current epoch.
+func (in *inbox) receivedSeq() uint64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.received
 }
 
 func (in *inbox) detach(c *conn) {

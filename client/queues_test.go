@@ -173,22 +173,63 @@ func TestInboxAcksOnlyWhatTheApplicationTook(t *testing.T) {
 	var in inbox
 	in.init()
 	for seq := uint64(1); seq <= 3; seq++ {
-		if !in.accept(seq) {
+		m := &Message{Seq: seq, Payload: make([]byte, 10*seq)}
+		if !in.accept(m) {
 			t.Fatalf("seq %d refused", seq)
 		}
-		in.push(&Message{Seq: seq})
+		in.push(m)
 	}
-	if in.accept(2) {
+	if in.accept(&Message{Seq: 2}) {
 		t.Fatal("a duplicate was accepted")
 	}
-	if got := in.ackable(); got != 0 {
-		t.Fatalf("ackable before any Receive = %d", got)
+	if seq, bytes := in.ackable(); seq != 0 || bytes != 0 {
+		t.Fatalf("ackable before any Receive = %d, %d bytes", seq, bytes)
 	}
-	if _, err := in.pop(context.Background(), nil, nil); err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if _, err := in.pop(context.Background(), nil, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := in.ackable(); got != 1 {
-		t.Fatalf("ackable after one Receive = %d", got)
+	if seq, bytes := in.ackable(); seq != 2 || bytes != 30 {
+		t.Fatalf("ackable after two Receives = %d, %d bytes; want 2, 30", seq, bytes)
+	}
+}
+
+// A Gap counts its range as received: the application is told only of the
+// seqs that had not arrived, later arrivals of the range are duplicates,
+// and the ack covers the range once the application took what came
+// before it.
+func TestInboxGap(t *testing.T) {
+	t.Parallel()
+	var in inbox
+	in.init()
+	for seq := uint64(1); seq <= 4; seq++ {
+		m := &Message{Seq: seq, Payload: []byte("x")}
+		in.accept(m)
+		in.push(m)
+	}
+	if _, ok := in.gap(&tetherv1.SeqRange{First: 2, Last: 3}); ok {
+		t.Fatal("a gap of seqs all received was reported as a loss")
+	}
+	got, ok := in.gap(&tetherv1.SeqRange{First: 3, Last: 9})
+	if want := (SeqRange{First: 5, Last: 9}); !ok || got != want {
+		t.Fatalf("gap [3, 9] after 4 received = %v, %v; want %v", got, ok, want)
+	}
+	for _, seq := range []uint64{5, 9} {
+		if in.accept(&Message{Seq: seq}) {
+			t.Fatalf("seq %d of the gap was accepted after it", seq)
+		}
+	}
+	if !in.accept(&Message{Seq: 10}) {
+		t.Fatal("seq 10, after the gap, was refused")
+	}
+	for range 4 {
+		if _, err := in.pop(context.Background(), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, bytes := in.ackable(); seq != 10 || bytes != 4 {
+		t.Fatalf("ackable = %d, %d bytes; want 10 (the gap included), 4", seq, bytes)
 	}
 }
 

@@ -23,7 +23,9 @@ import (
 // sent since, which it therefore follows on arrival), counting against the
 // buffer's size while it waits, up to MaxAttempts sends within Within;
 // that is for Send only: SendWait and Request return NOT_FOUND at once,
-// since their caller is there to decide.
+// since their caller is there to decide, and so RESOURCE_EXHAUSTED (the
+// target's outbound log is full), which they withdraw from the go-back-N
+// re-sends.
 //
 // The zero SendRetry is not valid; start from [DefaultSendRetry].
 type SendRetry struct {
@@ -97,8 +99,9 @@ func WithOnSendError(f func(m Message, err error)) Option {
 // The codes UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED
 // and NOT_FOUND (the target is not connected anywhere right now) are
 // retried as [SendRetry] says; with them, Attempts is how many sends were
-// refused. NOT_FOUND is retried only for Send: SendWait and Request, whose
-// caller waits for the answer, get it at once. Other codes (INVALID_ARGUMENT, PERMISSION_DENIED,
+// refused. NOT_FOUND and RESOURCE_EXHAUSTED are retried only for Send:
+// SendWait and Request, whose caller waits for the answer, get them at
+// once. Other codes (INVALID_ARGUMENT, PERMISSION_DENIED,
 // FAILED_PRECONDITION, UNAUTHENTICATED, …) are final: a retry could not
 // help, and the message fails at once, with Attempts 1.
 type SendError struct {

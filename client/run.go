@@ -218,17 +218,34 @@ func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
 	c.n = s.streams.Add(1)
 	resumed := w.GetResumed()
 	s.mu.Lock()
+	prevID := s.sessionID
 	s.home, s.anywhere = b, w.GetResumeAnywhere()
 	s.sessionID, s.token = w.GetSessionId(), w.GetResumeToken()
 	s.mu.Unlock()
 	s.limits.Store(w.GetLimits())
 	s.out.attach(c, resumed, w.GetLastReceivedSeq(), func(m *tetherv1.ClientMessage) error { return tooLarge(w.GetLimits(), m) })
-	s.in.attach(c, resumed, w.GetLost())
+	if !resumed {
+		c.ackSent, c.ackBytes = 0, 0 // the fresh session numbers from 1: nothing of it is acked
+	}
+	c.window(w, s.receiveWindow())
+	// The old session's messages this one did not inherit, less those
+	// received, when it was this Session's own.
+	dropped, droppedOK := unreceived(w.GetTookOver().GetDropped(), 0)
+	if w.GetTookOver().GetSessionId() == prevID {
+		dropped, droppedOK = unreceived(w.GetTookOver().GetDropped(), s.in.receivedSeq())
+	}
+	lost, lostOK := s.in.attach(c, resumed, w.GetLost())
 	s.syncTopics(c, w)
 	// Connected before the stream's reader starts, so that a message of
 	// the new stream is never seen while the state still says otherwise.
 	s.setState(StateChange{State: StateConnected, Backend: c.backend, ServerID: w.GetServerId(), Heartbeat: w.GetHeartbeatInterval().AsDuration(),
-		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost())})
+		Resumed: resumed, ResumeStatus: ResumeStatus(w.GetResumeStatus()), Lost: newSeqRange(w.GetLost()), TookOver: newTakeOver(w.GetTookOver())})
+	if lostOK {
+		s.reportLoss(Loss{Cause: LossResume, Range: lost, SessionID: w.GetSessionId()})
+	}
+	if droppedOK {
+		s.reportLoss(Loss{Cause: LossTakeOver, Range: dropped, SessionID: w.GetTookOver().GetSessionId()})
+	}
 }
 
 // watch ends c on Reconnect or Close (Close says goodbye first).
@@ -297,7 +314,7 @@ func (s *Session) syncTopics(c *conn, w *tetherv1.Welcome) {
 // for Welcome, all within the open timeout.
 func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	c := &conn{s: s, b: b, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
+	c := &conn{s: s, b: b, ctx: ctx, cancel: cancel, backend: b.addr, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
 	timer := time.AfterFunc(s.cfg.openTimeout, func() {
 		cancel(fmt.Errorf("tether/client: no welcome from %s within %v", b.addr, s.cfg.openTimeout))
 	})
@@ -322,7 +339,7 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 		return fail(err)
 	}
 	c.stream = stream
-	if err := stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: s.hello()}}); err != nil {
+	if err := stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: s.hello(c)}}); err != nil {
 		_, err = stream.Recv() // the real error
 		return fail(err)
 	}
@@ -354,14 +371,16 @@ func (s *Session) openErr(ctx context.Context, b *backend, err error) error {
 	return fmt.Errorf("tether/client: opening a stream to %s: %w", b.addr, err)
 }
 
-// hello builds the Hello for the next stream.
-func (s *Session) hello() *tetherv1.Hello {
+// hello builds the Hello for the next stream, c: a resume acks, as of
+// it, what the application took.
+func (s *Session) hello(c *conn) *tetherv1.Hello {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := &tetherv1.Hello{
-		ClientId: s.cfg.clientID,
-		Topics:   slices.Sorted(maps.Keys(s.topics)),
-		Metadata: s.cfg.metadata,
+		ClientId:      s.cfg.clientID,
+		Topics:        slices.Sorted(maps.Keys(s.topics)),
+		Metadata:      s.cfg.metadata,
+		ReceiveWindow: s.receiveWindow(),
 	}
 	iv := s.cfg.heartbeat
 	if iv == 0 {
@@ -372,9 +391,15 @@ func (s *Session) hello() *tetherv1.Hello {
 		// What the application took, not all that arrived: the server
 		// treats it as an ack, and an unread message must keep counting
 		// against its outbound queue. Replayed duplicates are dropped.
-		h.Resume = &tetherv1.Resume{SessionId: s.sessionID, ResumeToken: s.token, LastReceivedSeq: s.in.ackable()}
+		c.ackSent, c.ackBytes = s.in.ackable()
+		h.Resume = &tetherv1.Resume{SessionId: s.sessionID, ResumeToken: s.token, LastReceivedSeq: c.ackSent}
 	}
 	return h
+}
+
+// receiveWindow is the window the session asks for (WithReceiveWindow).
+func (s *Session) receiveWindow() *tetherv1.ReceiveWindow {
+	return &tetherv1.ReceiveWindow{Messages: uint32(s.cfg.windowMessages), Bytes: uint32(s.cfg.windowBytes)}
 }
 
 // noteRTT records a round-trip time measured on c.

@@ -38,13 +38,20 @@ healthy backends, and moves to another when its backend fails.
   {"event":"message","seq":1,"topic":"news","payload":"hi","source_client":"…",
    "time":"…"}
   {"event":"rtt","ms":0.412,"backend":"host:port","time":"…"}
+  {"event":"lost","cause":"gap","first":4,"last":6,"session_id":"…",
+   "reason":"…","time":"…"}
   {"event":"state","state":"reconnecting","session_id":"…","error":"…","time":"…"}
   {"event":"state","state":"closed","session_id":"…","time":"…"}
   {"event":"error","error":"…","time":"…"}
 
 States are connecting, connected, reconnecting and closed; reconnecting and
-closed carry "error" when there is one, and a resume that lost messages
-carries "lost":{"first":N,"last":M}. A message shows "payload" when it is
+closed carry "error" when there is one, a resume that lost messages
+carries "lost":{"first":N,"last":M}, and a fresh session that took its
+--client-id over from an earlier one carries "took_over":{"session_id":…,
+"inherited":N,"dropped":{"first":N,"last":M}}. A "lost" line names server
+messages that will never arrive, as soon as the session learns it: cause
+"gap" (the server's outbound log for the session overflowed and it
+dropped the oldest), "resume" or "take_over". A message shows "payload" when it is
 UTF-8 text and "payload_b64" (standard base64) otherwise, and, when set,
 topic, content_type, headers, source_session, source_client,
 correlation_id and published_at. Messages are acknowledged as they are
@@ -89,6 +96,7 @@ func (a *app) connect(ctx context.Context, f connectFlags) error {
 		client.WithProfile(p),
 		client.WithOnState(func(c client.StateChange) { ord.printed(c, func() { out.write(newStateEvent(c)) }) }),
 		client.WithOnRTT(func(backend string, rtt time.Duration) { out.write(newRTTEvent(backend, rtt, time.Now())) }),
+		client.WithOnLoss(func(l client.Loss) { out.write(newLostEvent(l)) }),
 	}
 	if f.heartbeat > 0 {
 		opts = append(opts, client.WithHeartbeat(f.heartbeat))

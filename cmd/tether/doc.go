@@ -48,13 +48,19 @@
 //	{"event":"message","seq":1,"topic":"news","payload":"hi","source_client":"sender","published_at":"…","time":"…"}
 //	{"event":"message","seq":2,"payload_b64":"AAEC/w==","source_client":"sender","time":"…"}
 //	{"event":"rtt","ms":0.412,"backend":"127.0.0.1:7070","time":"…"}
+//	{"event":"lost","cause":"gap","first":4,"last":6,"session_id":"…","reason":"…","time":"…"}
 //	{"event":"state","state":"reconnecting","session_id":"…","error":"…","time":"…"}
 //	{"event":"state","state":"closed","session_id":"…","time":"…"}
 //	{"event":"error","error":"…","time":"…"}
 //
 // A payload that is valid UTF-8 is shown as text ("payload"), any other as
 // standard base64 ("payload_b64"). Empty fields are left out. A resume that
-// lost messages carries "lost":{"first":N,"last":M} on its connected line.
+// lost messages carries "lost":{"first":N,"last":M} on its connected line,
+// and a fresh session that took its client id over from an earlier one
+// "took_over":{"session_id":…,"inherited":N,"dropped":{"first":N,"last":M}}.
+// A "lost" line names server messages that will never arrive, as soon as
+// the session learns it (client.Loss): cause "gap", "resume" or
+// "take_over".
 //
 // # Exit status
 //

@@ -61,8 +61,17 @@ type stateEvent struct {
 	Resumed      *bool     `json:"resumed,omitempty"`       // on connected
 	ResumeStatus string    `json:"resume_status,omitempty"` // on connected
 	Lost         *seqRange `json:"lost,omitempty"`
+	TookOver     *takeOver `json:"took_over,omitempty"` // on connected, when a fresh session took its client id over
 	Error        string    `json:"error,omitempty"`
 	Time         string    `json:"time"`
+}
+
+// takeOver is what a fresh session inherited from the session of its
+// client id that it took over.
+type takeOver struct {
+	SessionID string    `json:"session_id"`
+	Inherited uint64    `json:"inherited"`
+	Dropped   *seqRange `json:"dropped,omitempty"`
 }
 
 // seqRange is a range of server seqs that will never arrive.
@@ -80,10 +89,33 @@ func newStateEvent(c client.StateChange) stateEvent {
 	if c.Lost != nil {
 		e.Lost = &seqRange{First: c.Lost.First, Last: c.Lost.Last}
 	}
+	if t := c.TookOver; t != nil {
+		e.TookOver = &takeOver{SessionID: t.SessionID, Inherited: t.Inherited}
+		if t.Dropped != nil {
+			e.TookOver.Dropped = &seqRange{First: t.Dropped.First, Last: t.Dropped.Last}
+		}
+	}
 	if c.Err != nil {
 		e.Error = oneLine(c.Err)
 	}
 	return e
+}
+
+// lostEvent is a range of server messages that will never arrive (see
+// client.Loss).
+type lostEvent struct {
+	Event     string `json:"event"` // "lost"
+	Cause     string `json:"cause"` // gap, resume or take_over
+	First     uint64 `json:"first"`
+	Last      uint64 `json:"last"`
+	SessionID string `json:"session_id,omitempty"` // the session whose seqs first and last are
+	Reason    string `json:"reason,omitempty"`
+	Time      string `json:"time"`
+}
+
+func newLostEvent(l client.Loss) lostEvent {
+	return lostEvent{Event: "lost", Cause: l.Cause.String(), First: l.Range.First, Last: l.Range.Last,
+		SessionID: l.SessionID, Reason: l.Reason, Time: timestamp(l.Time)}
 }
 
 // messageEvent is a received message: the agent API's form of it (see
