@@ -34,6 +34,7 @@ type metrics struct {
 	expired          prometheus.Counter
 	logDrops         prometheus.Counter
 	drainRemaining   prometheus.Gauge
+	pacedReads       prometheus.Counter
 }
 
 // sessionGauges reports the node's sessions by state when scraped.
@@ -96,6 +97,8 @@ func newMetrics() *metrics {
 			Help: "Messages dropped from full outbound logs of detached sessions (reported to the client on resume)."}),
 		drainRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_drain_remaining_sessions",
 			Help: "Streams still open during a drain."}),
+		pacedReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_paced_reads_total",
+			Help: "Reads the server delayed because a stream was above its frame rate (Limits.max_frames_per_second): pacing, not a cut."}),
 	}
 	m.inByType = resolve(m.in, (&tetherv1.ConnectRequest{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
 	m.outByType = resolve(m.out, (&tetherv1.ConnectResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
@@ -114,7 +117,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
 		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
-		m.expired, m.logDrops, m.drainRemaining) {
+		m.expired, m.logDrops, m.drainRemaining, m.pacedReads) {
 		if err := r.Register(c); err != nil {
 			return err
 		}
