@@ -146,3 +146,88 @@ func streamFrames(b *testing.B, cc *grpc.ClientConn, hello bool) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "frames/s")
 }
+
+// BenchmarkAckRoundTrip is a low-rate SendWait as the wire sees it: one
+// message with ack_now, then wait for its Ack, b.N times; beside raw
+// grpc-go's unary round trip (a Publish that does nothing) in the same run.
+// The goal (issue 15) is tether ≤ 1.2× unary.
+func BenchmarkAckRoundTrip(b *testing.B) {
+	b.Run("unary-raw", func(b *testing.B) {
+		c := tetherv1.NewTetherServiceClient(serveRaw(b))
+		req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "bench"}, Payload: make([]byte, 64)}
+		for b.Loop() {
+			if _, err := c.Publish(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tether-ack_now", func(b *testing.B) { ackRoundTrip(b, true) })
+	b.Run("tether-no-ack_now", func(b *testing.B) { ackRoundTrip(b, false) })
+}
+
+func ackRoundTrip(b *testing.B, ackNow bool) {
+	s, cancel := openBench(b, serveTether(b), true)
+	defer cancel()
+	m := &tetherv1.ClientMessage{AckNow: ackNow, Target: &tetherv1.ClientMessage_Topic{Topic: "bench"}, Payload: make([]byte, 64)}
+	f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
+	for b.Loop() {
+		m.Seq++
+		if err := s.Send(f); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.GetAck().GetSeq() == m.Seq {
+				break
+			}
+		}
+	}
+}
+
+// BenchmarkPushC2S sends b.N messages of 64 bytes flat out on one stream
+// (to a topic nobody holds) and waits for the Ack of the last; it reports
+// messages/s and the Acks the server sent per message (batched under load).
+// raw is grpc-go reading the same frames and acking only the last.
+func BenchmarkPushC2S(b *testing.B) {
+	b.Run("raw", func(b *testing.B) { pushC2S(b, serveRaw(b), false) })
+	b.Run("tether", func(b *testing.B) { pushC2S(b, serveTether(b), true) })
+}
+
+func pushC2S(b *testing.B, cc *grpc.ClientConn, hello bool) {
+	s, cancel := openBench(b, cc, hello)
+	defer cancel()
+	n := uint64(b.N)
+	acks := make(chan int, 1)
+	go func() {
+		count := 0
+		defer func() { acks <- count }()
+		for {
+			r, err := s.Recv()
+			if err != nil {
+				return
+			}
+			if a := r.GetAck(); a != nil {
+				count++
+				if a.GetSeq() == n {
+					return
+				}
+			}
+		}
+	}()
+	m := &tetherv1.ClientMessage{Target: &tetherv1.ClientMessage_Topic{Topic: "bench"}, Payload: make([]byte, 64)}
+	f := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range n {
+		m.Seq, m.AckNow = i+1, i+1 == n
+		if err := s.Send(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	count := <-acks
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+	b.ReportMetric(float64(count)/float64(n), "acks/msg")
+}

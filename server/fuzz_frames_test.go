@@ -287,7 +287,6 @@ func newFzHarness(t *testing.T, opts ...Option) *fzHarness {
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv.cfg.ackDelay = time.Millisecond // the targets wait for acks
 	h.srv = srv
 	t.Cleanup(h.close)
 	return h

@@ -72,8 +72,6 @@ type config struct {
 	outboundLog      int
 	maxTopics        int
 	dedupeWindow     time.Duration
-	ackDelay         time.Duration
-	ackBatch         int
 	helloTimeout     time.Duration
 	recorderSize     int
 	drainWindow      time.Duration
@@ -97,8 +95,6 @@ func defaultConfig() *config {
 		outboundLog:      DefaultOutboundLog,
 		maxTopics:        256,
 		dedupeWindow:     10 * time.Minute,
-		ackDelay:         20 * time.Millisecond,
-		ackBatch:         64,
 		helloTimeout:     10 * time.Second,
 		recorderSize:     64,
 		drainWindow:      DefaultDrainWindow,

@@ -84,3 +84,39 @@ func TestPacingIsNotSilence(t *testing.T) {
 		}
 	})
 }
+
+// ackAt waits for an Ack covering seq and returns when it arrived.
+func ackAt(t *testing.T, c *bubbleConn, seq uint64) time.Time {
+	t.Helper()
+	for f := range c.frames {
+		if f.f.GetAck().GetSeq() >= seq {
+			return f.at
+		}
+		if f.f.GetError() != nil || f.f.GetGoAway() != nil {
+			t.Fatalf("got %v while waiting for the ack of %d", f.f, seq)
+		}
+	}
+	t.Fatalf("the stream ended while waiting for the ack of %d: %v", seq, c.endErr)
+	return time.Time{}
+}
+
+// Acks cost no latency: a message is acked at once when the sender asks
+// (ack_now) and when nothing else waits to be acked, which is every message
+// of a sender that waits for each one, ack_now or not.
+func TestAcksComeAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t)
+		c, _ := b.connect(t, &tetherv1.Hello{ClientId: "acks"})
+		for i, ackNow := range []bool{true, false, false, true} {
+			seq := uint64(i + 1)
+			time.Sleep(time.Millisecond)
+			sent := time.Now()
+			c.send(t, message(&tetherv1.ClientMessage{Seq: seq, AckNow: ackNow,
+				Target: &tetherv1.ClientMessage_Topic{Topic: "t"}, Payload: []byte("x")}))
+			if at := ackAt(t, c, seq); at != sent {
+				t.Fatalf("message %d (ack_now %v) was acked %v after it was sent, want at once", seq, ackNow, at.Sub(sent))
+			}
+		}
+	})
+}

@@ -26,7 +26,8 @@ const maxResendSeq = 4096
 
 // keyRing is how many generated keys of handled messages a session keeps,
 // newest first, for the case its stream ends before their ack reached the
-// client: two of the server's ack batches (ackBatch) and then some.
+// client: the messages a few of the server's Acks cover under load (acks
+// coalesce while the writer is busy), and then some.
 const keyRing = 128
 
 // maxRequests is how many received requests (correlation id → requesting
