@@ -402,8 +402,7 @@ func TestHostileInputs(t *testing.T) {
 					t.Fatalf("got %q, want %q", m.GetPayload(), want)
 				}
 			}
-			for c.ackFrame().GetSeq() != 2 {
-			}
+			c.ackedTo(2)
 			c.send(toTopic(1, "dup", "one again"))
 			a := c.ackFrame() // fails on a redelivered message
 			c.noFrame()

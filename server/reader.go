@@ -207,10 +207,15 @@ func (st *stream) sendError(err error, seq uint64) {
 }
 
 // pushError queues e, a non-fatal Error frame, with err's code and message.
+// An Ack queued before it stops taking later seqs (see noteReceived): the
+// Error frame of a message comes before any Ack that covers it.
 func (st *stream) pushError(err error, e *tetherv1.Error) {
 	stt := status.Convert(err)
 	e.Code, e.Message = uint32(stt.Code()), stt.Message()
-	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: e}})
+	st.mu.Lock()
+	st.pendingAck = nil
+	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: e}})
+	st.unlockAndWake()
 }
 
 // grpcConnectStream is the stream gRPC hands Connect.
