@@ -231,3 +231,22 @@ func pushC2S(b *testing.B, cc *grpc.ClientConn, hello bool) {
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
 	b.ReportMetric(float64(count)/float64(n), "acks/msg")
 }
+
+// BenchmarkPublishParallel is a backend calling Publish at concurrency 50
+// (to a topic nobody holds) on one default server: the rate one node
+// serves, which tetherd's --publish-rate default must stay above.
+func BenchmarkPublishParallel(b *testing.B) {
+	c := tetherv1.NewTetherServiceClient(serveTether(b))
+	req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_Topic{Topic: "bench"}, Payload: make([]byte, 64)}
+	b.SetParallelism(25) // × GOMAXPROCS 2
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Publish(context.Background(), req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+}

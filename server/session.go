@@ -87,6 +87,11 @@ type Session struct {
 	putVer uint64     // version of the latest record stored; guarded by putMu
 
 	cb callbacks // the Handler's calls (see callbacks)
+
+	// Client-id takeover with inheritance (inherit.go).
+	heir       *Session           // the session that took this one's client id and messages; guarded by mu
+	handedOver chan struct{}      // closed once this session inherited; nil if it inherited nothing
+	tookOver   *tetherv1.TakeOver // what Welcome.took_over reports; set before the session is shared
 }
 
 // unlock unlocks mu and then runs the broker I/O queued while it was held
@@ -193,6 +198,10 @@ func (s *Session) ReplyTo(ctx context.Context, correlationID string, payload []b
 // reports false when the session has ended.
 func (s *Session) enqueue(m *broker.Message) bool {
 	s.mu.Lock()
+	if h := s.heir; h != nil {
+		s.mu.Unlock()
+		return s.forward(h, m)
+	}
 	defer s.unlock()
 	if s.state.ended() {
 		return false

@@ -40,6 +40,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		LastReceivedSeq:   s.inSeq.Load(),
 		LastSentSeq:       s.outSeq,
 		Limits:            srv.limits(),
+		TookOver:          s.tookOver,
 	}
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.unlock() // and stores the record (putRecordLocked)
