@@ -891,6 +891,10 @@ func (x *Welcome) GetTookOver() *TakeOver {
 // client id that it took over. That session's undelivered messages (sent
 // and unacknowledged, or queued) are inherited: they are this session's
 // first messages, in their order, before anything newer.
+//
+// Inheritance is done on one node: when the session taken over lives on
+// another node of a shared broker, it ends without handing its messages
+// over, and took_over is unset.
 type TakeOver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The id of the session taken over.
