@@ -32,15 +32,6 @@ func (st *stream) startLiveness(interval time.Duration, misses int, grace time.D
 	st.mu.Unlock()
 }
 
-// armLocked makes the timer fire no later than at.
-func (st *stream) armLocked(at time.Time) {
-	if st.timer == nil || st.finished.Load() || (!st.due.IsZero() && !at.Before(st.due)) {
-		return
-	}
-	st.due = at
-	st.timer.Reset(time.Until(at))
-}
-
 // tick runs when the timer fires.
 func (st *stream) tick() {
 	defer st.srv.panicGuard("the heartbeat timer")

@@ -63,18 +63,18 @@ type config struct {
 	logFormat string
 	logLevel  slog.Level
 
-	insecure   bool
-	tlsCert    string
-	tlsKey     string
-	clientCA   string
-	tls        *tls.Config // nil: plaintext
-	tokensFile string      // empty: no authentication
+	insecure     bool
+	tlsCert      string
+	tlsKey       string
+	clientCA     string
+	tls          *tls.Config // nil: plaintext
+	tokensFile   string      // empty: no authentication
 	rate         float64     // stream opens and calls other than Publish per second per principal (or peer address); 0: unlimited
 	burst        int
 	publishRate  float64 // Publish calls per second per principal, in a bucket of their own; 0: unlimited
 	publishBurst int
-	frameRate  float64
-	frameBurst int
+	frameRate    float64
+	frameBurst   int
 
 	broker      string // memory or nats
 	nats        natsConfig
