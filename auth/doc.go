@@ -64,6 +64,7 @@
 //	      "admin": false,
 //	      "expires": "2030-01-01T00:00:00Z"
 //	    },
+//	    {"name": "billing-backend", "token_sha256": "…", "publish_direct": true, "rate_exempt": true},
 //	    {"name": "ops", "token_sha256": "…", "admin": true}
 //	  ]
 //	}
@@ -89,6 +90,11 @@
 //     false.
 //   - admin_read: may look at tetherd's web console beyond loopback,
 //     without its kick and drain actions. Default false.
+//   - rate_exempt: never limited by the per-principal call rates
+//     (tetherd's --rate and --publish-rate; see [RateExempt]). Meant for
+//     the services you run, such as a backend that publishes for many
+//     users; leave it off for devices and users, whom the limits protect
+//     the node from. Default false.
 //   - expires: an RFC 3339 time after which the principal's credentials
 //     are refused. Absent means never.
 //

@@ -23,6 +23,10 @@ type Principal struct {
 	Name string
 	// Perms is what the principal may do.
 	Perms Permissions
+	// RateExempt exempts the principal from the per-principal call rate
+	// limits (see [RateExempt]): for a service you run, such as a backend
+	// that publishes for many users, not for devices or users.
+	RateExempt bool
 	// Expires is when the principal's credentials stop being valid; the
 	// zero time means never. A stream whose credentials expire is refused
 	// (at authentication and by the [Authorizer]) and ended by the server.
@@ -130,4 +134,14 @@ func Name(ctx context.Context) string {
 		return p.Name
 	}
 	return ""
+}
+
+// RateExempt reports whether the principal in ctx is exempt from the
+// per-principal call rate limits (the token file's rate_exempt). Its
+// signature fits interceptors.Config.RateExempt:
+//
+//	interceptors.Config{RateExempt: auth.RateExempt, ...}
+func RateExempt(ctx context.Context) bool {
+	p, ok := FromContext(ctx)
+	return ok && p.RateExempt
 }

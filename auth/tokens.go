@@ -138,6 +138,7 @@ type tokenEntry struct {
 	Subscribe     []string `json:"subscribe"`
 	Admin         bool     `json:"admin"`
 	AdminRead     bool     `json:"admin_read"`
+	RateExempt    bool     `json:"rate_exempt"`
 	Expires       string   `json:"expires"`
 }
 
@@ -196,7 +197,7 @@ func (e tokenEntry) principal() (*Principal, [sha256.Size]byte, error) {
 		}
 		copy(hash[:], b)
 	}
-	p := &Principal{Name: e.Name, Perms: Permissions{
+	p := &Principal{Name: e.Name, RateExempt: e.RateExempt, Perms: Permissions{
 		Connect:       e.Connect,
 		Admin:         e.Admin,
 		AdminRead:     e.AdminRead,

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"os"
 	"path/filepath"
@@ -244,5 +245,34 @@ func TestTokensAdminRead(t *testing.T) {
 	p, ok := store.Lookup("r")
 	if !ok || !p.Perms.AdminRead || p.Perms.Admin {
 		t.Fatalf("reader = %+v, %v; want admin_read only", p, ok)
+	}
+}
+
+// rate_exempt is read from the tokens file into Principal.RateExempt, which
+// auth.RateExempt reports for a call's context; it is off by default.
+func TestTokensRateExempt(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	doc := `{"principals":[
+		{"name":"backend","token_sha256":"` + auth.HashToken("b") + `","publish_direct":true,"rate_exempt":true},
+		{"name":"device","token_sha256":"` + auth.HashToken("d") + `","connect":true}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := auth.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range map[string]bool{"b": true, "d": false} {
+		p, ok := store.Lookup(token)
+		if !ok || p.RateExempt != want {
+			t.Fatalf("principal of %q = %+v, %v; want rate_exempt %v", token, p, ok, want)
+		}
+		if got := auth.RateExempt(auth.NewContext(context.Background(), p)); got != want {
+			t.Errorf("RateExempt(%s) = %v, want %v", p.Name, got, want)
+		}
+	}
+	if auth.RateExempt(context.Background()) {
+		t.Error("RateExempt of a context without a principal = true")
 	}
 }

@@ -47,6 +47,22 @@ type Config struct {
 	// least 1 when Rate is set.
 	Burst int
 
+	// MethodLimits gives methods a per-principal rate of their own,
+	// instead of Rate and Burst. A key is a prefix of full method names,
+	// as in PublicMethods ("tether.v1.TetherService/Publish"; end it with
+	// "/" for a whole service); the longest matching prefix wins. A call
+	// to such a method takes a token from its own bucket only, never from
+	// the shared one. A Limit whose Rate is zero or rate.Inf leaves its
+	// methods unlimited. nil means none: every method shares Rate.
+	MethodLimits map[string]Limit
+
+	// RateExempt reports whether a call skips every rate limit, from the
+	// context AuthFunc returned: meant for authenticated service
+	// principals, such as a backend that publishes for many users
+	// (auth.RateExempt reads the token file's rate_exempt). nil exempts
+	// no one.
+	RateExempt func(ctx context.Context) bool
+
 	// PublicMethods are prefixes of full method names
 	// ("package.Service/Method", a leading "/" is optional) that skip auth
 	// and rate limiting. End a prefix with "/" to match a whole service. nil
@@ -66,23 +82,56 @@ func DefaultPublicMethods() []string {
 	}
 }
 
-// rateLimited reports whether cfg turns the rate limiter on.
+// Limit is a per-principal call rate: Rate calls per second on average,
+// in bursts of up to Burst. A zero Rate, or rate.Inf, means unlimited;
+// otherwise Burst must be at least 1.
+type Limit struct {
+	Rate  rate.Limit
+	Burst int
+}
+
+// limited reports whether l limits anything.
+func (l Limit) limited() bool { return l.Rate != 0 && l.Rate != rate.Inf }
+
+// check validates l, named name in the error.
+func (l Limit) check(name string) error {
+	if l.Rate < 0 || math.IsNaN(float64(l.Rate)) {
+		return fmt.Errorf("interceptors: %s rate %v, want ≥ 0", name, l.Rate)
+	}
+	if l.limited() && l.Burst < 1 {
+		return fmt.Errorf("interceptors: %s burst %d, want at least 1 when its rate is set", name, l.Burst)
+	}
+	return nil
+}
+
+// rateLimited reports whether cfg turns a rate limiter on.
 func (cfg *Config) rateLimited() bool {
-	return cfg.Rate != 0 && cfg.Rate != rate.Inf
+	if (Limit{cfg.Rate, cfg.Burst}).limited() {
+		return true
+	}
+	for _, l := range cfg.MethodLimits {
+		if l.limited() {
+			return true
+		}
+	}
+	return false
 }
 
 // validate checks cfg.
 func (cfg *Config) validate() error {
-	if cfg.Rate < 0 || math.IsNaN(float64(cfg.Rate)) {
-		return fmt.Errorf("interceptors: Rate %v, want ≥ 0", cfg.Rate)
+	if err := (Limit{cfg.Rate, cfg.Burst}).check("Rate"); err != nil {
+		return err
 	}
-	if cfg.rateLimited() {
-		if cfg.RateKey == nil {
-			return errors.New("interceptors: Rate is set but RateKey is nil")
+	for prefix, l := range cfg.MethodLimits {
+		if trimSlash(prefix) == "" {
+			return fmt.Errorf("interceptors: empty MethodLimits prefix %q would match every method", prefix)
 		}
-		if cfg.Burst < 1 {
-			return fmt.Errorf("interceptors: Burst %d, want at least 1 when Rate is set", cfg.Burst)
+		if err := l.check(fmt.Sprintf("MethodLimits[%q]", prefix)); err != nil {
+			return err
 		}
+	}
+	if cfg.rateLimited() && cfg.RateKey == nil {
+		return errors.New("interceptors: a rate is set but RateKey is nil")
 	}
 	for _, p := range cfg.PublicMethods {
 		if trimSlash(p) == "" {

@@ -28,8 +28,25 @@
 //     anyone's budget. Its Unauthenticated and PermissionDenied statuses
 //     reach the client as they are.
 //  4. rate limit, skipped for [Config.PublicMethods]: one token per
-//     unary call or stream open, per principal ([Config.RateKey]). Health
-//     checks are never throttled.
+//     unary call or stream open, per principal ([Config.RateKey]), from
+//     the bucket of the call's method ([Config.MethodLimits]) or else the
+//     shared one ([Config.Rate]). Principals that [Config.RateExempt]
+//     names are never limited. Health checks are never throttled.
+//
+// # Rate limits
+//
+// The limits guard a node against a client that reconnects or calls in a
+// tight loop, not against an honest service's volume: a backend that
+// publishes for many users calls Publish thousands of times per second, a
+// device opens a stream now and then. So give the methods their own
+// rates, and exempt the service principals you run. tetherd's defaults:
+//
+//	--rate 50 --burst 100                stream opens, AdminService and every other call
+//	--publish-rate 10000 --publish-burst 20000    TetherService/Publish, in its own bucket
+//	"rate_exempt": true in the token file  never limited
+//
+// A rejected call ends with ResourceExhausted and an errdetails.RetryInfo
+// detail holding the delay until the next token.
 //  5. recovery: innermost, so that a panic in the handler becomes an
 //     Internal status ("internal error", never the stack) before it
 //     passes out through the others. The panic and its stack are logged

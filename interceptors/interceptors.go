@@ -35,10 +35,10 @@ func ServerOptions(cfg Config) ([]grpc.ServerOption, *metrics.Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	var limiter *ratelimit.Limiter
+	var limiter *callLimits
 	if cfg.rateLimited() {
 		var err error
-		if limiter, err = ratelimit.New(cfg.RateKey, cfg.Rate, cfg.Burst); err != nil {
+		if limiter, err = newCallLimits(&cfg); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -205,24 +205,3 @@ func TestPingFloodDoesNotGrowTheHeap(t *testing.T) {
 		}
 	})
 }
-
-// A flood beyond the frame rate is cut, with a reason; others flow.
-func TestFrameFloodIsCut(t *testing.T) {
-	t.Parallel()
-	n := startNode(t, server.WithFrameRate(100, 200))
-	good := n.dial(t, "")
-	good.open(&tetherv1.Hello{ClientId: "good"})
-	c := n.dial(t, "")
-	c.open(&tetherv1.Hello{ClientId: "flood"})
-	ping := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 1}}}
-	for range 1000 {
-		if err := c.stream.Send(ping); err != nil {
-			break
-		}
-	}
-	c.expectEnd(codes.ResourceExhausted, "frames per second")
-	n.publishTo(t, "good", "still flowing")
-	if m := good.message(); string(m.GetPayload()) != "still flowing" {
-		t.Fatalf("got %v", m)
-	}
-}

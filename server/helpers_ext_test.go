@@ -84,6 +84,7 @@ type conn struct {
 	cancel context.CancelFunc
 	frames chan *tetherv1.ConnectResponse
 	err    chan error
+	acked  uint64 // the highest Ack seq next has returned or skipped
 }
 
 // dial opens a Connect stream on n (as principal, if not empty).
@@ -141,6 +142,7 @@ func (c *conn) next() *tetherv1.ConnectResponse {
 			if f.GetPing() != nil {
 				continue
 			}
+			c.acked = max(c.acked, f.GetAck().GetSeq())
 			return f
 		case <-timer.C:
 			c.t.Fatalf("no frame within %v", waitLong)

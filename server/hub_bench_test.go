@@ -230,9 +230,9 @@ func BenchmarkAck(b *testing.B) {
 }
 
 // BenchmarkAckCoalesce measures the server's side of inbound acks: each
-// received client message schedules a cumulative Ack (stream.noteReceived),
-// which goes out once ackBatch messages wait or ackDelay passed; the writer
-// pops the queued Ack frames.
+// received client message queues a cumulative Ack (stream.noteReceived),
+// or updates the one queued and not yet written; the writer pops the
+// queued Ack frames.
 func BenchmarkAckCoalesce(b *testing.B) {
 	h := newBenchHub(b, 1)
 	s := h.sessions[0]

@@ -35,6 +35,7 @@ type metrics struct {
 	overflowDropped  *prometheus.CounterVec // by policy
 	overflowRefused  *prometheus.CounterVec // by policy
 	drainRemaining   prometheus.Gauge
+	pacedReads       prometheus.Counter
 }
 
 // sessionGauges reports the node's sessions by state when scraped.
@@ -99,6 +100,8 @@ func newMetrics() *metrics {
 			Help: "Messages refused because their one recipient's outbound log was full, by overflow policy (backpressure): each sender was told RESOURCE_EXHAUSTED and retries."}, []string{"policy"}),
 		drainRemaining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tether_drain_remaining_sessions",
 			Help: "Streams still open during a drain."}),
+		pacedReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_paced_reads_total",
+			Help: "Reads the server delayed because a stream was above its frame rate (Limits.max_frames_per_second): pacing, not a cut."}),
 	}
 	for _, p := range []OverflowPolicy{OverflowBackpressure, OverflowDropOldest, OverflowDisconnect} {
 		m.overflowDropped.WithLabelValues(p.String()) // exported at 0 from the start
@@ -121,7 +124,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
 		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
-		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining) {
+		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining, m.pacedReads) {
 		if err := r.Register(c); err != nil {
 			return err
 		}

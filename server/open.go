@@ -220,8 +220,10 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 			return nil, "", err
 		}
 	}
+	s.tookOver = srv.inherit(ctx, s, h.GetResume())
 	old, err := srv.indexFresh(s)
 	if err != nil {
+		srv.disinherit(ctx, s)
 		return nil, "", err
 	}
 	for _, o := range old {
@@ -234,15 +236,35 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 	s.mu.Lock()
 	token := s.rotateTokenLocked("")
 	attached := s.attachLocked(st, s.interval, false, event{detail: "from " + st.peer})
+	queued := s.outSeq // inherited, or routed before the attach: not on the stream yet
 	s.unlock()
 	if !attached {
 		return nil, "", status.Error(codes.Unavailable, "the session ended as it opened (the server is closing): reconnect")
+	}
+	if err := s.queueBacklog(ctx, st, queued); err != nil {
+		s.close(err, "reading the inherited messages failed")
+		return nil, "", err
 	}
 	if err := s.subscribe(h.GetTopics()); err != nil {
 		s.close(err, "subscribing failed")
 		return nil, "", err
 	}
 	return s, token, nil
+}
+
+// queueBacklog puts on a fresh session's stream, ahead of what enqueue
+// pushed since the attach, the messages queued before it: those it
+// inherited (see inherit), and any routed to it between indexFresh and the
+// attach.
+func (s *Session) queueBacklog(ctx context.Context, st *stream, upTo uint64) error {
+	backlog, err := s.readReplay(ctx, 1, upTo)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "reading the session's queued messages failed: %v; reconnect", err)
+	}
+	st.mu.Lock()
+	st.data.pushFront(backlog...)
+	st.mu.Unlock()
+	return nil
 }
 
 // newSession returns a session for Hello, not yet on the server.

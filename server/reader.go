@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -58,15 +59,48 @@ func (st *stream) read() {
 			}
 			return
 		}
-		now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
 		st.srv.metrics.framesIn(req)
-		if !st.frames.AllowN(now, 1) { // Allow would read the clock again
-			err := status.Errorf(codes.ResourceExhausted, "more than %v frames per second (Welcome.limits.max_frames_per_second), bursts of %d (Welcome.limits.max_frame_burst): slow down, then reconnect and resume", st.srv.cfg.frameRate, st.srv.cfg.frameBurst)
-			st.sess.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
-			st.sess.dropStream(st, err, "frame flood")
+		if !st.pace() || !st.serve(req) {
 			return
 		}
-		if !st.serve(req) {
+	}
+}
+
+// pace holds the reader back while the stream is above its frame rate
+// (Limits.max_frames_per_second, bursts of max_frame_burst): the frame just
+// read takes a token, and when there was none it is served only once the
+// token comes. The frames the client sends meanwhile wait in gRPC's
+// buffers, then HTTP/2 flow control holds its writes back. The stream is
+// never cut for its rate. pace reports false when the stream ended while it
+// waited (a broken connection is left to the next read to report).
+//
+// The time waited is the server's, not the client's silence: lastRead moves
+// to its end before the wait, so that the dead-peer deadline never fires
+// because the server paced.
+func (st *stream) pace() bool {
+	now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
+	delay := st.frames.ReserveN(now, 1).DelayFrom(now)
+	if delay <= 0 {
+		return true
+	}
+	st.srv.metrics.pacedReads.Inc()
+	storeMaxInt(&st.lastRead, now.Add(delay).UnixNano())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-st.ss.Context().Done(): // the next read reports it
+	case <-st.done:
+		return false
+	}
+	return true
+}
+
+// storeMaxInt raises a to v unless it is already higher.
+func storeMaxInt(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
 			return
 		}
 	}
@@ -101,7 +135,7 @@ func (st *stream) serve(req *tetherv1.ConnectRequest) bool {
 	}
 	err := st.handle(req)
 	if err == nil && st.ctrlBacklog() > maxCtrlBacklog {
-		err = status.Errorf(codes.ResourceExhausted, "more than %d control frames (pongs, acks, errors) wait to be written: the client is not reading its stream", maxCtrlBacklog)
+		err = status.Errorf(codes.ResourceExhausted, "more than %d control frames (pongs, acks, errors) wait to be written: the client is not reading its stream (reading it more slowly cannot cure that)", maxCtrlBacklog)
 	}
 	if err != nil {
 		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: err.Error()})
@@ -173,10 +207,15 @@ func (st *stream) sendError(err error, seq uint64) {
 }
 
 // pushError queues e, a non-fatal Error frame, with err's code and message.
+// An Ack queued before it stops taking later seqs (see noteReceived): the
+// Error frame of a message comes before any Ack that covers it.
 func (st *stream) pushError(err error, e *tetherv1.Error) {
 	stt := status.Convert(err)
 	e.Code, e.Message = uint32(stt.Code()), stt.Message()
-	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: e}})
+	st.mu.Lock()
+	st.pendingAck = nil
+	st.ctrl.push(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Error{Error: e}})
+	st.unlockAndWake()
 }
 
 // grpcConnectStream is the stream gRPC hands Connect.

@@ -25,7 +25,8 @@ const maxResendSeq = 4096
 
 // keyRing is how many generated keys of handled messages a session keeps,
 // newest first, for the case its stream ends before their ack reached the
-// client: two of the server's ack batches (ackBatch) and then some.
+// client: the messages a few of the server's Acks cover under load (acks
+// coalesce while the writer is busy), and then some.
 const keyRing = 128
 
 // maxRequests is how many received requests (correlation id → requesting
@@ -89,6 +90,11 @@ type Session struct {
 	putVer uint64     // version of the latest record stored; guarded by putMu
 
 	cb callbacks // the Handler's calls (see callbacks)
+
+	// Client-id takeover with inheritance (inherit.go).
+	heir       *Session           // the session that took this one's client id and messages; guarded by mu
+	handedOver chan struct{}      // closed once this session inherited; nil if it inherited nothing
+	tookOver   *tetherv1.TakeOver // what Welcome.took_over reports; set before the session is shared
 }
 
 // unlock unlocks mu and then runs the broker I/O queued while it was held
@@ -206,6 +212,10 @@ const (
 // be told to retry instead.
 func (s *Session) enqueue(m *broker.Message, oneRecipient bool) enqueued {
 	s.mu.Lock()
+	if h := s.heir; h != nil {
+		s.mu.Unlock()
+		return s.forward(h, m, oneRecipient)
+	}
 	defer s.unlock()
 	if s.state.ended() {
 		return ended

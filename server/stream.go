@@ -18,7 +18,7 @@ import (
 // stream is one Connect call carrying a session. Its handler goroutine
 // waits for the end (see service.Connect); its reader runs on a goroutine
 // of its own; its writer too, but only while frames wait to be written;
-// its heartbeat, dead-peer and ack-delay deadlines share one timer that
+// its heartbeat and dead-peer deadlines share one timer that
 // holds no goroutine while it waits.
 type stream struct {
 	srv  *Server
@@ -33,7 +33,6 @@ type stream struct {
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
-	ackDue      time.Time
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64

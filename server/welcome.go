@@ -2,6 +2,7 @@ package server
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -40,6 +41,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		LastReceivedSeq:   s.inSeq.Load(),
 		LastSentSeq:       s.outSeq,
 		Limits:            srv.limits(),
+		TookOver:          s.tookOver,
 	}
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.unlock() // and stores the record (putRecordLocked)
@@ -60,8 +62,8 @@ func (srv *Server) limits() *tetherv1.Limits {
 		MaxOutboundQueue:     uint32(cfg.maxOutboundQueue),
 		MaxTopics:            uint32(cfg.maxTopics),
 		MaxFrameBytes:        uint32(srv.maxFrameBytes()),
-		MaxFramesPerSecond:   uint32(cfg.frameRate),
-		MaxFrameBurst:        uint32(cfg.frameBurst),
+		MaxFramesPerSecond:   uint32(min(float64(cfg.frameRate), math.MaxUint32)),
+		MaxFrameBurst:        uint32(min(cfg.frameBurst, math.MaxUint32)),
 		MinHeartbeatInterval: durationpb.New(hb.Min),
 		MaxHeartbeatInterval: durationpb.New(hb.Max),
 		MaxOutboundBytes:     uint32(cfg.maxOutboundBytes),

@@ -25,6 +25,7 @@ import (
 	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/interceptors"
 	"github.com/tetherhq/tether/internal/console"
 	"github.com/tetherhq/tether/internal/loopback"
@@ -240,14 +241,19 @@ func (b *natsBroker) logHealth(log *slog.Logger) {
 }
 
 // interceptorConfig is the interceptor chain: metrics, logging, bearer and
-// mTLS authentication (when a tokens file is given), a per-principal rate
-// limit (per peer address without authentication), recovery.
+// mTLS authentication (when a tokens file is given), per-principal rate
+// limits (per peer address without authentication; Publish in a bucket of
+// its own; rate_exempt principals never), recovery.
 func interceptorConfig(cfg *config, log *slog.Logger, reg prometheus.Registerer, store *auth.TokenStore) interceptors.Config {
-	ic := interceptors.Config{Logger: log, Registerer: reg, RateKey: rateKey}
+	ic := interceptors.Config{Logger: log, Registerer: reg, RateKey: rateKey,
+		MethodLimits: map[string]interceptors.Limit{
+			tetherv1.TetherService_Publish_FullMethodName: {Rate: rate.Limit(cfg.publishRate), Burst: cfg.publishBurst},
+		}}
 	if cfg.rate > 0 {
 		ic.Rate, ic.Burst = rate.Limit(cfg.rate), cfg.burst
 	}
 	if store != nil {
+		ic.RateExempt = auth.RateExempt
 		fns := []auth.AuthFunc{auth.BearerAuth(store)}
 		if cfg.clientCA != "" {
 			fns = append([]auth.AuthFunc{auth.MTLSAuth(auth.CertMapping(store))}, fns...)

@@ -38,6 +38,18 @@ Examples:
   # The settings in effect (secrets redacted), in the config file format.
   tetherd --config /etc/tether/tetherd.conf --print-config
 
+Rate limits, per principal (per peer address without --tokens-file), guard
+the node against a client that reconnects or calls in a loop, not against an
+honest service's volume: stream opens, AdminService and other calls share
+--rate (50/s, bursts of 100), which no device needs more of; Publish has a
+bucket of its own, --publish-rate (10,000/s, bursts of 20,000), so that a
+backend publishing for many users is not held back, while a client calling
+in a loop is still bounded (one node serves 12,000 to 30,000 Publish
+calls/s on 2 vCPUs); a principal with "rate_exempt": true in --tokens-file (a service you
+run) is never limited. A call over a limit ends with RESOURCE_EXHAUSTED and
+a RetryInfo detail saying when to retry. Inside a session, a stream that
+sends frames faster than --frame-rate is read more slowly, never cut.
+
 Each flag can also be set by an environment variable (TETHER_ and the flag
 name in upper case with - as _, shown below) or by a line of the --config
 file ("server-id edge-1"; # starts a comment; "" is an empty value; a file

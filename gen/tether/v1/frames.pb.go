@@ -699,8 +699,8 @@ type Welcome struct {
 	// client re-sends its unacknowledged messages above this.
 	LastReceivedSeq uint64 `protobuf:"varint,11,opt,name=last_received_seq,json=lastReceivedSeq,proto3" json:"last_received_seq,omitempty"`
 	// The highest server seq assigned so far on this session, sent or queued
-	// (0 for a new one). Every message up to it will arrive, except those in
-	// lost.
+	// (0 for a new one, unless it inherited messages: took_over.inherited).
+	// Every message up to it will arrive, except those in lost.
 	LastSentSeq uint64 `protobuf:"varint,12,opt,name=last_sent_seq,json=lastSentSeq,proto3" json:"last_sent_seq,omitempty"`
 	// Limits the server enforces on this stream.
 	Limits *Limits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
@@ -895,6 +895,10 @@ func (x *Welcome) GetTookOver() *TakeOver {
 // client id that it took over. That session's undelivered messages (sent
 // and unacknowledged, or queued) are inherited: they are this session's
 // first messages, in their order, before anything newer.
+//
+// Inheritance is done on one node: when the session taken over lives on
+// another node of a shared broker, it ends without handing its messages
+// over, and took_over is unset.
 type TakeOver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The id of the session taken over.

@@ -78,7 +78,10 @@ type TetherServiceClient interface {
 	//	                    256 control frames waiting because the client
 	//	                    does not read (pacing cannot cure that); stream
 	//	                    opens above the per-principal call rate
-	//	                    (tetherd --rate, --burst). Frames above
+	//	                    (tetherd --rate, --burst: 50/s, bursts of 100,
+	//	                    by default; shared with AdminService calls, not
+	//	                    with Publish; a RetryInfo detail says how long
+	//	                    to wait). Frames above
 	//	                    Limits.max_frames_per_second are not a cut: the
 	//	                    server reads them more slowly. Retryable.
 	//	UNAVAILABLE         The server is draining or closed, at its session
@@ -125,8 +128,13 @@ type TetherServiceClient interface {
 	//	                    overflow policy is BACKPRESSURE (a session_id or
 	//	                    client_id target; see frames.proto "Flow
 	//	                    control"); or calls above the per-principal
-	//	                    Publish rate (tetherd --publish-rate). A
-	//	                    RetryInfo detail says how long to wait.
+	//	                    Publish rate (tetherd --publish-rate,
+	//	                    --publish-burst: 10,000/s, bursts of 20,000, by
+	//	                    default, in a bucket apart from stream opens,
+	//	                    so that a backend can publish for many users; a
+	//	                    principal with rate_exempt in the token file is
+	//	                    never limited). A RetryInfo detail says how
+	//	                    long to wait.
 	//	                    Retryable after that delay, with the same
 	//	                    idempotency_key.
 	//	UNAVAILABLE         The broker is unreachable, or the idempotency
@@ -222,7 +230,10 @@ type TetherServiceServer interface {
 	//	                    256 control frames waiting because the client
 	//	                    does not read (pacing cannot cure that); stream
 	//	                    opens above the per-principal call rate
-	//	                    (tetherd --rate, --burst). Frames above
+	//	                    (tetherd --rate, --burst: 50/s, bursts of 100,
+	//	                    by default; shared with AdminService calls, not
+	//	                    with Publish; a RetryInfo detail says how long
+	//	                    to wait). Frames above
 	//	                    Limits.max_frames_per_second are not a cut: the
 	//	                    server reads them more slowly. Retryable.
 	//	UNAVAILABLE         The server is draining or closed, at its session
@@ -269,8 +280,13 @@ type TetherServiceServer interface {
 	//	                    overflow policy is BACKPRESSURE (a session_id or
 	//	                    client_id target; see frames.proto "Flow
 	//	                    control"); or calls above the per-principal
-	//	                    Publish rate (tetherd --publish-rate). A
-	//	                    RetryInfo detail says how long to wait.
+	//	                    Publish rate (tetherd --publish-rate,
+	//	                    --publish-burst: 10,000/s, bursts of 20,000, by
+	//	                    default, in a bucket apart from stream opens,
+	//	                    so that a backend can publish for many users; a
+	//	                    principal with rate_exempt in the token file is
+	//	                    never limited). A RetryInfo detail says how
+	//	                    long to wait.
 	//	                    Retryable after that delay, with the same
 	//	                    idempotency_key.
 	//	UNAVAILABLE         The broker is unreachable, or the idempotency
