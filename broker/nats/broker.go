@@ -96,6 +96,12 @@ type Broker struct {
 	recheck atomic.Bool
 	ownMu   sync.Mutex
 
+	// appendFails counts the log appends that failed as Append was
+	// called: a delivery that reached no session while it grew was refused
+	// by a failed append, not by an absent session (see Publish, handle).
+	appendFails atomic.Uint64
+	lost        atomic.Uint64 // messages lost (see reportLost)
+
 	asker   asker
 	answers chan answer // deliveries to answer once their appends are stored
 
@@ -443,8 +449,12 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.settle(ctx); err != nil && ctx.Err() != nil {
+	if err := b.settle(ctx); err != nil && ctx.Err() != nil && !st.moved.Load() {
 		return err
+	}
+	if st.moved.Load() {
+		b.handOnMoved(ctx, st)
+		return nil
 	}
 	if err := st.repair(ctx, b); err != nil {
 		return err
@@ -479,11 +489,14 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, nil
 	}
 	mark := b.mark()
+	fails := b.appendFails.Load()
 	switch n, err := b.deliverLocal(ctx, m); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
 		return n, b.settleSince(ctx, mark)
+	case b.appendFails.Load() != fails:
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: the message reached %s %q on this node, whose log append failed: it was not sent; retry", m.Target.Kind, m.Target.Name))
 	}
 	if !b.nc.IsConnected() {
 		return 0, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
@@ -620,6 +633,8 @@ func (b *Broker) handle(msg *nats.Msg) {
 		if err != nil {
 			b.o.Logger.Warn("tether: nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
 		}
+	case opHandoff:
+		b.handleHandoff(msg, addr)
 	case opEvict:
 		var e broker.Eviction
 		reply := ""
@@ -644,24 +659,21 @@ func (b *Broker) handle(msg *nats.Msg) {
 			return
 		}
 		before := b.mark()
+		fails := b.appendFails.Load()
 		n, err := b.deliverLocal(ctx, m)
-		if msg.Reply == "" {
-			return
-		}
-		if errors.Is(err, broker.ErrFull) {
+		switch {
+		case msg.Reply == "":
+		case errors.Is(err, broker.ErrFull):
 			_ = msg.Respond([]byte(replyFull))
-			return
+		case n == 0 && b.appendFails.Load() != fails:
+			// Refused by a failed log append: the publisher must
+			// not park it as if no node held the session (it would
+			// wait there, the publisher told it was delivered), but
+			// retry.
+			_ = msg.Respond([]byte(replyErr + "the session's log append failed"))
+		default:
+			b.answerStored(msg, n, before)
 		}
-		if after := b.mark(); n > 0 && after > before {
-			// Answered once stored, by the answerer goroutine, so that
-			// this one goes on delivering while JetStream acknowledges.
-			select {
-			case b.answers <- answer{msg: msg, n: n, lo: before, hi: after}:
-			case <-b.done:
-			}
-			return
-		}
-		_ = msg.Respond(strconv.AppendInt(nil, int64(n), 10))
 	}
 }
 
@@ -678,6 +690,9 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 	}
 	var targets []broker.Address
 	if e.Session != "" {
+		if err := b.noteMove(ctx, e); err != nil {
+			return err
+		}
 		targets = append(targets, broker.Session(e.Session))
 	}
 	if e.Client != "" {
@@ -907,3 +922,7 @@ func (s subjects) seen(digest string) string { return s.prefix + ".seen." + dige
 func (s subjects) parkClaim(a broker.Address) string {
 	return s.prefix + ".seen.park_" + kindLetter[a.Kind] + "_" + token(a.Name)
 }
+
+// move is the subject of the note that a node is taking a session over
+// (see noteMove): in the record stream, under P.seen like parkClaim.
+func (s subjects) move(id string) string { return s.prefix + ".seen.move_" + token(id) }

@@ -30,6 +30,12 @@ type logState struct {
 	subject string
 	trimmed atomic.Uint64 // entries with seq ≤ trimmed are gone
 
+	// moved is set when the node learned only after a NATS outage that
+	// its session moved to another node, which read the log meanwhile:
+	// the entries whose append failed are then handed on to the session
+	// (see handOnMoved), never written into the log.
+	moved atomic.Bool
+
 	mu      sync.Mutex
 	entries []*mirrored
 	gone    []*mirrored // trimmed or dropped, and not yet purged from JetStream
@@ -74,6 +80,11 @@ func (h *logHandle) state(create bool) *logState {
 func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_ broker.Appended, err error) {
 	defer h.b.callErr(&err)
 	b := h.b
+	defer func() {
+		if err != nil {
+			b.appendFails.Add(1)
+		}
+	}()
 	if err := b.usable(); err != nil {
 		return broker.Appended{}, err
 	}
@@ -84,7 +95,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	if st == nil {
 		fresh := &logState{id: h.id, subject: b.subj.log(h.id)}
 		if e.Seq > 1 {
-			loaded, err := h.load(ctx)
+			loaded, err := h.loadOwn(ctx, e.Seq)
 			if err != nil {
 				return broker.Appended{}, err
 			}
@@ -246,6 +257,43 @@ func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry)
 	return nil
 }
 
+// loadOwn reads the log from JetStream for the node that is to append
+// seq next: the log's holder, which knows every entry below seq. Entries
+// from seq on were written by a node that held the session before and
+// went on writing after this one read the log (it was cut off from NATS
+// and learned late that the session moved): they are removed from
+// JetStream and handed on to the session as new messages (see handOn), so
+// that the holder's own appends go on in order.
+func (h *logHandle) loadOwn(ctx context.Context, seq uint64) ([]*mirrored, error) {
+	b := h.b
+	loaded, err := h.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearchFunc(loaded, seq, func(me *mirrored, seq uint64) int { return cmp.Compare(me.Seq, seq) })
+	stale := loaded[i:]
+	if len(stale) == 0 {
+		return loaded, nil
+	}
+	ls, err := b.logStream()
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := b.bound(ctx)
+	defer cancel()
+	msgs := make([]*broker.Message, 0, len(stale))
+	for _, me := range stale {
+		if err := ls.DeleteMsg(dctx, me.sseq.Load()); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("tether/broker/nats: removing entry %d that another node wrote into the log of session %q after it moved: %w", me.Seq, h.id, err)
+		}
+		msgs = append(msgs, me.Message)
+	}
+	b.o.Logger.Warn("tether: nats broker: another node wrote into a session's log after the session moved here; handing its entries on as new messages",
+		"session", h.id, "entries", len(stale), "first", stale[0].Seq, "next", seq)
+	b.handOn(h.id, msgs, "a former holder wrote them into the log after the session moved")
+	return loaded[:i], nil
+}
+
 // load reads the log from JetStream.
 func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	var out []*mirrored
@@ -264,7 +312,14 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	// Entries are in seq order, but for one written again after a failed
 	// append (see Sync): sort, and keep the last copy of each seq.
 	slices.SortStableFunc(out, func(a, b *mirrored) int { return cmp.Compare(a.Seq, b.Seq) })
-	out = slices.CompactFunc(out, func(a, b *mirrored) bool { return a.Seq == b.Seq })
+	last := out[:0]
+	for i, me := range out {
+		if i+1 == len(out) || out[i+1].Seq != me.Seq {
+			last = append(last, me)
+		}
+	}
+	clear(out[len(last):])
+	out = last
 	if err != nil {
 		return nil, fmt.Errorf("tether/broker/nats: reading the log of session %q: %w", h.id, err)
 	}
@@ -287,10 +342,17 @@ func (h *logHandle) Sync(ctx context.Context) error {
 	return nil
 }
 
+// errMoved reports that a log's session moved to another node while this
+// one was cut off from NATS.
+var errMoved = errors.New("tether/broker/nats: the session moved to another node while NATS was unreachable: its log is that node's now")
+
 // repair writes again, in order, the entries whose append failed.
 func (st *logState) repair(ctx context.Context, b *Broker) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.moved.Load() {
+		return errMoved // handed on instead (see retireLog)
+	}
 	for _, me := range st.entries {
 		if !me.failed.Load() {
 			continue
