@@ -35,6 +35,10 @@ type logState struct {
 	// the entries whose append failed are then handed on to the session
 	// (see handOnMoved), never written into the log.
 	moved atomic.Bool
+	// failures counts the entries whose append failed and that are not
+	// written again yet, or more (one trimmed before its append failed):
+	// repair has nothing to do while it is 0.
+	failures atomic.Int64
 
 	mu      sync.Mutex
 	entries []*mirrored
@@ -120,6 +124,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	if err := b.appendAsync(msg, func(sseq uint64, err error) {
 		if err != nil {
 			me.failed.Store(true)
+			st.failures.Add(1)
 			return
 		}
 		me.sseq.Store(sseq)
@@ -145,6 +150,9 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 
 // forgetLocked notes that d left the log (trimmed or dropped).
 func (st *logState) forgetLocked(d *mirrored) {
+	if d.failed.Load() {
+		st.failures.Add(-1)
+	}
 	if d.Seq > st.trimmed.Load() {
 		st.trimmed.Store(d.Seq)
 	}
@@ -353,6 +361,9 @@ func (st *logState) repair(ctx context.Context, b *Broker) error {
 	if st.moved.Load() {
 		return errMoved // handed on instead (see retireLog)
 	}
+	if st.failures.Load() == 0 {
+		return nil
+	}
 	for _, me := range st.entries {
 		if !me.failed.Load() {
 			continue
@@ -363,6 +374,7 @@ func (st *logState) repair(ctx context.Context, b *Broker) error {
 		}
 		me.sseq.Store(ack.Sequence)
 		me.failed.Store(false)
+		st.failures.Add(-1)
 	}
 	return nil
 }

@@ -229,11 +229,11 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	return n, errors.Join(b.purgeSubject(pctx, subj, done+1), refused)
 }
 
-// storeLogs waits for the log appends issued after mark and, if one
-// failed, writes again the failed entries of every log this node writes.
-// It returns nil once they are all stored.
+// storeLogs waits for the log appends issued after mark, then writes again
+// the failed entries of every log this node writes. It returns nil once
+// they are all stored.
 func (b *Broker) storeLogs(ctx context.Context, mark uint64) error {
-	if err := b.settleSince(ctx, mark); err == nil || ctx.Err() != nil {
+	if err := b.settleSince(ctx, mark); err != nil && ctx.Err() != nil {
 		return err
 	}
 	b.logMu.Lock()
