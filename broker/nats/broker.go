@@ -82,6 +82,7 @@ type Broker struct {
 
 	logMu sync.Mutex
 	logs  map[string]*logState
+	reads map[string]readMark // logs read, not written here (see loadOwn)
 
 	pendMu   sync.Mutex
 	issued   uint64              // appends issued so far
@@ -151,6 +152,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		answers:  make(chan answer, dispatchBuffer),
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
+		reads:    make(map[string]readMark),
 		inflight: make(map[*nats.Msg]*pend),
 		instance: rand.Text(),
 
@@ -449,14 +451,18 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.settle(ctx); err != nil && ctx.Err() != nil && !st.moved.Load() {
-		return err
-	}
-	if st.moved.Load() {
-		b.handOnMoved(ctx, st)
+	err := b.settle(ctx)
+	switch {
+	case st.moved.Load():
+		b.handOnUnstored(ctx, st, "the session moved to another node while NATS was unreachable, before they were stored")
 		return nil
+	case err == nil || ctx.Err() == nil:
+		err = st.repair(ctx, b)
 	}
-	if err := st.repair(ctx, b); err != nil {
+	if err != nil {
+		// This node's copy is forgotten, and writing it later could
+		// put it under the next holder's seqs: handed on instead.
+		b.handOnUnstored(ctx, st, "the node let the session go and could not store them: "+err.Error())
 		return err
 	}
 	if below := st.purgeTarget(); below > 0 {

@@ -233,7 +233,7 @@ func (b *Broker) answerStored(msg *nats.Msg, n int, before uint64) {
 // reportLost logs and counts n messages for session id that are lost.
 func (b *Broker) reportLost(id string, n int, why string) {
 	b.lost.Add(uint64(n))
-	b.o.Logger.Error("tether: nats broker: messages lost: they were queued to a session on this node, not stored, and could not be handed on to its new holder",
+	b.o.Logger.Error("tether: nats broker: messages lost: they were queued to a session on this node and never stored",
 		"session", id, "messages", n, "why", why)
 }
 
@@ -245,14 +245,14 @@ func sameMessage(a, b *broker.Message) bool {
 		a.PublishedAt.Equal(b.PublishedAt) && a.DedupeKey == b.DedupeKey
 }
 
-// handOnMoved hands on the entries of st, whose session moved to another
-// node while this one was cut off from NATS, that are not stored: their
-// append failed (or is still unanswered). One whose acknowledgement alone
-// was lost is in JetStream, where the new holder read it, and is left
-// there; when JetStream cannot be read to tell, every such entry is handed
-// on (at worst a message arrives twice: a publisher's retry with an
+// handOnUnstored hands on the entries of st, a log this node no longer
+// writes (its session moved, or the node let it go), that are not stored:
+// their append failed (or is still unanswered). One whose acknowledgement
+// alone was lost is in JetStream, where the next holder reads it, and is
+// left there; when JetStream cannot be read to tell, every such entry is
+// handed on (at worst a message arrives twice: a publisher's retry with an
 // idempotency key is dropped as a duplicate).
-func (b *Broker) handOnMoved(ctx context.Context, st *logState) {
+func (b *Broker) handOnUnstored(ctx context.Context, st *logState, why string) {
 	st.mu.Lock()
 	var unstored []*mirrored
 	for _, me := range st.entries {
@@ -282,5 +282,5 @@ func (b *Broker) handOnMoved(ctx context.Context, st *logState) {
 			msgs = append(msgs, me.Message)
 		}
 	}
-	b.handOn(st.id, msgs, "its session moved to another node while NATS was unreachable, before they were stored")
+	b.handOn(st.id, msgs, why)
 }

@@ -33,7 +33,7 @@ type logState struct {
 	// moved is set when the node learned only after a NATS outage that
 	// its session moved to another node, which read the log meanwhile:
 	// the entries whose append failed are then handed on to the session
-	// (see handOnMoved), never written into the log.
+	// (see handOnUnstored), never written into the log.
 	moved atomic.Bool
 	// failures counts the entries whose append failed and that are not
 	// written again yet, or more (one trimmed before its append failed):
@@ -110,6 +110,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 			st = fresh
 			b.logs[h.id] = st
 		}
+		delete(b.reads, h.id)
 		b.logMu.Unlock()
 	}
 	st.mu.Lock()
@@ -251,6 +252,7 @@ func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry)
 		if err != nil {
 			return err
 		}
+		h.b.noteRead(h.id, loaded)
 		for _, me := range loaded {
 			if me.Seq >= from {
 				entries = append(entries, me.Entry)
@@ -265,15 +267,57 @@ func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry)
 	return nil
 }
 
+// readMark is what a node read of a log it does not write: the stream
+// seq of the last entry, and when.
+type readMark struct {
+	sseq uint64
+	at   time.Time
+}
+
+// maxReadMarks is how many read marks a node keeps before it forgets
+// those older than Retention.
+const maxReadMarks = 1024
+
+// noteRead notes that this node read log id from JetStream, as a node
+// taking its session over does before it appends (see loadOwn).
+func (b *Broker) noteRead(id string, loaded []*mirrored) {
+	var last uint64
+	for _, me := range loaded {
+		last = max(last, me.sseq.Load())
+	}
+	now := time.Now()
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	if len(b.reads) >= maxReadMarks {
+		for k, m := range b.reads {
+			if now.Sub(m.at) > b.o.Retention {
+				delete(b.reads, k)
+			}
+		}
+	}
+	b.reads[id] = readMark{sseq: last, at: now}
+}
+
+// lastRead returns the mark of this node's last read of log id; Append
+// forgets it once the node writes the log.
+func (b *Broker) lastRead(id string) (readMark, bool) {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	m, ok := b.reads[id]
+	return m, ok
+}
+
 // loadOwn reads the log from JetStream for the node that is to append
-// seq next: the log's holder, which knows every entry below seq. Entries
-// from seq on were written by a node that held the session before and
-// went on writing after this one read the log (it was cut off from NATS
-// and learned late that the session moved): they are removed from
+// seq next. Entries from seq on that were stored after this node last read
+// the log (as it took the session over) were written by a node that held
+// the session before and went on writing after that (it was cut off from
+// NATS and learned late that the session moved): they are removed from
 // JetStream and handed on to the session as new messages (see handOn), so
-// that the holder's own appends go on in order.
+// that the holder's own appends go on in order. Any other entry from seq
+// on makes the append fail (errOrder).
 func (h *logHandle) loadOwn(ctx context.Context, seq uint64) ([]*mirrored, error) {
 	b := h.b
+	read, wasRead := b.lastRead(h.id)
 	loaded, err := h.load(ctx)
 	if err != nil {
 		return nil, err
@@ -282,6 +326,9 @@ func (h *logHandle) loadOwn(ctx context.Context, seq uint64) ([]*mirrored, error
 	stale := loaded[i:]
 	if len(stale) == 0 {
 		return loaded, nil
+	}
+	if !wasRead || slices.ContainsFunc(stale, func(me *mirrored) bool { return me.sseq.Load() <= read.sseq }) {
+		return nil, errOrder
 	}
 	ls, err := b.logStream()
 	if err != nil {
@@ -388,6 +435,7 @@ func (h *logHandle) Delete(ctx context.Context) (err error) {
 	}
 	b.logMu.Lock()
 	delete(b.logs, h.id)
+	delete(b.reads, h.id)
 	b.logMu.Unlock()
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
