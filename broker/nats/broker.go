@@ -381,6 +381,10 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.nc.FlushWithContext(ctx); err != nil {
+		// Not bound, then: a binding left behind would take the
+		// address's messages for a session the caller drops (they
+		// would wait parked under this node's claim).
+		_ = b.Unbind(context.WithoutCancel(ctx), addr)
 		return fmt.Errorf("tether/broker/nats: flushing the subscription: %w", err)
 	}
 	bd.guard.Lock()
@@ -694,33 +698,48 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 	if err != nil {
 		return err
 	}
-	var targets []broker.Address
 	if e.Session != "" {
-		if err := b.noteMove(ctx, e); err != nil {
+		err := b.evictOne(ctx, broker.Session(e.Session), body)
+		if errors.Is(err, errNoHolder) && e.Node != "" {
+			// Its holder may be cut off from NATS: it learns of the
+			// move from the note once back, or, back already, from
+			// the eviction asked again (see noteMove).
+			if err := b.noteMove(ctx, e); err != nil {
+				return err
+			}
+			err = b.evictOne(ctx, broker.Session(e.Session), body)
+		}
+		if err != nil && !errors.Is(err, errNoHolder) {
 			return err
 		}
-		targets = append(targets, broker.Session(e.Session))
 	}
 	if e.Client != "" {
-		targets = append(targets, broker.Client(e.Client))
-	}
-	for _, addr := range targets {
-		subj, err := b.subj.route(addr)
-		if err != nil {
+		if err := b.evictOne(ctx, broker.Client(e.Client), body); err != nil && !errors.Is(err, errNoHolder) {
 			return err
 		}
-		rctx, cancel := b.bound(ctx)
-		reply, err := b.ask(rctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
-		cancel()
-		switch {
-		case errors.Is(err, errNoHolder):
-		case err != nil:
-			return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
-		case string(reply) == replyForeign:
-			return broker.ErrForeignClient
-		case len(reply) > 0:
-			return fmt.Errorf("tether/broker/nats: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
-		}
+	}
+	return nil
+}
+
+// evictOne asks the holder of addr to act on the eviction in body. It
+// returns errNoHolder when no live node holds addr.
+func (b *Broker) evictOne(ctx context.Context, addr broker.Address, body []byte) error {
+	subj, err := b.subj.route(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	reply, err := b.ask(ctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+	switch {
+	case errors.Is(err, errNoHolder):
+		return err
+	case err != nil:
+		return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
+	case string(reply) == replyForeign:
+		return broker.ErrForeignClient
+	case len(reply) > 0:
+		return fmt.Errorf("tether/broker/nats: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
 	}
 	return nil
 }

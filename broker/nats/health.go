@@ -173,16 +173,16 @@ func (b *Broker) checkOwnership() bool {
 	})
 }
 
-// noteMove notes, before e's eviction is sent, that node e.Node is taking
-// session e.Session over. A node cut off from NATS misses the eviction and,
-// back, checks whether its sessions moved (checkOwnership): the session's
-// record names the new holder only once that holder has read the log and
-// attached the session, and a check in between would keep the session
-// here, writing the log the new holder owns. The note names it at once.
+// noteMove notes that node e.Node is taking session e.Session over, when
+// no live node answered e's eviction. Its holder may be cut off from NATS:
+// it misses the eviction and, back, checks whether its sessions moved
+// (checkOwnership). The session's record names the new holder only once
+// that holder has read the log and attached the session, and a check in
+// between would keep the session there, writing the log the new holder
+// owns; the note names the new holder at once. Evict then asks again: a
+// holder back before the note was written, and so checked without it,
+// was subscribed again before it checked, and gets the eviction.
 func (b *Broker) noteMove(ctx context.Context, e broker.Eviction) error {
-	if e.Node == "" {
-		return nil
-	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.put(ctx, b.subj.move(e.Session), []byte(e.Node), b.o.RecordTTL); err != nil {
