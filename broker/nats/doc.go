@@ -161,11 +161,12 @@
 // nothing runs on a missing handle. An append that failed is written again
 // before the session's next message goes out.
 //
-// A session can move to another node while its node is cut off: the node
-// resuming it notes so on P.seen.move_<id> (before it evicts the holder and
-// reads the log, so that the old node, back, learns it even before the
-// session's record names the new node), and reads the log without what
-// the old node queued but could not store. The old node, back, releases the
+// A session can move to another node while its node is cut off: when no
+// node answers its eviction, the node resuming it notes so on
+// P.seen.move_<id> and asks again, before it reads the log (so that the
+// old node, back, learns it even before the session's record names the
+// new node), and reads the log without what the old node queued but could
+// not store. The old node, back, releases the
 // session and hands those messages on instead of writing them into the log
 // the new holder writes: each goes to the session's subject as a "handoff"
 // request, and the holder queues it to the session (a server's Receiver
