@@ -94,6 +94,19 @@ type Receiver interface {
 	Evict(e Eviction) error
 }
 
+// SessionReceiver is implemented by a [Receiver] that can queue a message to
+// one of the node's sessions whatever the message's Target (a topic's
+// message to one of its subscribers, say). A shared broker hands on that
+// way the messages a node queued to a session but could not store before
+// the session moved to another node: they are queued again at the new
+// holder, as new messages.
+type SessionReceiver interface {
+	// DeliverSession queues m to session id if the node holds it, as
+	// Deliver would, and returns 1; 0 when the node does not hold it or it
+	// ended. It returns ErrFull as Deliver does.
+	DeliverSession(id string, m *Message) (int, error)
+}
+
 // Eviction asks the nodes of a shared broker to let go of a session or a
 // client id, so that the newest stream wins across nodes as it does on
 // one.

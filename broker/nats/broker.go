@@ -82,6 +82,7 @@ type Broker struct {
 
 	logMu sync.Mutex
 	logs  map[string]*logState
+	reads map[string]readMark // logs read, not written here (see loadOwn)
 
 	pendMu   sync.Mutex
 	issued   uint64              // appends issued so far
@@ -95,6 +96,12 @@ type Broker struct {
 	// took over meanwhile (afterReconnect, one at a time under ownMu).
 	recheck atomic.Bool
 	ownMu   sync.Mutex
+
+	// appendFails counts the log appends that failed as Append was
+	// called: a delivery that reached no session while it grew was refused
+	// by a failed append, not by an absent session (see Publish, handle).
+	appendFails atomic.Uint64
+	lost        atomic.Uint64 // messages lost (see reportLost)
 
 	asker   asker
 	answers chan answer // deliveries to answer once their appends are stored
@@ -145,6 +152,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		answers:  make(chan answer, dispatchBuffer),
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
+		reads:    make(map[string]readMark),
 		inflight: make(map[*nats.Msg]*pend),
 		instance: rand.Text(),
 
@@ -373,6 +381,10 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.nc.FlushWithContext(ctx); err != nil {
+		// Not bound, then: a binding left behind would take the
+		// address's messages for a session the caller drops (they
+		// would wait parked under this node's claim).
+		_ = b.Unbind(context.WithoutCancel(ctx), addr)
 		return fmt.Errorf("tether/broker/nats: flushing the subscription: %w", err)
 	}
 	bd.guard.Lock()
@@ -443,10 +455,18 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.settle(ctx); err != nil && ctx.Err() != nil {
-		return err
+	err := b.settle(ctx)
+	switch {
+	case st.moved.Load():
+		b.handOnUnstored(ctx, st, "the session moved to another node while NATS was unreachable, before they were stored")
+		return nil
+	case err == nil || ctx.Err() == nil:
+		err = st.repair(ctx, b)
 	}
-	if err := st.repair(ctx, b); err != nil {
+	if err != nil {
+		// This node's copy is forgotten, and writing it later could
+		// put it under the next holder's seqs: handed on instead.
+		b.handOnUnstored(ctx, st, "the node let the session go and could not store them: "+err.Error())
 		return err
 	}
 	if below := st.purgeTarget(); below > 0 {
@@ -479,11 +499,14 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return n, nil
 	}
 	mark := b.mark()
+	fails := b.appendFails.Load()
 	switch n, err := b.deliverLocal(ctx, m); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
 		return n, b.settleSince(ctx, mark)
+	case b.appendFails.Load() != fails:
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: the message reached %s %q on this node, whose log append failed: it was not sent; retry", m.Target.Kind, m.Target.Name))
 	}
 	if !b.nc.IsConnected() {
 		return 0, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
@@ -620,6 +643,8 @@ func (b *Broker) handle(msg *nats.Msg) {
 		if err != nil {
 			b.o.Logger.Warn("tether: nats broker: reading parked messages failed", "target", addr.Kind.String(), "err", err)
 		}
+	case opHandoff:
+		b.handleHandoff(msg, addr)
 	case opEvict:
 		var e broker.Eviction
 		reply := ""
@@ -644,24 +669,21 @@ func (b *Broker) handle(msg *nats.Msg) {
 			return
 		}
 		before := b.mark()
+		fails := b.appendFails.Load()
 		n, err := b.deliverLocal(ctx, m)
-		if msg.Reply == "" {
-			return
-		}
-		if errors.Is(err, broker.ErrFull) {
+		switch {
+		case msg.Reply == "":
+		case errors.Is(err, broker.ErrFull):
 			_ = msg.Respond([]byte(replyFull))
-			return
+		case n == 0 && b.appendFails.Load() != fails:
+			// Refused by a failed log append: the publisher must
+			// not park it as if no node held the session (it would
+			// wait there, the publisher told it was delivered), but
+			// retry.
+			_ = msg.Respond([]byte(replyErr + "the session's log append failed"))
+		default:
+			b.answerStored(msg, n, before)
 		}
-		if after := b.mark(); n > 0 && after > before {
-			// Answered once stored, by the answerer goroutine, so that
-			// this one goes on delivering while JetStream acknowledges.
-			select {
-			case b.answers <- answer{msg: msg, n: n, lo: before, hi: after}:
-			case <-b.done:
-			}
-			return
-		}
-		_ = msg.Respond(strconv.AppendInt(nil, int64(n), 10))
 	}
 }
 
@@ -676,30 +698,48 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 	if err != nil {
 		return err
 	}
-	var targets []broker.Address
 	if e.Session != "" {
-		targets = append(targets, broker.Session(e.Session))
-	}
-	if e.Client != "" {
-		targets = append(targets, broker.Client(e.Client))
-	}
-	for _, addr := range targets {
-		subj, err := b.subj.route(addr)
-		if err != nil {
+		err := b.evictOne(ctx, broker.Session(e.Session), body)
+		if errors.Is(err, errNoHolder) && e.Node != "" {
+			// Its holder may be cut off from NATS: it learns of the
+			// move from the note once back, or, back already, from
+			// the eviction asked again (see noteMove).
+			if err := b.noteMove(ctx, e); err != nil {
+				return err
+			}
+			err = b.evictOne(ctx, broker.Session(e.Session), body)
+		}
+		if err != nil && !errors.Is(err, errNoHolder) {
 			return err
 		}
-		rctx, cancel := b.bound(ctx)
-		reply, err := b.ask(rctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
-		cancel()
-		switch {
-		case errors.Is(err, errNoHolder):
-		case err != nil:
-			return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
-		case string(reply) == replyForeign:
-			return broker.ErrForeignClient
-		case len(reply) > 0:
-			return fmt.Errorf("tether/broker/nats: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
+	}
+	if e.Client != "" {
+		if err := b.evictOne(ctx, broker.Client(e.Client), body); err != nil && !errors.Is(err, errNoHolder) {
+			return err
 		}
+	}
+	return nil
+}
+
+// evictOne asks the holder of addr to act on the eviction in body. It
+// returns errNoHolder when no live node holds addr.
+func (b *Broker) evictOne(ctx context.Context, addr broker.Address, body []byte) error {
+	subj, err := b.subj.route(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	reply, err := b.ask(ctx, addr, &nats.Msg{Subject: subj, Data: body, Header: nats.Header{hdrOp: []string{opEvict}}})
+	switch {
+	case errors.Is(err, errNoHolder):
+		return err
+	case err != nil:
+		return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
+	case string(reply) == replyForeign:
+		return broker.ErrForeignClient
+	case len(reply) > 0:
+		return fmt.Errorf("tether/broker/nats: evicting %s %q: the holder answered: %s", addr.Kind, addr.Name, reply)
 	}
 	return nil
 }
@@ -907,3 +947,7 @@ func (s subjects) seen(digest string) string { return s.prefix + ".seen." + dige
 func (s subjects) parkClaim(a broker.Address) string {
 	return s.prefix + ".seen.park_" + kindLetter[a.Kind] + "_" + token(a.Name)
 }
+
+// move is the subject of the note that a node is taking a session over
+// (see noteMove): in the record stream, under P.seen like parkClaim.
+func (s subjects) move(id string) string { return s.prefix + ".seen.move_" + token(id) }

@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"maps"
 	"testing"
 	"time"
 
@@ -50,12 +49,6 @@ func TestCodecRoundTrip(t *testing.T) {
 	if _, _, err := decodeMessage([]byte{0x08, 0x07}); err == nil {
 		t.Error("a message with target kind 7 decoded")
 	}
-}
-
-func sameMessage(a, b *broker.Message) bool {
-	return a.Target == b.Target && string(a.Payload) == string(b.Payload) && a.ContentType == b.ContentType &&
-		maps.Equal(a.Headers, b.Headers) && a.CorrelationID == b.CorrelationID && a.SourceSession == b.SourceSession &&
-		a.SourceClient == b.SourceClient && a.PublishedAt.Equal(b.PublishedAt) && a.DedupeKey == b.DedupeKey
 }
 
 func TestTokens(t *testing.T) {

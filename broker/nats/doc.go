@@ -26,9 +26,11 @@
 //	P.r.c.<client id>     a client id's session; requests, likewise
 //	P.r.t.<topic>         a topic's subscribers; plain publishes (fan-out)
 //
-// The same subjects carry two control messages, marked by a Tether-Op
-// header: "evict" (a request; see [broker.Broker.Evict]) and "poke" (a
-// message was just parked for this address). Each node also answers on
+// The same subjects carry control messages, marked by a Tether-Op header:
+// "evict" (a request; see [broker.Broker.Evict]), "poke" (a message was
+// just parked for this address) and, on a session's subject, "handoff" (a
+// message handed on to the session, whatever its target; see # Failures).
+// Each node also answers on
 //
 //	P.node.<node>         its liveness subject, answered at once
 //
@@ -39,7 +41,7 @@
 //	P_LOG  subjects P.log.<session id>, P.park.<s|c>.<id>
 //	       limits retention, MaxAge = Retention, MaxMsgsPerSubject = MaxLogEntries
 //	P_KV   subjects P.rec.<session id>, P.cid.<client id>, P.seen.<sha256>,
-//	       P.seen.park_<s|c>_<id>
+//	       P.seen.park_<s|c>_<id>, P.seen.move_<session id>
 //	       one message per subject, per-message TTL
 //
 // P.log.<id> is a session's outbound log: one message per entry, its body
@@ -64,7 +66,9 @@
 // by then the claimer has purged them, or it died first and this node
 // delivers them. A drain, once begun, is not cut short by its caller's
 // context (a stream reset, a publisher giving up): it delivers, waits for
-// the log appends, and purges exactly what it delivered. A parked message
+// the log appends (writing again those that failed), and purges exactly
+// what it delivered once it is stored; until then it stays parked, not
+// delivered again by this node, so that it survives the node. A parked message
 // that reaches no session (the receiver returned 0: its log append failed,
 // say) stays parked with those after it. A drain that fails is tried
 // again while the address is bound (after 250ms, doubling up to a
@@ -157,6 +161,30 @@
 // nothing runs on a missing handle. An append that failed is written again
 // before the session's next message goes out.
 //
+// A session can move to another node while its node is cut off: when no
+// node answers its eviction, the node resuming it notes so on
+// P.seen.move_<id> and asks again, before it reads the log (so that the
+// old node, back, learns it even before the session's record names the
+// new node), and reads the log without what the old node queued but could
+// not store. The old node, back, releases the
+// session and hands those messages on instead of writing them into the log
+// the new holder writes: each goes to the session's subject as a "handoff"
+// request, and the holder queues it to the session (a server's Receiver
+// implements [broker.SessionReceiver]) under a new seq, behind what it
+// has. When no node holds the session, one addressed to the session is
+// parked and others are offered again, with a backoff up to 5s, while the
+// session's record stands. A message that cannot reach it (the session
+// ended, the node closed first) is lost: logged at error level and counted
+// in tether_nats_broker_lost_total, never silently. Entries that a stale
+// holder (a node of an earlier version) wrote into a log after the new
+// holder read it, the new holder removes on its first append there and
+// hands on likewise, so that its own appends go on in order.
+//
+// A delivery that a session refused because its log append failed is
+// answered as not stored (the publisher retries), never as absent (the
+// publisher would park it and be told it was delivered). A drain keeps
+// what it delivered parked until the sessions' logs hold it.
+//
 // A Publish (or Evict) whose target another node holds waits for that
 // node's answer at most Timeout, but every Heartbeat (default 1s) it asks
 // the node the records name as the holder on its liveness subject: when
@@ -170,5 +198,5 @@
 // after a reconnect) recovers from a panic: it is logged at error level
 // with its stack and counted in tether_nats_broker_panics_total, which the
 // broker exports as a [prometheus.Collector] (register it with the
-// server's registerer).
+// server's registerer) with tether_nats_broker_lost_total.
 package nats

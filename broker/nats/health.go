@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -150,19 +151,70 @@ func (b *Broker) checkOwnership() bool {
 		id := ids[i]
 		ctx, cancel := b.bound(context.Background())
 		defer cancel()
-		rec, ok, err := b.GetSession(ctx, id)
+		node, err := b.sessionNode(ctx, id)
 		if err != nil {
 			b.o.Logger.Warn("tether: nats broker: checking session ownership after a reconnect failed", "session", id, "err", err)
 			return false
 		}
-		if ok && rec.Node != "" && rec.Node != b.node {
-			b.o.Logger.Info("tether: nats broker: a session moved while NATS was unreachable; releasing it here", "session", id, "node", rec.Node)
-			if err := b.receiver.Evict(broker.Eviction{Session: id, Node: rec.Node}); err != nil {
+		if node != "" && node != b.node {
+			b.o.Logger.Info("tether: nats broker: a session moved while NATS was unreachable; releasing it here", "session", id, "node", node)
+			// The new holder read the log without what this node
+			// could not store: that is handed on, not written.
+			b.logMu.Lock()
+			if st := b.logs[id]; st != nil {
+				st.moved.Store(true)
+			}
+			b.logMu.Unlock()
+			if err := b.receiver.Evict(broker.Eviction{Session: id, Node: node}); err != nil {
 				b.o.Logger.Warn("tether: nats broker: releasing a moved session failed", "session", id, "err", err)
 			}
 		}
 		return true
 	})
+}
+
+// noteMove notes that node e.Node is taking session e.Session over, when
+// no live node answered e's eviction. Its holder may be cut off from NATS:
+// it misses the eviction and, back, checks whether its sessions moved
+// (checkOwnership). The session's record names the new holder only once
+// that holder has read the log and attached the session, and a check in
+// between would keep the session there, writing the log the new holder
+// owns; the note names the new holder at once. Evict then asks again: a
+// holder back before the note was written, and so checked without it,
+// was subscribed again before it checked, and gets the eviction.
+func (b *Broker) noteMove(ctx context.Context, e broker.Eviction) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	if err := b.put(ctx, b.subj.move(e.Session), []byte(e.Node), b.o.RecordTTL); err != nil {
+		return fmt.Errorf("tether/broker/nats: noting that session %q moves to node %s: %w", e.Session, e.Node, err)
+	}
+	return nil
+}
+
+// sessionNode returns the node holding session id, as far as the records
+// tell: the node that last noted it was taking the session over (see
+// noteMove) or the one the session's record names, whichever was written
+// last; "" when neither is known.
+func (b *Broker) sessionNode(ctx context.Context, id string) (string, error) {
+	rm, recOK, err := b.get(ctx, b.subj.record(id))
+	if err != nil {
+		return "", fmt.Errorf("tether/broker/nats: reading the record of session %q: %w", id, err)
+	}
+	mm, moveOK, err := b.get(ctx, b.subj.move(id))
+	if err != nil {
+		return "", fmt.Errorf("tether/broker/nats: reading who takes session %q over: %w", id, err)
+	}
+	if moveOK && (!recOK || mm.Sequence > rm.Sequence) {
+		return string(mm.Data), nil
+	}
+	if !recOK || len(rm.Data) == 0 {
+		return "", nil
+	}
+	var rec broker.SessionRecord
+	if err := json.Unmarshal(rm.Data, &rec); err != nil {
+		return "", fmt.Errorf("tether/broker/nats: the record of session %q is corrupt: %w", id, err)
+	}
+	return rec.Node, nil
 }
 
 // parallel runs f(0..n-1) on a few goroutines and reports whether every

@@ -30,6 +30,16 @@ type logState struct {
 	subject string
 	trimmed atomic.Uint64 // entries with seq ≤ trimmed are gone
 
+	// moved is set when the node learned only after a NATS outage that
+	// its session moved to another node, which read the log meanwhile:
+	// the entries whose append failed are then handed on to the session
+	// (see handOnUnstored), never written into the log.
+	moved atomic.Bool
+	// failures counts the entries whose append failed and that are not
+	// written again yet, or more (one trimmed before its append failed):
+	// repair has nothing to do while it is 0.
+	failures atomic.Int64
+
 	mu      sync.Mutex
 	entries []*mirrored
 	gone    []*mirrored // trimmed or dropped, and not yet purged from JetStream
@@ -74,6 +84,11 @@ func (h *logHandle) state(create bool) *logState {
 func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_ broker.Appended, err error) {
 	defer h.b.callErr(&err)
 	b := h.b
+	defer func() {
+		if err != nil {
+			b.appendFails.Add(1)
+		}
+	}()
 	if err := b.usable(); err != nil {
 		return broker.Appended{}, err
 	}
@@ -84,7 +99,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	if st == nil {
 		fresh := &logState{id: h.id, subject: b.subj.log(h.id)}
 		if e.Seq > 1 {
-			loaded, err := h.load(ctx)
+			loaded, err := h.loadOwn(ctx, e.Seq)
 			if err != nil {
 				return broker.Appended{}, err
 			}
@@ -95,6 +110,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 			st = fresh
 			b.logs[h.id] = st
 		}
+		delete(b.reads, h.id)
 		b.logMu.Unlock()
 	}
 	st.mu.Lock()
@@ -109,6 +125,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	if err := b.appendAsync(msg, func(sseq uint64, err error) {
 		if err != nil {
 			me.failed.Store(true)
+			st.failures.Add(1)
 			return
 		}
 		me.sseq.Store(sseq)
@@ -134,6 +151,9 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 
 // forgetLocked notes that d left the log (trimmed or dropped).
 func (st *logState) forgetLocked(d *mirrored) {
+	if d.failed.Load() {
+		st.failures.Add(-1)
+	}
 	if d.Seq > st.trimmed.Load() {
 		st.trimmed.Store(d.Seq)
 	}
@@ -232,6 +252,7 @@ func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry)
 		if err != nil {
 			return err
 		}
+		h.b.noteRead(h.id, loaded)
 		for _, me := range loaded {
 			if me.Seq >= from {
 				entries = append(entries, me.Entry)
@@ -244,6 +265,88 @@ func (h *logHandle) Read(ctx context.Context, from uint64, fn func(broker.Entry)
 		}
 	}
 	return nil
+}
+
+// readMark is what a node read of a log it does not write: the stream
+// seq of the last entry, and when.
+type readMark struct {
+	sseq uint64
+	at   time.Time
+}
+
+// maxReadMarks is how many read marks a node keeps before it forgets
+// those older than Retention.
+const maxReadMarks = 1024
+
+// noteRead notes that this node read log id from JetStream, as a node
+// taking its session over does before it appends (see loadOwn).
+func (b *Broker) noteRead(id string, loaded []*mirrored) {
+	var last uint64
+	for _, me := range loaded {
+		last = max(last, me.sseq.Load())
+	}
+	now := time.Now()
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	if len(b.reads) >= maxReadMarks {
+		for k, m := range b.reads {
+			if now.Sub(m.at) > b.o.Retention {
+				delete(b.reads, k)
+			}
+		}
+	}
+	b.reads[id] = readMark{sseq: last, at: now}
+}
+
+// lastRead returns the mark of this node's last read of log id; Append
+// forgets it once the node writes the log.
+func (b *Broker) lastRead(id string) (readMark, bool) {
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	m, ok := b.reads[id]
+	return m, ok
+}
+
+// loadOwn reads the log from JetStream for the node that is to append
+// seq next. Entries from seq on that were stored after this node last read
+// the log (as it took the session over) were written by a node that held
+// the session before and went on writing after that (it was cut off from
+// NATS and learned late that the session moved): they are removed from
+// JetStream and handed on to the session as new messages (see handOn), so
+// that the holder's own appends go on in order. Any other entry from seq
+// on makes the append fail (errOrder).
+func (h *logHandle) loadOwn(ctx context.Context, seq uint64) ([]*mirrored, error) {
+	b := h.b
+	read, wasRead := b.lastRead(h.id)
+	loaded, err := h.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearchFunc(loaded, seq, func(me *mirrored, seq uint64) int { return cmp.Compare(me.Seq, seq) })
+	stale := loaded[i:]
+	if len(stale) == 0 {
+		return loaded, nil
+	}
+	if !wasRead || slices.ContainsFunc(stale, func(me *mirrored) bool { return me.sseq.Load() <= read.sseq }) {
+		return nil, errOrder
+	}
+	ls, err := b.logStream()
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := b.bound(ctx)
+	defer cancel()
+	msgs := make([]*broker.Message, 0, len(stale))
+	for _, me := range stale {
+		if err := ls.DeleteMsg(dctx, me.sseq.Load()); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, fmt.Errorf("tether/broker/nats: removing entry %d that another node wrote into the log of session %q after it moved: %w", me.Seq, h.id, err)
+		}
+		msgs = append(msgs, me.Message)
+	}
+	b.o.Logger.Warn("tether: nats broker: another node wrote into a session's log after the session moved here; handing its entries on as new messages",
+		"session", h.id, "entries", len(stale), "first", stale[0].Seq, "next", seq)
+	b.handOn(h.id, msgs, "a former holder wrote them into the log after the session moved")
+	return loaded[:i], nil
 }
 
 // load reads the log from JetStream.
@@ -264,7 +367,14 @@ func (h *logHandle) load(ctx context.Context) ([]*mirrored, error) {
 	// Entries are in seq order, but for one written again after a failed
 	// append (see Sync): sort, and keep the last copy of each seq.
 	slices.SortStableFunc(out, func(a, b *mirrored) int { return cmp.Compare(a.Seq, b.Seq) })
-	out = slices.CompactFunc(out, func(a, b *mirrored) bool { return a.Seq == b.Seq })
+	last := out[:0]
+	for i, me := range out {
+		if i+1 == len(out) || out[i+1].Seq != me.Seq {
+			last = append(last, me)
+		}
+	}
+	clear(out[len(last):])
+	out = last
 	if err != nil {
 		return nil, fmt.Errorf("tether/broker/nats: reading the log of session %q: %w", h.id, err)
 	}
@@ -287,10 +397,20 @@ func (h *logHandle) Sync(ctx context.Context) error {
 	return nil
 }
 
+// errMoved reports that a log's session moved to another node while this
+// one was cut off from NATS.
+var errMoved = errors.New("tether/broker/nats: the session moved to another node while NATS was unreachable: its log is that node's now")
+
 // repair writes again, in order, the entries whose append failed.
 func (st *logState) repair(ctx context.Context, b *Broker) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.moved.Load() {
+		return errMoved // handed on instead (see retireLog)
+	}
+	if st.failures.Load() == 0 {
+		return nil
+	}
 	for _, me := range st.entries {
 		if !me.failed.Load() {
 			continue
@@ -301,6 +421,7 @@ func (st *logState) repair(ctx context.Context, b *Broker) error {
 		}
 		me.sseq.Store(ack.Sequence)
 		me.failed.Store(false)
+		st.failures.Add(-1)
 	}
 	return nil
 }
@@ -314,6 +435,7 @@ func (h *logHandle) Delete(ctx context.Context) (err error) {
 	}
 	b.logMu.Lock()
 	delete(b.logs, h.id)
+	delete(b.reads, h.id)
 	b.logMu.Unlock()
 	ctx, cancel := b.bound(ctx)
 	defer cancel()

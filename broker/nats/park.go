@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,8 +170,13 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		if !stale {
 			return 0, nil
 		}
+		// Delivered here before, and kept parked: their appends or the
+		// purge failed. Purged once this node's logs hold them.
 		pctx, cancel := b.bound(ctx)
 		defer cancel()
+		if err := b.storeLogs(pctx, 0); err != nil {
+			return 0, err
+		}
 		return 0, b.purgeSubject(pctx, subj, bd.drained+1)
 	}
 	ok, err := b.claimParked(ctx, addr, msgs[0].sseq, msgs[len(msgs)-1].sseq)
@@ -187,6 +194,7 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	var done uint64 // the last parked message dealt with
 	n := 0
 	var refused error
+	mark := b.mark()
 	for _, pm := range msgs {
 		m, _, err := decodeMessage(pm.data)
 		switch {
@@ -208,14 +216,36 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	}
 	bd.drained = done
 	sctx, cancel := b.bound(ctx)
-	err = b.settle(sctx)
+	err = b.storeLogs(sctx, mark)
 	cancel()
 	if err != nil {
-		b.o.Logger.Warn("tether: nats broker: parked messages were delivered but not all logged", "err", err)
+		// Queued to the sessions, not stored: they stay parked (not
+		// delivered here again: see bd.drained) until they are, so that
+		// they survive this node; the drain is tried again.
+		return n, fmt.Errorf("tether/broker/nats: parked messages were delivered but not all stored, so they stay parked: %w", err)
 	}
 	pctx, cancel := b.bound(ctx)
 	defer cancel()
 	return n, errors.Join(b.purgeSubject(pctx, subj, done+1), refused)
+}
+
+// storeLogs waits for the log appends issued after mark, then writes again
+// the failed entries of every log this node writes. It returns nil once
+// they are all stored.
+func (b *Broker) storeLogs(ctx context.Context, mark uint64) error {
+	if err := b.settleSince(ctx, mark); err != nil && ctx.Err() != nil {
+		return err
+	}
+	b.logMu.Lock()
+	logs := slices.Collect(maps.Values(b.logs))
+	b.logMu.Unlock()
+	var errs []error
+	for _, st := range logs {
+		if !st.moved.Load() { // handed on instead
+			errs = append(errs, st.repair(ctx, b))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // claimParked claims addr's parked messages up to stream seq last, the

@@ -138,7 +138,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		return nil, err
 	}
 	if nb != nil {
-		reg.MustRegister(nb.Broker) // tether_nats_broker_panics_total
+		reg.MustRegister(nb.Broker) // tether_nats_broker_panics_total, tether_nats_broker_lost_total
 		nb.logHealth(log.With("broker", "nats"))
 		log.Info("broker connected", "broker", "nats", "url", cfg.nats.url, "prefix", cfg.nats.prefix,
 			"replicas", cfg.nats.replicas, "storage", cfg.nats.storage, "retention", cfg.nats.retention)
