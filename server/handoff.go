@@ -12,8 +12,14 @@ func (r receiver) DeliverSession(id string, m *broker.Message) (int, error) {
 	r.srv.mu.RLock()
 	s := r.srv.sessions[id]
 	r.srv.mu.RUnlock()
-	if s == nil || !s.enqueue(m) {
+	if s == nil {
 		return 0, nil
 	}
-	return 1, nil
+	switch s.enqueue(m, true) {
+	case queued:
+		return 1, nil
+	case refused:
+		return 0, broker.ErrFull
+	}
+	return 0, nil
 }
