@@ -19,9 +19,10 @@ import (
 // heir, whatever is still routed to it (a delivery that looked it up
 // before) goes to the heir, once the heir has inherited (see forward).
 //
-// With a shared broker the session of a client id ends at its holder,
-// which keeps its log for the heir, and the heir inherits from the log and
-// the record (see inheritAway).
+// With a shared broker, a session of the client id on this node is
+// inherited from the same way (a node gets no eviction of its own); one on
+// another node ends at its holder, which keeps its log for the heir, and
+// the heir inherits from the log and the record (see inheritAway).
 
 // inherit makes s, a fresh session not yet on the server, the heir of the
 // sessions of its client id on this node, when they all belong to its
@@ -33,7 +34,7 @@ import (
 // resume.last_received_seq (the SDK delivers them still), so they are
 // neither inherited (they would arrive twice) nor reported dropped.
 func (srv *Server) inherit(ctx context.Context, s *Session, resume *tetherv1.Resume) *tetherv1.TakeOver {
-	if s.clientID == "" || !srv.cfg.oneSessionPerID || srv.broker.Shared() {
+	if s.clientID == "" || !srv.cfg.oneSessionPerID {
 		return nil
 	}
 	srv.mu.RLock()

@@ -32,7 +32,8 @@ func (s *Session) bequeath(heir string) {
 
 // inheritAway makes s, a fresh session not yet on the server, the heir of
 // its client id's latest session, once takeOverClient ended that session
-// at its holder (or found no live holder). It returns what Welcome
+// at its holder on another node (or found no live holder), when no session
+// on this node was inherited from (see inherit). It returns what Welcome
 // reports and the record of the session inherited from, for
 // settleBequest; nil and nil when there was nothing to inherit (no
 // session, one ended otherwise, or one of another principal whose holder
@@ -76,8 +77,10 @@ func (srv *Server) inheritAway(ctx context.Context, s *Session, resume *tetherv1
 		held = min(resume.GetLastReceivedSeq(), to)
 	}
 	acked := max(rec.AckedSeq, held)
-	s.handedOver = make(chan struct{}) // nothing forwards to s: closed at once
-	close(s.handedOver)
+	if s.handedOver == nil { // nothing forwards to s: closed at once (disinherit cleans up after it)
+		s.handedOver = make(chan struct{})
+		close(s.handedOver)
+	}
 	return s.bequest(id, entries, acked+1, to, acked), &rec, nil
 }
 

@@ -220,12 +220,13 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 		if err := srv.takeOverClient(ctx, s); err != nil {
 			return nil, "", err
 		}
+	}
+	s.tookOver = srv.inherit(ctx, s, h.GetResume())
+	if s.tookOver == nil && srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
 		var err error
 		if s.tookOver, bequest, err = srv.inheritAway(ctx, s, h.GetResume()); err != nil {
 			return nil, "", err
 		}
-	} else {
-		s.tookOver = srv.inherit(ctx, s, h.GetResume())
 	}
 	old, err := srv.indexFresh(s)
 	if err != nil {
