@@ -118,7 +118,8 @@ type Eviction struct {
 	Session string
 	// Client, when set, names a client id that the new session By, at
 	// node Node and of principal Principal, took over. Holders end their
-	// sessions of that client id for good.
+	// sessions of that client id for good, keeping their logs for By to
+	// inherit their messages from (see [SessionRecord].Heir).
 	Client string
 	// Principal is the principal of the session taking over Client.
 	Principal string
