@@ -36,8 +36,8 @@ func (s *Session) bequeath(heir string) {
 // on this node was inherited from (see inherit). It returns what Welcome
 // reports and the record of the session inherited from, for
 // settleBequest; nil and nil when there was nothing to inherit (no
-// session, one ended otherwise, or one of another principal whose holder
-// is gone). It fails, retryably, when the record or the log cannot be
+// session, one ended otherwise or expired, or one of another principal
+// whose holder is gone). It fails, retryably, when the record or the log cannot be
 // read: the messages stay for the next attempt rather than be lost
 // unreported.
 //
@@ -60,6 +60,8 @@ func (srv *Server) inheritAway(ctx context.Context, s *Session, resume *tetherv1
 		return nil, nil, status.Errorf(codes.Unavailable, "reading the record of the client id's previous session failed: %s", withRetry(err))
 	case !ok, rec.ClientID != s.clientID, rec.Principal != s.principal, rec.Closed && rec.Heir == "":
 		return nil, nil, nil
+	case !rec.Closed && !rec.Expires.IsZero() && rec.Expires.Before(time.Now()):
+		return nil, nil, nil // expired, as it would have on a live node: nothing to take over
 	}
 	var entries []broker.Entry
 	if err := srv.broker.Log(id).Read(ctx, 0, func(e broker.Entry) bool {

@@ -23,8 +23,8 @@ type natsNode struct {
 	nc *nats.Conn
 }
 
-// startNATSNode starts node id on the NATS server at url.
-func startNATSNode(t *testing.T, url, id string) *natsNode {
+// startNATSNode starts node id, with opts, on the NATS server at url.
+func startNATSNode(t *testing.T, url, id string, opts ...server.Option) *natsNode {
 	t.Helper()
 	nc, err := nats.Connect(url, append(natsbroker.ConnectOptions("tether"), nats.NoEcho())...)
 	if err != nil {
@@ -35,7 +35,8 @@ func startNATSNode(t *testing.T, url, id string) *natsNode {
 	if err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}
-	tn := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(nb), server.WithPrincipal(principalFromMD), noMaxAge())
+	opts = append([]server.Option{server.WithServerID(id), server.WithBroker(nb), server.WithPrincipal(principalFromMD), noMaxAge()}, opts...)
+	tn := tethertest.StartNode(t, nil, opts...)
 	cc, err := grpc.NewClient(tn.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
@@ -162,4 +163,26 @@ func TestTakeoverAcrossNodesByAnotherPrincipalInheritsNothing(t *testing.T) {
 	c2.expectEnd(codes.PermissionDenied, "belongs to a session of another principal")
 	n2.publishTo(t, "shared", "still alice's")
 	c1.expectMessages(2, "still alice's")
+}
+
+// What the old session on another node had already lost (its log
+// overflowed) is not inherited: Welcome.took_over.dropped names it
+// exactly, in the old session's seqs.
+func TestTakeoverAcrossNodesReportsWhatWasDropped(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	opts := []server.Option{server.WithMaxOutboundQueue(3), server.WithOverflowPolicy(server.OverflowDropOldest)}
+	n1, n2 := startNATSNode(t, ns.URL(), "n1", opts...), startNATSNode(t, ns.URL(), "n2", opts...)
+	c1 := n1.dial(t, "p")
+	w1 := c1.open(&tetherv1.Hello{ClientId: "small"})
+	c1.close()
+	waitState(t, n1.node, w1.GetSessionId(), tetherv1.SessionState_SESSION_STATE_DETACHED)
+	n1.publishTo(t, "small", payloads(1, 5)...) // the log keeps 3, 4, 5
+
+	c2 := n2.dial(t, "p")
+	took := c2.open(&tetherv1.Hello{ClientId: "small"}).GetTookOver()
+	if took.GetSessionId() != w1.GetSessionId() || took.GetInherited() != 3 || took.GetDropped().GetFirst() != 1 || took.GetDropped().GetLast() != 2 {
+		t.Fatalf("took_over %v; want session %s, 3 inherited, 1..2 dropped", took, w1.GetSessionId())
+	}
+	c2.expectMessages(1, payloads(3, 5)...)
 }
