@@ -37,9 +37,9 @@ func (s *Session) bequeath(heir string) {
 // reports and the record of the session inherited from, for
 // settleBequest; nil and nil when there was nothing to inherit (no
 // session, one ended otherwise or expired, or one of another principal
-// whose holder is gone). It fails, retryably, when the record or the log cannot be
-// read: the messages stay for the next attempt rather than be lost
-// unreported.
+// whose holder is gone). It fails, retryably, when the record or the log
+// cannot be read: the messages stay for the next attempt rather than be
+// lost unreported.
 //
 // resume is the Hello's failed resume, if any (see inherit).
 func (srv *Server) inheritAway(ctx context.Context, s *Session, resume *tetherv1.Resume) (*tetherv1.TakeOver, *broker.SessionRecord, error) {
