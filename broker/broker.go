@@ -118,7 +118,8 @@ type Eviction struct {
 	Session string
 	// Client, when set, names a client id that the new session By, at
 	// node Node and of principal Principal, took over. Holders end their
-	// sessions of that client id for good.
+	// sessions of that client id for good, keeping their logs for By to
+	// inherit their messages from (see [SessionRecord].Heir).
 	Client string
 	// Principal is the principal of the session taking over Client.
 	Principal string
@@ -194,6 +195,11 @@ type SessionRecord struct {
 	AckedSeq uint64
 	// ReceivedSeq is the highest client seq the session received.
 	ReceivedSeq uint64
+	// Heir, on a closed record, names the session that took over the
+	// client id and may still inherit this session's messages: the log
+	// was kept for it. It is empty once they were inherited, and on any
+	// other record.
+	Heir string `json:",omitempty"`
 }
 
 // ErrFull is returned by [Receiver.Deliver], and so by [Broker.Publish],
@@ -287,6 +293,16 @@ type Log interface {
 	Read(ctx context.Context, from uint64, fn func(Entry) bool) error
 	// Delete removes the whole log.
 	Delete(ctx context.Context) error
+}
+
+// ClientSessions is implemented by a shared broker that knows the latest
+// session of a client id from its records: the node of a session that
+// takes over a client id whose holder has died learns from it which
+// session's messages to inherit.
+type ClientSessions interface {
+	// ClientSession returns the id of the latest session stored (with
+	// PutSession, not closed) for clientID; ok is false when there is none.
+	ClientSession(ctx context.Context, clientID string) (id string, ok bool, err error)
 }
 
 // Syncer is implemented by a [Log] whose appends become durable only after

@@ -134,9 +134,10 @@
 //     call returned.
 //   - [Broker.Evict] reaches the holders of e.Session or e.Client on the
 //     other nodes (those that bound [Session](e.Session) or
-//     [Client](e.Client)) through [Receiver.Evict]. For e.Session it
-//     returns once the holder released the session, so that its log is
-//     complete when the caller reads it. Without a holder it returns nil
+//     [Client](e.Client)) through [Receiver.Evict]. It returns once the
+//     holder released the session (e.Session) or ended those of the
+//     client id (e.Client), so that their logs are complete when the
+//     caller reads them. Without a holder it returns nil
 //     without waiting for any timeout. A Broker calls Receiver.Evict as it
 //     calls Deliver, holding none of its locks: the Receiver may call the
 //     Broker back (to Unbind the session, say).

@@ -181,6 +181,7 @@ func (r receiver) Evict(e broker.Eviction) error {
 		if o.id == e.By {
 			continue
 		}
+		o.bequeath(e.By)
 		o.takenOver("a newer session "+e.By+" on node "+e.Node+" took over the client id", "client id taken over by session "+e.By+" on node "+e.Node)
 	}
 	return nil

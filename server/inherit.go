@@ -19,8 +19,10 @@ import (
 // heir, whatever is still routed to it (a delivery that looked it up
 // before) goes to the heir, once the heir has inherited (see forward).
 //
-// With a shared broker the sessions of a client id on other nodes end as
-// before (receiver.Evict), and their messages are not inherited.
+// With a shared broker, a session of the client id on this node is
+// inherited from the same way (a node gets no eviction of its own); one on
+// another node ends at its holder, which keeps its log for the heir, and
+// the heir inherits from the log and the record (see inheritAway).
 
 // inherit makes s, a fresh session not yet on the server, the heir of the
 // sessions of its client id on this node, when they all belong to its
@@ -32,7 +34,7 @@ import (
 // resume.last_received_seq (the SDK delivers them still), so they are
 // neither inherited (they would arrive twice) nor reported dropped.
 func (srv *Server) inherit(ctx context.Context, s *Session, resume *tetherv1.Resume) *tetherv1.TakeOver {
-	if s.clientID == "" || !srv.cfg.oneSessionPerID || srv.broker.Shared() {
+	if s.clientID == "" || !srv.cfg.oneSessionPerID {
 		return nil
 	}
 	srv.mu.RLock()
@@ -90,16 +92,25 @@ func (o *Session) handOver(ctx context.Context, heir *Session, held uint64) *tet
 			"session", o.id, "heir", heir.id, "err", err)
 		entries = nil
 	}
-	if n := o.srv.cfg.maxOutboundQueue; len(entries) > n {
+	return heir.bequest(o.id, entries, from, to, acked)
+}
+
+// bequest queues to s, the heir of session id, id's entries that are not
+// acked (seq > acked), in order, and returns what Welcome.took_over
+// reports: how many s inherited, and the range of seqs in [from, to] that
+// were neither acked nor inherited (missing from entries, or past what s's
+// log holds).
+func (s *Session) bequest(id string, entries []broker.Entry, from, to, acked uint64) *tetherv1.TakeOver {
+	if n := s.srv.cfg.maxOutboundQueue; len(entries) > n {
 		entries = entries[len(entries)-n:] // the heir's log holds no more: keep the newest
 	}
-	t := &tetherv1.TakeOver{SessionId: o.id}
+	t := &tetherv1.TakeOver{SessionId: id}
 	next := max(from, acked+1) // the first seq neither acked nor inherited
 	for _, e := range entries {
 		if e.Seq <= acked {
 			continue // acked since: delivered
 		}
-		if heir.enqueue(e.Message, true) != queued { // full (bytes): the rest is reported dropped
+		if s.enqueue(e.Message, true) != queued { // full (bytes): the rest is reported dropped
 			break
 		}
 		if e.Seq > next {

@@ -215,12 +215,19 @@ func (srv *Server) grantInterval(h *tetherv1.Hello) time.Duration {
 // session unless several are allowed.
 func (srv *Server) create(ctx context.Context, st *stream, principal string, h *tetherv1.Hello) (*Session, string, error) {
 	s := srv.newSession(principal, h)
+	var bequest *broker.SessionRecord // the session on another node s inherits from
 	if srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
 		if err := srv.takeOverClient(ctx, s); err != nil {
 			return nil, "", err
 		}
 	}
 	s.tookOver = srv.inherit(ctx, s, h.GetResume())
+	if s.tookOver == nil && srv.broker.Shared() && s.clientID != "" && srv.cfg.oneSessionPerID {
+		var err error
+		if s.tookOver, bequest, err = srv.inheritAway(ctx, s, h.GetResume()); err != nil {
+			return nil, "", err
+		}
+	}
 	old, err := srv.indexFresh(s)
 	if err != nil {
 		srv.disinherit(ctx, s)
@@ -233,6 +240,7 @@ func (srv *Server) create(ctx context.Context, st *stream, principal string, h *
 		s.end("broker bind failed", true)
 		return nil, "", err
 	}
+	srv.settleBequest(ctx, s, bequest)
 	s.mu.Lock()
 	token := s.rotateTokenLocked("")
 	attached := s.attachLocked(st, s.interval, false, event{detail: "from " + st.peer})

@@ -95,6 +95,7 @@ type Session struct {
 	heir       *Session           // the session that took this one's client id and messages; guarded by mu
 	handedOver chan struct{}      // closed once this session inherited; nil if it inherited nothing
 	tookOver   *tetherv1.TakeOver // what Welcome.took_over reports; set before the session is shared
+	heirAway   string             // the session on another node that took this one's client id (see bequeath); guarded by mu
 }
 
 // unlock unlocks mu and then runs the broker I/O queued while it was held
@@ -399,6 +400,7 @@ func (s *Session) end(why string, closed bool) {
 	topics := slices.Collect(maps.Keys(s.topics))
 	rec, ver := s.recordLocked()
 	rec.Closed = closed
+	rec.Heir = s.heirAway
 	if rec.Expires.IsZero() || closed {
 		rec.Expires = time.Now()
 	}
@@ -410,7 +412,9 @@ func (s *Session) end(why string, closed bool) {
 	s.unlock()
 	ctx := context.Background()
 	s.unbind(ctx, topics)
-	_ = s.log.Delete(ctx)
+	if rec.Heir == "" { // otherwise the heir reads the log, then deletes it
+		_ = s.log.Delete(ctx)
+	}
 	// Keep a tombstone for one more window so a late resume learns why.
 	if err := s.putRecord(rec, ver); err == nil {
 		time.AfterFunc(srv.cfg.resumeWindow, func() { _ = srv.broker.DeleteSession(context.Background(), s.id) })

@@ -16,6 +16,8 @@ import (
 	"github.com/tetherhq/tether/broker"
 )
 
+var _ broker.ClientSessions = (*Broker)(nil)
+
 // PutSession stores rec, with a time to live: RecordTTL while connected,
 // and past Expires by Retention once detached or closed (a closed session's
 // record is the tombstone that tells a late resume why). A record with a
@@ -96,6 +98,20 @@ func (b *Broker) GetSession(ctx context.Context, id string) (_ broker.SessionRec
 		return broker.SessionRecord{}, false, fmt.Errorf("tether/broker/nats: the record of session %q is corrupt: %w", id, err)
 	}
 	return rec, true, nil
+}
+
+// ClientSession returns the id of the latest session stored for clientID
+// (see [broker.ClientSessions]).
+func (b *Broker) ClientSession(ctx context.Context, clientID string) (_ string, _ bool, err error) {
+	defer b.callErr(&err)
+	if err := b.usable(); err != nil {
+		return "", false, err
+	}
+	id, ok, err := b.clientSession(ctx, clientID)
+	if err != nil {
+		return "", false, fmt.Errorf("tether/broker/nats: reading the session of client id %q: %w", clientID, err)
+	}
+	return id, ok, nil
 }
 
 // clientSession returns the latest session id stored for a client id.

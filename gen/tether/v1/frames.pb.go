@@ -896,9 +896,9 @@ func (x *Welcome) GetTookOver() *TakeOver {
 // and unacknowledged, or queued) are inherited: they are this session's
 // first messages, in their order, before anything newer.
 //
-// Inheritance is done on one node: when the session taken over lives on
-// another node of a shared broker, it ends without handing its messages
-// over, and took_over is unset.
+// With a shared broker, the session taken over may live on another node,
+// or have lived on a node that died: its messages are inherited from its
+// log, which the broker keeps, as they are on one node.
 type TakeOver struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The id of the session taken over.
