@@ -33,7 +33,8 @@ type Spec struct {
 	Sessions int    `json:"sessions"`
 	Size     int    `json:"size"`
 	// Window is push's app-level credit window (messages beyond the
-	// client's last credit); credits go every Window/4 messages.
+	// client's last credit), for the systems that need one
+	// (system.System.NeedsPushWindow); credits go every Window/4 messages.
 	Window int `json:"window,omitempty"`
 	// Warmup and Duration bound push and heartbeat.
 	Warmup   time.Duration `json:"warmup,omitempty"`

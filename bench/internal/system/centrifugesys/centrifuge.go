@@ -52,6 +52,9 @@ func System() system.System {
 		Describe:  "centrifuge v0.40.1 Node (memory broker, defaults) over WebSocket, centrifuge-go v0.12.1 protobuf clients",
 		NewServer: NewServer,
 		Dial:      Dial,
+		// Node.Publish never blocks, and a client whose write queue
+		// overflows is disconnected: a pusher must pace.
+		NeedsPushWindow: true,
 	}
 }
 
