@@ -140,7 +140,7 @@ func startProducer(ctx context.Context, pr *pair, size int, limit uint64) *produ
 	p := &producer{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		for seq := uint64(1); limit == 0 || seq <= limit; seq++ {
+		for seq := uint64(1); (limit == 0 || seq <= limit) && ctx.Err() == nil; seq++ {
 			if err := pr.relayer.SendTo(ctx, pr.consumerID, relayPayload(seq, size)); err != nil {
 				if ctx.Err() == nil {
 					p.err = err
