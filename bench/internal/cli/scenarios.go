@@ -52,7 +52,7 @@ func runPush(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return output(c, stdout, "push", args, systems, results,
-		[]string{scenario.MetricRate, scenario.MetricCPUPerMsg}, nil)
+		[]string{scenario.MetricRate, scenario.MetricCPUPerMsg}, func(w io.Writer) { notes(w, results) })
 }
 
 func runLatency(args []string, stdout, stderr io.Writer) error {
