@@ -120,4 +120,4 @@ func TestLongLogReadElsewhere(t *testing.T) {
 type nopReceiver struct{}
 
 func (nopReceiver) Deliver(*broker.Message) (int, error) { return 0, nil }
-func (nopReceiver) Evict(broker.Eviction) error { return nil }
+func (nopReceiver) Evict(broker.Eviction) error          { return nil }
