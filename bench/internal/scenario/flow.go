@@ -82,11 +82,17 @@ func flow(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		prevP, prevR, prevT = acc, rec, now
 		return st, nil
 	}
-	// run samples every second until d is over.
+	// run samples every second until d is over; a remainder shorter than
+	// half a second joins the last sample, so that none is too short to
+	// give a rate.
 	run := func(phase string, d time.Duration) error {
 		end := time.Now().Add(d)
-		for time.Until(end) > 0 {
-			if err := Sleep(ctx, min(flowSample, time.Until(end))); err != nil {
+		for rem := time.Until(end); rem > 0; rem = time.Until(end) {
+			step := flowSample
+			if rem < flowSample*3/2 {
+				step = rem
+			}
+			if err := Sleep(ctx, step); err != nil {
 				return err
 			}
 			if _, err := sample(phase); err != nil {
@@ -106,7 +112,10 @@ func flow(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	if spec.Consumer == "slow" {
 		limit := free / max(spec.Slowdown, 1)
 		if limit < 1 {
-			return nil, fmt.Errorf("flow: nothing was delivered over the %v warm-up: no free rate to slow down from", spec.Warmup)
+			// A result too (the sessions may have been cut throughout):
+			// the consumer then reads one message a second.
+			r.Notes = append(r.Notes, fmt.Sprintf("nothing was delivered over the %v warm-up: the slow consumer reads 1 msg/s", spec.Warmup))
+			limit = 1
 		}
 		// A burst of 5 ms worth of messages: the limiter sleeps in
 		// steps Go's timers can keep.
@@ -154,15 +163,19 @@ func flow(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	k.fill(r, accepted)
 	pr.told(r)
 	r.Metrics[MetricDrain] = max(drained.Seconds(), 0)
-	// The converged rates: the last third of the measured window.
-	tail := measured[len(measured)-max(len(measured)/3, 1):]
-	var prod, cons float64
-	for _, s := range tail {
-		prod += s.Produced
-		cons += s.Received
+	// The converged rates: the last third of the measured window, each
+	// sample weighted by its length.
+	// (A sample's span starts at the one before it: the warm-up's last
+	// for the first measured one.)
+	var prod, cons, secs float64
+	for i := start + len(measured) - max(len(measured)/3, 1); i < start+len(measured); i++ {
+		dt := r.Series[i].T - r.Series[i-1].T
+		prod += r.Series[i].Produced * dt
+		cons += r.Series[i].Received * dt
+		secs += dt
 	}
-	r.Metrics[MetricProducer] = prod / float64(len(tail))
-	r.Metrics[MetricConsumer] = cons / float64(len(tail))
+	r.Metrics[MetricProducer] = prod / secs
+	r.Metrics[MetricConsumer] = cons / secs
 	for _, s := range r.Series {
 		r.Metrics[MetricRSSMax] = max(r.Metrics[MetricRSSMax], float64(s.RSS))
 		r.Metrics[MetricHeapMax] = max(r.Metrics[MetricHeapMax], float64(s.HeapStack))

@@ -263,7 +263,7 @@ func TestFlowSlowConsumer(t *testing.T) {
 	for _, s := range r.Series {
 		phases[s.Phase]++
 	}
-	if phases["warmup"] == 0 || phases["measure"] < 2 || phases["drain"] != 1 {
+	if phases["warmup"] == 0 || phases["measure"] == 0 || phases["drain"] != 1 {
 		t.Errorf("series phases %v: want warm-up, measured seconds and one drain reading", phases)
 	}
 }
