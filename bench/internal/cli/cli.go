@@ -78,6 +78,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = runFanout(args[1:], stdout, stderr)
 	case "chaos":
 		err = runChaos(args[1:], stdout, stderr)
+	case "relay":
+		err = runRelay(args[1:], stdout, stderr)
+	case "flow":
+		err = runFlow(args[1:], stdout, stderr)
+	case "sendwait":
+		err = runSendWait(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -139,18 +145,30 @@ func (c *common) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	return out, nil
 }
 
-// job is one case: a spec, pinned or not.
+// job is one case: a spec, pinned or not; only, when set, limits it to
+// these systems (a NATS case has no raw twin).
 type job struct {
 	spec scenario.Spec
 	pin  bool
+	only []string
 }
+
+// runs reports whether j runs on sys.
+func (j job) runs(sys string) bool { return j.only == nil || slices.Contains(j.only, sys) }
 
 // runJobs runs every job against every system, runs times, alternating
 // the systems' order from run to run; each (job, system, run) gets a
 // fresh server process.
 func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stderr io.Writer) ([]*scenario.Result, error) {
 	var results []*scenario.Result
-	total, done := c.runs*len(jobs)*len(systems), 0
+	total, done := 0, 0
+	for _, j := range jobs {
+		for _, sys := range systems {
+			if j.runs(sys) {
+				total += c.runs
+			}
+		}
+	}
 	start := time.Now()
 	for run := 1; run <= c.runs; run++ {
 		order := slices.Clone(systems)
@@ -159,6 +177,9 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 		}
 		for _, j := range jobs {
 			for _, sys := range order {
+				if !j.runs(sys) {
+					continue
+				}
 				done++
 				pin := ""
 				if j.pin {
@@ -187,7 +208,16 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 }
 
 func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
-	srv, err := startServer(ctx, pin, stderr, sys, "serve", "--system", sys, "--profile", spec.Profile)
+	args := []string{"serve", "--system", sys, "--profile", spec.Profile}
+	if spec.Broker == "nats" {
+		url, stopNATS, err := startNATS()
+		if err != nil {
+			return nil, err
+		}
+		defer stopNATS()
+		args = append(args, "--nats", url)
+	}
+	srv, err := startServer(ctx, pin, stderr, sys, args...)
 	if err != nil {
 		return nil, err
 	}

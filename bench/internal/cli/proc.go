@@ -37,6 +37,7 @@ func serve(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sysName := fs.String("system", "tether", "system under test")
 	profName := fs.String("profile", "default", "liveness profile")
+	natsURL := fs.String("nats", "", "NATS server URL: the system's shared broker instead of its in-memory one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	app := &system.App{}
-	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p})
+	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p, NATS: *natsURL})
 	if err != nil {
 		return err
 	}

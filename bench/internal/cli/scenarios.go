@@ -19,7 +19,7 @@ func runPush(args []string, stdout, stderr io.Writer) error {
 	sizes := fs.String("sizes", "64,1024", "payload sizes in bytes")
 	duration := fs.Duration("duration", 2*time.Second, "measured window of each case")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "warm-up before the window")
-	window := fs.Int("window", 512, "s2c app-level credit window in messages (below tether's outbound queue of 1024)")
+	window := fs.Int("window", 512, "s2c app-level credit window in messages, for the systems whose server cannot push flat out without one (centrifuge); tether and raw push as fast as their Send lets them")
 	prof := fs.String("profile", "default", "liveness profile of both sides")
 	systems, err := c.parse(fs, args)
 	if err != nil {
@@ -52,7 +52,7 @@ func runPush(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return output(c, stdout, "push", args, systems, results,
-		[]string{scenario.MetricRate, scenario.MetricCPUPerMsg}, nil)
+		[]string{scenario.MetricRate, scenario.MetricCPUPerMsg}, func(w io.Writer) { notes(w, results) })
 }
 
 func runLatency(args []string, stdout, stderr io.Writer) error {

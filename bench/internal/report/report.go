@@ -168,18 +168,26 @@ func label(m string) string {
 	return m
 }
 
+// Metrics printed as rates (k or M), byte sizes (MiB) and whole counts;
+// a scenario adds its own.
+var (
+	Rates  = []string{scenario.MetricRate, scenario.MetricRTPerSec}
+	Bytes  = []string{scenario.MetricHeapStack, scenario.MetricRSS}
+	Counts = []string{scenario.MetricSamples, scenario.MetricGoroutines, scenario.MetricLost}
+)
+
 // format prints a value for its metric: rates in k or M, bytes in KiB or
 // MiB, times with three significant digits.
 func format(metric string, v float64) string {
-	switch metric {
-	case scenario.MetricRate, scenario.MetricRTPerSec:
+	switch {
+	case slices.Contains(Rates, metric):
 		if v >= 1e6 {
 			return fmt.Sprintf("%.2f M", v/1e6)
 		}
 		return fmt.Sprintf("%.1f k", v/1e3)
-	case scenario.MetricHeapStack, scenario.MetricRSS:
+	case slices.Contains(Bytes, metric):
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
-	case scenario.MetricSamples, scenario.MetricGoroutines, scenario.MetricLost:
+	case slices.Contains(Counts, metric):
 		return fmt.Sprintf("%.0f", v)
 	}
 	switch {

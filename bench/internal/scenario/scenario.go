@@ -22,7 +22,8 @@ import (
 
 // Spec is one measured case, as the orchestrator hands it to a driver.
 type Spec struct {
-	// Scenario is "push", "latency" or "heartbeat".
+	// Scenario is "push", "latency", "heartbeat", "fanout", "relay", "flow" or
+	// "sendwait".
 	Scenario string `json:"scenario"`
 	// Case names the case in tables ("s2c 16×1 KiB").
 	Case string `json:"case"`
@@ -33,7 +34,8 @@ type Spec struct {
 	Sessions int    `json:"sessions"`
 	Size     int    `json:"size"`
 	// Window is push's app-level credit window (messages beyond the
-	// client's last credit); credits go every Window/4 messages.
+	// client's last credit), for the systems that need one
+	// (system.System.NeedsPushWindow); credits go every Window/4 messages.
 	Window int `json:"window,omitempty"`
 	// Warmup and Duration bound push and heartbeat.
 	Warmup   time.Duration `json:"warmup,omitempty"`
@@ -43,6 +45,18 @@ type Spec struct {
 	Count       int `json:"count,omitempty"`
 	// Heartbeat is the interval asked for, for heartbeat.
 	Heartbeat time.Duration `json:"heartbeat,omitempty"`
+	// Broker is the server's broker, "memory" (or empty) or "nats" (the
+	// orchestrator starts an embedded NATS server for the case).
+	Broker string `json:"broker,omitempty"`
+	// Consumer is flow's consumer: "keep" (reads flat out) or "slow"
+	// (paced at the rate measured over the warm-up divided by Slowdown).
+	Consumer string  `json:"consumer,omitempty"`
+	Slowdown float64 `json:"slowdown,omitempty"`
+	// Interval is the pause between sendwait's sends.
+	Interval time.Duration `json:"interval,omitempty"`
+	// Settle bounds how long relay and flow wait without progress for
+	// the last messages.
+	Settle time.Duration `json:"settle,omitempty"`
 	// CPUProfile, when set, is where the server's CPU profile over the
 	// measured window is written.
 	CPUProfile string `json:"cpu_profile,omitempty"`
@@ -69,6 +83,11 @@ type Result struct {
 	WindowEnd    ctl.Stats `json:"window_end"`
 	// Samples are the latency samples in µs (latency, heartbeat).
 	Samples []float64 `json:"samples_us,omitempty"`
+	// Series are flow's per-second readings.
+	Series []Sample `json:"series,omitempty"`
+	// Notes are what a run saw that a number does not say (the first
+	// reasons the sessions were cut, a producer's error).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Metric names.
@@ -115,6 +134,12 @@ func Run(ctx context.Context, env Env, spec Spec) (*Result, error) {
 		r, err = heartbeat(ctx, env, spec)
 	case "fanout":
 		r, err = fanout(ctx, env, spec)
+	case "relay":
+		r, err = relay(ctx, env, spec)
+	case "flow":
+		r, err = flow(ctx, env, spec)
+	case "sendwait":
+		r, err = sendWait(ctx, env, spec)
 	default:
 		return nil, fmt.Errorf("unknown scenario %q", spec.Scenario)
 	}

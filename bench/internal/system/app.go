@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The benchmark application's messages. The first byte of a payload is its
@@ -16,7 +17,8 @@ const (
 	// KindSink is counted by the server and dropped.
 	KindSink byte = 'S'
 	// KindPush asks the server to push messages to this session until
-	// KindStop: PushRequest encodes the size and the credit window.
+	// KindStop: PushRequest encodes the size and the credit window (0:
+	// none, as fast as the system's Send lets it).
 	KindPush byte = 'P'
 	// KindCredit carries the cumulative count of pushed messages the
 	// client has received (8 bytes, big endian).
@@ -65,6 +67,21 @@ type Conn interface {
 // ErrClosed is returned by a Conn whose session has ended.
 var ErrClosed = errors.New("system: session closed")
 
+// ErrFull is returned by a Conn whose session cannot take the payload now
+// (tether: the session's outbound log is full, RESOURCE_EXHAUSTED): the
+// App waits and sends it again.
+var ErrFull = errors.New("system: session full: retry later")
+
+// Waits of the App's pusher after ErrFull: doubling from fullWaitMin to
+// fullWaitMax, back to the minimum after a payload got through. Go's
+// timers wake no sooner than about a millisecond on Linux anyway; a
+// 4,096-message log drains for several milliseconds at the rates here, so
+// the first retry finds room.
+const (
+	fullWaitMin = time.Millisecond
+	fullWaitMax = 16 * time.Millisecond
+)
+
 // App is the benchmark application every server system runs: it echoes,
 // counts, and pushes with an app-level credit window. It is safe for
 // concurrent use.
@@ -72,6 +89,7 @@ type App struct {
 	received atomic.Uint64 // KindSink messages
 	echoed   atomic.Uint64
 	pushed   atomic.Uint64
+	refused  atomic.Uint64 // ErrFull answers to the pusher
 	sessions atomic.Int64
 }
 
@@ -80,12 +98,15 @@ type Counters struct {
 	Received uint64 `json:"received"`
 	Echoed   uint64 `json:"echoed"`
 	Pushed   uint64 `json:"pushed"`
+	// Refused counts the pusher's sends the system refused as full
+	// (ErrFull), each sent again after a wait.
+	Refused  uint64 `json:"refused"`
 	Sessions int64  `json:"sessions"`
 }
 
 // Counters returns the totals so far.
 func (a *App) Counters() Counters {
-	return Counters{Received: a.received.Load(), Echoed: a.echoed.Load(), Pushed: a.pushed.Load(), Sessions: a.sessions.Load()}
+	return Counters{Received: a.received.Load(), Echoed: a.echoed.Load(), Pushed: a.pushed.Load(), Refused: a.refused.Load(), Sessions: a.sessions.Load()}
 }
 
 // Peer is the App's state for one session.
@@ -150,24 +171,41 @@ func (p *Peer) startPush(size, window int) {
 	p.pushers.Add(1)
 	go func() {
 		defer p.pushers.Done()
-		p.push(Payload(KindPushed, size), uint64(max(window, 1)), stop)
+		p.push(Payload(KindPushed, size), uint64(max(window, 0)), stop)
 	}()
 }
 
-// push sends payload until stop, at most window beyond the last credit.
+// push sends payload until stop, at most window beyond the last credit
+// (window 0: no credits, as fast as Send lets it); a payload refused as
+// full is sent again after a wait.
 func (p *Peer) push(payload []byte, window uint64, stop <-chan struct{}) {
 	var sent uint64
+	wait := fullWaitMin
 	for {
-		for sent-p.credited.Load() >= window {
+		for window > 0 && sent-p.credited.Load() >= window {
 			select {
 			case <-p.wake:
 			case <-stop:
 				return
 			}
 		}
-		if p.conn.Send(payload) != nil {
+		err := p.conn.Send(payload)
+		if errors.Is(err, ErrFull) {
+			p.app.refused.Add(1)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				return
+			}
+			wait = min(2*wait, fullWaitMax)
+			continue
+		}
+		if err != nil {
 			return
 		}
+		wait = fullWaitMin
 		sent++
 		p.app.pushed.Add(1)
 		select {

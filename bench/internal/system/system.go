@@ -22,6 +22,10 @@ type ServerOptions struct {
 	// Profile is the liveness profile both sides use (grpc keepalive,
 	// TCP keepalive, heartbeat bounds).
 	Profile profile.Profile
+	// NATS, when set, is the URL of a NATS server (JetStream) for a system
+	// with a shared broker (tether: broker/nats with its default Options);
+	// empty: the system's in-memory default.
+	NATS string
 }
 
 // Server is a system's server side, running in the server process. Serve
@@ -46,6 +50,9 @@ type ClientOptions struct {
 	// ping/pong at the same interval).
 	Heartbeat time.Duration
 	OnRTT     func(time.Duration)
+	// Observer, when set, receives the session's cuts, reported gaps and
+	// failed sends (see [Observer]).
+	Observer Observer
 }
 
 // Client is one session of a system, on the driver's side. Send is safe
@@ -70,6 +77,13 @@ type System struct {
 	NewServer func(app *App, opts ServerOptions) (Server, error)
 	// Dial opens one session to addr and returns once it is established.
 	Dial func(ctx context.Context, addr string, opts ClientOptions) (Client, error)
+	// NeedsPushWindow is true when the system's server cannot push to a
+	// session flat out without an app-level credit window (its publish
+	// never blocks and a client too far behind is disconnected); push's
+	// s2c case then runs the App's window. tether (its outbound log is
+	// bounded, a full one refuses the message: the App retries) and raw
+	// (SendMsg blocks on HTTP/2 flow control) push without one.
+	NeedsPushWindow bool
 }
 
 var registry = map[string]System{}

@@ -52,6 +52,9 @@ func System() system.System {
 		Describe:  "centrifuge v0.40.1 Node (memory broker, defaults) over WebSocket, centrifuge-go v0.12.1 protobuf clients",
 		NewServer: NewServer,
 		Dial:      Dial,
+		// Node.Publish never blocks, and a client whose write queue
+		// overflows is disconnected: a pusher must pace.
+		NeedsPushWindow: true,
 	}
 }
 
@@ -279,6 +282,11 @@ type client struct {
 
 	mu   sync.Mutex
 	subs map[string]*centrifugego.Subscription
+
+	// sendMu keeps Close from running during a Send: centrifuge-go
+	// v0.12.1's Close clears the transport that an asynchronous Send
+	// reads without a lock (a data race the race detector reports).
+	sendMu sync.RWMutex
 }
 
 // Dial connects a protobuf client with the profile's TCP dialer and waits
@@ -366,6 +374,13 @@ func (c *client) Send(ctx context.Context, payload []byte) error {
 		c.deliver(r.Data)
 		return nil
 	}
+	c.sendMu.RLock()
+	defer c.sendMu.RUnlock()
+	select {
+	case <-c.done:
+		return system.ErrClosed
+	default:
+	}
 	return c.c.Send(ctx, payload)
 }
 
@@ -417,6 +432,8 @@ func (c *client) Subscribe(ctx context.Context, topic string) error {
 func (c *client) Close() error {
 	c.once.Do(func() {
 		close(c.done)
+		c.sendMu.Lock()
+		defer c.sendMu.Unlock()
 		c.c.Close()
 	})
 	return nil

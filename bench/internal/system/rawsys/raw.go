@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetherhq/tether/bench/internal/system"
@@ -21,12 +22,24 @@ import (
 	"github.com/tetherhq/tether/server"
 )
 
-// method is the raw service's only method.
-const method = "/bench.raw.v1.RawService/Connect"
+// method is the raw service's stream; unaryMethod its unary round trip
+// (the twin of tether's SendWait: one message, one answer).
+const (
+	method      = "/bench.raw.v1.RawService/Connect"
+	unaryMethod = "/bench.raw.v1.RawService/Call"
+)
+
+// idHeader carries a raw session's client id in its stream's metadata, so
+// that other sessions can address it (relay).
+const idHeader = "bench-client-id"
 
 var serviceDesc = grpc.ServiceDesc{
 	ServiceName: "bench.raw.v1.RawService",
 	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Call",
+		Handler:    call,
+	}},
 	Streams: []grpc.StreamDesc{{
 		StreamName:    "Connect",
 		Handler:       nil, // set per server: it closes over the App
@@ -49,6 +62,45 @@ type rawServer struct {
 	gs *grpc.Server
 }
 
+// registry is the raw server's streams by client id, for relaying.
+type registry struct {
+	mu    sync.Mutex
+	conns map[string]*conn
+}
+
+func (r *registry) add(id string, c *conn) {
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	r.conns[id] = c
+	r.mu.Unlock()
+}
+
+func (r *registry) remove(id string, c *conn) {
+	r.mu.Lock()
+	if r.conns[id] == c {
+		delete(r.conns, id)
+	}
+	r.mu.Unlock()
+}
+
+func (r *registry) get(id string) *conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conns[id]
+}
+
+// call is the unary round trip: it decodes one ConnectRequest and answers
+// with an Ack frame carrying the message's seq.
+func call(_ any, _ context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	req := new(tetherv1.ConnectRequest)
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: &tetherv1.Ack{Seq: req.GetMessage().GetSeq()}}}, nil
+}
+
 // NewServer builds the raw server: the profile's keepalive options and
 // tether's receive limit, nothing else.
 func NewServer(app *system.App, opts system.ServerOptions) (system.Server, error) {
@@ -57,7 +109,8 @@ func NewServer(app *system.App, opts system.ServerOptions) (system.Server, error
 	gs := grpc.NewServer(gopts...)
 	desc := serviceDesc
 	desc.Streams = []grpc.StreamDesc{desc.Streams[0]}
-	desc.Streams[0].Handler = func(_ any, ss grpc.ServerStream) error { return serve(app, ss) }
+	reg := &registry{conns: map[string]*conn{}}
+	desc.Streams[0].Handler = func(_ any, ss grpc.ServerStream) error { return serve(app, reg, ss) }
 	gs.RegisterService(&desc, struct{}{})
 	return &rawServer{gs: gs}, nil
 }
@@ -81,10 +134,20 @@ func (c *conn) send(f *tetherv1.ConnectResponse) error {
 	return c.ss.SendMsg(f)
 }
 
-// serve is the raw handler: business messages go to the App, pings are
-// answered with pongs.
-func serve(app *system.App, ss grpc.ServerStream) error {
+// serve is the raw handler: business messages go to the App, or, when
+// addressed to a client id, to that client's stream (written from this
+// stream's handler: when the target does not read, HTTP/2 flow control
+// stops this handler, and so the sender); pings are answered with pongs.
+func serve(app *system.App, reg *registry, ss grpc.ServerStream) error {
 	c := &conn{ss: ss}
+	var id string
+	if md, ok := metadata.FromIncomingContext(ss.Context()); ok {
+		if v := md.Get(idHeader); len(v) > 0 {
+			id = v[0]
+		}
+	}
+	reg.add(id, c)
+	defer reg.remove(id, c)
 	p := app.Open(c)
 	defer p.Close()
 	for {
@@ -94,6 +157,12 @@ func serve(app *system.App, ss grpc.ServerStream) error {
 		}
 		switch f := req.GetFrame().(type) {
 		case *tetherv1.ConnectRequest_Message:
+			if to := f.Message.GetClientId(); to != "" {
+				if t := reg.get(to); t != nil {
+					_ = t.Send(f.Message.GetPayload())
+				}
+				continue
+			}
 			p.OnMessage(f.Message.GetPayload())
 		case *tetherv1.ConnectRequest_Ping:
 			_ = c.send(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: f.Ping.GetId(), SentAt: f.Ping.GetSentAt()}}})
@@ -121,6 +190,9 @@ func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.C
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
+	if opts.ID != "" {
+		sctx = metadata.AppendToOutgoingContext(sctx, idHeader, opts.ID)
+	}
 	stream, err := cc.NewStream(sctx, &serviceDesc.Streams[0], method, grpc.WaitForReady(true))
 	if err != nil {
 		cancel()
@@ -163,6 +235,22 @@ func (c *client) Send(_ context.Context, payload []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stream.SendMsg(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{Payload: payload}}})
+}
+
+// SendTo sends payload on the stream, addressed to clientID: the server
+// writes it to that client's stream (Relayer).
+func (c *client) SendTo(_ context.Context, clientID string, payload []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stream.SendMsg(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{
+		Target: &tetherv1.ClientMessage_ClientId{ClientId: clientID}, Payload: payload}}})
+}
+
+// SendWait is a unary call carrying payload, on the session's ClientConn
+// (Waiter): raw grpc-go's round trip for one message.
+func (c *client) SendWait(ctx context.Context, payload []byte) error {
+	req := &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{Payload: payload}}}
+	return c.cc.Invoke(ctx, unaryMethod, req, new(tetherv1.ConnectResponse))
 }
 
 func (c *client) Recv(ctx context.Context) ([]byte, error) {

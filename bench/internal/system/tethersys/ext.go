@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
@@ -41,13 +40,12 @@ func Ext() system.Ext {
 // log event (the moment the server gives up on a stream), OnMessage
 // before the App.
 func NewServerWithHooks(app *system.App, opts system.ServerOptions, hooks system.Hooks) (system.Server, error) {
-	srv, err := server.New(
-		server.WithServerID("bench"),
-		server.WithProfile(opts.Profile),
-		server.WithHandler(&hookHandler{handler: handler{app: app}, hooks: hooks}),
-		server.WithFrameRate(math.MaxFloat64, 1),
-		server.WithLogger(slog.New(&detachLog{onDown: hooks.OnDown})),
-	)
+	o, err := options(&hookHandler{handler: handler{app: app}, hooks: hooks}, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The logger only turns the "session detached" event into OnDown.
+	srv, err := server.New(append(o, server.WithLogger(slog.New(&detachLog{onDown: hooks.OnDown})))...)
 	if err != nil {
 		return nil, err
 	}

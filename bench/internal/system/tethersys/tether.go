@@ -1,18 +1,25 @@
-// Package tethersys is tether under test: server.New with the in-memory
-// broker and default options (except the per-stream frame-rate limit, see
-// NewServer), driven by the SDK (client.Session).
+// Package tethersys is tether under test: server.New with default options
+// and the in-memory broker (or broker/nats with its default Options),
+// driven by the SDK (client.Session) with its defaults. No flow-control
+// setting is changed on either side: no frame-rate override, no
+// application-level credit window (see NewServer and Dial).
 package tethersys
 
 import (
 	"context"
-	"math"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/bench/internal/system"
+	"github.com/tetherhq/tether/broker"
+	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/server"
 )
@@ -21,10 +28,35 @@ import (
 func System() system.System {
 	return system.System{
 		Name:      "tether",
-		Describe:  "tether server (memory broker, default options, frame-rate limit off) and Go SDK",
+		Describe:  "tether server (default options; memory broker, or NATS with its default options) and Go SDK (default options)",
 		NewServer: NewServer,
 		Dial:      Dial,
 	}
+}
+
+// options are the server options every tether server of the bench uses:
+// tetherd's defaults but for what names the node and carries the
+// scenario's parameters. WithServerID only names the node in logs and
+// records; WithProfile passes the case's liveness profile ("default" but
+// in the heartbeat and detection cases, which measure a profile); the
+// handler runs the benchmark App and hands every message addressed to a
+// session or client id to server.Router, tetherd's default handler; NATS
+// replaces the memory broker when asked for (broker/nats.Connect with its
+// default Options, as tetherd --broker nats connects).
+func options(h server.Handler, opts system.ServerOptions) ([]server.Option, error) {
+	o := []server.Option{
+		server.WithServerID("bench"),
+		server.WithProfile(opts.Profile),
+		server.WithHandler(h),
+	}
+	if opts.NATS != "" {
+		nb, err := natsbroker.Connect(opts.NATS, natsbroker.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("tether: --nats: %w", err)
+		}
+		o = append(o, server.WithBroker(nb)) // the server closes it
+	}
+	return o, nil
 }
 
 type tetherServer struct {
@@ -32,18 +64,14 @@ type tetherServer struct {
 	gs  *grpc.Server
 }
 
-// NewServer builds a tether server with default options and the given
-// profile. The one change is WithFrameRate: its default (2000 frames/s
-// per stream, bursts of 4000) is flood protection that every throughput
-// and latency run exceeds by design, so it is set to unlimited (the
-// limiter's fast path).
+// NewServer builds a tether server with default options (see options)
+// and the given profile.
 func NewServer(app *system.App, opts system.ServerOptions) (system.Server, error) {
-	srv, err := server.New(
-		server.WithServerID("bench"),
-		server.WithProfile(opts.Profile),
-		server.WithHandler(&handler{app: app}),
-		server.WithFrameRate(math.MaxFloat64, 1),
-	)
+	o, err := options(&handler{app: app}, opts)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(o...)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +98,15 @@ type handler struct {
 
 type conn struct{ s *server.Session }
 
+// Send queues payload to the session; a full outbound log (the default
+// BACKPRESSURE policy refuses the message: broker.ErrFull, or its
+// RESOURCE_EXHAUSTED status) is system.ErrFull, which the App retries.
 func (c conn) Send(payload []byte) error {
 	ok, err := c.s.Send(context.Background(), payload)
-	if err == nil && !ok {
+	switch {
+	case errors.Is(err, broker.ErrFull) || status.Code(err) == codes.ResourceExhausted:
+		return system.ErrFull
+	case err == nil && !ok:
 		return system.ErrClosed
 	}
 	return err
@@ -85,7 +119,13 @@ func (h *handler) OnConnect(_ context.Context, s *server.Session) error {
 	return nil
 }
 
-func (h *handler) OnMessage(_ context.Context, s *server.Session, m *server.Message) error {
+// OnMessage hands a message to the bench topic to the session's Peer and
+// routes every other one as tetherd does (server.Router: relay and flow
+// send to a client id).
+func (h *handler) OnMessage(ctx context.Context, s *server.Session, m *server.Message) error {
+	if m.Target != broker.Topic(topic) {
+		return server.Router{}.OnMessage(ctx, s, m)
+	}
 	if p, ok := h.peers.Load(s.ID()); ok {
 		p.(*system.Peer).OnMessage(m.Payload)
 	}
@@ -101,11 +141,30 @@ func (h *handler) OnClose(s *server.Session, _ string) {
 type tclient struct{ s *client.Session }
 
 // Dial opens an SDK session with the profile and waits until it is
-// connected (Welcome received).
+// connected (Welcome received). Nothing else is set but the client id
+// (every session of a run has its own), the heartbeat a heartbeat case asks
+// for, and callbacks that only observe (OnRTT, Observer): the send buffer,
+// its policy, the retries and the receive window are the SDK's defaults.
 func Dial(ctx context.Context, addr string, opts system.ClientOptions) (system.Client, error) {
 	var more []client.Option
 	if f := opts.OnRTT; f != nil {
 		more = append(more, client.WithOnRTT(func(_ string, rtt time.Duration) { f(rtt) }))
+	}
+	if o := opts.Observer; o != nil {
+		more = append(more,
+			client.WithOnState(func(c client.StateChange) {
+				if c.State == client.StateReconnecting {
+					why := "stream ended"
+					if c.Err != nil {
+						why = c.Err.Error()
+					}
+					o.Cut(why)
+				}
+				if c.Lost != nil && c.Lost.Last >= c.Lost.First {
+					o.Gap(c.Lost.Last - c.Lost.First + 1)
+				}
+			}),
+			client.WithOnSendError(func(_ client.Message, err error) { o.SendFailed(err.Error()) }))
 	}
 	return dial(ctx, addr, opts, more...)
 }
@@ -138,6 +197,17 @@ const topic = "bench"
 
 func (c *tclient) Send(ctx context.Context, payload []byte) error {
 	return c.s.Send(ctx, client.Message{Topic: topic, Payload: payload})
+}
+
+// SendTo sends payload to the session of clientID (Relayer).
+func (c *tclient) SendTo(ctx context.Context, clientID string, payload []byte) error {
+	return c.s.Send(ctx, client.Message{ClientID: clientID, Payload: payload})
+}
+
+// SendWait sends payload to the bench topic and waits for the server's
+// ack (Waiter).
+func (c *tclient) SendWait(ctx context.Context, payload []byte) error {
+	return c.s.SendWait(ctx, client.Message{Topic: topic, Payload: payload})
 }
 
 func (c *tclient) Recv(ctx context.Context) ([]byte, error) {
