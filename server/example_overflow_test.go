@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/broker"
@@ -27,34 +24,11 @@ func ExampleWithOverflowPolicy() {
 	if err != nil {
 		panic(err)
 	}
-	if err := srv.Start(context.Background()); err != nil {
-		panic(err)
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	go gs.Serve(lis)
-	defer srv.Close()
-	defer gs.Stop()
+	stream, welcome, stop := openExample(srv, "sensor-1")
+	defer stop()
+	fmt.Println("overflow policy:", welcome.GetLimits().GetOverflowPolicy())
 
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		panic(err)
-	}
-	defer cc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stream, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
-	if err != nil {
-		panic(err)
-	}
-	_ = stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: &tetherv1.Hello{ClientId: "sensor-1"}}})
-	welcome, _ := stream.Recv()
-	fmt.Println("overflow policy:", welcome.GetWelcome().GetLimits().GetOverflowPolicy())
-
+	ctx := context.Background()
 	for _, p := range []string{"a", "b", "c"} {
 		_, err := srv.Publish(ctx, broker.Client("sensor-1"), []byte(p), "")
 		fmt.Printf("publish %s: %v, full: %v\n", p, status.Code(err), errors.Is(err, broker.ErrFull))

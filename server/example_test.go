@@ -20,6 +20,26 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	stream, welcome, stop := openExample(srv, "device-7")
+	defer stop()
+	fmt.Println("resumed:", welcome.GetResumed(), "server:", welcome.GetServerId())
+
+	ctx := context.Background()
+	n, _ := srv.Publish(ctx, broker.Client("device-7"), []byte("hello, device"), "")
+	fmt.Println("delivered to", n, "session")
+	msg, _ := stream.Recv()
+	fmt.Printf("seq %d: %s\n", msg.GetMessage().GetSeq(), msg.GetMessage().GetPayload())
+	_ = stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: 1}}})
+	// Output:
+	// resumed: false server: example
+	// delivered to 1 session
+	// seq 1: hello, device
+}
+
+// openExample starts srv, serves it on loopback and opens a session for
+// clientID with the generated stub, as a client in any language would: it
+// sends Hello and reads Welcome. stop ends the stream and the server.
+func openExample(srv *server.Server, clientID string) (tetherv1.TetherService_ConnectClient, *tetherv1.Welcome, func()) {
 	if err := srv.Start(context.Background()); err != nil {
 		panic(err)
 	}
@@ -30,31 +50,25 @@ func Example() {
 		panic(err)
 	}
 	go gs.Serve(lis)
-	defer srv.Close()
-	defer gs.Stop()
-
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
 	}
-	defer cc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	stop := func() {
+		cancel()
+		_ = cc.Close()
+		gs.Stop()
+		_ = srv.Close()
+	}
 	stream, err := tetherv1.NewTetherServiceClient(cc).Connect(ctx)
 	if err != nil {
 		panic(err)
 	}
-	_ = stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: &tetherv1.Hello{ClientId: "device-7"}}})
-	welcome, _ := stream.Recv()
-	fmt.Println("resumed:", welcome.GetWelcome().GetResumed(), "server:", welcome.GetWelcome().GetServerId())
-
-	n, _ := srv.Publish(ctx, broker.Client("device-7"), []byte("hello, device"), "")
-	fmt.Println("delivered to", n, "session")
-	msg, _ := stream.Recv()
-	fmt.Printf("seq %d: %s\n", msg.GetMessage().GetSeq(), msg.GetMessage().GetPayload())
-	_ = stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ack{Ack: &tetherv1.Ack{Seq: 1}}})
-	// Output:
-	// resumed: false server: example
-	// delivered to 1 session
-	// seq 1: hello, device
+	_ = stream.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: &tetherv1.Hello{ClientId: clientID}}})
+	welcome, err := stream.Recv()
+	if err != nil {
+		panic(err)
+	}
+	return stream, welcome.GetWelcome(), stop
 }

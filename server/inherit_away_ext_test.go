@@ -133,16 +133,7 @@ func TestTakeoverAcrossNodesSkipsWhatTheFailedResumeHeld(t *testing.T) {
 	waitState(t, n1.node, w1.GetSessionId(), tetherv1.SessionState_SESSION_STATE_DETACHED)
 
 	c2 := n2.dial(t, "p")
-	w2 := c2.open(&tetherv1.Hello{ClientId: "dev", Resume: &tetherv1.Resume{
-		SessionId: w1.GetSessionId(), ResumeToken: "stale", LastReceivedSeq: 4,
-	}})
-	if w2.GetResumed() {
-		t.Fatal("a stale token resumed the session")
-	}
-	took := w2.GetTookOver()
-	if took.GetSessionId() != w1.GetSessionId() || took.GetInherited() != 2 || took.GetDropped() != nil {
-		t.Fatalf("took_over %v; want session %s, 2 inherited (m5, m6), none dropped", took, w1.GetSessionId())
-	}
+	openAfterStaleResume(t, c2, w1)
 	n1.publishTo(t, "dev", "m7")
 	c2.expectMessages(1, payloads(5, 7)...)
 }

@@ -85,16 +85,7 @@ func TestTakeoverSkipsWhatTheFailedResumeHeld(t *testing.T) {
 	waitState(t, n, w1.GetSessionId(), tetherv1.SessionState_SESSION_STATE_DETACHED)
 
 	c2 := n.dial(t, "p")
-	w2 := c2.open(&tetherv1.Hello{ClientId: "dev", Resume: &tetherv1.Resume{
-		SessionId: w1.GetSessionId(), ResumeToken: "stale", LastReceivedSeq: 4,
-	}})
-	if w2.GetResumed() {
-		t.Fatal("a stale token resumed the session")
-	}
-	took := w2.GetTookOver()
-	if took.GetSessionId() != w1.GetSessionId() || took.GetInherited() != 2 || took.GetDropped() != nil {
-		t.Fatalf("took_over %v; want session %s, 2 inherited (m5, m6), none dropped", took, w1.GetSessionId())
-	}
+	openAfterStaleResume(t, c2, w1)
 	n.publishTo(t, "dev", "m7")
 	c2.expectMessages(1, payloads(5, 7)...)
 }
@@ -156,4 +147,21 @@ func TestTakeoverByAnotherPrincipalInheritsNothing(t *testing.T) {
 	c2.expectEnd(codes.PermissionDenied, "belongs to a session of another principal")
 	n.publishTo(t, "shared", "still alice's")
 	c1.expectMessages(2, "still alice's")
+}
+
+// openAfterStaleResume opens a fresh session of client id "dev" on c whose
+// resume of old fails (a stale token) though it names seq 4 as received,
+// and checks that it inherits old's m5 and m6 only, dropping nothing.
+func openAfterStaleResume(t *testing.T, c *conn, old *tetherv1.Welcome) {
+	t.Helper()
+	w := c.open(&tetherv1.Hello{ClientId: "dev", Resume: &tetherv1.Resume{
+		SessionId: old.GetSessionId(), ResumeToken: "stale", LastReceivedSeq: 4,
+	}})
+	if w.GetResumed() {
+		t.Fatal("a stale token resumed the session")
+	}
+	took := w.GetTookOver()
+	if took.GetSessionId() != old.GetSessionId() || took.GetInherited() != 2 || took.GetDropped() != nil {
+		t.Fatalf("took_over %v; want session %s, 2 inherited (m5, m6), none dropped", took, old.GetSessionId())
+	}
 }
