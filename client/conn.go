@@ -359,10 +359,7 @@ func (c *conn) nextFrame() *tetherv1.ConnectRequest {
 		return f
 	}
 	c.mu.Unlock()
-	if m := c.s.out.next(c); m != nil {
-		return &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: m}}
-	}
-	return nil
+	return c.s.out.next(c)
 }
 
 // read handles every frame until the stream ends.

@@ -15,11 +15,15 @@ import (
 // pending is one sent message waiting for the server's ack. Its fields
 // other than msg's payload are guarded by the outbox's mutex.
 type pending struct {
-	msg   tetherv1.ClientMessage // in the same allocation: one per Send
-	done  bool                   // handled, or lost for good
-	err   error                  // before done: the server's refusal of this send, if any; once done: why it was lost
-	acked chan struct{}          // made for SendWait only; closed when done
-	retry *retryState            // from the server's first refusal on
+	msg tetherv1.ClientMessage // in the same allocation: one per Send
+	// frame carries msg on the stream (through in), in the same
+	// allocation too: the writer sends it as it is, every time.
+	frame tetherv1.ConnectRequest
+	in    tetherv1.ConnectRequest_Message
+	done  bool          // handled, or lost for good
+	err   error         // before done: the server's refusal of this send, if any; once done: why it was lost
+	acked chan struct{} // made for SendWait only; closed when done
+	retry *retryState   // from the server's first refusal on
 	// waited is set when a caller waits for the outcome (SendWait,
 	// Request): it, not a re-send, decides what to do with NOT_FOUND.
 	waited bool
@@ -133,8 +137,8 @@ func (o *outbox) dropOldestUnwrittenLocked() bool {
 	return true
 }
 
-// next returns the next message to write on c, or nil.
-func (o *outbox) next(c *conn) *tetherv1.ClientMessage {
+// next returns the frame of the next message to write on c, or nil.
+func (o *outbox) next(c *conn) *tetherv1.ConnectRequest {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.conn != c || o.paused {
@@ -152,7 +156,12 @@ func (o *outbox) next(c *conn) *tetherv1.ClientMessage {
 	}
 	o.written++
 	o.handed = max(o.handed, o.written)
-	return &o.items[i].msg
+	p := o.items[i]
+	if p.frame.Frame == nil {
+		p.in.Message = &p.msg
+		p.frame.Frame = &p.in
+	}
+	return &p.frame
 }
 
 // finished returns a channel that is closed once p is done; p.err is set

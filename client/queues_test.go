@@ -80,7 +80,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	var lost []*pending
 	o.lost = func(p *pending, err error) { lost = append(lost, p) }
 	ps := pushN(t, o, 3)
-	if m := o.next(c); m.GetSeq() != 1 { // 1 is written: it must stay
+	if m := o.next(c).GetMessage(); m.GetSeq() != 1 { // 1 is written: it must stay
 		t.Fatalf("first written seq = %d", m.GetSeq())
 	}
 	p4 := pushN(t, o, 1)[0]
@@ -120,13 +120,13 @@ func TestOutboxResumeAndFreshSession(t *testing.T) {
 	// Resumed: the server had 1 and 2, so 3 and 4 are written again.
 	c2 := &conn{}
 	o.attach(c2, true, 2, noLimits)
-	if m := o.next(c2); m.GetSeq() != 3 {
+	if m := o.next(c2).GetMessage(); m.GetSeq() != 3 {
 		t.Fatalf("re-send starts at %d, want 3", m.GetSeq())
 	}
 	// A fresh session: what is held is renumbered from 1.
 	c3 := &conn{}
 	o.attach(c3, false, 0, noLimits)
-	if m := o.next(c3); m.GetSeq() != 1 {
+	if m := o.next(c3).GetMessage(); m.GetSeq() != 1 {
 		t.Fatalf("fresh session starts at %d, want 1", m.GetSeq())
 	}
 	if u, q := o.counts(); u != 1 || q != 1 {
@@ -159,11 +159,11 @@ func TestOutboxFreshSessionDropsWhatItsLimitsRefuse(t *testing.T) {
 		t.Fatalf("lost %v; the large message done=%v err=%v", lost, ps[1].done, ps[1].err)
 	}
 	for want := uint64(1); want <= 2; want++ {
-		if m := o.next(c); m.GetSeq() != want || len(m.GetPayload()) == 2000 {
+		if m := o.next(c).GetMessage(); m.GetSeq() != want || len(m.GetPayload()) == 2000 {
 			t.Fatalf("sent seq %d with %d bytes, want seq %d", m.GetSeq(), len(m.GetPayload()), want)
 		}
 	}
-	if m := o.next(c); m != nil {
+	if m := o.next(c).GetMessage(); m != nil {
 		t.Fatalf("sent %v after the two that fit", m)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -514,10 +515,43 @@ const maxSeqBytes = 1 + 10
 // it), or its frame, as gRPC counts it, above
 // Welcome.limits.max_frame_bytes (the server would end the stream, and
 // the resume would re-send it).
+//
+// A message whose frameBound is within the frame limit is taken without
+// building its frame: Send's path then allocates nothing here.
 func (s *Session) checkLimits(m Message) error {
+	l := s.limits.Load()
+	if l == nil {
+		return nil
+	}
+	payloadOK := l.GetMaxMessageBytes() <= 0 || len(m.Payload) <= int(l.GetMaxMessageBytes())
+	frameOK := l.GetMaxFrameBytes() <= 0 || frameBound(m)+maxSeqBytes <= int(l.GetMaxFrameBytes())
+	if payloadOK && frameOK {
+		return nil
+	}
 	pm := &tetherv1.ClientMessage{}
 	fillProto(pm, m)
-	return tooLarge(s.limits.Load(), pm)
+	return tooLarge(l, pm)
+}
+
+// fieldBound bounds what a field adds to a frame besides its content: a
+// one-byte tag (every field number of ClientMessage is below 16) and a
+// length varint.
+const fieldBound = 1 + binary.MaxVarintLen64
+
+// frameBound is an upper bound of the ConnectRequest frame's size (its
+// seq aside) that m is sent in, as proto.Size counts it: every field of
+// fillProto at its largest overhead, set or not, plus the frame's own tag
+// and length.
+func frameBound(m Message) int {
+	n := 2*fieldBound + // the frame's message field: its tag and length, with room to spare
+		2*2 + // generated_key and ack_now
+		5*fieldBound + // payload, content_type, correlation_id, idempotency_key, the target
+		len(m.Payload) + len(m.ContentType) + len(m.CorrelationID) + len(m.IdempotencyKey) +
+		len(m.Topic) + len(m.SessionID) + len(m.ClientID)
+	for k, v := range m.Headers {
+		n += 3*fieldBound + len(k) + len(v) // the entry, its key and its value
+	}
+	return n
 }
 
 // tooLarge is checkLimits for m as it is sent, under limits l (nil: none

@@ -242,7 +242,13 @@ func (st *stream) recvFrame() (*tetherv1.ConnectRequest, error) {
 	if !ok {
 		return st.ss.Recv()
 	}
-	box := &frameBox{ConnectRequest: new(tetherv1.ConnectRequest)}
+	// The box and its frame in one allocation.
+	b := new(struct {
+		box   frameBox
+		frame tetherv1.ConnectRequest
+	})
+	box := &b.box
+	box.ConnectRequest = &b.frame
 	if err := g.RecvMsg(box); err != nil {
 		return nil, err
 	}
