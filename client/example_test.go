@@ -12,13 +12,20 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/backoff"
+	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/server"
 )
 
 // exampleServer starts a tether server on loopback for the examples.
 func exampleServer() (addr string, stop func()) {
-	srv, err := server.New()
+	_, addr, stop = exampleServerWith()
+	return addr, stop
+}
+
+// exampleServerWith starts a tether server with opts on loopback.
+func exampleServerWith(opts ...server.Option) (srv *server.Server, addr string, stop func()) {
+	srv, err := server.New(opts...)
 	if err != nil {
 		panic(err)
 	}
@@ -32,7 +39,7 @@ func exampleServer() (addr string, stop func()) {
 		panic(err)
 	}
 	go gs.Serve(lis)
-	return lis.Addr().String(), func() { gs.Stop(); srv.Close() }
+	return srv, lis.Addr().String(), func() { gs.Stop(); srv.Close() }
 }
 
 // A session subscribes to a topic; another sends to it.
@@ -186,23 +193,10 @@ func (refuseAll) Connect(context.Context) error {
 // terminal *client.Error, and CodeOf gives its code. A retryable error
 // (the server draining, a broken network) would have been retried.
 func ExampleCodeOf() {
-	srv, err := server.New(server.WithAuthorizer(refuseAll{}))
-	if err != nil {
-		panic(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		panic(err)
-	}
-	gs := grpc.NewServer(srv.GRPCServerOptions()...)
-	srv.Register(gs)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	go gs.Serve(lis)
-	defer func() { gs.Stop(); srv.Close() }()
+	_, addr, stop := exampleServerWith(server.WithAuthorizer(refuseAll{}))
+	defer stop()
 
-	s, err := client.New(client.WithAddrs(lis.Addr().String()))
+	s, err := client.New(client.WithAddrs(addr))
 	if err != nil {
 		panic(err)
 	}
@@ -218,20 +212,53 @@ func ExampleCodeOf() {
 	// this principal may not connect
 }
 
-// A session that reads slowly tells the server how much it takes
-// unacknowledged, and learns at once of messages the server had to drop
-// (a server whose overflow policy is DROP_OLDEST).
+// A session that reads slowly learns at once of the messages the server
+// had to drop. Here the server's outbound log holds 2 messages under the
+// DROP_OLDEST policy, the session takes 1 unacknowledged at a time, and 6
+// messages are published at once: each of them either arrives or is
+// reported lost, never both and never neither.
 func ExampleWithOnLoss() {
+	srv, addr, stop := exampleServerWith(server.WithMaxOutboundQueue(2), server.WithOverflowPolicy(server.OverflowDropOldest))
+	defer stop()
+	ctx := context.Background()
+	losses := make(chan client.Loss, 16)
 	s, err := client.New(
-		client.WithAddrs("127.0.0.1:7070"),
+		client.WithAddrs(addr),
 		client.WithClientID("dashboard"),
-		client.WithReceiveWindow(256, 1<<20),
-		client.WithOnLoss(func(l client.Loss) {
-			fmt.Printf("lost %d-%d (%s): %s\n", l.Range.First, l.Range.Last, l.Cause, l.Reason)
-		}),
+		client.WithReceiveWindow(1, 1<<20),
+		client.WithOnLoss(func(l client.Loss) { losses <- l }),
 	)
 	if err != nil {
 		panic(err)
 	}
-	defer s.Close(context.Background())
+	defer s.Close(ctx)
+	if err := s.Connect(ctx); err != nil {
+		panic(err)
+	}
+	for i := 1; i <= 6; i++ {
+		if _, err := srv.Publish(ctx, broker.Client("dashboard"), []byte(fmt.Sprint(i)), ""); err != nil {
+			panic(err)
+		}
+	}
+	fate := map[uint64]string{}
+	for last := false; !last; {
+		m, err := s.Receive(ctx)
+		if err != nil {
+			panic(err)
+		}
+		fate[m.Seq] = "received"
+		last = string(m.Payload) == "6" // the newest is never the one dropped
+	}
+	for len(fate) < 6 {
+		l := <-losses
+		for seq := l.Range.First; seq <= l.Range.Last; seq++ {
+			if fate[seq] != "" {
+				fmt.Println("message", seq, "was reported lost after it", fate[seq])
+			}
+			fate[seq] = "lost"
+		}
+	}
+	fmt.Println("each of the 6 messages arrived or was reported lost:", len(fate) == 6)
+	// Output:
+	// each of the 6 messages arrived or was reported lost: true
 }
