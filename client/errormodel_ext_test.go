@@ -89,9 +89,16 @@ func welcome(n int, limits *tetherv1.Limits) *tetherv1.ConnectResponse {
 	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}}
 }
 
+// frameStream is the server side of a session stream, as the fake servers
+// read and write it.
+type frameStream interface {
+	Recv() (*tetherv1.ConnectRequest, error)
+	Send(*tetherv1.ConnectResponse) error
+}
+
 // serveFrames answers pings until the stream ends, handing every other
 // frame to on (which may be nil).
-func serveFrames(st tetherv1.TetherService_ConnectServer, on func(*tetherv1.ConnectRequest) error) error {
+func serveFrames(st frameStream, on func(*tetherv1.ConnectRequest) error) error {
 	for {
 		f, err := st.Recv()
 		if err != nil {

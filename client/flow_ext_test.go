@@ -83,26 +83,17 @@ func (s *flowStream) ack(seq uint64) error {
 }
 
 // serve answers pings until the stream ends and hands every other frame
-// to on (which may be nil).
+// to on (which may be nil), sending under the stream's lock.
 func (s *flowStream) serve(on func(*tetherv1.ConnectRequest) error) error {
-	for {
-		f, err := s.st.Recv()
-		if err != nil {
-			return err
-		}
-		if p := f.GetPing(); p != nil {
-			if err := s.send(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Pong{Pong: &tetherv1.Pong{Id: p.GetId(), SentAt: p.GetSentAt()}}}); err != nil {
-				return err
-			}
-			continue
-		}
-		if on != nil {
-			if err := on(f); err != nil {
-				return err
-			}
-		}
-	}
+	return serveFrames(lockedStream{s}, on)
 }
+
+// lockedStream is a flowStream whose Send takes its lock.
+type lockedStream struct{ *flowStream }
+
+func (l lockedStream) Recv() (*tetherv1.ConnectRequest, error) { return l.st.Recv() }
+
+func (l lockedStream) Send(f *tetherv1.ConnectResponse) error { return l.send(f) }
 
 // flowSession serves f on bufconn in the bubble and returns a session
 // dialing it.
