@@ -133,10 +133,11 @@ func TestPickUnreachableHome(t *testing.T) {
 	}
 	home, other := bs.list[0], bs.list[1]
 	for _, b := range bs.list {
-		// The health watches would overwrite the states set below.
+		// The health watches would overwrite the states set below. The
+		// stopped watch's cancel stays set: a nil one would make pick
+		// (startLocked) start a new watch, which races the states.
 		b.stopWatch()
 		<-b.watchDone
-		b.stopWatch = nil
 	}
 	home.set(func(b *backend) { b.health = healthUnreachable })
 	other.set(func(b *backend) { b.health = healthServing })
