@@ -146,6 +146,31 @@
 // flow control holds the client's writes back; it does not cut the stream
 // for it. A client should pace itself to that rate (the Go SDK does).
 //
+// # Batches
+//
+// Either side may carry several business messages in one frame: a
+// ServerMessageBatch (ConnectResponse.batch) or a ClientMessageBatch
+// (ConnectRequest.batch). Batches are negotiated: the client asks with
+// Hello.max_batch, and the server grants Welcome.max_batch. The server sends
+// batches only to a client that asked, and a client sends them only to a
+// server that granted a non-zero Welcome.max_batch, so a client that does
+// not know batches (grpcurl, an older stub) never sees one.
+//
+// A batch means exactly what its messages would mean as consecutive Message
+// frames, in the batch's order: the same seqs, one each, in order; the same
+// acknowledgement (one cumulative Ack may cover a whole batch, or part of
+// it); the same Error frames for a failed or refused message (a refused
+// message drops, unread, the rest of its batch and everything after it,
+// see "What becomes of a client message"); and each message counts as one
+// frame against Limits.max_frames_per_second. A batch holds at least one
+// message and at most Welcome.max_batch, and its encoded size is at most
+// Limits.max_frame_bytes. The server's receive window counts messages, not
+// frames: a batch never takes the window past its bounds. Batches are an
+// optimisation for a sender that has several messages waiting at once:
+// neither side holds a message back to fill a batch. A batch that is empty
+// or larger than Welcome.max_batch, or a ClientMessageBatch sent when
+// Welcome.max_batch was 0, ends the stream with INVALID_ARGUMENT.
+//
 // # Subscriptions
 //
 // Subscribe and Unsubscribe are all or nothing, like Hello.topics. If one
@@ -537,6 +562,100 @@ func (x *Hello) GetReceiveWindow() *ReceiveWindow {
 	return nil
 }
 
+// ServerMessageBatch is several server messages in one frame (see
+// "Batches").
+type ServerMessageBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages, in seq order, as if each came in a Message frame.
+	Messages      []*ServerMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerMessageBatch) Reset() {
+	*x = ServerMessageBatch{}
+	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerMessageBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerMessageBatch) ProtoMessage() {}
+
+func (x *ServerMessageBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerMessageBatch.ProtoReflect.Descriptor instead.
+func (*ServerMessageBatch) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ServerMessageBatch) GetMessages() []*ServerMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+// ClientMessageBatch is several client messages in one frame (see
+// "Batches").
+type ClientMessageBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages, in seq order, as if each came in a Message frame.
+	Messages      []*ClientMessage `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientMessageBatch) Reset() {
+	*x = ClientMessageBatch{}
+	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientMessageBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientMessageBatch) ProtoMessage() {}
+
+func (x *ClientMessageBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientMessageBatch.ProtoReflect.Descriptor instead.
+func (*ClientMessageBatch) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClientMessageBatch) GetMessages() []*ClientMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 // ReceiveWindow bounds what the server has sent and not yet had
 // acknowledged on a stream.
 type ReceiveWindow struct {
@@ -552,7 +671,7 @@ type ReceiveWindow struct {
 
 func (x *ReceiveWindow) Reset() {
 	*x = ReceiveWindow{}
-	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	mi := &file_tether_v1_frames_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +683,7 @@ func (x *ReceiveWindow) String() string {
 func (*ReceiveWindow) ProtoMessage() {}
 
 func (x *ReceiveWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[1]
+	mi := &file_tether_v1_frames_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +696,7 @@ func (x *ReceiveWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveWindow.ProtoReflect.Descriptor instead.
 func (*ReceiveWindow) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{1}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReceiveWindow) GetMessages() uint32 {
@@ -616,7 +735,7 @@ type Resume struct {
 
 func (x *Resume) Reset() {
 	*x = Resume{}
-	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +747,7 @@ func (x *Resume) String() string {
 func (*Resume) ProtoMessage() {}
 
 func (x *Resume) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[2]
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +760,7 @@ func (x *Resume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resume.ProtoReflect.Descriptor instead.
 func (*Resume) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{2}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Resume) GetSessionId() string {
@@ -723,14 +842,20 @@ type Welcome struct {
 	// Set when this fresh session took its client id over from an earlier
 	// session of the same principal (Hello.client_id without a valid
 	// resume): what became of that session's undelivered messages.
-	TookOver      *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
+	TookOver *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
+	// The most messages the server puts in one ServerMessageBatch frame:
+	// Hello.max_batch, clamped; 0 when Hello asked for none (or the server
+	// predates batches). When it is not 0 the server also takes
+	// ClientMessageBatch frames of at most this many messages (see
+	// "Batches"); a client must not send one otherwise.
+	MaxBatch      uint32 `protobuf:"varint,20,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_tether_v1_frames_proto_msgTypes[3]
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +867,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[3]
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +880,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{3}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -891,6 +1016,13 @@ func (x *Welcome) GetTookOver() *TakeOver {
 	return nil
 }
 
+func (x *Welcome) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
+}
+
 // TakeOver reports what a fresh session inherited from the session of its
 // client id that it took over. That session's undelivered messages (sent
 // and unacknowledged, or queued) are inherited: they are this session's
@@ -914,7 +1046,7 @@ type TakeOver struct {
 
 func (x *TakeOver) Reset() {
 	*x = TakeOver{}
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1058,7 @@ func (x *TakeOver) String() string {
 func (*TakeOver) ProtoMessage() {}
 
 func (x *TakeOver) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1071,7 @@ func (x *TakeOver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeOver.ProtoReflect.Descriptor instead.
 func (*TakeOver) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TakeOver) GetSessionId() string {
@@ -976,7 +1108,7 @@ type SeqRange struct {
 
 func (x *SeqRange) Reset() {
 	*x = SeqRange{}
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1120,7 @@ func (x *SeqRange) String() string {
 func (*SeqRange) ProtoMessage() {}
 
 func (x *SeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1133,7 @@ func (x *SeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqRange.ProtoReflect.Descriptor instead.
 func (*SeqRange) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SeqRange) GetFirst() uint64 {
@@ -1066,7 +1198,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1210,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1223,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Limits) GetMaxMessageBytes() uint32 {
@@ -1185,7 +1317,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1329,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1342,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Gap) GetLost() *SeqRange {
@@ -1242,7 +1374,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1386,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1399,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ping) GetId() uint64 {
@@ -1297,7 +1429,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1441,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1454,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pong) GetId() uint64 {
@@ -1386,7 +1518,7 @@ type ClientMessage struct {
 
 func (x *ClientMessage) Reset() {
 	*x = ClientMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1530,7 @@ func (x *ClientMessage) String() string {
 func (*ClientMessage) ProtoMessage() {}
 
 func (x *ClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1543,7 @@ func (x *ClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientMessage.ProtoReflect.Descriptor instead.
 func (*ClientMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClientMessage) GetSeq() uint64 {
@@ -1555,7 +1687,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1699,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1712,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ServerMessage) GetSeq() uint64 {
@@ -1653,7 +1785,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1797,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1810,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Source) GetSessionId() string {
@@ -1712,7 +1844,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1856,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1869,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1763,7 +1895,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1907,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1920,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Subscribe) GetTopics() []string {
@@ -1821,7 +1953,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +1965,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +1978,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Unsubscribe) GetTopics() []string {
@@ -1875,7 +2007,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2019,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2032,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Close) GetReason() string {
@@ -1931,7 +2063,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2075,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2088,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GoAway) GetReason() GoAwayReason {
@@ -2026,7 +2158,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2170,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2183,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -2103,7 +2235,11 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x0ereceive_window\x18\x06 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"J\n" +
+	"\x12ServerMessageBatch\x124\n" +
+	"\bmessages\x18\x01 \x03(\v2\x18.tether.v1.ServerMessageR\bmessages\"J\n" +
+	"\x12ClientMessageBatch\x124\n" +
+	"\bmessages\x18\x01 \x03(\v2\x18.tether.v1.ClientMessageR\bmessages\"A\n" +
 	"\rReceiveWindow\x12\x1a\n" +
 	"\bmessages\x18\x01 \x01(\rR\bmessages\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\rR\x05bytes\"v\n" +
@@ -2111,7 +2247,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xed\x06\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\x8a\a\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -2134,7 +2270,8 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\x12\x1b\n" +
 	"\tclient_id\x18\x11 \x01(\tR\bclientId\x12?\n" +
 	"\x0ereceive_window\x18\x12 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x120\n" +
-	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\"v\n" +
+	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\x12\x1b\n" +
+	"\tmax_batch\x18\x14 \x01(\rR\bmaxBatch\"v\n" +
 	"\bTakeOver\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
@@ -2264,69 +2401,73 @@ func file_tether_v1_frames_proto_rawDescGZIP() []byte {
 }
 
 var file_tether_v1_frames_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_tether_v1_frames_proto_goTypes = []any{
 	(ResumeStatus)(0),             // 0: tether.v1.ResumeStatus
 	(OverflowPolicy)(0),           // 1: tether.v1.OverflowPolicy
 	(GoAwayReason)(0),             // 2: tether.v1.GoAwayReason
 	(*Hello)(nil),                 // 3: tether.v1.Hello
-	(*ReceiveWindow)(nil),         // 4: tether.v1.ReceiveWindow
-	(*Resume)(nil),                // 5: tether.v1.Resume
-	(*Welcome)(nil),               // 6: tether.v1.Welcome
-	(*TakeOver)(nil),              // 7: tether.v1.TakeOver
-	(*SeqRange)(nil),              // 8: tether.v1.SeqRange
-	(*Limits)(nil),                // 9: tether.v1.Limits
-	(*Gap)(nil),                   // 10: tether.v1.Gap
-	(*Ping)(nil),                  // 11: tether.v1.Ping
-	(*Pong)(nil),                  // 12: tether.v1.Pong
-	(*ClientMessage)(nil),         // 13: tether.v1.ClientMessage
-	(*ServerMessage)(nil),         // 14: tether.v1.ServerMessage
-	(*Source)(nil),                // 15: tether.v1.Source
-	(*Ack)(nil),                   // 16: tether.v1.Ack
-	(*Subscribe)(nil),             // 17: tether.v1.Subscribe
-	(*Unsubscribe)(nil),           // 18: tether.v1.Unsubscribe
-	(*Close)(nil),                 // 19: tether.v1.Close
-	(*GoAway)(nil),                // 20: tether.v1.GoAway
-	(*Error)(nil),                 // 21: tether.v1.Error
-	nil,                           // 22: tether.v1.Hello.MetadataEntry
-	nil,                           // 23: tether.v1.ClientMessage.HeadersEntry
-	nil,                           // 24: tether.v1.ServerMessage.HeadersEntry
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*ServerMessageBatch)(nil),    // 4: tether.v1.ServerMessageBatch
+	(*ClientMessageBatch)(nil),    // 5: tether.v1.ClientMessageBatch
+	(*ReceiveWindow)(nil),         // 6: tether.v1.ReceiveWindow
+	(*Resume)(nil),                // 7: tether.v1.Resume
+	(*Welcome)(nil),               // 8: tether.v1.Welcome
+	(*TakeOver)(nil),              // 9: tether.v1.TakeOver
+	(*SeqRange)(nil),              // 10: tether.v1.SeqRange
+	(*Limits)(nil),                // 11: tether.v1.Limits
+	(*Gap)(nil),                   // 12: tether.v1.Gap
+	(*Ping)(nil),                  // 13: tether.v1.Ping
+	(*Pong)(nil),                  // 14: tether.v1.Pong
+	(*ClientMessage)(nil),         // 15: tether.v1.ClientMessage
+	(*ServerMessage)(nil),         // 16: tether.v1.ServerMessage
+	(*Source)(nil),                // 17: tether.v1.Source
+	(*Ack)(nil),                   // 18: tether.v1.Ack
+	(*Subscribe)(nil),             // 19: tether.v1.Subscribe
+	(*Unsubscribe)(nil),           // 20: tether.v1.Unsubscribe
+	(*Close)(nil),                 // 21: tether.v1.Close
+	(*GoAway)(nil),                // 22: tether.v1.GoAway
+	(*Error)(nil),                 // 23: tether.v1.Error
+	nil,                           // 24: tether.v1.Hello.MetadataEntry
+	nil,                           // 25: tether.v1.ClientMessage.HeadersEntry
+	nil,                           // 26: tether.v1.ServerMessage.HeadersEntry
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
 }
 var file_tether_v1_frames_proto_depIdxs = []int32{
-	25, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
-	5,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
-	22, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
-	4,  // 3: tether.v1.Hello.receive_window:type_name -> tether.v1.ReceiveWindow
-	0,  // 4: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
-	8,  // 5: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
-	25, // 6: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 7: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
-	25, // 8: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
-	9,  // 9: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
-	25, // 10: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
-	4,  // 11: tether.v1.Welcome.receive_window:type_name -> tether.v1.ReceiveWindow
-	7,  // 12: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
-	8,  // 13: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
-	25, // 14: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 15: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 16: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
-	8,  // 17: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
-	26, // 18: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	26, // 19: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	23, // 20: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	24, // 21: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	15, // 22: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	26, // 23: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	2,  // 24: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	25, // 25: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	25, // 26: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	27, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
+	7,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
+	24, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
+	6,  // 3: tether.v1.Hello.receive_window:type_name -> tether.v1.ReceiveWindow
+	16, // 4: tether.v1.ServerMessageBatch.messages:type_name -> tether.v1.ServerMessage
+	15, // 5: tether.v1.ClientMessageBatch.messages:type_name -> tether.v1.ClientMessage
+	0,  // 6: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
+	10, // 7: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
+	27, // 8: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	27, // 9: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
+	27, // 10: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
+	11, // 11: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
+	27, // 12: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
+	6,  // 13: tether.v1.Welcome.receive_window:type_name -> tether.v1.ReceiveWindow
+	9,  // 14: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
+	10, // 15: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
+	27, // 16: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
+	27, // 17: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 18: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
+	10, // 19: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
+	28, // 20: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	28, // 21: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	25, // 22: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	26, // 23: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	17, // 24: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	28, // 25: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	2,  // 26: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	27, // 27: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	27, // 28: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
@@ -2334,7 +2475,7 @@ func file_tether_v1_frames_proto_init() {
 	if File_tether_v1_frames_proto != nil {
 		return
 	}
-	file_tether_v1_frames_proto_msgTypes[10].OneofWrappers = []any{
+	file_tether_v1_frames_proto_msgTypes[12].OneofWrappers = []any{
 		(*ClientMessage_Topic)(nil),
 		(*ClientMessage_SessionId)(nil),
 		(*ClientMessage_ClientId)(nil),
@@ -2345,7 +2486,7 @@ func file_tether_v1_frames_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_frames_proto_rawDesc), len(file_tether_v1_frames_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

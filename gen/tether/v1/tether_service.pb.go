@@ -38,6 +38,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Subscribe
 	//	*ConnectRequest_Unsubscribe
 	//	*ConnectRequest_Close
+	//	*ConnectRequest_Batch
 	Frame         isConnectRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -152,6 +153,15 @@ func (x *ConnectRequest) GetClose() *Close {
 	return nil
 }
 
+func (x *ConnectRequest) GetBatch() *ClientMessageBatch {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectRequest_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Frame interface {
 	isConnectRequest_Frame()
 }
@@ -196,6 +206,11 @@ type ConnectRequest_Close struct {
 	Close *Close `protobuf:"bytes,8,opt,name=close,proto3,oneof"`
 }
 
+type ConnectRequest_Batch struct {
+	// Several business messages (see "Batches" in frames.proto).
+	Batch *ClientMessageBatch `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Ping) isConnectRequest_Frame() {}
@@ -212,6 +227,8 @@ func (*ConnectRequest_Unsubscribe) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Close) isConnectRequest_Frame() {}
 
+func (*ConnectRequest_Batch) isConnectRequest_Frame() {}
+
 // ConnectResponse is one server-to-client frame.
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -227,6 +244,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_GoAway
 	//	*ConnectResponse_Error
 	//	*ConnectResponse_Gap
+	//	*ConnectResponse_Batch
 	Frame         isConnectResponse_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -341,6 +359,15 @@ func (x *ConnectResponse) GetGap() *Gap {
 	return nil
 }
 
+func (x *ConnectResponse) GetBatch() *ServerMessageBatch {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectResponse_Batch); ok {
+			return x.Batch
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Frame interface {
 	isConnectResponse_Frame()
 }
@@ -385,6 +412,11 @@ type ConnectResponse_Gap struct {
 	Gap *Gap `protobuf:"bytes,8,opt,name=gap,proto3,oneof"`
 }
 
+type ConnectResponse_Batch struct {
+	// Several business messages (see "Batches" in frames.proto).
+	Batch *ServerMessageBatch `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Frame() {}
 
 func (*ConnectResponse_Ping) isConnectResponse_Frame() {}
@@ -400,6 +432,8 @@ func (*ConnectResponse_GoAway) isConnectResponse_Frame() {}
 func (*ConnectResponse_Error) isConnectResponse_Frame() {}
 
 func (*ConnectResponse_Gap) isConnectResponse_Frame() {}
+
+func (*ConnectResponse_Batch) isConnectResponse_Frame() {}
 
 // PublishRequest is one message for TetherService.Publish.
 type PublishRequest struct {
@@ -622,7 +656,7 @@ var File_tether_v1_tether_service_proto protoreflect.FileDescriptor
 
 const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\x87\x03\n" +
+	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\xbe\x03\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.tether.v1.HelloH\x00R\x05hello\x12%\n" +
 	"\x04ping\x18\x02 \x01(\v2\x0f.tether.v1.PingH\x00R\x04ping\x12%\n" +
@@ -631,8 +665,9 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\x03ack\x18\x05 \x01(\v2\x0e.tether.v1.AckH\x00R\x03ack\x124\n" +
 	"\tsubscribe\x18\x06 \x01(\v2\x14.tether.v1.SubscribeH\x00R\tsubscribe\x12:\n" +
 	"\vunsubscribe\x18\a \x01(\v2\x16.tether.v1.UnsubscribeH\x00R\vunsubscribe\x12(\n" +
-	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05closeB\a\n" +
-	"\x05frame\"\xee\x02\n" +
+	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05close\x125\n" +
+	"\x05batch\x18\t \x01(\v2\x1d.tether.v1.ClientMessageBatchH\x00R\x05batchB\a\n" +
+	"\x05frame\"\xa5\x03\n" +
 	"\x0fConnectResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.tether.v1.WelcomeH\x00R\awelcome\x12%\n" +
 	"\x04ping\x18\x02 \x01(\v2\x0f.tether.v1.PingH\x00R\x04ping\x12%\n" +
@@ -641,7 +676,8 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\x03ack\x18\x05 \x01(\v2\x0e.tether.v1.AckH\x00R\x03ack\x12,\n" +
 	"\ago_away\x18\x06 \x01(\v2\x11.tether.v1.GoAwayH\x00R\x06goAway\x12(\n" +
 	"\x05error\x18\a \x01(\v2\x10.tether.v1.ErrorH\x00R\x05error\x12\"\n" +
-	"\x03gap\x18\b \x01(\v2\x0e.tether.v1.GapH\x00R\x03gapB\a\n" +
+	"\x03gap\x18\b \x01(\v2\x0e.tether.v1.GapH\x00R\x03gap\x125\n" +
+	"\x05batch\x18\t \x01(\v2\x1d.tether.v1.ServerMessageBatchH\x00R\x05batchB\a\n" +
 	"\x05frame\"\xfd\x02\n" +
 	"\x0ePublishRequest\x12\x16\n" +
 	"\x05topic\x18\x01 \x01(\tH\x00R\x05topic\x12\x1f\n" +
@@ -678,24 +714,26 @@ func file_tether_v1_tether_service_proto_rawDescGZIP() []byte {
 
 var file_tether_v1_tether_service_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_tether_v1_tether_service_proto_goTypes = []any{
-	(*ConnectRequest)(nil),  // 0: tether.v1.ConnectRequest
-	(*ConnectResponse)(nil), // 1: tether.v1.ConnectResponse
-	(*PublishRequest)(nil),  // 2: tether.v1.PublishRequest
-	(*PublishResponse)(nil), // 3: tether.v1.PublishResponse
-	nil,                     // 4: tether.v1.PublishRequest.HeadersEntry
-	(*Hello)(nil),           // 5: tether.v1.Hello
-	(*Ping)(nil),            // 6: tether.v1.Ping
-	(*Pong)(nil),            // 7: tether.v1.Pong
-	(*ClientMessage)(nil),   // 8: tether.v1.ClientMessage
-	(*Ack)(nil),             // 9: tether.v1.Ack
-	(*Subscribe)(nil),       // 10: tether.v1.Subscribe
-	(*Unsubscribe)(nil),     // 11: tether.v1.Unsubscribe
-	(*Close)(nil),           // 12: tether.v1.Close
-	(*Welcome)(nil),         // 13: tether.v1.Welcome
-	(*ServerMessage)(nil),   // 14: tether.v1.ServerMessage
-	(*GoAway)(nil),          // 15: tether.v1.GoAway
-	(*Error)(nil),           // 16: tether.v1.Error
-	(*Gap)(nil),             // 17: tether.v1.Gap
+	(*ConnectRequest)(nil),     // 0: tether.v1.ConnectRequest
+	(*ConnectResponse)(nil),    // 1: tether.v1.ConnectResponse
+	(*PublishRequest)(nil),     // 2: tether.v1.PublishRequest
+	(*PublishResponse)(nil),    // 3: tether.v1.PublishResponse
+	nil,                        // 4: tether.v1.PublishRequest.HeadersEntry
+	(*Hello)(nil),              // 5: tether.v1.Hello
+	(*Ping)(nil),               // 6: tether.v1.Ping
+	(*Pong)(nil),               // 7: tether.v1.Pong
+	(*ClientMessage)(nil),      // 8: tether.v1.ClientMessage
+	(*Ack)(nil),                // 9: tether.v1.Ack
+	(*Subscribe)(nil),          // 10: tether.v1.Subscribe
+	(*Unsubscribe)(nil),        // 11: tether.v1.Unsubscribe
+	(*Close)(nil),              // 12: tether.v1.Close
+	(*ClientMessageBatch)(nil), // 13: tether.v1.ClientMessageBatch
+	(*Welcome)(nil),            // 14: tether.v1.Welcome
+	(*ServerMessage)(nil),      // 15: tether.v1.ServerMessage
+	(*GoAway)(nil),             // 16: tether.v1.GoAway
+	(*Error)(nil),              // 17: tether.v1.Error
+	(*Gap)(nil),                // 18: tether.v1.Gap
+	(*ServerMessageBatch)(nil), // 19: tether.v1.ServerMessageBatch
 }
 var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	5,  // 0: tether.v1.ConnectRequest.hello:type_name -> tether.v1.Hello
@@ -706,24 +744,26 @@ var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	10, // 5: tether.v1.ConnectRequest.subscribe:type_name -> tether.v1.Subscribe
 	11, // 6: tether.v1.ConnectRequest.unsubscribe:type_name -> tether.v1.Unsubscribe
 	12, // 7: tether.v1.ConnectRequest.close:type_name -> tether.v1.Close
-	13, // 8: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
-	6,  // 9: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
-	7,  // 10: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
-	14, // 11: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
-	9,  // 12: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
-	15, // 13: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
-	16, // 14: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
-	17, // 15: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
-	4,  // 16: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
-	0,  // 17: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
-	2,  // 18: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
-	1,  // 19: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
-	3,  // 20: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 8: tether.v1.ConnectRequest.batch:type_name -> tether.v1.ClientMessageBatch
+	14, // 9: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
+	6,  // 10: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
+	7,  // 11: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
+	15, // 12: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
+	9,  // 13: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
+	16, // 14: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
+	17, // 15: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
+	18, // 16: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
+	19, // 17: tether.v1.ConnectResponse.batch:type_name -> tether.v1.ServerMessageBatch
+	4,  // 18: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
+	0,  // 19: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
+	2,  // 20: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
+	1,  // 21: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
+	3,  // 22: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_service_proto_init() }
@@ -741,6 +781,7 @@ func file_tether_v1_tether_service_proto_init() {
 		(*ConnectRequest_Subscribe)(nil),
 		(*ConnectRequest_Unsubscribe)(nil),
 		(*ConnectRequest_Close)(nil),
+		(*ConnectRequest_Batch)(nil),
 	}
 	file_tether_v1_tether_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
@@ -751,6 +792,7 @@ func file_tether_v1_tether_service_proto_init() {
 		(*ConnectResponse_GoAway)(nil),
 		(*ConnectResponse_Error)(nil),
 		(*ConnectResponse_Gap)(nil),
+		(*ConnectResponse_Batch)(nil),
 	}
 	file_tether_v1_tether_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*PublishRequest_Topic)(nil),
