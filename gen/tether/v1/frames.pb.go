@@ -486,6 +486,12 @@ type Hello struct {
 	// to at most Limits.max_outbound_bytes, without an error, and announces
 	// the result in Welcome.receive_window.
 	ReceiveWindow *ReceiveWindow `protobuf:"bytes,6,opt,name=receive_window,json=receiveWindow,proto3" json:"receive_window,omitempty"`
+	// The most messages the client takes in one ServerMessageBatch frame
+	// (see "Batches"). 0, or unset, asks for no batches: every message then
+	// comes in a Message frame of its own, as for a client that predates
+	// batches. The server clamps it to its own maximum (tether's: 128) and
+	// announces the result in Welcome.max_batch.
+	MaxBatch      uint32 `protobuf:"varint,7,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -560,6 +566,13 @@ func (x *Hello) GetReceiveWindow() *ReceiveWindow {
 		return x.ReceiveWindow
 	}
 	return nil
+}
+
+func (x *Hello) GetMaxBatch() uint32 {
+	if x != nil {
+		return x.MaxBatch
+	}
+	return 0
 }
 
 // ServerMessageBatch is several server messages in one frame (see
@@ -2225,14 +2238,15 @@ var File_tether_v1_frames_proto protoreflect.FileDescriptor
 
 const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
-	"\x16tether/v1/frames.proto\x12\ttether.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n" +
+	"\x16tether/v1/frames.proto\x12\ttether.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x03\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x16\n" +
 	"\x06topics\x18\x03 \x03(\tR\x06topics\x12)\n" +
 	"\x06resume\x18\x04 \x01(\v2\x11.tether.v1.ResumeR\x06resume\x12:\n" +
 	"\bmetadata\x18\x05 \x03(\v2\x1e.tether.v1.Hello.MetadataEntryR\bmetadata\x12?\n" +
-	"\x0ereceive_window\x18\x06 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x1a;\n" +
+	"\x0ereceive_window\x18\x06 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x12\x1b\n" +
+	"\tmax_batch\x18\a \x01(\rR\bmaxBatch\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"J\n" +
