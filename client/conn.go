@@ -46,6 +46,12 @@ type conn struct {
 	// halfMessages and halfBytes are half the granted receive window: an
 	// ack is due once that much was taken and not acked.
 	halfMessages, halfBytes uint64
+	// maxBatch is Welcome.max_batch: the most messages the writer may put
+	// in one batch frame (0 or 1: none); maxFrame is
+	// Welcome.limits.max_frame_bytes (0: not announced). The writer's own
+	// batch frame, reused for every batch, is batch.
+	maxBatch, maxFrame int
+	batch              batchFrame
 
 	mu       sync.Mutex
 	ctrl     []*tetherv1.ConnectRequest
@@ -284,20 +290,22 @@ func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow) {
 		}
 	}
 	c.halfMessages, c.halfBytes = max(uint64(msgs)/2, 1), max(uint64(bytes)/2, 1)
+	c.maxBatch, c.maxFrame = int(w.GetMaxBatch()), int(w.GetLimits().GetMaxFrameBytes())
 	if fps := w.GetLimits().GetMaxFramesPerSecond(); fps > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(fps), max(int(w.GetLimits().GetMaxFrameBurst()), 1))
 	}
 }
 
 // pace waits until the server's frame rate (Welcome.limits
-// max_frames_per_second and max_frame_burst) lets the writer send one
-// more frame, so that the server never has to read more slowly to hold
-// it back. It reports false when the stream ended meanwhile.
-func (c *conn) pace() bool {
-	if c.limiter == nil || c.limiter.Allow() {
+// max_frames_per_second and max_frame_burst) lets the writer send n more
+// frames (a batch's messages count one each), so that the server never
+// has to read more slowly to hold it back. It reports false when the
+// stream ended meanwhile.
+func (c *conn) pace(n int) bool {
+	if c.limiter == nil || c.limiter.AllowN(time.Now(), n) {
 		return true
 	}
-	return c.limiter.Wait(c.ctx) == nil
+	return c.limiter.WaitN(c.ctx, n) == nil
 }
 
 // write runs the writer until the stream ends: control frames first, then
@@ -310,11 +318,11 @@ func (c *conn) write() {
 			return
 		}
 		for {
-			f := c.nextFrame()
+			f, n := c.nextFrame()
 			if f == nil {
 				break
 			}
-			if !c.pace() {
+			if !c.pace(max(n, 1)) {
 				return
 			}
 			if err := c.stream.Send(f); err != nil {
@@ -334,8 +342,8 @@ func (c *conn) write() {
 				// count, stops pinging after the first interval).
 				c.lastWrite.Store(time.Now().UnixNano())
 			}
-			if f.GetMessage() != nil {
-				c.s.metrics.sent.Inc()
+			if n > 0 {
+				c.s.metrics.sent.Add(float64(n))
 			}
 			select {
 			case <-c.done:
@@ -346,7 +354,9 @@ func (c *conn) write() {
 	}
 }
 
-func (c *conn) nextFrame() *tetherv1.ConnectRequest {
+// nextFrame returns the next frame to write, control frames first, and
+// how many messages it carries; nil when nothing waits.
+func (c *conn) nextFrame() (*tetherv1.ConnectRequest, int) {
 	c.mu.Lock()
 	if len(c.ctrl) > 0 {
 		f := c.ctrl[0]
@@ -356,7 +366,7 @@ func (c *conn) nextFrame() *tetherv1.ConnectRequest {
 			c.pong = nil // written: the next ping gets a pong of its own
 		}
 		c.mu.Unlock()
-		return f
+		return f, 0
 	}
 	c.mu.Unlock()
 	return c.s.out.next(c)
@@ -414,14 +424,11 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 			}
 		}
 	case *tetherv1.ConnectResponse_Message:
-		m := fromProto(x.Message)
-		if !c.s.in.accept(m) {
-			c.s.metrics.duplicates.Inc()
-			c.noteAckable()
-			return nil
+		c.message(x.Message)
+	case *tetherv1.ConnectResponse_Batch:
+		for _, m := range x.Batch.GetMessages() {
+			c.message(m)
 		}
-		c.s.metrics.received.Inc()
-		c.s.deliver(m)
 	case *tetherv1.ConnectResponse_Gap:
 		c.s.gap(c, x.Gap)
 	case *tetherv1.ConnectResponse_Ack:
@@ -448,6 +455,19 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 		return status.Error(codes.Internal, "the server sent a second welcome")
 	}
 	return nil
+}
+
+// message takes in a server message: to the application, or dropped as a
+// duplicate.
+func (c *conn) message(pm *tetherv1.ServerMessage) {
+	m := fromProto(pm)
+	if !c.s.in.accept(m) {
+		c.s.metrics.duplicates.Inc()
+		c.noteAckable()
+		return
+	}
+	c.s.metrics.received.Inc()
+	c.s.deliver(m)
 }
 
 // refused reports whether the server's error for a message means it was

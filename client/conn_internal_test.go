@@ -77,14 +77,14 @@ func TestPongsCoalesce(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d control frames queued for 1000 pings, want 1 pong", n)
 	}
-	if f := c.nextFrame(); f.GetPong().GetId() != 1000 {
+	if f, _ := c.nextFrame(); f.GetPong().GetId() != 1000 {
 		t.Fatalf("queued %v, want the pong to ping 1000", f)
 	}
 	// Written: the next ping gets a pong of its own.
 	if err := c.handle(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: 1001}}}); err != nil {
 		t.Fatal(err)
 	}
-	if f := c.nextFrame(); f.GetPong().GetId() != 1001 {
+	if f, _ := c.nextFrame(); f.GetPong().GetId() != 1001 {
 		t.Fatalf("queued %v, want the pong to ping 1001", f)
 	}
 }

@@ -97,6 +97,7 @@ type config struct {
 	onLoss      func(Loss)
 	// The receive window asked for in Hello (see WithReceiveWindow).
 	windowMessages, windowBytes int
+	maxBatch                    int // see WithMaxBatch
 }
 
 func defaultConfig() *config {
@@ -111,6 +112,7 @@ func defaultConfig() *config {
 
 		windowMessages: DefaultReceiveWindowMessages,
 		windowBytes:    DefaultReceiveWindowBytes,
+		maxBatch:       DefaultMaxBatch,
 	}
 }
 
@@ -136,6 +138,8 @@ func (c *config) validate() error {
 	check(c.healthWait >= 0, "WithHealthWait: %v must not be negative", c.healthWait)
 	check(c.windowMessages >= 1 && uint64(c.windowMessages) <= math.MaxUint32, "WithReceiveWindow: %d messages: give 1 to %d (the default is %d)",
 		c.windowMessages, uint32(math.MaxUint32), DefaultReceiveWindowMessages)
+	check(c.maxBatch >= 0 && c.maxBatch <= math.MaxUint32, "WithMaxBatch: %d: give 0 (no batches) to %d (the default is %d)",
+		c.maxBatch, uint32(math.MaxUint32), DefaultMaxBatch)
 	check(c.windowBytes >= 1 && uint64(c.windowBytes) <= math.MaxUint32, "WithReceiveWindow: %d bytes: give 1 to %d (the default is %d, 4 MiB)",
 		c.windowBytes, uint32(math.MaxUint32), DefaultReceiveWindowBytes)
 	if addr := c.plaintextTokenTarget(); addr != "" {
@@ -383,6 +387,24 @@ const (
 // default is 1024 messages and 4 MiB.
 func WithReceiveWindow(messages, bytes int) Option {
 	return optionFunc(func(c *config) error { c.windowMessages, c.windowBytes = messages, bytes; return nil })
+}
+
+// DefaultMaxBatch is the batch size a session asks for by default (see
+// WithMaxBatch).
+const DefaultMaxBatch = 128
+
+// WithMaxBatch sets the most messages the session takes, and sends, in one
+// batch frame (frames.proto "Batches"); 0 turns batches off. The server
+// clamps it (tetherd: to 128) and the size it grants (Welcome.max_batch)
+// is the one that counts, both ways; a server that predates batches
+// grants none. A batch carries what waits at once: when the writer, or
+// the server's, finds several messages queued, they go in one frame, one
+// gRPC message instead of one each, and no message waits for a batch to
+// fill. The application sees each message as before. Turning batches off
+// is for comparing, or for a server behind a proxy that inspects frames;
+// the default is 128.
+func WithMaxBatch(n int) Option {
+	return optionFunc(func(c *config) error { c.maxBatch = n; return nil })
 }
 
 func newConfig(opts []Option) (*config, error) {

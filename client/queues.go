@@ -137,12 +137,15 @@ func (o *outbox) dropOldestUnwrittenLocked() bool {
 	return true
 }
 
-// next returns the frame of the next message to write on c, or nil.
-func (o *outbox) next(c *conn) *tetherv1.ConnectRequest {
+// next returns the frame of the next messages to write on c, and how many
+// it carries: one message in its own frame, or, when the server granted
+// batches, as many as wait, in c's batch frame (see batchFrame.fill); nil
+// and 0 when none waits.
+func (o *outbox) next(c *conn) (*tetherv1.ConnectRequest, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.conn != c || o.paused {
-		return nil
+		return nil, 0
 	}
 	if o.giveUp != nil {
 		// The writer is between sends: nothing is in flight, so the
@@ -151,17 +154,23 @@ func (o *outbox) next(c *conn) *tetherv1.ConnectRequest {
 		o.giveUp = nil
 	}
 	i := int(o.written - o.acked)
-	if i >= len(o.items) {
-		return nil
+	waiting := o.items[min(i, len(o.items)):]
+	if len(waiting) == 0 {
+		return nil, 0
 	}
-	o.written++
-	o.handed = max(o.handed, o.written)
-	p := o.items[i]
-	if p.frame.Frame == nil {
+	var n int
+	f := &waiting[0].frame
+	if c.maxBatch > 1 && len(waiting) > 1 {
+		f, n = c.batch.fill(waiting, c.maxBatch, c.maxFrame)
+	} else if f.Frame == nil {
+		p := waiting[0]
 		p.in.Message = &p.msg
-		p.frame.Frame = &p.in
+		f.Frame = &p.in
 	}
-	return &p.frame
+	n = max(n, 1)
+	o.written += uint64(n)
+	o.handed = max(o.handed, o.written)
+	return f, n
 }
 
 // finished returns a channel that is closed once p is done; p.err is set

@@ -80,7 +80,7 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 	var lost []*pending
 	o.lost = func(p *pending, err error) { lost = append(lost, p) }
 	ps := pushN(t, o, 3)
-	if m := o.next(c).GetMessage(); m.GetSeq() != 1 { // 1 is written: it must stay
+	if m := nextFrame(o, c).GetMessage(); m.GetSeq() != 1 { // 1 is written: it must stay
 		t.Fatalf("first written seq = %d", m.GetSeq())
 	}
 	p4 := pushN(t, o, 1)[0]
@@ -100,8 +100,8 @@ func TestOutboxDropOldestKeepsSeqsContiguous(t *testing.T) {
 		t.Fatalf("seqs after the drop: %d, %d; want 2, 3", ps[2].msg.GetSeq(), p4.msg.GetSeq())
 	}
 	// When everything held was written, nothing can be dropped.
-	o.next(c)
-	o.next(c)
+	nextFrame(o, c)
+	nextFrame(o, c)
 	if _, err := o.push(context.Background(), Message{Topic: "t"}, nil, false); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("push with only written messages held = %v, want ErrBufferFull", err)
 	}
@@ -120,13 +120,13 @@ func TestOutboxResumeAndFreshSession(t *testing.T) {
 	// Resumed: the server had 1 and 2, so 3 and 4 are written again.
 	c2 := &conn{}
 	o.attach(c2, true, 2, noLimits)
-	if m := o.next(c2).GetMessage(); m.GetSeq() != 3 {
+	if m := nextFrame(&o, c2).GetMessage(); m.GetSeq() != 3 {
 		t.Fatalf("re-send starts at %d, want 3", m.GetSeq())
 	}
 	// A fresh session: what is held is renumbered from 1.
 	c3 := &conn{}
 	o.attach(c3, false, 0, noLimits)
-	if m := o.next(c3).GetMessage(); m.GetSeq() != 1 {
+	if m := nextFrame(&o, c3).GetMessage(); m.GetSeq() != 1 {
 		t.Fatalf("fresh session starts at %d, want 1", m.GetSeq())
 	}
 	if u, q := o.counts(); u != 1 || q != 1 {
@@ -159,11 +159,11 @@ func TestOutboxFreshSessionDropsWhatItsLimitsRefuse(t *testing.T) {
 		t.Fatalf("lost %v; the large message done=%v err=%v", lost, ps[1].done, ps[1].err)
 	}
 	for want := uint64(1); want <= 2; want++ {
-		if m := o.next(c).GetMessage(); m.GetSeq() != want || len(m.GetPayload()) == 2000 {
+		if m := nextFrame(&o, c).GetMessage(); m.GetSeq() != want || len(m.GetPayload()) == 2000 {
 			t.Fatalf("sent seq %d with %d bytes, want seq %d", m.GetSeq(), len(m.GetPayload()), want)
 		}
 	}
-	if m := o.next(c).GetMessage(); m != nil {
+	if m := nextFrame(&o, c).GetMessage(); m != nil {
 		t.Fatalf("sent %v after the two that fit", m)
 	}
 }
@@ -240,8 +240,8 @@ func TestOutboxFinishedBeforeAndAfterAck(t *testing.T) {
 	o, c := attached(10, Block)
 	ps := pushN(t, o, 2)
 	early := o.finished(ps[1])
-	o.next(c)
-	o.next(c)
+	nextFrame(o, c)
+	nextFrame(o, c)
 	o.fail(1, ErrTooLarge)
 	o.ack(2)
 	for i, ch := range []<-chan struct{}{o.finished(ps[0]), early} {
@@ -270,7 +270,7 @@ func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
 		o.lost = func(p *pending, err error) { lost[p] = err }
 		unavailable := status.Error(codes.Unavailable, "route failed")
 		writeAll := func() {
-			for o.next(c) != nil {
+			for nextFrame(o, c) != nil {
 			}
 		}
 		ps := pushN(t, o, 2)
@@ -322,4 +322,10 @@ func TestOutboxRefusedIsRequeuedOrLost(t *testing.T) {
 			t.Fatalf("the outbox holds %d messages after close", len(o.items))
 		}
 	})
+}
+
+// nextFrame is o.next's frame alone.
+func nextFrame(o *outbox, c *conn) *tetherv1.ConnectRequest {
+	f, _ := o.next(c)
+	return f
 }

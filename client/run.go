@@ -381,6 +381,7 @@ func (s *Session) hello(c *conn) *tetherv1.Hello {
 		Topics:        slices.Sorted(maps.Keys(s.topics)),
 		Metadata:      s.cfg.metadata,
 		ReceiveWindow: s.receiveWindow(),
+		MaxBatch:      uint32(s.cfg.maxBatch),
 	}
 	iv := s.cfg.heartbeat
 	if iv == 0 {

@@ -311,7 +311,7 @@ func TestHostileInputs(t *testing.T) {
 		{"empty frame first", func(t *testing.T) outcome { return first(t, &tetherv1.ConnectRequest{}) },
 			outcome{"stream ended", codes.InvalidArgument, "the first frame must be hello, got an empty frame"}, ""},
 		{"empty frame after hello", func(t *testing.T) outcome { return after(t, &tetherv1.ConnectRequest{}) },
-			outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, ack, subscribe, unsubscribe or close"}, ""},
+			outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe or close"}, ""},
 		{"only unknown fields, first", func(t *testing.T) outcome {
 			f := withRaw(&tetherv1.ConnectRequest{}, protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7), rawBytes(100, []byte("??")))
 			if b, _ := proto.Marshal(f); len(b) == 0 {
@@ -322,9 +322,13 @@ func TestHostileInputs(t *testing.T) {
 		{"only unknown fields, after hello", func(t *testing.T) outcome {
 			return after(t, withRaw(&tetherv1.ConnectRequest{}, rawBytes(100, []byte("??"))))
 		}, outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame"}, ""},
-		{"a future oneof member (field 9)", func(t *testing.T) outcome {
-			return after(t, withRaw(&tetherv1.ConnectRequest{}, rawBytes(9, nil)))
+		{"a future oneof member (field 40)", func(t *testing.T) outcome {
+			return after(t, withRaw(&tetherv1.ConnectRequest{}, rawBytes(40, nil)))
 		}, outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame"}, ""},
+		{"a batch when hello asked for none", func(t *testing.T) outcome {
+			return after(t, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Batch{Batch: &tetherv1.ClientMessageBatch{
+				Messages: []*tetherv1.ClientMessage{{Target: &tetherv1.ClientMessage_Topic{Topic: "t"}}}}}})
+		}, outcome{"stream ended", codes.InvalidArgument, "a batch frame, but Welcome.max_batch is 0: ask for batches with Hello.max_batch"}, ""},
 		{"unknown fields inside hello are ignored", func(t *testing.T) outcome {
 			c := n.dial(t, "")
 			return welcomed(c.open(withRaw(&tetherv1.Hello{}, rawBytes(50, []byte("future")))))

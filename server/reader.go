@@ -60,7 +60,7 @@ func (st *stream) read() {
 			return
 		}
 		st.srv.metrics.framesIn(req)
-		if !st.pace() || !st.serve(req) {
+		if !st.pace(frameCount(req)) || !st.serve(req) {
 			return
 		}
 	}
@@ -68,7 +68,7 @@ func (st *stream) read() {
 
 // pace holds the reader back while the stream is above its frame rate
 // (Limits.max_frames_per_second, bursts of max_frame_burst): the frame just
-// read takes a token, and when there was none it is served only once the
+// read takes n tokens (one per message of a batch), and when there was none it is served only once the
 // token comes. The frames the client sends meanwhile wait in gRPC's
 // buffers, then HTTP/2 flow control holds its writes back. The stream is
 // never cut for its rate. pace reports false when the stream ended while it
@@ -77,9 +77,9 @@ func (st *stream) read() {
 // The time waited is the server's, not the client's silence: lastRead moves
 // to its end before the wait, so that the dead-peer deadline never fires
 // because the server paced.
-func (st *stream) pace() bool {
+func (st *stream) pace(n int) bool {
 	now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
-	delay := st.frames.ReserveN(now, 1).DelayFrom(now)
+	delay := st.frames.ReserveN(now, n).DelayFrom(now)
 	if delay <= 0 {
 		return true
 	}
@@ -185,6 +185,8 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 		}
 	case *tetherv1.ConnectRequest_Message:
 		return st.handleMessage(f.Message)
+	case *tetherv1.ConnectRequest_Batch:
+		return st.handleBatch(f.Batch)
 	case *tetherv1.ConnectRequest_Ack:
 		return s.ack(f.Ack.GetSeq())
 	case *tetherv1.ConnectRequest_Subscribe:
@@ -196,7 +198,7 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	case *tetherv1.ConnectRequest_Hello:
 		return status.Error(codes.InvalidArgument, "hello may be sent only once, as the first frame")
 	default:
-		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, ack, subscribe, unsubscribe or close")
+		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe or close")
 	}
 	return nil
 }

@@ -52,8 +52,13 @@ type stream struct {
 
 	// The writer's own state; only one writer runs at a time, and each
 	// hands over to the next through mu.
-	msg    *tetherv1.ConnectResponse // reusable message frame, from newMessageFrame
-	synced uint64                    // with a broker.Syncer: seqs up to this are durable
+	msg       *tetherv1.ConnectResponse // reusable message frame, from newMessageFrame
+	batch     *tetherv1.ConnectResponse // reusable batch frame (see messageFrame)
+	batchMsgs []*tetherv1.ServerMessage // the batch frame's reusable messages
+	out       []broker.Entry            // the messages next popped (popMessagesLocked)
+	synced    uint64                    // with a broker.Syncer: seqs up to this are durable
+
+	maxBatch int // the batch size granted in Welcome (0: no batches); set before the writer starts
 
 	done     chan struct{}
 	finished atomic.Bool
@@ -209,8 +214,9 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 }
 
 // next pops the next frame to write: control first, then data as the
-// receive window allows (see window.go). A message is
-// filled into the writer's reusable frame, st.msg, which is returned: the
+// receive window allows (see window.go), several messages in one batch
+// frame when the client asked for batches (batch.go). Messages are
+// filled into the writer's reusable frame, which is returned: the
 // writer sends it before it calls next again. next returns nil when
 // nothing is queued, and then the writer must exit (next has released
 // it) or, when linger is set, wait on st.wake; and closeErr, true when the
@@ -238,11 +244,10 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 	if st.closing {
 		return nil, true, st.closeErr
 	}
-	e, ok := st.data.front()
-	if ok && !st.openLocked(len(e.Message.Payload)) {
-		ok = false // the window is full: an ack wakes the writer (acked)
-	}
-	if !ok {
+	msgs := st.popMessagesLocked()
+	if len(msgs) == 0 {
+		// Nothing queued, or the window is full: an ack wakes the writer
+		// (acked).
 		if linger {
 			st.lingering = true
 			if st.wake == nil {
@@ -253,14 +258,7 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 		}
 		return nil, false, nil
 	}
-	st.data.pop()
-	st.flight.push(sized{e.Seq, len(e.Message.Payload)})
-	st.flightBytes += len(e.Message.Payload)
-	if st.msg == nil {
-		st.msg = newMessageFrame() // only streams that carry messages need one
-	}
-	fillMessage(st.msg.GetMessage(), e)
-	return st.msg, false, nil
+	return st.messageFrame(msgs), false, nil
 }
 
 func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
@@ -339,12 +337,12 @@ func (st *stream) write() {
 			}
 			continue
 		}
-		if m, ok := f.Frame.(*tetherv1.ConnectResponse_Message); ok {
+		if seq := lastSeq(f); seq != 0 {
 			messages = true
-			if !st.stored(syncer, m.Message.Seq) {
+			if !st.stored(syncer, seq) {
 				return
 			}
-			storeMax(&st.sess.sentSeq, m.Message.Seq)
+			storeMax(&st.sess.sentSeq, seq)
 		}
 		if err := st.ss.Send(f); err != nil {
 			st.sess.dropStream(st, err, "send failed: "+err.Error())
@@ -355,6 +353,18 @@ func (st *stream) write() {
 		}
 		st.srv.metrics.framesOut(f)
 	}
+}
+
+// lastSeq returns the seq of the last message f carries, or 0 when it
+// carries none.
+func lastSeq(f *tetherv1.ConnectResponse) uint64 {
+	switch x := f.Frame.(type) {
+	case *tetherv1.ConnectResponse_Message:
+		return x.Message.Seq
+	case *tetherv1.ConnectResponse_Batch:
+		return x.Batch.Messages[len(x.Batch.Messages)-1].Seq
+	}
+	return 0
 }
 
 // recoverWriter ends the stream with INTERNAL when the writer panicked,

@@ -47,6 +47,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 	s.unlock() // and stores the record (putRecordLocked)
 	st.mu.Lock()
 	w.ReceiveWindow = st.win.proto()
+	w.MaxBatch = uint32(st.maxBatch)
 	st.ctrl.pushFront(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Welcome{Welcome: w}})
 	st.mu.Unlock() // written once Connect starts the writer
 	return nil
