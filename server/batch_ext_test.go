@@ -81,8 +81,10 @@ func batchedDelivery(t *testing.T, maxBatch uint32) []received {
 		msgs = append(msgs, topicMessage(uint64(i+1), "t", fmt.Sprint("m", i+1)))
 	}
 	s.send(batchOf(msgs...))
-	if a := s.ackFrame(); a.GetSeq() != 8 {
-		t.Fatalf("the sender's batch acked up to %d, want 8 (one ack covers the batch)", a.GetSeq())
+	for acked := uint64(0); acked < 8; {
+		// Acks may cover the batch in parts: the first message goes on
+		// its own while nothing else waits to be acked.
+		acked = s.ackFrame().GetSeq()
 	}
 	first := r.messages(4)
 	r.send(ack(4))
