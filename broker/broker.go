@@ -73,6 +73,12 @@ type Message struct {
 	// delivery succeeded although its sender was told it failed (a node
 	// died before answering) reaches the application once.
 	DedupeKey string
+	// Encoded, when not nil, is the server's encoding of the message for
+	// its clients, all but the per-session seq (a tether.v1.ServerMessage
+	// without seq): the node that fans a message out to several sessions
+	// sets it once, before the message reaches any of them, and their
+	// writers send those bytes. Brokers neither set nor carry it.
+	Encoded []byte
 }
 
 // Receiver takes the messages a Broker routes to this node. Deliver must not

@@ -22,7 +22,7 @@ func TestAcksCoalesceWhileTheWriterIsBusy(t *testing.T) {
 		st.noteReceived(seq)
 	}
 	var acks []uint64
-	for f, _, _ := st.next(false); f != nil; f, _, _ = st.next(false) {
+	for f := nextFrame(st); f != nil; f = nextFrame(st) {
 		if a := f.GetAck(); a != nil {
 			acks = append(acks, a.GetSeq())
 		}
@@ -33,7 +33,7 @@ func TestAcksCoalesceWhileTheWriterIsBusy(t *testing.T) {
 	// Once it is written, the next message is acked at once again.
 	s.inSeq.Store(101)
 	st.noteReceived(101)
-	if f, _, _ := st.next(false); f.GetAck().GetSeq() != 101 {
+	if f := nextFrame(st); f.GetAck().GetSeq() != 101 {
 		t.Fatalf("got %v after the ack was written; want ack 101", f)
 	}
 }
@@ -51,7 +51,7 @@ func TestErrorFrameComesBeforeTheAckThatCoversIt(t *testing.T) {
 		st.noteReceived(seq)
 	}
 	var got []string
-	for f, _, _ := st.next(false); f != nil; f, _, _ = st.next(false) {
+	for f := nextFrame(st); f != nil; f = nextFrame(st) {
 		switch {
 		case f.GetAck() != nil:
 			got = append(got, fmt.Sprint("ack ", f.GetAck().GetSeq()))
@@ -83,4 +83,14 @@ func unstartedSession(t *testing.T) (*Session, *stream) {
 	}
 	t.Cleanup(func() { st.finish(nil) })
 	return s, st
+}
+
+// nextFrame is what st's writer would write next, as a proto frame; nil
+// when nothing waits.
+func nextFrame(st *stream) *tetherv1.ConnectResponse {
+	o, _, _ := st.next(false)
+	if o.ctrl != nil || len(o.msgs) == 0 {
+		return o.ctrl
+	}
+	return st.messageFrame(o.msgs)
 }

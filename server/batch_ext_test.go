@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/tethertest"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -68,8 +70,7 @@ func TestBatchGrant(t *testing.T) {
 // first 4 and ack them, and returns the 4 that follow: all queued when the
 // ack opens the window, so they go in one batch when the receiver asked
 // for batches.
-func batchedDelivery(t *testing.T, maxBatch uint32) []received {
-	n := startNode(t)
+func batchedDelivery(t *testing.T, n *node, maxBatch uint32) []received {
 	r := n.dial(t, "")
 	r.open(&tetherv1.Hello{Topics: []string{"t"}, MaxBatch: maxBatch, ReceiveWindow: &tetherv1.ReceiveWindow{Messages: 4}})
 	s := n.dial(t, "")
@@ -99,7 +100,7 @@ func batchedDelivery(t *testing.T, maxBatch uint32) []received {
 
 func TestBatchesGoToAClientThatAsked(t *testing.T) {
 	t.Parallel()
-	for _, got := range batchedDelivery(t, 16) {
+	for _, got := range batchedDelivery(t, startNode(t), 16) {
 		if got.batch != 4 {
 			t.Fatalf("seq %d came in a batch of %d, want the 4 queued messages in one batch", got.m.GetSeq(), got.batch)
 		}
@@ -110,7 +111,7 @@ func TestBatchesGoToAClientThatAsked(t *testing.T) {
 // view: every message in a Message frame of its own.
 func TestNoBatchesForAClientThatDidNotAsk(t *testing.T) {
 	t.Parallel()
-	for _, got := range batchedDelivery(t, 0) {
+	for _, got := range batchedDelivery(t, startNode(t), 0) {
 		if got.batch != 0 {
 			t.Fatalf("seq %d came in a batch of %d to a client that asked for none", got.m.GetSeq(), got.batch)
 		}
@@ -171,5 +172,27 @@ func TestBadBatches(t *testing.T) {
 			c.send(tc.batch)
 			c.expectEnd(codes.InvalidArgument, tc.want)
 		})
+	}
+}
+
+// A server registered on a grpc.Server made without
+// Server.GRPCServerOptions (so without its codec, which sends the frames
+// encoded by hand) sends proto frames, batches included.
+func TestBatchesWithoutTheServersCodec(t *testing.T) {
+	t.Parallel()
+	srv, err := server.New(server.WithServerID("plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	srv.Register(gs)
+	n := &node{srv: srv, cc: tethertest.ServeGRPC(t, gs)}
+	for _, got := range batchedDelivery(t, n, 16) {
+		if got.batch != 4 {
+			t.Fatalf("seq %d came in a batch of %d, want the 4 queued messages in one batch", got.m.GetSeq(), got.batch)
+		}
 	}
 }

@@ -27,7 +27,8 @@ import (
 // frameCodec decodes it as usual.
 type frameBox struct {
 	*tetherv1.ConnectRequest
-	err error // why the frame could not be decoded; nil when it was
+	err   error // why the frame could not be decoded; nil when it was
+	codec bool  // frameCodec decoded it: the stream may send preparedFrames
 }
 
 // frameCodec is the server's gRPC codec: the standard proto codec, except
@@ -46,8 +47,14 @@ func newFrameCodec(maxFrame int) *frameCodec {
 // Name is the content subtype the codec serves: proto, as the standard one.
 func (c *frameCodec) Name() string { return grpcproto.Name }
 
-// Marshal encodes v with the standard proto codec.
-func (c *frameCodec) Marshal(v any) (mem.BufferSlice, error) { return c.std.Marshal(v) }
+// Marshal sends a preparedFrame's bytes as they are and encodes anything
+// else with the standard proto codec.
+func (c *frameCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if p, ok := v.(*preparedFrame); ok {
+		return mem.BufferSlice{p.data}, nil
+	}
+	return c.std.Marshal(v)
+}
 
 // Unmarshal decodes a frameBox itself and anything else with the standard
 // proto codec.
@@ -60,6 +67,7 @@ func (c *frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
+	box.codec = true
 	if n := data.Len(); n > c.maxFrame {
 		box.err = status.Errorf(codes.InvalidArgument, "a frame of %d bytes exceeds the limit of %d bytes (Welcome.limits.max_frame_bytes): "+
 			"keep payloads within Welcome.limits.max_message_bytes", n, c.maxFrame)

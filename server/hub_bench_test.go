@@ -69,7 +69,7 @@ func (h *benchHub) open(b *testing.B, clientID string, topics ...string) *Sessio
 	if err := h.srv.welcome(st, s, tetherv1.ResumeStatus_RESUME_STATUS_NOT_REQUESTED, nil, token); err != nil {
 		b.Fatal(err)
 	}
-	if f, _, _ := st.next(false); f.GetWelcome() == nil {
+	if f := nextFrame(st); f.GetWelcome() == nil {
 		b.Fatalf("first frame %v, want welcome", f)
 	}
 	return s
@@ -80,7 +80,7 @@ func (h *benchHub) open(b *testing.B, clientID string, topics ...string) *Sessio
 func (h *benchHub) drain(s *Session, ackEvery int) {
 	st := s.st
 	for {
-		f, _, _ := st.next(false)
+		f := nextFrame(st)
 		if f == nil {
 			return
 		}
@@ -245,7 +245,7 @@ func BenchmarkAckCoalesce(b *testing.B) {
 		seq++
 		s.inSeq.Store(seq)
 		st.noteReceived(seq)
-		if f, _, _ := st.next(false); f != nil && f.GetAck() == nil {
+		if f := nextFrame(st); f != nil && f.GetAck() == nil {
 			b.Fatalf("unexpected frame %v", f)
 		}
 	}

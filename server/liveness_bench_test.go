@@ -171,7 +171,7 @@ func BenchmarkHeartbeatTick(b *testing.B) {
 			i++
 			st.lastWrite.Store(old)
 			st.tick()
-			if f, _, _ := st.next(false); f.GetPing() == nil {
+			if f := nextFrame(st); f.GetPing() == nil {
 				b.Fatalf("frame %v, want a ping", f)
 			}
 		}

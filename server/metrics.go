@@ -182,6 +182,16 @@ func (m *metrics) framesOut(f *tetherv1.ConnectResponse) {
 	m.outByType[t].Inc()
 }
 
+// messagesOut counts a frame of n messages sent: a message frame, or a
+// batch.
+func (m *metrics) messagesOut(n int) {
+	if n == 1 {
+		m.outByType["message"].Inc()
+	} else {
+		m.outByType["batch"].Inc()
+	}
+}
+
 func reasonLabel(r tetherv1.GoAwayReason) string {
 	return strings.ToLower(strings.TrimPrefix(r.String(), "GO_AWAY_REASON_"))
 }

@@ -257,5 +257,8 @@ func (st *stream) recvFrame() (*tetherv1.ConnectRequest, error) {
 	if box.err != nil {
 		return nil, box.err
 	}
+	if box.codec && !st.prepares.Load() {
+		st.prepares.Store(true)
+	}
 	return box.ConnectRequest, nil
 }

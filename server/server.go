@@ -261,6 +261,9 @@ func (r receiver) Deliver(m *broker.Message) (int, error) {
 	if len(many) == 1 && m.Target.Kind != broker.KindTopic {
 		sole = many[0]
 	}
+	if len(many) > 1 && m.Encoded == nil {
+		m.Encoded = encodeBody(m) // once for all: see encode.go
+	}
 	n := 0
 	for _, s := range many {
 		switch s.enqueue(m, s == sole) {

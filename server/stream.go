@@ -56,9 +56,12 @@ type stream struct {
 	batch     *tetherv1.ConnectResponse // reusable batch frame (see messageFrame)
 	batchMsgs []*tetherv1.ServerMessage // the batch frame's reusable messages
 	out       []broker.Entry            // the messages next popped (popMessagesLocked)
+	enc       encoder                   // encodes message frames by hand (encode.go)
+	prepared  preparedFrame             // what enc encoded, as SendMsg takes it
 	synced    uint64                    // with a broker.Syncer: seqs up to this are durable
 
-	maxBatch int // the batch size granted in Welcome (0: no batches); set before the writer starts
+	maxBatch int         // the batch size granted in Welcome (0: no batches); set before the writer starts
+	prepares atomic.Bool // frameCodec reads the stream, so the writer may send preparedFrames
 
 	done     chan struct{}
 	finished atomic.Bool
@@ -221,7 +224,7 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 // nothing is queued, and then the writer must exit (next has released
 // it) or, when linger is set, wait on st.wake; and closeErr, true when the
 // stream should end.
-func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
+func (st *stream) next(linger bool) (outgoing, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if f, ok := st.ctrl.pop(); ok {
@@ -239,10 +242,10 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 				st.pendingGap = nil
 			}
 		}
-		return f, false, nil
+		return outgoing{ctrl: f}, false, nil
 	}
 	if st.closing {
-		return nil, true, st.closeErr
+		return outgoing{}, true, st.closeErr
 	}
 	msgs := st.popMessagesLocked()
 	if len(msgs) == 0 {
@@ -256,9 +259,45 @@ func (st *stream) next(linger bool) (*tetherv1.ConnectResponse, bool, error) {
 		} else {
 			st.writing = false
 		}
-		return nil, false, nil
+		return outgoing{}, false, nil
 	}
-	return st.messageFrame(msgs), false, nil
+	return outgoing{msgs: msgs}, false, nil
+}
+
+// outgoing is what the writer writes next: a control frame, or messages
+// (in the writer's st.out), or nothing.
+type outgoing struct {
+	ctrl *tetherv1.ConnectResponse
+	msgs []broker.Entry
+}
+
+// send writes o: messages encoded by hand when frameCodec reads the stream
+// (encode.go), or as proto frames.
+func (st *stream) send(o outgoing) error {
+	if o.ctrl != nil {
+		if err := st.ss.Send(o.ctrl); err != nil {
+			return err
+		}
+		st.srv.metrics.framesOut(o.ctrl)
+		return nil
+	}
+	if st.prepares.Load() {
+		if data, ok := st.enc.encodeMessages(o.msgs); ok {
+			st.prepared.data = data
+			err := st.ss.SendMsg(&st.prepared)
+			st.prepared.data = nil
+			if err == nil {
+				st.srv.metrics.messagesOut(len(o.msgs))
+			}
+			return err
+		}
+	}
+	f := st.messageFrame(o.msgs)
+	if err := st.ss.Send(f); err != nil {
+		return err
+	}
+	st.srv.metrics.framesOut(f)
+	return nil
 }
 
 func fillMessage(pm *tetherv1.ServerMessage, e broker.Entry) {
@@ -313,12 +352,12 @@ func (st *stream) write() {
 	// clock is a good part of a small frame's cost here.
 	sent, messages := 0, false
 	for !st.finished.Load() {
-		f, end, err := st.next(messages)
+		o, end, err := st.next(messages)
 		if end {
 			st.sess.dropStream(st, err, "stream closed by the server")
 			return
 		}
-		if f == nil {
+		if o.ctrl == nil && len(o.msgs) == 0 {
 			if sent%64 != 0 {
 				st.lastWrite.Store(time.Now().UnixNano())
 			}
@@ -337,34 +376,22 @@ func (st *stream) write() {
 			}
 			continue
 		}
-		if seq := lastSeq(f); seq != 0 {
+		if len(o.msgs) > 0 {
 			messages = true
+			seq := o.msgs[len(o.msgs)-1].Seq
 			if !st.stored(syncer, seq) {
 				return
 			}
 			storeMax(&st.sess.sentSeq, seq)
 		}
-		if err := st.ss.Send(f); err != nil {
+		if err := st.send(o); err != nil {
 			st.sess.dropStream(st, err, "send failed: "+err.Error())
 			return
 		}
 		if sent++; sent%64 == 0 {
 			st.lastWrite.Store(time.Now().UnixNano())
 		}
-		st.srv.metrics.framesOut(f)
 	}
-}
-
-// lastSeq returns the seq of the last message f carries, or 0 when it
-// carries none.
-func lastSeq(f *tetherv1.ConnectResponse) uint64 {
-	switch x := f.Frame.(type) {
-	case *tetherv1.ConnectResponse_Message:
-		return x.Message.Seq
-	case *tetherv1.ConnectResponse_Batch:
-		return x.Batch.Messages[len(x.Batch.Messages)-1].Seq
-	}
-	return 0
 }
 
 // recoverWriter ends the stream with INTERNAL when the writer panicked,

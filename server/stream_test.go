@@ -18,8 +18,8 @@ func TestControlFramesGoFirst(t *testing.T) {
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ack{Ack: &tetherv1.Ack{Seq: 4}}})
 	var order []string
 	for {
-		f, end, _ := st.next(false)
-		if f == nil || end {
+		f := nextFrame(st)
+		if f == nil {
 			break
 		}
 		switch x := f.Frame.(type) {
@@ -49,10 +49,10 @@ func TestCloseAfterFlushDropsData(t *testing.T) {
 	st.pushData(broker.Entry{Seq: 1, Message: &broker.Message{}})
 	st.pushCtrl(&tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_GoAway{GoAway: &tetherv1.GoAway{}}})
 	st.closeAfterFlush(nil)
-	if f, end, _ := st.next(false); end || f.GetGoAway() == nil {
-		t.Fatalf("first = %v (end %v), want the go_away", f, end)
+	if o, end, _ := st.next(false); end || o.ctrl.GetGoAway() == nil {
+		t.Fatalf("first = %v (end %v), want the go_away", o, end)
 	}
-	if f, end, _ := st.next(false); !end || f != nil {
-		t.Fatalf("second = %v (end %v), want the end", f, end)
+	if o, end, _ := st.next(false); !end || o.ctrl != nil || o.msgs != nil {
+		t.Fatalf("second = %v (end %v), want the end", o, end)
 	}
 }

@@ -56,7 +56,7 @@ func TestWindowAndLogBoundsHold(t *testing.T) {
 				}
 			case 1: // the writer writes what the window allows
 				for {
-					f, _, _ := st.next(false)
+					f := nextFrame(st)
 					if f == nil {
 						break
 					}
@@ -101,7 +101,7 @@ func TestWindowAndLogBoundsHold(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := received
-			for f, _, _ := st.next(false); f != nil; f, _, _ = st.next(false) {
+			for f := nextFrame(st); f != nil; f = nextFrame(st) {
 				if m := f.GetMessage(); m != nil {
 					if received++; m.GetSeq() != received {
 						t.Fatalf("seed %d: got seq %d, want %d", seed, m.GetSeq(), received)
