@@ -20,11 +20,23 @@ import (
 // takes in one; a Hello asking for more is clamped to it.
 const MaxBatch = 128
 
-// batchBytes is the payload bytes after which the writer closes a batch: a
-// batch of many small messages amortises the per-frame cost, and beyond a
-// few HTTP/2 frames of payload a larger one gains nothing but latency
-// for its first message. A single larger message goes alone.
+// batchBytes is the encoded size (as sizeBound bounds it) after which the
+// writer closes a batch: a batch of many small messages amortises the
+// per-frame cost, and beyond a few HTTP/2 frames a larger one gains
+// nothing but latency for its first message. A single larger message goes
+// alone. Below frames.Overhead, so that a batch is always within
+// Limits.max_frame_bytes.
 const batchBytes = 32 << 10
+
+// sizeBound bounds the size of m's ServerMessage in a batch: its bytes and
+// strings, with room for every field's tag and length.
+func sizeBound(m *broker.Message) int {
+	n := 128 + len(m.Payload) + len(m.Target.Name) + len(m.ContentType) + len(m.CorrelationID) + len(m.SourceSession) + len(m.SourceClient)
+	for k, v := range m.Headers {
+		n += 32 + len(k) + len(v)
+	}
+	return n
+}
 
 // grantBatch returns the batch size granted to Hello: its max_batch,
 // clamped to MaxBatch; 0 (no batches) when it asked for none.
@@ -40,22 +52,28 @@ func (st *stream) setBatch(n int) {
 }
 
 // popMessagesLocked moves the messages the window lets go now, at most the
-// granted batch (one without batches) and batchBytes of payload (at least
-// one message), from the queue into flight, and returns them in
-// st.out, which the writer owns.
+// granted batch (one without batches) and batchBytes (at least one
+// message), from the queue into flight, and returns them in st.out, which
+// the writer owns.
 func (st *stream) popMessagesLocked() []broker.Entry {
 	limit := max(st.maxBatch, 1)
 	out, bytes := st.out[:0], 0
 	for len(out) < limit {
 		e, ok := st.data.front()
-		if !ok || !st.openLocked(len(e.Message.Payload)) || len(out) > 0 && bytes+len(e.Message.Payload) > batchBytes {
+		if !ok || !st.openLocked(len(e.Message.Payload)) {
 			break
+		}
+		if limit > 1 {
+			n := sizeBound(e.Message)
+			if len(out) > 0 && bytes+n > batchBytes {
+				break
+			}
+			bytes += n
 		}
 		st.data.pop()
 		size := len(e.Message.Payload)
 		st.flight.push(sized{e.Seq, size})
 		st.flightBytes += size
-		bytes += size
 		out = append(out, e)
 	}
 	st.out = out

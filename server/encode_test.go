@@ -57,3 +57,29 @@ func TestEncodedFramesMatchTheProtoFrames(t *testing.T) {
 		}
 	}
 }
+
+// A batch stays within batchBytes whatever its messages carry besides the
+// payload (headers here), so within Limits.max_frame_bytes.
+func TestBatchesStayWithinTheirBound(t *testing.T) {
+	t.Parallel()
+	st := &stream{maxBatch: MaxBatch, win: window{messages: 1000, bytes: 1 << 30}}
+	headers := map[string]string{"big": strings.Repeat("h", 10<<10)}
+	for i := range 20 {
+		st.data.push(broker.Entry{Seq: uint64(i + 1), Message: &broker.Message{Target: broker.Topic("t"), Payload: []byte("p"), Headers: headers}})
+	}
+	frames, total := 0, 0
+	for {
+		o, _, _ := st.next(false)
+		if len(o.msgs) == 0 {
+			break
+		}
+		frames++
+		total += len(o.msgs)
+		if n := proto.Size(st.messageFrame(o.msgs)); n > batchBytes {
+			t.Fatalf("a frame of %d messages is %d bytes, above batchBytes (%d)", len(o.msgs), n, batchBytes)
+		}
+	}
+	if total != 20 || frames >= 20 {
+		t.Fatalf("20 messages went in %d frames (%d messages); want all, several to a batch", frames, total)
+	}
+}
