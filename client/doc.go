@@ -105,6 +105,12 @@
 // and withdraw the message. SendWait and Request ask the server to ack
 // their message at once (ClientMessage.ack_now), not in a batch.
 //
+// Batches, both ways: when several messages wait at once, the writer
+// sends them in one frame ([WithMaxBatch], 128 by default, as the server
+// grants in Welcome.max_batch), and the server does the same; no message
+// waits for a batch to fill, and the application sees each message as
+// before.
+//
 // When a resume fails (the session expired, or, with the in-memory broker,
 // the stream lands on another node), the server opens a fresh session and
 // says why (Welcome.resume_status); the SDK re-subscribes its topics,

@@ -47,7 +47,9 @@
 // told to retry, or the oldest messages are dropped and the client told
 // (a Gap frame, or the lost range on resume), or the stream is cut as a
 // slow consumer. Control frames (Welcome, Pong, Ack, Gap, GoAway, Error)
-// are written before queued messages.
+// are written before queued messages. Messages that wait together go in
+// one batch frame (up to [MaxBatch]) to a client that asked in Hello, and
+// a topic message is encoded once for all its subscribers.
 //
 // # Handlers
 //
