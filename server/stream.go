@@ -216,14 +216,13 @@ func newMessageFrame() *tetherv1.ConnectResponse {
 	return &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Message{Message: &tetherv1.ServerMessage{}}}
 }
 
-// next pops the next frame to write: control first, then data as the
-// receive window allows (see window.go), several messages in one batch
-// frame when the client asked for batches (batch.go). Messages are
-// filled into the writer's reusable frame, which is returned: the
-// writer sends it before it calls next again. next returns nil when
-// nothing is queued, and then the writer must exit (next has released
-// it) or, when linger is set, wait on st.wake; and closeErr, true when the
-// stream should end.
+// next pops what to write next: a control frame first, else the messages
+// the receive window lets go (see window.go), as many as one batch takes
+// when the client asked for batches (batch.go), in the writer's st.out:
+// the writer sends them before it calls next again. next returns nothing
+// when nothing is queued, and then the writer must exit (next has
+// released it) or, when linger is set, wait on st.wake; and closeErr,
+// true when the stream should end.
 func (st *stream) next(linger bool) (outgoing, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
