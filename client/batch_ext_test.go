@@ -158,6 +158,22 @@ func TestBatchesWithinTheGrant(t *testing.T) {
 	})
 }
 
+// A batch stays within the frame burst: its messages count as frames.
+func TestBatchesWithinTheFrameBurst(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		got := sendQueued(t, func(w *tetherv1.Welcome) {
+			w.MaxBatch = 16
+			w.Limits = &tetherv1.Limits{MaxFramesPerSecond: 1000000, MaxFrameBurst: 4}
+		}, 30, 10)
+		for _, f := range got.frames {
+			if len(f) > 4 {
+				t.Fatalf("a batch of %d; Limits.max_frame_burst is 4", len(f))
+			}
+		}
+	})
+}
+
 // A batch stays within Limits.max_frame_bytes, and a message that does not
 // fit with others goes alone.
 func TestBatchesWithinTheFrameLimit(t *testing.T) {

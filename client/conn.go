@@ -293,6 +293,9 @@ func (c *conn) window(w *tetherv1.Welcome, asked *tetherv1.ReceiveWindow) {
 	c.maxBatch, c.maxFrame = int(w.GetMaxBatch()), int(w.GetLimits().GetMaxFrameBytes())
 	if fps := w.GetLimits().GetMaxFramesPerSecond(); fps > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(fps), max(int(w.GetLimits().GetMaxFrameBurst()), 1))
+		// A batch's messages count as frames: one above the burst could
+		// never be paced (Welcome.max_batch is within it anyway).
+		c.maxBatch = min(c.maxBatch, c.limiter.Burst())
 	}
 }
 

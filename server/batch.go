@@ -39,9 +39,11 @@ func sizeBound(m *broker.Message) int {
 }
 
 // grantBatch returns the batch size granted to Hello: its max_batch,
-// clamped to MaxBatch; 0 (no batches) when it asked for none.
-func grantBatch(h *tetherv1.Hello) int {
-	return int(min(h.GetMaxBatch(), MaxBatch))
+// clamped to MaxBatch and to the frame burst (a batch's messages count as
+// frames: a batch larger than the burst could never be paced); 0 (no
+// batches) when it asked for none.
+func (srv *Server) grantBatch(h *tetherv1.Hello) int {
+	return min(int(min(h.GetMaxBatch(), MaxBatch)), srv.cfg.frameBurst)
 }
 
 // setBatch sets the stream's granted batch size, before its writer starts.

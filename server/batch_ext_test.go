@@ -196,3 +196,20 @@ func TestBatchesWithoutTheServersCodec(t *testing.T) {
 		}
 	}
 }
+
+// The grant stays within the frame burst, and a batch above it is refused
+// as above the grant, not paced forever.
+func TestBatchesWithinTheFrameBurst(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, server.WithFrameRate(1000, 4))
+	c := n.dial(t, "")
+	if w := c.open(&tetherv1.Hello{MaxBatch: 100}); w.GetMaxBatch() != 4 {
+		t.Fatalf("Welcome.max_batch = %d under a frame burst of 4, want 4", w.GetMaxBatch())
+	}
+	var msgs []*tetherv1.ClientMessage
+	for i := range 10 {
+		msgs = append(msgs, topicMessage(uint64(i+1), "t", "x"))
+	}
+	c.send(batchOf(msgs...))
+	c.expectEnd(codes.InvalidArgument, "a batch of 10 messages exceeds Welcome.max_batch (4): split it")
+}

@@ -101,7 +101,7 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 		return err
 	}
 	st.setWindow(srv.grantWindow(h)) // before the writer starts (after Welcome)
-	st.setBatch(grantBatch(h))
+	st.setBatch(srv.grantBatch(h))
 	o, err := srv.resumeOrCreate(ctx, st, h)
 	if err != nil {
 		return err

@@ -79,6 +79,9 @@ func (st *stream) read() {
 // because the server paced.
 func (st *stream) pace(n int) bool {
 	now := time.Unix(0, st.lastRead.Load()) // recv's clock reading
+	// A batch above the burst (refused as larger than Welcome.max_batch
+	// once read) takes the burst: ReserveN would never grant more.
+	n = min(n, st.frames.Burst())
 	delay := st.frames.ReserveN(now, n).DelayFrom(now)
 	if delay <= 0 {
 		return true

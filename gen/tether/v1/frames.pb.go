@@ -857,7 +857,8 @@ type Welcome struct {
 	// resume): what became of that session's undelivered messages.
 	TookOver *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
 	// The most messages the server puts in one ServerMessageBatch frame:
-	// Hello.max_batch, clamped; 0 when Hello asked for none (or the server
+	// Hello.max_batch, clamped to the server's maximum and to
+	// Limits.max_frame_burst; 0 when Hello asked for none (or the server
 	// predates batches). When it is not 0 the server also takes
 	// ClientMessageBatch frames of at most this many messages (see
 	// "Batches"); a client must not send one otherwise.
