@@ -23,7 +23,7 @@ func TestFrameBoundCoversTheFrame(t *testing.T) {
 		"many headers": {Topic: "t", Headers: map[string]string{"k1": long, long: "v", "k3": "", "k4": "v4"}},
 	} {
 		pm := &tetherv1.ClientMessage{Seq: ^uint64(0), AckNow: true}
-		fillProto(pm, m)
+		fillProto(pm, m, &target{})
 		pm.GeneratedKey = true
 		want := proto.Size(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: pm}})
 		if got := frameBound(m) + maxSeqBytes; got < want {

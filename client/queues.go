@@ -20,6 +20,8 @@ type pending struct {
 	// allocation too: the writer sends it as it is, every time.
 	frame tetherv1.ConnectRequest
 	in    tetherv1.ConnectRequest_Message
+	// to is msg's target, in the same allocation too (see fillTarget).
+	to target
 	done  bool          // handled, or lost for good
 	err   error         // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{} // made for SendWait only; closed when done
@@ -90,7 +92,7 @@ func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
 // waited says that the caller waits for the outcome (SendWait, Request).
 func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}, waited bool) (*pending, error) {
 	p := &pending{waited: waited}
-	fillProto(&p.msg, m)
+	fillProto(&p.msg, m, &p.to)
 	// A caller waits for the server's ack: the server acks it at once
 	// instead of in a batch.
 	p.msg.AckNow = waited
@@ -422,8 +424,16 @@ func (o *outbox) counts() (unacked, queued int) {
 	return w, len(o.items) - w + len(o.waiting)
 }
 
-// fillProto sets the zero pm from m.
-func fillProto(pm *tetherv1.ClientMessage, m Message) {
+// target holds a ClientMessage's target: one of its oneof's members, set
+// by fillProto.
+type target struct {
+	topic   tetherv1.ClientMessage_Topic
+	session tetherv1.ClientMessage_SessionId
+	client  tetherv1.ClientMessage_ClientId
+}
+
+// fillProto sets the zero pm from m, its target in to.
+func fillProto(pm *tetherv1.ClientMessage, m Message, to *target) {
 	pm.Payload = m.Payload
 	pm.ContentType = m.ContentType
 	pm.Headers = m.Headers
@@ -432,11 +442,14 @@ func fillProto(pm *tetherv1.ClientMessage, m Message) {
 	pm.GeneratedKey = m.generatedKey
 	switch {
 	case m.Topic != "":
-		pm.Target = &tetherv1.ClientMessage_Topic{Topic: m.Topic}
+		to.topic.Topic = m.Topic
+		pm.Target = &to.topic
 	case m.SessionID != "":
-		pm.Target = &tetherv1.ClientMessage_SessionId{SessionId: m.SessionID}
+		to.session.SessionId = m.SessionID
+		pm.Target = &to.session
 	case m.ClientID != "":
-		pm.Target = &tetherv1.ClientMessage_ClientId{ClientId: m.ClientID}
+		to.client.ClientId = m.ClientID
+		pm.Target = &to.client
 	}
 }
 

@@ -529,7 +529,7 @@ func (s *Session) checkLimits(m Message) error {
 		return nil
 	}
 	pm := &tetherv1.ClientMessage{}
-	fillProto(pm, m)
+	fillProto(pm, m, &target{})
 	return tooLarge(l, pm)
 }
 

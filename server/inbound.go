@@ -57,7 +57,10 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	}
 	// Handled to the end even if the stream breaks meanwhile: a resume
 	// then finds the message handled or not, never half.
-	ctx := context.WithoutCancel(st.ss.Context())
+	if st.handling == nil {
+		st.handling = context.WithoutCancel(st.ss.Context())
+	}
+	ctx := st.handling
 	d := st.srv.inboundKey(s, m, seq)
 	dup, err := d.check(ctx)
 	if err != nil {

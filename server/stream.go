@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -73,11 +74,12 @@ type stream struct {
 	lastWrite atomic.Int64
 	interval  time.Duration
 	deadAfter time.Duration
-	maxAgeAt  time.Time     // when to send GoAway{MAX_AGE}; zero for never
-	expiresAt time.Time     // when the credentials expire; zero for never
-	frames    *rate.Limiter // inbound frame rate
-	ackedIn   atomic.Uint64 // highest client seq acknowledged to the client
-	refused   uint64        // seq of the client message last refused (see refuse); 0 when none waits; the reader's
+	maxAgeAt  time.Time       // when to send GoAway{MAX_AGE}; zero for never
+	expiresAt time.Time       // when the credentials expire; zero for never
+	frames    *rate.Limiter   // inbound frame rate
+	ackedIn   atomic.Uint64   // highest client seq acknowledged to the client
+	refused   uint64          // seq of the client message last refused (see refuse); 0 when none waits; the reader's
+	handling  context.Context // the stream's context without its cancel, for handling messages; the reader's
 }
 
 func newStream(srv *Server, ss tetherv1.TetherService_ConnectServer, peer string) *stream {
