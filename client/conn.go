@@ -52,6 +52,7 @@ type conn struct {
 	// batch frame, reused for every batch, is batch.
 	maxBatch, maxFrame int
 	batch              batchFrame
+	in                 inFrame // what the reader receives each frame into
 
 	mu       sync.Mutex
 	ctrl     []*tetherv1.ConnectRequest
@@ -379,7 +380,7 @@ func (c *conn) nextFrame() (*tetherv1.ConnectRequest, int) {
 func (c *conn) read() {
 	defer close(c.readDone)
 	for {
-		f, err := c.stream.Recv()
+		err := c.stream.RecvMsg(&c.in)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.EOF
@@ -393,7 +394,13 @@ func (c *conn) read() {
 		default:
 		}
 		c.lastRead.Store(time.Now().UnixNano())
-		if err := c.handle(f); err != nil {
+		if c.in.frame == nil {
+			for _, m := range c.in.msgs {
+				c.take(m)
+			}
+			continue
+		}
+		if err := c.handle(c.in.frame); err != nil {
 			c.end(err)
 			return
 		}
@@ -460,10 +467,12 @@ func (c *conn) handle(f *tetherv1.ConnectResponse) error {
 	return nil
 }
 
-// message takes in a server message: to the application, or dropped as a
+// message takes in a server message decoded by proto.
+func (c *conn) message(pm *tetherv1.ServerMessage) { c.take(fromProto(pm)) }
+
+// take takes in a server message: to the application, or dropped as a
 // duplicate.
-func (c *conn) message(pm *tetherv1.ServerMessage) {
-	m := fromProto(pm)
+func (c *conn) take(m *Message) {
 	if !c.s.in.accept(m) {
 		c.s.metrics.duplicates.Inc()
 		c.noteAckable()

@@ -21,7 +21,7 @@ type pending struct {
 	frame tetherv1.ConnectRequest
 	in    tetherv1.ConnectRequest_Message
 	// to is msg's target, in the same allocation too (see fillTarget).
-	to target
+	to    target
 	done  bool          // handled, or lost for good
 	err   error         // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{} // made for SendWait only; closed when done

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -326,7 +327,7 @@ func (s *Session) open(b *backend) (*conn, *tetherv1.Welcome, error) {
 		cancel(err)
 		return nil, nil, err
 	}
-	stream, err := b.client().Connect(ctx)
+	stream, err := b.client().Connect(ctx, grpc.ForceCodecV2(streamCodec))
 	if err != nil {
 		if status.Code(err) == codes.Unavailable {
 			// No connection to carry the stream. gRPC would retry it on
