@@ -15,50 +15,32 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// awaitHello waits for the client's first frame, at most the hello
-// timeout, then opens or resumes its session on this goroutine and starts
-// the reader. The timeout bounds receiving Hello only: once Hello is in,
-// open runs to its end (bounded by ctx), so that a session it creates is
-// either welcomed or undone, never left behind unwelcomed.
-func (st *stream) awaitHello(ctx context.Context) error {
-	first, err := st.firstFrame(ctx)
+// run is the stream's reader: it receives the first frame within the
+// hello timeout, opens or resumes its session, then reads every frame
+// until the stream ends. The timeout bounds receiving Hello only: once
+// Hello is in, open runs to its end (bounded by the stream's context), so
+// that a session it creates is either welcomed or undone, never left
+// behind unwelcomed; a frame received as the timeout fires is dropped, the
+// stream ending with DEADLINE_EXCEEDED.
+func (st *stream) run() {
+	d := st.srv.cfg.helloTimeout
+	late := time.AfterFunc(d, func() {
+		st.finish(status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d))
+	})
+	first, err := st.recv()
+	if !late.Stop() {
+		return // the timeout fired: finish ended the stream
+	}
 	if err != nil {
-		return err
+		st.finish(recvStatus(err))
+		return
 	}
 	if err := st.hello(first); err != nil {
-		return err
+		st.finish(err)
+		return
 	}
-	go st.read()
-	return nil
-}
-
-// firstFrame receives the client's first frame within the hello timeout.
-// On a timeout its receiving goroutine ends with the stream, which ends
-// when Connect returns.
-func (st *stream) firstFrame(ctx context.Context) (*tetherv1.ConnectRequest, error) {
-	type received struct {
-		f   *tetherv1.ConnectRequest
-		err error
-	}
-	got := make(chan received, 1)
-	go func() {
-		f, err := st.recv()
-		got <- received{f, err}
-	}()
-	d := st.srv.cfg.helloTimeout
-	hello := time.NewTimer(d)
-	defer hello.Stop()
-	select {
-	case r := <-got:
-		if r.err != nil {
-			return nil, recvStatus(r.err)
-		}
-		return r.f, nil
-	case <-hello.C:
-		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d)
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
+	st.start()
+	st.read()
 }
 
 // hello opens or resumes the session of the first frame, which must be

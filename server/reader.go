@@ -28,14 +28,16 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	srv.metrics.streams.Inc()
 	defer srv.metrics.streams.Dec()
 
-	if err := st.awaitHello(ctx); err != nil {
-		return err
+	// The reader (run), which also opens the session, runs on this
+	// goroutine when finish can end the stream without it returning (see
+	// endstream.go); otherwise it has a goroutine of its own, and this one
+	// only waits, so that it can always return. The writer has a
+	// goroutine only while frames wait (stream.write).
+	if st.ender = streamEnder(ctx); st.ender != nil {
+		st.run()
+	} else {
+		go st.run()
 	}
-	st.start()
-	// This goroutine only waits, so that it can always return: returning
-	// cancels the stream, which is the only way to unblock a Send stuck on
-	// a client that stopped reading. The reader has a goroutine of its
-	// own, and the writer one only while frames wait (stream.write).
 	<-st.done
 	return st.endErr
 }

@@ -61,6 +61,7 @@ type stream struct {
 	maxBatch int // the batch size granted in Welcome (0: no batches); set before the writer starts
 
 	done     chan struct{}
+	ender    statusWriter // writes the stream's status; nil: only Connect's return does (endstream.go)
 	finished atomic.Bool
 	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
 	endErr   error       // valid once done is closed
@@ -206,6 +207,9 @@ func (st *stream) finish(err error) {
 	}
 	st.mu.Unlock()
 	close(st.done)
+	if st.ender != nil {
+		st.endWith(err)
+	}
 }
 
 // newMessageFrame returns a writer's reusable data frame, for next.
