@@ -15,9 +15,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// stream is one Connect call carrying a session. Its handler goroutine
-// waits for the end (see service.Connect); its reader runs on a goroutine
-// of its own; its writer too, but only while frames wait to be written;
+// stream is one Connect call carrying a session. Its reader runs on its
+// handler goroutine (or on one of its own, the handler goroutine waiting
+// for the end: see service.Connect and endstream.go); its writer runs on a
+// goroutine of its own, but only while frames wait to be written;
 // its heartbeat and dead-peer deadlines share one timer that
 // holds no goroutine while it waits.
 type stream struct {
