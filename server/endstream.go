@@ -32,7 +32,7 @@ import (
 // context. When that fails (another grpc-go version), or the stream is
 // served through grpc.Server.ServeHTTP, whose WriteStatus waits on the
 // connection's serving goroutine, streamEnder returns nil and the stream
-// keeps today's other way: a reader goroutine of its own while the
+// keeps the other way: a reader goroutine of its own while the
 // handler goroutine only waits, so that it can return.
 // TestIdleStreamHoldsOneGoroutine fails if the assertion stops holding.
 
