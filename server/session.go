@@ -559,7 +559,9 @@ func (s *Session) subscribe(topics []string) error {
 		addTo(s.srv.topics, t, s)
 	}
 	s.srv.mu.Unlock()
-	s.putRecordLocked()
+	if len(added) > 0 { // a fresh session without topics: Welcome puts the record
+		s.putRecordLocked()
+	}
 	s.unlock()
 	for _, t := range added {
 		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {
