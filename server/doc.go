@@ -29,7 +29,8 @@
 // receiving it only), opens the session, then reads the stream's frames.
 // The server ends a stream from any goroutine by writing its status, as
 // gRPC does when a handler returns; that unblocks a Recv, and a Send stuck
-// on a client that stopped reading. Where gRPC offers no way to write it
+// on a client that stopped reading. (While the session opens, the stream
+// ends when the open returns, as the open needs the stream's context.) Where gRPC offers no way to write it
 // (a grpc.Server's ServeHTTP), the reader has a goroutine of its own and
 // the handler goroutine only waits, so that it can always return. Its writer, the
 // only caller of Send, runs on a goroutine of its own while frames wait:

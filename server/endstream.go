@@ -25,10 +25,13 @@ import (
 // context; finish does the same through endWith, with the transport
 // stream's WriteStatus (grpc-go's RecvMsg calls it too, from the handler
 // goroutine, while another goroutine may be sending). The handler then
-// returns the same status, which grpc-go finds already written; so a
-// stream interceptor sees the status the stream ended with, but one that
-// rewrites the handler's error cannot change what the client got (as with
-// a Recv or Send that grpc-go failed itself).
+// returns the same status, which grpc-go finds already written: a stream
+// interceptor sees the status the stream ended with, but one that rewrites
+// the handler's error cannot change what the client got (as with a Recv
+// or Send that grpc-go failed itself). While the session opens
+// (phaseOpening, see run), finish leaves the stream to the handler's
+// return instead, so that the open runs to its end with the stream's
+// context alive, as it always did.
 //
 // grpc-go's transport stream is internal; its WriteStatus is found by
 // asserting statusWriter on the grpc.ServerTransportStream of the stream's

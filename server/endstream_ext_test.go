@@ -31,7 +31,7 @@ func readers() (all, onHandler int) {
 		buf = make([]byte, 2*len(buf))
 	}
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if !strings.Contains(g, "tether/server.(*stream).run(") {
+		if !strings.Contains(g, "tether/server.(*stream).read(") {
 			continue
 		}
 		all++

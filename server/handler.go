@@ -15,16 +15,14 @@ import (
 // The calls of one session are serialized: never two at once, in the order
 // of the session's events; calls of different sessions run concurrently.
 //
-//   - OnConnect runs on the reader goroutine of the stream that starts
-//     carrying the session (fresh or resumed), before Welcome;
-//   - OnMessage runs on the stream's reader goroutine (which is its
-//     Connect call's goroutine: see Goroutines and timers in the package
-//     documentation);
+//   - OnConnect runs on the goroutine of the Connect call whose stream
+//     starts carrying the session (fresh or resumed), before Welcome;
+//   - OnMessage runs on the stream's reader goroutine;
 //   - OnClose runs exactly once per session on this node, only if an
 //     OnConnect returned nil, and last: no call of the session follows it.
 //     It runs on the goroutine that ended the session (the reader, after a
-//     Close frame; the reader of a newer session that took the client id
-//     over; the resume-window timer; Close or Drain; AdminService's
+//     Close frame; the Connect goroutine of a newer session that took the
+//     client id over; the resume-window timer; Close or Drain; AdminService's
 //     CloseSession; the broker's goroutine delivering an eviction from
 //     another node) or, when another call of the session runs at that
 //     moment, on that call's goroutine once it returns.

@@ -28,15 +28,20 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	srv.metrics.streams.Inc()
 	defer srv.metrics.streams.Dec()
 
-	// The reader (run), which also opens the session, runs on this
-	// goroutine when finish can end the stream without it returning (see
-	// endstream.go); otherwise it has a goroutine of its own, and this one
-	// only waits, so that it can always return. The writer has a
-	// goroutine only while frames wait (stream.write).
+	// The reader runs on this goroutine when finish can end the stream
+	// under it (see endstream.go). Otherwise it has a goroutine of its
+	// own, and this one, once the session is open, only waits, so that it
+	// can always return: returning cancels the stream, which is then the
+	// only way to unblock a Recv, or a Send stuck on a client that stopped
+	// reading. The writer has a goroutine only while frames wait
+	// (stream.write).
 	if st.ender = streamEnder(ctx); st.ender != nil {
 		st.run()
 	} else {
-		go st.run()
+		if err := st.awaitHello(ctx); err != nil {
+			return err
+		}
+		st.start()
 	}
 	<-st.done
 	return st.endErr

@@ -63,6 +63,7 @@ type stream struct {
 
 	done     chan struct{}
 	ender    statusWriter // writes the stream's status; nil: only Connect's return does (endstream.go)
+	phase    atomic.Int32 // phaseHello, phaseOpening or phaseReading (see run)
 	finished atomic.Bool
 	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
 	endErr   error       // valid once done is closed
@@ -208,7 +209,7 @@ func (st *stream) finish(err error) {
 	}
 	st.mu.Unlock()
 	close(st.done)
-	if st.ender != nil {
+	if st.ender != nil && st.phase.Load() != phaseOpening {
 		st.endWith(err)
 	}
 }
