@@ -104,7 +104,7 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 		hi = min(hi, first-1)
 	}
 	if lo <= hi {
-		s.lost = tetherv1.SeqRange{First: lo, Last: hi}
+		s.lost = seqRange{First: lo, Last: hi}
 	}
 	return nil
 }

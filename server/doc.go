@@ -24,10 +24,15 @@
 //
 // # Goroutines and timers
 //
-// Each stream holds two goroutines: the gRPC handler goroutine, which
-// opens the session once Hello is in (the hello timeout bounds receiving
-// Hello only) and then only waits so that it can always return (returning is what unblocks a Send
-// stuck on a client that stopped reading), and its reader. Its writer, the
+// Each stream holds one goroutine, as a raw gRPC stream does: the gRPC
+// handler goroutine, which receives Hello (the hello timeout bounds
+// receiving it only), opens the session, then reads the stream's frames.
+// The server ends a stream from any goroutine by writing its status, as
+// gRPC does when a handler returns; that unblocks a Recv, and a Send stuck
+// on a client that stopped reading. (While the session opens, the stream
+// ends when the open returns, as the open needs the stream's context.) Where gRPC offers no way to write it
+// (a grpc.Server's ServeHTTP), the reader has a goroutine of its own and
+// the handler goroutine only waits, so that it can always return. Its writer, the
 // only caller of Send, runs on a goroutine of its own while frames wait:
 // after messages it lingers a second for more, after a pong or an ack it
 // exits at once, so an idle stream holds no writer. Heartbeats, dead-peer

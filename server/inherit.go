@@ -45,6 +45,10 @@ func (srv *Server) inherit(ctx context.Context, s *Session, resume *tetherv1.Res
 			return nil
 		}
 	}
+	if len(old) == 0 {
+		s.handedOver = handedOverAtOnce // nothing forwards to s
+		return nil
+	}
 	var took *tetherv1.TakeOver
 	s.handedOver = make(chan struct{})
 	defer close(s.handedOver)
@@ -128,6 +132,15 @@ func (s *Session) bequest(id string, entries []broker.Entry, from, to, acked uin
 	}
 	return t
 }
+
+// handedOverAtOnce is the Session.handedOver of a session to which nothing
+// is forwarded: closed from the start, and shared, as most sessions
+// inherit nothing and a channel each would cost them 96 bytes.
+var handedOverAtOnce = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // forward queues m, routed to a session that was taken over, to its heir
 // once the heir has inherited the session's messages, so that m comes after

@@ -80,8 +80,7 @@ func (srv *Server) inheritAway(ctx context.Context, s *Session, resume *tetherv1
 	}
 	acked := max(rec.AckedSeq, held)
 	if s.handedOver == nil { // nothing forwards to s: closed at once (disinherit cleans up after it)
-		s.handedOver = make(chan struct{})
-		close(s.handedOver)
+		s.handedOver = handedOverAtOnce
 	}
 	return s.bequest(id, entries, acked+1, to, acked), &rec, nil
 }

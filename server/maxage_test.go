@@ -47,7 +47,7 @@ func TestConnAges(t *testing.T) {
 }
 
 func entries(c *connAges) int {
-	n := 0
-	c.m.Range(func(any, any) bool { n++; return true })
-	return n
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }

@@ -15,11 +15,59 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// awaitHello waits for the client's first frame, at most the hello
-// timeout, then opens or resumes its session on this goroutine and starts
-// the reader. The timeout bounds receiving Hello only: once Hello is in,
-// open runs to its end (bounded by ctx), so that a session it creates is
-// either welcomed or undone, never left behind unwelcomed.
+// A stream's phases, for finish (see endstream.go): while Hello is
+// awaited and once frames are read, finish may end the stream under its
+// reader; while the session opens, it may not, so that the open runs to
+// its end with the stream's context alive (a session it creates is
+// either welcomed or undone, never left behind unwelcomed), as when the
+// handler goroutine's return is what ends a stream.
+const (
+	phaseHello   int32 = iota // awaiting Hello
+	phaseOpening              // opening or resuming the session
+	phaseReading              // reading frames
+)
+
+// run receives Hello within the hello timeout, opens or resumes its
+// session, then reads every frame until the stream ends, all on the
+// handler goroutine (see endstream.go). The timeout bounds receiving Hello
+// only; a frame received as it fires is dropped, the stream ending with
+// DEADLINE_EXCEEDED.
+func (st *stream) run() {
+	d := st.srv.cfg.helloTimeout
+	late := time.AfterFunc(d, func() {
+		st.finish(status.Errorf(codes.DeadlineExceeded, "no hello within %v: the first frame must be hello", d))
+	})
+	first, err := st.recv()
+	if !late.Stop() {
+		return // the timeout fired: finish ended the stream
+	}
+	if err != nil {
+		st.finish(recvStatus(err))
+		return
+	}
+	st.phase.Store(phaseOpening)
+	err = st.hello(first)
+	// Either finish sees phaseReading and ends the stream under the
+	// reader, or the reader sees the stream finished and returns.
+	st.phase.Store(phaseReading)
+	if err != nil {
+		st.finish(err)
+		return
+	}
+	if st.finished.Load() {
+		return
+	}
+	st.start()
+	st.read()
+}
+
+// awaitHello is run's twin for a stream finish cannot end under its
+// reader (see endstream.go): it waits for the client's first frame, at
+// most the hello timeout, then opens or resumes its session on this
+// goroutine and starts the reader on a goroutine of its own. The timeout
+// bounds receiving Hello only: once Hello is in, open runs to its end
+// (bounded by ctx), so that a session it creates is either welcomed or
+// undone, never left behind unwelcomed.
 func (st *stream) awaitHello(ctx context.Context) error {
 	first, err := st.firstFrame(ctx)
 	if err != nil {

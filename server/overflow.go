@@ -49,6 +49,14 @@ const (
 	OverflowDisconnect
 )
 
+// seqRange is a range of message seqs, First to Last; First is 0 when it
+// is empty. A session keeps the range it dropped while detached in one
+// (Session.lost), reported as Welcome.lost on resume: two words, where a
+// tetherv1.SeqRange by value would take seven.
+type seqRange struct {
+	First, Last uint64
+}
+
 var overflowNames = [...]string{OverflowBackpressure: "backpressure", OverflowDropOldest: "drop-oldest", OverflowDisconnect: "disconnect"}
 
 // String returns "backpressure", "drop-oldest" or "disconnect".

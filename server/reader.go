@@ -28,14 +28,21 @@ func (svc *service) Connect(ss tetherv1.TetherService_ConnectServer) error {
 	srv.metrics.streams.Inc()
 	defer srv.metrics.streams.Dec()
 
-	if err := st.awaitHello(ctx); err != nil {
-		return err
+	// The reader runs on this goroutine when finish can end the stream
+	// under it (see endstream.go). Otherwise it has a goroutine of its
+	// own, and this one, once the session is open, only waits, so that it
+	// can always return: returning cancels the stream, which is then the
+	// only way to unblock a Recv, or a Send stuck on a client that stopped
+	// reading. The writer has a goroutine only while frames wait
+	// (stream.write).
+	if st.ender = streamEnder(ctx); st.ender != nil {
+		st.run()
+	} else {
+		if err := st.awaitHello(ctx); err != nil {
+			return err
+		}
+		st.start()
 	}
-	st.start()
-	// This goroutine only waits, so that it can always return: returning
-	// cancels the stream, which is the only way to unblock a Send stuck on
-	// a client that stopped reading. The reader has a goroutine of its
-	// own, and the writer one only while frames wait (stream.write).
 	<-st.done
 	return st.endErr
 }

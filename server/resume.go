@@ -130,7 +130,7 @@ func (s *Session) attachResumed(st *stream, r *tetherv1.Resume, h *tetherv1.Hell
 		s.rec.add(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_LOG_OVERFLOW,
 			detail: fmt.Sprintf("messages %d..%d were dropped from the outbound log while detached", o.lost.First, o.lost.Last)})
 	}
-	s.lost = tetherv1.SeqRange{}
+	s.lost = seqRange{}
 	if last > s.ackedOut {
 		s.ackedOut = last
 		rp.trim = true

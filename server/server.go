@@ -55,6 +55,8 @@ type Server struct {
 	liveChanged chan struct{} // signalled when live drops
 	startMu     sync.Mutex    // one Start at a time
 	connAges    connAges      // when each connection's first stream started
+
+	welcomeShared func() welcomeShared // what every Welcome shares (welcome.go)
 }
 
 // New validates the options and returns a Server. It does no I/O: Start
@@ -77,6 +79,7 @@ func New(opts ...Option) (*Server, error) {
 		liveChanged: make(chan struct{}, 1),
 	}
 	srv.setServing(false)
+	srv.welcomeShared = sync.OnceValue(srv.newWelcomeShared)
 	srv.metrics.sessions = sessionGauges(srv)
 	if cfg.registerer != nil {
 		if err := srv.metrics.register(cfg.registerer); err != nil {

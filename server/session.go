@@ -64,7 +64,7 @@ type Session struct {
 	topics         map[string]struct{}
 	outSeq         uint64 // highest seq assigned
 	ackedOut       uint64 // highest seq the client acknowledged
-	lost           tetherv1.SeqRange
+	lost           seqRange
 	expiry         *time.Timer
 	resumeDeadline time.Time
 	connectedAt    time.Time
@@ -507,7 +507,7 @@ func (s *Session) ack(seq uint64) error {
 	s.ackedOut = seq
 	s.releaseLocked(seq)
 	if s.lost.Last <= seq {
-		s.lost = tetherv1.SeqRange{} // the client is past it
+		s.lost = seqRange{} // the client is past it
 	}
 	if s.st != nil {
 		s.st.acked(seq)
@@ -559,7 +559,9 @@ func (s *Session) subscribe(topics []string) error {
 		addTo(s.srv.topics, t, s)
 	}
 	s.srv.mu.Unlock()
-	s.putRecordLocked()
+	if len(added) > 0 { // a fresh session without topics: Welcome puts the record
+		s.putRecordLocked()
+	}
 	s.unlock()
 	for _, t := range added {
 		if err := s.srv.broker.Bind(context.Background(), broker.Topic(t)); err != nil {

@@ -16,9 +16,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// stream is one Connect call carrying a session. Its handler goroutine
-// waits for the end (see service.Connect); its reader runs on a goroutine
-// of its own; its writer too, but only while frames wait to be written;
+// stream is one Connect call carrying a session. Its reader runs on its
+// handler goroutine (or on one of its own, the handler goroutine waiting
+// for the end: see service.Connect and endstream.go); its writer runs on a
+// goroutine of its own, but only while frames wait to be written;
 // its heartbeat and dead-peer deadlines share one timer that
 // holds no goroutine while it waits.
 type stream struct {
@@ -65,6 +66,8 @@ type stream struct {
 	prepares atomic.Bool // frameCodec reads the stream, so the writer may send preparedFrames
 
 	done     chan struct{}
+	ender    statusWriter // writes the stream's status; nil: only Connect's return does (endstream.go)
+	phase    atomic.Int32 // phaseHello, phaseOpening or phaseReading (see run)
 	finished atomic.Bool
 	leaving  atomic.Bool // a GoAway was queued, or the session moved on: ignore further frames
 	endErr   error       // valid once done is closed
@@ -211,6 +214,9 @@ func (st *stream) finish(err error) {
 	}
 	st.mu.Unlock()
 	close(st.done)
+	if st.ender != nil && st.phase.Load() != phaseOpening {
+		st.endWith(err)
+	}
 }
 
 // newMessageFrame returns a writer's reusable data frame, for next.
