@@ -140,3 +140,57 @@ func connect(b *testing.B, addr, id string) *client.Session {
 	}
 	return cs
 }
+
+// BenchmarkRelay measures what tether-bench's relay scenario does, in one
+// process so that it can be profiled: an SDK session sends b.N messages
+// flat out to another session's client id, on one node (the memory broker,
+// or NATS) or across two NATS nodes, and the benchmark ends when the last
+// has arrived.
+//
+//	go test -run '^$' -bench Relay -benchtime 5000x ./broker/nats/
+func BenchmarkRelay(b *testing.B) {
+	urls := natstest.Start(b).URL()
+	setups := []struct {
+		name  string
+		start func(b *testing.B) (from, to string)
+	}{
+		{"memory", func(b *testing.B) (string, string) {
+			_, addr := serveMemory(b)
+			return addr, addr
+		}},
+		{"nats/same-node", func(b *testing.B) (string, string) {
+			n := startNode(b, "a", urls, 1)
+			return n.addr, n.addr
+		}},
+		{"nats/other-node", func(b *testing.B) (string, string) {
+			n := startNode(b, "a", urls, 1)
+			p := startNode(b, "b", urls, 1)
+			return p.addr, n.addr
+		}},
+	}
+	payload := make([]byte, 64)
+	for _, s := range setups {
+		b.Run(s.name, func(b *testing.B) {
+			from, to := s.start(b)
+			ctx := b.Context()
+			id := "relay-to-" + strconv.Itoa(b.N)
+			recv := connect(b, to, id)
+			send := connect(b, from, "relay-from-"+strconv.Itoa(b.N))
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for range b.N {
+					if err := send.Send(ctx, client.Message{ClientID: id, Payload: payload}); err != nil {
+						return
+					}
+				}
+			}()
+			for range b.N {
+				if _, err := recv.Receive(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}

@@ -138,15 +138,25 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	st.entries = append(st.entries, me)
 	var res broker.Appended
 	if over := len(st.entries) - capacity; over > 0 {
-		for _, d := range st.entries[:over] {
-			st.forgetLocked(d)
-		}
-		st.entries = append(st.entries[:0:0], st.entries[over:]...)
+		st.dropLocked(over)
 		res.Dropped = over
 		b.purges.schedule(h.id)
 	}
 	res.Len = len(st.entries)
 	return res, nil
+}
+
+// dropLocked removes the n oldest entries (trimmed or dropped). It costs
+// O(n), whatever the log's length: the entries slide off the front of
+// their array, which append reallocates (copying only the live entries)
+// once its end is reached, so that an append costs O(1) amortized even to
+// a full log.
+func (st *logState) dropLocked(n int) {
+	for _, d := range st.entries[:n] {
+		st.forgetLocked(d)
+	}
+	clear(st.entries[:n]) // let the collector have them
+	st.entries = st.entries[n:]
 }
 
 // forgetLocked notes that d left the log (trimmed or dropped).
@@ -199,10 +209,9 @@ func (h *logHandle) Trim(ctx context.Context, upTo uint64) (err error) {
 	st.mu.Lock()
 	i := 0
 	for i < len(st.entries) && st.entries[i].Seq <= upTo {
-		st.forgetLocked(st.entries[i])
 		i++
 	}
-	st.entries = st.entries[i:]
+	st.dropLocked(i)
 	if upTo > st.trimmed.Load() {
 		st.trimmed.Store(upTo)
 	}
