@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +32,16 @@ const guardPeriod = 10 * time.Second
 // timing out.
 const lameDuck = 2 * time.Second
 
-// dispatchBuffer is how many routed messages a node queues for delivery;
-// beyond it NATS reports a slow consumer and drops them.
-const dispatchBuffer = 1 << 16
+// dispatchBuffer is how many routed messages a dispatch shard queues for
+// delivery; beyond it NATS reports a slow consumer and drops them.
+const dispatchBuffer = 1 << 14
+
+// dispatchShards is how many goroutines deliver routed messages, each the
+// messages of the addresses whose route subject hashes to it (see shard):
+// one address's messages keep their order, and one delivery that waits
+// for NATS (parked messages read in an address's guard period, an
+// eviction flushing a log) holds up only the addresses of its shard.
+const dispatchShards = 16
 
 // Header names on routed messages.
 const (
@@ -75,7 +83,7 @@ type Broker struct {
 	closed   atomic.Bool
 	done     chan struct{}
 	wg       sync.WaitGroup
-	ch       chan *nats.Msg
+	shards   [dispatchShards]chan *nats.Msg // see shard
 
 	bindMu sync.Mutex
 	binds  map[broker.Address]*binding
@@ -148,8 +156,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		nc:       nc,
 		subj:     newSubjects(o.Prefix),
 		done:     make(chan struct{}),
-		ch:       make(chan *nats.Msg, dispatchBuffer),
-		answers:  make(chan answer, dispatchBuffer),
+		answers:  make(chan answer, dispatchShards*dispatchBuffer),
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
 		reads:    make(map[string]readMark),
@@ -169,6 +176,9 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 	}
 	b.js = js
 	b.lastErr = errNotStarted
+	for i := range b.shards {
+		b.shards[i] = make(chan *nats.Msg, dispatchBuffer)
+	}
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -217,8 +227,10 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	b.wg.Add(3)
-	go b.dispatch()
+	b.wg.Add(2 + dispatchShards)
+	for _, ch := range b.shards {
+		go b.dispatch(ch)
+	}
 	go b.answer()
 	go b.purges.run()
 	b.setHealth(nil)
@@ -355,7 +367,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		bd.lame.Stop()
 		bd.n = 1
 	default:
-		sub, err := b.nc.ChanSubscribe(subj, b.ch)
+		sub, err := b.nc.ChanSubscribe(subj, b.shard(subj))
 		if err != nil {
 			b.bindMu.Unlock()
 			return fmt.Errorf("tether/broker/nats: subscribing to %s: %w", addr.Kind, err)
@@ -597,19 +609,27 @@ func (b *Broker) answerOne(a answer) {
 	_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
 }
 
-// dispatch delivers what the node's routes receive, one message at a time
-// so that each publisher's messages keep their order.
-func (b *Broker) dispatch() {
+// dispatch delivers what the routes of one shard receive, one message at a
+// time so that each publisher's messages to an address keep their order.
+func (b *Broker) dispatch(ch <-chan *nats.Msg) {
 	defer b.wg.Done()
 	for {
 		select {
 		case <-b.done:
 			return
-		case msg := <-b.ch:
+		case msg := <-ch:
 			b.handle(msg)
 		}
 	}
 }
+
+// shard returns the dispatch queue of route subject subj.
+func (b *Broker) shard(subj string) chan *nats.Msg {
+	return b.shards[maphash.String(shardSeed, subj)%dispatchShards]
+}
+
+// shardSeed seeds the hash of route subjects to dispatch shards.
+var shardSeed = maphash.MakeSeed()
 
 func (b *Broker) handle(msg *nats.Msg) {
 	defer b.recovered("delivering a routed message")

@@ -86,7 +86,7 @@ func (b *Broker) poke(ctx context.Context, addr broker.Address) {
 	if local {
 		// No echo: the node's own poke would not come back.
 		select {
-		case b.ch <- poke:
+		case b.shard(route) <- poke:
 		case <-ctx.Done():
 		case <-b.done:
 		}
