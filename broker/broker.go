@@ -320,6 +320,16 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// Preparer is implemented by a [Log] whose first append on a node may have
+// to read the log from a shared store (the log of a session that moved
+// here from another node). Prepare does that read, so that a server can
+// call it before it appends under a lock: a log prepared for next appends
+// seqs from next on without I/O. Preparing a log the node writes already
+// does nothing.
+type Preparer interface {
+	Prepare(ctx context.Context, next uint64) error
+}
+
 // HealthNotifier is implemented by brokers that depend on a remote service:
 // NotifyHealth calls f at once with the current state, and again on every
 // change, with nil when the broker works and with the reason when it does

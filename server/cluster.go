@@ -28,6 +28,12 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	if err := s.restoreSeqs(ctx, rec, last); err != nil {
 		return nil, err
 	}
+	// Read what the log's first append here needs now, not under mu.
+	if p, ok := s.log.(broker.Preparer); ok {
+		if err := p.Prepare(ctx, s.outSeq+1); err != nil {
+			return nil, err
+		}
+	}
 	if o, err := srv.indexAdopted(s); o != nil || err != nil {
 		return o, err
 	}

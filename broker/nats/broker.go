@@ -97,7 +97,9 @@ type Broker struct {
 	pending  []*pend             // log appends in issue order
 	inflight map[*nats.Msg]*pend // the same, by message, for the ack handlers
 
-	purges purger
+	purges  purger
+	appends appender
+	records refresher // the records of connected sessions, kept alive
 
 	// recheck is set when the connection drops: before delivering to a
 	// session again, the node checks which of its sessions another node
@@ -179,6 +181,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 	for i := range b.shards {
 		b.shards[i] = make(chan *nats.Msg, dispatchBuffer)
 	}
+	b.appends.wake = make(chan struct{}, 1)
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -227,7 +230,9 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	b.wg.Add(2 + dispatchShards)
+	b.wg.Add(4 + dispatchShards)
+	go b.publishAppends()
+	go b.refreshRecords()
 	for _, ch := range b.shards {
 		go b.dispatch(ch)
 	}
@@ -795,120 +800,6 @@ func (b *Broker) Close() error {
 		b.nc.Close()
 	}
 	return nil
-}
-
-// pend is one log append on its way to JetStream.
-type pend struct {
-	id    uint64        // issue order, from 1
-	done  chan struct{} // closed once err is set
-	err   error
-	onAck func(sseq uint64, err error)
-}
-
-// appendAsync publishes msg to the log stream without waiting; settle
-// waits for it.
-func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) error {
-	p := &pend{done: make(chan struct{}), onAck: onAck}
-	b.pendMu.Lock()
-	b.issued++
-	p.id = b.issued
-	b.inflight[msg] = p
-	if len(b.pending) >= 4096 {
-		// Appends nobody settles (to detached sessions, say): drop
-		// the done ones so the list stays bounded.
-		b.prunePendingLocked()
-	}
-	b.pending = append(b.pending, p)
-	b.pendMu.Unlock()
-	if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
-		b.acked(msg, 0, err)
-		return err
-	}
-	return nil
-}
-
-// acked completes the append of m, stored at stream seq sseq unless err.
-func (b *Broker) acked(m *nats.Msg, sseq uint64, err error) {
-	b.pendMu.Lock()
-	p := b.inflight[m]
-	delete(b.inflight, m)
-	b.pendMu.Unlock()
-	if p == nil {
-		return
-	}
-	if p.onAck != nil {
-		p.onAck(sseq, err)
-	}
-	p.err = err
-	close(p.done)
-}
-
-// mark returns a mark for settleSince: the appends issued so far.
-func (b *Broker) mark() uint64 {
-	b.pendMu.Lock()
-	defer b.pendMu.Unlock()
-	return b.issued
-}
-
-// settle waits until every log append issued so far is stored, and
-// returns the first error among them.
-func (b *Broker) settle(ctx context.Context) error { return b.settleSince(ctx, 0) }
-
-// settleSince waits until every log append issued after mark, and so far,
-// is stored, and returns the first error among them: a caller checks the
-// appends its own deliveries made, not older failures.
-func (b *Broker) settleSince(ctx context.Context, mark uint64) error {
-	return b.settleRange(ctx, mark, b.mark())
-}
-
-// settleRange waits for the appends with lo < id ≤ hi and returns the
-// first error among them.
-func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
-	b.pendMu.Lock()
-	batch := b.pending
-	b.pendMu.Unlock()
-	var first error
-	for _, p := range batch {
-		if p.id <= lo {
-			continue
-		}
-		if p.id > hi {
-			break
-		}
-		select {
-		case <-p.done:
-			if first == nil && p.err != nil {
-				first = fmt.Errorf("tether/broker/nats: a log append failed: %w", p.err)
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("tether/broker/nats: waiting for log appends: %w", ctx.Err())
-		}
-	}
-	if len(batch) > 0 {
-		b.pendMu.Lock()
-		b.prunePendingLocked()
-		b.pendMu.Unlock()
-	}
-	return first
-}
-
-// prunePendingLocked drops the done appends at the head of the list.
-func (b *Broker) prunePendingLocked() {
-	i := 0
-	for i < len(b.pending) && isDone(b.pending[i]) {
-		i++
-	}
-	// Reslice, never overwrite: settlers may hold the prefix.
-	b.pending = b.pending[i:]
-}
-
-func isDone(p *pend) bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // subjects names the subjects and streams under one prefix.
