@@ -862,3 +862,7 @@ func (s subjects) parkClaim(a broker.Address) string {
 // move is the subject of the note that a node is taking a session over
 // (see noteMove): in the record stream, under P.seen like parkClaim.
 func (s subjects) move(id string) string { return s.prefix + ".seen.move_" + token(id) }
+
+// adopt is the subject of the claims on a session's adoption (see Claim):
+// in the record stream, under P.seen like parkClaim.
+func (s subjects) adopt(id string) string { return s.prefix + ".seen.adopt_" + token(id) }
