@@ -134,6 +134,10 @@ type binding struct {
 	until   atomic.Int64  // unix nanoseconds: the guard period's end
 	drained uint64        // stream seq of the last parked message delivered
 	retry   time.Duration // the delay before a failed drain is tried again
+	// checked is when the last drain that left nothing parked began: a
+	// delivery that arrived before it needs no drain of its own (see
+	// deliverLocal). Guarded by guard.
+	checked time.Time
 }
 
 var (
@@ -505,8 +509,9 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if err != nil {
 		return 0, err
 	}
+	arrived := time.Now()
 	if m.Target.Kind == broker.KindTopic {
-		n, _ := b.deliverLocal(ctx, m) // a topic message is never refused
+		n, _ := b.deliverLocal(ctx, m, arrived) // a topic message is never refused
 		if !b.nc.IsConnected() {
 			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
@@ -517,7 +522,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	mark := b.mark()
 	fails := b.appendFails.Load()
-	switch n, err := b.deliverLocal(ctx, m); {
+	switch n, err := b.deliverLocal(ctx, m, arrived); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
@@ -551,10 +556,13 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	return b.park(rctx, m)
 }
 
-// deliverLocal hands m to this node's Receiver if the node binds its
-// target, first delivering parked messages during the guard period. It
-// returns broker.ErrFull from the Receiver: the session is here, but full.
-func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) (int, error) {
+// deliverLocal hands m, which reached this node at arrived, to its
+// Receiver if the node binds its target, first delivering parked messages
+// during the guard period: what was parked before m arrived must not be
+// overtaken. A drain that began after m arrived saw all of that, so that
+// deliveries arriving together share one drain. It returns broker.ErrFull
+// from the Receiver: the session is here, but full.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived time.Time) (int, error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
 	live := bd != nil && bd.n > 0
@@ -568,11 +576,14 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) (int, erro
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if _, err := b.drainLocked(ctx, m.Target, bd); err != nil {
-			// m must not overtake what is still parked: it is parked
-			// behind it (the drain is tried again).
-			b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
-			return 0, nil
+		if !bd.checked.After(arrived) {
+			_, err := b.drainLocked(ctx, m.Target, bd)
+			if err != nil {
+				// m must not overtake what is still parked: it is parked
+				// behind it (the drain is tried again).
+				b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
+				return 0, nil
+			}
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -616,17 +627,37 @@ func (b *Broker) answerOne(a answer) {
 
 // dispatch delivers what the routes of one shard receive, one message at a
 // time so that each publisher's messages to an address keep their order.
+// It takes the messages waiting in batches, each stamped with the time it
+// was taken, when they had all arrived (see deliverLocal).
 func (b *Broker) dispatch(ch <-chan *nats.Msg) {
 	defer b.wg.Done()
+	batch := make([]*nats.Msg, 0, dispatchBatch)
 	for {
 		select {
 		case <-b.done:
 			return
 		case msg := <-ch:
-			b.handle(msg)
+			batch = append(batch[:0], msg)
+		}
+	more:
+		for len(batch) < dispatchBatch {
+			select {
+			case msg := <-ch:
+				batch = append(batch, msg)
+			default:
+				break more
+			}
+		}
+		arrived := time.Now()
+		for i, msg := range batch {
+			b.handle(msg, arrived)
+			batch[i] = nil
 		}
 	}
 }
+
+// dispatchBatch is the most messages a dispatch shard takes at once.
+const dispatchBatch = 256
 
 // shard returns the dispatch queue of route subject subj.
 func (b *Broker) shard(subj string) chan *nats.Msg {
@@ -636,7 +667,7 @@ func (b *Broker) shard(subj string) chan *nats.Msg {
 // shardSeed seeds the hash of route subjects to dispatch shards.
 var shardSeed = maphash.MakeSeed()
 
-func (b *Broker) handle(msg *nats.Msg) {
+func (b *Broker) handle(msg *nats.Msg, arrived time.Time) {
 	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
@@ -695,7 +726,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 		}
 		before := b.mark()
 		fails := b.appendFails.Load()
-		n, err := b.deliverLocal(ctx, m)
+		n, err := b.deliverLocal(ctx, m, arrived)
 		switch {
 		case msg.Reply == "":
 		case errors.Is(err, broker.ErrFull):
