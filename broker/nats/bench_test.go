@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,6 +192,69 @@ func BenchmarkRelay(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkPublishSessions measures Publish to 16 client ids at once, each
+// the session of a connected SDK client on one node, from 16 publishers
+// (one per client id) on the same node or another: what a node's dispatch
+// does for many sessions, where BenchmarkPublish measures one.
+//
+//	go test -run '^$' -bench PublishSessions -benchtime 4000x ./broker/nats/
+func BenchmarkPublishSessions(b *testing.B) {
+	urls := natstest.Start(b).URL()
+	const sessions = 16
+	payload := make([]byte, 64)
+	for _, across := range []bool{false, true} {
+		name := "nats/same-node"
+		if across {
+			name = "nats/other-node"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := startNode(b, "a", urls, 1)
+			pub := n.srv
+			if across {
+				pub = startNode(b, "b", urls, 1).srv
+			}
+			ctx := b.Context()
+			got := make(chan struct{}, 4096)
+			ids := make([]string, sessions)
+			for i := range ids {
+				ids[i] = "many-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
+				cs := connect(b, n.addr, ids[i])
+				go func() {
+					for {
+						if _, err := cs.Receive(ctx); err != nil {
+							return
+						}
+						got <- struct{}{}
+					}
+				}()
+			}
+			b.ResetTimer()
+			start := time.Now()
+			var publishers sync.WaitGroup
+			for i, id := range ids {
+				publishers.Go(func() {
+					to := broker.Client(id)
+					for range b.N/sessions + min(1, max(0, b.N%sessions-i)) {
+						if n, err := pub.Publish(ctx, to, payload, ""); n != 1 || err != nil {
+							b.Errorf("Publish = %d, %v", n, err)
+							return
+						}
+					}
+				})
+			}
+			for range b.N {
+				select {
+				case <-got:
+				case <-time.After(30 * time.Second):
+					b.Fatal("messages stopped arriving")
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			publishers.Wait() // the last replies may trail the deliveries
 		})
 	}
 }
