@@ -47,29 +47,37 @@ func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err 
 	if !connected {
 		b.records.drop(subj)
 		if rec.ClientID != "" {
-			b.records.dropValue(b.subj.clientID(rec.ClientID), []byte(rec.ID))
+			b.records.dropClientID(b.subj.clientID(rec.ClientID), rec.ID)
 		}
 	}
-	if err := b.put(ctx, subj, data, ttl, connected); err != nil {
+	seq, err := b.put(ctx, subj, data, ttl)
+	if err != nil {
 		return fmt.Errorf("tether/broker/nats: storing the record of session %q: %w", rec.ID, err)
 	}
+	if connected {
+		b.records.keep(subj, seq)
+	}
 	if rec.ClientID != "" && !rec.Closed {
-		if err := b.put(ctx, b.subj.clientID(rec.ClientID), []byte(rec.ID), ttl, connected); err != nil {
+		cid := b.subj.clientID(rec.ClientID)
+		seq, err := b.put(ctx, cid, []byte(rec.ID), ttl)
+		if err != nil {
 			return fmt.Errorf("tether/broker/nats: storing client id %q: %w", rec.ClientID, err)
+		}
+		if connected {
+			b.records.keepClientID(cid, rec.ID, seq)
 		}
 	}
 	return nil
 }
 
-// put stores data on subj for ttl; refresh keeps it alive (see refresher)
-// while the node does not put it again.
-func (b *Broker) put(ctx context.Context, subj string, data []byte, ttl time.Duration, refresh bool) error {
+// put stores data on subj for ttl and returns its stream seq.
+func (b *Broker) put(ctx context.Context, subj string, data []byte, ttl time.Duration) (uint64, error) {
 	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
 		jetstream.WithExpectStream(b.subj.kvStream), jetstream.WithMsgTTL(recordTTL(ttl)))
-	if err == nil && refresh {
-		b.records.keep(subj, data, ack.Sequence)
+	if err != nil {
+		return 0, err
 	}
-	return err
+	return ack.Sequence, nil
 }
 
 // get returns the value on subj, ok false when there is none.
