@@ -54,8 +54,9 @@
 // no NATS I/O (a server calls it under its session's lock): it queues the
 // entry, and one goroutine of the node publishes the queue in order, many
 // appends in flight, whose acknowledgements Sync and publishers await in
-// batches. Dropping the oldest entries of a full log costs O(1). A node that takes a
-// session over reads the subject once. There is no stream per session: one
+// batches. Dropping the oldest entries of a full log costs O(1). A node
+// that takes a session over reads the subject once, before the session is
+// shared ([broker.Preparer]). There is no stream per session: one
 // stream holds every log, and a subject costs JetStream an index entry,
 // which holds for hundreds of thousands of sessions.
 //
@@ -91,10 +92,16 @@
 // lives RecordTTL after its last update while the session is connected,
 // and Retention past the end of its resume window once detached or closed.
 // The node holding a connected session stores its record (and P.cid.<id>)
-// again every RecordTTL/3, by a compare-and-set on its own last write, so
-// that a session connected for days still resumes on another node after
-// its node dies; it stops once another node (the session moved) or a newer
-// session of the client id wrote the subject.
+// again every RecordTTL/3, read and written back by a compare-and-set on
+// its own last write, so that a session connected for days still resumes
+// on another node after its node dies; it stops once another node (the
+// session moved) or a newer session of the client id wrote the subject.
+//
+// With Replicas 1 both streams allow direct gets, and every read (a
+// record, a key, the check for parked messages) is one, answered by the
+// stream's only server outside JetStream's API queue; with more replicas a
+// lagging follower could answer one, so reads are API requests to the
+// leader.
 // P.cid.<id> lives as long as the record that wrote it. P.seen.<digest> is
 // an idempotency key; it is recorded with a compare-and-set on its
 // subject, so exactly one node is first, holds the key's deadline (so the
