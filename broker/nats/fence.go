@@ -15,7 +15,7 @@ import (
 
 // The adoption of a session is fenced (see [broker.Fencer]) by a claim on
 // P.seen.adopt_<id>, written by compare-and-set on the subject's last
-// sequence: "<node> <until>" while it stands, "<node> -" once released.
+// sequence: "<node> <until>" while it stands, "released" once released.
 // A claim stands until it is released or until <until> (3 × Timeout after
 // it was made, by the claimer's clock), whichever comes first. Nodes
 // holding a session never write the subject.
@@ -74,20 +74,14 @@ func (b *Broker) claimAfter(ctx context.Context, id, node string, f fenceState) 
 	return seq, nil
 }
 
-// Release releases claim on session id.
+// Release releases claim on session id: one compare-and-set on the claim
+// itself.
 func (b *Broker) Release(ctx context.Context, id string, claim uint64) (err error) {
 	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
 	}
-	f, err := b.readFence(ctx, id)
-	switch {
-	case err != nil:
-		return fmt.Errorf("tether/broker/nats: reading the claims on session %q: %w", id, err)
-	case f.seq != claim:
-		return fenced(id, f.node)
-	}
-	_, err = b.writeFence(ctx, id, f.node+" -", claim, 3*b.o.Timeout)
+	_, err = b.writeFence(ctx, id, released, claim, 3*b.o.Timeout)
 	if wrongLast(err) {
 		return fenced(id, "")
 	}
@@ -96,6 +90,9 @@ func (b *Broker) Release(ctx context.Context, id string, claim uint64) (err erro
 	}
 	return nil
 }
+
+// released is the value of a released claim.
+const released = "released"
 
 // writeFence writes value on the claim subject of session id if its last
 // message is at stream seq last (0: none), to live ttl, and returns its
