@@ -320,6 +320,38 @@ type Syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// Fencer is implemented by a shared broker that fences the adoption of a
+// session (see [Broker.Shared]): of nodes that adopt one session at the
+// same time, exactly one does. A node claims the session before it writes
+// anything of it (before it evicts the holder), and releases the claim
+// once it holds the session or gave up; while a claim stands, other
+// claims fail. A claim lapses by itself after a while (a node that died
+// adopting leaves it), and the node that claimed learns it from Release.
+type Fencer interface {
+	// Claim claims session id for node and returns the claim. It returns
+	// an error matching ErrFenced while another claim on id stands.
+	Claim(ctx context.Context, id, node string) (uint64, error)
+	// Release ends claim, which Claim returned for session id. It returns
+	// an error matching ErrFenced when the claim lapsed and another node
+	// claimed the session since: that node adopts it.
+	Release(ctx context.Context, id string, claim uint64) error
+}
+
+// ErrFenced reports that another node is adopting the session (see
+// [Fencer]). It is transient: the resume may be retried, and then resumes
+// the session where that node holds it.
+var ErrFenced = errors.New("tether/broker: another node is taking the session over at this moment")
+
+// Preparer is implemented by a [Log] whose first append on a node may have
+// to read the log from a shared store (the log of a session that moved
+// here from another node). Prepare does that read, so that a server can
+// call it before it appends under a lock: a log prepared for next appends
+// seqs from next on without I/O. Preparing a log the node writes already
+// does nothing.
+type Preparer interface {
+	Prepare(ctx context.Context, next uint64) error
+}
+
 // HealthNotifier is implemented by brokers that depend on a remote service:
 // NotifyHealth calls f at once with the current state, and again on every
 // change, with nil when the broker works and with the reason when it does

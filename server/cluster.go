@@ -18,7 +18,16 @@ import (
 // adopt makes a session that another node holds, or held before it died,
 // local to this node and detached, from its record and its log: the first
 // step of resuming it here. last is the client's last received seq.
-func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uint64) (*Session, error) {
+func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uint64) (_ *Session, err error) {
+	// Fenced: another node adopting the session at the same time refuses
+	// (before it writes anything of it) until this one is done.
+	if f, ok := srv.broker.(broker.Fencer); ok {
+		claim, err := f.Claim(ctx, rec.ID, srv.cfg.serverID)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.releaseClaim(ctx, f, rec.ID, claim, &err)
+	}
 	// The holder, if alive, ends its stream and stops writing the log
 	// before the log is read here.
 	if err := srv.broker.Evict(ctx, broker.Eviction{Session: rec.ID, Node: srv.cfg.serverID}); err != nil {
@@ -27,6 +36,12 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	s := srv.adoptedSession(rec)
 	if err := s.restoreSeqs(ctx, rec, last); err != nil {
 		return nil, err
+	}
+	// Read what the log's first append here needs now, not under mu.
+	if p, ok := s.log.(broker.Preparer); ok {
+		if err := p.Prepare(ctx, s.outSeq+1); err != nil {
+			return nil, err
+		}
 	}
 	if o, err := srv.indexAdopted(s); o != nil || err != nil {
 		return o, err
@@ -39,6 +54,28 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	s.expiry = time.AfterFunc(time.Until(s.resumeDeadline), s.expire)
 	s.mu.Unlock()
 	return s, nil
+}
+
+// releaseClaim releases an adoption's claim on session id. When the claim
+// lapsed and another node claimed the session meanwhile (the adoption took
+// too long), that node adopts it: an adoption that succeeded here leaves
+// again, and *err says so. Any other failure leaves the claim to lapse.
+func (srv *Server) releaseClaim(ctx context.Context, f broker.Fencer, id string, claim uint64, err *error) {
+	rerr := f.Release(context.WithoutCancel(ctx), id, claim)
+	switch {
+	case rerr == nil || *err != nil:
+		return
+	case !errors.Is(rerr, broker.ErrFenced):
+		srv.cfg.logger.Warn("tether: releasing the claim on an adopted session failed; it lapses by itself", "session", id, "err", rerr)
+		return
+	}
+	srv.mu.RLock()
+	s := srv.sessions[id]
+	srv.mu.RUnlock()
+	if s != nil {
+		s.release("(a later adoption)")
+	}
+	*err = status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(rerr))
 }
 
 // adoptedSession returns the session of rec, detached, not yet on the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +140,121 @@ func connect(b *testing.B, addr, id string) *client.Session {
 		b.Fatal(err)
 	}
 	return cs
+}
+
+// BenchmarkRelay measures what tether-bench's relay scenario does, in one
+// process so that it can be profiled: an SDK session sends b.N messages
+// flat out to another session's client id, on one node (the memory broker,
+// or NATS) or across two NATS nodes, and the benchmark ends when the last
+// has arrived.
+//
+//	go test -run '^$' -bench Relay -benchtime 5000x ./broker/nats/
+func BenchmarkRelay(b *testing.B) {
+	urls := natstest.Start(b).URL()
+	setups := []struct {
+		name  string
+		start func(b *testing.B) (from, to string)
+	}{
+		{"memory", func(b *testing.B) (string, string) {
+			_, addr := serveMemory(b)
+			return addr, addr
+		}},
+		{"nats/same-node", func(b *testing.B) (string, string) {
+			n := startNode(b, "a", urls, 1)
+			return n.addr, n.addr
+		}},
+		{"nats/other-node", func(b *testing.B) (string, string) {
+			n := startNode(b, "a", urls, 1)
+			p := startNode(b, "b", urls, 1)
+			return p.addr, n.addr
+		}},
+	}
+	payload := make([]byte, 64)
+	for _, s := range setups {
+		b.Run(s.name, func(b *testing.B) {
+			from, to := s.start(b)
+			ctx := b.Context()
+			id := "relay-to-" + strconv.Itoa(b.N)
+			recv := connect(b, to, id)
+			send := connect(b, from, "relay-from-"+strconv.Itoa(b.N))
+			b.ResetTimer()
+			start := time.Now()
+			go func() {
+				for range b.N {
+					if err := send.Send(ctx, client.Message{ClientID: id, Payload: payload}); err != nil {
+						return
+					}
+				}
+			}()
+			for range b.N {
+				if _, err := recv.Receive(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkPublishSessions measures Publish to 16 client ids at once, each
+// the session of a connected SDK client on one node, from 16 publishers
+// (one per client id) on the same node or another: what a node's dispatch
+// does for many sessions, where BenchmarkPublish measures one.
+//
+//	go test -run '^$' -bench PublishSessions -benchtime 4000x ./broker/nats/
+func BenchmarkPublishSessions(b *testing.B) {
+	urls := natstest.Start(b).URL()
+	const sessions = 16
+	payload := make([]byte, 64)
+	for _, across := range []bool{false, true} {
+		name := "nats/same-node"
+		if across {
+			name = "nats/other-node"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := startNode(b, "a", urls, 1)
+			pub := n.srv
+			if across {
+				pub = startNode(b, "b", urls, 1).srv
+			}
+			ctx := b.Context()
+			got := make(chan struct{}, 4096)
+			ids := make([]string, sessions)
+			for i := range ids {
+				ids[i] = "many-" + strconv.Itoa(b.N) + "-" + strconv.Itoa(i)
+				cs := connect(b, n.addr, ids[i])
+				go func() {
+					for {
+						if _, err := cs.Receive(ctx); err != nil {
+							return
+						}
+						got <- struct{}{}
+					}
+				}()
+			}
+			b.ResetTimer()
+			start := time.Now()
+			var publishers sync.WaitGroup
+			for i, id := range ids {
+				publishers.Go(func() {
+					to := broker.Client(id)
+					for range b.N/sessions + min(1, max(0, b.N%sessions-i)) {
+						if n, err := pub.Publish(ctx, to, payload, ""); n != 1 || err != nil {
+							b.Errorf("Publish = %d, %v", n, err)
+							return
+						}
+					}
+				})
+			}
+			for range b.N {
+				select {
+				case <-got:
+				case <-time.After(30 * time.Second):
+					b.Fatal("messages stopped arriving")
+				}
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			publishers.Wait() // the last replies may trail the deliveries
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,9 +32,16 @@ const guardPeriod = 10 * time.Second
 // timing out.
 const lameDuck = 2 * time.Second
 
-// dispatchBuffer is how many routed messages a node queues for delivery;
-// beyond it NATS reports a slow consumer and drops them.
-const dispatchBuffer = 1 << 16
+// dispatchBuffer is how many routed messages a dispatch shard queues for
+// delivery; beyond it NATS reports a slow consumer and drops them.
+const dispatchBuffer = 1 << 14
+
+// dispatchShards is how many goroutines deliver routed messages, each the
+// messages of the addresses whose route subject hashes to it (see shard):
+// one address's messages keep their order, and one delivery that waits
+// for NATS (parked messages read in an address's guard period, an
+// eviction flushing a log) holds up only the addresses of its shard.
+const dispatchShards = 16
 
 // Header names on routed messages.
 const (
@@ -75,7 +83,7 @@ type Broker struct {
 	closed   atomic.Bool
 	done     chan struct{}
 	wg       sync.WaitGroup
-	ch       chan *nats.Msg
+	shards   [dispatchShards]chan *nats.Msg // see shard
 
 	bindMu sync.Mutex
 	binds  map[broker.Address]*binding
@@ -89,7 +97,9 @@ type Broker struct {
 	pending  []*pend             // log appends in issue order
 	inflight map[*nats.Msg]*pend // the same, by message, for the ack handlers
 
-	purges purger
+	purges  purger
+	appends appender
+	records refresher // the records of connected sessions, kept alive
 
 	// recheck is set when the connection drops: before delivering to a
 	// session again, the node checks which of its sessions another node
@@ -124,6 +134,10 @@ type binding struct {
 	until   atomic.Int64  // unix nanoseconds: the guard period's end
 	drained uint64        // stream seq of the last parked message delivered
 	retry   time.Duration // the delay before a failed drain is tried again
+	// checked is when the last drain that left nothing parked began: a
+	// delivery that arrived before it needs no drain of its own (see
+	// deliverLocal). Guarded by guard.
+	checked time.Time
 }
 
 var (
@@ -148,8 +162,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		nc:       nc,
 		subj:     newSubjects(o.Prefix),
 		done:     make(chan struct{}),
-		ch:       make(chan *nats.Msg, dispatchBuffer),
-		answers:  make(chan answer, dispatchBuffer),
+		answers:  make(chan answer, dispatchShards*dispatchBuffer),
 		binds:    make(map[broker.Address]*binding),
 		logs:     make(map[string]*logState),
 		reads:    make(map[string]readMark),
@@ -169,6 +182,10 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 	}
 	b.js = js
 	b.lastErr = errNotStarted
+	for i := range b.shards {
+		b.shards[i] = make(chan *nats.Msg, dispatchBuffer)
+	}
+	b.appends.wake = make(chan struct{}, 1)
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -217,8 +234,12 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 		b.started.Store(false)
 		return err
 	}
-	b.wg.Add(3)
-	go b.dispatch()
+	b.wg.Add(4 + dispatchShards)
+	go b.publishAppends()
+	go b.refreshRecords()
+	for _, ch := range b.shards {
+		go b.dispatch(ch)
+	}
 	go b.answer()
 	go b.purges.run()
 	b.setHealth(nil)
@@ -271,6 +292,14 @@ func (b *Broker) kvStream() (jetstream.Stream, error) {
 // createStreams creates or updates the streams, one caller at a time. The
 // handles change only when both succeed: a failure (JetStream electing a
 // leader, say) leaves the previous ones, or none before the first success.
+//
+// With one replica the streams allow direct gets, which the handles then
+// use for every read (a record, a key, the check for parked messages):
+// the stream's only server answers them, as consistently as an API read,
+// without JetStream's API queue (a relay through one node: 2-4x the
+// messages per second). With more replicas a follower that lags could
+// answer a direct get, so reads stay API requests, which the leader
+// answers.
 func (b *Broker) createStreams(ctx context.Context) error {
 	b.streamMu.Lock()
 	defer b.streamMu.Unlock()
@@ -289,6 +318,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 		Storage:           storage,
 		Replicas:          b.o.Replicas,
 		Duplicates:        time.Second,
+		AllowDirect:       b.o.Replicas == 1, // see createStreams
 	})
 	if err != nil {
 		return fmt.Errorf("tether/broker/nats: creating stream %s: %w", b.subj.logStream, err)
@@ -304,6 +334,7 @@ func (b *Broker) createStreams(ctx context.Context) error {
 		Replicas:          b.o.Replicas,
 		AllowMsgTTL:       true,
 		Duplicates:        time.Second,
+		AllowDirect:       b.o.Replicas == 1, // see createStreams
 	})
 	if err != nil {
 		return fmt.Errorf("tether/broker/nats: creating stream %s: %w", b.subj.kvStream, err)
@@ -355,7 +386,7 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		bd.lame.Stop()
 		bd.n = 1
 	default:
-		sub, err := b.nc.ChanSubscribe(subj, b.ch)
+		sub, err := b.nc.ChanSubscribe(subj, b.shard(subj))
 		if err != nil {
 			b.bindMu.Unlock()
 			return fmt.Errorf("tether/broker/nats: subscribing to %s: %w", addr.Kind, err)
@@ -488,8 +519,9 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if err != nil {
 		return 0, err
 	}
+	arrived := time.Now()
 	if m.Target.Kind == broker.KindTopic {
-		n, _ := b.deliverLocal(ctx, m) // a topic message is never refused
+		n, _ := b.deliverLocal(ctx, m, arrived) // a topic message is never refused
 		if !b.nc.IsConnected() {
 			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
@@ -500,7 +532,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	mark := b.mark()
 	fails := b.appendFails.Load()
-	switch n, err := b.deliverLocal(ctx, m); {
+	switch n, err := b.deliverLocal(ctx, m, arrived); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
@@ -534,10 +566,13 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	return b.park(rctx, m)
 }
 
-// deliverLocal hands m to this node's Receiver if the node binds its
-// target, first delivering parked messages during the guard period. It
-// returns broker.ErrFull from the Receiver: the session is here, but full.
-func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) (int, error) {
+// deliverLocal hands m, which reached this node at arrived, to its
+// Receiver if the node binds its target, first delivering parked messages
+// during the guard period: what was parked before m arrived must not be
+// overtaken. A drain that began after m arrived saw all of that, so that
+// deliveries arriving together share one drain. It returns broker.ErrFull
+// from the Receiver: the session is here, but full.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived time.Time) (int, error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
 	live := bd != nil && bd.n > 0
@@ -551,11 +586,14 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message) (int, erro
 	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if _, err := b.drainLocked(ctx, m.Target, bd); err != nil {
-			// m must not overtake what is still parked: it is parked
-			// behind it (the drain is tried again).
-			b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
-			return 0, nil
+		if !bd.checked.After(arrived) {
+			_, err := b.drainLocked(ctx, m.Target, bd)
+			if err != nil {
+				// m must not overtake what is still parked: it is parked
+				// behind it (the drain is tried again).
+				b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
+				return 0, nil
+			}
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -597,21 +635,49 @@ func (b *Broker) answerOne(a answer) {
 	_ = a.msg.Respond(strconv.AppendInt(nil, int64(a.n), 10))
 }
 
-// dispatch delivers what the node's routes receive, one message at a time
-// so that each publisher's messages keep their order.
-func (b *Broker) dispatch() {
+// dispatch delivers what the routes of one shard receive, one message at a
+// time so that each publisher's messages to an address keep their order.
+// It takes the messages waiting in batches, each stamped with the time it
+// was taken, when they had all arrived (see deliverLocal).
+func (b *Broker) dispatch(ch <-chan *nats.Msg) {
 	defer b.wg.Done()
+	batch := make([]*nats.Msg, 0, dispatchBatch)
 	for {
 		select {
 		case <-b.done:
 			return
-		case msg := <-b.ch:
-			b.handle(msg)
+		case msg := <-ch:
+			batch = append(batch[:0], msg)
+		}
+	more:
+		for len(batch) < dispatchBatch {
+			select {
+			case msg := <-ch:
+				batch = append(batch, msg)
+			default:
+				break more
+			}
+		}
+		arrived := time.Now()
+		for i, msg := range batch {
+			b.handle(msg, arrived)
+			batch[i] = nil
 		}
 	}
 }
 
-func (b *Broker) handle(msg *nats.Msg) {
+// dispatchBatch is the most messages a dispatch shard takes at once.
+const dispatchBatch = 256
+
+// shard returns the dispatch queue of route subject subj.
+func (b *Broker) shard(subj string) chan *nats.Msg {
+	return b.shards[maphash.String(shardSeed, subj)%dispatchShards]
+}
+
+// shardSeed seeds the hash of route subjects to dispatch shards.
+var shardSeed = maphash.MakeSeed()
+
+func (b *Broker) handle(msg *nats.Msg, arrived time.Time) {
 	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
@@ -670,7 +736,7 @@ func (b *Broker) handle(msg *nats.Msg) {
 		}
 		before := b.mark()
 		fails := b.appendFails.Load()
-		n, err := b.deliverLocal(ctx, m)
+		n, err := b.deliverLocal(ctx, m, arrived)
 		switch {
 		case msg.Reply == "":
 		case errors.Is(err, broker.ErrFull):
@@ -777,120 +843,6 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// pend is one log append on its way to JetStream.
-type pend struct {
-	id    uint64        // issue order, from 1
-	done  chan struct{} // closed once err is set
-	err   error
-	onAck func(sseq uint64, err error)
-}
-
-// appendAsync publishes msg to the log stream without waiting; settle
-// waits for it.
-func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) error {
-	p := &pend{done: make(chan struct{}), onAck: onAck}
-	b.pendMu.Lock()
-	b.issued++
-	p.id = b.issued
-	b.inflight[msg] = p
-	if len(b.pending) >= 4096 {
-		// Appends nobody settles (to detached sessions, say): drop
-		// the done ones so the list stays bounded.
-		b.prunePendingLocked()
-	}
-	b.pending = append(b.pending, p)
-	b.pendMu.Unlock()
-	if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
-		b.acked(msg, 0, err)
-		return err
-	}
-	return nil
-}
-
-// acked completes the append of m, stored at stream seq sseq unless err.
-func (b *Broker) acked(m *nats.Msg, sseq uint64, err error) {
-	b.pendMu.Lock()
-	p := b.inflight[m]
-	delete(b.inflight, m)
-	b.pendMu.Unlock()
-	if p == nil {
-		return
-	}
-	if p.onAck != nil {
-		p.onAck(sseq, err)
-	}
-	p.err = err
-	close(p.done)
-}
-
-// mark returns a mark for settleSince: the appends issued so far.
-func (b *Broker) mark() uint64 {
-	b.pendMu.Lock()
-	defer b.pendMu.Unlock()
-	return b.issued
-}
-
-// settle waits until every log append issued so far is stored, and
-// returns the first error among them.
-func (b *Broker) settle(ctx context.Context) error { return b.settleSince(ctx, 0) }
-
-// settleSince waits until every log append issued after mark, and so far,
-// is stored, and returns the first error among them: a caller checks the
-// appends its own deliveries made, not older failures.
-func (b *Broker) settleSince(ctx context.Context, mark uint64) error {
-	return b.settleRange(ctx, mark, b.mark())
-}
-
-// settleRange waits for the appends with lo < id ≤ hi and returns the
-// first error among them.
-func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
-	b.pendMu.Lock()
-	batch := b.pending
-	b.pendMu.Unlock()
-	var first error
-	for _, p := range batch {
-		if p.id <= lo {
-			continue
-		}
-		if p.id > hi {
-			break
-		}
-		select {
-		case <-p.done:
-			if first == nil && p.err != nil {
-				first = fmt.Errorf("tether/broker/nats: a log append failed: %w", p.err)
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("tether/broker/nats: waiting for log appends: %w", ctx.Err())
-		}
-	}
-	if len(batch) > 0 {
-		b.pendMu.Lock()
-		b.prunePendingLocked()
-		b.pendMu.Unlock()
-	}
-	return first
-}
-
-// prunePendingLocked drops the done appends at the head of the list.
-func (b *Broker) prunePendingLocked() {
-	i := 0
-	for i < len(b.pending) && isDone(b.pending[i]) {
-		i++
-	}
-	// Reslice, never overwrite: settlers may hold the prefix.
-	b.pending = b.pending[i:]
-}
-
-func isDone(p *pend) bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // subjects names the subjects and streams under one prefix.
 type subjects struct {
 	prefix              string
@@ -951,3 +903,7 @@ func (s subjects) parkClaim(a broker.Address) string {
 // move is the subject of the note that a node is taking a session over
 // (see noteMove): in the record stream, under P.seen like parkClaim.
 func (s subjects) move(id string) string { return s.prefix + ".seen.move_" + token(id) }
+
+// adopt is the subject of the claims on a session's adoption (see Claim):
+// in the record stream, under P.seen like parkClaim.
+func (s subjects) adopt(id string) string { return s.prefix + ".seen.adopt_" + token(id) }

@@ -43,7 +43,13 @@ type node struct {
 // startNode starts tether node id against the NATS servers at urls.
 func startNode(t testing.TB, id, urls string, replicas int, opts ...server.Option) *node {
 	t.Helper()
-	b, err := natsbroker.Connect(urls, natsbroker.Options{Replicas: replicas, Timeout: 3 * time.Second, Logger: quiet()})
+	return startNodeWith(t, id, urls, natsbroker.Options{Replicas: replicas, Timeout: 3 * time.Second, Logger: quiet()}, opts...)
+}
+
+// startNodeWith starts node id as startNode does, with broker options o.
+func startNodeWith(t testing.TB, id, urls string, o natsbroker.Options, opts ...server.Option) *node {
+	t.Helper()
+	b, err := natsbroker.Connect(urls, o)
 	if err != nil {
 		t.Fatalf("node %s: %v", id, err)
 	}

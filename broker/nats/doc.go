@@ -41,7 +41,8 @@
 //	P_LOG  subjects P.log.<session id>, P.park.<s|c>.<id>
 //	       limits retention, MaxAge = Retention, MaxMsgsPerSubject = MaxLogEntries
 //	P_KV   subjects P.rec.<session id>, P.cid.<client id>, P.seen.<sha256>,
-//	       P.seen.park_<s|c>_<id>, P.seen.move_<session id>
+//	       P.seen.park_<s|c>_<id>, P.seen.move_<session id>,
+//	       P.seen.adopt_<session id>
 //	       one message per subject, per-message TTL
 //
 // P.log.<id> is a session's outbound log: one message per entry, its body
@@ -49,8 +50,13 @@
 // session writes it; it keeps its own copy in memory, appends
 // asynchronously and waits for JetStream's acknowledgement before it tells
 // a publisher the message was delivered (so "delivered" means durable),
-// and purges acknowledged entries in the background. A node that takes a
-// session over reads the subject once. There is no stream per session: one
+// and purges acknowledged entries in the background. Append itself does
+// no NATS I/O (a server calls it under its session's lock): it queues the
+// entry, and one goroutine of the node publishes the queue in order, many
+// appends in flight, whose acknowledgements Sync and publishers await in
+// batches. Dropping the oldest entries of a full log costs O(1). A node
+// that takes a session over reads the subject once, before the session is
+// shared ([broker.Preparer]). There is no stream per session: one
 // stream holds every log, and a subject costs JetStream an index entry,
 // which holds for hundreds of thousands of sessions.
 //
@@ -85,6 +91,17 @@
 // P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
 // lives RecordTTL after its last update while the session is connected,
 // and Retention past the end of its resume window once detached or closed.
+// The node holding a connected session stores its record (and P.cid.<id>)
+// again every RecordTTL/3, read and written back by a compare-and-set on
+// its own last write, so that a session connected for days still resumes
+// on another node after its node dies; it stops once another node (the
+// session moved) or a newer session of the client id wrote the subject.
+//
+// With Replicas 1 both streams allow direct gets, and every read (a
+// record, a key, the check for parked messages) is one, answered by the
+// stream's only server outside JetStream's API queue; with more replicas a
+// lagging follower could answer one, so reads are API requests to the
+// leader.
 // P.cid.<id> lives as long as the record that wrote it. P.seen.<digest> is
 // an idempotency key; it is recorded with a compare-and-set on its
 // subject, so exactly one node is first, holds the key's deadline (so the
@@ -117,13 +134,31 @@
 // to a session they hold whose answer takes longer than Heartbeat fails
 // (retryably) while a cluster is being upgraded.
 //
-// Resuming a session on two nodes at the same instant is not fenced: both
-// may adopt it, and the later stream wins as on one node, but the two may
-// briefly both write the log. A connected session's record is not
-// refreshed: after RecordTTL without a reconnect, it can no longer be
-// resumed on another node. Each node delivers routed messages on one
-// goroutine, in order; a node taking over many sessions at once reads
-// their parked messages there.
+// A claim on an adoption lapses after 3 × Timeout: an adoption that takes
+// longer (each of its steps may take up to Timeout) may meet another node's
+// claim, and then leaves the session to that node, which may have begun
+// to write its log meanwhile.
+//
+// Each node delivers routed messages on 16 goroutines, each the messages
+// of the addresses whose route subject hashes to it, in order: a delivery
+// that waits for NATS (the check for parked messages during an address's
+// guard period, an eviction) holds up the other addresses of its shard.
+// Deliveries that arrived together during a guard period share one check.
+// Messages to different addresses (a topic and a session, say) may be
+// delivered in another order than they were published.
+//
+// # Adoption
+//
+// A node resuming a session that another node holds, or held before it
+// died, adopts it, and adoption is fenced ([broker.Fencer]): the node
+// first claims the session on P.seen.adopt_<id>, by a compare-and-set on
+// the subject's last message, and releases the claim once it holds the
+// session (or gave up). While a claim stands, another node's claim fails
+// with [broker.ErrFenced], before that node has written anything of the
+// session (it has not even evicted the holder), and its server refuses
+// the resume with a retryable UNAVAILABLE: of two nodes adopting one
+// session at once, exactly one does, and the client's retry then resumes
+// it where it is. A node that dies holding a claim leaves it to lapse.
 //
 // # Failures
 //

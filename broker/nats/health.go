@@ -185,7 +185,7 @@ func (b *Broker) checkOwnership() bool {
 func (b *Broker) noteMove(ctx context.Context, e broker.Eviction) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.put(ctx, b.subj.move(e.Session), []byte(e.Node), b.o.RecordTTL); err != nil {
+	if _, err := b.put(ctx, b.subj.move(e.Session), []byte(e.Node), b.o.RecordTTL); err != nil {
 		return fmt.Errorf("tether/broker/nats: noting that session %q moves to node %s: %w", e.Session, e.Node, err)
 	}
 	return nil

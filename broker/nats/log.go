@@ -95,34 +95,25 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	if capacity < 1 {
 		return broker.Appended{}, errCapacity
 	}
-	st := h.state(false)
-	if st == nil {
-		fresh := &logState{id: h.id, subject: b.subj.log(h.id)}
-		if e.Seq > 1 {
-			loaded, err := h.loadOwn(ctx, e.Seq)
-			if err != nil {
-				return broker.Appended{}, err
-			}
-			fresh.entries = loaded
-		}
-		b.logMu.Lock()
-		if st = b.logs[h.id]; st == nil {
-			st = fresh
-			b.logs[h.id] = st
-		}
-		delete(b.reads, h.id)
-		b.logMu.Unlock()
+	st, err := h.own(ctx, e.Seq)
+	if err != nil {
+		return broker.Appended{}, err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if n := len(st.entries); (n > 0 && e.Seq <= st.entries[n-1].Seq) || e.Seq <= st.trimmed.Load() || e.Seq == 0 {
 		return broker.Appended{}, errOrder
 	}
+	if status := b.nc.Status(); status != nats.CONNECTED {
+		// As a publication would fail: nothing is queued while NATS is
+		// unreachable (see ConnectOptions).
+		return broker.Appended{}, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not appended to the log; retry", status))
+	}
 	me := &mirrored{Entry: e}
 	msg := &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, e.Message, e.Seq)}
-	// The ack handler must not take st.mu: PublishMsgAsync, called under
-	// it, may wait for acks when too many are pending.
-	if err := b.appendAsync(msg, func(sseq uint64, err error) {
+	// The ack handler does not take st.mu: it runs on nats.go's
+	// goroutine, which must not wait behind appends.
+	b.appendAsync(msg, func(sseq uint64, err error) {
 		if err != nil {
 			me.failed.Store(true)
 			st.failures.Add(1)
@@ -132,21 +123,71 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 		if me.Seq <= st.trimmed.Load() {
 			b.purges.schedule(st.id)
 		}
-	}); err != nil {
-		return broker.Appended{}, fmt.Errorf("tether/broker/nats: appending to the log: %w", err)
-	}
+	})
 	st.entries = append(st.entries, me)
 	var res broker.Appended
 	if over := len(st.entries) - capacity; over > 0 {
-		for _, d := range st.entries[:over] {
-			st.forgetLocked(d)
-		}
-		st.entries = append(st.entries[:0:0], st.entries[over:]...)
+		st.dropLocked(over)
 		res.Dropped = over
 		b.purges.schedule(h.id)
 	}
 	res.Len = len(st.entries)
 	return res, nil
+}
+
+// dropLocked removes the n oldest entries (trimmed or dropped). It costs
+// O(n), whatever the log's length: the entries slide off the front of
+// their array, which append reallocates (copying only the live entries)
+// once its end is reached, so that an append costs O(1) amortized even to
+// a full log.
+func (st *logState) dropLocked(n int) {
+	for _, d := range st.entries[:n] {
+		st.forgetLocked(d)
+	}
+	clear(st.entries[:n]) // let the collector have them
+	st.entries = st.entries[n:]
+}
+
+// own returns the node's copy of the log, which it is to append seq to
+// next. Without one, it reads the log from JetStream first when seq is
+// above 1 (see loadOwn): a server prepares the logs of the sessions it
+// adopts (Prepare), so that Append, called under the session's lock, does
+// no I/O.
+func (h *logHandle) own(ctx context.Context, seq uint64) (*logState, error) {
+	if st := h.state(false); st != nil {
+		return st, nil
+	}
+	b := h.b
+	fresh := &logState{id: h.id, subject: b.subj.log(h.id)}
+	if seq > 1 {
+		loaded, err := h.loadOwn(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		fresh.entries = loaded
+	}
+	b.logMu.Lock()
+	defer b.logMu.Unlock()
+	st := b.logs[h.id]
+	if st == nil {
+		st = fresh
+		b.logs[h.id] = st
+	}
+	delete(b.reads, h.id)
+	return st, nil
+}
+
+var _ broker.Preparer = (*logHandle)(nil)
+
+// Prepare reads the log from JetStream, when the node has no copy of it,
+// for the node to append seq next (see [broker.Preparer]).
+func (h *logHandle) Prepare(ctx context.Context, next uint64) (err error) {
+	defer h.b.callErr(&err)
+	if err := h.b.usable(); err != nil {
+		return err
+	}
+	_, err = h.own(ctx, next)
+	return err
 }
 
 // forgetLocked notes that d left the log (trimmed or dropped).
@@ -199,10 +240,9 @@ func (h *logHandle) Trim(ctx context.Context, upTo uint64) (err error) {
 	st.mu.Lock()
 	i := 0
 	for i < len(st.entries) && st.entries[i].Seq <= upTo {
-		st.forgetLocked(st.entries[i])
 		i++
 	}
-	st.entries = st.entries[i:]
+	st.dropLocked(i)
 	if upTo > st.trimmed.Load() {
 		st.trimmed.Store(upTo)
 	}

@@ -86,7 +86,7 @@ func (b *Broker) poke(ctx context.Context, addr broker.Address) {
 	if local {
 		// No echo: the node's own poke would not come back.
 		select {
-		case b.ch <- poke:
+		case b.shard(route) <- poke:
 		case <-ctx.Done():
 		case <-b.done:
 		}
@@ -135,9 +135,11 @@ type parked struct {
 // It returns how many parked messages it delivered, with the error that
 // stopped it, if any.
 func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) (int, error) {
+	start := time.Now()
 	n, err := b.drainOnceLocked(ctx, addr, bd)
 	if err == nil {
 		bd.retry = 0
+		bd.checked = start
 		return n, nil
 	}
 	if !b.closed.Load() {

@@ -36,27 +36,48 @@ func (b *Broker) PutSession(ctx context.Context, rec broker.SessionRecord) (err 
 		return err
 	}
 	ttl := b.o.RecordTTL
+	connected := rec.Expires.IsZero() && !rec.Closed
 	if !rec.Expires.IsZero() {
 		ttl = time.Until(rec.Expires) + b.o.Retention
 	}
 	ttl = max(ttl, time.Second)
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	if err := b.put(ctx, b.subj.record(rec.ID), data, ttl); err != nil {
+	subj := b.subj.record(rec.ID)
+	if !connected {
+		b.records.drop(subj)
+		if rec.ClientID != "" {
+			b.records.dropClientID(b.subj.clientID(rec.ClientID), rec.ID)
+		}
+	}
+	seq, err := b.put(ctx, subj, data, ttl)
+	if err != nil {
 		return fmt.Errorf("tether/broker/nats: storing the record of session %q: %w", rec.ID, err)
 	}
+	if connected {
+		b.records.keep(subj, seq)
+	}
 	if rec.ClientID != "" && !rec.Closed {
-		if err := b.put(ctx, b.subj.clientID(rec.ClientID), []byte(rec.ID), ttl); err != nil {
+		cid := b.subj.clientID(rec.ClientID)
+		seq, err := b.put(ctx, cid, []byte(rec.ID), ttl)
+		if err != nil {
 			return fmt.Errorf("tether/broker/nats: storing client id %q: %w", rec.ClientID, err)
+		}
+		if connected {
+			b.records.keepClientID(cid, rec.ID, seq)
 		}
 	}
 	return nil
 }
 
-func (b *Broker) put(ctx context.Context, subj string, data []byte, ttl time.Duration) error {
-	_, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
-		jetstream.WithExpectStream(b.subj.kvStream), jetstream.WithMsgTTL(ttl.Round(time.Second)+time.Second))
-	return err
+// put stores data on subj for ttl and returns its stream seq.
+func (b *Broker) put(ctx context.Context, subj string, data []byte, ttl time.Duration) (uint64, error) {
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data},
+		jetstream.WithExpectStream(b.subj.kvStream), jetstream.WithMsgTTL(recordTTL(ttl)))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // get returns the value on subj, ok false when there is none.
@@ -138,6 +159,7 @@ func (b *Broker) DeleteSession(ctx context.Context, id string) (err error) {
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
+	b.records.drop(b.subj.record(id))
 	if err := ks.Purge(ctx, jetstream.WithPurgeSubject(b.subj.record(id))); err != nil {
 		return fmt.Errorf("tether/broker/nats: deleting the record of session %q: %w", id, err)
 	}
