@@ -723,7 +723,12 @@ type Welcome struct {
 	// Set when this fresh session took its client id over from an earlier
 	// session of the same principal (Hello.client_id without a valid
 	// resume): what became of that session's undelivered messages.
-	TookOver      *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
+	TookOver *TakeOver `protobuf:"bytes,19,opt,name=took_over,json=tookOver,proto3" json:"took_over,omitempty"`
+	// What the server offers beyond the fixed heartbeat: the RTT-derived
+	// dead-peer timeout, SetHeartbeat and Suspend (see "Liveness that
+	// learns"). Unset from servers that offer none of them: a client sends
+	// neither SetHeartbeat nor Suspend then.
+	Liveness      *Liveness `protobuf:"bytes,21,opt,name=liveness,proto3" json:"liveness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -891,6 +896,275 @@ func (x *Welcome) GetTookOver() *TakeOver {
 	return nil
 }
 
+func (x *Welcome) GetLiveness() *Liveness {
+	if x != nil {
+		return x.Liveness
+	}
+	return nil
+}
+
+// Liveness is what a server offers beyond the fixed heartbeat of
+// Welcome.heartbeat_interval and dead_after.
+type Liveness struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server takes SetHeartbeat frames: a client that learns a longer
+	// (or shorter) interval may tell it, and the server's dead-after follows.
+	SetHeartbeat bool `protobuf:"varint,1,opt,name=set_heartbeat,json=setHeartbeat,proto3" json:"set_heartbeat,omitempty"`
+	// The server takes Suspend frames.
+	Suspend bool `protobuf:"varint,2,opt,name=suspend,proto3" json:"suspend,omitempty"`
+	// The longest window a suspended session is kept for; Suspend.window is
+	// clamped to it. Set when suspend is.
+	MaxSuspendWindow *durationpb.Duration `protobuf:"bytes,3,opt,name=max_suspend_window,json=maxSuspendWindow,proto3" json:"max_suspend_window,omitempty"`
+	// When set, both sides declare the peer dead by the RTT-derived formula
+	// below instead of after dead_after; unset, dead_after applies.
+	RttTimeout    *RttTimeout `protobuf:"bytes,4,opt,name=rtt_timeout,json=rttTimeout,proto3" json:"rtt_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Liveness) Reset() {
+	*x = Liveness{}
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Liveness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Liveness) ProtoMessage() {}
+
+func (x *Liveness) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Liveness.ProtoReflect.Descriptor instead.
+func (*Liveness) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Liveness) GetSetHeartbeat() bool {
+	if x != nil {
+		return x.SetHeartbeat
+	}
+	return false
+}
+
+func (x *Liveness) GetSuspend() bool {
+	if x != nil {
+		return x.Suspend
+	}
+	return false
+}
+
+func (x *Liveness) GetMaxSuspendWindow() *durationpb.Duration {
+	if x != nil {
+		return x.MaxSuspendWindow
+	}
+	return nil
+}
+
+func (x *Liveness) GetRttTimeout() *RttTimeout {
+	if x != nil {
+		return x.RttTimeout
+	}
+	return nil
+}
+
+// RttTimeout is the RTT-derived dead-peer timeout. Each side keeps, from
+// its round-trip samples (Pong to its own Ping, and Ping.rtt, the peer's
+// latest sample), a smoothed RTT and its variation as TCP does (RFC 6298):
+// the first sample R sets SRTT = R and RTTVAR = R/2; each later one
+// RTTVAR = 3/4·RTTVAR + 1/4·|SRTT − R|, then SRTT = 7/8·SRTT + 1/8·R. A
+// side then declares its peer dead after
+//
+//	dead = min(dead_after, interval + max(floor, multiplier × (SRTT + 4·RTTVAR)))
+//
+// of receiving nothing, where interval is the heartbeat interval in force
+// (Welcome.heartbeat_interval, or the last SetHeartbeat) and dead_after is
+// interval × heartbeat_misses + grace (Welcome.dead_after until a
+// SetHeartbeat changes the interval). So detection is never before
+// interval + floor and never after dead_after. Until the first sample
+// dead_after applies. tether's profiles: datacenter floor 1s, default 5s,
+// mobile 10s; multiplier 3 in each. At loopback RTT the datacenter profile
+// (1s interval) detects a dead peer in 2s; with 50 ms ± 30 ms of jitter,
+// SRTT + 4·RTTVAR stays below 330 ms, 3 × that below the 1s floor.
+type RttTimeout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The least silence past the heartbeat interval before a peer is dead.
+	Floor *durationpb.Duration `protobuf:"bytes,1,opt,name=floor,proto3" json:"floor,omitempty"`
+	// k in k × (SRTT + 4·RTTVAR).
+	Multiplier    uint32 `protobuf:"varint,2,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RttTimeout) Reset() {
+	*x = RttTimeout{}
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RttTimeout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RttTimeout) ProtoMessage() {}
+
+func (x *RttTimeout) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RttTimeout.ProtoReflect.Descriptor instead.
+func (*RttTimeout) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RttTimeout) GetFloor() *durationpb.Duration {
+	if x != nil {
+		return x.Floor
+	}
+	return nil
+}
+
+func (x *RttTimeout) GetMultiplier() uint32 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
+// SetHeartbeat tells the server the heartbeat interval the client uses
+// from now on. The Go SDK's adaptive heartbeat sends it as it lengthens or
+// shortens its interval. The server clamps interval into
+// [Limits.min_heartbeat_interval, Limits.max_heartbeat_interval], pings
+// at it when write-idle, and declares the client dead after interval ×
+// heartbeat_misses + grace (or the RttTimeout formula with it) from the
+// last frame received. Nothing answers it. Send it only to a server whose
+// Welcome.liveness.set_heartbeat is true: an older one ends the stream
+// with INVALID_ARGUMENT (unknown frame). A zero or negative interval is
+// INVALID_ARGUMENT.
+type SetHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The interval, within the Limits bounds.
+	Interval      *durationpb.Duration `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetHeartbeat) Reset() {
+	*x = SetHeartbeat{}
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetHeartbeat) ProtoMessage() {}
+
+func (x *SetHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetHeartbeat.ProtoReflect.Descriptor instead.
+func (*SetHeartbeat) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetHeartbeat) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// Suspend tells the server that the application went to the background.
+// The server marks the session suspended (AdminService shows
+// SESSION_STATE_SUSPENDED), ends the stream with OK once the frames queued
+// before it are written, and keeps the session, without any heartbeat, for
+// window (clamped to Welcome.liveness.max_suspend_window; zero asks for
+// that maximum) instead of the resume window. Messages for it are queued
+// in its outbound log meanwhile (bounded as always, see "Flow control")
+// and counted (tether_suspended_messages_total). The client resumes it as
+// any other: Hello.resume, replay from last_received_seq + 1. Send it only
+// to a server whose Welcome.liveness.suspend is true: an older one ends
+// the stream with INVALID_ARGUMENT (unknown frame); the Go SDK then only
+// closes its stream.
+type Suspend struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long to keep the session; zero: the server's maximum. Negative is
+	// INVALID_ARGUMENT.
+	Window        *durationpb.Duration `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Suspend) Reset() {
+	*x = Suspend{}
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Suspend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Suspend) ProtoMessage() {}
+
+func (x *Suspend) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Suspend.ProtoReflect.Descriptor instead.
+func (*Suspend) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Suspend) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
 // TakeOver reports what a fresh session inherited from the session of its
 // client id that it took over. That session's undelivered messages (sent
 // and unacknowledged, or queued) are inherited: they are this session's
@@ -914,7 +1188,7 @@ type TakeOver struct {
 
 func (x *TakeOver) Reset() {
 	*x = TakeOver{}
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1200,7 @@ func (x *TakeOver) String() string {
 func (*TakeOver) ProtoMessage() {}
 
 func (x *TakeOver) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[4]
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1213,7 @@ func (x *TakeOver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeOver.ProtoReflect.Descriptor instead.
 func (*TakeOver) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{4}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TakeOver) GetSessionId() string {
@@ -976,7 +1250,7 @@ type SeqRange struct {
 
 func (x *SeqRange) Reset() {
 	*x = SeqRange{}
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1262,7 @@ func (x *SeqRange) String() string {
 func (*SeqRange) ProtoMessage() {}
 
 func (x *SeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[5]
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1275,7 @@ func (x *SeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqRange.ProtoReflect.Descriptor instead.
 func (*SeqRange) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{5}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SeqRange) GetFirst() uint64 {
@@ -1066,7 +1340,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1352,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1365,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Limits) GetMaxMessageBytes() uint32 {
@@ -1185,7 +1459,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1471,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1484,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Gap) GetLost() *SeqRange {
@@ -1235,14 +1509,19 @@ type Ping struct {
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The sender's clock when sent; echoed in Pong so the sender can measure
 	// the round-trip time without keeping state.
-	SentAt        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	SentAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// The sender's latest round-trip sample (from its previous Ping's Pong),
+	// unset before it has one. The side that answers pings and sends few of
+	// its own (the server, for a client that drives the heartbeat) feeds it
+	// to its RTT estimator (see RttTimeout). Old receivers ignore it.
+	Rtt           *durationpb.Duration `protobuf:"bytes,3,opt,name=rtt,proto3" json:"rtt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1533,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1546,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetId() uint64 {
@@ -1280,6 +1559,13 @@ func (x *Ping) GetId() uint64 {
 func (x *Ping) GetSentAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.SentAt
+	}
+	return nil
+}
+
+func (x *Ping) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
 	}
 	return nil
 }
@@ -1297,7 +1583,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1595,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1608,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetId() uint64 {
@@ -1386,7 +1672,7 @@ type ClientMessage struct {
 
 func (x *ClientMessage) Reset() {
 	*x = ClientMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1684,7 @@ func (x *ClientMessage) String() string {
 func (*ClientMessage) ProtoMessage() {}
 
 func (x *ClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1697,7 @@ func (x *ClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientMessage.ProtoReflect.Descriptor instead.
 func (*ClientMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClientMessage) GetSeq() uint64 {
@@ -1555,7 +1841,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1853,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1866,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServerMessage) GetSeq() uint64 {
@@ -1653,7 +1939,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1665,7 +1951,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1964,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Source) GetSessionId() string {
@@ -1712,7 +1998,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +2010,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +2023,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1763,7 +2049,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2061,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2074,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Subscribe) GetTopics() []string {
@@ -1821,7 +2107,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2119,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2132,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Unsubscribe) GetTopics() []string {
@@ -1875,7 +2161,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2173,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2186,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Close) GetReason() string {
@@ -1931,7 +2217,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2229,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2242,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GoAway) GetReason() GoAwayReason {
@@ -2026,7 +2312,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2324,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2337,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -2111,7 +2397,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xed\x06\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\x9e\a\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -2134,7 +2420,24 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\x0fresume_anywhere\x18\x10 \x01(\bR\x0eresumeAnywhere\x12\x1b\n" +
 	"\tclient_id\x18\x11 \x01(\tR\bclientId\x12?\n" +
 	"\x0ereceive_window\x18\x12 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x120\n" +
-	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\"v\n" +
+	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\x12/\n" +
+	"\bliveness\x18\x15 \x01(\v2\x13.tether.v1.LivenessR\bliveness\"\xca\x01\n" +
+	"\bLiveness\x12#\n" +
+	"\rset_heartbeat\x18\x01 \x01(\bR\fsetHeartbeat\x12\x18\n" +
+	"\asuspend\x18\x02 \x01(\bR\asuspend\x12G\n" +
+	"\x12max_suspend_window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10maxSuspendWindow\x126\n" +
+	"\vrtt_timeout\x18\x04 \x01(\v2\x15.tether.v1.RttTimeoutR\n" +
+	"rttTimeout\"]\n" +
+	"\n" +
+	"RttTimeout\x12/\n" +
+	"\x05floor\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05floor\x12\x1e\n" +
+	"\n" +
+	"multiplier\x18\x02 \x01(\rR\n" +
+	"multiplier\"E\n" +
+	"\fSetHeartbeat\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\"<\n" +
+	"\aSuspend\x121\n" +
+	"\x06window\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06window\"v\n" +
 	"\bTakeOver\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
@@ -2158,10 +2461,11 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	" \x01(\x0e2\x19.tether.v1.OverflowPolicyR\x0eoverflowPolicy\"F\n" +
 	"\x03Gap\x12'\n" +
 	"\x04lost\x18\x01 \x01(\v2\x13.tether.v1.SeqRangeR\x04lost\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"K\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"x\n" +
 	"\x04Ping\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
-	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"K\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12+\n" +
+	"\x03rtt\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\"K\n" +
 	"\x04Pong\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xcb\x03\n" +
@@ -2264,7 +2568,7 @@ func file_tether_v1_frames_proto_rawDescGZIP() []byte {
 }
 
 var file_tether_v1_frames_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_tether_v1_frames_proto_goTypes = []any{
 	(ResumeStatus)(0),             // 0: tether.v1.ResumeStatus
 	(OverflowPolicy)(0),           // 1: tether.v1.OverflowPolicy
@@ -2273,60 +2577,71 @@ var file_tether_v1_frames_proto_goTypes = []any{
 	(*ReceiveWindow)(nil),         // 4: tether.v1.ReceiveWindow
 	(*Resume)(nil),                // 5: tether.v1.Resume
 	(*Welcome)(nil),               // 6: tether.v1.Welcome
-	(*TakeOver)(nil),              // 7: tether.v1.TakeOver
-	(*SeqRange)(nil),              // 8: tether.v1.SeqRange
-	(*Limits)(nil),                // 9: tether.v1.Limits
-	(*Gap)(nil),                   // 10: tether.v1.Gap
-	(*Ping)(nil),                  // 11: tether.v1.Ping
-	(*Pong)(nil),                  // 12: tether.v1.Pong
-	(*ClientMessage)(nil),         // 13: tether.v1.ClientMessage
-	(*ServerMessage)(nil),         // 14: tether.v1.ServerMessage
-	(*Source)(nil),                // 15: tether.v1.Source
-	(*Ack)(nil),                   // 16: tether.v1.Ack
-	(*Subscribe)(nil),             // 17: tether.v1.Subscribe
-	(*Unsubscribe)(nil),           // 18: tether.v1.Unsubscribe
-	(*Close)(nil),                 // 19: tether.v1.Close
-	(*GoAway)(nil),                // 20: tether.v1.GoAway
-	(*Error)(nil),                 // 21: tether.v1.Error
-	nil,                           // 22: tether.v1.Hello.MetadataEntry
-	nil,                           // 23: tether.v1.ClientMessage.HeadersEntry
-	nil,                           // 24: tether.v1.ServerMessage.HeadersEntry
-	(*durationpb.Duration)(nil),   // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*Liveness)(nil),              // 7: tether.v1.Liveness
+	(*RttTimeout)(nil),            // 8: tether.v1.RttTimeout
+	(*SetHeartbeat)(nil),          // 9: tether.v1.SetHeartbeat
+	(*Suspend)(nil),               // 10: tether.v1.Suspend
+	(*TakeOver)(nil),              // 11: tether.v1.TakeOver
+	(*SeqRange)(nil),              // 12: tether.v1.SeqRange
+	(*Limits)(nil),                // 13: tether.v1.Limits
+	(*Gap)(nil),                   // 14: tether.v1.Gap
+	(*Ping)(nil),                  // 15: tether.v1.Ping
+	(*Pong)(nil),                  // 16: tether.v1.Pong
+	(*ClientMessage)(nil),         // 17: tether.v1.ClientMessage
+	(*ServerMessage)(nil),         // 18: tether.v1.ServerMessage
+	(*Source)(nil),                // 19: tether.v1.Source
+	(*Ack)(nil),                   // 20: tether.v1.Ack
+	(*Subscribe)(nil),             // 21: tether.v1.Subscribe
+	(*Unsubscribe)(nil),           // 22: tether.v1.Unsubscribe
+	(*Close)(nil),                 // 23: tether.v1.Close
+	(*GoAway)(nil),                // 24: tether.v1.GoAway
+	(*Error)(nil),                 // 25: tether.v1.Error
+	nil,                           // 26: tether.v1.Hello.MetadataEntry
+	nil,                           // 27: tether.v1.ClientMessage.HeadersEntry
+	nil,                           // 28: tether.v1.ServerMessage.HeadersEntry
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_tether_v1_frames_proto_depIdxs = []int32{
-	25, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
 	5,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
-	22, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
+	26, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
 	4,  // 3: tether.v1.Hello.receive_window:type_name -> tether.v1.ReceiveWindow
 	0,  // 4: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
-	8,  // 5: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
-	25, // 6: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 7: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
-	25, // 8: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
-	9,  // 9: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
-	25, // 10: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
+	12, // 5: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
+	29, // 6: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 7: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
+	29, // 8: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
+	13, // 9: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
+	29, // 10: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
 	4,  // 11: tether.v1.Welcome.receive_window:type_name -> tether.v1.ReceiveWindow
-	7,  // 12: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
-	8,  // 13: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
-	25, // 14: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 15: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 16: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
-	8,  // 17: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
-	26, // 18: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	26, // 19: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	23, // 20: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	24, // 21: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	15, // 22: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	26, // 23: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	2,  // 24: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	25, // 25: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	25, // 26: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	11, // 12: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
+	7,  // 13: tether.v1.Welcome.liveness:type_name -> tether.v1.Liveness
+	29, // 14: tether.v1.Liveness.max_suspend_window:type_name -> google.protobuf.Duration
+	8,  // 15: tether.v1.Liveness.rtt_timeout:type_name -> tether.v1.RttTimeout
+	29, // 16: tether.v1.RttTimeout.floor:type_name -> google.protobuf.Duration
+	29, // 17: tether.v1.SetHeartbeat.interval:type_name -> google.protobuf.Duration
+	29, // 18: tether.v1.Suspend.window:type_name -> google.protobuf.Duration
+	12, // 19: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
+	29, // 20: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 21: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 22: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
+	12, // 23: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
+	30, // 24: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	29, // 25: tether.v1.Ping.rtt:type_name -> google.protobuf.Duration
+	30, // 26: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	27, // 27: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	28, // 28: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	19, // 29: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	30, // 30: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	2,  // 31: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	29, // 32: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	29, // 33: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
@@ -2334,7 +2649,7 @@ func file_tether_v1_frames_proto_init() {
 	if File_tether_v1_frames_proto != nil {
 		return
 	}
-	file_tether_v1_frames_proto_msgTypes[10].OneofWrappers = []any{
+	file_tether_v1_frames_proto_msgTypes[14].OneofWrappers = []any{
 		(*ClientMessage_Topic)(nil),
 		(*ClientMessage_SessionId)(nil),
 		(*ClientMessage_ClientId)(nil),
@@ -2345,7 +2660,7 @@ func file_tether_v1_frames_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_frames_proto_rawDesc), len(file_tether_v1_frames_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

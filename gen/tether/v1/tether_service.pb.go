@@ -38,6 +38,8 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Subscribe
 	//	*ConnectRequest_Unsubscribe
 	//	*ConnectRequest_Close
+	//	*ConnectRequest_SetHeartbeat
+	//	*ConnectRequest_Suspend
 	Frame         isConnectRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -152,6 +154,24 @@ func (x *ConnectRequest) GetClose() *Close {
 	return nil
 }
 
+func (x *ConnectRequest) GetSetHeartbeat() *SetHeartbeat {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectRequest_SetHeartbeat); ok {
+			return x.SetHeartbeat
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetSuspend() *Suspend {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectRequest_Suspend); ok {
+			return x.Suspend
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Frame interface {
 	isConnectRequest_Frame()
 }
@@ -196,6 +216,19 @@ type ConnectRequest_Close struct {
 	Close *Close `protobuf:"bytes,8,opt,name=close,proto3,oneof"`
 }
 
+type ConnectRequest_SetHeartbeat struct {
+	// The heartbeat interval the client now uses (adaptive heartbeat).
+	// Only to a server whose Welcome.liveness.set_heartbeat is true.
+	SetHeartbeat *SetHeartbeat `protobuf:"bytes,10,opt,name=set_heartbeat,json=setHeartbeat,proto3,oneof"`
+}
+
+type ConnectRequest_Suspend struct {
+	// The application went to the background: keep the session longer,
+	// expect no heartbeat. Only to a server whose Welcome.liveness.suspend
+	// is true.
+	Suspend *Suspend `protobuf:"bytes,11,opt,name=suspend,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Ping) isConnectRequest_Frame() {}
@@ -211,6 +244,10 @@ func (*ConnectRequest_Subscribe) isConnectRequest_Frame() {}
 func (*ConnectRequest_Unsubscribe) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Close) isConnectRequest_Frame() {}
+
+func (*ConnectRequest_SetHeartbeat) isConnectRequest_Frame() {}
+
+func (*ConnectRequest_Suspend) isConnectRequest_Frame() {}
 
 // ConnectResponse is one server-to-client frame.
 type ConnectResponse struct {
@@ -622,7 +659,7 @@ var File_tether_v1_tether_service_proto protoreflect.FileDescriptor
 
 const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\x87\x03\n" +
+	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\xf7\x03\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.tether.v1.HelloH\x00R\x05hello\x12%\n" +
 	"\x04ping\x18\x02 \x01(\v2\x0f.tether.v1.PingH\x00R\x04ping\x12%\n" +
@@ -631,7 +668,10 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\x03ack\x18\x05 \x01(\v2\x0e.tether.v1.AckH\x00R\x03ack\x124\n" +
 	"\tsubscribe\x18\x06 \x01(\v2\x14.tether.v1.SubscribeH\x00R\tsubscribe\x12:\n" +
 	"\vunsubscribe\x18\a \x01(\v2\x16.tether.v1.UnsubscribeH\x00R\vunsubscribe\x12(\n" +
-	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05closeB\a\n" +
+	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05close\x12>\n" +
+	"\rset_heartbeat\x18\n" +
+	" \x01(\v2\x17.tether.v1.SetHeartbeatH\x00R\fsetHeartbeat\x12.\n" +
+	"\asuspend\x18\v \x01(\v2\x12.tether.v1.SuspendH\x00R\asuspendB\a\n" +
 	"\x05frame\"\xee\x02\n" +
 	"\x0fConnectResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.tether.v1.WelcomeH\x00R\awelcome\x12%\n" +
@@ -691,11 +731,13 @@ var file_tether_v1_tether_service_proto_goTypes = []any{
 	(*Subscribe)(nil),       // 10: tether.v1.Subscribe
 	(*Unsubscribe)(nil),     // 11: tether.v1.Unsubscribe
 	(*Close)(nil),           // 12: tether.v1.Close
-	(*Welcome)(nil),         // 13: tether.v1.Welcome
-	(*ServerMessage)(nil),   // 14: tether.v1.ServerMessage
-	(*GoAway)(nil),          // 15: tether.v1.GoAway
-	(*Error)(nil),           // 16: tether.v1.Error
-	(*Gap)(nil),             // 17: tether.v1.Gap
+	(*SetHeartbeat)(nil),    // 13: tether.v1.SetHeartbeat
+	(*Suspend)(nil),         // 14: tether.v1.Suspend
+	(*Welcome)(nil),         // 15: tether.v1.Welcome
+	(*ServerMessage)(nil),   // 16: tether.v1.ServerMessage
+	(*GoAway)(nil),          // 17: tether.v1.GoAway
+	(*Error)(nil),           // 18: tether.v1.Error
+	(*Gap)(nil),             // 19: tether.v1.Gap
 }
 var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	5,  // 0: tether.v1.ConnectRequest.hello:type_name -> tether.v1.Hello
@@ -706,24 +748,26 @@ var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	10, // 5: tether.v1.ConnectRequest.subscribe:type_name -> tether.v1.Subscribe
 	11, // 6: tether.v1.ConnectRequest.unsubscribe:type_name -> tether.v1.Unsubscribe
 	12, // 7: tether.v1.ConnectRequest.close:type_name -> tether.v1.Close
-	13, // 8: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
-	6,  // 9: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
-	7,  // 10: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
-	14, // 11: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
-	9,  // 12: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
-	15, // 13: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
-	16, // 14: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
-	17, // 15: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
-	4,  // 16: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
-	0,  // 17: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
-	2,  // 18: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
-	1,  // 19: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
-	3,  // 20: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 8: tether.v1.ConnectRequest.set_heartbeat:type_name -> tether.v1.SetHeartbeat
+	14, // 9: tether.v1.ConnectRequest.suspend:type_name -> tether.v1.Suspend
+	15, // 10: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
+	6,  // 11: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
+	7,  // 12: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
+	16, // 13: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
+	9,  // 14: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
+	17, // 15: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
+	18, // 16: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
+	19, // 17: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
+	4,  // 18: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
+	0,  // 19: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
+	2,  // 20: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
+	1,  // 21: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
+	3,  // 22: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
+	21, // [21:23] is the sub-list for method output_type
+	19, // [19:21] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_service_proto_init() }
@@ -741,6 +785,8 @@ func file_tether_v1_tether_service_proto_init() {
 		(*ConnectRequest_Subscribe)(nil),
 		(*ConnectRequest_Unsubscribe)(nil),
 		(*ConnectRequest_Close)(nil),
+		(*ConnectRequest_SetHeartbeat)(nil),
+		(*ConnectRequest_Suspend)(nil),
 	}
 	file_tether_v1_tether_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
