@@ -18,7 +18,8 @@ const serverKeepaliveFloor = time.Second
 // nil. Each message names the field and says what to change. It checks that:
 //
 //   - the heartbeat has at least one miss, a non-negative grace, positive
-//     bounds with Min ≤ Max, and an interval inside them;
+//     bounds with Min ≤ Max, and an interval inside them; an RTT-derived
+//     timeout has a positive floor within the fixed detection bound;
 //   - Enforcement.MinTime is set (zero means grpc-go's 5 m, which kills
 //     faster pingers), and Client.Time is at least 10 s (grpc-go raises
 //     anything lower, and zero means 10 s, not off) and at least twice
@@ -73,6 +74,15 @@ func (v *validator) heartbeat(h Heartbeat) {
 	}
 	if h.Max < h.Min {
 		v.fail("Heartbeat.Max %v is below Heartbeat.Min %v: raise Max or lower Min", h.Max, h.Min)
+	}
+	if h.RTTMultiplier < 0 {
+		v.fail("Heartbeat.RTTMultiplier is %d: set it to 0 (fixed detection) or more (3 is tether's)", h.RTTMultiplier)
+	}
+	if h.RTTMultiplier > 0 && h.RTTFloor <= 0 {
+		v.fail("Heartbeat.RTTFloor is %v while RTTMultiplier is %d: set a positive floor (the least silence past the interval before a peer is dead)", h.RTTFloor, h.RTTMultiplier)
+	}
+	if h.RTTMultiplier > 0 && h.Interval+h.RTTFloor > h.Interval*time.Duration(max(h.Misses, 1))+h.Grace {
+		v.fail("Heartbeat.Interval %v + RTTFloor %v exceeds Interval × Misses + Grace, the detection bound: lower RTTFloor or raise Misses or Grace", h.Interval, h.RTTFloor)
 	}
 	if h.Interval < h.Min || h.Interval > h.Max {
 		v.fail("Heartbeat.Interval %v is outside [Min %v, Max %v]: move it inside the bounds or widen them", h.Interval, h.Min, h.Max)
