@@ -65,6 +65,7 @@ type stream struct {
 	lastWrite atomic.Int64
 	interval  time.Duration
 	deadAfter time.Duration
+	live      rttState      // the RTT estimator and dead-after numbers (rtt.go); guarded by mu
 	maxAgeAt  time.Time     // when to send GoAway{MAX_AGE}; zero for never
 	expiresAt time.Time     // when the credentials expire; zero for never
 	frames    *rate.Limiter // inbound frame rate
