@@ -37,6 +37,12 @@ type LearnedInterval struct {
 	At time.Time `json:"at"`
 }
 
+// Converged reports whether the search found the path's limit: an interval
+// failed, and the good one is within 5 % of it.
+func (l LearnedInterval) Converged() bool {
+	return l.Failed > 0 && l.Interval < l.Failed && l.Failed-l.Interval <= l.Failed/20
+}
+
 // IntervalStore keeps what the adaptive heartbeat learned, per network, so
 // that a restarted application starts from it. Load returns the zero value
 // and no error for a network it knows nothing of. A Session calls it from
@@ -231,24 +237,31 @@ type adaptive struct {
 	reprobe time.Duration
 	base    time.Duration
 
+	lo, hi  time.Duration // the profile's bounds, until a Welcome gives the server's
+
 	mu      sync.Mutex
 	network string
-	l       *liveness.Learner // nil until a Welcome gave the bounds
-	saved   liveness.Learned
+	l       *liveness.Learner
+}
+
+// adaptiveOn reports whether the adaptive heartbeat is on: WithAdaptiveHeartbeat,
+// else the profile's Heartbeat.Adaptive.
+func adaptiveOn(cfg *config) bool {
+	if cfg.adapt.on != nil {
+		return *cfg.adapt.on
+	}
+	return cfg.profile.Heartbeat.Adaptive
 }
 
 // newAdaptive returns the session's adaptive heartbeat, or nil when it is
 // off.
 func newAdaptive(s *Session) *adaptive {
 	cfg := s.cfg
-	on := cfg.profile.Heartbeat.Adaptive
-	if cfg.adapt.on != nil {
-		on = *cfg.adapt.on
-	}
-	if !on {
+	if !adaptiveOn(cfg) {
 		return nil
 	}
-	a := &adaptive{s: s, store: cfg.adapt.store, reprobe: cfg.adapt.reprobe, network: cfg.adapt.network, base: cfg.heartbeat}
+	a := &adaptive{s: s, store: cfg.adapt.store, reprobe: cfg.adapt.reprobe, network: cfg.adapt.network, base: cfg.heartbeat,
+		lo: cfg.profile.Heartbeat.Min, hi: cfg.profile.Heartbeat.Max}
 	if a.store == nil {
 		a.store = NewMemoryIntervalStore()
 	}
@@ -265,27 +278,22 @@ func newAdaptive(s *Session) *adaptive {
 	return a
 }
 
-// load reads what the store knows of the current network.
+// load starts the search of the current network from what the store
+// knows of it.
 func (a *adaptive) load() {
 	l, err := a.store.Load(a.network)
 	if err != nil {
 		a.s.cfg.logger.Warn("tether: reading the learned heartbeat interval failed; learning afresh", "network", a.network, "err", err)
 	}
-	a.saved = liveness.Learned{Good: l.Interval, Failed: l.Failed, At: l.At}
-	a.l = nil
+	saved := liveness.Learned{Good: l.Interval, Failed: l.Failed, At: l.At}
+	a.l = liveness.NewLearner(a.base, a.lo, a.hi, a.reprobe, saved, time.Now())
 }
 
 // interval is the interval to ask for in Hello.
 func (a *adaptive) interval() time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.l != nil {
-		return a.l.Interval()
-	}
-	if a.saved.Good > 0 {
-		return a.saved.Good
-	}
-	return a.base
+	return a.l.Interval()
 }
 
 // welcomed starts (or bounds) the search with the server's bounds, and
@@ -301,11 +309,8 @@ func (a *adaptive) welcomed(w *tetherv1.Welcome) bool {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.l == nil {
-		a.l = liveness.NewLearner(a.base, lo, hi, a.reprobe, a.saved, time.Now())
-	} else {
-		a.l.SetBounds(lo, hi)
-	}
+	a.lo, a.hi = lo, hi
+	a.l.SetBounds(lo, hi)
 	return true
 }
 
@@ -313,10 +318,6 @@ func (a *adaptive) welcomed(w *tetherv1.Welcome) bool {
 // moves c's interval when the search says so.
 func (a *adaptive) beat(c *conn, idle time.Duration) {
 	a.mu.Lock()
-	if a.l == nil {
-		a.mu.Unlock()
-		return
-	}
 	prev := a.l.Interval()
 	if !a.l.Beat(idle, time.Now()) {
 		a.mu.Unlock()
@@ -331,10 +332,6 @@ func (a *adaptive) beat(c *conn, idle time.Duration) {
 // full interval of silence.
 func (a *adaptive) lost() {
 	a.mu.Lock()
-	if a.l == nil {
-		a.mu.Unlock()
-		return
-	}
 	prev, good := a.l.Interval(), a.l.State().Good
 	if !a.l.Lost(time.Now()) {
 		a.mu.Unlock()
@@ -354,7 +351,7 @@ func (a *adaptive) lost() {
 func (a *adaptive) fullSilence(idle time.Duration) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.l != nil && a.l.FullSilence(idle)
+	return a.l.FullSilence(idle)
 }
 
 func (a *adaptive) stepLocked(prev time.Duration, reason string) HeartbeatStep {

@@ -176,8 +176,11 @@ func Default() Profile {
 //     TCP_USER_TIMEOUT) avoids spurious disconnects on lossy links.
 //     Client.PermitWithoutStream is off: a connection with no stream does
 //     not wake the radio.
-//   - Server.Time 2 m / Timeout 30 s: a rare backstop for silent
-//     connections, with the same lossy-link allowance.
+//   - Server.Time 6 m / Timeout 30 s: a rare backstop for silent
+//     connections, with the same lossy-link allowance. Above the 5 m
+//     maximum heartbeat, so that no transport ping wakes the radio (or
+//     keeps a NAT's mapping alive) between adaptive heartbeats; the SDK
+//     likewise keeps its own transport ping above 1.5 × that maximum.
 //   - MaxConnectionIdle 5 m, MaxConnectionAge 2 h, Grace 10 m: stream-less
 //     connections are not pinged, so a NAT has usually dropped them long
 //     before 5 m; each migration costs a radio wake-up and a handshake over
@@ -203,7 +206,7 @@ func Mobile() Profile {
 			MaxConnectionIdle:     5 * time.Minute,
 			MaxConnectionAge:      2 * time.Hour,
 			MaxConnectionAgeGrace: 10 * time.Minute,
-			Time:                  2 * time.Minute,
+			Time:                  6 * time.Minute,
 			Timeout:               30 * time.Second,
 		},
 		Enforcement: keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},

@@ -14,7 +14,7 @@ func ExampleTable() {
 	// | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 	// | datacenter | 1s × 3 + 500ms | 3.5s | 2s | 3600 | 10s / 5s | 5s | 10s / 5s | 2s / 1s / 2 | yes | no |
 	// | default | 15s × 3 + 5s | 50s | 20s | 240 | 1m / 20s | 10s | 30s / 20s | 30s / 5s / 4 | yes | no |
-	// | mobile | 25s × 3 + 10s | 1m25s | 35s | 144 | 2m / 30s | 10s | 1m / 30s | 45s / 10s / 4 | yes | yes |
+	// | mobile | 25s × 3 + 10s | 1m25s | 35s | 144 | 6m / 30s | 10s | 1m / 30s | 45s / 10s / 4 | yes | yes |
 }
 
 func ExampleLookup() {

@@ -29,7 +29,8 @@ const serverKeepaliveFloor = time.Second
 //   - Server.Time is at least 1 s and both keepalive Timeouts are set (each
 //     is also a TCP_USER_TIMEOUT);
 //   - both keepalive Times exceed the heartbeat interval, so transport pings
-//     stay a backstop and add nothing to a healthy idle session;
+//     stay a backstop and add nothing to a healthy idle session (with an
+//     adaptive heartbeat, Server.Time exceeds the maximum interval);
 //   - no server duration is negative, and a MaxConnectionAge comes with a
 //     finite MaxConnectionAgeGrace;
 //   - enabled TCP keepalive has explicit idle and interval times of whole
@@ -120,6 +121,9 @@ func (v *validator) transport(p Profile) {
 	}
 	if s.Time <= interval {
 		v.fail("Server.Time %v is not above Heartbeat.Interval %v, so transport pings would run on every healthy idle session: raise Server.Time above the interval", s.Time, interval)
+	}
+	if p.Heartbeat.Adaptive && s.Time <= p.Heartbeat.Max {
+		v.fail("Server.Time %v is not above Heartbeat.Max %v while Heartbeat.Adaptive is set, so transport pings would keep a NAT's mapping alive between adaptive heartbeats (waking the radio, and hiding the NAT's timer from the search): raise Server.Time above Max", s.Time, p.Heartbeat.Max)
 	}
 	for _, d := range []namedDuration{
 		{"MaxConnectionIdle", s.MaxConnectionIdle},

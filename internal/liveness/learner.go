@@ -32,12 +32,12 @@ const (
 // silence are answered (confirmBeats in a row at each step), and on a loss
 // that follows such a silence goes back to the last good interval; after
 // a loss it bisects between the good and the failed interval until they are
-// within 5 %. Two losses in a row at the good interval (the path's timer
-// shrank) revoke it: the search restarts from half of it (at least the
-// minimum, at most the base) below the interval that failed. Once the
-// search has ended, it starts again (upwards from the good interval) after
-// the reprobe period, as the path's timer may have grown. It is not safe
-// for concurrent use.
+// within 5 %, and then settles 5 % below the good one. Two losses in a row
+// at the interval in use (the path's timer shrank) revoke the good one:
+// the search restarts from half of it (at least the minimum, at most the
+// base) below the interval that failed. Once the search has ended, it
+// starts again (upwards from the good interval) after the reprobe period,
+// as the path's timer may have grown. It is not safe for concurrent use.
 type Learner struct {
 	base, lo, hi time.Duration
 	reprobe      time.Duration
@@ -76,7 +76,7 @@ func (l *Learner) SetBounds(lo, hi time.Duration) {
 		l.failed = 0
 	}
 	if l.cur == 0 {
-		l.cur = l.good
+		l.cur = l.rest()
 	}
 	l.cur = clamp(l.cur, lo, hi)
 }
@@ -112,19 +112,19 @@ func (l *Learner) Beat(idle time.Duration, now time.Time) bool {
 		return false
 	}
 	l.streak = 0
+	prev := l.cur
 	if l.cur > l.good {
 		l.good, l.at = l.cur, now
 	}
-	if l.Done() {
-		if l.failed == 0 || now.Sub(l.at) < l.reprobe {
-			return false
-		}
+	if l.Done() && l.failed > 0 && now.Sub(l.at) >= l.reprobe {
 		l.failed, l.at = 0, now // the path's timer may have grown
 	}
-	next := l.next()
-	changed := next != l.cur
-	l.cur = next
-	return changed
+	if l.Done() {
+		l.cur = l.rest()
+	} else {
+		l.cur = l.next()
+	}
+	return l.cur != prev
 }
 
 // Lost takes in the loss of the path after a heartbeat that followed a
@@ -133,7 +133,7 @@ func (l *Learner) Lost(now time.Time) bool {
 	l.streak = 0
 	if l.cur > l.good {
 		l.failed, l.at = l.cur, now
-		l.cur = l.good
+		l.cur = l.rest()
 		return true
 	}
 	if l.suspects++; l.suspects < suspectLosses {
@@ -147,6 +147,16 @@ func (l *Learner) Lost(now time.Time) bool {
 	}
 	l.cur = l.good
 	return true
+}
+
+// rest is the interval to use between probes: the good one or, once the
+// search ended, 5 % below it (at least the minimum), a margin for timer
+// slack and latency on a real path whose timer lies just above it.
+func (l *Learner) rest() time.Duration {
+	if !l.Done() || l.failed == 0 {
+		return l.good
+	}
+	return clamp((l.good - l.good/resolution).Round(time.Second), l.lo, l.good)
 }
 
 // next is the interval to probe after good: half again as long while no
