@@ -237,7 +237,7 @@ type adaptive struct {
 	reprobe time.Duration
 	base    time.Duration
 
-	lo, hi  time.Duration // the profile's bounds, until a Welcome gives the server's
+	lo, hi time.Duration // the profile's bounds, until a Welcome gives the server's
 
 	mu      sync.Mutex
 	network string
