@@ -384,6 +384,9 @@ func (s *Session) setState(c StateChange) {
 		default: // still not connected: a Connect waiting on it must stay woken by the next connection
 		}
 		c.SessionID = s.sessionID
+	case StateSuspended:
+		s.unconnectLocked()
+		c.SessionID = s.sessionID
 	case StateClosed:
 		s.closeErr = c.Err
 		s.connected = make(chan struct{}) // Connect now reports the close

@@ -110,3 +110,13 @@ func (s *Session) holdWhileSuspended() bool {
 	}
 	return true
 }
+
+// unconnectLocked makes Connect wait again, for the stream after a
+// suspension.
+func (s *Session) unconnectLocked() {
+	select {
+	case <-s.connected:
+		s.connected = make(chan struct{})
+	default:
+	}
+}
