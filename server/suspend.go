@@ -53,8 +53,9 @@ func newLivenessMetrics() livenessMetrics {
 	}
 }
 
-// suspend handles Suspend: the session is kept for the suspend window,
-// with no heartbeat expected, and the stream ends with OK once the frames
+// suspend handles Suspend: the session is kept for the suspend window
+// (Suspend.window, clamped into [the resume window, the maximum suspend
+// window]), with no heartbeat expected, and the stream ends with OK once the frames
 // queued before it are written.
 func (st *stream) suspend(f *tetherv1.Suspend) error {
 	window := st.srv.cfg.maxSuspendWindow
@@ -66,6 +67,7 @@ func (st *stream) suspend(f *tetherv1.Suspend) error {
 			window = min(window, d.AsDuration())
 		}
 	}
+	window = max(window, st.srv.cfg.resumeWindow) // never shorter than an unsuspended session's
 	s := st.sess
 	s.mu.Lock()
 	if s.st != st {

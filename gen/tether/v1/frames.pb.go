@@ -1111,8 +1111,9 @@ func (x *SetHeartbeat) GetInterval() *durationpb.Duration {
 // The server marks the session suspended (AdminService shows
 // SESSION_STATE_SUSPENDED), ends the stream with OK once the frames queued
 // before it are written, and keeps the session, without any heartbeat, for
-// window (clamped to Welcome.liveness.max_suspend_window; zero asks for
-// that maximum) instead of the resume window. Messages for it are queued
+// window (clamped into [Welcome.resume_window,
+// Welcome.liveness.max_suspend_window]; zero asks for that maximum)
+// instead of the resume window. Messages for it are queued
 // in its outbound log meanwhile (bounded as always, see "Flow control")
 // and counted (tether_suspended_messages_total). The client resumes it as
 // any other: Hello.resume, replay from last_received_seq + 1. Send it only
