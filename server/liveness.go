@@ -37,6 +37,9 @@ func (st *stream) tick() {
 	defer st.srv.panicGuard("the heartbeat timer")
 	now := time.Now()
 	lastRead := time.Unix(0, st.lastRead.Load())
+	if st.busy.Load() {
+		lastRead = now // the server is handling the client's frame: its own time, not the client's silence
+	}
 	lastWrite := time.Unix(0, st.lastWrite.Load())
 	silent := now.Sub(lastRead)
 	if st.endIfDue(now, silent) {

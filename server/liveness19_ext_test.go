@@ -166,3 +166,42 @@ func TestSuspendFrame(t *testing.T) {
 		}
 	})
 }
+
+// TestSlowHandlingIsNotSilence: a client message whose handling takes the
+// server longer than the dead-after (a slow broker, here a Handler that
+// takes 5s) does not make the client dead; silence counts from the end
+// of the handling.
+func TestSlowHandlingIsNotSilence(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		b := startBubbleNode(t, server.WithProfile(profile.Datacenter()), server.WithHandler(slowHandler{5 * time.Second}))
+		c, _ := b.connect(t, &tetherv1.Hello{ClientId: "busy"})
+		c.send(t, pingFrame(1, time.Millisecond)) // a round trip: dead after 2s of silence
+		synctest.Wait()
+		c.send(t, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Message{Message: &tetherv1.ClientMessage{Seq: 1, Target: &tetherv1.ClientMessage_SessionId{SessionId: "server"}, Payload: []byte("x")}}})
+		time.Sleep(5*time.Second + time.Millisecond)
+		synctest.Wait()
+		select {
+		case <-c.ended:
+			t.Fatalf("the stream ended with %v while the server handled a message", c.endErr)
+		default:
+		}
+		handled := time.Now()
+		<-c.ended // the client stays silent: dead 2s after the handling ended
+		if got := c.endAt.Sub(handled); got > 2*time.Second {
+			t.Fatalf("declared dead %v after the handling ended; want within the 2s dead-after", got)
+		}
+	})
+}
+
+// slowHandler takes d to handle each message, as a slow broker would.
+type slowHandler struct{ d time.Duration }
+
+func (slowHandler) OnConnect(context.Context, *server.Session) error { return nil }
+
+func (h slowHandler) OnMessage(context.Context, *server.Session, *server.Message) error {
+	time.Sleep(h.d)
+	return nil
+}
+
+func (slowHandler) OnClose(*server.Session, string) {}

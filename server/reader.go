@@ -60,7 +60,7 @@ func (st *stream) read() {
 			return
 		}
 		st.srv.metrics.framesIn(req)
-		if !st.pace() || !st.serve(req) {
+		if !st.pace() || !st.serveTimed(req) {
 			return
 		}
 	}

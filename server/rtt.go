@@ -112,3 +112,19 @@ func (srv *Server) livenessOffer() *tetherv1.Liveness {
 	}
 	return l
 }
+
+// serveTimed is serve, during which the stream is busy: the time the
+// server takes to handle a frame (a broker that is slow to take a message,
+// a NATS server failing over) is its own, not the client's silence, which
+// the dead-after counts. The frames the client sends meanwhile wait in
+// gRPC's buffers. As after pace, silence counts from the end of it. A
+// tighter dead-after (the RTT-derived one: 2s in the datacenter profile)
+// would otherwise cut a stream whose reader waits on the broker.
+func (st *stream) serveTimed(req *tetherv1.ConnectRequest) bool {
+	st.busy.Store(true)
+	defer func() {
+		storeMaxInt(&st.lastRead, time.Now().UnixNano())
+		st.busy.Store(false)
+	}()
+	return st.serve(req)
+}
