@@ -24,7 +24,12 @@
 // stream carries no pings. A side declares its peer dead after
 // interval × misses of receiving nothing (plus a small grace:
 // Welcome.dead_after), counted from the last frame received, Hello
-// included. The server then sends GoAway{GO_AWAY_REASON_HEARTBEAT_TIMEOUT},
+// included; or, when Welcome.liveness.rtt_timeout is set and a round trip
+// was measured, sooner, after interval + max(floor, multiplier × (SRTT +
+// 4·RTTVAR)) (see RttTimeout). The time the server takes to handle a
+// frame is not the client's silence: it counts from the handling's end.
+// A client may change its interval on the stream with SetHeartbeat (see
+// "Liveness that learns"). The server then sends GoAway{GO_AWAY_REASON_HEARTBEAT_TIMEOUT},
 // ends the stream with DEADLINE_EXCEEDED and keeps the session for the
 // resume window. The client asks for an interval in Hello; the server
 // clamps it into [Limits.min_heartbeat_interval,
@@ -159,6 +164,33 @@
 // the subscriptions after a resume). Unsubscribing from a topic not held is
 // not an error. The same checks on Hello.topics end the stream with the
 // same codes, before Welcome.
+//
+// # Liveness that learns
+//
+// Welcome.liveness says what the server offers beyond the fixed
+// heartbeat; a client sends SetHeartbeat and Suspend only to a server that
+// offers them (an older server ends the stream with INVALID_ARGUMENT for a
+// frame it does not know).
+//
+//   - The RTT-derived dead-peer timeout (RttTimeout): both sides keep
+//     SRTT and RTTVAR from their Pongs and from Ping.rtt, the round trip
+//     the peer reports, and declare the peer dead after interval +
+//     max(floor, multiplier × (SRTT + 4·RTTVAR)) of silence, never later
+//     than dead_after.
+//   - An adaptive heartbeat: a client that learns how long its path (a
+//     NAT) stays alive when idle heartbeats at a longer (or shorter)
+//     interval and announces it with SetHeartbeat; the server's pings and
+//     dead-after follow it. The Go SDK's search: start at the profile's
+//     interval; after 3 heartbeats in a row, each after a full interval of
+//     silence, answered, try half again as long; when the path is lost
+//     after such a heartbeat, go back to the last good interval and bisect
+//     between it and the failed one until they are within 5 %; then
+//     heartbeat 5 % below the good one; two losses in a row there restart
+//     the search lower; probe again after a day.
+//   - Suspend: an application going to the background asks the server to
+//     keep its session for longer, without heartbeats; the stream ends and
+//     the session waits for a resume (AdminService:
+//     SESSION_STATE_SUSPENDED), queueing its messages.
 //
 // # Control frames first
 //
@@ -707,7 +739,11 @@ type Welcome struct {
 	// The topics the session is subscribed to.
 	Topics []string `protobuf:"bytes,14,rep,name=topics,proto3" json:"topics,omitempty"`
 	// The server declares the client dead after receiving nothing for this
-	// long: heartbeat_interval × heartbeat_misses plus a small grace.
+	// long: heartbeat_interval × heartbeat_misses plus a small grace. With
+	// liveness.rtt_timeout set, this is the bound: once a round trip was
+	// measured the server declares it dead sooner (see RttTimeout). After a
+	// SetHeartbeat it is the new interval × heartbeat_misses plus the same
+	// grace.
 	DeadAfter *durationpb.Duration `protobuf:"bytes,15,opt,name=dead_after,json=deadAfter,proto3" json:"dead_after,omitempty"`
 	// True when every backend of the deployment shares the server's session
 	// store (a NATS broker): a session resumes on any of them, so after a
