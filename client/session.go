@@ -303,9 +303,11 @@ func (s *Session) Stats() Stats {
 
 // Reconnect drops the current stream and resumes on a healthy backend at
 // once, without backoff: call it when the application knows the network
-// changed (Wi-Fi to cellular, VPN up).
+// changed (Wi-Fi to cellular, VPN up). It ends a suspension
+// ([Session.Suspend]) too.
 func (s *Session) Reconnect() {
 	n := s.streams.Load() // before start: a stream it opens is newer than this request
+	s.Resume()            // a suspended session comes back too
 	s.start()
 	for { // latest value: replace an older request still queued
 		select {

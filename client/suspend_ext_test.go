@@ -3,18 +3,23 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tetherhq/tether/broker"
 	"github.com/tetherhq/tether/client"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/tethertest"
+	"github.com/tetherhq/tether/profile"
 	"github.com/tetherhq/tether/server"
 )
 
@@ -164,6 +169,79 @@ func TestSuspendWindowEnds(t *testing.T) {
 		s.Resume()
 		if err := s.Connect(t.Context()); err != nil || s.Stats().ResumeStatus != client.ResumeStatus(tetherv1.ResumeStatus_RESUME_STATUS_EXPIRED) {
 			t.Fatalf("resume after 61s of a 1m window: %v %+v; want EXPIRED", err, s.Stats())
+		}
+	})
+}
+
+// TestReconnectEndsSuspension: a network change (SetNetwork, Reconnect)
+// brings a suspended session back, as Resume does.
+func TestReconnectEndsSuspension(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		_, lis := tethertest.ServeBufconn(t)
+		s, err := client.New(client.WithAddrs("passthrough:///bufnet"), client.WithDialOptions(grpc.WithContextDialer(tethertest.Dialer(lis))), client.WithClientID("phone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(context.Background())
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		s.Suspend()
+		for <-s.States() != client.StateSuspended {
+		}
+		s.SetNetwork("lte")
+		if err := s.Connect(t.Context()); err != nil || s.State() != client.StateConnected || s.Stats().ResumeStatus != client.ResumeStatus(tetherv1.ResumeStatus_RESUME_STATUS_RESUMED) {
+			t.Fatalf("after SetNetwork: %v %+v", err, s.Stats())
+		}
+	})
+}
+
+// TestOldServerGetsNeitherSuspendNorSetHeartbeat: a server that offers
+// nothing in Welcome.liveness (an older one) is never sent a Suspend or a
+// SetHeartbeat frame, which it would answer with INVALID_ARGUMENT: Suspend
+// only closes the stream, and the adaptive heartbeat keeps the granted
+// interval.
+func TestOldServerGetsNeitherSuspendNorSetHeartbeat(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var unknown []string
+		f := &fakeTether{script: func(n int, st tetherv1.TetherService_ConnectServer) error {
+			limits := &tetherv1.Limits{MinHeartbeatInterval: durationpb.New(10 * time.Second), MaxHeartbeatInterval: durationpb.New(5 * time.Minute)}
+			if err := st.Send(welcome(n, limits)); err != nil {
+				return err
+			}
+			return serveFrames(st, func(f *tetherv1.ConnectRequest) error {
+				if f.GetSuspend() != nil || f.GetSetHeartbeat() != nil {
+					mu.Lock()
+					unknown = append(unknown, fmt.Sprintf("%T", f.GetFrame()))
+					mu.Unlock()
+					return status.Error(codes.InvalidArgument, "empty or unknown frame")
+				}
+				return nil
+			})
+		}}
+		s, _ := fakeSession(t, f, client.WithClientID("phone"), client.WithProfile(profile.Mobile()))
+		if err := s.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute) // 40 heartbeats at 15s: an adaptive search would have moved
+		if st := s.Stats(); st.Heartbeat != 15*time.Second || st.Reconnects != 0 {
+			t.Fatalf("against an old server: %+v; want the granted 15s, no reconnect", st)
+		}
+		s.Suspend()
+		for <-s.States() != client.StateSuspended {
+		}
+		synctest.Wait()
+		s.Resume()
+		if err := s.Connect(t.Context()); err != nil || f.streams() != 2 {
+			t.Fatalf("Resume: %v after %d streams", err, f.streams())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(unknown) != 0 {
+			t.Fatalf("the old server was sent %v", unknown)
 		}
 	})
 }
