@@ -30,7 +30,7 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_reconnects_total",
 			Help: "Times the session lost its stream and reconnected."}),
 		deadLinks: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_dead_links_total",
-			Help: "Streams ended because nothing arrived for the server's dead_after."}),
+			Help: "Streams ended because nothing arrived for the dead-after (Welcome.dead_after, or sooner the RTT-derived timeout)."}),
 		goAways: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_client_go_aways_total",
 			Help: "GoAway frames received."}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_client_rtt_seconds",
