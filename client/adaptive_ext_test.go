@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -172,5 +173,26 @@ func TestAdaptiveHeartbeatRemembersPerNetwork(t *testing.T) {
 	}
 	if none, err := client.NewFileIntervalStore(path).Load("elsewhere"); err != nil || none != (client.LearnedInterval{}) {
 		t.Fatalf("an unknown network: %+v, %v; want the zero value", none, err)
+	}
+}
+
+// A corrupt interval file is reported (naming the cure) and replaced by
+// the next Save.
+func TestFileIntervalStoreCorrupt(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "heartbeat.json")
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := client.NewFileIntervalStore(path)
+	if _, err := store.Load("wifi"); err == nil || !strings.Contains(err.Error(), "delete the file") {
+		t.Fatalf("Load of a corrupt file: %v; want an error that says what to do", err)
+	}
+	want := client.LearnedInterval{Interval: time.Minute, Failed: 70 * time.Second, At: time.Unix(1e9, 0).UTC()}
+	if err := store.Save("wifi", want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.Load("wifi"); err != nil || got != want {
+		t.Fatalf("after Save: %+v, %v; want %+v", got, err, want)
 	}
 }
