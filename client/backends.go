@@ -110,10 +110,16 @@ func newBackends(cfg *config) *backends {
 	if iv == 0 {
 		iv = cfg.profile.Heartbeat.Interval
 	}
+	if adaptiveOn(cfg) {
+		iv = max(iv, cfg.profile.Heartbeat.Max) // the longest it may learn
+	}
 	// The transport keepalive is the backstop for a connection without
 	// heartbeats. At or below the heartbeat interval it would also fire
 	// on a heartbeating one (a transport ping racing every pong), so it
-	// waits an interval and a half.
+	// waits an interval and a half: with an adaptive heartbeat, the
+	// longest one; otherwise its pings would keep a NAT's mapping alive
+	// between heartbeats, waking the radio, and hide the NAT's timer from
+	// the search.
 	ka := max(cfg.profile.Client.Time, iv+iv/2)
 	bs := &backends{cfg: cfg, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), keepalive: ka,
 		heard: make(chan struct{}, 1), lookup: net.DefaultResolver.LookupHost, serving: make(chan struct{})}

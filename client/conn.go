@@ -74,8 +74,7 @@ type conn struct {
 	err       error // why it ended; valid once done is closed
 	lastRead  atomic.Int64
 	lastWrite atomic.Int64
-	interval  time.Duration
-	deadAfter time.Duration
+	pulse     pulse // the heartbeat's interval and dead-after, as they change (rtt.go)
 }
 
 func (c *conn) signal() {
@@ -176,11 +175,8 @@ func (c *conn) healthyFor(since time.Time) time.Duration {
 // numbers and starts the reader.
 func (c *conn) start(w *tetherv1.Welcome) {
 	now := time.Now().UnixNano()
-	c.interval = w.GetHeartbeatInterval().AsDuration()
-	c.deadAfter = w.GetDeadAfter().AsDuration()
-	if c.deadAfter <= 0 {
-		c.deadAfter = c.interval * time.Duration(max(w.GetHeartbeatMisses(), 1))
-	}
+	c.pulse.init(w)
+	interval, _ := c.pulse.get()
 	c.lastRead.Store(now)
 	// The first ping goes half an interval after the Welcome, as if the
 	// last write were half an interval old: ahead of the server's first
@@ -188,10 +184,10 @@ func (c *conn) start(w *tetherv1.Welcome) {
 	// leaves the heartbeat to a client that pings, never pings this one;
 	// and not at once, which would add an exchange per session to a
 	// reconnect storm, when the server is busiest.
-	c.lastWrite.Store(now - int64(c.interval/2))
+	c.lastWrite.Store(now - int64(interval/2))
 	c.mu.Lock()
 	if !c.ended {
-		c.timer = time.AfterFunc(c.interval/2, c.tick)
+		c.timer = time.AfterFunc(interval/2, c.tick)
 	}
 	c.mu.Unlock()
 	go c.read()
@@ -199,15 +195,17 @@ func (c *conn) start(w *tetherv1.Welcome) {
 
 func (c *conn) queuePingLocked(now time.Time) {
 	c.pings++
-	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: c.pings, SentAt: timestamppb.New(now)}}})
+	rtt := c.pulse.pinged(now.Sub(c.lastActive()))
+	c.ctrl = append(c.ctrl, &tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: c.pings, SentAt: timestamppb.New(now), Rtt: rtt}}})
 }
 
 // tick pings a write-idle stream, ends a silent one and sends a due ack.
 func (c *conn) tick() {
 	now := time.Now()
+	interval, deadAfter := c.pulse.get()
 	lastRead := time.Unix(0, c.lastRead.Load())
 	lastWrite := time.Unix(0, c.lastWrite.Load())
-	if now.Sub(lastRead) >= c.deadAfter {
+	if now.Sub(lastRead) >= deadAfter {
 		c.s.metrics.deadLinks.Inc()
 		c.end(fmt.Errorf("tether/client: %w: nothing received from %s for %v", errHeartbeat, c.backend, now.Sub(lastRead).Round(time.Millisecond)))
 		return
@@ -217,14 +215,14 @@ func (c *conn) tick() {
 		c.mu.Unlock()
 		return
 	}
-	if now.Sub(lastWrite) >= c.interval {
+	if now.Sub(lastWrite) >= interval {
 		c.queuePingLocked(now)
 		lastWrite = now
 	}
 	if !c.ackDue.IsZero() && !now.Before(c.ackDue) {
 		c.queueAckLocked()
 	}
-	next := earliest(lastWrite.Add(c.interval), lastRead.Add(c.deadAfter))
+	next := earliest(lastWrite.Add(interval), lastRead.Add(deadAfter))
 	if !c.ackDue.IsZero() {
 		next = earliest(next, c.ackDue)
 	}

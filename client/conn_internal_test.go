@@ -19,7 +19,7 @@ func testConn(t *testing.T) *conn {
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	c := &conn{s: s, cancel: func(error) {}, wake: make(chan struct{}, 1), done: make(chan struct{}), readDone: make(chan struct{})}
-	c.interval, c.deadAfter = time.Hour, 2*time.Hour
+	c.pulse.interval, c.pulse.deadAfter = time.Hour, 2*time.Hour
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)

@@ -134,6 +134,23 @@
 // floor costs no extra stream); TCP keepalive is set on the dialer from
 // the same profile.
 //
+// A peer is dead after Welcome.dead_after of silence or, once a round trip
+// was measured and the server offers it (Welcome.liveness.rtt_timeout),
+// after interval + max(floor, k × (SRTT + 4·RTTVAR)), never later than
+// dead_after (see proto/tether/v1 RttTimeout). Each ping carries the
+// SDK's latest round trip, so the server keeps the same estimate.
+//
+// # Adaptive heartbeat and the background
+//
+// With [WithAdaptiveHeartbeat] (on in [profile.Mobile]) the SDK learns the
+// longest interval the path (a NAT) keeps alive and tells the server
+// (SetHeartbeat); what it learned is kept per network ([WithNetwork],
+// [Session.SetNetwork]) in an [IntervalStore]. [Session.Suspend] (the app
+// goes to the background) asks the server to keep the session, without
+// heartbeats, for its suspend window, and holds no connection
+// ([StateSuspended]) until [Session.Resume], which reconnects at once and
+// replays. See the README's "Mobile apps" section.
+//
 // # Errors
 //
 // How the server ends a stream follows the error model of

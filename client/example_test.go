@@ -262,3 +262,37 @@ func ExampleWithOnLoss() {
 	// Output:
 	// each of the 6 messages arrived or was reported lost: true
 }
+
+// An app goes to the background and comes back: what was pushed to it
+// meanwhile waits on the server, and arrives once it resumes.
+func ExampleSession_Suspend() {
+	srv, addr, stop := exampleServerWith()
+	defer stop()
+	ctx := context.Background()
+	s, err := client.New(client.WithAddrs(addr), client.WithClientID("phone"))
+	if err != nil {
+		panic(err)
+	}
+	defer s.Close(ctx)
+	if err := s.Connect(ctx); err != nil {
+		panic(err)
+	}
+
+	s.Suspend() // sceneDidEnterBackground, onStop
+	for <-s.States() != client.StateSuspended {
+	}
+	if _, err := srv.Publish(ctx, broker.Client("phone"), []byte("while you were away"), ""); err != nil {
+		panic(err)
+	}
+	fmt.Println(s.State())
+
+	s.Resume() // sceneWillEnterForeground, onStart
+	m, err := s.Receive(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(s.State(), string(m.Payload))
+	// Output:
+	// suspended
+	// connected while you were away
+}

@@ -95,6 +95,7 @@ type config struct {
 	sendRetry   SendRetry
 	onSendError func(Message, error)
 	onLoss      func(Loss)
+	adapt       adaptConfig // the adaptive heartbeat (adaptive.go)
 	// The receive window asked for in Hello (see WithReceiveWindow).
 	windowMessages, windowBytes int
 	maxBatch                    int // see WithMaxBatch

@@ -41,11 +41,18 @@ func (s *Session) run() {
 	defer s.backends.close()
 	bo, _ := backoff.New(s.cfg.backoff, nil) // validated in New
 	for {
+		if !s.holdWhileSuspended() {
+			s.finish(nil)
+			return
+		}
 		gen, _ := s.backends.turnedServing()
 		established, healthy, err := s.attempt()
 		if s.isClosing() {
 			s.finish(nil)
 			return
+		}
+		if s.isSuspended() {
+			continue // no backoff: Resume reconnects at once
 		}
 		if permanent(err) {
 			s.finish(err)
@@ -124,6 +131,8 @@ func (s *Session) pause(d time.Duration, gen uint64) bool {
 			return true
 		case <-s.reconnect:
 			return true
+		case <-s.susp.wake: // Suspend, or Resume
+			return true
 		case <-s.closing:
 			return false
 		case <-served:
@@ -188,16 +197,20 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 	connectedAt := time.Now()
 	s.welcomed(b, c, w)
 	c.start(w)
-	if s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), c.interval, b) {
+	if interval, _ := c.pulse.get(); s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), interval, b) {
 		c.end(errKeepaliveRaised)
 	}
 	c.signal() // re-send what is held
 	go s.watch(c)
+	if s.isSuspended() { // Suspend came while the stream opened
+		s.suspendConn(c)
+	}
 	c.write()
 	s.out.detach(c)
 	s.in.detach(c)
 	<-c.done
 	<-c.readDone // no frame of this stream is handled after this
+	s.adaptLost(c, c.err)
 	var ga *GoAwayError
 	if errors.As(c.err, &ga) || errors.Is(c.err, errHeartbeat) {
 		// Sent away, or the link went silent (its health watch may not
@@ -229,6 +242,7 @@ func (s *Session) welcomed(b *backend, c *conn, w *tetherv1.Welcome) {
 		c.ackSent, c.ackBytes = 0, 0 // the fresh session numbers from 1: nothing of it is acked
 	}
 	c.window(w, s.receiveWindow())
+	s.adaptWelcomed(w)
 	// The old session's messages this one did not inherit, less those
 	// received, when it was this Session's own.
 	dropped, droppedOK := unreceived(w.GetTookOver().GetDropped(), 0)
@@ -388,6 +402,9 @@ func (s *Session) hello(c *conn) *tetherv1.Hello {
 	if iv == 0 {
 		iv = s.cfg.profile.Heartbeat.Interval
 	}
+	if s.adapt != nil {
+		iv = s.adapt.interval() // what it learned, or iv
+	}
 	h.HeartbeatInterval = durationpb.New(iv)
 	if s.sessionID != "" {
 		// What the application took, not all that arrived: the server
@@ -406,6 +423,9 @@ func (s *Session) receiveWindow() *tetherv1.ReceiveWindow {
 
 // noteRTT records a round-trip time measured on c.
 func (s *Session) noteRTT(c *conn, rtt time.Duration) {
+	if idle, ok := c.pulse.ponged(rtt); ok && s.adapt != nil && c.pulse.offers().GetSetHeartbeat() {
+		s.adapt.beat(c, idle)
+	}
 	c.b.set(func(b *backend) { b.rtt = rtt })
 	s.mu.Lock()
 	s.stats.RTT = rtt

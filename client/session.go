@@ -33,9 +33,13 @@ const (
 	// StateClosed: the session ended for good (Close, or the server said
 	// not to reconnect).
 	StateClosed
+	// StateSuspended: the application suspended the session
+	// ([Session.Suspend]): no stream, no heartbeat, until [Session.Resume].
+	StateSuspended
 )
 
-// String returns "connecting", "connected", "reconnecting" or "closed".
+// String returns "connecting", "connected", "reconnecting", "closed" or
+// "suspended".
 func (s State) String() string {
 	switch s {
 	case StateConnecting:
@@ -46,6 +50,8 @@ func (s State) String() string {
 		return "reconnecting"
 	case StateClosed:
 		return "closed"
+	case StateSuspended:
+		return "suspended"
 	}
 	return "unknown"
 }
@@ -96,6 +102,11 @@ type Stats struct {
 	// Queued how many wait to be written (re-sends waiting for their turn
 	// included).
 	Unacked, Queued int
+	// Heartbeat is the heartbeat interval in use (the adaptive heartbeat
+	// moves it), and HeartbeatLearned what the adaptive heartbeat learned
+	// for the current network (zero when it is off or has not moved yet).
+	Heartbeat        time.Duration
+	HeartbeatLearned LearnedInterval
 }
 
 // Message is a business message, sent or received.
@@ -188,6 +199,9 @@ type Session struct {
 	limits   atomic.Pointer[tetherv1.Limits] // from the latest Welcome
 
 	waiters map[string]chan *Message // Request correlation id → reply
+
+	adapt *adaptive  // the adaptive heartbeat; nil when off (adaptive.go)
+	susp  suspendCtl // Suspend and Resume (suspend.go)
 }
 
 // New validates opts and returns a Session. It does no I/O.
@@ -219,6 +233,8 @@ func New(opts ...Option) (*Session, error) {
 	}
 	s.out.lost, s.out.retried = s.lostMessage, s.metrics.retries.Inc
 	s.backends = newBackends(cfg)
+	s.adapt = newAdaptive(s)
+	s.susp.init()
 	return s, nil
 }
 
@@ -287,9 +303,11 @@ func (s *Session) Stats() Stats {
 
 // Reconnect drops the current stream and resumes on a healthy backend at
 // once, without backoff: call it when the application knows the network
-// changed (Wi-Fi to cellular, VPN up).
+// changed (Wi-Fi to cellular, VPN up). It ends a suspension
+// ([Session.Suspend]) too.
 func (s *Session) Reconnect() {
 	n := s.streams.Load() // before start: a stream it opens is newer than this request
+	s.Resume()            // a suspended session comes back too
 	s.start()
 	for { // latest value: replace an older request still queued
 		select {
@@ -367,6 +385,9 @@ func (s *Session) setState(c StateChange) {
 			s.connected = make(chan struct{})
 		default: // still not connected: a Connect waiting on it must stay woken by the next connection
 		}
+		c.SessionID = s.sessionID
+	case StateSuspended:
+		s.unconnectLocked()
 		c.SessionID = s.sessionID
 	case StateClosed:
 		s.closeErr = c.Err

@@ -14,12 +14,17 @@
 //   - refuse new connections ([Proxy.Refuse]): they are accepted and reset
 //     at once, like a backend that is down;
 //   - add latency ([Proxy.SetDelay]): each forwarded chunk is held for a
-//     fixed duration;
+//     fixed duration, varied by [Proxy.SetJitter];
 //   - cap bandwidth ([Proxy.SetBandwidth]): each direction of each
 //     connection carries at most a given number of bytes per second;
 //   - emulate a NAT or load-balancer idle timeout ([Proxy.SetIdleTimeout]):
 //     a connection that carried no bytes for a while is blackholed on its
 //     own, silently and for good; [Proxy.IdleDrops] counts such drops.
+//
+// [Net] applies the same faults (blackhole, latency with jitter, a NAT idle
+// timeout) to in-process connections, such as a bufconn listener's: every
+// wait is a timer or a channel, so a test can run it in a testing/synctest
+// bubble, in fake time, where hours of heartbeats take milliseconds.
 //
 // [Proxy.Close] stops the listener, closes every connection and waits for
 // every goroutine the proxy started, so tests that use go.uber.org/goleak

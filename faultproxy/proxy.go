@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type Proxy struct {
 	blackhole atomic.Bool
 	refuse    atomic.Bool
 	delay     atomic.Int64 // time.Duration
+	jitter    atomic.Int64 // time.Duration
 	dropped   atomic.Int64 // bytes discarded by the blackhole or an idle drop
 	idleDrops atomic.Int64 // links dropped by the idle timeout
 
@@ -85,6 +87,22 @@ func (p *Proxy) Refuse(on bool) { p.refuse.Store(on) }
 // are forwarded one at a time. Zero or negative turns the delay off; the
 // change applies to chunks read from then on.
 func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(max(d, 0))) }
+
+// SetJitter varies the delay of each chunk uniformly within ±j (never
+// below zero), so that round trips vary as on a real path. Chunks of one
+// direction stay in order (they are forwarded one at a time). Zero or
+// negative turns it off; it applies to chunks read from then on.
+func (p *Proxy) SetJitter(j time.Duration) { p.jitter.Store(int64(max(j, 0))) }
+
+// chunkDelay is the delay of the next chunk: the delay, give or take the
+// jitter.
+func (p *Proxy) chunkDelay() time.Duration {
+	d := time.Duration(p.delay.Load())
+	if j := time.Duration(p.jitter.Load()); j > 0 {
+		d += time.Duration(rand.Int64N(int64(2*j)+1)) - j
+	}
+	return max(d, 0)
+}
 
 // SetBandwidth caps the throughput of every proxied connection, current
 // and new, to bytesPerSecond in each direction separately: a connection
@@ -313,7 +331,7 @@ func (p *Proxy) pipe(l *link, dst, src *net.TCPConn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			l.touch()
-			if d := time.Duration(p.delay.Load()); d > 0 && !l.sleep(d) {
+			if d := p.chunkDelay(); d > 0 && !l.sleep(d) {
 				return
 			}
 			if !p.forward(l, &tb, dst, buf[:n]) {

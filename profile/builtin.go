@@ -50,10 +50,15 @@ func Lookup(name string) (Profile, error) {
 // sub-millisecond RTTs, no NAT, no batteries. It finds a dead peer in
 // seconds.
 //
-//   - Heartbeat 2 s × 3 misses + 500 ms grace: dead after 6.5 s. Three misses
-//     ride out a GC pause or a brief stall; the grace covers a late pong and
-//     sweep slack, plenty at datacenter RTTs. 1800 pings per hour per side is
-//     nothing for a server NIC. Clients may ask for 1 s to 30 s.
+//   - Heartbeat 1 s × 3 misses + 500 ms grace: dead after at most 3.5 s.
+//     With the RTT-derived timeout (multiplier 3, floor 1 s), a peer is dead
+//     after 1 s + max(1 s, 3 × (SRTT + 4·RTTVAR)) of silence once an RTT was
+//     measured: 2 s at loopback or datacenter RTTs, and still 2 s with
+//     50 ms ± 30 ms of jitter (3 × (SRTT + 4·RTTVAR) stays under 1 s); only
+//     a path with RTTs of a few hundred ms waits longer, up to the 3.5 s
+//     bound. The 1 s floor rides out a GC pause or a brief stall. 3600
+//     pings per hour per side is nothing for a server NIC. Clients may ask
+//     for 1 s to 30 s.
 //   - Enforcement.MinTime 5 s, Client.Time 10 s: grpc-go raises any client
 //     Time below 10 s to 10 s, so 10 s is the fastest transport ping there
 //     is, and MinTime 5 s is half of it, leaving the margin that keeps
@@ -66,19 +71,21 @@ func Lookup(name string) (Profile, error) {
 //     costs under a millisecond here, so connections rebalance onto new
 //     backends quickly after a scale-out; one minute is far more than a
 //     client needs to migrate after go_away.
-//   - TCP keepalive 4 s idle, 1 s interval, 3 probes (about 7 s): matched to
-//     the heartbeat's detection time. The socket of a heartbeating session
-//     is never idle for 4 s, so probes only go out when the heartbeat has
+//   - TCP keepalive 2 s idle, 1 s interval, 2 probes (about 4 s): matched to
+//     the heartbeat's detection bound. The socket of a heartbeating session
+//     is never idle for 2 s, so probes only go out when the heartbeat has
 //     stopped.
 func Datacenter() Profile {
 	return Profile{
 		Name: "datacenter",
 		Heartbeat: Heartbeat{
-			Interval: 2 * time.Second,
-			Misses:   3,
-			Grace:    500 * time.Millisecond,
-			Min:      time.Second,
-			Max:      30 * time.Second,
+			Interval:      time.Second,
+			Misses:        3,
+			Grace:         500 * time.Millisecond,
+			Min:           time.Second,
+			Max:           30 * time.Second,
+			RTTMultiplier: 3,
+			RTTFloor:      time.Second,
 		},
 		Server: keepalive.ServerParameters{
 			MaxConnectionIdle:     5 * time.Minute,
@@ -89,7 +96,7 @@ func Datacenter() Profile {
 		},
 		Enforcement: keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true},
 		Client:      keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true},
-		TCP:         net.KeepAliveConfig{Enable: true, Idle: 4 * time.Second, Interval: time.Second, Count: 3},
+		TCP:         net.KeepAliveConfig{Enable: true, Idle: 2 * time.Second, Interval: time.Second, Count: 2},
 	}
 }
 
@@ -97,11 +104,14 @@ func Datacenter() Profile {
 // other networks. It finds a dead peer in under a minute and follows the
 // baseline in GRPC-NOTES.md.
 //
-//   - Heartbeat 15 s × 3 misses + 5 s grace: dead after 50 s. 15 s stays
-//     below the common 30 s NAT idle timer with room for a delayed sweep;
-//     the grace covers a slow pong over an intercontinental path. 240 pings
-//     per hour per side. Clients may ask for 5 s to 5 m (a hand-driven
-//     grpcurl session asks for the long end).
+//   - Heartbeat 15 s × 3 misses + 5 s grace: dead after at most 50 s. 15 s
+//     stays below the common 30 s NAT idle timer with room for a delayed
+//     sweep. With the RTT-derived timeout (multiplier 3, floor 5 s) a peer
+//     is dead after 15 s + max(5 s, 3 × (SRTT + 4·RTTVAR)) once an RTT was
+//     measured: 20 s on most paths, longer (up to 50 s) only on one whose
+//     round trips are long or vary a lot, such as an intercontinental
+//     path. 240 pings per hour per side. Clients may ask for 5 s to 5 m (a
+//     hand-driven grpcurl session asks for the long end).
 //   - Enforcement.MinTime 10 s, Client.Time 30 s / Timeout 20 s: the client
 //     pings at three times the floor, never near too_many_pings. The 20 s
 //     timeout (also the TCP_USER_TIMEOUT) is many RTTs even on a poor path.
@@ -117,11 +127,13 @@ func Default() Profile {
 	return Profile{
 		Name: "default",
 		Heartbeat: Heartbeat{
-			Interval: 15 * time.Second,
-			Misses:   3,
-			Grace:    5 * time.Second,
-			Min:      5 * time.Second,
-			Max:      5 * time.Minute,
+			Interval:      15 * time.Second,
+			Misses:        3,
+			Grace:         5 * time.Second,
+			Min:           5 * time.Second,
+			Max:           5 * time.Minute,
+			RTTMultiplier: 3,
+			RTTFloor:      5 * time.Second,
 		},
 		Server: keepalive.ServerParameters{
 			MaxConnectionIdle:     15 * time.Minute,
@@ -147,6 +159,16 @@ func Default() Profile {
 //     absorbs cellular RTT spikes: radio promotion from idle, handovers,
 //     bufferbloat. Clients may ask for 10 s to 5 m: a backgrounded app can
 //     trade NAT safety and detection for battery.
+//   - Adaptive heartbeat: the SDK starts at 25 s and learns the longest
+//     interval the path keeps alive (up to the 5 m maximum), so behind a
+//     NAT that forgets after 120 s it heartbeats about every 115 s: 31
+//     pings per hour instead of 144. The server's dead-after follows the
+//     interval the SDK announces.
+//   - RTT-derived timeout (multiplier 3, floor 10 s): once an RTT was
+//     measured, a peer is dead 10 s (or 3 × (SRTT + 4·RTTVAR), if longer)
+//     after a heartbeat that did not come: 35 s at the 25 s interval, and a
+//     heartbeat the NAT swallowed while the SDK probes a longer interval
+//     is found 10 s after it, not two intervals later.
 //   - Enforcement.MinTime 10 s, Client.Time 1 m / Timeout 30 s: the
 //     transport ping is a rare backstop (the heartbeat keeps the client
 //     reading every 25 s); MinTime matches Default so a Mobile server also
@@ -154,8 +176,11 @@ func Default() Profile {
 //     TCP_USER_TIMEOUT) avoids spurious disconnects on lossy links.
 //     Client.PermitWithoutStream is off: a connection with no stream does
 //     not wake the radio.
-//   - Server.Time 2 m / Timeout 30 s: a rare backstop for silent
-//     connections, with the same lossy-link allowance.
+//   - Server.Time 6 m / Timeout 30 s: a rare backstop for silent
+//     connections, with the same lossy-link allowance. Above the 5 m
+//     maximum heartbeat, so that no transport ping wakes the radio (or
+//     keeps a NAT's mapping alive) between adaptive heartbeats; the SDK
+//     likewise keeps its own transport ping above 1.5 × that maximum.
 //   - MaxConnectionIdle 5 m, MaxConnectionAge 2 h, Grace 10 m: stream-less
 //     connections are not pinged, so a NAT has usually dropped them long
 //     before 5 m; each migration costs a radio wake-up and a handshake over
@@ -168,17 +193,20 @@ func Mobile() Profile {
 	return Profile{
 		Name: "mobile",
 		Heartbeat: Heartbeat{
-			Interval: 25 * time.Second,
-			Misses:   3,
-			Grace:    10 * time.Second,
-			Min:      10 * time.Second,
-			Max:      5 * time.Minute,
+			Interval:      25 * time.Second,
+			Misses:        3,
+			Grace:         10 * time.Second,
+			Min:           10 * time.Second,
+			Max:           5 * time.Minute,
+			RTTMultiplier: 3,
+			RTTFloor:      10 * time.Second,
+			Adaptive:      true,
 		},
 		Server: keepalive.ServerParameters{
 			MaxConnectionIdle:     5 * time.Minute,
 			MaxConnectionAge:      2 * time.Hour,
 			MaxConnectionAgeGrace: 10 * time.Minute,
-			Time:                  2 * time.Minute,
+			Time:                  6 * time.Minute,
 			Timeout:               30 * time.Second,
 		},
 		Enforcement: keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true},

@@ -33,6 +33,22 @@ type Heartbeat struct {
 	// protects the server from ping floods; Max lets a quiet client (a
 	// grpcurl user, a backgrounded app) trade detection speed for traffic.
 	Min, Max time.Duration
+	// RTTMultiplier turns on the RTT-derived dead-peer timeout when above
+	// zero: once a side has a round-trip sample, it declares its peer dead
+	// after min(Interval × Misses + Grace, Interval + max(RTTFloor,
+	// RTTMultiplier × (SRTT + 4·RTTVAR))) of silence (SRTT and RTTVAR as
+	// TCP keeps them, RFC 6298). Zero keeps the fixed Interval × Misses +
+	// Grace. See [Profile.RTTDetectionTime].
+	RTTMultiplier int
+	// RTTFloor is the least silence past the interval before a peer is
+	// declared dead under the RTT-derived timeout. It must be positive
+	// when RTTMultiplier is, and Interval + RTTFloor must not exceed
+	// Interval × Misses + Grace.
+	RTTFloor time.Duration
+	// Adaptive turns on the SDK's adaptive heartbeat: it learns the longest
+	// interval the path keeps alive (between Interval and Max), and tells
+	// the server. The server ignores it.
+	Adaptive bool
 }
 
 // Profile is one liveness policy for all three layers: app heartbeat, gRPC
@@ -67,6 +83,20 @@ type Profile struct {
 // peer: Interval × Misses + Grace of silence after the last frame received.
 func (p Profile) DetectionTime() time.Duration {
 	return p.Heartbeat.Interval*time.Duration(p.Heartbeat.Misses) + p.Heartbeat.Grace
+}
+
+// RTTDetectionTime is the time the app heartbeat takes to find a dead peer
+// on a path whose smoothed round-trip time is srtt and its variation
+// rttvar: Interval + max(RTTFloor, RTTMultiplier × (srtt + 4·rttvar)),
+// at most [Profile.DetectionTime]; DetectionTime when the RTT-derived
+// timeout is off.
+func (p Profile) RTTDetectionTime(srtt, rttvar time.Duration) time.Duration {
+	h := p.Heartbeat
+	if h.RTTMultiplier <= 0 {
+		return p.DetectionTime()
+	}
+	past := max(h.RTTFloor, time.Duration(h.RTTMultiplier)*(srtt+4*rttvar))
+	return min(p.DetectionTime(), h.Interval+past)
 }
 
 // HeartbeatsPerHour is the number of heartbeat pings one side sends during

@@ -82,7 +82,7 @@ func TestDerivedNumbers(t *testing.T) {
 		clientTime time.Duration
 		minTime    time.Duration
 	}{
-		{profile.Datacenter(), 6500 * time.Millisecond, 1800, true, true, true, 10 * time.Second, 5 * time.Second},
+		{profile.Datacenter(), 3500 * time.Millisecond, 3600, true, true, true, 10 * time.Second, 5 * time.Second},
 		{profile.Default(), 50 * time.Second, 240, true, true, false, 30 * time.Second, 10 * time.Second},
 		{profile.Mobile(), 85 * time.Second, 144, true, false, false, time.Minute, 10 * time.Second},
 	}
@@ -104,6 +104,12 @@ func TestDerivedNumbers(t *testing.T) {
 		}
 		if p.Client.Time != tt.clientTime || p.Enforcement.MinTime != tt.minTime {
 			t.Errorf("%s: Client.Time %v, MinTime %v; want %v, %v", p.Name, p.Client.Time, p.Enforcement.MinTime, tt.clientTime, tt.minTime)
+		}
+		if got, want := p.RTTDetectionTime(0, 0), p.Heartbeat.Interval+p.Heartbeat.RTTFloor; got != want {
+			t.Errorf("%s: RTTDetectionTime(0, 0) = %v, want interval + floor, %v", p.Name, got, want)
+		}
+		if got := p.RTTDetectionTime(time.Hour, 0); got != p.DetectionTime() {
+			t.Errorf("%s: RTTDetectionTime(1h, 0) = %v, want the fixed bound %v", p.Name, got, p.DetectionTime())
 		}
 		tcp := p.TCP.Idle + p.TCP.Interval*time.Duration(p.TCP.Count)
 		if diff := tcp - p.DetectionTime(); diff < -time.Second || diff > time.Second {

@@ -13,17 +13,20 @@ var tableHeader = []string{
 	"profile",
 	"heartbeat (interval × misses + grace)",
 	"worst-case detection",
+	"detection once an RTT is known, low RTT",
 	"heartbeats/hour per side, idle session",
 	"server keepalive Time / Timeout",
 	"enforcement MinTime",
 	"client keepalive Time / Timeout",
 	"TCP keepalive idle / interval / count",
 	"safe under a " + formatDuration(CommonNATIdle) + " NAT idle timer",
+	"adaptive heartbeat (SDK)",
 }
 
 // Table renders the profiles as a Markdown table, one row each in the order
 // given, with the numbers they imply: detection time, heartbeats per hour
-// ([Profile.HeartbeatsPerHour]) and safety under a [CommonNATIdle] timer
+// ([Profile.HeartbeatsPerHour]), detection under the RTT-derived timeout
+// at a negligible RTT ([Profile.RTTDetectionTime]) and safety under a [CommonNATIdle] timer
 // ([Profile.NATSafe]). The output depends only on the profiles, so
 // documentation can embed it and tests can compare it byte for byte.
 func Table(ps ...Profile) string {
@@ -57,16 +60,22 @@ func (p Profile) tableRow() []string {
 	if p.NATSafe(CommonNATIdle) {
 		natSafe = "yes"
 	}
+	adaptive := "no"
+	if h.Adaptive {
+		adaptive = "yes"
+	}
 	return []string{
 		p.Name,
 		fmt.Sprintf("%s × %d + %s", formatDuration(h.Interval), h.Misses, formatDuration(h.Grace)),
 		formatDuration(p.DetectionTime()),
+		formatDuration(p.RTTDetectionTime(0, 0)),
 		strconv.FormatFloat(math.Round(p.HeartbeatsPerHour()*10)/10, 'f', -1, 64),
 		formatDuration(p.Server.Time) + " / " + formatDuration(p.Server.Timeout),
 		formatDuration(p.Enforcement.MinTime),
 		formatDuration(p.Client.Time) + " / " + formatDuration(p.Client.Timeout),
 		tcp,
 		natSafe,
+		adaptive,
 	}
 }
 

@@ -18,7 +18,8 @@ const serverKeepaliveFloor = time.Second
 // nil. Each message names the field and says what to change. It checks that:
 //
 //   - the heartbeat has at least one miss, a non-negative grace, positive
-//     bounds with Min ≤ Max, and an interval inside them;
+//     bounds with Min ≤ Max, and an interval inside them; an RTT-derived
+//     timeout has a positive floor within the fixed detection bound;
 //   - Enforcement.MinTime is set (zero means grpc-go's 5 m, which kills
 //     faster pingers), and Client.Time is at least 10 s (grpc-go raises
 //     anything lower, and zero means 10 s, not off) and at least twice
@@ -28,7 +29,8 @@ const serverKeepaliveFloor = time.Second
 //   - Server.Time is at least 1 s and both keepalive Timeouts are set (each
 //     is also a TCP_USER_TIMEOUT);
 //   - both keepalive Times exceed the heartbeat interval, so transport pings
-//     stay a backstop and add nothing to a healthy idle session;
+//     stay a backstop and add nothing to a healthy idle session (with an
+//     adaptive heartbeat, Server.Time exceeds the maximum interval);
 //   - no server duration is negative, and a MaxConnectionAge comes with a
 //     finite MaxConnectionAgeGrace;
 //   - enabled TCP keepalive has explicit idle and interval times of whole
@@ -74,6 +76,15 @@ func (v *validator) heartbeat(h Heartbeat) {
 	if h.Max < h.Min {
 		v.fail("Heartbeat.Max %v is below Heartbeat.Min %v: raise Max or lower Min", h.Max, h.Min)
 	}
+	if h.RTTMultiplier < 0 {
+		v.fail("Heartbeat.RTTMultiplier is %d: set it to 0 (fixed detection) or more (3 is tether's)", h.RTTMultiplier)
+	}
+	if h.RTTMultiplier > 0 && h.RTTFloor <= 0 {
+		v.fail("Heartbeat.RTTFloor is %v while RTTMultiplier is %d: set a positive floor (the least silence past the interval before a peer is dead)", h.RTTFloor, h.RTTMultiplier)
+	}
+	if h.RTTMultiplier > 0 && h.Interval+h.RTTFloor > h.Interval*time.Duration(max(h.Misses, 1))+h.Grace {
+		v.fail("Heartbeat.Interval %v + RTTFloor %v exceeds Interval × Misses + Grace, the detection bound: lower RTTFloor or raise Misses or Grace", h.Interval, h.RTTFloor)
+	}
 	if h.Interval < h.Min || h.Interval > h.Max {
 		v.fail("Heartbeat.Interval %v is outside [Min %v, Max %v]: move it inside the bounds or widen them", h.Interval, h.Min, h.Max)
 	}
@@ -110,6 +121,9 @@ func (v *validator) transport(p Profile) {
 	}
 	if s.Time <= interval {
 		v.fail("Server.Time %v is not above Heartbeat.Interval %v, so transport pings would run on every healthy idle session: raise Server.Time above the interval", s.Time, interval)
+	}
+	if p.Heartbeat.Adaptive && s.Time <= p.Heartbeat.Max {
+		v.fail("Server.Time %v is not above Heartbeat.Max %v while Heartbeat.Adaptive is set, so transport pings would keep a NAT's mapping alive between adaptive heartbeats (waking the radio, and hiding the NAT's timer from the search): raise Server.Time above Max", s.Time, p.Heartbeat.Max)
 	}
 	for _, d := range []namedDuration{
 		{"MaxConnectionIdle", s.MaxConnectionIdle},

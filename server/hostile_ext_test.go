@@ -311,7 +311,7 @@ func TestHostileInputs(t *testing.T) {
 		{"empty frame first", func(t *testing.T) outcome { return first(t, &tetherv1.ConnectRequest{}) },
 			outcome{"stream ended", codes.InvalidArgument, "the first frame must be hello, got an empty frame"}, ""},
 		{"empty frame after hello", func(t *testing.T) outcome { return after(t, &tetherv1.ConnectRequest{}) },
-			outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe or close"}, ""},
+			outcome{"stream ended", codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe, close, set_heartbeat or suspend"}, ""},
 		{"only unknown fields, first", func(t *testing.T) outcome {
 			f := withRaw(&tetherv1.ConnectRequest{}, protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7), rawBytes(100, []byte("??")))
 			if b, _ := proto.Marshal(f); len(b) == 0 {

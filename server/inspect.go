@@ -125,7 +125,7 @@ func (srv *Server) SessionCounts() (byState map[tetherv1.SessionState]int, total
 	byState = map[tetherv1.SessionState]int{}
 	for _, s := range all {
 		s.mu.Lock()
-		byState[s.state.proto()]++
+		byState[s.adminStateLocked()]++
 		s.mu.Unlock()
 	}
 	return byState, len(all)
@@ -177,7 +177,7 @@ func (s *Session) summary(match func(*Session) bool) (SessionSummary, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sum := SessionSummary{
-		ID: s.id, ClientID: s.clientID, Principal: s.principal, State: s.state.proto(), Peer: s.peer,
+		ID: s.id, ClientID: s.clientID, Principal: s.principal, State: s.adminStateLocked(), Peer: s.peer,
 		Created: s.created, ConnectedAt: s.connectedAt, Interval: s.interval, RTT: s.lastRTT,
 		Resumes: s.resumes, LastAckedSeq: s.ackedOut,
 		LastSentSeq: s.sentSeq.Load(), LastReceivedSeq: s.inSeq.Load(),

@@ -100,6 +100,7 @@ func (s *Session) transitionLocked(to state, e event) bool {
 		return false
 	}
 	s.state = to
+	s.noteSuspendLocked(from, to)
 	if e.kind == tetherv1.SessionEventKind_SESSION_EVENT_KIND_UNSPECIFIED {
 		e.kind = eventKinds[to]
 	}

@@ -16,12 +16,12 @@ import (
 // earliest of: the next ping (write-idle for an interval, and when the
 // client pings, its ping half an interval late), the next missed heartbeat
 // (half an interval late) and death (interval × misses + grace of
-// silence).
+// silence, or the RTT-derived dead-after: see rtt.go).
 func (st *stream) startLiveness(interval time.Duration, misses int, grace time.Duration, maxAgeAt time.Time) {
-	st.interval = interval
-	st.deadAfter = interval*time.Duration(misses) + grace
 	st.maxAgeAt = maxAgeAt
 	st.mu.Lock()
+	st.interval = interval
+	st.initRTTLocked(misses, grace)
 	st.due = time.Now().Add(interval)
 	for _, at := range []time.Time{maxAgeAt, st.expiresAt} {
 		if !at.IsZero() {
@@ -37,11 +37,15 @@ func (st *stream) tick() {
 	defer st.srv.panicGuard("the heartbeat timer")
 	now := time.Now()
 	lastRead := time.Unix(0, st.lastRead.Load())
+	if st.busy.Load() {
+		lastRead = now // the server is handling the client's frame: its own time, not the client's silence
+	}
 	lastWrite := time.Unix(0, st.lastWrite.Load())
 	silent := now.Sub(lastRead)
 	if st.endIfDue(now, silent) {
 		return
 	}
+	interval, _ := st.deadline()
 	var missedNow int
 	var ping *tetherv1.ConnectResponse
 	st.mu.Lock()
@@ -52,7 +56,7 @@ func (st *stream) tick() {
 	// The k-th heartbeat counts as missed once it is half an interval
 	// late, so that a peer whose beats keep time never races this timer
 	// into a false miss.
-	if n := max(0, int((silent+st.interval/2)/st.interval)-1); n > st.missed {
+	if n := max(0, int((silent+interval/2)/interval)-1); n > st.missed {
 		st.missed = n
 		missedNow = n
 	} else if n < st.missed {
@@ -63,7 +67,7 @@ func (st *stream) tick() {
 		st.pings++
 		ping = &tetherv1.ConnectResponse{Frame: &tetherv1.ConnectResponse_Ping{Ping: &tetherv1.Ping{Id: st.pings, SentAt: timestamppb.New(now)}}}
 		st.ctrl.push(ping)
-		pingDue = now.Add(st.interval) // the ping is a write
+		pingDue = now.Add(interval) // the ping is a write
 	}
 	st.rearmLocked(now, lastRead, pingDue)
 	st.unlockAndWake()
@@ -73,19 +77,20 @@ func (st *stream) tick() {
 	if missedNow > 0 {
 		st.srv.metrics.heartbeatsMissed.Inc()
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED,
-			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, st.interval)})
+			detail: fmt.Sprintf("nothing received for %d × %v", missedNow, interval)})
 	}
 }
 
 // endIfDue ends the stream, and reports true, when its client has been
-// silent for deadAfter, its credentials expired or it reached its maximum
+// silent for its dead-after, its credentials expired or it reached its maximum
 // age (then the client is asked to move).
 func (st *stream) endIfDue(now time.Time, silent time.Duration) bool {
+	interval, deadAfter := st.deadline()
 	switch {
-	case silent >= st.deadAfter:
+	case silent >= deadAfter:
 		st.srv.metrics.deadPeers.Inc()
 		st.srv.metrics.detection.Observe(silent.Seconds())
-		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v × misses, plus grace); reconnect and resume", silent.Round(time.Millisecond), st.interval)
+		msg := fmt.Sprintf("heartbeat timeout: nothing received for %v (interval %v, dead after %v); reconnect and resume", silent.Round(time.Millisecond), interval, deadAfter)
 		st.sess.record(event{at: now, kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_MISSED, detail: msg})
 		st.heartbeatTimeout(msg)
 	case !st.expiresAt.IsZero() && !now.Before(st.expiresAt):

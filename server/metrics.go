@@ -36,21 +36,23 @@ type metrics struct {
 	overflowRefused  *prometheus.CounterVec // by policy
 	drainRemaining   prometheus.Gauge
 	pacedReads       prometheus.Counter
+	livenessMetrics  // adaptive heartbeats and suspended sessions (suspend.go)
 }
 
 // sessionGauges reports the node's sessions by state when scraped.
 func sessionGauges(srv *Server) []prometheus.Collector {
-	const help = "Sessions on this node by state: connected (a stream carries it) or detached (waiting for a resume)."
+	const help = "Sessions on this node by state: connected (a stream carries it), detached (waiting for a resume) or suspended (its client suspended it: waiting for a resume for the suspend window)."
 	connected := func() float64 { return float64(srv.live.Load()) }
 	detached := func() float64 {
 		srv.mu.RLock()
 		n := len(srv.sessions)
 		srv.mu.RUnlock()
-		return float64(max(int64(n)-srv.live.Load(), 0))
+		return float64(max(int64(n)-srv.live.Load()-srv.suspended.Load(), 0))
 	}
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_sessions", Help: help, ConstLabels: prometheus.Labels{"state": "connected"}}, connected),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_sessions", Help: help, ConstLabels: prometheus.Labels{"state": "detached"}}, detached),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tether_sessions", Help: help, ConstLabels: prometheus.Labels{"state": "suspended"}}, func() float64 { return float64(srv.suspended.Load()) }),
 	}
 }
 
@@ -67,9 +69,9 @@ func newMetrics() *metrics {
 		heartbeatsMissed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_heartbeats_missed_total",
 			Help: "Heartbeats a stream missed: nothing received for k intervals and a half counts as the k-th."}),
 		deadPeers: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dead_peers_total",
-			Help: "Streams ended because nothing arrived for interval × misses."}),
+			Help: "Streams ended because nothing arrived for their dead-after (interval × misses + grace, or the RTT-derived timeout)."}),
 		detection: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_dead_peer_detection_seconds",
-			Help:    "Silence before a stream was declared dead: the heartbeat detection time (interval × misses + grace, plus timer slack).",
+			Help:    "Silence before a stream was declared dead: the heartbeat detection time (its dead-after, plus timer slack).",
 			Buckets: []float64{1, 2.5, 5, 7.5, 10, 15, 30, 45, 60, 90, 120, 300, 900}}),
 		rtt: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_rtt_seconds",
 			Help:    "Round-trip time measured by server pings.",
@@ -107,6 +109,7 @@ func newMetrics() *metrics {
 		m.overflowDropped.WithLabelValues(p.String()) // exported at 0 from the start
 	}
 	m.overflowRefused.WithLabelValues(OverflowBackpressure.String())
+	m.livenessMetrics = newLivenessMetrics()
 	m.inByType = resolve(m.in, (&tetherv1.ConnectRequest{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
 	m.outByType = resolve(m.out, (&tetherv1.ConnectResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("frame").Fields())
 	return m
@@ -124,7 +127,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
 		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
-		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining, m.pacedReads) {
+		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining, m.pacedReads, m.heartbeatChanges, m.suspends, m.suspendedMessages) {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -151,6 +154,10 @@ func (m *metrics) framesIn(f *tetherv1.ConnectRequest) {
 		t = "unsubscribe"
 	case *tetherv1.ConnectRequest_Close:
 		t = "close"
+	case *tetherv1.ConnectRequest_SetHeartbeat:
+		t = "set_heartbeat"
+	case *tetherv1.ConnectRequest_Suspend:
+		t = "suspend"
 	default:
 		return
 	}

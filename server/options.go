@@ -81,6 +81,7 @@ type config struct {
 	drainRate        float64
 	retryJitter      time.Duration
 	oneSessionPerID  bool
+	maxSuspendWindow time.Duration // see WithMaxSuspendWindow (suspend.go)
 }
 
 // defaultConfig returns a fresh default configuration.
@@ -105,6 +106,7 @@ func defaultConfig() *config {
 		drainRate:        DefaultDrainRate,
 		retryJitter:      DefaultRetryJitter,
 		oneSessionPerID:  true,
+		maxSuspendWindow: DefaultMaxSuspendWindow,
 		authz:            AllowAll{},
 		frameRate:        DefaultFrameRate,
 		frameBurst:       DefaultFrameBurst,
@@ -121,6 +123,7 @@ func (c *config) validate() error {
 	check(c.serverID != "", "WithServerID: the server id must not be empty")
 	check(c.handler != nil, "WithHandler: the handler must not be nil")
 	check(c.resumeWindow > 0, "WithResumeWindow: %v must be positive", c.resumeWindow)
+	check(c.maxSuspendWindow > 0, "WithMaxSuspendWindow: %v must be positive", c.maxSuspendWindow)
 	check(c.maxSessions > 0, "WithMaxSessions: %d must be positive", c.maxSessions)
 	check(c.maxMessageBytes >= 1024, "WithMaxMessageBytes: %d must be at least 1024", c.maxMessageBytes)
 	check(c.maxOutboundQueue > 0 && c.maxOutboundQueue <= math.MaxUint32, "WithMaxOutboundQueue: %d must be from 1 to %d", c.maxOutboundQueue, uint32(math.MaxUint32))

@@ -67,7 +67,7 @@ func (st *stream) read() {
 			return
 		}
 		st.srv.metrics.framesIn(req)
-		if !st.pace(frameCount(req)) || !st.serve(req) {
+		if !st.pace(frameCount(req)) || !st.serveTimed(req) {
 			return
 		}
 	}
@@ -180,6 +180,7 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 	s := st.sess
 	switch f := req.Frame.(type) {
 	case *tetherv1.ConnectRequest_Ping:
+		st.notePeerRTT(f.Ping.GetRtt())
 		st.pushPong(f.Ping)
 		s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_PING})
 	case *tetherv1.ConnectRequest_Pong:
@@ -189,6 +190,7 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 		if at := f.Pong.GetSentAt(); at != nil && at.IsValid() {
 			rtt := time.Since(at.AsTime())
 			if rtt >= 0 && rtt < time.Hour {
+				st.noteRTT(rtt)
 				st.srv.metrics.rtt.Observe(rtt.Seconds())
 				s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_RTT, rtt: rtt})
 			}
@@ -205,10 +207,14 @@ func (st *stream) handle(req *tetherv1.ConnectRequest) error {
 		st.unsubscribe(f.Unsubscribe)
 	case *tetherv1.ConnectRequest_Close:
 		s.close(nil, "closed by the client: "+truncate(f.Close.GetReason()))
+	case *tetherv1.ConnectRequest_SetHeartbeat:
+		return st.setHeartbeat(f.SetHeartbeat)
+	case *tetherv1.ConnectRequest_Suspend:
+		return st.suspend(f.Suspend)
 	case *tetherv1.ConnectRequest_Hello:
 		return status.Error(codes.InvalidArgument, "hello may be sent only once, as the first frame")
 	default:
-		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe or close")
+		return status.Error(codes.InvalidArgument, "empty or unknown frame: set exactly one of ping, pong, message, batch, ack, subscribe, unsubscribe, close, set_heartbeat or suspend")
 	}
 	return nil
 }

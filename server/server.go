@@ -52,6 +52,7 @@ type Server struct {
 	brokerDown atomic.Bool
 
 	live        atomic.Int64  // sessions with a stream attached
+	suspended   atomic.Int64  // sessions suspended by their client (suspend.go)
 	liveChanged chan struct{} // signalled when live drops
 	startMu     sync.Mutex    // one Start at a time
 	connAges    connAges      // when each connection's first stream started

@@ -91,6 +91,8 @@ type Session struct {
 
 	cb callbacks // the Handler's calls (see callbacks)
 
+	susp suspendState // Suspend (suspend.go); guarded by mu
+
 	// Client-id takeover with inheritance (inherit.go).
 	heir       *Session           // the session that took this one's client id and messages; guarded by mu
 	handedOver chan struct{}      // closed once this session inherited; nil if it inherited nothing
@@ -244,6 +246,7 @@ func (s *Session) enqueue(m *broker.Message, oneRecipient bool) enqueued {
 	}
 	s.holdLocked(e.Seq, size)
 	s.appended.Store(s.outSeq)
+	s.countSuspendedLocked()
 	if direct {
 		// Only now: a message whose append failed was not queued, and
 		// its re-send must be.
@@ -340,9 +343,10 @@ func (s *Session) detachLocked(why string) {
 	}
 	s.st.leaving.Store(true)
 	s.st = nil
-	s.resumeDeadline = time.Now().Add(s.srv.cfg.resumeWindow)
+	window := s.resumeWindowLocked() // longer when suspended (suspend.go)
+	s.resumeDeadline = time.Now().Add(window)
 	s.transitionLocked(stateDetached, event{detail: why})
-	s.expiry = time.AfterFunc(s.srv.cfg.resumeWindow, s.expire)
+	s.expiry = time.AfterFunc(window, s.expire)
 	s.putRecordLocked()
 }
 
@@ -600,7 +604,7 @@ func (s *Session) info() *tetherv1.SessionInfo {
 		SessionId:         s.id,
 		ClientId:          s.clientID,
 		Principal:         s.principal,
-		State:             s.state.proto(),
+		State:             s.adminStateLocked(),
 		ServerId:          s.srv.cfg.serverID,
 		Peer:              s.peer,
 		CreatedAt:         timestamppb.New(s.created),
@@ -617,7 +621,7 @@ func (s *Session) info() *tetherv1.SessionInfo {
 	if s.lastRTT > 0 {
 		in.LastRtt = durationpb.New(s.lastRTT)
 	}
-	if s.state == stateDetached {
+	if s.state == stateDetached { // suspended too
 		in.ResumeDeadline = timestamppb.New(s.resumeDeadline)
 	}
 	return in

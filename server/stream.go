@@ -77,6 +77,8 @@ type stream struct {
 	lastWrite atomic.Int64
 	interval  time.Duration
 	deadAfter time.Duration
+	live      rttState        // the RTT estimator and dead-after numbers (rtt.go); guarded by mu
+	busy      atomic.Bool     // the reader is handling a frame: see serveTimed (rtt.go)
 	maxAgeAt  time.Time       // when to send GoAway{MAX_AGE}; zero for never
 	expiresAt time.Time       // when the credentials expire; zero for never
 	frames    *rate.Limiter   // inbound frame rate

@@ -43,6 +43,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		LastSentSeq:       s.outSeq,
 		Limits:            shared.limits,
 		TookOver:          s.tookOver,
+		Liveness:          srv.livenessOffer(),
 	}
 	w.Topics = slices.Sorted(maps.Keys(s.topics))
 	s.unlock() // and stores the record (putRecordLocked)

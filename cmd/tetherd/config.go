@@ -51,6 +51,7 @@ type config struct {
 	serverID    string // empty: the server's default
 
 	resumeWindow     time.Duration
+	maxSuspend       time.Duration
 	maxSessions      int
 	maxMessageBytes  int
 	maxOutboundQueue int
@@ -132,6 +133,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.serverID, "server-id", "", "`id` of this node in welcome frames, AdminService and logs (default: host name and a random suffix)")
 
 	fs.DurationVar(&c.resumeWindow, "resume-window", server.DefaultResumeWindow, "how long a session outlives a broken stream, waiting for a resume")
+	fs.DurationVar(&c.maxSuspend, "max-suspend-window", server.DefaultMaxSuspendWindow, "how long at most a session its client suspended (a backgrounded app: Session.Suspend) is kept, without heartbeats, waiting for a resume; never less than --resume-window")
 	fs.IntVar(&c.maxSessions, "max-sessions", server.DefaultMaxSessions, "most sessions (connected or waiting for a resume) on this node; more are refused with UNAVAILABLE")
 	fs.IntVar(&c.maxMessageBytes, "max-message-bytes", server.DefaultMaxMessageBytes, "largest message payload, in `bytes` (at least 1024)")
 	fs.IntVar(&c.maxOutboundQueue, "max-outbound-queue", server.DefaultMaxOutboundQueue, "most messages a session's outbound log holds (sent and unacknowledged, or queued, connected or not); a message that finds it full meets --overflow-policy")

@@ -285,6 +285,7 @@ func serverOptions(cfg *config, log *slog.Logger, reg prometheus.Registerer, sto
 		server.WithLogger(log),
 		server.WithRegisterer(reg),
 		server.WithResumeWindow(cfg.resumeWindow),
+		server.WithMaxSuspendWindow(cfg.maxSuspend),
 		server.WithMaxSessions(cfg.maxSessions),
 		server.WithMaxMessageBytes(cfg.maxMessageBytes),
 		server.WithMaxOutboundQueue(cfg.maxOutboundQueue),

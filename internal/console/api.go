@@ -181,7 +181,7 @@ func parseQuery(r *http.Request) (server.SessionQuery, error) {
 	if st := v.Get("state"); st != "" {
 		n, found := tetherv1.SessionState_value["SESSION_STATE_"+strings.ToUpper(st)]
 		if !found || n == 0 {
-			return q, errors.New("state must be connected, detached or closed")
+			return q, errors.New("state must be connected, detached, suspended, closed or moved")
 		}
 		q.State = tetherv1.SessionState(n)
 	}

@@ -327,3 +327,42 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("drain without a Drain func: %d %s; want 404", code, body)
 	}
 }
+
+// A session its client suspended is its own state: in the overview's
+// counts and in the sessions list, filtered by state=suspended.
+func TestSuspendedSessions(t *testing.T) {
+	t.Parallel()
+	n := newNode(t, nil, true)
+	n.open(t, "awake")
+	cc, err := grpc.NewClient(n.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	st, err := tetherv1.NewTetherServiceClient(cc).Connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Hello{Hello: &tetherv1.Hello{ClientId: "asleep"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Suspend{Suspend: &tetherv1.Suspend{}}}); err != nil {
+		t.Fatal(err)
+	}
+	for { // the server ends the stream once the session is suspended
+		if _, err := st.Recv(); err != nil {
+			break
+		}
+	}
+	sessions := n.overview(t, "")["sessions"].(map[string]any)
+	if sessions["suspended"] != 1.0 || sessions["connected"] != 1.0 {
+		t.Fatalf("overview sessions %v; want 1 suspended, 1 connected", sessions)
+	}
+	code, body, _ := n.do(t, request{path: "/console/api/sessions?state=suspended"})
+	if code != http.StatusOK || !strings.Contains(body, `"clientId":"asleep"`) || strings.Contains(body, `"clientId":"awake"`) || !strings.Contains(body, `"state":"suspended"`) {
+		t.Fatalf("state=suspended: %d %s", code, body)
+	}
+}

@@ -40,6 +40,10 @@ const (
 	// Another node resumed the session: it lives on there (with a shared
 	// broker).
 	SessionState_SESSION_STATE_MOVED SessionState = 4
+	// The client suspended the session (Suspend: its application went to
+	// the background): no stream, no heartbeat expected; messages are queued
+	// until it resumes or resume_deadline, the suspend window, passes.
+	SessionState_SESSION_STATE_SUSPENDED SessionState = 5
 )
 
 // Enum value maps for SessionState.
@@ -50,6 +54,7 @@ var (
 		2: "SESSION_STATE_DETACHED",
 		3: "SESSION_STATE_CLOSED",
 		4: "SESSION_STATE_MOVED",
+		5: "SESSION_STATE_SUSPENDED",
 	}
 	SessionState_value = map[string]int32{
 		"SESSION_STATE_UNSPECIFIED": 0,
@@ -57,6 +62,7 @@ var (
 		"SESSION_STATE_DETACHED":    2,
 		"SESSION_STATE_CLOSED":      3,
 		"SESSION_STATE_MOVED":       4,
+		"SESSION_STATE_SUSPENDED":   5,
 	}
 )
 
@@ -124,6 +130,12 @@ const (
 	// session detaches as soon as the stream's connection ends, or at the
 	// heartbeat deadline.
 	SessionEventKind_SESSION_EVENT_KIND_HALF_CLOSED SessionEventKind = 12
+	// The client suspended the session (a Suspend frame): detail gives the
+	// window it is kept for.
+	SessionEventKind_SESSION_EVENT_KIND_SUSPENDED SessionEventKind = 13
+	// The client changed its heartbeat interval (a SetHeartbeat frame, sent
+	// by an adaptive heartbeat): detail gives the new interval and dead-after.
+	SessionEventKind_SESSION_EVENT_KIND_HEARTBEAT_CHANGED SessionEventKind = 14
 )
 
 // Enum value maps for SessionEventKind.
@@ -142,21 +154,25 @@ var (
 		10: "SESSION_EVENT_KIND_LOG_OVERFLOW",
 		11: "SESSION_EVENT_KIND_PING",
 		12: "SESSION_EVENT_KIND_HALF_CLOSED",
+		13: "SESSION_EVENT_KIND_SUSPENDED",
+		14: "SESSION_EVENT_KIND_HEARTBEAT_CHANGED",
 	}
 	SessionEventKind_value = map[string]int32{
-		"SESSION_EVENT_KIND_UNSPECIFIED":      0,
-		"SESSION_EVENT_KIND_CONNECTED":        1,
-		"SESSION_EVENT_KIND_RESUMED":          2,
-		"SESSION_EVENT_KIND_DETACHED":         3,
-		"SESSION_EVENT_KIND_HEARTBEAT_MISSED": 4,
-		"SESSION_EVENT_KIND_RTT":              5,
-		"SESSION_EVENT_KIND_GO_AWAY":          6,
-		"SESSION_EVENT_KIND_ERROR":            7,
-		"SESSION_EVENT_KIND_TAKEN_OVER":       8,
-		"SESSION_EVENT_KIND_CLOSED":           9,
-		"SESSION_EVENT_KIND_LOG_OVERFLOW":     10,
-		"SESSION_EVENT_KIND_PING":             11,
-		"SESSION_EVENT_KIND_HALF_CLOSED":      12,
+		"SESSION_EVENT_KIND_UNSPECIFIED":       0,
+		"SESSION_EVENT_KIND_CONNECTED":         1,
+		"SESSION_EVENT_KIND_RESUMED":           2,
+		"SESSION_EVENT_KIND_DETACHED":          3,
+		"SESSION_EVENT_KIND_HEARTBEAT_MISSED":  4,
+		"SESSION_EVENT_KIND_RTT":               5,
+		"SESSION_EVENT_KIND_GO_AWAY":           6,
+		"SESSION_EVENT_KIND_ERROR":             7,
+		"SESSION_EVENT_KIND_TAKEN_OVER":        8,
+		"SESSION_EVENT_KIND_CLOSED":            9,
+		"SESSION_EVENT_KIND_LOG_OVERFLOW":      10,
+		"SESSION_EVENT_KIND_PING":              11,
+		"SESSION_EVENT_KIND_HALF_CLOSED":       12,
+		"SESSION_EVENT_KIND_SUSPENDED":         13,
+		"SESSION_EVENT_KIND_HEARTBEAT_CHANGED": 14,
 	}
 )
 
@@ -834,13 +850,14 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.tether.v1.SessionEventKindR\x04kind\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12+\n" +
 	"\x03rtt\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\x12<\n" +
-	"\rresume_status\x18\x05 \x01(\x0e2\x17.tether.v1.ResumeStatusR\fresumeStatus*\x99\x01\n" +
+	"\rresume_status\x18\x05 \x01(\x0e2\x17.tether.v1.ResumeStatusR\fresumeStatus*\xb6\x01\n" +
 	"\fSessionState\x12\x1d\n" +
 	"\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SESSION_STATE_CONNECTED\x10\x01\x12\x1a\n" +
 	"\x16SESSION_STATE_DETACHED\x10\x02\x12\x18\n" +
 	"\x14SESSION_STATE_CLOSED\x10\x03\x12\x17\n" +
-	"\x13SESSION_STATE_MOVED\x10\x04*\xc4\x03\n" +
+	"\x13SESSION_STATE_MOVED\x10\x04\x12\x1b\n" +
+	"\x17SESSION_STATE_SUSPENDED\x10\x05*\x90\x04\n" +
 	"\x10SessionEventKind\x12\"\n" +
 	"\x1eSESSION_EVENT_KIND_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSESSION_EVENT_KIND_CONNECTED\x10\x01\x12\x1e\n" +
@@ -855,7 +872,9 @@ const file_tether_v1_admin_service_proto_rawDesc = "" +
 	"\x1fSESSION_EVENT_KIND_LOG_OVERFLOW\x10\n" +
 	"\x12\x1b\n" +
 	"\x17SESSION_EVENT_KIND_PING\x10\v\x12\"\n" +
-	"\x1eSESSION_EVENT_KIND_HALF_CLOSED\x10\f2\xfb\x01\n" +
+	"\x1eSESSION_EVENT_KIND_HALF_CLOSED\x10\f\x12 \n" +
+	"\x1cSESSION_EVENT_KIND_SUSPENDED\x10\r\x12(\n" +
+	"$SESSION_EVENT_KIND_HEARTBEAT_CHANGED\x10\x0e2\xfb\x01\n" +
 	"\fAdminService\x12O\n" +
 	"\fListSessions\x12\x1e.tether.v1.ListSessionsRequest\x1a\x1f.tether.v1.ListSessionsResponse\x12I\n" +
 	"\n" +

@@ -24,7 +24,12 @@
 // stream carries no pings. A side declares its peer dead after
 // interval × misses of receiving nothing (plus a small grace:
 // Welcome.dead_after), counted from the last frame received, Hello
-// included. The server then sends GoAway{GO_AWAY_REASON_HEARTBEAT_TIMEOUT},
+// included; or, when Welcome.liveness.rtt_timeout is set and a round trip
+// was measured, sooner, after interval + max(floor, multiplier × (SRTT +
+// 4·RTTVAR)) (see RttTimeout). The time the server takes to handle a
+// frame is not the client's silence: it counts from the handling's end.
+// A client may change its interval on the stream with SetHeartbeat (see
+// "Liveness that learns"). The server then sends GoAway{GO_AWAY_REASON_HEARTBEAT_TIMEOUT},
 // ends the stream with DEADLINE_EXCEEDED and keeps the session for the
 // resume window. The client asks for an interval in Hello; the server
 // clamps it into [Limits.min_heartbeat_interval,
@@ -184,6 +189,33 @@
 // the subscriptions after a resume). Unsubscribing from a topic not held is
 // not an error. The same checks on Hello.topics end the stream with the
 // same codes, before Welcome.
+//
+// # Liveness that learns
+//
+// Welcome.liveness says what the server offers beyond the fixed
+// heartbeat; a client sends SetHeartbeat and Suspend only to a server that
+// offers them (an older server ends the stream with INVALID_ARGUMENT for a
+// frame it does not know).
+//
+//   - The RTT-derived dead-peer timeout (RttTimeout): both sides keep
+//     SRTT and RTTVAR from their Pongs and from Ping.rtt, the round trip
+//     the peer reports, and declare the peer dead after interval +
+//     max(floor, multiplier × (SRTT + 4·RTTVAR)) of silence, never later
+//     than dead_after.
+//   - An adaptive heartbeat: a client that learns how long its path (a
+//     NAT) stays alive when idle heartbeats at a longer (or shorter)
+//     interval and announces it with SetHeartbeat; the server's pings and
+//     dead-after follow it. The Go SDK's search: start at the profile's
+//     interval; after 3 heartbeats in a row, each after a full interval of
+//     silence, answered, try half again as long; when the path is lost
+//     after such a heartbeat, go back to the last good interval and bisect
+//     between it and the failed one until they are within 5 %; then
+//     heartbeat 5 % below the good one; two losses in a row there restart
+//     the search lower; probe again after a day.
+//   - Suspend: an application going to the background asks the server to
+//     keep its session for longer, without heartbeats; the stream ends and
+//     the session waits for a resume (AdminService:
+//     SESSION_STATE_SUSPENDED), queueing its messages.
 //
 // # Control frames first
 //
@@ -839,7 +871,11 @@ type Welcome struct {
 	// The topics the session is subscribed to.
 	Topics []string `protobuf:"bytes,14,rep,name=topics,proto3" json:"topics,omitempty"`
 	// The server declares the client dead after receiving nothing for this
-	// long: heartbeat_interval × heartbeat_misses plus a small grace.
+	// long: heartbeat_interval × heartbeat_misses plus a small grace. With
+	// liveness.rtt_timeout set, this is the bound: once a round trip was
+	// measured the server declares it dead sooner (see RttTimeout). After a
+	// SetHeartbeat it is the new interval × heartbeat_misses plus the same
+	// grace.
 	DeadAfter *durationpb.Duration `protobuf:"bytes,15,opt,name=dead_after,json=deadAfter,proto3" json:"dead_after,omitempty"`
 	// True when every backend of the deployment shares the server's session
 	// store (a NATS broker): a session resumes on any of them, so after a
@@ -862,7 +898,12 @@ type Welcome struct {
 	// predates batches). When it is not 0 the server also takes
 	// ClientMessageBatch frames of at most this many messages (see
 	// "Batches"); a client must not send one otherwise.
-	MaxBatch      uint32 `protobuf:"varint,20,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	MaxBatch uint32 `protobuf:"varint,20,opt,name=max_batch,json=maxBatch,proto3" json:"max_batch,omitempty"`
+	// What the server offers beyond the fixed heartbeat: the RTT-derived
+	// dead-peer timeout, SetHeartbeat and Suspend (see "Liveness that
+	// learns"). Unset from servers that offer none of them: a client sends
+	// neither SetHeartbeat nor Suspend then.
+	Liveness      *Liveness `protobuf:"bytes,21,opt,name=liveness,proto3" json:"liveness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1037,6 +1078,276 @@ func (x *Welcome) GetMaxBatch() uint32 {
 	return 0
 }
 
+func (x *Welcome) GetLiveness() *Liveness {
+	if x != nil {
+		return x.Liveness
+	}
+	return nil
+}
+
+// Liveness is what a server offers beyond the fixed heartbeat of
+// Welcome.heartbeat_interval and dead_after.
+type Liveness struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server takes SetHeartbeat frames: a client that learns a longer
+	// (or shorter) interval may tell it, and the server's dead-after follows.
+	SetHeartbeat bool `protobuf:"varint,1,opt,name=set_heartbeat,json=setHeartbeat,proto3" json:"set_heartbeat,omitempty"`
+	// The server takes Suspend frames.
+	Suspend bool `protobuf:"varint,2,opt,name=suspend,proto3" json:"suspend,omitempty"`
+	// The longest window a suspended session is kept for; Suspend.window is
+	// clamped to it. Set when suspend is.
+	MaxSuspendWindow *durationpb.Duration `protobuf:"bytes,3,opt,name=max_suspend_window,json=maxSuspendWindow,proto3" json:"max_suspend_window,omitempty"`
+	// When set, both sides declare the peer dead by the RTT-derived formula
+	// below instead of after dead_after; unset, dead_after applies.
+	RttTimeout    *RttTimeout `protobuf:"bytes,4,opt,name=rtt_timeout,json=rttTimeout,proto3" json:"rtt_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Liveness) Reset() {
+	*x = Liveness{}
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Liveness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Liveness) ProtoMessage() {}
+
+func (x *Liveness) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Liveness.ProtoReflect.Descriptor instead.
+func (*Liveness) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Liveness) GetSetHeartbeat() bool {
+	if x != nil {
+		return x.SetHeartbeat
+	}
+	return false
+}
+
+func (x *Liveness) GetSuspend() bool {
+	if x != nil {
+		return x.Suspend
+	}
+	return false
+}
+
+func (x *Liveness) GetMaxSuspendWindow() *durationpb.Duration {
+	if x != nil {
+		return x.MaxSuspendWindow
+	}
+	return nil
+}
+
+func (x *Liveness) GetRttTimeout() *RttTimeout {
+	if x != nil {
+		return x.RttTimeout
+	}
+	return nil
+}
+
+// RttTimeout is the RTT-derived dead-peer timeout. Each side keeps, from
+// its round-trip samples (Pong to its own Ping, and Ping.rtt, the peer's
+// latest sample), a smoothed RTT and its variation as TCP does (RFC 6298):
+// the first sample R sets SRTT = R and RTTVAR = R/2; each later one
+// RTTVAR = 3/4·RTTVAR + 1/4·|SRTT − R|, then SRTT = 7/8·SRTT + 1/8·R. A
+// side then declares its peer dead after
+//
+//	dead = min(dead_after, interval + max(floor, multiplier × (SRTT + 4·RTTVAR)))
+//
+// of receiving nothing, where interval is the heartbeat interval in force
+// (Welcome.heartbeat_interval, or the last SetHeartbeat) and dead_after is
+// interval × heartbeat_misses + grace (Welcome.dead_after until a
+// SetHeartbeat changes the interval). So detection is never before
+// interval + floor and never after dead_after. Until the first sample
+// dead_after applies. tether's profiles: datacenter floor 1s, default 5s,
+// mobile 10s; multiplier 3 in each. At loopback RTT the datacenter profile
+// (1s interval) detects a dead peer in 2s; with 50 ms ± 30 ms of jitter,
+// SRTT + 4·RTTVAR stays below 330 ms, 3 × that below the 1s floor.
+type RttTimeout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The least silence past the heartbeat interval before a peer is dead.
+	Floor *durationpb.Duration `protobuf:"bytes,1,opt,name=floor,proto3" json:"floor,omitempty"`
+	// k in k × (SRTT + 4·RTTVAR).
+	Multiplier    uint32 `protobuf:"varint,2,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RttTimeout) Reset() {
+	*x = RttTimeout{}
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RttTimeout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RttTimeout) ProtoMessage() {}
+
+func (x *RttTimeout) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RttTimeout.ProtoReflect.Descriptor instead.
+func (*RttTimeout) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RttTimeout) GetFloor() *durationpb.Duration {
+	if x != nil {
+		return x.Floor
+	}
+	return nil
+}
+
+func (x *RttTimeout) GetMultiplier() uint32 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
+// SetHeartbeat tells the server the heartbeat interval the client uses
+// from now on. The Go SDK's adaptive heartbeat sends it as it lengthens or
+// shortens its interval. The server clamps interval into
+// [Limits.min_heartbeat_interval, Limits.max_heartbeat_interval], pings
+// at it when write-idle, and declares the client dead after interval ×
+// heartbeat_misses + grace (or the RttTimeout formula with it) from the
+// last frame received. Nothing answers it. Send it only to a server whose
+// Welcome.liveness.set_heartbeat is true: an older one ends the stream
+// with INVALID_ARGUMENT (unknown frame). A zero or negative interval is
+// INVALID_ARGUMENT.
+type SetHeartbeat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The interval, within the Limits bounds.
+	Interval      *durationpb.Duration `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetHeartbeat) Reset() {
+	*x = SetHeartbeat{}
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetHeartbeat) ProtoMessage() {}
+
+func (x *SetHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetHeartbeat.ProtoReflect.Descriptor instead.
+func (*SetHeartbeat) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SetHeartbeat) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// Suspend tells the server that the application went to the background.
+// The server marks the session suspended (AdminService shows
+// SESSION_STATE_SUSPENDED), ends the stream with OK once the frames queued
+// before it are written, and keeps the session, without any heartbeat, for
+// window (clamped into [Welcome.resume_window,
+// Welcome.liveness.max_suspend_window]; zero asks for that maximum)
+// instead of the resume window. Messages for it are queued
+// in its outbound log meanwhile (bounded as always, see "Flow control")
+// and counted (tether_suspended_messages_total). The client resumes it as
+// any other: Hello.resume, replay from last_received_seq + 1. Send it only
+// to a server whose Welcome.liveness.suspend is true: an older one ends
+// the stream with INVALID_ARGUMENT (unknown frame); the Go SDK then only
+// closes its stream.
+type Suspend struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long to keep the session; zero: the server's maximum. Negative is
+	// INVALID_ARGUMENT.
+	Window        *durationpb.Duration `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Suspend) Reset() {
+	*x = Suspend{}
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Suspend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Suspend) ProtoMessage() {}
+
+func (x *Suspend) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Suspend.ProtoReflect.Descriptor instead.
+func (*Suspend) Descriptor() ([]byte, []int) {
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Suspend) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
 // TakeOver reports what a fresh session inherited from the session of its
 // client id that it took over. That session's undelivered messages (sent
 // and unacknowledged, or queued) are inherited: they are this session's
@@ -1060,7 +1371,7 @@ type TakeOver struct {
 
 func (x *TakeOver) Reset() {
 	*x = TakeOver{}
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1383,7 @@ func (x *TakeOver) String() string {
 func (*TakeOver) ProtoMessage() {}
 
 func (x *TakeOver) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[6]
+	mi := &file_tether_v1_frames_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1396,7 @@ func (x *TakeOver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TakeOver.ProtoReflect.Descriptor instead.
 func (*TakeOver) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{6}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TakeOver) GetSessionId() string {
@@ -1122,7 +1433,7 @@ type SeqRange struct {
 
 func (x *SeqRange) Reset() {
 	*x = SeqRange{}
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1445,7 @@ func (x *SeqRange) String() string {
 func (*SeqRange) ProtoMessage() {}
 
 func (x *SeqRange) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[7]
+	mi := &file_tether_v1_frames_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1458,7 @@ func (x *SeqRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeqRange.ProtoReflect.Descriptor instead.
 func (*SeqRange) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{7}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SeqRange) GetFirst() uint64 {
@@ -1212,7 +1523,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1535,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[8]
+	mi := &file_tether_v1_frames_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1548,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{8}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Limits) GetMaxMessageBytes() uint32 {
@@ -1331,7 +1642,7 @@ type Gap struct {
 
 func (x *Gap) Reset() {
 	*x = Gap{}
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1654,7 @@ func (x *Gap) String() string {
 func (*Gap) ProtoMessage() {}
 
 func (x *Gap) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[9]
+	mi := &file_tether_v1_frames_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1667,7 @@ func (x *Gap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gap.ProtoReflect.Descriptor instead.
 func (*Gap) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{9}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Gap) GetLost() *SeqRange {
@@ -1381,14 +1692,19 @@ type Ping struct {
 	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The sender's clock when sent; echoed in Pong so the sender can measure
 	// the round-trip time without keeping state.
-	SentAt        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	SentAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// The sender's latest round-trip sample (from its previous Ping's Pong),
+	// unset before it has one. The side that answers pings and sends few of
+	// its own (the server, for a client that drives the heartbeat) feeds it
+	// to its RTT estimator (see RttTimeout). Old receivers ignore it.
+	Rtt           *durationpb.Duration `protobuf:"bytes,3,opt,name=rtt,proto3" json:"rtt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1716,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[10]
+	mi := &file_tether_v1_frames_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1729,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{10}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Ping) GetId() uint64 {
@@ -1426,6 +1742,13 @@ func (x *Ping) GetId() uint64 {
 func (x *Ping) GetSentAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.SentAt
+	}
+	return nil
+}
+
+func (x *Ping) GetRtt() *durationpb.Duration {
+	if x != nil {
+		return x.Rtt
 	}
 	return nil
 }
@@ -1443,7 +1766,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1778,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[11]
+	mi := &file_tether_v1_frames_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1791,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{11}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Pong) GetId() uint64 {
@@ -1532,7 +1855,7 @@ type ClientMessage struct {
 
 func (x *ClientMessage) Reset() {
 	*x = ClientMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1867,7 @@ func (x *ClientMessage) String() string {
 func (*ClientMessage) ProtoMessage() {}
 
 func (x *ClientMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[12]
+	mi := &file_tether_v1_frames_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1880,7 @@ func (x *ClientMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientMessage.ProtoReflect.Descriptor instead.
 func (*ClientMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{12}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClientMessage) GetSeq() uint64 {
@@ -1701,7 +2024,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2036,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[13]
+	mi := &file_tether_v1_frames_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2049,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{13}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServerMessage) GetSeq() uint64 {
@@ -1799,7 +2122,7 @@ type Source struct {
 
 func (x *Source) Reset() {
 	*x = Source{}
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2134,7 @@ func (x *Source) String() string {
 func (*Source) ProtoMessage() {}
 
 func (x *Source) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[14]
+	mi := &file_tether_v1_frames_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2147,7 @@ func (x *Source) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Source.ProtoReflect.Descriptor instead.
 func (*Source) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{14}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Source) GetSessionId() string {
@@ -1858,7 +2181,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2193,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[15]
+	mi := &file_tether_v1_frames_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2206,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{15}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1909,7 +2232,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2244,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[16]
+	mi := &file_tether_v1_frames_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2257,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{16}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Subscribe) GetTopics() []string {
@@ -1967,7 +2290,7 @@ type Unsubscribe struct {
 
 func (x *Unsubscribe) Reset() {
 	*x = Unsubscribe{}
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2302,7 @@ func (x *Unsubscribe) String() string {
 func (*Unsubscribe) ProtoMessage() {}
 
 func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[17]
+	mi := &file_tether_v1_frames_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2315,7 @@ func (x *Unsubscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unsubscribe.ProtoReflect.Descriptor instead.
 func (*Unsubscribe) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{17}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Unsubscribe) GetTopics() []string {
@@ -2021,7 +2344,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2356,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[18]
+	mi := &file_tether_v1_frames_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2369,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{18}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Close) GetReason() string {
@@ -2077,7 +2400,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_tether_v1_frames_proto_msgTypes[19]
+	mi := &file_tether_v1_frames_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2089,7 +2412,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[19]
+	mi := &file_tether_v1_frames_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2102,7 +2425,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{19}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GoAway) GetReason() GoAwayReason {
@@ -2172,7 +2495,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_tether_v1_frames_proto_msgTypes[20]
+	mi := &file_tether_v1_frames_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2507,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_frames_proto_msgTypes[20]
+	mi := &file_tether_v1_frames_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2520,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_tether_v1_frames_proto_rawDescGZIP(), []int{20}
+	return file_tether_v1_frames_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -2262,7 +2585,7 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
 	"\fresume_token\x18\x02 \x01(\tR\vresumeToken\x12*\n" +
-	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\x8a\a\n" +
+	"\x11last_received_seq\x18\x03 \x01(\x04R\x0flastReceivedSeq\"\xbb\a\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12!\n" +
@@ -2286,7 +2609,24 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	"\tclient_id\x18\x11 \x01(\tR\bclientId\x12?\n" +
 	"\x0ereceive_window\x18\x12 \x01(\v2\x18.tether.v1.ReceiveWindowR\rreceiveWindow\x120\n" +
 	"\ttook_over\x18\x13 \x01(\v2\x13.tether.v1.TakeOverR\btookOver\x12\x1b\n" +
-	"\tmax_batch\x18\x14 \x01(\rR\bmaxBatch\"v\n" +
+	"\tmax_batch\x18\x14 \x01(\rR\bmaxBatch\x12/\n" +
+	"\bliveness\x18\x15 \x01(\v2\x13.tether.v1.LivenessR\bliveness\"\xca\x01\n" +
+	"\bLiveness\x12#\n" +
+	"\rset_heartbeat\x18\x01 \x01(\bR\fsetHeartbeat\x12\x18\n" +
+	"\asuspend\x18\x02 \x01(\bR\asuspend\x12G\n" +
+	"\x12max_suspend_window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x10maxSuspendWindow\x126\n" +
+	"\vrtt_timeout\x18\x04 \x01(\v2\x15.tether.v1.RttTimeoutR\n" +
+	"rttTimeout\"]\n" +
+	"\n" +
+	"RttTimeout\x12/\n" +
+	"\x05floor\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05floor\x12\x1e\n" +
+	"\n" +
+	"multiplier\x18\x02 \x01(\rR\n" +
+	"multiplier\"E\n" +
+	"\fSetHeartbeat\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\"<\n" +
+	"\aSuspend\x121\n" +
+	"\x06window\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x06window\"v\n" +
 	"\bTakeOver\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1c\n" +
@@ -2310,10 +2650,11 @@ const file_tether_v1_frames_proto_rawDesc = "" +
 	" \x01(\x0e2\x19.tether.v1.OverflowPolicyR\x0eoverflowPolicy\"F\n" +
 	"\x03Gap\x12'\n" +
 	"\x04lost\x18\x01 \x01(\v2\x13.tether.v1.SeqRangeR\x04lost\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"K\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"x\n" +
 	"\x04Ping\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
-	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"K\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12+\n" +
+	"\x03rtt\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03rtt\"K\n" +
 	"\x04Pong\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
 	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xcb\x03\n" +
@@ -2416,7 +2757,7 @@ func file_tether_v1_frames_proto_rawDescGZIP() []byte {
 }
 
 var file_tether_v1_frames_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_tether_v1_frames_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_tether_v1_frames_proto_goTypes = []any{
 	(ResumeStatus)(0),             // 0: tether.v1.ResumeStatus
 	(OverflowPolicy)(0),           // 1: tether.v1.OverflowPolicy
@@ -2427,62 +2768,73 @@ var file_tether_v1_frames_proto_goTypes = []any{
 	(*ReceiveWindow)(nil),         // 6: tether.v1.ReceiveWindow
 	(*Resume)(nil),                // 7: tether.v1.Resume
 	(*Welcome)(nil),               // 8: tether.v1.Welcome
-	(*TakeOver)(nil),              // 9: tether.v1.TakeOver
-	(*SeqRange)(nil),              // 10: tether.v1.SeqRange
-	(*Limits)(nil),                // 11: tether.v1.Limits
-	(*Gap)(nil),                   // 12: tether.v1.Gap
-	(*Ping)(nil),                  // 13: tether.v1.Ping
-	(*Pong)(nil),                  // 14: tether.v1.Pong
-	(*ClientMessage)(nil),         // 15: tether.v1.ClientMessage
-	(*ServerMessage)(nil),         // 16: tether.v1.ServerMessage
-	(*Source)(nil),                // 17: tether.v1.Source
-	(*Ack)(nil),                   // 18: tether.v1.Ack
-	(*Subscribe)(nil),             // 19: tether.v1.Subscribe
-	(*Unsubscribe)(nil),           // 20: tether.v1.Unsubscribe
-	(*Close)(nil),                 // 21: tether.v1.Close
-	(*GoAway)(nil),                // 22: tether.v1.GoAway
-	(*Error)(nil),                 // 23: tether.v1.Error
-	nil,                           // 24: tether.v1.Hello.MetadataEntry
-	nil,                           // 25: tether.v1.ClientMessage.HeadersEntry
-	nil,                           // 26: tether.v1.ServerMessage.HeadersEntry
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*Liveness)(nil),              // 9: tether.v1.Liveness
+	(*RttTimeout)(nil),            // 10: tether.v1.RttTimeout
+	(*SetHeartbeat)(nil),          // 11: tether.v1.SetHeartbeat
+	(*Suspend)(nil),               // 12: tether.v1.Suspend
+	(*TakeOver)(nil),              // 13: tether.v1.TakeOver
+	(*SeqRange)(nil),              // 14: tether.v1.SeqRange
+	(*Limits)(nil),                // 15: tether.v1.Limits
+	(*Gap)(nil),                   // 16: tether.v1.Gap
+	(*Ping)(nil),                  // 17: tether.v1.Ping
+	(*Pong)(nil),                  // 18: tether.v1.Pong
+	(*ClientMessage)(nil),         // 19: tether.v1.ClientMessage
+	(*ServerMessage)(nil),         // 20: tether.v1.ServerMessage
+	(*Source)(nil),                // 21: tether.v1.Source
+	(*Ack)(nil),                   // 22: tether.v1.Ack
+	(*Subscribe)(nil),             // 23: tether.v1.Subscribe
+	(*Unsubscribe)(nil),           // 24: tether.v1.Unsubscribe
+	(*Close)(nil),                 // 25: tether.v1.Close
+	(*GoAway)(nil),                // 26: tether.v1.GoAway
+	(*Error)(nil),                 // 27: tether.v1.Error
+	nil,                           // 28: tether.v1.Hello.MetadataEntry
+	nil,                           // 29: tether.v1.ClientMessage.HeadersEntry
+	nil,                           // 30: tether.v1.ServerMessage.HeadersEntry
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_tether_v1_frames_proto_depIdxs = []int32{
-	27, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
+	31, // 0: tether.v1.Hello.heartbeat_interval:type_name -> google.protobuf.Duration
 	7,  // 1: tether.v1.Hello.resume:type_name -> tether.v1.Resume
-	24, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
+	28, // 2: tether.v1.Hello.metadata:type_name -> tether.v1.Hello.MetadataEntry
 	6,  // 3: tether.v1.Hello.receive_window:type_name -> tether.v1.ReceiveWindow
-	16, // 4: tether.v1.ServerMessageBatch.messages:type_name -> tether.v1.ServerMessage
-	15, // 5: tether.v1.ClientMessageBatch.messages:type_name -> tether.v1.ClientMessage
+	20, // 4: tether.v1.ServerMessageBatch.messages:type_name -> tether.v1.ServerMessage
+	19, // 5: tether.v1.ClientMessageBatch.messages:type_name -> tether.v1.ClientMessage
 	0,  // 6: tether.v1.Welcome.resume_status:type_name -> tether.v1.ResumeStatus
-	10, // 7: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
-	27, // 8: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	27, // 9: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
-	27, // 10: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
-	11, // 11: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
-	27, // 12: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
+	14, // 7: tether.v1.Welcome.lost:type_name -> tether.v1.SeqRange
+	31, // 8: tether.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	31, // 9: tether.v1.Welcome.keepalive_min_time:type_name -> google.protobuf.Duration
+	31, // 10: tether.v1.Welcome.resume_window:type_name -> google.protobuf.Duration
+	15, // 11: tether.v1.Welcome.limits:type_name -> tether.v1.Limits
+	31, // 12: tether.v1.Welcome.dead_after:type_name -> google.protobuf.Duration
 	6,  // 13: tether.v1.Welcome.receive_window:type_name -> tether.v1.ReceiveWindow
-	9,  // 14: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
-	10, // 15: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
-	27, // 16: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
-	27, // 17: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 18: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
-	10, // 19: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
-	28, // 20: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
-	28, // 21: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
-	25, // 22: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
-	26, // 23: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
-	17, // 24: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
-	28, // 25: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
-	2,  // 26: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
-	27, // 27: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
-	27, // 28: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	13, // 14: tether.v1.Welcome.took_over:type_name -> tether.v1.TakeOver
+	9,  // 15: tether.v1.Welcome.liveness:type_name -> tether.v1.Liveness
+	31, // 16: tether.v1.Liveness.max_suspend_window:type_name -> google.protobuf.Duration
+	10, // 17: tether.v1.Liveness.rtt_timeout:type_name -> tether.v1.RttTimeout
+	31, // 18: tether.v1.RttTimeout.floor:type_name -> google.protobuf.Duration
+	31, // 19: tether.v1.SetHeartbeat.interval:type_name -> google.protobuf.Duration
+	31, // 20: tether.v1.Suspend.window:type_name -> google.protobuf.Duration
+	14, // 21: tether.v1.TakeOver.dropped:type_name -> tether.v1.SeqRange
+	31, // 22: tether.v1.Limits.min_heartbeat_interval:type_name -> google.protobuf.Duration
+	31, // 23: tether.v1.Limits.max_heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 24: tether.v1.Limits.overflow_policy:type_name -> tether.v1.OverflowPolicy
+	14, // 25: tether.v1.Gap.lost:type_name -> tether.v1.SeqRange
+	32, // 26: tether.v1.Ping.sent_at:type_name -> google.protobuf.Timestamp
+	31, // 27: tether.v1.Ping.rtt:type_name -> google.protobuf.Duration
+	32, // 28: tether.v1.Pong.sent_at:type_name -> google.protobuf.Timestamp
+	29, // 29: tether.v1.ClientMessage.headers:type_name -> tether.v1.ClientMessage.HeadersEntry
+	30, // 30: tether.v1.ServerMessage.headers:type_name -> tether.v1.ServerMessage.HeadersEntry
+	21, // 31: tether.v1.ServerMessage.source:type_name -> tether.v1.Source
+	32, // 32: tether.v1.ServerMessage.published_at:type_name -> google.protobuf.Timestamp
+	2,  // 33: tether.v1.GoAway.reason:type_name -> tether.v1.GoAwayReason
+	31, // 34: tether.v1.GoAway.retry_after:type_name -> google.protobuf.Duration
+	31, // 35: tether.v1.GoAway.retry_jitter:type_name -> google.protobuf.Duration
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_frames_proto_init() }
@@ -2490,7 +2842,7 @@ func file_tether_v1_frames_proto_init() {
 	if File_tether_v1_frames_proto != nil {
 		return
 	}
-	file_tether_v1_frames_proto_msgTypes[12].OneofWrappers = []any{
+	file_tether_v1_frames_proto_msgTypes[16].OneofWrappers = []any{
 		(*ClientMessage_Topic)(nil),
 		(*ClientMessage_SessionId)(nil),
 		(*ClientMessage_ClientId)(nil),
@@ -2501,7 +2853,7 @@ func file_tether_v1_frames_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_frames_proto_rawDesc), len(file_tether_v1_frames_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

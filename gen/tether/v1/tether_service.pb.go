@@ -39,6 +39,8 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Unsubscribe
 	//	*ConnectRequest_Close
 	//	*ConnectRequest_Batch
+	//	*ConnectRequest_SetHeartbeat
+	//	*ConnectRequest_Suspend
 	Frame         isConnectRequest_Frame `protobuf_oneof:"frame"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -162,6 +164,24 @@ func (x *ConnectRequest) GetBatch() *ClientMessageBatch {
 	return nil
 }
 
+func (x *ConnectRequest) GetSetHeartbeat() *SetHeartbeat {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectRequest_SetHeartbeat); ok {
+			return x.SetHeartbeat
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetSuspend() *Suspend {
+	if x != nil {
+		if x, ok := x.Frame.(*ConnectRequest_Suspend); ok {
+			return x.Suspend
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Frame interface {
 	isConnectRequest_Frame()
 }
@@ -211,6 +231,19 @@ type ConnectRequest_Batch struct {
 	Batch *ClientMessageBatch `protobuf:"bytes,9,opt,name=batch,proto3,oneof"`
 }
 
+type ConnectRequest_SetHeartbeat struct {
+	// The heartbeat interval the client now uses (adaptive heartbeat).
+	// Only to a server whose Welcome.liveness.set_heartbeat is true.
+	SetHeartbeat *SetHeartbeat `protobuf:"bytes,10,opt,name=set_heartbeat,json=setHeartbeat,proto3,oneof"`
+}
+
+type ConnectRequest_Suspend struct {
+	// The application went to the background: keep the session longer,
+	// expect no heartbeat. Only to a server whose Welcome.liveness.suspend
+	// is true.
+	Suspend *Suspend `protobuf:"bytes,11,opt,name=suspend,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Ping) isConnectRequest_Frame() {}
@@ -228,6 +261,10 @@ func (*ConnectRequest_Unsubscribe) isConnectRequest_Frame() {}
 func (*ConnectRequest_Close) isConnectRequest_Frame() {}
 
 func (*ConnectRequest_Batch) isConnectRequest_Frame() {}
+
+func (*ConnectRequest_SetHeartbeat) isConnectRequest_Frame() {}
+
+func (*ConnectRequest_Suspend) isConnectRequest_Frame() {}
 
 // ConnectResponse is one server-to-client frame.
 type ConnectResponse struct {
@@ -656,7 +693,7 @@ var File_tether_v1_tether_service_proto protoreflect.FileDescriptor
 
 const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\xbe\x03\n" +
+	"\x1etether/v1/tether_service.proto\x12\ttether.v1\x1a\x16tether/v1/frames.proto\"\xae\x04\n" +
 	"\x0eConnectRequest\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.tether.v1.HelloH\x00R\x05hello\x12%\n" +
 	"\x04ping\x18\x02 \x01(\v2\x0f.tether.v1.PingH\x00R\x04ping\x12%\n" +
@@ -666,7 +703,10 @@ const file_tether_v1_tether_service_proto_rawDesc = "" +
 	"\tsubscribe\x18\x06 \x01(\v2\x14.tether.v1.SubscribeH\x00R\tsubscribe\x12:\n" +
 	"\vunsubscribe\x18\a \x01(\v2\x16.tether.v1.UnsubscribeH\x00R\vunsubscribe\x12(\n" +
 	"\x05close\x18\b \x01(\v2\x10.tether.v1.CloseH\x00R\x05close\x125\n" +
-	"\x05batch\x18\t \x01(\v2\x1d.tether.v1.ClientMessageBatchH\x00R\x05batchB\a\n" +
+	"\x05batch\x18\t \x01(\v2\x1d.tether.v1.ClientMessageBatchH\x00R\x05batch\x12>\n" +
+	"\rset_heartbeat\x18\n" +
+	" \x01(\v2\x17.tether.v1.SetHeartbeatH\x00R\fsetHeartbeat\x12.\n" +
+	"\asuspend\x18\v \x01(\v2\x12.tether.v1.SuspendH\x00R\asuspendB\a\n" +
 	"\x05frame\"\xa5\x03\n" +
 	"\x0fConnectResponse\x12.\n" +
 	"\awelcome\x18\x01 \x01(\v2\x12.tether.v1.WelcomeH\x00R\awelcome\x12%\n" +
@@ -728,12 +768,14 @@ var file_tether_v1_tether_service_proto_goTypes = []any{
 	(*Unsubscribe)(nil),        // 11: tether.v1.Unsubscribe
 	(*Close)(nil),              // 12: tether.v1.Close
 	(*ClientMessageBatch)(nil), // 13: tether.v1.ClientMessageBatch
-	(*Welcome)(nil),            // 14: tether.v1.Welcome
-	(*ServerMessage)(nil),      // 15: tether.v1.ServerMessage
-	(*GoAway)(nil),             // 16: tether.v1.GoAway
-	(*Error)(nil),              // 17: tether.v1.Error
-	(*Gap)(nil),                // 18: tether.v1.Gap
-	(*ServerMessageBatch)(nil), // 19: tether.v1.ServerMessageBatch
+	(*SetHeartbeat)(nil),       // 14: tether.v1.SetHeartbeat
+	(*Suspend)(nil),            // 15: tether.v1.Suspend
+	(*Welcome)(nil),            // 16: tether.v1.Welcome
+	(*ServerMessage)(nil),      // 17: tether.v1.ServerMessage
+	(*GoAway)(nil),             // 18: tether.v1.GoAway
+	(*Error)(nil),              // 19: tether.v1.Error
+	(*Gap)(nil),                // 20: tether.v1.Gap
+	(*ServerMessageBatch)(nil), // 21: tether.v1.ServerMessageBatch
 }
 var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	5,  // 0: tether.v1.ConnectRequest.hello:type_name -> tether.v1.Hello
@@ -745,25 +787,27 @@ var file_tether_v1_tether_service_proto_depIdxs = []int32{
 	11, // 6: tether.v1.ConnectRequest.unsubscribe:type_name -> tether.v1.Unsubscribe
 	12, // 7: tether.v1.ConnectRequest.close:type_name -> tether.v1.Close
 	13, // 8: tether.v1.ConnectRequest.batch:type_name -> tether.v1.ClientMessageBatch
-	14, // 9: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
-	6,  // 10: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
-	7,  // 11: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
-	15, // 12: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
-	9,  // 13: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
-	16, // 14: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
-	17, // 15: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
-	18, // 16: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
-	19, // 17: tether.v1.ConnectResponse.batch:type_name -> tether.v1.ServerMessageBatch
-	4,  // 18: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
-	0,  // 19: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
-	2,  // 20: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
-	1,  // 21: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
-	3,  // 22: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
-	21, // [21:23] is the sub-list for method output_type
-	19, // [19:21] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 9: tether.v1.ConnectRequest.set_heartbeat:type_name -> tether.v1.SetHeartbeat
+	15, // 10: tether.v1.ConnectRequest.suspend:type_name -> tether.v1.Suspend
+	16, // 11: tether.v1.ConnectResponse.welcome:type_name -> tether.v1.Welcome
+	6,  // 12: tether.v1.ConnectResponse.ping:type_name -> tether.v1.Ping
+	7,  // 13: tether.v1.ConnectResponse.pong:type_name -> tether.v1.Pong
+	17, // 14: tether.v1.ConnectResponse.message:type_name -> tether.v1.ServerMessage
+	9,  // 15: tether.v1.ConnectResponse.ack:type_name -> tether.v1.Ack
+	18, // 16: tether.v1.ConnectResponse.go_away:type_name -> tether.v1.GoAway
+	19, // 17: tether.v1.ConnectResponse.error:type_name -> tether.v1.Error
+	20, // 18: tether.v1.ConnectResponse.gap:type_name -> tether.v1.Gap
+	21, // 19: tether.v1.ConnectResponse.batch:type_name -> tether.v1.ServerMessageBatch
+	4,  // 20: tether.v1.PublishRequest.headers:type_name -> tether.v1.PublishRequest.HeadersEntry
+	0,  // 21: tether.v1.TetherService.Connect:input_type -> tether.v1.ConnectRequest
+	2,  // 22: tether.v1.TetherService.Publish:input_type -> tether.v1.PublishRequest
+	1,  // 23: tether.v1.TetherService.Connect:output_type -> tether.v1.ConnectResponse
+	3,  // 24: tether.v1.TetherService.Publish:output_type -> tether.v1.PublishResponse
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_service_proto_init() }
@@ -782,6 +826,8 @@ func file_tether_v1_tether_service_proto_init() {
 		(*ConnectRequest_Unsubscribe)(nil),
 		(*ConnectRequest_Close)(nil),
 		(*ConnectRequest_Batch)(nil),
+		(*ConnectRequest_SetHeartbeat)(nil),
+		(*ConnectRequest_Suspend)(nil),
 	}
 	file_tether_v1_tether_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),

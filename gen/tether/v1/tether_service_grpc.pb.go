@@ -42,7 +42,9 @@ type TetherServiceClient interface {
 	// means: reconnect with backoff (a delay that grows with each failed
 	// attempt, plus jitter) and resume (Hello.resume).
 	//
-	//	OK                  The client sent Close (the session is over); or
+	//	OK                  The client sent Close (the session is over), or
+	//	                    Suspend (the session waits, suspended: resume
+	//	                    it when the application comes back); or
 	//	                    the server sent GoAway first, and its reason
 	//	                    says what to do: DRAIN and MAX_AGE: reconnect
 	//	                    (any backend) and resume; CLOSED_BY_ADMIN: the
@@ -194,7 +196,9 @@ type TetherServiceServer interface {
 	// means: reconnect with backoff (a delay that grows with each failed
 	// attempt, plus jitter) and resume (Hello.resume).
 	//
-	//	OK                  The client sent Close (the session is over); or
+	//	OK                  The client sent Close (the session is over), or
+	//	                    Suspend (the session waits, suspended: resume
+	//	                    it when the application comes back); or
 	//	                    the server sent GoAway first, and its reason
 	//	                    says what to do: DRAIN and MAX_AGE: reconnect
 	//	                    (any backend) and resume; CLOSED_BY_ADMIN: the

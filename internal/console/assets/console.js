@@ -179,7 +179,7 @@ function drawOverview(root, o) {
     card("Health", el("div", { class: "big", id: "ready" }, o.ready ? "ready" : "not ready"),
       o.readyError ? el("div", { class: "error" }, o.readyError) : el("div", { class: "muted" }, "takes new sessions")),
     card("Sessions", el("div", { class: "big", id: "total" }, s.total || 0),
-      dl([["connected", s.connected || 0], ["detached", s.detached || 0], ["closed", s.closed || 0], ["open streams", o.streams]])),
+      dl([["connected", s.connected || 0], ["detached", s.detached || 0], ["suspended", s.suspended || 0], ["closed", s.closed || 0], ["open streams", o.streams]])),
     card("Broker", el("div", { class: "big" }, o.broker.name || "–"),
       el("div", { class: o.broker.ok ? "" : "error" }, o.broker.ok ? "healthy" : o.broker.error)),
     card("Profile", el("div", { class: "big" }, p.name),
@@ -254,7 +254,7 @@ function filters() {
   const q = state.query;
   const input = (key, label) => el("input", { id: "filter-" + key, placeholder: label, value: q[key], oninput: (ev) => { q[key] = ev.target.value; q.offset = 0; state.view(); } });
   const sel = el("select", { id: "filter-state", onchange: (ev) => { q.state = ev.target.value; q.offset = 0; state.view(); } },
-    ["", "connected", "detached", "closed"].map((v) => el("option", { value: v, selected: q.state === v }, v || "any state")));
+    ["", "connected", "detached", "suspended", "closed"].map((v) => el("option", { value: v, selected: q.state === v }, v || "any state")));
   return el("div", {}, el("h2", {}, "Sessions"), el("div", { class: "filters" }, input("client", "client id"), input("topic", "topic"), input("principal", "principal"), sel));
 }
 
@@ -321,11 +321,12 @@ const kindLabel = {
   connected: "connect", resumed: "resume", detached: "stream broke", heartbeat_missed: "heartbeat missed",
   rtt: "server ping → pong", ping: "client ping → pong",
   go_away: "go_away", error: "error", taken_over: "taken over", closed: "closed", log_overflow: "gap: log overflow",
+  suspended: "suspended by the app", heartbeat_changed: "heartbeat interval changed",
 };
 
 function legend() {
   const item = (kind) => el("span", {}, svg("svg", { width: 10, height: 10 }, svg("circle", { cx: 5, cy: 5, r: 4, class: "ev-" + kind })), " " + kindLabel[kind]);
-  return el("div", { class: "legend" }, ["connected", "resumed", "rtt", "ping", "heartbeat_missed", "go_away", "detached", "log_overflow", "closed"].map(item),
+  return el("div", { class: "legend" }, ["connected", "resumed", "rtt", "ping", "heartbeat_missed", "heartbeat_changed", "go_away", "suspended", "detached", "log_overflow", "closed"].map(item),
     el("span", {}, svg("svg", { width: 14, height: 10 }, svg("rect", { width: 14, height: 10, class: "gap" })), " detached (gap)"));
 }
 
