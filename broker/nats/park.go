@@ -181,7 +181,7 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		}
 		return 0, b.purgeSubject(pctx, subj, bd.drained+1)
 	}
-	ok, err := b.claimParked(ctx, addr, msgs[0].sseq, msgs[len(msgs)-1].sseq)
+	ok, claimSeq, err := b.claimParked(ctx, addr, msgs[0].sseq, msgs[len(msgs)-1].sseq)
 	switch {
 	case err != nil:
 		return 0, err
@@ -214,6 +214,7 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 		done = pm.sseq
 	}
 	if done == 0 {
+		b.letGo(ctx, addr, claimSeq, 0)
 		return 0, refused
 	}
 	bd.drained = done
@@ -228,7 +229,30 @@ func (b *Broker) drainOnceLocked(ctx context.Context, addr broker.Address, bd *b
 	}
 	pctx, cancel := b.bound(ctx)
 	defer cancel()
-	return n, errors.Join(b.purgeSubject(pctx, subj, done+1), refused)
+	perr := b.purgeSubject(pctx, subj, done+1)
+	if perr == nil && refused != nil {
+		b.letGo(ctx, addr, claimSeq, done)
+	}
+	return n, errors.Join(perr, refused)
+}
+
+// letGo gives up this node's claim (published at claimSeq) on addr's
+// parked messages after the one at stream seq done, which it found no
+// session for here (the session moved on), and pokes the other nodes:
+// the node that holds the session delivers them now, not once the claim
+// would have ended. Delivered ones (up to done) are purged already.
+func (b *Broker) letGo(ctx context.Context, addr broker.Address, claimSeq, done uint64) {
+	c := claim{instance: b.instance, upTo: done, until: time.Now()}
+	if _, err := b.publishClaim(ctx, b.subj.parkClaim(addr), c, claimSeq); err != nil {
+		// Another node wrote the claim since (it stands on its own), or
+		// NATS failed: the claim then ends on its own, as before.
+		b.o.Logger.Debug("tether: nats broker: giving up a claim on parked messages failed", "target", addr.Kind.String(), "err", err)
+		return
+	}
+	route, _ := b.subj.route(addr)
+	if err := b.nc.PublishMsg(&nats.Msg{Subject: route, Header: nats.Header{hdrOp: []string{opPoke}}}); err != nil {
+		b.o.Logger.Debug("tether: nats broker: poke failed", "err", err)
+	}
 }
 
 // storeLogs waits for the log appends issued after mark, then writes again
@@ -253,13 +277,13 @@ func (b *Broker) storeLogs(ctx context.Context, mark uint64) error {
 // claimParked claims addr's parked messages up to stream seq last, the
 // first still parked being first. It returns ok false when another node's
 // claim stands on some of them (and pokes this node when it ends).
-func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, last uint64) (ok bool, err error) {
+func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, last uint64) (ok bool, seq uint64, err error) {
 	subj := b.subj.parkClaim(addr)
 	for range claimAttempts {
 		var prev claim
 		m, found, err := b.get(ctx, subj)
 		if err != nil {
-			return false, fmt.Errorf("tether/broker/nats: reading the claim on parked messages: %w", err)
+			return false, 0, fmt.Errorf("tether/broker/nats: reading the claim on parked messages: %w", err)
 		}
 		if found {
 			prev, found = decodeClaim(m.Data, m.Sequence)
@@ -272,32 +296,37 @@ func (b *Broker) claimParked(ctx context.Context, addr broker.Address, first, la
 			// delivered before.
 		case time.Now().Before(prev.until):
 			b.pokeAt(addr, prev.until)
-			return false, nil
+			return false, 0, nil
 		default:
 			// The claimer died before purging: deliver its messages.
 			b.o.Logger.Warn("tether: nats broker: delivering parked messages whose claimer did not finish", "target", addr.Kind.String())
 		}
 		c := claim{instance: b.instance, upTo: last, until: time.Now().Add(b.claimTTL())}
-		err = b.publishClaim(ctx, subj, c, prev.seq)
+		seq, err := b.publishClaim(ctx, subj, c, prev.seq)
 		if err == nil {
-			return true, nil
+			return true, seq, nil
 		}
 		if !wrongLast(err) {
-			return false, fmt.Errorf("tether/broker/nats: claiming parked messages: %w", err)
+			return false, 0, fmt.Errorf("tether/broker/nats: claiming parked messages: %w", err)
 		}
 		// Another node claimed meanwhile: look again.
 	}
-	return false, fmt.Errorf("tether/broker/nats: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
+	return false, 0, fmt.Errorf("tether/broker/nats: claiming parked messages for %s: %d attempts lost to other nodes", addr.Kind, claimAttempts)
 }
 
-func (b *Broker) publishClaim(ctx context.Context, subj string, c claim, prevSeq uint64) error {
+// publishClaim writes c on subj if the subject's last message is at
+// prevSeq, and returns the new message's seq.
+func (b *Broker) publishClaim(ctx context.Context, subj string, c claim, prevSeq uint64) (uint64, error) {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: c.encode()},
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: c.encode()},
 		jetstream.WithExpectStream(b.subj.kvStream),
 		jetstream.WithExpectLastSequencePerSubject(prevSeq),
 		jetstream.WithMsgTTL(b.claimTTL().Round(time.Second)+time.Second))
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // pokeAt pokes this node for addr at t, so that it drains again once

@@ -208,3 +208,30 @@ func TestParkedRefusedStaysParked(t *testing.T) {
 		t.Errorf("delivered %v; want %v", order, want)
 	}
 }
+
+// A node that claims parked messages and finds no session here for them
+// (the session moved on) gives its claim up at once: the node that holds
+// the session delivers them now, not once the claim would have ended
+// (3 × Timeout later).
+func TestParkedClaimerWithoutTheSessionLetsGo(t *testing.T) {
+	bs, rs := moveNodes(t, "A", "B", "P")
+	a, b, p, ra, rb := bs[0], bs[1], bs[2], rs[0], rs[1]
+	addr := broker.Session("s1")
+	const n = 3
+	parkFor(t, p, addr, "s1", "", n)
+	ra.refuse = func(*broker.Message) bool { return true } // no session on A
+	must(t, a.Bind(t.Context(), addr))
+	if c := countAll(addr, n, ra); c[0] != 0 {
+		t.Fatalf("A took %v", c)
+	}
+	// Well before A's claim would end (3 × Timeout): as B binds, or as
+	// A's poke reaches it.
+	must(t, b.Bind(t.Context(), addr))
+	deadline := time.Now().Add(natsbroker.DefaultTimeout)
+	for c := countAll(addr, n, rb); !slices.Equal(c, []int{1, 1, 1}); c = countAll(addr, n, rb) {
+		if time.Now().After(deadline) {
+			t.Fatalf("B delivered the parked messages %v times within %v; want each once (A's claim should be given up)", c, natsbroker.DefaultTimeout)
+		}
+		time.Sleep(10 * time.Millisecond) // as awaitCounts polls
+	}
+}
