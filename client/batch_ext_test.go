@@ -30,19 +30,7 @@ func TestHelloAsksForBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
-				hellos := make(chan *tetherv1.Hello, 1)
-				f := &flowFake{script: func(_ int, h *tetherv1.Hello, st *flowStream) error {
-					hellos <- h
-					if err := st.welcome(nil); err != nil {
-						return err
-					}
-					return st.serve(nil)
-				}}
-				s := flowSession(t, f, tc.opts...)
-				if err := s.Connect(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				if got := (<-hellos).GetMaxBatch(); got != tc.want {
+				if got := firstHello(t, tc.opts...).GetMaxBatch(); got != tc.want {
 					t.Fatalf("Hello.max_batch = %d, want %d", got, tc.want)
 				}
 			})

@@ -187,19 +187,7 @@ func TestHelloAsksForTheReceiveWindow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
-				hellos := make(chan *tetherv1.Hello, 1)
-				f := &flowFake{script: func(_ int, h *tetherv1.Hello, st *flowStream) error {
-					hellos <- h
-					if err := st.welcome(nil); err != nil {
-						return err
-					}
-					return st.serve(nil)
-				}}
-				s := flowSession(t, f, tc.opts...)
-				if err := s.Connect(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				w := (<-hellos).GetReceiveWindow()
+				w := firstHello(t, tc.opts...).GetReceiveWindow()
 				if w.GetMessages() != tc.msgs || w.GetBytes() != tc.bytes {
 					t.Fatalf("Hello.receive_window = %v; want %d messages, %d bytes", w, tc.msgs, tc.bytes)
 				}
@@ -726,4 +714,23 @@ func TestSendOutlastsAConsumerStoppedForFiveSeconds(t *testing.T) {
 			t.Fatalf("WithOnSendError saw %v", reported)
 		}
 	})
+}
+
+// firstHello connects a session made with opts to a fake server, in the
+// bubble, and returns the Hello it sent.
+func firstHello(t *testing.T, opts ...client.Option) *tetherv1.Hello {
+	t.Helper()
+	hellos := make(chan *tetherv1.Hello, 1)
+	f := &flowFake{script: func(_ int, h *tetherv1.Hello, st *flowStream) error {
+		hellos <- h
+		if err := st.welcome(nil); err != nil {
+			return err
+		}
+		return st.serve(nil)
+	}}
+	s := flowSession(t, f, opts...)
+	if err := s.Connect(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return <-hellos
 }
