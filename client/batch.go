@@ -1,9 +1,6 @@
 package client
 
 import (
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
@@ -35,8 +32,7 @@ func (b *batchFrame) fill(waiting []*pending, maxBatch, maxFrame int) (*tetherv1
 	}
 	msgs, payload, size := b.batch.Messages[:0], 0, frameOverhead
 	for _, p := range waiting[:min(len(waiting), maxBatch)] {
-		n := proto.Size(&p.msg)
-		n += 1 + protowire.SizeVarint(uint64(n)) // its tag and length in the batch
+		n := p.bound // its tag and length in the batch included
 		if len(msgs) > 0 && (payload+len(p.msg.Payload) > batchBytes || maxFrame > 0 && size+n > maxFrame) {
 			break
 		}

@@ -20,8 +20,11 @@ type pending struct {
 	// allocation too: the writer sends it as it is, every time.
 	frame tetherv1.ConnectRequest
 	in    tetherv1.ConnectRequest_Message
-	// to is msg's target, in the same allocation too (see fillTarget).
-	to    target
+	// to is msg's target, in the same allocation too (see fillProto).
+	to target
+	// bound bounds msg's encoded size with its seq, as a message frame or
+	// in a batch (frameBound); the writer fills batches by it.
+	bound int
 	done  bool          // handled, or lost for good
 	err   error         // before done: the server's refusal of this send, if any; once done: why it was lost
 	acked chan struct{} // made for SendWait only; closed when done
@@ -91,7 +94,7 @@ func (o *outbox) init(size int, policy FullPolicy, retry SendRetry) {
 // push queues m, applying the full policy;
 // waited says that the caller waits for the outcome (SendWait, Request).
 func (o *outbox) push(ctx context.Context, m Message, done <-chan struct{}, waited bool) (*pending, error) {
-	p := &pending{waited: waited}
+	p := &pending{waited: waited, bound: frameBound(m) + maxSeqBytes}
 	fillProto(&p.msg, m, &p.to)
 	// A caller waits for the server's ack: the server acks it at once
 	// instead of in a batch.
