@@ -147,7 +147,24 @@ type xsession struct {
 	id  string
 	mu  sync.Mutex
 	c   system.Client
+	up  chan struct{} // closed while c is connected; a raw redial replaces it
 	got map[string]int
+}
+
+// client waits until the session is connected (a raw session redials after
+// its stream fails) and returns its client.
+func (s *xsession) client(ctx context.Context) (system.Client, error) {
+	s.mu.Lock()
+	up := s.up
+	s.mu.Unlock()
+	select {
+	case <-up:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c, nil
 }
 
 // xclient opens sessions and holds them; commands on stdin:
@@ -228,6 +245,10 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 			}
 			errs.Add(1)
 			_ = c.Close()
+			down := make(chan struct{})
+			s.mu.Lock()
+			s.up = down
+			s.mu.Unlock()
 			for !closing.Load() {
 				ceil := min(time.Second<<min(attempt, 5), 30*time.Second)
 				attempt++
@@ -241,6 +262,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 					s.mu.Lock()
 					s.c = nc
 					s.mu.Unlock()
+					close(down)
 					break
 				}
 			}
@@ -268,7 +290,9 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 				} else {
 					var c system.Client
 					if c, err = sys.Dial(dctx, *addr, system.ClientOptions{ID: id, Profile: p, Heartbeat: *hb}); err == nil {
-						s := &xsession{id: id, c: c, got: map[string]int{}}
+						up := make(chan struct{})
+						close(up)
+						s := &xsession{id: id, c: c, up: up, got: map[string]int{}}
 						sessions[i] = s
 						readers.Add(1)
 						go read(s)
@@ -329,9 +353,15 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 			var sw sync.WaitGroup
 			for _, s := range sessions {
 				sw.Go(func() {
-					s.mu.Lock()
-					c := s.c
-					s.mu.Unlock()
+					// A raw session that is redialing has nothing to
+					// send on: wait for it, as an application would.
+					wctx, cancel := context.WithTimeout(ctx, time.Minute)
+					defer cancel()
+					c, err := s.client(wctx)
+					if err != nil {
+						errs.Add(1)
+						return
+					}
 					if f[0] == "burst" {
 						if c.Send(ctx, system.Burst(round, k, 0)) != nil {
 							errs.Add(1)
