@@ -85,9 +85,10 @@
 // than [WithReceiveWindow] (1024 messages, 4 MiB of payload by default)
 // sent and unacknowledged on a stream, and the server grants a window
 // (Welcome.receive_window) within its bounds. The session acks as soon as
-// half the granted window was taken by the application and not acked, and
-// 250ms after the first such message otherwise, so a reader that keeps up
-// never stalls and never waits for the timer. A slow reader loses nothing
+// half the granted window was taken by the application and not acked, so
+// a reader that keeps up never stalls and never waits for a timer;
+// otherwise with the next frame the session sends anyway (a ping, a
+// message), and 2s after the first such message at the latest. A slow reader loses nothing
 // on its way: what the window holds back waits in the session's outbound
 // log on the server. When that log is full, the server's overflow policy
 // applies (Welcome.limits.overflow_policy): by default a sender's message

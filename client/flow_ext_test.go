@@ -210,7 +210,7 @@ func TestReceiveWindowIsValidated(t *testing.T) {
 }
 
 // The session acks once half the granted window, in messages or in bytes,
-// was taken by the application and not acked, and on its 250ms timer
+// was taken by the application and not acked, and on its 2s timer
 // otherwise; the window granted in Welcome counts, not the one asked.
 func TestAcksAtHalfTheGrantedWindow(t *testing.T) {
 	t.Parallel()
@@ -250,15 +250,75 @@ func TestAcksAtHalfTheGrantedWindow(t *testing.T) {
 					t.Fatalf("acks after %d taken: %s; want %s at once", tc.atOnce, a, want)
 				}
 				receiveN(t, s, tc.later-tc.atOnce)
-				time.Sleep(249 * time.Millisecond)
+				time.Sleep(2*time.Second - time.Millisecond)
 				synctest.Wait()
 				if a, want := got.String(), fmt.Sprintf("[%d]", tc.atOnce); a != want {
-					t.Fatalf("acks 249ms after %d taken: %s; want %s", tc.later, a, want)
+					t.Fatalf("acks 1.999s after %d taken: %s; want %s", tc.later, a, want)
 				}
 				time.Sleep(time.Millisecond)
 				synctest.Wait()
 				if a, want := got.String(), fmt.Sprintf("[%d %d]", tc.atOnce, tc.later); a != want {
-					t.Fatalf("acks 250ms after %d taken: %s; want %s", tc.later, a, want)
+					t.Fatalf("acks 2s after %d taken: %s; want %s", tc.later, a, want)
+				}
+			})
+		})
+	}
+}
+
+// A delayed ack does not wait for its 2s timer when the writer sends
+// anyway: it goes right behind the session's next message, or with its
+// next ping (due half the 2s interval after the Welcome).
+func TestDelayedAckRidesWithTheNextFrame(t *testing.T) {
+	t.Parallel()
+	for _, rider := range []string{"message", "ping"} {
+		t.Run(rider, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				var (
+					mu     sync.Mutex
+					frames []string
+				)
+				start := time.Now()
+				f := &flowFake{script: func(_ int, _ *tetherv1.Hello, st *flowStream) error {
+					if err := st.welcome(func(w *tetherv1.Welcome) {
+						w.ReceiveWindow = &tetherv1.ReceiveWindow{Messages: 100, Bytes: 1 << 20}
+						w.HeartbeatInterval = durationpb.New(2 * time.Second)
+					}); err != nil {
+						return err
+					}
+					if err := st.push(1, "x"); err != nil {
+						return err
+					}
+					return st.serve(func(f *tetherv1.ConnectRequest) error {
+						mu.Lock()
+						defer mu.Unlock()
+						switch {
+						case f.GetAck() != nil:
+							frames = append(frames, fmt.Sprintf("ack %d at %v", f.GetAck().GetSeq(), time.Since(start)))
+						case f.GetMessage() != nil:
+							frames = append(frames, fmt.Sprintf("message at %v", time.Since(start)))
+						}
+						return nil
+					})
+				}}
+				s := flowSession(t, f)
+				receiveN(t, s, 1)
+				want := "ack 1 at 1s"
+				if rider == "message" {
+					time.Sleep(500 * time.Millisecond)
+					if err := s.Send(t.Context(), client.Message{Topic: "t", Payload: []byte("m")}); err != nil {
+						t.Fatal(err)
+					}
+					want = "message at 500ms, ack 1 at 500ms"
+				} else {
+					time.Sleep(time.Second)
+				}
+				synctest.Wait()
+				mu.Lock()
+				got := strings.Join(frames, ", ")
+				mu.Unlock()
+				if got != want {
+					t.Fatalf("frames: %s; want %s", got, want)
 				}
 			})
 		})
@@ -364,7 +424,7 @@ func TestGapReportsTheUnreceivedSeqsAtOnce(t *testing.T) {
 		if got := fmt.Sprint(receiveN(t, s, 4)); got != "[1:m 2:m 3:m 7:m]" {
 			t.Fatalf("received %s", got)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(2 * time.Second) // the ack delay
 		synctest.Wait()
 		if a := got.String(); a != "[7]" {
 			t.Fatalf("acks %s; want [7]", a)

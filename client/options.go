@@ -380,8 +380,9 @@ const (
 //
 // The session acknowledges what the application took (Receive, or a
 // Request's reply): as soon as half the granted window, in messages or in
-// bytes, was taken and not yet acknowledged, and 250ms after the first
-// such message otherwise. So a reader that keeps up never stalls, and the
+// bytes, was taken and not yet acknowledged; otherwise with the next frame
+// the session sends anyway (a ping, a message), and 2s after the first such
+// message at the latest. So a reader that keeps up never stalls, and the
 // server holds back only what a slow reader has not taken. One stream
 // carries at most about a window per round trip: raise it on a link with
 // a long round trip. Both numbers must be between 1 and 4294967295. The

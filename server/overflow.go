@@ -100,8 +100,11 @@ func (p OverflowPolicy) proto() tetherv1.OverflowPolicy {
 }
 
 // fullRetryDelay is the RetryInfo delay of a message refused because its
-// target's log is full: the log empties as the client acknowledges, and
-// the Go SDK acknowledges at least every 250 ms while it reads.
+// target's log is full: the log empties as the client acknowledges. A
+// reader that keeps up acks each half window it takes, so a retry soon
+// finds room; a slow one (the Go SDK acks it within 2 s) frees what it
+// took by then, and a sender that retries at this pace keeps the log full
+// without waiting longer than the reader makes it.
 const fullRetryDelay = 250 * time.Millisecond
 
 // fullError is the error of a message refused by a full outbound log: a

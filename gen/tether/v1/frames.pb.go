@@ -113,10 +113,14 @@
 // without one gets the server's default, tether's: 256 messages, 1 MiB).
 // A message larger than the byte window is sent when nothing else is in
 // flight. Everything else waits in the session's outbound log, and a
-// resume's replay obeys the window too. So that a reader that keeps up never stalls, acknowledge
-// once half the window is outstanding, and after a short delay otherwise
-// (the Go SDK: 250 ms). A client that never acks gets one window and then
-// nothing more, until it acks or resumes: it is not cut off for that.
+// resume's replay obeys the window too. So that a reader that keeps up
+// never stalls, acknowledge once half the window is outstanding. Otherwise
+// an ack only lets the server drop what it keeps for a resume (a resume
+// replays from Resume.last_received_seq, not from the last ack), so it may
+// wait: the Go SDK sends it with the next frame it writes anyway (a ping, a
+// pong, a message) and 2 s after the first message it has not acked at the
+// latest. A client that never acks gets one window and then nothing more,
+// until it acks or resumes: it is not cut off for that.
 //
 // The outbound log is bounded: Limits.max_outbound_queue messages and
 // Limits.max_outbound_bytes payload bytes, sent and unacknowledged or
