@@ -373,10 +373,23 @@ func (bs *backends) heardEnough(all bool) bool {
 // the new watch answers, b counts as unreachable, as it just proved: so
 // its first SERVING answer ends the wait of a session about to retry.
 func (bs *backends) reset(b *backend) {
+	bs.redial(b, func(b *backend) { b.health, b.reported = healthUnreachable, true })
+}
+
+// renew drops b's connection, which the server called old (go_away
+// MAX_AGE), and dials it afresh; b's health stands. grpc-go keeps the old
+// connection until its own GOAWAY and grace, and a stream opened on it
+// gets only a short life from the server (see server.maxAgeAt): it would
+// be sent away again, a reconnect (a phone's radio wake-up) for nothing.
+func (bs *backends) renew(b *backend) { bs.redial(b, func(*backend) {}) }
+
+// redial closes b's connection, applies mark to b and, while b is still
+// one of the backends, builds its connection and health watch anew.
+func (bs *backends) redial(b *backend, mark func(*backend)) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	b.close()
-	b.set(func(b *backend) { b.health, b.reported = healthUnreachable, true })
+	b.set(mark)
 	if !bs.closed && slices.Contains(bs.list, b) {
 		_ = bs.startLocked(b) // an error here is the next pick's to report
 	}

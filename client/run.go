@@ -218,10 +218,13 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		// not held against the backend, which still holds the session.
 		b.set(func(b *backend) { b.avoidUntil = time.Now().Add(s.cfg.backoff.Cap) })
 	}
-	if errors.Is(c.err, errHeartbeat) || ga != nil && ga.Reason == GoAwayHeartbeatTimeout {
+	switch {
+	case errors.Is(c.err, errHeartbeat) || ga != nil && ga.Reason == GoAwayHeartbeatTimeout:
 		// Its connection is as dead as the stream (in one direction, when
 		// the server heard nothing): dial afresh.
 		s.backends.reset(b)
+	case ga != nil && ga.Reason == GoAwayMaxAge:
+		s.backends.renew(b) // the connection is old: the next stream goes on a new one
 	}
 	return true, c.healthyFor(connectedAt), c.err
 }

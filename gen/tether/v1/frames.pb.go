@@ -405,7 +405,10 @@ const (
 	// backend after retry_after + jitter and resume.
 	GoAwayReason_GO_AWAY_REASON_DRAIN GoAwayReason = 1
 	// The stream reached its maximum age. Reconnect (any backend) and resume:
-	// this rebalances long-lived streams.
+	// this rebalances long-lived streams. Reconnect on a new connection: the
+	// age is the connection's, and a stream opened on the old one gets only
+	// a short life (half the profile's MaxConnectionAgeGrace) before another
+	// MAX_AGE.
 	GoAwayReason_GO_AWAY_REASON_MAX_AGE GoAwayReason = 2
 	// A newer stream took over this session, or a newer session took over
 	// this client id. Do not reconnect: someone else holds the session now.
