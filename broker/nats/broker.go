@@ -90,6 +90,9 @@ type Broker struct {
 
 	logMu sync.Mutex
 	logs  map[string]*logState
+	// nodeLogs are the logs in DurabilityNode (nodelog.go); logs stays
+	// empty then.
+	nodeLogs nodeLogs
 	reads map[string]readMark // logs read, not written here (see loadOwn)
 
 	pendMu   sync.Mutex
@@ -186,6 +189,7 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		b.shards[i] = make(chan *nats.Msg, dispatchBuffer)
 	}
 	b.appends.wake = make(chan struct{}, 1)
+	b.nodeLogs.wake = make(chan struct{}, 1)
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -242,6 +246,10 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 	}
 	go b.answer()
 	go b.purges.run()
+	if b.o.Durability == DurabilityNode {
+		b.wg.Add(1)
+		go b.writeHorizons()
+	}
 	b.setHealth(nil)
 	return nil
 }
@@ -477,6 +485,9 @@ func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
 // retireLog flushes this node's writes to a session's log (appends and
 // trims) to JetStream and forgets its copy.
 func (b *Broker) retireLog(ctx context.Context, id string) error {
+	if b.o.Durability == DurabilityNode {
+		return b.retireNodeLog(ctx, id)
+	}
 	b.logMu.Lock()
 	st := b.logs[id]
 	delete(b.logs, id)
@@ -829,6 +840,7 @@ func (b *Broker) Close() error {
 	b.asker.stop()
 	close(b.done)
 	b.wg.Wait()
+	b.closeNodeLogs() // their waits would hold settle up
 	if b.started.Load() {
 		ctx, cancel := b.bound(context.Background())
 		_ = b.settle(ctx)
