@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
 )
 
 // guardPeriod is how long after binding a session or client address a node
@@ -93,7 +94,10 @@ type Broker struct {
 	// nodeLogs are the logs in DurabilityNode (nodelog.go); logs stays
 	// empty then.
 	nodeLogs nodeLogs
-	reads map[string]readMark // logs read, not written here (see loadOwn)
+	// local, in DurabilityNode, keeps the idempotency keys (Seen) in this
+	// node's memory.
+	local *memory.Broker
+	reads    map[string]readMark // logs read, not written here (see loadOwn)
 
 	pendMu   sync.Mutex
 	issued   uint64              // appends issued so far
@@ -190,6 +194,9 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 	}
 	b.appends.wake = make(chan struct{}, 1)
 	b.nodeLogs.wake = make(chan struct{}, 1)
+	if o.Durability == DurabilityNode {
+		b.local = memory.New()
+	}
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -841,6 +848,9 @@ func (b *Broker) Close() error {
 	close(b.done)
 	b.wg.Wait()
 	b.closeNodeLogs() // their waits would hold settle up
+	if b.local != nil {
+		_ = b.local.Close()
+	}
 	if b.started.Load() {
 		ctx, cancel := b.bound(context.Background())
 		_ = b.settle(ctx)
