@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tetherhq/tether/broker"
+	natsbroker "github.com/tetherhq/tether/broker/nats"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/internal/natstest"
 	"github.com/tetherhq/tether/profile"
@@ -20,7 +21,8 @@ import (
 // BenchmarkPublish measures Publish to a client id whose session a
 // connected SDK client reads, from the publish call to the message taken by
 // the client: on the in-memory broker, on NATS from the node holding the
-// session, and on NATS from another node. Sequential publishes wait for
+// session, and on NATS from another node, in both durability modes
+// (nats: DurabilityCluster, nats-core: DurabilityNode). Sequential publishes wait for
 // each to be stored; parallel ones (16 publishers) overlap.
 //
 //	go test -run '^$' -bench Publish -benchtime 2000x ./broker/nats/
@@ -41,6 +43,15 @@ func BenchmarkPublish(b *testing.B) {
 		{"nats/other-node", func(b *testing.B) (*server.Server, *server.Server, string) {
 			n := startNode(b, "a", urls, 1)
 			p := startNode(b, "b", urls, 1)
+			return n.srv, p.srv, n.addr
+		}},
+		{"nats-core/same-node", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodeWith(b, "a", urls, nodeDurability())
+			return n.srv, n.srv, n.addr
+		}},
+		{"nats-core/other-node", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodeWith(b, "a", urls, nodeDurability())
+			p := startNodeWith(b, "b", urls, nodeDurability())
 			return n.srv, p.srv, n.addr
 		}},
 	}
@@ -168,6 +179,15 @@ func BenchmarkRelay(b *testing.B) {
 			p := startNode(b, "b", urls, 1)
 			return p.addr, n.addr
 		}},
+		{"nats-core/same-node", func(b *testing.B) (string, string) {
+			n := startNodeWith(b, "a", urls, nodeDurability())
+			return n.addr, n.addr
+		}},
+		{"nats-core/other-node", func(b *testing.B) (string, string) {
+			n := startNodeWith(b, "a", urls, nodeDurability())
+			p := startNodeWith(b, "b", urls, nodeDurability())
+			return p.addr, n.addr
+		}},
 	}
 	payload := make([]byte, 64)
 	for _, s := range setups {
@@ -257,4 +277,9 @@ func BenchmarkPublishSessions(b *testing.B) {
 			publishers.Wait() // the last replies may trail the deliveries
 		})
 	}
+}
+
+// nodeDurability returns the broker options of startNode in DurabilityNode.
+func nodeDurability() natsbroker.Options {
+	return natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet(), Durability: natsbroker.DurabilityNode}
 }
