@@ -91,13 +91,14 @@ type Broker struct {
 
 	logMu sync.Mutex
 	logs  map[string]*logState
+	reads map[string]readMark // logs read, not written here (see loadOwn)
+
 	// nodeLogs are the logs in DurabilityNode (nodelog.go); logs stays
 	// empty then.
 	nodeLogs nodeLogs
 	// local, in DurabilityNode, keeps the idempotency keys (Seen) in this
 	// node's memory.
 	local *memory.Broker
-	reads    map[string]readMark // logs read, not written here (see loadOwn)
 
 	pendMu   sync.Mutex
 	issued   uint64              // appends issued so far
