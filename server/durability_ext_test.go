@@ -127,3 +127,24 @@ func TestNodeDurabilityRoutesInOrder(t *testing.T) {
 	for from.ackFrame().GetSeq() < n { // each within waitLong
 	}
 }
+
+// A fresh session that takes a client id over on another node, from a
+// session whose node died, inherits nothing (the log was in that node's
+// memory) and is told what was dropped: everything after the last
+// acknowledged seq, up to what the dead node may have used.
+func TestNodeDurabilityTakeoverAfterNodeDeathReportsWhatWasDropped(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	a, b := startNodeDurable(t, ns.URL(), "a"), startNodeDurable(t, ns.URL(), "b")
+	w1 := detachedWithQueued(t, a, b)
+	a.nc.Close() // gone from NATS at once, as a crash
+	a.tn.Kill()
+
+	c := b.dial(t, "p")
+	took := c.open(&tetherv1.Hello{ClientId: "dev"}).GetTookOver()
+	if took.GetSessionId() != w1.GetSessionId() || took.GetInherited() != 0 || took.GetDropped().GetFirst() != 3 || took.GetDropped().GetLast() < 7 {
+		t.Fatalf("took_over %v; want session %s, 0 inherited, dropped from 3 to at least 7", took, w1.GetSessionId())
+	}
+	b.publishRetrying(t, "dev", "m8")
+	c.expectMessages(1, "m8")
+}
