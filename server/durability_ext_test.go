@@ -21,7 +21,8 @@ func startNodeDurable(t *testing.T, url, id string) *natsNode {
 	return startNATSNodeWith(t, url, id, natsbroker.Options{Durability: natsbroker.DurabilityNode}, noMaxAge())
 }
 
-// detachedWithQueued opens a session of client id "dev" on holder, has
+// detachedWithQueued opens a session of client id "dev" on holder (its
+// Welcome tells the client to come back there: resume_anywhere false), has
 // publisher send it m1..m5 (received, m1 and m2 acknowledged), ends its
 // stream and has publisher send m6 and m7, queued on holder for the
 // session. It returns the first Welcome.
@@ -29,6 +30,9 @@ func detachedWithQueued(t *testing.T, holder, publisher *natsNode) *tetherv1.Wel
 	t.Helper()
 	c := holder.dial(t, "p")
 	w := c.open(&tetherv1.Hello{ClientId: "dev"})
+	if w.GetResumeAnywhere() {
+		t.Error("Welcome.resume_anywhere is true; want false: only the holder resumes the session without loss")
+	}
 	publisher.publishTo(t, "dev", payloads(1, 5)...)
 	c.expectMessages(1, payloads(1, 5)...)
 	c.send(ack(2))
