@@ -54,6 +54,14 @@ func BenchmarkPublish(b *testing.B) {
 			p := startNodeWith(b, "b", urls, nodeDurability())
 			return n.srv, p.srv, n.addr
 		}},
+		{"nats/same-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
+			return n.srv, n.srv, n.addr
+		}},
+		{"nats-core/same-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodePastGuard(b, "a", urls, nodeDurability())
+			return n.srv, n.srv, n.addr
+		}},
 	}
 	payload := make([]byte, 64)
 	for _, s := range setups {
@@ -188,6 +196,14 @@ func BenchmarkRelay(b *testing.B) {
 			p := startNodeWith(b, "b", urls, nodeDurability())
 			return p.addr, n.addr
 		}},
+		{"nats/same-node/past-guard", func(b *testing.B) (string, string) {
+			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
+			return n.addr, n.addr
+		}},
+		{"nats-core/same-node/past-guard", func(b *testing.B) (string, string) {
+			n := startNodePastGuard(b, "a", urls, nodeDurability())
+			return n.addr, n.addr
+		}},
 	}
 	payload := make([]byte, 64)
 	for _, s := range setups {
@@ -282,4 +298,19 @@ func BenchmarkPublishSessions(b *testing.B) {
 // nodeDurability returns the broker options of startNode in DurabilityNode.
 func nodeDurability() natsbroker.Options {
 	return natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet(), Durability: natsbroker.DurabilityNode}
+}
+
+// startNodePastGuard starts node id as startNodeWith does, with a guard
+// period after a bind (see natsbroker.SetGuardPeriod) of a millisecond
+// instead of 10 seconds: its sessions are measured as a session older than
+// 10 seconds is served, without a check for parked messages before each
+// delivery.
+func startNodePastGuard(b *testing.B, id, urls string, o natsbroker.Options) *node {
+	b.Helper()
+	nb, err := natsbroker.Connect(urls, o)
+	if err != nil {
+		b.Fatalf("node %s: %v", id, err)
+	}
+	natsbroker.SetGuardPeriod(nb, time.Millisecond)
+	return startNodeOn(b, id, nb)
 }
