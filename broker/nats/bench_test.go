@@ -22,7 +22,8 @@ import (
 // connected SDK client reads, from the publish call to the message taken by
 // the client: on the in-memory broker, on NATS from the node holding the
 // session, and on NATS from another node, in both durability modes
-// (nats: DurabilityCluster, nats-core: DurabilityNode). Sequential publishes wait for
+// (nats: DurabilityCluster, nats-core: DurabilityNode), then past the
+// guard period after a bind (see startNodePastGuard). Sequential publishes wait for
 // each to be stored; parallel ones (16 publishers) overlap.
 //
 //	go test -run '^$' -bench Publish -benchtime 2000x ./broker/nats/
@@ -61,6 +62,16 @@ func BenchmarkPublish(b *testing.B) {
 		{"nats-core/same-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
 			n := startNodePastGuard(b, "a", urls, nodeDurability())
 			return n.srv, n.srv, n.addr
+		}},
+		{"nats/other-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
+			p := startNode(b, "b", urls, 1)
+			return n.srv, p.srv, n.addr
+		}},
+		{"nats-core/other-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
+			n := startNodePastGuard(b, "a", urls, nodeDurability())
+			p := startNodeWith(b, "b", urls, nodeDurability())
+			return n.srv, p.srv, n.addr
 		}},
 	}
 	payload := make([]byte, 64)
@@ -165,7 +176,9 @@ func connect(b *testing.B, addr, id string) *client.Session {
 // process so that it can be profiled: an SDK session sends b.N messages
 // flat out to another session's client id, on one node (the memory broker,
 // or NATS) or across two NATS nodes, and the benchmark ends when the last
-// has arrived.
+// has arrived; nats is DurabilityCluster, nats-core DurabilityNode, and
+// past-guard the same with the guard period after a bind passed (see
+// startNodePastGuard).
 //
 //	go test -run '^$' -bench Relay -benchtime 5000x ./broker/nats/
 func BenchmarkRelay(b *testing.B) {
@@ -203,6 +216,16 @@ func BenchmarkRelay(b *testing.B) {
 		{"nats-core/same-node/past-guard", func(b *testing.B) (string, string) {
 			n := startNodePastGuard(b, "a", urls, nodeDurability())
 			return n.addr, n.addr
+		}},
+		{"nats/other-node/past-guard", func(b *testing.B) (string, string) {
+			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
+			p := startNode(b, "b", urls, 1)
+			return p.addr, n.addr
+		}},
+		{"nats-core/other-node/past-guard", func(b *testing.B) (string, string) {
+			n := startNodePastGuard(b, "a", urls, nodeDurability())
+			p := startNodeWith(b, "b", urls, nodeDurability())
+			return p.addr, n.addr
 		}},
 	}
 	payload := make([]byte, 64)
