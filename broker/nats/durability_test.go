@@ -86,11 +86,12 @@ func TestNodeDurabilityLog(t *testing.T) {
 	}
 }
 
-// A publisher is told a message was delivered only once the horizon of the
-// session's node covers it; when the horizon cannot be stored (NATS is
-// gone), Publish fails as unavailable rather than claim a delivery that a
-// death of the node would lose unreported.
-func TestNodeDurabilityPublishWaitsForTheHorizon(t *testing.T) {
+// A session's writer sends a message (Sync), and a publisher is told it
+// was delivered, only once the horizon stored by the session's node covers
+// it; when the horizon cannot be stored (NATS is gone), Sync fails as
+// unavailable once the appends pass the stored horizon, rather than let a
+// message out that a death of the node would lose unreported.
+func TestNodeDurabilitySyncWaitsForTheHorizon(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t)
 	o := natsbroker.Options{Prefix: newPrefix(), MemoryStorage: true, Logger: quiet(), Durability: natsbroker.DurabilityNode, Timeout: time.Second}
@@ -103,14 +104,17 @@ func TestNodeDurabilityPublishWaitsForTheHorizon(t *testing.T) {
 	if r.count("m1") != 1 {
 		t.Fatalf("the receiver got m1 %d times; want once", r.count("m1"))
 	}
+	l := a.Log("s")
+	must(t, l.(broker.Syncer).Sync(ctx)) // seq 1: covered
 	srv.Shutdown()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	n, err := a.Publish(pctx, &broker.Message{Target: broker.Session("s"), Payload: make([]byte, 1)})
-	for i := 0; err == nil && i < 2048; i++ { // past the horizon stored ahead
-		n, err = a.Publish(pctx, &broker.Message{Target: broker.Session("s"), Payload: make([]byte, 1)})
+	for seq := uint64(2); seq <= 2048; seq++ { // past the horizon stored ahead
+		if _, err := l.Append(ctx, broker.Entry{Seq: seq, Message: &broker.Message{Target: broker.Session("s")}}, 4096); err != nil {
+			t.Fatalf("Append %d: %v; want the node's memory to take it", seq, err)
+		}
 	}
-	if !errors.Is(err, broker.ErrUnavailable) {
-		t.Fatalf("Publish with NATS gone = %d, %v; want an error matching broker.ErrUnavailable", n, err)
+	if err := l.(broker.Syncer).Sync(sctx); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Sync with NATS gone = %v; want an error matching broker.ErrUnavailable", err)
 	}
 }

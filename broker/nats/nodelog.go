@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -245,12 +246,23 @@ func (h *nodeLogHandle) Sync(ctx context.Context) error {
 		return nil
 	}
 	l.mu.Lock()
-	var waits []horizonWait
-	for _, w := range l.waits {
-		if w.seq <= l.last {
-			waits = append(waits, w)
+	switch {
+	case l.gone:
+		l.mu.Unlock()
+		return fmt.Errorf("tether/broker/nats: session %q left this node: %w", h.id, broker.ErrClosed)
+	case l.last <= l.stored:
+		l.mu.Unlock()
+		return nil
+	}
+	if n := len(l.waits); n == 0 || l.waits[n-1].seq < l.last {
+		// The waits of the appends above the horizon failed (NATS was
+		// unreachable): store it again for them.
+		l.waits = append(l.waits, horizonWait{seq: l.last, p: h.b.issueWait()})
+		if l.flight == nil {
+			h.b.nodeLogs.schedule(l)
 		}
 	}
+	waits := slices.Clone(l.waits)
 	l.mu.Unlock()
 	for _, w := range waits {
 		select {
