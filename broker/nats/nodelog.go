@@ -24,8 +24,9 @@ import (
 // of seqs at a time, so that a message is appended without waiting for
 // NATS; and exactly when it lets the session go (Unbind). An append whose
 // seq the stored horizon does not cover yet is a pending append (see
-// append.go) until it does: Sync, and a publisher told the message was
-// delivered, wait for it, as they wait for JetStream appends in
+// append.go) until it does: Sync (before the session's writer sends the
+// message) and Publish (before it tells the publisher the message was
+// delivered) wait for it, as they wait for JetStream appends in
 // DurabilityCluster. So whatever a client received or a publisher was told
 // was delivered is under the horizon, and a loss is reported, never silent.
 
