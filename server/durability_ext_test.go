@@ -152,3 +152,25 @@ func TestNodeDurabilityTakeoverAfterNodeDeathReportsWhatWasDropped(t *testing.T)
 	b.publishRetrying(t, "dev", "m8")
 	c.expectMessages(1, "m8")
 }
+
+// On a cluster of three NATS servers, with the broker's streams in three
+// replicas, a node's death is reported as on one server: each node is
+// connected to a server of its own.
+func TestNodeDurabilityNodeDeathOnANATSCluster(t *testing.T) {
+	t.Parallel()
+	servers := natstest.StartCluster(t, 3)
+	o := natsbroker.Options{Durability: natsbroker.DurabilityNode, Replicas: 3}
+	a := startNATSNodeWith(t, servers[0].URL(), "a", o, noMaxAge())
+	b := startNATSNodeWith(t, servers[1].URL(), "b", o, noMaxAge())
+	w1 := detachedWithQueued(t, a, b)
+	a.nc.Close() // gone from NATS at once, as a crash
+	a.tn.Kill()
+
+	c := b.dial(t, "p")
+	w2 := c.open(rvResume(w1.GetSessionId(), w1.GetResumeToken(), 5))
+	if lost := w2.GetLost(); w2.GetResumeStatus() != tetherv1.ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP || lost.GetFirst() != 6 || lost.GetLast() < 7 {
+		t.Fatalf("welcome: %v, lost %v; want RESUMED_WITH_GAP, lost from 6 to at least 7", w2.GetResumeStatus(), lost)
+	}
+	b.publishRetrying(t, "dev", "m8")
+	c.expectMessages(w2.GetLost().GetLast()+1, "m8")
+}
