@@ -352,6 +352,20 @@ type Preparer interface {
 	Prepare(ctx context.Context, next uint64) error
 }
 
+// Bounded is implemented by a [Log] that a shared broker keeps on the node
+// that writes it only (package nats in its node durability mode): its
+// entries live in that node's memory and are lost with it, and another
+// node reads the log as empty. LastSeq returns the highest seq the log may
+// hold: exact once its writer released the session (so, on an adopting
+// node, once [Broker.Evict] returned), otherwise an upper bound its writer
+// stored ahead of its appends. A server that adopts the session counts the
+// seqs up to it that the client has not received as lost and says so in
+// the resume (RESUMED_WITH_GAP), instead of numbering new messages with
+// them.
+type Bounded interface {
+	LastSeq(ctx context.Context) (uint64, error)
+}
+
 // HealthNotifier is implemented by brokers that depend on a remote service:
 // NotifyHealth calls f at once with the current state, and again on every
 // change, with nil when the broker works and with the reason when it does

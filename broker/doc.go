@@ -132,6 +132,11 @@
 //     nodes left it, not as it wrote it before. A record put, or a key
 //     recorded by Seen, on one node is read so on every node once the
 //     call returned.
+//   - A broker may keep logs on the node that writes them instead (the
+//     nats broker's node durability mode): its [Log] then implements
+//     [Bounded], another node reads it as empty, and Seen is per node. A
+//     server adopting a session from such a log reports what it lost
+//     (RESUMED_WITH_GAP) rather than resuming it whole.
 //   - [Broker.Evict] reaches the holders of e.Session or e.Client on the
 //     other nodes (those that bound [Session](e.Session) or
 //     [Client](e.Client)) through [Receiver.Evict]. It returns once the

@@ -130,7 +130,14 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 	}); err != nil {
 		return err
 	}
-	s.outSeq = max(tail, rec.SentSeq, last)
+	var bound uint64 // a log kept on its writer's node only: what it may have held
+	if b, ok := s.log.(broker.Bounded); ok {
+		var err error
+		if bound, err = b.LastSeq(ctx); err != nil {
+			return err
+		}
+	}
+	s.outSeq = max(tail, rec.SentSeq, last, bound)
 	s.ackedOut = min(rec.AckedSeq, s.outSeq)
 	s.sentSeq.Store(s.outSeq)
 	s.inSeq.Store(rec.ReceivedSeq)

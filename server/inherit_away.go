@@ -74,6 +74,13 @@ func (srv *Server) inheritAway(ctx context.Context, s *Session, resume *tetherv1
 	if n := len(entries); n > 0 {
 		to = max(to, entries[n-1].Seq)
 	}
+	if b, ok := srv.broker.Log(id).(broker.Bounded); ok { // kept on its node: what it may have held
+		bound, err := b.LastSeq(ctx)
+		if err != nil {
+			return nil, nil, status.Errorf(codes.Unavailable, "reading how far the log of the client id's previous session went failed: %s", withRetry(err))
+		}
+		to = max(to, bound)
+	}
 	var held uint64
 	if resume.GetSessionId() == id {
 		held = min(resume.GetLastReceivedSeq(), to)

@@ -29,12 +29,19 @@ type natsNode struct {
 // startNATSNode starts node id, with opts, on the NATS server at url.
 func startNATSNode(t *testing.T, url, id string, opts ...server.Option) *natsNode {
 	t.Helper()
+	return startNATSNodeWith(t, url, id, natsbroker.Options{}, opts...)
+}
+
+// startNATSNodeWith starts node id as startNATSNode does, with broker
+// options o.
+func startNATSNodeWith(t *testing.T, url, id string, o natsbroker.Options, opts ...server.Option) *natsNode {
+	t.Helper()
 	nc, err := nats.Connect(url, append(natsbroker.ConnectOptions("tether"), nats.NoEcho())...)
 	if err != nil {
 		t.Fatalf("nats.Connect: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	nb, err := natsbroker.New(nc, natsbroker.Options{})
+	nb, err := natsbroker.New(nc, o)
 	if err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}

@@ -36,7 +36,7 @@ func (srv *Server) welcome(st *stream, s *Session, rs tetherv1.ResumeStatus, los
 		HeartbeatInterval: durationpb.New(s.interval),
 		HeartbeatMisses:   uint32(hb.Misses),
 		DeadAfter:         durationpb.New(s.interval*time.Duration(hb.Misses) + hb.Grace),
-		ResumeAnywhere:    srv.broker.Shared(),
+		ResumeAnywhere:    srv.resumeAnywhere(),
 		KeepaliveMinTime:  shared.keepaliveMinTime,
 		ResumeWindow:      shared.resumeWindow,
 		LastReceivedSeq:   s.inSeq.Load(),

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
 )
 
 // guardPeriod is how long after binding a session or client address a node
@@ -91,6 +92,13 @@ type Broker struct {
 	logMu sync.Mutex
 	logs  map[string]*logState
 	reads map[string]readMark // logs read, not written here (see loadOwn)
+
+	// nodeLogs are the logs in DurabilityNode (nodelog.go); logs stays
+	// empty then.
+	nodeLogs nodeLogs
+	// local, in DurabilityNode, keeps the idempotency keys (Seen) in this
+	// node's memory.
+	local *memory.Broker
 
 	pendMu   sync.Mutex
 	issued   uint64              // appends issued so far
@@ -186,6 +194,10 @@ func New(nc *nats.Conn, o Options) (*Broker, error) {
 		b.shards[i] = make(chan *nats.Msg, dispatchBuffer)
 	}
 	b.appends.wake = make(chan struct{}, 1)
+	b.nodeLogs.wake = make(chan struct{}, 1)
+	if o.Durability == DurabilityNode {
+		b.local = memory.New()
+	}
 	b.purges = purger{b: b, want: make(map[string]struct{}), wake: make(chan struct{}, 1)}
 	b.hookConn()
 	return b, nil
@@ -242,6 +254,10 @@ func (b *Broker) Start(ctx context.Context, node string, r broker.Receiver) erro
 	}
 	go b.answer()
 	go b.purges.run()
+	if b.o.Durability == DurabilityNode {
+		b.wg.Add(1)
+		go b.writeHorizons()
+	}
 	b.setHealth(nil)
 	return nil
 }
@@ -477,6 +493,9 @@ func (b *Broker) Unbind(ctx context.Context, addr broker.Address) (err error) {
 // retireLog flushes this node's writes to a session's log (appends and
 // trims) to JetStream and forgets its copy.
 func (b *Broker) retireLog(ctx context.Context, id string) error {
+	if b.o.Durability == DurabilityNode {
+		return b.retireNodeLog(ctx, id)
+	}
 	b.logMu.Lock()
 	st := b.logs[id]
 	delete(b.logs, id)
@@ -829,6 +848,10 @@ func (b *Broker) Close() error {
 	b.asker.stop()
 	close(b.done)
 	b.wg.Wait()
+	b.closeNodeLogs() // their waits would hold settle up
+	if b.local != nil {
+		_ = b.local.Close()
+	}
 	if b.started.Load() {
 		ctx, cancel := b.bound(context.Background())
 		_ = b.settle(ctx)

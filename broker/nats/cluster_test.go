@@ -53,6 +53,12 @@ func startNodeWith(t testing.TB, id, urls string, o natsbroker.Options, opts ...
 	if err != nil {
 		t.Fatalf("node %s: %v", id, err)
 	}
+	return startNodeOn(t, id, b, opts...)
+}
+
+// startNodeOn starts node id as startNode does, on broker b (not started).
+func startNodeOn(t testing.TB, id string, b *natsbroker.Broker, opts ...server.Option) *node {
+	t.Helper()
 	opts = append([]server.Option{
 		server.WithServerID(id),
 		server.WithBroker(b),

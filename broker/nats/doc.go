@@ -10,7 +10,10 @@
 // that node died), a message to a session or client id reaches it wherever
 // it is, and a message sent while no node holds it is kept and delivered,
 // in order, when it comes back. See package broker ("Shared brokers") for
-// the promises.
+// the promises. That is the default, [DurabilityCluster]; in
+// [DurabilityNode] logs stay in the holding node's memory instead, at no
+// JetStream write per message, and a resume on another node reports what
+// it lost (see # Durability).
 //
 // # Layout
 //
@@ -146,6 +149,66 @@
 // Deliveries that arrived together during a guard period share one check.
 // Messages to different addresses (a topic and a session, say) may be
 // delivered in another order than they were published.
+//
+// # Durability
+//
+// [Options].Durability chooses where sessions' outbound logs live, and so
+// what a resume on another node keeps and what each message costs
+// (tetherd: --nats-durability).
+//
+// [DurabilityCluster], the default, is what the rest of this documentation
+// describes: every log in JetStream (P.log.<id>), each message to a
+// session stored there before it goes out and before its publisher is
+// told it was delivered. A session resumes on any node, after its node
+// died too, and loses nothing; idempotency keys and receive marks are
+// shared, so a message is handled once whatever node a client re-sends it
+// to.
+//
+// [DurabilityNode] keeps each log in the memory of the node holding the
+// session, as package memory does, and writes nothing to JetStream per
+// message: routing between nodes rides core NATS (the requests above),
+// answered once the holder queued the message in its memory. What it
+// promises:
+//
+//   - Resumed on the node that holds it, a session loses nothing, as with
+//     the memory broker. Welcome.resume_anywhere is false, so the SDK
+//     returns there first.
+//   - Resumed on another node (its node died, drained, or the client went
+//     elsewhere), the session is adopted as in DurabilityCluster (its
+//     record, subscriptions and seqs), but the messages it had not
+//     received stay behind and are lost: the resume says so, with
+//     RESUMED_WITH_GAP and Welcome.lost naming the range, and later
+//     messages are numbered after it. A client id taken over from such a
+//     session likewise reports them as TakeOver.dropped. Never silently:
+//     while the node holding the session lives, it stores the exact last
+//     seq of the log as it lets the session go (P.seen.horizon_<id>);
+//     before, it stores a horizon ahead of its appends, 1024 seqs at a
+//     time (the next once half are used), and a message goes out to its
+//     client, or its publisher is told it was delivered, only once the
+//     horizon covers it. After the node's death, the lost range reaches
+//     that horizon: up to 1024 seqs more than were used.
+//   - Idempotency keys and receive marks are kept in the node's memory: a
+//     message is handled once per node. A client message that a node
+//     handled but had not acknowledged when the session moved (the node
+//     died, or the ack was on its way) is handled again where the client
+//     re-sends it, and a Publish retried on another node with the same
+//     key may be delivered twice. Use DurabilityCluster where a duplicate
+//     across nodes is not acceptable.
+//   - What is per session, not per message, stays in JetStream as in
+//     DurabilityCluster: records and client ids (so a session resumes on
+//     another node at all, and a client id's newest session wins across
+//     nodes), the adoption fence, and messages parked for a session or
+//     client id that no node holds (delivered, in order, by the next
+//     holder).
+//   - What it costs: nothing per message on the node holding the session
+//     but its memory; one JetStream write per 512 messages per session
+//     (the horizon), and one more as a session leaves a node. While a
+//     node cannot reach NATS, its sessions go on until their horizon is
+//     used up; then their streams end with UNAVAILABLE, as in
+//     DurabilityCluster.
+//
+// The two modes must not be mixed on one prefix: a node of one reads the
+// other's logs as empty (or not at all).
 //
 // # Adoption
 //

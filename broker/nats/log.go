@@ -62,8 +62,14 @@ type logHandle struct {
 }
 
 // Log returns the log of session sessionID. The node writing a log keeps a
-// copy in memory; other nodes read JetStream.
-func (b *Broker) Log(sessionID string) broker.Log { return &logHandle{b: b, id: sessionID} }
+// copy in memory; other nodes read JetStream. In DurabilityNode the copy is
+// the whole log (see nodelog.go).
+func (b *Broker) Log(sessionID string) broker.Log {
+	if b.o.Durability == DurabilityNode {
+		return &nodeLogHandle{b: b, id: sessionID}
+	}
+	return &logHandle{b: b, id: sessionID}
+}
 
 // state returns the node's copy of the log, creating an empty one when
 // create is set, or nil.

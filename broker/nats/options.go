@@ -55,6 +55,10 @@ type Options struct {
 	MaxLogEntries int64
 	// Logger receives the broker's own events. Default slog.Default().
 	Logger *slog.Logger
+	// Durability says where a session's outbound log lives, and so what
+	// a resume on another node keeps: DurabilityCluster (the default) or
+	// DurabilityNode. See the package documentation, "Durability".
+	Durability Durability
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -96,6 +100,11 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	d, err := ParseDurability(string(o.Durability))
+	if err != nil {
+		return o, err
+	}
+	o.Durability = d
 	return o, nil
 }
 

@@ -176,6 +176,9 @@ func (b *Broker) Seen(ctx context.Context, scope, key string, window time.Durati
 	if err := b.usable(); err != nil {
 		return false, err
 	}
+	if b.local != nil {
+		return b.local.Seen(ctx, scope, key, window)
+	}
 	if window <= 0 {
 		return false, nil
 	}
@@ -227,6 +230,9 @@ func (b *Broker) Recorded(ctx context.Context, scope, key string) (_ bool, err e
 	if err := b.usable(); err != nil {
 		return false, err
 	}
+	if b.local != nil {
+		return b.local.Recorded(ctx, scope, key)
+	}
 	m, ok, err := b.get(ctx, b.subj.seen(digest(scope, key)))
 	if err != nil {
 		return false, fmt.Errorf("tether/broker/nats: reading an idempotency key: %w", err)
@@ -243,6 +249,9 @@ func (b *Broker) Forget(ctx context.Context, scope, key string) (err error) {
 	defer b.callErr(&err)
 	if err := b.usable(); err != nil {
 		return err
+	}
+	if b.local != nil {
+		return b.local.Forget(ctx, scope, key)
 	}
 	ks, err := b.kvStream()
 	if err != nil {

@@ -104,6 +104,7 @@ type natsConfig struct {
 	replicas  int
 	retention time.Duration
 	storage   string        // file or memory
+	durable   string        // --nats-durability: cluster or node
 	opts      []nats.Option // the credentials and TLS, built by check
 }
 
@@ -174,6 +175,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.IntVar(&n.replicas, "nats-replicas", 1, "with --broker nats: JetStream replicas of the broker's streams, 1 to 5 (3 to survive losing a NATS server)")
 	fs.DurationVar(&n.retention, "nats-retention", natsbroker.DefaultRetention, "with --broker nats: how long JetStream keeps messages for resumes; at least --resume-window")
 	fs.StringVar(&n.storage, "nats-storage", "file", "with --broker nats: JetStream `storage` of the broker's streams: file, or memory (faster; a NATS restart loses what it held)")
+	fs.StringVar(&n.durable, "nats-durability", string(natsbroker.DurabilityCluster), "with --broker nats: where session logs live: cluster (JetStream: a session resumes on any node and loses nothing) or node (the holding node's memory: no JetStream write per message; a resume on another node loses what was unacknowledged and reports it)")
 	return fs
 }
 
@@ -285,6 +287,9 @@ func (c *config) checkNATS() error {
 	if n.storage != "file" && n.storage != "memory" {
 		return usagef("%s %q: use file or memory", c.describe("nats-storage"), n.storage)
 	}
+	if _, err := natsbroker.ParseDurability(n.durable); err != nil {
+		return usagef("%s %q: use cluster or node", c.describe("nats-durability"), n.durable)
+	}
 	if n.prefix == "" || strings.IndexFunc(n.prefix, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) >= 0 {
@@ -350,6 +355,7 @@ func (c *config) natsOptions(log *slog.Logger) natsbroker.Options {
 		Prefix:        c.nats.prefix,
 		Replicas:      c.nats.replicas,
 		MemoryStorage: c.nats.storage == "memory",
+		Durability:    natsbroker.Durability(strings.ToLower(c.nats.durable)),
 		Retention:     c.nats.retention,
 		MaxLogEntries: max(natsbroker.DefaultMaxLogEntries, int64(c.maxOutboundQueue)),
 		Logger:        log,

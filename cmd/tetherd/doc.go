@@ -75,6 +75,11 @@
 //	--nats-retention D     how long messages are kept for resumes (default 10m);
 //	                       at least --resume-window, or tetherd refuses to start
 //	--nats-storage KIND    file (default) or memory
+//	--nats-durability D    cluster (default: session logs in JetStream, resume on
+//	                       any node, lose nothing) or node (logs in the holding
+//	                       node's memory, no JetStream write per message; a resume
+//	                       on another node loses what was unacknowledged and says
+//	                       so in Welcome: RESUMED_WITH_GAP)
 //
 // Give at most one way to authenticate; pass secrets through the
 // environment (TETHER_NATS_PASSWORD, TETHER_NATS_TOKEN) or the config file

@@ -114,3 +114,31 @@ func (s *session) waitMessage(t *testing.T) *tetherv1.ServerMessage {
 		}
 	}
 }
+
+// TestNATSDurabilityNode runs two tetherd nodes with --nats-durability
+// node: the setting is logged, and a message published on one reaches a
+// session on the other over core NATS.
+func TestNATSDurabilityNode(t *testing.T) {
+	ns := natstest.Start(t)
+	node := func(id string) *tetherd {
+		return startTetherd(t, nil, "--broker", "nats", "--nats-url", ns.URL(), "--server-id", id, "--nats-durability", "node",
+			"--drain-window", "1s", "--drain-grace", "10s")
+	}
+	a, b := node("a"), node("b")
+	for _, td := range []*tetherd{a, b} {
+		td.waitLog(map[string]string{"msg": "broker connected", "broker": "nats", "durability": "node"})
+	}
+	s := connect(t, dial(t, a.grpcAddr), "alice")
+	pub := tetherv1.NewTetherServiceClient(dial(t, b.grpcAddr))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	req := &tetherv1.PublishRequest{Target: &tetherv1.PublishRequest_ClientId{ClientId: "alice"}, Payload: []byte("across")}
+	if _, err := pub.Publish(ctx, req); err != nil {
+		t.Fatalf("Publish via b to alice on a: %v", err)
+	}
+	if m := s.waitMessage(t); string(m.GetPayload()) != "across" {
+		t.Errorf("alice got %q; want \"across\"", m.GetPayload())
+	}
+	a.stop()
+	b.stop()
+}

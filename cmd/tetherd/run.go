@@ -141,7 +141,7 @@ func start(ctx context.Context, cfg *config, log *slog.Logger) (*gateway, error)
 		reg.MustRegister(nb.Broker) // tether_nats_broker_panics_total, tether_nats_broker_lost_total
 		nb.logHealth(log.With("broker", "nats"))
 		log.Info("broker connected", "broker", "nats", "url", cfg.nats.url, "prefix", cfg.nats.prefix,
-			"replicas", cfg.nats.replicas, "storage", cfg.nats.storage, "retention", cfg.nats.retention)
+			"replicas", cfg.nats.replicas, "storage", cfg.nats.storage, "retention", cfg.nats.retention, "durability", cfg.nats.durable)
 	}
 	chain, grpcMetrics, err := interceptors.ServerOptions(interceptorConfig(cfg, log, reg, store))
 	if err != nil {

@@ -64,6 +64,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 		{"NATS retention from the environment", "TETHER_NATS_RETENTION=30s", []string{"--broker", "nats", "--resume-window", "1m"},
 			[]string{"--nats-retention 30s is shorter than --resume-window 1m0s"}},
 		{"NATS storage", "", []string{"--broker", "nats", "--nats-storage", "disk"}, []string{`--nats-storage "disk"`, "file or memory"}},
+		{"NATS durability", "", []string{"--broker", "nats", "--nats-durability", "disk"}, []string{`--nats-durability "disk"`, "cluster or node"}},
 		{"NATS replicas", "", []string{"--broker", "nats", "--nats-replicas", "7"}, []string{"--nats-replicas 7", "1 to 5"}},
 		{"NATS prefix", "", []string{"--broker", "nats", "--nats-prefix", "a.b"}, []string{`--nats-prefix "a.b"`}},
 		{"NATS URL", "", []string{"--broker", "nats", "--nats-url", ""}, []string{"--nats-url"}},

@@ -209,13 +209,16 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 
 func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
 	args := []string{"serve", "--system", sys, "--profile", spec.Profile}
-	if spec.Broker == "nats" {
+	if spec.Broker == "nats" || spec.Broker == "nats-core" {
 		url, stopNATS, err := startNATS()
 		if err != nil {
 			return nil, err
 		}
 		defer stopNATS()
 		args = append(args, "--nats", url)
+		if spec.Broker == "nats-core" {
+			args = append(args, "--nats-durability", "node")
+		}
 	}
 	srv, err := startServer(ctx, pin, stderr, sys, args...)
 	if err != nil {

@@ -50,10 +50,10 @@ func brokerJobs(brokers string, mk func(broker string) scenario.Spec) ([]job, er
 		j := job{spec: mk(b)}
 		switch b {
 		case "memory":
-		case "nats":
+		case "nats", "nats-core":
 			j.only = []string{"tether"}
 		default:
-			return nil, fmt.Errorf("--brokers: unknown broker %q (memory, nats)", b)
+			return nil, fmt.Errorf("--brokers: unknown broker %q (memory, nats, nats-core)", b)
 		}
 		jobs = append(jobs, j)
 	}
@@ -65,7 +65,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("relay", stderr)
 	count := fs.Int("count", 20000, "messages sent flat out from the producer session to the consumer's client id")
 	size := fs.Int("size", 64, "message size in bytes (at least 9: kind and seq)")
-	brokers := fs.String("brokers", "memory", "brokers, comma-separated: memory, nats (tether only)")
+	brokers := fs.String("brokers", "memory", "brokers, comma-separated: memory, nats, nats-core (NATS with logs on their node: --nats-durability node; tether only)")
 	settle := fs.Duration("settle", 30*time.Second, "give up on the last messages after this long without one")
 	prof := fs.String("profile", "default", "liveness profile of both sides")
 	systems, err := c.parse(fs, args)
@@ -98,7 +98,7 @@ func runFlow(args []string, stdout, stderr io.Writer) error {
 	duration := fs.Duration("duration", 30*time.Second, "measured window of each case")
 	warmup := fs.Duration("warmup", 5*time.Second, "warm-up with the consumer reading flat out: its rate is the free rate")
 	size := fs.Int("size", 64, "message size in bytes (at least 9: kind and seq)")
-	brokers := fs.String("brokers", "memory,nats", "brokers, comma-separated: memory, nats (tether only)")
+	brokers := fs.String("brokers", "memory,nats", "brokers, comma-separated: memory, nats, nats-core (NATS with logs on their node: --nats-durability node; tether only)")
 	settle := fs.Duration("settle", 30*time.Second, "after the window, give up on the last messages after this long without one")
 	prof := fs.String("profile", "default", "liveness profile of both sides")
 	systems, err := c.parse(fs, args)

@@ -7,9 +7,9 @@ import (
 
 func TestRelaySmoke(t *testing.T) {
 	t.Parallel()
-	// memory × tether and raw, nats × tether.
-	d := smoke(t, 3, []string{"wall_s", "msgs_per_s", "delivered"}, []string{ratioCol, "| wall s |"},
-		"relay", "--count", "500", "--brokers", "memory,nats", "--settle", "2s")
+	// memory × tether and raw, nats and nats-core × tether.
+	d := smoke(t, 4, []string{"wall_s", "msgs_per_s", "delivered"}, []string{ratioCol, "| wall s |"},
+		"relay", "--count", "500", "--brokers", "memory,nats,nats-core", "--settle", "2s")
 	rawDelivers(t, d, 500)
 }
 

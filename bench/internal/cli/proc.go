@@ -38,6 +38,7 @@ func serve(args []string, stdout io.Writer) error {
 	sysName := fs.String("system", "tether", "system under test")
 	profName := fs.String("profile", "default", "liveness profile")
 	natsURL := fs.String("nats", "", "NATS server URL: the system's shared broker instead of its in-memory one")
+	natsDurability := fs.String("nats-durability", "", "with --nats: the shared broker's durability mode (tether: cluster or node; empty: its default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	app := &system.App{}
-	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p, NATS: *natsURL})
+	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p, NATS: *natsURL, NATSDurability: *natsDurability})
 	if err != nil {
 		return err
 	}

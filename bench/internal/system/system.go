@@ -26,6 +26,10 @@ type ServerOptions struct {
 	// with a shared broker (tether: broker/nats with its default Options);
 	// empty: the system's in-memory default.
 	NATS string
+	// NATSDurability, with NATS, is the shared broker's durability mode
+	// (tether: broker/nats Options.Durability, "cluster" or "node");
+	// empty: its default.
+	NATSDurability string
 }
 
 // Server is a system's server side, running in the server process. Serve

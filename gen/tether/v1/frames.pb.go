@@ -264,8 +264,14 @@ const (
 	ResumeStatus_RESUME_STATUS_NOT_REQUESTED ResumeStatus = 1
 	// The session was resumed; nothing was lost.
 	ResumeStatus_RESUME_STATUS_RESUMED ResumeStatus = 2
-	// The session was resumed, but the outbound log overflowed while the
-	// client was away: Welcome.lost names the seq range that is gone.
+	// The session was resumed, but messages the client had not received are
+	// gone, and Welcome.lost names their seq range: the outbound log
+	// overflowed while the client was away, or the session moved to another
+	// node of a deployment that keeps outbound logs in the memory of the
+	// node holding the session (tetherd --nats-durability node; see
+	// Welcome.resume_anywhere). After the death of such a node, the range
+	// reaches to the highest seq the node may have used, which may include
+	// up to 1024 seqs that no message ever had.
 	ResumeStatus_RESUME_STATUS_RESUMED_WITH_GAP ResumeStatus = 3
 	// No session with that id and token is known here (never existed, or the
 	// token is wrong or stale). The two cases are indistinguishable on purpose.
@@ -851,7 +857,8 @@ type Welcome struct {
 	ResumeStatus ResumeStatus `protobuf:"varint,4,opt,name=resume_status,json=resumeStatus,proto3,enum=tether.v1.ResumeStatus" json:"resume_status,omitempty"`
 	// When resume_status is RESUME_STATUS_RESUMED_WITH_GAP: the server
 	// messages that were dropped from the outbound log while the client was
-	// away and will never arrive.
+	// away, or left behind in the memory of another node (see
+	// RESUME_STATUS_RESUMED_WITH_GAP), and will never arrive.
 	Lost *SeqRange `protobuf:"bytes,5,opt,name=lost,proto3" json:"lost,omitempty"`
 	// The id of the server node that holds the stream.
 	ServerId string `protobuf:"bytes,6,opt,name=server_id,json=serverId,proto3" json:"server_id,omitempty"`
@@ -887,7 +894,13 @@ type Welcome struct {
 	// True when every backend of the deployment shares the server's session
 	// store (a NATS broker): a session resumes on any of them, so after a
 	// broken stream reconnect to any healthy backend instead of returning to
-	// this one first. False when only this server can resume the session.
+	// this one first. False when only this server can resume the session
+	// without loss: a server of its own (the memory broker), or a NATS
+	// deployment that keeps each session's outbound log in the memory of the
+	// node holding it (tetherd --nats-durability node). There a resume on
+	// another backend succeeds but loses the messages the client had not
+	// received, and says so (RESUME_STATUS_RESUMED_WITH_GAP, Welcome.lost):
+	// return to this server first while it is healthy.
 	ResumeAnywhere bool `protobuf:"varint,16,opt,name=resume_anywhere,json=resumeAnywhere,proto3" json:"resume_anywhere,omitempty"`
 	// The session's client id: Hello.client_id of the Hello that created it.
 	// A resume keeps it even when the resuming Hello names another one.

@@ -50,7 +50,11 @@ func options(h server.Handler, opts system.ServerOptions) ([]server.Option, erro
 		server.WithHandler(h),
 	}
 	if opts.NATS != "" {
-		nb, err := natsbroker.Connect(opts.NATS, natsbroker.Options{})
+		d, err := natsbroker.ParseDurability(opts.NATSDurability)
+		if err != nil {
+			return nil, fmt.Errorf("tether: --nats-durability: %w", err)
+		}
+		nb, err := natsbroker.Connect(opts.NATS, natsbroker.Options{Durability: d})
 		if err != nil {
 			return nil, fmt.Errorf("tether: --nats: %w", err)
 		}
