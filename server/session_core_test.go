@@ -303,7 +303,20 @@ func TestNoBrokerIOUnderSessionLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCore(t, func() bool { return len(s.Topics()) == 2 })
+	// The reader handles frames in order, and a Subscribe binds the topic
+	// before the next: the pong says "b" is bound (Topics lists it before).
+	if err := c.Send(&tetherv1.ConnectRequest{Frame: &tetherv1.ConnectRequest_Ping{Ping: &tetherv1.Ping{Id: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := c.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.GetPong() != nil {
+			break
+		}
+	}
 	ctx := context.Background()
 	for i := range 3 {
 		if _, err := n.srv.Publish(ctx, broker.Topic("b"), []byte{byte(i)}, ""); err != nil {
