@@ -35,7 +35,8 @@ type appender struct {
 	wake  chan struct{}
 }
 
-// appendAsync issues msg, an append to the log stream, without waiting:
+// appendAsync issues msg, an append to the log stream (or, with its
+// Nats-Expected-Stream header set, to that stream), without waiting:
 // the appender publishes it, and settle waits for it. onAck runs once
 // JetStream answered, or the publication failed.
 func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) {
@@ -91,7 +92,11 @@ func (b *Broker) publishQueued() {
 			return
 		}
 		for i, msg := range batch {
-			if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
+			stream := b.subj.logStream
+			if s := msg.Header.Get(jetstream.ExpectedStreamHeader); s != "" {
+				stream = s // a key Record issued
+			}
+			if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream)); err != nil {
 				b.acked(msg, 0, err)
 			}
 			batch[i] = nil
