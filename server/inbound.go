@@ -46,13 +46,17 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	if err := st.srv.validMessage(m); err != nil {
 		// Failed as sent: a frame within Limits.max_frame_bytes can
 		// carry it, so the stream goes on.
-		st.fail(seq, err)
+		if st.flushDeferred() {
+			st.fail(seq, err)
+		}
 		return nil
 	}
 	if st.srv.brokerDown.Load() {
 		// Each attempt would wait for the broker's timeout, holding up the
 		// stream's pongs; the client re-sends after a delay.
-		st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
+		if st.flushDeferred() {
+			st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
+		}
 		return nil
 	}
 	// Handled to the end even if the stream breaks meanwhile: a resume
@@ -63,6 +67,9 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	ctx := st.handling
 	d := st.srv.inboundKey(s, m, seq)
 	dup, err := d.check(ctx)
+	if (err != nil || dup) && !st.flushDeferred() {
+		return nil
+	}
 	if err != nil {
 		st.refuse(seq, status.Errorf(codes.Unavailable, "the duplicate check failed: %v", err))
 		return nil
@@ -82,7 +89,14 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		s.inCheck.Store(false)
 	}
 	msg := newInbound(m, seq)
-	err = st.deliver(ctx, msg)
+	err = st.deliver(st.deliveryContext(), msg)
+	if settle := st.takeSettle(); settle != nil && err == nil {
+		st.deferDelivery(seq, d, settle)
+		return nil
+	}
+	if !st.flushDeferred() {
+		return nil
+	}
 	st.settleKey(ctx, d, seq, err == nil)
 	switch {
 	case err != nil && retryable(err):

@@ -35,7 +35,8 @@ type stream struct {
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
-	marks       marks // keys of handled messages on their way to the broker (marks.go)
+	marks       marks    // keys of handled messages on their way to the broker (marks.go)
+	pipe        pipeline // deliveries whose store the reader did not await yet (deferred.go); the reader's
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64
