@@ -84,6 +84,31 @@ func startMarkNode(t *testing.T, url, id string, b *markBroker) *markNode {
 	return &markNode{node: &node{srv: tn.Server, addr: tn.Addr, cc: cc}, b: b, nc: nc}
 }
 
+// resumeRetrying opens a stream on n with h, again while the resume is
+// refused with UNAVAILABLE (as a client retries it: just after a node's
+// death, its subscriptions may still answer "no responders" to the
+// eviction), and returns it with its Welcome.
+func resumeRetrying(t *testing.T, n *node, h *tetherv1.Hello) (*conn, *tetherv1.Welcome) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		c := n.dial(t, "alice")
+		c.send(hello(h))
+		f, ok := <-c.frames
+		if ok {
+			if w := f.GetWelcome(); w != nil {
+				return c, w
+			}
+			t.Fatalf("first frame %v, want a welcome", f)
+		}
+		err := <-c.err
+		if statusCode(err) != codes.Unavailable || time.Now().After(deadline) {
+			t.Fatalf("resume: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // a client's retry delay, not a wait for a condition
+	}
+}
+
 // awaitAck waits for an Ack of exactly seq, failing on any other frame
 // than a ping or a lower Ack.
 func awaitAck(t *testing.T, c *conn, seq uint64) {
@@ -173,8 +198,7 @@ func TestAdoptedSessionChecksMarksUntilTheFirstUnmarked(t *testing.T) {
 	}
 	n1.nc.Close() // n1 dies
 
-	c2 := n2.dial(t, "alice")
-	w2 := c2.open(rvResume(w1.GetSessionId(), w1.GetResumeToken(), 0))
+	c2, w2 := resumeRetrying(t, n2.node, rvResume(w1.GetSessionId(), w1.GetResumeToken(), 0))
 	if !w2.GetResumed() || w2.GetLastReceivedSeq() != 0 {
 		t.Fatalf("resume on n2: resumed %v, last received %d; want true, 0 (the record as n1 stored it at the open)", w2.GetResumed(), w2.GetLastReceivedSeq())
 	}
