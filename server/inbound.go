@@ -46,17 +46,13 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	if err := st.srv.validMessage(m); err != nil {
 		// Failed as sent: a frame within Limits.max_frame_bytes can
 		// carry it, so the stream goes on.
-		if st.flushDeferred() {
-			st.fail(seq, err)
-		}
+		st.fail(seq, err)
 		return nil
 	}
 	if st.srv.brokerDown.Load() {
 		// Each attempt would wait for the broker's timeout, holding up the
 		// stream's pongs; the client re-sends after a delay.
-		if st.flushDeferred() {
-			st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
-		}
+		st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
 		return nil
 	}
 	// Handled to the end even if the stream breaks meanwhile: a resume
@@ -67,9 +63,6 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	ctx := st.handling
 	d := st.srv.inboundKey(s, m, seq)
 	dup, err := d.check(ctx)
-	if (err != nil || dup) && !st.flushDeferred() {
-		return nil
-	}
 	if err != nil {
 		st.refuse(seq, status.Errorf(codes.Unavailable, "the duplicate check failed: %v", err))
 		return nil
@@ -89,14 +82,7 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		s.inCheck.Store(false)
 	}
 	msg := newInbound(m, seq)
-	err = st.deliver(st.deliveryContext(), msg)
-	if settle := st.takeSettle(); settle != nil && err == nil {
-		st.deferDelivery(seq, d, settle)
-		return nil
-	}
-	if !st.flushDeferred() {
-		return nil
-	}
+	err = st.deliver(ctx, msg)
 	st.settleKey(ctx, d, seq, err == nil)
 	switch {
 	case err != nil && retryable(err):

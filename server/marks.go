@@ -47,14 +47,6 @@ type pendingMark struct {
 // maxMarksInFlight keys are on their way, it first waits for the oldest
 // (or the stream's end).
 func (st *stream) recordAsync(rec broker.Recorder, d idempotency, seq uint64) {
-	st.holdAck(seq)
-	rec.Record(d.scope, d.key, d.window, func(err error) { st.markDone(seq, err) })
-}
-
-// holdAck keeps Acks below message seq until markDone(seq). When
-// maxMarksInFlight messages are held, it first waits for the oldest (or
-// the stream's end).
-func (st *stream) holdAck(seq uint64) {
 	m := &st.marks
 	m.mu.Lock()
 	for len(m.pending) >= maxMarksInFlight {
@@ -74,22 +66,7 @@ func (st *stream) holdAck(seq uint64) {
 	}
 	m.pending = append(m.pending, pendingMark{seq: seq})
 	m.mu.Unlock()
-}
-
-// unholdFrom withdraws the holds of messages seq and later, which were
-// not handled after all (see flushDeferred): the newest holds.
-func (st *stream) unholdFrom(seq uint64) {
-	m := &st.marks
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	i := len(m.pending)
-	for i > 0 && m.pending[i-1].seq >= seq {
-		i--
-	}
-	m.pending = m.pending[:i]
-	if i == 0 {
-		m.held.Store(0)
-	}
+	rec.Record(d.scope, d.key, d.window, func(err error) { st.markDone(seq, err) })
 }
 
 // spaceLocked returns the channel signalled when pending shrinks.

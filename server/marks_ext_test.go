@@ -2,17 +2,14 @@ package server_test
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/natstest"
@@ -25,9 +22,8 @@ import (
 // record to the test instead of running it.
 type markBroker struct {
 	*natsbroker.Broker
-	checks     atomic.Int32
-	held       chan func()
-	failStores atomic.Int32
+	checks atomic.Int32
+	held   chan func()
 }
 
 func (m *markBroker) Recorded(ctx context.Context, scope, key string) (bool, error) {
@@ -41,19 +37,6 @@ func (m *markBroker) Record(scope, key string, window time.Duration, done func(e
 		return
 	}
 	m.Broker.Record(scope, key, window, func(err error) { m.held <- func() { done(err) } })
-}
-
-// PublishDeferred fails the store of the next failStores deferred
-// deliveries (their settle reports an error), after they were queued.
-func (m *markBroker) PublishDeferred(ctx context.Context, msg *broker.Message) (int, func(context.Context) error, error) {
-	n, settle, err := m.Broker.PublishDeferred(ctx, msg)
-	if settle != nil && m.failStores.Add(-1) >= 0 {
-		return n, func(ctx context.Context) error {
-			_ = settle(ctx)
-			return errors.New("test: the log append failed")
-		}, err
-	}
-	return n, settle, err
 }
 
 // markNode is a tether node on a markBroker of its own NATS connection,
@@ -216,46 +199,4 @@ func TestAdoptedSessionChecksMarksUntilTheFirstUnmarked(t *testing.T) {
 		}
 	}
 	sub.noFrame()
-}
-
-// toClient is client message seq to client id to, with an idempotency key.
-func toClient(seq uint64, to, payload string) *tetherv1.ClientMessage {
-	return &tetherv1.ClientMessage{Seq: seq, Target: &tetherv1.ClientMessage_ClientId{ClientId: to},
-		Payload: []byte(payload), IdempotencyKey: "k" + payload}
-}
-
-// The messages of a batch frame delivered on this node share one wait for
-// their store. When a store fails, the whole batch is refused from its
-// first message on, none of it acknowledged: the client sends it again,
-// and the receiver, which got the first copies, drops the second by their
-// keys. Each message reaches it once, in order.
-func TestBatchIsRefusedWhenItsDeliveriesAreNotStored(t *testing.T) {
-	t.Parallel()
-	ns := natstest.Start(t)
-	n := startMarkNode(t, ns.URL(), "n1", &markBroker{})
-	rx := n.dial(t, "alice")
-	rx.open(&tetherv1.Hello{ClientId: "rx"})
-	c := n.dial(t, "alice")
-	if w := c.open(&tetherv1.Hello{MaxBatch: 8}); w.GetMaxBatch() < 3 {
-		t.Fatalf("Welcome.max_batch %d; want at least 3", w.GetMaxBatch())
-	}
-	batch := func() *tetherv1.ConnectRequest {
-		return batchOf(toClient(1, "rx", "a"), toClient(2, "rx", "b"), toClient(3, "rx", "c"))
-	}
-
-	n.b.failStores.Store(1) // the store of "a" fails; "b" and "c" were queued meanwhile
-	c.send(batch())
-	f := c.next()
-	if e := f.GetError(); e == nil || e.GetSeq() != 1 || codes.Code(e.GetCode()) != codes.Unavailable {
-		t.Fatalf("got %v; want Error{seq 1, UNAVAILABLE} (the batch refused from its first message)", f)
-	}
-	noAck(t, c)
-	c.send(batch()) // the client's go-back-N
-	awaitAck(t, c, 3)
-	for _, want := range []string{"a", "b", "c"} {
-		if got := string(rx.message().GetPayload()); got != want {
-			t.Fatalf("the receiver got %q, want %q", got, want)
-		}
-	}
-	rx.noFrame()
 }

@@ -49,10 +49,7 @@ func (srv *Server) publish(ctx context.Context, m *broker.Message) (int, error) 
 	if m.PublishedAt.IsZero() {
 		m.PublishedAt = time.Now()
 	}
-	n, deferred, err := srv.publishDeferred(ctx, m)
-	if !deferred {
-		n, err = srv.broker.Publish(ctx, m)
-	}
+	n, err := srv.broker.Publish(ctx, m)
 	if errors.Is(err, broker.ErrFull) {
 		return 0, srv.errFull(m.Target)
 	}

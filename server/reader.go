@@ -144,7 +144,6 @@ func (st *stream) serve(req *tetherv1.ConnectRequest) bool {
 		return !st.finished.Load() // frames after a GoAway are ignored; the client re-sends after resume
 	}
 	err := st.handle(req)
-	st.flushDeferred() // the frame's deliveries are stored before its end (deferred.go)
 	if err == nil && st.ctrlBacklog() > maxCtrlBacklog {
 		err = status.Errorf(codes.ResourceExhausted, "more than %d control frames (pongs, acks, errors) wait to be written: the client is not reading its stream (reading it more slowly cannot cure that)", maxCtrlBacklog)
 	}

@@ -512,62 +512,36 @@ func (b *Broker) retireLog(ctx context.Context, id string) error {
 // returns, and every other node's.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err error) {
 	defer b.callErr(&err)
-	n, settle, err := b.publish(ctx, m)
-	if err == nil && settle != nil {
-		err = settle(ctx)
-	}
-	return n, err
-}
-
-// PublishDeferred is Publish that does not wait for the log appends of a
-// delivery on this node (see [broker.DeferredPublisher]).
-func (b *Broker) PublishDeferred(ctx context.Context, m *broker.Message) (_ int, _ func(context.Context) error, err error) {
-	defer b.callErr(&err)
-	n, settle, err := b.publish(ctx, m)
-	if settle != nil {
-		inner := settle
-		settle = func(ctx context.Context) (err error) {
-			defer b.callErr(&err)
-			return inner(ctx)
-		}
-	}
-	return n, settle, err
-}
-
-// publish is Publish, returning instead of awaiting the settling of the
-// log appends of a delivery on this node.
-func (b *Broker) publish(ctx context.Context, m *broker.Message) (int, func(context.Context) error, error) {
 	if err := b.usable(); err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	subj, err := b.subj.route(m.Target)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	arrived := time.Now()
 	if m.Target.Kind == broker.KindTopic {
 		n, _ := b.deliverLocal(ctx, m, arrived) // a topic message is never refused
 		if !b.nc.IsConnected() {
-			return n, nil, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
+			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
 		if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}); err != nil {
-			return n, nil, fmt.Errorf("tether/broker/nats: publishing to other nodes: %w", err)
+			return n, fmt.Errorf("tether/broker/nats: publishing to other nodes: %w", err)
 		}
-		return n, nil, nil
+		return n, nil
 	}
 	mark := b.mark()
 	fails := b.appendFails.Load()
 	switch n, err := b.deliverLocal(ctx, m, arrived); {
 	case err != nil:
-		return 0, nil, err // full: held here, so not parked
+		return 0, err // full: held here, so not parked
 	case n > 0:
-		hi := b.mark()
-		return n, func(ctx context.Context) error { return b.settleRange(ctx, mark, hi) }, nil
+		return n, b.settleSince(ctx, mark)
 	case b.appendFails.Load() != fails:
-		return 0, nil, unavailable(fmt.Errorf("tether/broker/nats: the message reached %s %q on this node, whose log append failed: it was not sent; retry", m.Target.Kind, m.Target.Name))
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: the message reached %s %q on this node, whose log append failed: it was not sent; retry", m.Target.Kind, m.Target.Name))
 	}
 	if !b.nc.IsConnected() {
-		return 0, nil, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message was not sent; retry", b.nc.Status()))
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -575,22 +549,21 @@ func (b *Broker) publish(ctx context.Context, m *broker.Message) (int, func(cont
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
-		return 0, nil, fmt.Errorf("tether/broker/nats: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
+		return 0, fmt.Errorf("tether/broker/nats: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
 	case string(reply) == replyFull:
-		return 0, nil, broker.ErrFull
+		return 0, broker.ErrFull
 	case strings.HasPrefix(string(reply), replyErr):
-		return 0, nil, unavailable(fmt.Errorf("tether/broker/nats: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
+		return 0, unavailable(fmt.Errorf("tether/broker/nats: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
 		n, perr := strconv.Atoi(string(reply))
 		if perr != nil {
-			return 0, nil, fmt.Errorf("tether/broker/nats: bad reply %q from the node holding %s %q", reply, m.Target.Kind, m.Target.Name)
+			return 0, fmt.Errorf("tether/broker/nats: bad reply %q from the node holding %s %q", reply, m.Target.Kind, m.Target.Name)
 		}
 		if n > 0 {
-			return n, nil, nil
+			return n, nil
 		}
 	}
-	n, err := b.park(rctx, m)
-	return n, nil, err
+	return b.park(rctx, m)
 }
 
 // deliverLocal hands m, which reached this node at arrived, to its
