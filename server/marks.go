@@ -20,9 +20,7 @@ import (
 // as with a record awaited before the next message.
 
 // maxMarksInFlight bounds the keys one stream has on their way to the
-// broker; the reader waits for the oldest beyond it. It is above MaxBatch:
-// the holds of a frame's deferred deliveries (deferred.go), whose keys go
-// out only at the frame's end, always fit.
+// broker; the reader waits for the oldest beyond it.
 const maxMarksInFlight = 1024
 
 // marks are a stream's keys on their way to the broker, in seq order.

@@ -112,10 +112,6 @@
 // so that a server's reader does not wait for each, a node's keys are
 // stored in the order it recorded them, and an eviction's flush waits for
 // them as for its appends.
-// A server's reader publishes a client message through
-// [Broker.PublishDeferred] ([broker.DeferredPublisher]), which returns
-// once a delivery on this node is queued to its sessions: the messages of
-// a batch frame then share one wait for their log appends.
 //
 // # What is stored where, and for how long
 //
