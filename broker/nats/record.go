@@ -16,8 +16,9 @@ var _ broker.Recorder = (*Broker)(nil)
 // Record records (scope, key) until now+window, as Seen does for a new
 // key but without the compare-and-set and without waiting: the key's
 // subject gets one message, published by the appender goroutine in issue
-// order with the log appends (so that Sync, an eviction's flush and Close
-// wait for it too), and done runs from JetStream's acknowledgement.
+// order with the log appends (so that an eviction's flush and Close wait
+// for it too, though its failure is done's to report, not theirs), and
+// done runs from JetStream's acknowledgement.
 func (b *Broker) Record(scope, key string, window time.Duration, done func(error)) {
 	if err := b.usable(); err != nil {
 		done(err)
@@ -38,11 +39,11 @@ func (b *Broker) Record(scope, key string, window time.Duration, done func(error
 	}
 	msg.Header.Set(jetstream.ExpectedStreamHeader, b.subj.kvStream)
 	msg.Header.Set(jetstream.MsgTTLHeader, recordTTL(window).String())
-	b.appendAsync(msg, func(_ uint64, err error) {
+	b.issue(msg, &pend{done: make(chan struct{}), key: true, onAck: func(_ uint64, err error) {
 		if err != nil {
 			err = fmt.Errorf("tether/broker/nats: recording an idempotency key: %w", err)
 			b.callErr(&err)
 		}
 		done(err)
-	})
+	}})
 }
