@@ -142,6 +142,7 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 	s.sentSeq.Store(s.outSeq)
 	s.inSeq.Store(rec.ReceivedSeq)
 	s.inStale.Store(true)
+	s.inCheck.Store(true)
 	lo := max(last, s.ackedOut) + 1
 	hi := s.outSeq
 	if first != 0 {

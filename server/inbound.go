@@ -76,12 +76,14 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		st.noteReceivedForce(seq, true)
 		return nil
 	}
+	if d.shared() && !d.skip {
+		// Not handled before: nor, then, any later message (see
+		// inboundKey).
+		s.inCheck.Store(false)
+	}
 	msg := newInbound(m, seq)
 	err = st.deliver(ctx, msg)
-	if serr := d.settle(ctx, err == nil); serr != nil {
-		st.srv.cfg.logger.Warn("tether: recording a handled message's idempotency key failed; a re-send of it may be handled twice",
-			"session", s.id, "seq", seq, "err", serr)
-	}
+	st.settleKey(ctx, d, seq, err == nil)
 	switch {
 	case err != nil && retryable(err):
 		st.refuse(seq, err)
@@ -209,12 +211,36 @@ func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {
 	return msg
 }
 
+// settleKey settles d, the duplicate check of message seq, handled or not.
+// A handled message's key goes to a shared broker that implements
+// broker.Recorder without the reader waiting (see marks.go).
+func (st *stream) settleKey(ctx context.Context, d idempotency, seq uint64, handled bool) {
+	if rec, ok := d.b.(broker.Recorder); ok && handled && d.shared() {
+		st.recordAsync(rec, d, seq)
+		return
+	}
+	if err := d.settle(ctx, handled); err != nil {
+		st.srv.cfg.logger.Warn("tether: recording a handled message's idempotency key failed; a re-send of it may be handled twice",
+			"session", st.sess.id, "seq", seq, "err", err)
+	}
+}
+
 // inboundKey returns the duplicate check of client message seq of s.
 //
 // With a shared broker every message has one, so that a node the session
 // moves to handles it at most once: its idempotency key when it has one
 // (that covers every session of the client id), else a mark of its seq
-// (this session, on any node).
+// (this session, on any node). Every key is recorded, but not every one
+// needs checking first: a node handles a session's messages in order and
+// records their keys in that order, and an adoption is fenced, so the
+// messages of a session that some node handled are a prefix of its seqs.
+// A session that never moved has handled nothing it does not know of (its
+// received seq drops re-sends); one adopted from another node (inCheck)
+// checks its messages until one was not handled before, and no later one
+// can have been. An application's key is always checked (another session
+// of the client id may have sent it), and so is a key the SDK generated at
+// the seqs where a fresh session receives re-sends from an earlier one
+// (seq ≤ maxResendSeq).
 //
 // With the memory broker, an application's key is checked and remembered
 // for the dedupe window. A key the SDK generated can repeat only as one of
@@ -223,10 +249,17 @@ func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {
 // re-sent (see Session.noteKey).
 func (srv *Server) inboundKey(s *Session, m *tetherv1.ClientMessage, seq uint64) idempotency {
 	key := m.GetIdempotencyKey()
+	shared := srv.broker.Shared()
 	switch {
-	case srv.broker.Shared() && key == "":
-		return srv.idempotency("in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
-	case key != "" && (srv.broker.Shared() || !m.GetGeneratedKey() || seq <= maxResendSeq):
+	case shared && key == "":
+		d := srv.idempotency("in/"+s.id, strconv.FormatUint(seq, 10), 2*srv.cfg.resumeWindow)
+		d.skip = !s.inCheck.Load()
+		return d
+	case shared && key != "":
+		d := srv.idempotency(s.dedupeScope(), key, srv.cfg.dedupeWindow)
+		d.skip = m.GetGeneratedKey() && seq > maxResendSeq && !s.inCheck.Load()
+		return d
+	case key != "" && (!m.GetGeneratedKey() || seq <= maxResendSeq):
 		return srv.idempotency(s.dedupeScope(), key, srv.cfg.dedupeWindow)
 	}
 	return idempotency{}
@@ -248,7 +281,11 @@ type idempotency struct {
 	scope, key string
 	window     time.Duration
 	claimed    bool // check recorded the key (a local broker)
+	skip       bool // a shared broker's key that needs no check, only a record (see inboundKey)
 }
+
+// shared reports whether d is a key for a shared broker.
+func (d *idempotency) shared() bool { return d.key != "" && d.b.Shared() }
 
 func (srv *Server) idempotency(scope, key string, window time.Duration) idempotency {
 	return idempotency{b: srv.broker, scope: scope, key: key, window: window}
@@ -259,7 +296,7 @@ func (srv *Server) idempotency(scope, key string, window time.Duration) idempote
 // at once (so two sessions of one client id cannot both take it).
 func (d *idempotency) check(ctx context.Context) (bool, error) {
 	switch {
-	case d.key == "":
+	case d.key == "" || d.skip:
 		return false, nil
 	case d.b.Shared():
 		return d.b.Recorded(ctx, d.scope, d.key)

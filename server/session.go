@@ -50,6 +50,11 @@ type Session struct {
 	// as of the last record, so the client's next message may skip ahead
 	// past what the previous node received and acknowledged.
 	inStale atomic.Bool
+	// inCheck is set on a session adopted from another node: the keys of
+	// its client's messages are checked until one is found unrecorded,
+	// after which none of the later ones can have been handled before
+	// (see inboundKey).
+	inCheck atomic.Bool
 
 	recvMu sync.Mutex // serialises inbound frames: one stream's at a time
 

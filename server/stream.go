@@ -35,6 +35,7 @@ type stream struct {
 	closing     bool  // end with closeErr once ctrl is written
 	closeErr    error // valid when closing
 	pendingAck  *tetherv1.Ack
+	marks       marks // keys of handled messages on their way to the broker (marks.go)
 	timer       *time.Timer
 	due         time.Time // when timer fires
 	pings       uint64

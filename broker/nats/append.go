@@ -26,6 +26,10 @@ type pend struct {
 	done  chan struct{} // closed once err is set
 	err   error
 	onAck func(sseq uint64, err error)
+	// key marks a key Record issued: settling waits for it (an
+	// eviction's flush covers keys), but its failure is its caller's
+	// (onAck), not a failed log append.
+	key bool
 }
 
 // appender publishes issued appends, in issue order.
@@ -39,7 +43,12 @@ type appender struct {
 // the appender publishes it, and settle waits for it. onAck runs once
 // JetStream answered, or the publication failed.
 func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) {
-	p := &pend{done: make(chan struct{}), onAck: onAck}
+	b.issue(msg, &pend{done: make(chan struct{}), onAck: onAck})
+}
+
+// issue queues msg, to be published as p: to the log stream, or to the
+// stream its Nats-Expected-Stream header names (a key Record issued).
+func (b *Broker) issue(msg *nats.Msg, p *pend) {
 	b.pendMu.Lock()
 	b.issued++
 	p.id = b.issued
@@ -91,7 +100,11 @@ func (b *Broker) publishQueued() {
 			return
 		}
 		for i, msg := range batch {
-			if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
+			stream := b.subj.logStream
+			if s := msg.Header.Get(jetstream.ExpectedStreamHeader); s != "" {
+				stream = s // a key Record issued
+			}
+			if _, err := b.js.PublishMsgAsync(msg, jetstream.WithExpectStream(stream)); err != nil {
 				b.acked(msg, 0, err)
 			}
 			batch[i] = nil
@@ -148,7 +161,7 @@ func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
 		}
 		select {
 		case <-p.done:
-			if first == nil && p.err != nil {
+			if first == nil && p.err != nil && !p.key {
 				first = fmt.Errorf("tether/broker/nats: a log append failed: %w", p.err)
 			}
 		case <-ctx.Done():

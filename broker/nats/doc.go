@@ -109,6 +109,12 @@
 // an idempotency key; it is recorded with a compare-and-set on its
 // subject, so exactly one node is first, holds the key's deadline (so the
 // window is exact to the caller's clock) and lives as long as the window.
+// The keys (and receive marks) of the client messages a server handled go
+// through [Broker.Record] instead ([broker.Recorder]): one plain write per
+// key, queued with the log appends and published by the same goroutine,
+// so that a server's reader does not wait for each, a node's keys are
+// stored in the order it recorded them, and an eviction's flush waits for
+// them as for its appends.
 //
 // # What is stored where, and for how long
 //

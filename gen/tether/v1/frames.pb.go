@@ -62,7 +62,11 @@
 //
 // The server's Ack of a client message means "done with it": handled, or
 // failed (an Error frame came first, see below). It never acks a refused
-// message; it acks it once a re-send of it is handled or fails.
+// message; it acks it once a re-send of it is handled or fails. With a
+// broker shared by many nodes (NATS), the Ack of a handled message also
+// waits until its idempotency key (or a mark of its seq) is stored, so
+// that any node the session moves to drops a re-send of it; the server
+// handles the messages after it meanwhile.
 //
 // The client may set seq to 0 on its messages; the server then numbers them
 // itself (last received + 1). This keeps hand-driven sessions (grpcurl)
