@@ -13,9 +13,10 @@ type Recorder interface {
 	// Record records key in scope until window ends, as [Broker.Seen]
 	// does for a key not yet recorded (a key recorded before is recorded
 	// again, its window starting anew), and returns without waiting for
-	// the store. done runs exactly once, on another goroutine: with nil
-	// once the key is stored, or with the error that kept it from being
-	// stored (one matching [ErrUnavailable] when the service behind the
-	// broker is unreachable). done must not block.
+	// the store. done runs exactly once, on another goroutine or, when the
+	// key is stored at once (a store in the node's memory), before Record
+	// returns: with nil once the key is stored, or with the error that
+	// kept it from being stored (one matching [ErrUnavailable] when the
+	// service behind the broker is unreachable). done must not block.
 	Record(scope, key string, window time.Duration, done func(error))
 }

@@ -118,3 +118,27 @@ func TestNodeDurabilitySyncWaitsForTheHorizon(t *testing.T) {
 		t.Fatalf("Sync with NATS gone = %v; want an error matching broker.ErrUnavailable", err)
 	}
 }
+
+// With DurabilityNode, keys are the node's: one recorded without waiting
+// (Record, as a server records a handled message's key) is found by the
+// node's own checks, and no other node's.
+func TestNodeDurabilityRecordIsTheNodes(t *testing.T) {
+	t.Parallel()
+	url, prefix := natstest.Start(t).URL(), newPrefix()
+	o := natsbroker.Options{Prefix: prefix, MemoryStorage: true, Logger: quiet(), Durability: natsbroker.DurabilityNode}
+	a, _ := nodeWith(t, url, o, "a")
+	b, _ := nodeWith(t, url, o, "b")
+	ctx := t.Context()
+	stored := make(chan error, 1)
+	a.Record("scope", "k", time.Minute, func(err error) { stored <- err })
+	must(t, <-stored)
+	if ok, err := a.Recorded(ctx, "scope", "k"); err != nil || !ok {
+		t.Fatalf("Recorded on the node that recorded the key = %v, %v; want true", ok, err)
+	}
+	if dup, err := a.Seen(ctx, "scope", "k", time.Minute); err != nil || !dup {
+		t.Fatalf("Seen on the node that recorded the key = %v, %v; want a duplicate", dup, err)
+	}
+	if ok, err := b.Recorded(ctx, "scope", "k"); err != nil || ok {
+		t.Fatalf("Recorded on another node = %v, %v; want false (keys are the node's)", ok, err)
+	}
+}

@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -27,6 +28,12 @@ func (b *Broker) Record(scope, key string, window time.Duration, done func(error
 	switch {
 	case window <= 0:
 		done(nil)
+		return
+	case b.local != nil:
+		// DurabilityNode: keys are the node's, as Seen and Recorded keep
+		// them; stored before Record returns.
+		_, err := b.local.Seen(context.Background(), scope, key, window)
+		done(err)
 		return
 	case !b.nc.IsConnected():
 		done(unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the idempotency key was not recorded", b.nc.Status())))
