@@ -210,7 +210,7 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
 	args := []string{"serve", "--system", sys, "--profile", spec.Profile}
 	if spec.Broker == "nats" {
-		url, stopNATS, err := startNATS()
+		url, stopNATS, err := startNATS(1)
 		if err != nil {
 			return nil, err
 		}

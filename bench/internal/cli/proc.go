@@ -37,7 +37,8 @@ func serve(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sysName := fs.String("system", "tether", "system under test")
 	profName := fs.String("profile", "default", "liveness profile")
-	natsURL := fs.String("nats", "", "NATS server URL: the system's shared broker instead of its in-memory one")
+	var node nodeFlags
+	node.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	app := &system.App{}
-	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p, NATS: *natsURL})
+	srv, err := sys.NewServer(app, node.options(p))
 	if err != nil {
 		return err
 	}
@@ -59,6 +60,25 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	return serveUntilQuit("serve", srv, lis, func() any { return app.Counters() }, stdout)
+}
+
+// nodeFlags are the flags of serve and xserve that place a server among
+// several nodes: its broker and its node id.
+type nodeFlags struct {
+	nats     string
+	replicas int
+	id       string
+}
+
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.nats, "nats", "", "NATS server URLs (comma-separated): the system's shared broker instead of its in-memory one")
+	fs.IntVar(&n.replicas, "replicas", 0, "with --nats: JetStream replicas of the broker's streams (0: the broker's default, 1)")
+	fs.StringVar(&n.id, "id", "", "node id (several nodes on one NATS broker need one each; empty: the system's bench name)")
+}
+
+// options returns the server options of the flags with profile p.
+func (n *nodeFlags) options(p profile.Profile) system.ServerOptions {
+	return system.ServerOptions{Profile: p, NATS: n.nats, Replicas: n.replicas, ID: n.id}
 }
 
 // lookup returns the system and the liveness profile named.
@@ -110,6 +130,7 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("drive", flag.ContinueOnError)
 	sysName := fs.String("system", "tether", "system under test")
 	addr := fs.String("addr", "", "server address")
+	addrs := fs.String("addrs", "", "every node's address, comma-separated, when several nodes share a broker (the first is --addr)")
 	control := fs.String("control", "", "server control address")
 	specJSON := fs.String("spec", "", "the case, as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -125,6 +146,9 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	}
 	env := scenario.Env{System: sys, Addr: *addr, Control: ctl.NewClient(*control),
 		Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }}
+	if *addrs != "" {
+		env.Addrs = strings.Split(*addrs, ",")
+	}
 	res, err := scenario.Run(context.Background(), env, spec)
 	if err != nil {
 		return err
