@@ -296,10 +296,11 @@ func (s *serverProc) stop() {
 	s.kill()
 }
 
-// runDriver runs a drive process for spec and decodes its Result.
-func runDriver(ctx context.Context, sys string, r ready, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
+// runDriver runs a drive process for spec and decodes its Result; more
+// are further drive flags (--addrs).
+func runDriver(ctx context.Context, sys string, r ready, spec scenario.Spec, pin bool, stderr io.Writer, more ...string) (*scenario.Result, error) {
 	b, _ := json.Marshal(spec)
-	cmd, err := command(ctx, pin, "drive", "--system", sys, "--addr", r.Addr, "--control", r.Control, "--spec", string(b))
+	cmd, err := command(ctx, pin, append([]string{"drive", "--system", sys, "--addr", r.Addr, "--control", r.Control, "--spec", string(b)}, more...)...)
 	if err != nil {
 		return nil, err
 	}

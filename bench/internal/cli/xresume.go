@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -279,49 +280,7 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 		return nil, nil, err
 	}
 	defer quitAll(clients)
-	// round: every client process sends and asks for a burst; wait until
-	// the server counted every tagged message of the round and the clients
-	// received every burst message so far.
-	round := func(s *serverProc, rd int) error {
-		for _, cmd := range []string{"send", "burst"} {
-			var wg sync.WaitGroup
-			errs := make([]error, len(clients))
-			for i, p := range clients {
-				wg.Go(func() { _, errs[i] = p.ask(fmt.Sprintf("%s %d %d", cmd, rd, msgs), 5*time.Minute) })
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil {
-					return err
-				}
-			}
-		}
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			_, st, err := s.state(ctx, false)
-			if err != nil {
-				return err
-			}
-			have := 0
-			for tag := range st.Tally {
-				if strings.Contains(tag, fmt.Sprintf("/%d/", rd)) {
-					have++
-				}
-			}
-			rep, err := clientReport(clients)
-			if err != nil {
-				return err
-			}
-			if have >= n*msgs && rep.Distinct >= n*msgs*rd {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("round %d: server has %d of %d tagged messages, clients %d of %d burst messages", rd, have, n*msgs, rep.Distinct, n*msgs*rd)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if err := round(srv, 1); err != nil {
+	if err := massRound(ctx, []*serverProc{srv}, clients, n, msgs, 1); err != nil {
 		return nil, nil, err
 	}
 	time.Sleep(200 * time.Millisecond) // acks are batched (20 ms)
@@ -382,7 +341,7 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 	if err := <-profiled; err != nil {
 		return nil, nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	if err := round(srv, 2); err != nil {
+	if err := massRound(ctx, []*serverProc{srv}, clients, n, msgs, 2); err != nil {
 		return nil, nil, err
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -394,28 +353,96 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 	if err != nil {
 		return nil, nil, err
 	}
-	lost, dup := 0, rep.Duplicates
-	all := map[string]int{}
-	for k, v := range before.Tally {
-		all[k] += v
-	}
-	for k, v := range after.Tally {
-		all[k] += v
-	}
-	for _, v := range all {
-		dup += v - 1
-	}
-	lost += 2*n*msgs - len(all)
-	lost += 2*n*msgs - rep.Distinct
 	r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "mass-resume", Profile: prof, Sessions: n}}
-	r.Metrics[MetricCompletion] = completion
-	r.Metrics[MetricEstablishRate] = float64(n) / completion
-	r.Metrics[MetricLost] = float64(lost)
-	r.Metrics[MetricDuplicated] = float64(dup)
+	lost, dup := massOutcome(r, n, msgs, arr, after.Resumed, []map[string]int{before.Tally, after.Tally}, rep)
 	q := func(p float64) float64 { return arr[min(len(arr)-1, int(p*float64(len(arr))))] / 1e3 }
 	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (arrivals p10 %.2fs, p50 %.2fs, p90 %.2fs; %d resumed, %d fresh); client redials %d; lost %d, duplicated %d; CPU until the last arrival: clients %.2fs, new server %.2fs\n",
 		len(arr), completion, q(0.1), q(0.5), q(0.9), after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup, clientCPU.Seconds(), restarted.CPU.Seconds())
 	return r, arr, nil
+}
+
+// massOutcome fills r's mass-resume metrics from the arrivals arr (ms
+// after the kill, sorted), how many of them resumed, the tagged messages
+// each server counted (both rounds) and the clients' report, and returns
+// the messages lost and duplicated: each of the n sessions sent msgs
+// tagged messages and got msgs burst messages per round, two rounds.
+func massOutcome(r *scenario.Result, n, msgs int, arr []float64, resumed int, tallies []map[string]int, rep xreport) (lost, dup int) {
+	all := map[string]int{}
+	for _, t := range tallies {
+		for k, v := range t {
+			all[k] += v
+		}
+	}
+	dup = rep.Duplicates
+	for _, v := range all {
+		dup += v - 1
+	}
+	lost = 2*n*msgs - len(all) + 2*n*msgs - rep.Distinct
+	completion := arr[len(arr)-1] / 1e3
+	r.Metrics[MetricCompletion] = completion
+	r.Metrics[MetricEstablishRate] = float64(n) / completion
+	r.Metrics[MetricLost] = float64(lost)
+	r.Metrics[MetricDuplicated] = float64(dup)
+	r.Metrics[MetricResumedCount] = float64(resumed)
+	r.Metrics[MetricFailoverP50] = scenario.Percentile(arr, 0.5)
+	r.Metrics[MetricFailoverP99] = scenario.Percentile(arr, 0.99)
+	return lost, dup
+}
+
+// massRound runs round rd of a mass resume: every client process sends
+// msgs tagged messages per session and asks for a burst of msgs; it waits
+// until the servers together counted every tagged message of the round and
+// the clients received every burst message so far.
+func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, msgs, rd int) error {
+	for _, cmd := range []string{"send", "burst"} {
+		if err := askAll(clients, fmt.Sprintf("%s %d %d", cmd, rd, msgs), 5*time.Minute); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		have := 0
+		for _, s := range servers {
+			_, st, err := s.state(ctx, false)
+			if err != nil {
+				return err
+			}
+			for tag := range st.Tally {
+				if strings.Contains(tag, fmt.Sprintf("/%d/", rd)) {
+					have++
+				}
+			}
+		}
+		rep, err := clientReport(clients)
+		if err != nil {
+			return err
+		}
+		if have >= n*msgs && rep.Distinct >= n*msgs*rd {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("round %d: servers have %d of %d tagged messages, clients %d of %d burst messages", rd, have, n*msgs, rep.Distinct, n*msgs*rd)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// askAll asks every client process cmd at once and waits for the
+// answers; an answer carrying an error is one.
+func askAll(clients []*proc, cmd string, timeout time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, p := range clients {
+		wg.Go(func() {
+			line, err := p.ask(cmd, timeout)
+			if err == nil && strings.Contains(line, `"error"`) {
+				err = fmt.Errorf("client process %d, %q: %s", i, cmd, line)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func clientReport(clients []*proc) (xreport, error) {

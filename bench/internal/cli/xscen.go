@@ -40,6 +40,9 @@ const (
 	MetricBound           = "bound_s"
 	MetricEarliest        = "earliest_s"
 	MetricFalsePositive   = "false_positives"
+	MetricResumedCount    = "resumed"
+	MetricFailoverP50     = "failover_p50_ms"
+	MetricFailoverP99     = "failover_p99_ms"
 )
 
 func init() {
@@ -60,6 +63,9 @@ func init() {
 		MetricBound:           "documented bound, s",
 		MetricEarliest:        "no detection before, s",
 		MetricFalsePositive:   "false positives",
+		MetricResumedCount:    "sessions resumed (resumed=true)",
+		MetricFailoverP50:     "kill → session back, p50 ms",
+		MetricFailoverP99:     "kill → session back, p99 ms",
 	} {
 		report.Labels[k] = v
 	}

@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tetherhq/tether/bench/internal/scenario"
+)
+
+// resume runs the mass resume on broker b: on one memory node, massResume
+// (the node is killed and started again on its address: the sessions come
+// back fresh, resumed=false, as nothing survived); on NATS, failover.
+func (n *nodesRun) resume(ctx context.Context, b string, run int) (*scenario.Result, []float64, error) {
+	if b == brokerMemory {
+		return massResume(ctx, "tether", n.f.prof, n.f.mass, n.f.perProcess, n.f.msgs, run, "", n.stderr)
+	}
+	return n.failover(ctx, b, run)
+}
+
+// failover opens f.mass SDK sessions, all on node n1, in client processes
+// whose in-process balancer (xclient --backends) sends every new
+// connection to n1; exchanges tagged messages both ways; then has the
+// balancers send new connections to the other nodes, round-robin (a load
+// balancer that dropped n1), kills n1 with SIGKILL and times every session
+// back at the other nodes: each SDK session notices its broken connection,
+// redials by itself and resumes from the NATS broker. It then exchanges
+// messages again and checks that every tagged message and every burst
+// message arrived exactly once. The arrivals are ms after the kill,
+// sorted.
+func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.Result, []float64, error) {
+	f := n.f
+	ns, err := n.startNodes(ctx, b, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ns.stop()
+	victim, survivors := ns.nodes[0], slices.Clone(ns.nodes[1:])
+	clients, err := startClients(ctx, n.stderr, f.mass, f.perProcess, 10*time.Minute, func(i, _ int) []string {
+		return []string{"--system", "tether", "--backends", victim.Addr, "--profile", f.prof,
+			"--id", fmt.Sprintf("failover-%s-%d-%d-%d", b, run, time.Now().UnixNano(), i)}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer quitAll(clients)
+	if err := massRound(ctx, []*serverProc{victim}, clients, f.mass, f.msgs, 1); err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(200 * time.Millisecond) // acks are batched (20 ms)
+	_, before, err := victim.state(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	addrs := make([]string, len(survivors))
+	for i, s := range survivors {
+		addrs[i] = s.Addr
+	}
+	if err := askAll(clients, "backends "+strings.Join(addrs, ","), time.Minute); err != nil {
+		return nil, nil, err
+	}
+	clientCPU := cpuAll(clients)
+	t0 := time.Now()
+	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim.done
+	ns.nodes[0] = nil
+	arr, resumed, err := awaitArrivals(ctx, survivors, f.mass, t0)
+	if err != nil {
+		return nil, nil, err
+	}
+	clientCPU = cpuAll(clients) - clientCPU
+	var serverCPU time.Duration
+	for _, s := range survivors {
+		st, _, err := s.state(ctx, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		serverCPU += st.CPU
+	}
+	if err := massRound(ctx, survivors, clients, f.mass, f.msgs, 2); err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(200 * time.Millisecond)
+	tallies := []map[string]int{before.Tally}
+	for _, s := range survivors {
+		_, after, err := s.state(ctx, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		tallies = append(tallies, after.Tally)
+	}
+	rep, err := clientReport(clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "mass-failover", Profile: f.prof, Sessions: f.mass, Broker: b}}
+	lost, dup := massOutcome(r, f.mass, f.msgs, arr, resumed, tallies, rep)
+	fmt.Fprintf(n.stderr, "    failover: %d sessions back on %d nodes in %.2fs (p10 %.0f ms, p50 %.0f ms, p90 %.0f ms, p99 %.0f ms; %d resumed, %d fresh); lost %d, duplicated %d; CPU until the last arrival: clients %.2fs, surviving nodes %.2fs\n",
+		len(arr), len(survivors), arr[len(arr)-1]/1e3, scenario.Percentile(arr, 0.1), scenario.Percentile(arr, 0.5), scenario.Percentile(arr, 0.9), scenario.Percentile(arr, 0.99),
+		resumed, len(arr)-resumed, lost, dup, clientCPU.Seconds(), serverCPU.Seconds())
+	return r, arr, nil
+}
+
+// awaitArrivals waits, for at most 3 minutes, until the servers together
+// counted n sessions established, and returns the arrivals in ms after t0,
+// sorted, and how many of them resumed.
+func awaitArrivals(ctx context.Context, servers []*serverProc, n int, t0 time.Time) ([]float64, int, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var at []int64
+		resumed := 0
+		for _, s := range servers {
+			_, x, err := s.state(ctx, false)
+			if err != nil {
+				return nil, 0, err
+			}
+			at = append(at, x.Arrivals...)
+			resumed += x.Resumed
+		}
+		if len(at) >= n {
+			slices.Sort(at)
+			arr := make([]float64, len(at))
+			for i, a := range at {
+				arr[i] = float64(a-t0.UnixNano()) / 1e6
+			}
+			return arr, resumed, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, fmt.Errorf("%d of %d sessions back after %v (%d resumed)", len(at), n, time.Since(t0).Round(time.Millisecond), resumed)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
