@@ -48,6 +48,9 @@ type xstate struct {
 	// Downs are the streams the server noticed were gone.
 	Downs []xdown        `json:"downs,omitempty"`
 	Tally map[string]int `json:"tally,omitempty"`
+	// SendFailures are the burst messages the server could not send, by
+	// reason.
+	SendFailures map[string]int `json:"send_failures,omitempty"`
 }
 
 type xdown struct {
@@ -128,6 +131,7 @@ func xserve(args []string, stdout io.Writer) error {
 		s.Downs = append([]xdown(nil), st.Downs...)
 		if *track {
 			s.Tally = tally.Snapshot()
+			s.SendFailures = tally.Failures()
 		}
 		return s
 	}, stdout)

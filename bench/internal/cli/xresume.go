@@ -402,6 +402,7 @@ func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, m
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		have := 0
+		failed := map[string]int{}
 		for _, s := range servers {
 			_, st, err := s.state(ctx, false)
 			if err != nil {
@@ -412,6 +413,9 @@ func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, m
 					have++
 				}
 			}
+			for why, k := range st.SendFailures {
+				failed[why] += k
+			}
 		}
 		rep, err := clientReport(clients)
 		if err != nil {
@@ -421,7 +425,7 @@ func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, m
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("round %d: servers have %d of %d tagged messages, clients %d of %d burst messages", rd, have, n*msgs, rep.Distinct, n*msgs*rd)
+			return fmt.Errorf("round %d: servers have %d of %d tagged messages, clients %d of %d burst messages (burst messages the servers could not send, by reason: %v)", rd, have, n*msgs, rep.Distinct, n*msgs*rd, failed)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
