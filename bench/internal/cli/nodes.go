@@ -35,7 +35,7 @@ var brokerNodes = map[string]struct{ servers, replicas int }{
 }
 
 func init() {
-	report.Counts = append(report.Counts, MetricResumedCount)
+	report.Counts = append(report.Counts, MetricResumedCount, MetricAgain)
 }
 
 // nodesFlags are the flags of "tether-bench nodes".
@@ -52,6 +52,7 @@ type nodesFlags struct {
 	inflight            int
 	// resume
 	mass, perProcess, msgs int
+	rate                   float64
 	svg                    string
 	settle                 time.Duration
 }
@@ -76,6 +77,7 @@ func runNodes(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.mass, "mass", 10000, "resume: sessions, all on the node that is killed")
 	fs.IntVar(&f.perProcess, "per-process", 5000, "resume: sessions per client process")
 	fs.IntVar(&f.msgs, "msgs", 2, "resume: tagged messages each session sends, and burst messages it is sent, before and after the kill")
+	fs.Float64Var(&f.rate, "rate", 2000, "resume on NATS: sessions per second, all client processes together, that send their tagged messages and ask for their burst in each round (0: all at once; a burst of 20,000 log appends on one node at once times some of them out on a busy 2-CPU machine)")
 	fs.StringVar(&f.svg, "svg", "", "resume: write the arrival histogram (run 1, every broker) as SVG to this file")
 	fs.DurationVar(&f.settle, "settle", 30*time.Second, "push: give up on the last messages after this long without one")
 	systems, err := c.parse(fs, args)
@@ -109,7 +111,7 @@ func runNodes(args []string, stdout, stderr io.Writer) error {
 // nodesMetrics are the metrics of the table, in order.
 var nodesMetrics = []string{
 	scenario.MetricRate, scenario.MetricWall, scenario.MetricP50, scenario.MetricP99,
-	MetricFailoverP50, MetricFailoverP99, MetricCompletion, MetricEstablishRate, MetricResumedCount,
+	MetricFailoverP50, MetricFailoverP99, MetricCompletion, MetricEstablishRate, MetricResumedCount, MetricAgain,
 	scenario.MetricLostMsgs, scenario.MetricLost, MetricDuplicated, scenario.MetricReordered, scenario.MetricCuts,
 }
 

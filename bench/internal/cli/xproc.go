@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -45,12 +46,21 @@ type xstate struct {
 	// Arrivals are the sessions established, in unix ns.
 	Arrivals []int64 `json:"arrivals,omitempty"`
 	Resumed  int     `json:"resumed"`
+	// Firsts are each session's first arrival, by client id (tether).
+	Firsts map[string]xarrival `json:"firsts,omitempty"`
 	// Downs are the streams the server noticed were gone.
 	Downs []xdown        `json:"downs,omitempty"`
 	Tally map[string]int `json:"tally,omitempty"`
 	// SendFailures are the burst messages the server could not send, by
 	// reason.
 	SendFailures map[string]int `json:"send_failures,omitempty"`
+}
+
+// xarrival is when a session was established, in unix ns, and whether
+// it resumed.
+type xarrival struct {
+	At      int64 `json:"at"`
+	Resumed bool  `json:"resumed"`
 }
 
 type xdown struct {
@@ -97,6 +107,17 @@ func xserve(args []string, stdout io.Writer) error {
 				}
 				mu.Unlock()
 			},
+			OnSessionID: func(id string, resumed bool) {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				if _, ok := st.Firsts[id]; !ok {
+					if st.Firsts == nil {
+						st.Firsts = map[string]xarrival{}
+					}
+					st.Firsts[id] = xarrival{At: now, Resumed: resumed}
+				}
+				mu.Unlock()
+			},
 			OnDown: func(why string) {
 				now := time.Now().UnixNano()
 				mu.Lock()
@@ -129,6 +150,7 @@ func xserve(args []string, stdout io.Writer) error {
 		s.Counters = app.Counters()
 		s.Arrivals = append([]int64(nil), st.Arrivals...)
 		s.Downs = append([]xdown(nil), st.Downs...)
+		s.Firsts = maps.Clone(st.Firsts)
 		if *track {
 			s.Tally = tally.Snapshot()
 			s.SendFailures = tally.Failures()
@@ -190,6 +212,7 @@ func (s *xsession) client(ctx context.Context) (system.Client, error) {
 //
 //	send R K    every session sends K tagged messages "T<id>/<R>/<i>"
 //	burst R K   every session asks the server for a burst of K (round R)
+//	            (both at once, or spread at --rate sessions per second)
 //	backends L  dial new connections to the addresses of L (comma-separated;
 //	            with --backends)
 //	report      print an xreport line
@@ -206,6 +229,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 	offset := fs.Duration("offset", 0, "delay before the first session (interleaves several processes)")
 	prefix := fs.String("id", "x", "client id prefix")
 	parallel := fs.Int("parallel", 16, "dials in flight at most")
+	rate := fs.Float64("rate", 0, "send and burst: sessions per second that start their sends (0: all at once)")
 	backends := fs.String("backends", "", "tether only: node addresses, comma-separated; every session dials one virtual address (--addr is not used) through a round-robin balancer over them, in this process, and the command \"backends A,B\" replaces them")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -381,7 +405,11 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 			round, _ := strconv.Atoi(f[1])
 			k, _ := strconv.Atoi(f[2])
 			var sw sync.WaitGroup
-			for _, s := range sessions {
+			t0 := time.Now()
+			for i, s := range sessions {
+				if *rate > 0 {
+					time.Sleep(time.Until(t0.Add(time.Duration(float64(i) / *rate * float64(time.Second)))))
+				}
 				sw.Go(func() {
 					// A raw session that is redialing has nothing to
 					// send on: wait for it, as an application would.

@@ -425,11 +425,17 @@ func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, m
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("round %d: servers have %d of %d tagged messages, clients %d of %d burst messages (burst messages the servers could not send, by reason: %v)", rd, have, n*msgs, rep.Distinct, n*msgs*rd, failed)
+			return roundShort{fmt.Sprintf("round %d: after 2 minutes, servers have %d of %d tagged messages, clients %d of %d burst messages (burst messages the servers could not send, by reason: %v)", rd, have, n*msgs, rep.Distinct, n*msgs*rd, failed)}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// roundShort is massRound's error when the messages of a round did not
+// all arrive in time.
+type roundShort struct{ what string }
+
+func (r roundShort) Error() string { return r.what }
 
 // askAll asks every client process cmd at once and waits for the
 // answers; an answer carrying an error is one.

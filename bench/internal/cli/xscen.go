@@ -43,6 +43,7 @@ const (
 	MetricResumedCount    = "resumed"
 	MetricFailoverP50     = "failover_p50_ms"
 	MetricFailoverP99     = "failover_p99_ms"
+	MetricAgain           = "established_again"
 )
 
 func init() {
@@ -66,6 +67,7 @@ func init() {
 		MetricResumedCount:    "sessions resumed (resumed=true)",
 		MetricFailoverP50:     "kill → session back, p50 ms",
 		MetricFailoverP99:     "kill → session back, p99 ms",
+		MetricAgain:           "sessions established again after coming back",
 	} {
 		report.Labels[k] = v
 	}

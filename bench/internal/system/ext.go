@@ -24,6 +24,10 @@ type Hooks struct {
 	// OnSession runs when a session is established on the server: a fresh
 	// one, or (tether) one resumed on a new stream.
 	OnSession func(resumed bool)
+	// OnSessionID runs beside OnSession with the session's client id,
+	// where the system knows it (tether), so that a scenario can tell a
+	// session established twice from two sessions.
+	OnSessionID func(clientID string, resumed bool)
 	// OnDown runs when the server notices that a session's stream is gone
 	// (tether: the session detached; raw: the stream's handler ended).
 	OnDown func(why string)
