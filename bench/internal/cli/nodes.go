@@ -35,7 +35,7 @@ var brokerNodes = map[string]struct{ servers, replicas int }{
 }
 
 func init() {
-	report.Counts = append(report.Counts, MetricResumedCount, MetricAgain)
+	report.Counts = append(report.Counts, MetricResumedCount, MetricAgain, MetricLostC2S, MetricLostS2C, MetricNotBack)
 }
 
 // nodesFlags are the flags of "tether-bench nodes".
@@ -111,8 +111,8 @@ func runNodes(args []string, stdout, stderr io.Writer) error {
 // nodesMetrics are the metrics of the table, in order.
 var nodesMetrics = []string{
 	scenario.MetricRate, scenario.MetricWall, scenario.MetricP50, scenario.MetricP99,
-	MetricFailoverP50, MetricFailoverP99, MetricCompletion, MetricEstablishRate, MetricResumedCount, MetricAgain,
-	scenario.MetricLostMsgs, scenario.MetricLost, MetricDuplicated, scenario.MetricReordered, scenario.MetricCuts,
+	MetricFailoverP50, MetricFailoverP99, MetricCompletion, MetricEstablishRate, MetricResumedCount, MetricNotBack, MetricAgain,
+	scenario.MetricLostMsgs, MetricLostC2S, MetricLostS2C, scenario.MetricLost, MetricDuplicated, scenario.MetricReordered, scenario.MetricCuts,
 }
 
 func (f *nodesFlags) brokerList() ([]string, error) {

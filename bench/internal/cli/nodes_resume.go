@@ -73,6 +73,13 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 	if err != nil {
 		return nil, nil, err
 	}
+	var notes []string
+	if missing := f.mass - len(cb.arr); missing > 0 {
+		notes = append(notes, fmt.Sprintf("%d of %d sessions not back within %v of the kill", missing, f.mass, arrivalBound))
+	}
+	if len(cb.arr) == 0 {
+		return nil, nil, fmt.Errorf("no session back within %v of the kill", arrivalBound)
+	}
 	arr := cb.arr
 	clientCPU = cpuAll(clients) - clientCPU
 	var serverCPU time.Duration
@@ -83,7 +90,6 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		}
 		serverCPU += st.CPU
 	}
-	var notes []string
 	var short roundShort
 	if err := massRound(ctx, survivors, clients, f.mass, f.msgs, 2); errors.As(err, &short) {
 		notes = append(notes, short.Error()+": what is missing counts as lost")
@@ -106,6 +112,7 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 	r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "mass-failover", Profile: f.prof, Sessions: f.mass, Broker: b}}
 	lost, dup := massOutcome(r, f.mass, f.msgs, arr, cb.resumed, tallies, rep)
 	r.Metrics[MetricAgain] = float64(cb.again)
+	r.Metrics[MetricNotBack] = float64(f.mass - len(arr))
 	r.Notes = notes
 	fmt.Fprintf(n.stderr, "    failover: %d sessions back on %d nodes in %.2fs (p10 %.0f ms, p50 %.0f ms, p90 %.0f ms, p99 %.0f ms; %d resumed, %d fresh; %d established again later); lost %d, duplicated %d; CPU until the last arrival: clients %.2fs, surviving nodes %.2fs\n",
 		len(arr), len(survivors), arr[len(arr)-1]/1e3, scenario.Percentile(arr, 0.1), scenario.Percentile(arr, 0.5), scenario.Percentile(arr, 0.9), scenario.Percentile(arr, 0.99),
@@ -126,11 +133,14 @@ type comeback struct {
 	again int
 }
 
-// awaitArrivals waits, for at most 3 minutes, until n distinct sessions
-// arrived at the servers together (by client id), and returns how they
-// came back.
+// arrivalBound bounds the wait for the sessions to come back after a
+// kill.
+const arrivalBound = 3 * time.Minute
+
+// awaitArrivals waits until n distinct sessions arrived at the servers
+// together (by client id), or arrivalBound passed since t0, and returns how
+// they came back: those that did by then.
 func awaitArrivals(ctx context.Context, servers []*serverProc, n int, t0 time.Time) (comeback, error) {
-	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		first := map[string]xarrival{}
 		total := 0
@@ -146,7 +156,7 @@ func awaitArrivals(ctx context.Context, servers []*serverProc, n int, t0 time.Ti
 				}
 			}
 		}
-		if len(first) >= n {
+		if len(first) >= n || time.Since(t0) > arrivalBound {
 			cb := comeback{again: total - len(first)}
 			for _, a := range first {
 				cb.arr = append(cb.arr, float64(a.At-t0.UnixNano())/1e6)
@@ -156,9 +166,6 @@ func awaitArrivals(ctx context.Context, servers []*serverProc, n int, t0 time.Ti
 			}
 			slices.Sort(cb.arr)
 			return cb, nil
-		}
-		if time.Now().After(deadline) {
-			return comeback{}, fmt.Errorf("%d of %d sessions back after %v", len(first), n, time.Since(t0).Round(time.Millisecond))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

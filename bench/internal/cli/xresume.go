@@ -377,7 +377,10 @@ func massOutcome(r *scenario.Result, n, msgs int, arr []float64, resumed int, ta
 	for _, v := range all {
 		dup += v - 1
 	}
-	lost = 2*n*msgs - len(all) + 2*n*msgs - rep.Distinct
+	lostC2S, lostS2C := 2*n*msgs-len(all), 2*n*msgs-rep.Distinct
+	lost = lostC2S + lostS2C
+	r.Metrics[MetricLostC2S] = float64(lostC2S)
+	r.Metrics[MetricLostS2C] = float64(lostS2C)
 	completion := arr[len(arr)-1] / 1e3
 	r.Metrics[MetricCompletion] = completion
 	r.Metrics[MetricEstablishRate] = float64(n) / completion

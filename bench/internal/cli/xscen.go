@@ -44,6 +44,9 @@ const (
 	MetricFailoverP50     = "failover_p50_ms"
 	MetricFailoverP99     = "failover_p99_ms"
 	MetricAgain           = "established_again"
+	MetricLostC2S         = "lost_c2s"
+	MetricLostS2C         = "lost_s2c"
+	MetricNotBack         = "not_back"
 )
 
 func init() {
@@ -68,6 +71,9 @@ func init() {
 		MetricFailoverP50:     "kill → session back, p50 ms",
 		MetricFailoverP99:     "kill → session back, p99 ms",
 		MetricAgain:           "sessions established again after coming back",
+		MetricLostC2S:         "of which client → server",
+		MetricLostS2C:         "of which server → client",
+		MetricNotBack:         "sessions not back within 3 min",
 	} {
 		report.Labels[k] = v
 	}
