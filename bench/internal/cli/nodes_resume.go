@@ -49,7 +49,11 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		return nil, nil, err
 	}
 	defer quitAll(clients)
-	if err := massRound(ctx, []*serverProc{victim}, clients, f.mass, f.msgs, 1); err != nil {
+	var notes []string
+	var short roundShort
+	if err := massRound(ctx, []*serverProc{victim}, clients, f.mass, f.msgs, 1); errors.As(err, &short) {
+		notes = append(notes, short.Error()+" (before the kill): what is missing counts as lost")
+	} else if err != nil {
 		return nil, nil, err
 	}
 	time.Sleep(200 * time.Millisecond) // acks are batched (20 ms)
@@ -73,7 +77,6 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 	if err != nil {
 		return nil, nil, err
 	}
-	var notes []string
 	if missing := f.mass - len(cb.arr); missing > 0 {
 		notes = append(notes, fmt.Sprintf("%d of %d sessions not back within %v of the kill", missing, f.mass, arrivalBound))
 	}
@@ -90,7 +93,6 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		}
 		serverCPU += st.CPU
 	}
-	var short roundShort
 	if err := massRound(ctx, survivors, clients, f.mass, f.msgs, 2); errors.As(err, &short) {
 		notes = append(notes, short.Error()+": what is missing counts as lost")
 	} else if err != nil {
