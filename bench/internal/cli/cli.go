@@ -43,6 +43,7 @@ usage:
   tether-bench detection [flags] frozen peer and blackholed link: time to detect per profile
   tether-bench fanout  [flags]   publish to a topic with 1,000 and 10,000 subscribers: delivery rate and delay
   tether-bench chaos   [flags]   faults (resets, kills, restarts, NATS outages) under traffic both ways: lost, duplicated, reordered
+  tether-bench nodes   [flags]   tether nodes on NATS (one server; a 3-server cluster, R3) beside one memory node: push, fan-out, mass resume after kill -9
 
 Run "tether-bench <scenario> -h" for a scenario's flags.
 `
@@ -78,6 +79,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = runFanout(args[1:], stdout, stderr)
 	case "chaos":
 		err = runChaos(args[1:], stdout, stderr)
+	case "nodes":
+		err = runNodes(args[1:], stdout, stderr)
 	case "relay":
 		err = runRelay(args[1:], stdout, stderr)
 	case "flow":
@@ -210,7 +213,7 @@ func runJobs(ctx context.Context, c *common, systems []string, jobs []job, stder
 func runOne(ctx context.Context, sys string, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
 	args := []string{"serve", "--system", sys, "--profile", spec.Profile}
 	if spec.Broker == "nats" || spec.Broker == "nats-core" {
-		url, stopNATS, err := startNATS()
+		url, stopNATS, err := startNATS(1)
 		if err != nil {
 			return nil, err
 		}
@@ -287,6 +290,18 @@ func machine() Machine {
 // output writes the JSON file and the Markdown table.
 func output(c *common, stdout io.Writer, scen string, args []string, systems []string, results []*scenario.Result, metrics []string, extra func(io.Writer)) error {
 	rows := report.Summarize(results, metrics)
+	return writeOutput(c, stdout, scen, args, systems, rows, results, func(w io.Writer) {
+		report.Markdown(w, rows, systems)
+		if extra != nil {
+			extra(w)
+		}
+	})
+}
+
+// writeOutput writes the JSON file (results and their summary rows) and,
+// after a line naming the command and the machine, the table that table
+// writes.
+func writeOutput(c *common, stdout io.Writer, scen string, args []string, systems []string, rows []report.Row, results []*scenario.Result, table func(io.Writer)) error {
 	mach := machine()
 	if c.jsonOut != "" {
 		doc := map[string]any{
@@ -312,10 +327,7 @@ func output(c *common, stdout io.Writer, scen string, args []string, systems []s
 	}
 	fmt.Fprintf(w, "`tether-bench %s %s` · %d CPU %s · %s · %s · load average at the end %s · medians of %d runs (min–max)\n\n",
 		scen, strings.Join(args, " "), mach.CPUs, mach.CPU, mach.Kernel, mach.Go, mach.LoadAvg, c.runs)
-	report.Markdown(w, rows, systems)
-	if extra != nil {
-		extra(w)
-	}
+	table(w)
 	return nil
 }
 

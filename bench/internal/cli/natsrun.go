@@ -46,10 +46,12 @@ func (r *natsRunner) Close() {
 	r.dirs = nil
 }
 
-// startNATS starts an embedded NATS server with JetStream on 127.0.0.1 in
-// this (the orchestrator's) process, so that the server process under test
-// carries tether alone: its URL, and the func that stops it.
-func startNATS() (url string, stop func(), err error) {
+// startNATS starts embedded NATS servers with JetStream on 127.0.0.1 in
+// this (the orchestrator's) process, so that the server processes under
+// test carry tether alone: one server, or with servers > 1 a cluster of
+// that many (natstest.StartCluster); their client URLs, comma-separated,
+// and the func that stops them.
+func startNATS(servers int) (urls string, stop func(), err error) {
 	r := &natsRunner{}
 	defer func() {
 		if p := recover(); p != nil {
@@ -61,6 +63,8 @@ func startNATS() (url string, stop func(), err error) {
 			err = fmt.Errorf("embedded NATS server: %s", string(f))
 		}
 	}()
-	s := natstest.Start(r)
-	return s.URL(), r.Close, nil
+	if servers > 1 {
+		return natstest.ClusterURLs(natstest.StartCluster(r, servers)), r.Close, nil
+	}
+	return natstest.Start(r).URL(), r.Close, nil
 }

@@ -37,8 +37,8 @@ func serve(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	sysName := fs.String("system", "tether", "system under test")
 	profName := fs.String("profile", "default", "liveness profile")
-	natsURL := fs.String("nats", "", "NATS server URL: the system's shared broker instead of its in-memory one")
-	natsDurability := fs.String("nats-durability", "", "with --nats: the shared broker's durability mode (tether: cluster or node; empty: its default)")
+	var node nodeFlags
+	node.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	app := &system.App{}
-	srv, err := sys.NewServer(app, system.ServerOptions{Profile: p, NATS: *natsURL, NATSDurability: *natsDurability})
+	srv, err := sys.NewServer(app, node.options(p))
 	if err != nil {
 		return err
 	}
@@ -60,6 +60,27 @@ func serve(args []string, stdout io.Writer) error {
 		return err
 	}
 	return serveUntilQuit("serve", srv, lis, func() any { return app.Counters() }, stdout)
+}
+
+// nodeFlags are the flags of serve and xserve that place a server among
+// several nodes: its broker and its node id.
+type nodeFlags struct {
+	nats       string
+	durability string
+	replicas   int
+	id         string
+}
+
+func (n *nodeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&n.nats, "nats", "", "NATS server URLs (comma-separated): the system's shared broker instead of its in-memory one")
+	fs.StringVar(&n.durability, "nats-durability", "", "with --nats: the shared broker's durability mode (tether: cluster or node; empty: its default)")
+	fs.IntVar(&n.replicas, "replicas", 0, "with --nats: JetStream replicas of the broker's streams (0: the broker's default, 1)")
+	fs.StringVar(&n.id, "id", "", "node id (several nodes on one NATS broker need one each; empty: the system's bench name)")
+}
+
+// options returns the server options of the flags with profile p.
+func (n *nodeFlags) options(p profile.Profile) system.ServerOptions {
+	return system.ServerOptions{Profile: p, NATS: n.nats, NATSDurability: n.durability, Replicas: n.replicas, ID: n.id}
 }
 
 // lookup returns the system and the liveness profile named.
@@ -111,6 +132,7 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("drive", flag.ContinueOnError)
 	sysName := fs.String("system", "tether", "system under test")
 	addr := fs.String("addr", "", "server address")
+	addrs := fs.String("addrs", "", "every node's address, comma-separated, when several nodes share a broker (the first is --addr)")
 	control := fs.String("control", "", "server control address")
 	specJSON := fs.String("spec", "", "the case, as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -126,6 +148,9 @@ func drive(args []string, stdout, stderr io.Writer) error {
 	}
 	env := scenario.Env{System: sys, Addr: *addr, Control: ctl.NewClient(*control),
 		Progress: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }}
+	if *addrs != "" {
+		env.Addrs = strings.Split(*addrs, ",")
+	}
 	res, err := scenario.Run(context.Background(), env, spec)
 	if err != nil {
 		return err
@@ -273,10 +298,11 @@ func (s *serverProc) stop() {
 	s.kill()
 }
 
-// runDriver runs a drive process for spec and decodes its Result.
-func runDriver(ctx context.Context, sys string, r ready, spec scenario.Spec, pin bool, stderr io.Writer) (*scenario.Result, error) {
+// runDriver runs a drive process for spec and decodes its Result; more
+// are further drive flags (--addrs).
+func runDriver(ctx context.Context, sys string, r ready, spec scenario.Spec, pin bool, stderr io.Writer, more ...string) (*scenario.Result, error) {
 	b, _ := json.Marshal(spec)
-	cmd, err := command(ctx, pin, "drive", "--system", sys, "--addr", r.Addr, "--control", r.Control, "--spec", string(b))
+	cmd, err := command(ctx, pin, append([]string{"drive", "--system", sys, "--addr", r.Addr, "--control", r.Control, "--spec", string(b)}, more...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherhq/tether/bench/internal/balancer"
 	"github.com/tetherhq/tether/bench/internal/system"
 	"github.com/tetherhq/tether/bench/internal/system/centrifugesys"
 	"github.com/tetherhq/tether/bench/internal/system/rawsys"
@@ -44,9 +46,21 @@ type xstate struct {
 	// Arrivals are the sessions established, in unix ns.
 	Arrivals []int64 `json:"arrivals,omitempty"`
 	Resumed  int     `json:"resumed"`
+	// Firsts are each session's first arrival, by client id (tether).
+	Firsts map[string]xarrival `json:"firsts,omitempty"`
 	// Downs are the streams the server noticed were gone.
 	Downs []xdown        `json:"downs,omitempty"`
 	Tally map[string]int `json:"tally,omitempty"`
+	// SendFailures are the burst messages the server could not send, by
+	// reason.
+	SendFailures map[string]int `json:"send_failures,omitempty"`
+}
+
+// xarrival is when a session was established, in unix ns, and whether
+// it resumed.
+type xarrival struct {
+	At      int64 `json:"at"`
+	Resumed bool  `json:"resumed"`
 }
 
 type xdown struct {
@@ -61,6 +75,8 @@ func xserve(args []string, stdout io.Writer) error {
 	profName := fs.String("profile", "default", "liveness profile")
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve on")
 	track := fs.Bool("track", false, "record arrivals, downs and tagged messages (resume, detection)")
+	var node nodeFlags
+	node.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,7 +91,7 @@ func xserve(args []string, stdout io.Writer) error {
 		tally system.Tally
 	)
 	var srv system.Server
-	opts := system.ServerOptions{Profile: p}
+	opts := node.options(p)
 	if *track {
 		ext, err := system.LookupExt(*sysName)
 		if err != nil {
@@ -88,6 +104,17 @@ func xserve(args []string, stdout io.Writer) error {
 				st.Arrivals = append(st.Arrivals, now)
 				if resumed {
 					st.Resumed++
+				}
+				mu.Unlock()
+			},
+			OnSessionID: func(id string, resumed bool) {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				if _, ok := st.Firsts[id]; !ok {
+					if st.Firsts == nil {
+						st.Firsts = map[string]xarrival{}
+					}
+					st.Firsts[id] = xarrival{At: now, Resumed: resumed}
 				}
 				mu.Unlock()
 			},
@@ -123,11 +150,25 @@ func xserve(args []string, stdout io.Writer) error {
 		s.Counters = app.Counters()
 		s.Arrivals = append([]int64(nil), st.Arrivals...)
 		s.Downs = append([]xdown(nil), st.Downs...)
+		s.Firsts = maps.Clone(st.Firsts)
 		if *track {
 			s.Tally = tally.Snapshot()
+			s.SendFailures = tally.Failures()
 		}
 		return s
 	}, stdout)
+}
+
+// balancedAddr is the virtual address sessions dial with --backends: the
+// balancer picks the real one.
+const balancedAddr = "passthrough:///tether-nodes"
+
+// dialer returns bal's Dial, or nil (the system's own dialer) without one.
+func dialer(bal *balancer.Balancer) func(context.Context, string) (net.Conn, error) {
+	if bal == nil {
+		return nil
+	}
+	return bal.Dial
 }
 
 // xreport is what an xclient prints for "report".
@@ -171,6 +212,9 @@ func (s *xsession) client(ctx context.Context) (system.Client, error) {
 //
 //	send R K    every session sends K tagged messages "T<id>/<R>/<i>"
 //	burst R K   every session asks the server for a burst of K (round R)
+//	            (both at once, or spread at --rate sessions per second)
+//	backends L  dial new connections to the addresses of L (comma-separated;
+//	            with --backends)
 //	report      print an xreport line
 //	quit (EOF)  close every session and exit
 func xclient(args []string, stdout, stderr io.Writer) error {
@@ -185,12 +229,22 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 	offset := fs.Duration("offset", 0, "delay before the first session (interleaves several processes)")
 	prefix := fs.String("id", "x", "client id prefix")
 	parallel := fs.Int("parallel", 16, "dials in flight at most")
+	rate := fs.Float64("rate", 0, "send and burst: sessions per second that start their sends (0: all at once)")
+	backends := fs.String("backends", "", "tether only: node addresses, comma-separated; every session dials one virtual address (--addr is not used) through a round-robin balancer over them, in this process, and the command \"backends A,B\" replaces them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	sys, p, err := lookup(*sysName, *profName)
 	if err != nil {
 		return err
+	}
+	var bal *balancer.Balancer
+	if *backends != "" {
+		if *sysName != "tether" {
+			return fmt.Errorf("--backends: system %s does not dial through a balancer (tether only)", *sysName)
+		}
+		bal = balancer.New(p.Dialer(), strings.Split(*backends, ",")...)
+		*addr = balancedAddr
 	}
 	opts := system.ClientOptions{Profile: p, Heartbeat: *hb}
 	ctx := context.Background()
@@ -254,7 +308,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 				attempt++
 				time.Sleep(rand.N(ceil))
 				dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				nc, err := sys.Dial(dctx, *addr, system.ClientOptions{ID: s.id, Profile: p, Heartbeat: *hb})
+				nc, err := sys.Dial(dctx, *addr, system.ClientOptions{ID: s.id, Profile: p, Heartbeat: *hb, Dialer: dialer(bal)})
 				cancel()
 				if err == nil {
 					redials.Add(1)
@@ -289,7 +343,7 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 					err = muxes[i%len(muxes)].Open(dctx, id)
 				} else {
 					var c system.Client
-					if c, err = sys.Dial(dctx, *addr, system.ClientOptions{ID: id, Profile: p, Heartbeat: *hb}); err == nil {
+					if c, err = sys.Dial(dctx, *addr, system.ClientOptions{ID: id, Profile: p, Heartbeat: *hb, Dialer: dialer(bal)}); err == nil {
 						up := make(chan struct{})
 						close(up)
 						s := &xsession{id: id, c: c, up: up, got: map[string]int{}}
@@ -351,7 +405,11 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 			round, _ := strconv.Atoi(f[1])
 			k, _ := strconv.Atoi(f[2])
 			var sw sync.WaitGroup
-			for _, s := range sessions {
+			t0 := time.Now()
+			for i, s := range sessions {
+				if *rate > 0 {
+					time.Sleep(time.Until(t0.Add(time.Duration(float64(i) / *rate * float64(time.Second)))))
+				}
 				sw.Go(func() {
 					// A raw session that is redialing has nothing to
 					// send on: wait for it, as an application would.
@@ -376,6 +434,14 @@ func xclient(args []string, stdout, stderr io.Writer) error {
 				})
 			}
 			sw.Wait()
+			fmt.Fprintln(stdout, `{"done":true}`)
+		case "backends": // backends A,B: where new connections go from now on
+			if bal == nil || len(f) != 2 {
+				b, _ := json.Marshal(map[string]string{"error": "backends: started without --backends, or no address list"})
+				fmt.Fprintf(stdout, "%s\n", b)
+				continue
+			}
+			bal.Set(strings.Split(f[1], ",")...)
 			fmt.Fprintln(stdout, `{"done":true}`)
 		case "report":
 			r := xreport{Sessions: *n, Redials: redials.Load(), Errors: errs.Load()}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -258,8 +259,9 @@ const massProfile = 5 * time.Second
 // messages both ways, kills the server (SIGKILL) and starts a new one on
 // the same address, and times until every session is established again
 // (arrivals at the new server); then exchanges messages again and checks
-// that every tagged message and every burst message arrived exactly once.
-// cpuProfile, when set, is where a CPU profile of the restarted server over
+// that every tagged message and every burst message arrived exactly once
+// (what has not arrived 2 minutes into the second round is lost, with a
+// note). cpuProfile, when set, is where a CPU profile of the restarted server over
 // its first massProfile goes.
 func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cpuProfile string, stderr io.Writer) (*scenario.Result, []float64, error) {
 	addr, err := freePort()
@@ -279,49 +281,7 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 		return nil, nil, err
 	}
 	defer quitAll(clients)
-	// round: every client process sends and asks for a burst; wait until
-	// the server counted every tagged message of the round and the clients
-	// received every burst message so far.
-	round := func(s *serverProc, rd int) error {
-		for _, cmd := range []string{"send", "burst"} {
-			var wg sync.WaitGroup
-			errs := make([]error, len(clients))
-			for i, p := range clients {
-				wg.Go(func() { _, errs[i] = p.ask(fmt.Sprintf("%s %d %d", cmd, rd, msgs), 5*time.Minute) })
-			}
-			wg.Wait()
-			for _, err := range errs {
-				if err != nil {
-					return err
-				}
-			}
-		}
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			_, st, err := s.state(ctx, false)
-			if err != nil {
-				return err
-			}
-			have := 0
-			for tag := range st.Tally {
-				if strings.Contains(tag, fmt.Sprintf("/%d/", rd)) {
-					have++
-				}
-			}
-			rep, err := clientReport(clients)
-			if err != nil {
-				return err
-			}
-			if have >= n*msgs && rep.Distinct >= n*msgs*rd {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("round %d: server has %d of %d tagged messages, clients %d of %d burst messages", rd, have, n*msgs, rep.Distinct, n*msgs*rd)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	if err := round(srv, 1); err != nil {
+	if err := massRound(ctx, []*serverProc{srv}, clients, n, msgs, 1); err != nil {
 		return nil, nil, err
 	}
 	time.Sleep(200 * time.Millisecond) // acks are batched (20 ms)
@@ -382,7 +342,9 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 	if err := <-profiled; err != nil {
 		return nil, nil, fmt.Errorf("cpu profile: %w", err)
 	}
-	if err := round(srv, 2); err != nil {
+	var short roundShort
+	err = massRound(ctx, []*serverProc{srv}, clients, n, msgs, 2)
+	if err != nil && !errors.As(err, &short) {
 		return nil, nil, err
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -394,28 +356,112 @@ func massResume(ctx context.Context, sys, prof string, n, per, msgs, run int, cp
 	if err != nil {
 		return nil, nil, err
 	}
-	lost, dup := 0, rep.Duplicates
-	all := map[string]int{}
-	for k, v := range before.Tally {
-		all[k] += v
-	}
-	for k, v := range after.Tally {
-		all[k] += v
-	}
-	for _, v := range all {
-		dup += v - 1
-	}
-	lost += 2*n*msgs - len(all)
-	lost += 2*n*msgs - rep.Distinct
 	r := &scenario.Result{Metrics: map[string]float64{}, Spec: scenario.Spec{Scenario: "mass-resume", Profile: prof, Sessions: n}}
-	r.Metrics[MetricCompletion] = completion
-	r.Metrics[MetricEstablishRate] = float64(n) / completion
-	r.Metrics[MetricLost] = float64(lost)
-	r.Metrics[MetricDuplicated] = float64(dup)
+	lost, dup := massOutcome(r, n, msgs, arr, after.Resumed, []map[string]int{before.Tally, after.Tally}, rep)
+	if err != nil {
+		r.Notes = append(r.Notes, short.Error()+": what is missing counts as lost")
+	}
 	q := func(p float64) float64 { return arr[min(len(arr)-1, int(p*float64(len(arr))))] / 1e3 }
 	fmt.Fprintf(stderr, "    mass resume: %d sessions back in %.2fs (arrivals p10 %.2fs, p50 %.2fs, p90 %.2fs; %d resumed, %d fresh); client redials %d; lost %d, duplicated %d; CPU until the last arrival: clients %.2fs, new server %.2fs\n",
 		len(arr), completion, q(0.1), q(0.5), q(0.9), after.Resumed, len(arr)-after.Resumed, rep.Redials, lost, dup, clientCPU.Seconds(), restarted.CPU.Seconds())
 	return r, arr, nil
+}
+
+// massOutcome fills r's mass-resume metrics from the arrivals arr (ms
+// after the kill, sorted), how many of them resumed, the tagged messages
+// each server counted (both rounds) and the clients' report, and returns
+// the messages lost and duplicated: each of the n sessions sent msgs
+// tagged messages and got msgs burst messages per round, two rounds.
+func massOutcome(r *scenario.Result, n, msgs int, arr []float64, resumed int, tallies []map[string]int, rep xreport) (lost, dup int) {
+	all := map[string]int{}
+	for _, t := range tallies {
+		for k, v := range t {
+			all[k] += v
+		}
+	}
+	dup = rep.Duplicates
+	for _, v := range all {
+		dup += v - 1
+	}
+	lostC2S, lostS2C := 2*n*msgs-len(all), 2*n*msgs-rep.Distinct
+	lost = lostC2S + lostS2C
+	r.Metrics[MetricLostC2S] = float64(lostC2S)
+	r.Metrics[MetricLostS2C] = float64(lostS2C)
+	completion := arr[len(arr)-1] / 1e3
+	r.Metrics[MetricCompletion] = completion
+	r.Metrics[MetricEstablishRate] = float64(n) / completion
+	r.Metrics[MetricLost] = float64(lost)
+	r.Metrics[MetricDuplicated] = float64(dup)
+	r.Metrics[MetricResumedCount] = float64(resumed)
+	r.Metrics[MetricFailoverP50] = scenario.Percentile(arr, 0.5)
+	r.Metrics[MetricFailoverP99] = scenario.Percentile(arr, 0.99)
+	return lost, dup
+}
+
+// massRound runs round rd of a mass resume: every client process sends
+// msgs tagged messages per session and asks for a burst of msgs; it waits
+// until the servers together counted every tagged message of the round and
+// the clients received every burst message so far.
+func massRound(ctx context.Context, servers []*serverProc, clients []*proc, n, msgs, rd int) error {
+	for _, cmd := range []string{"send", "burst"} {
+		if err := askAll(clients, fmt.Sprintf("%s %d %d", cmd, rd, msgs), 5*time.Minute); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		have := 0
+		failed := map[string]int{}
+		for _, s := range servers {
+			_, st, err := s.state(ctx, false)
+			if err != nil {
+				return err
+			}
+			for tag := range st.Tally {
+				if strings.Contains(tag, fmt.Sprintf("/%d/", rd)) {
+					have++
+				}
+			}
+			for why, k := range st.SendFailures {
+				failed[why] += k
+			}
+		}
+		rep, err := clientReport(clients)
+		if err != nil {
+			return err
+		}
+		if have >= n*msgs && rep.Distinct >= n*msgs*rd {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return roundShort{fmt.Sprintf("round %d: after 2 minutes, servers have %d of %d tagged messages, clients %d of %d burst messages (burst messages the servers could not send, by reason: %v)", rd, have, n*msgs, rep.Distinct, n*msgs*rd, failed)}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// roundShort is massRound's error when the messages of a round did not
+// all arrive in time.
+type roundShort struct{ what string }
+
+func (r roundShort) Error() string { return r.what }
+
+// askAll asks every client process cmd at once and waits for the
+// answers; an answer carrying an error is one.
+func askAll(clients []*proc, cmd string, timeout time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(clients))
+	for i, p := range clients {
+		wg.Go(func() {
+			line, err := p.ask(cmd, timeout)
+			if err == nil && strings.Contains(line, `"error"`) {
+				err = fmt.Errorf("client process %d, %q: %s", i, cmd, line)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func clientReport(clients []*proc) (xreport, error) {

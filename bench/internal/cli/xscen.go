@@ -40,6 +40,13 @@ const (
 	MetricBound           = "bound_s"
 	MetricEarliest        = "earliest_s"
 	MetricFalsePositive   = "false_positives"
+	MetricResumedCount    = "resumed"
+	MetricFailoverP50     = "failover_p50_ms"
+	MetricFailoverP99     = "failover_p99_ms"
+	MetricAgain           = "established_again"
+	MetricLostC2S         = "lost_c2s"
+	MetricLostS2C         = "lost_s2c"
+	MetricNotBack         = "not_back"
 )
 
 func init() {
@@ -60,6 +67,13 @@ func init() {
 		MetricBound:           "documented bound, s",
 		MetricEarliest:        "no detection before, s",
 		MetricFalsePositive:   "false positives",
+		MetricResumedCount:    "sessions resumed (resumed=true)",
+		MetricFailoverP50:     "kill → session back, p50 ms",
+		MetricFailoverP99:     "kill → session back, p99 ms",
+		MetricAgain:           "sessions established again after coming back",
+		MetricLostC2S:         "of which client → server",
+		MetricLostS2C:         "of which server → client",
+		MetricNotBack:         "sessions not back within 3 min",
 	} {
 		report.Labels[k] = v
 	}

@@ -29,13 +29,20 @@ type Row struct {
 	Pinned  bool           `json:"pinned"`
 	Metric  string         `json:"metric"`
 	Systems map[string]Agg `json:"systems"`
-	// Ratios are median(system) / median(Baseline), per other system.
+	// Ratios are median(system) / median(the baseline), per other system.
 	Ratios map[string]float64 `json:"ratios"`
 }
 
 // Summarize groups results by case, pinning and metric, in the order the
-// cases were run, keeping only metrics.
+// cases were run, keeping only metrics, with ratios against Baseline.
 func Summarize(results []*scenario.Result, metrics []string) []Row {
+	return SummarizeAgainst(results, metrics, Baseline)
+}
+
+// SummarizeAgainst is Summarize with ratios against baseline (a system, or
+// whatever the results' System names: the multi-node scenarios name the
+// broker there).
+func SummarizeAgainst(results []*scenario.Result, metrics []string, baseline string) []Row {
 	type key struct {
 		c      string
 		pinned bool
@@ -70,9 +77,9 @@ func Summarize(results []*scenario.Result, metrics []string) []Row {
 		for sys, vs := range vals[k] {
 			row.Systems[sys] = aggregate(vs)
 		}
-		if base, ok := row.Systems[Baseline]; ok && base.Median != 0 {
+		if base, ok := row.Systems[baseline]; ok && base.Median != 0 {
 			for sys, a := range row.Systems {
-				if sys != Baseline {
+				if sys != baseline {
 					row.Ratios[sys] = a.Median / base.Median
 				}
 			}
@@ -109,17 +116,23 @@ var Labels = map[string]string{
 }
 
 // Markdown writes rows as a table: a column per system (median and
-// min–max) and a ratio column per non-baseline system.
+// min–max) and a ratio column per system but Baseline.
 func Markdown(w io.Writer, rows []Row, systems []string) {
-	others := slices.DeleteFunc(slices.Clone(systems), func(s string) bool { return s == Baseline })
-	hasBase := slices.Contains(systems, Baseline)
+	MarkdownAgainst(w, rows, systems, Baseline)
+}
+
+// MarkdownAgainst is Markdown with ratio columns against baseline (rows
+// from SummarizeAgainst with the same baseline).
+func MarkdownAgainst(w io.Writer, rows []Row, systems []string, baseline string) {
+	others := slices.DeleteFunc(slices.Clone(systems), func(s string) bool { return s == baseline })
+	hasBase := slices.Contains(systems, baseline)
 	fmt.Fprint(w, "| case | metric |")
 	for _, s := range systems {
 		fmt.Fprintf(w, " %s |", s)
 	}
 	if hasBase {
 		for _, s := range others {
-			fmt.Fprintf(w, " %s ÷ %s |", s, Baseline)
+			fmt.Fprintf(w, " %s ÷ %s |", s, baseline)
 		}
 	}
 	ph, pa := peerHeader(systems)

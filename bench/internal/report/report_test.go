@@ -41,6 +41,21 @@ func TestSummarizeMedianRangeRatio(t *testing.T) {
 	}
 }
 
+func TestSummarizeAgainstOtherBaseline(t *testing.T) {
+	rs := []*scenario.Result{result("memory", 1, 1000), result("nats", 1, 250), result("nats-r3", 1, 100)}
+	rows := SummarizeAgainst(rs, []string{scenario.MetricRate}, "memory")
+	if len(rows) != 1 || rows[0].Ratios["nats"] != 0.25 || rows[0].Ratios["nats-r3"] != 0.1 {
+		t.Fatalf("rows %+v; want ratios 0.25 and 0.1 against memory", rows)
+	}
+	var b strings.Builder
+	MarkdownAgainst(&b, rows, []string{"memory", "nats", "nats-r3"}, "memory")
+	for _, want := range []string{"| nats ÷ memory | nats-r3 ÷ memory |", "| s2c 1×64 B | msg/s | 1.0 k | 0.2 k | 0.1 k | 0.25× | 0.10× |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestLatencySVG(t *testing.T) {
 	var b strings.Builder
 	err := LatencySVG(&b, "t", []Series{{Name: "a", Samples: []float64{1, 2, 3, 40}}, {Name: "b, unpinned", Samples: []float64{5}}})

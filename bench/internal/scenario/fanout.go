@@ -179,7 +179,8 @@ func fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
 }
 
 // dialSubscribers opens n sessions, 16 at a time, each subscribed to the
-// fan-out topic once it returns.
+// fan-out topic once it returns; subscriber i on node i (modulo the
+// nodes) when several share a broker.
 func dialSubscribers(ctx context.Context, env Env, spec Spec, n int) ([]system.Client, error) {
 	p, err := profile.Lookup(spec.Profile)
 	if err != nil {
@@ -198,7 +199,7 @@ func dialSubscribers(ctx context.Context, env Env, spec Spec, n int) ([]system.C
 					return
 				}
 				dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-				c, err := env.System.Dial(dctx, env.Addr, system.ClientOptions{ID: fmt.Sprintf("fan-%s-%d-%d", env.System.Name, nonce, i), Profile: p})
+				c, err := env.System.Dial(dctx, env.node(i), system.ClientOptions{ID: fmt.Sprintf("fan-%s-%d-%d", env.System.Name, nonce, i), Profile: p})
 				if err == nil {
 					s, ok := c.(system.Subscriber)
 					if !ok {

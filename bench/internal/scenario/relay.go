@@ -89,15 +89,19 @@ func dialPair(ctx context.Context, env Env, spec Spec) (*pair, error) {
 	nonce := time.Now().UnixNano()
 	pid := fmt.Sprintf("bench-%s-%d-producer", env.System.Name, nonce)
 	pr.consumerID = fmt.Sprintf("bench-%s-%d-consumer", env.System.Name, nonce)
-	dial := func(id string, obs *observer) (system.Client, error) {
+	dial := func(addr, id string, obs *observer) (system.Client, error) {
 		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		return env.System.Dial(dctx, env.Addr, system.ClientOptions{ID: id, Profile: p, Observer: obs})
+		return env.System.Dial(dctx, addr, system.ClientOptions{ID: id, Profile: p, Observer: obs})
 	}
-	if pr.consumer, err = dial(pr.consumerID, &pr.obsC); err != nil {
+	if pr.consumer, err = dial(env.Addr, pr.consumerID, &pr.obsC); err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	if pr.producer, err = dial(pid, &pr.obsP); err != nil {
+	paddr := env.Addr
+	if spec.Across {
+		paddr = env.node(1)
+	}
+	if pr.producer, err = dial(paddr, pid, &pr.obsP); err != nil {
 		_ = pr.consumer.Close()
 		return nil, fmt.Errorf("producer: %w", err)
 	}

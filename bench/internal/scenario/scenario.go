@@ -54,6 +54,9 @@ type Spec struct {
 	Slowdown float64 `json:"slowdown,omitempty"`
 	// Interval is the pause between sendwait's sends.
 	Interval time.Duration `json:"interval,omitempty"`
+	// Across puts relay's producer on another node than its consumer
+	// (Env.Addrs[1]; the consumer is on Env.Addr).
+	Across bool `json:"across,omitempty"`
 	// Settle bounds how long relay and flow wait without progress for
 	// the last messages.
 	Settle time.Duration `json:"settle,omitempty"`
@@ -108,11 +111,23 @@ const (
 
 // Env is what a driver needs to run a Spec against one server.
 type Env struct {
-	System  system.System
-	Addr    string
+	System system.System
+	Addr   string
+	// Addrs are every node's address when several nodes share a broker
+	// (Addrs[0] is Addr, whose Control the driver reads); nil for one.
+	Addrs   []string
 	Control *ctl.Client
 	// Progress receives progress lines (stderr).
 	Progress func(format string, args ...any)
+}
+
+// node returns the address of node i (modulo the nodes), Addr when there
+// is one node.
+func (env Env) node(i int) string {
+	if len(env.Addrs) == 0 {
+		return env.Addr
+	}
+	return env.Addrs[i%len(env.Addrs)]
 }
 
 // Run runs spec and returns its result.

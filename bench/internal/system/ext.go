@@ -2,8 +2,10 @@ package system
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +24,10 @@ type Hooks struct {
 	// OnSession runs when a session is established on the server: a fresh
 	// one, or (tether) one resumed on a new stream.
 	OnSession func(resumed bool)
+	// OnSessionID runs beside OnSession with the session's client id,
+	// where the system knows it (tether), so that a scenario can tell a
+	// session established twice from two sessions.
+	OnSessionID func(clientID string, resumed bool)
 	// OnDown runs when the server notices that a session's stream is gone
 	// (tether: the session detached; raw: the stream's handler ended).
 	OnDown func(why string)
@@ -102,10 +108,30 @@ func Burst(round, count int, delay time.Duration) []byte {
 	return fmt.Appendf(nil, "B%d:%d:%d", round, count, delay.Milliseconds())
 }
 
-// Tally records tagged messages by tag.
+// Tally records tagged messages by tag, and the burst messages the server
+// could not send, by reason.
 type Tally struct {
-	mu   sync.Mutex
-	seen map[string]int
+	mu     sync.Mutex
+	seen   map[string]int
+	failed map[string]int
+}
+
+// Fail records a burst message that could not be sent, and why.
+func (t *Tally) Fail(why string) {
+	t.mu.Lock()
+	if t.failed == nil {
+		t.failed = map[string]int{}
+	}
+	t.failed[why]++
+	t.mu.Unlock()
+}
+
+// Failures returns the reasons burst messages could not be sent, with
+// their counts.
+func (t *Tally) Failures() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.failed)
 }
 
 // Add records tag.
@@ -129,8 +155,25 @@ func (t *Tally) Snapshot() map[string]int {
 	return out
 }
 
+// sendRetrying sends payload on c, waiting and sending again while c
+// refuses it as full (ErrFull).
+func sendRetrying(c Conn, payload []byte) error {
+	wait := fullWaitMin
+	for {
+		err := c.Send(payload)
+		if !errors.Is(err, ErrFull) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, fullWaitMax)
+	}
+}
+
 // Extra handles the extended kinds: bursts and tagged messages (counted in
-// tally). It returns false for every other payload.
+// tally). A burst message the session refuses as full (ErrFull) is sent
+// again after a wait, as the App's pusher does; one that fails otherwise
+// ends the burst and is recorded in tally (Fail). It returns false for
+// every other payload.
 func Extra(tally *Tally) func(c Conn, b []byte) bool {
 	return func(c Conn, b []byte) bool {
 		if len(b) == 0 {
@@ -150,7 +193,8 @@ func Extra(tally *Tally) func(c Conn, b []byte) bool {
 			ms, _ := strconv.Atoi(f[2])
 			send := func() {
 				for i := 1; i <= n; i++ {
-					if c.Send(fmt.Appendf(nil, "b%d:%d", round, i)) != nil {
+					if err := sendRetrying(c, fmt.Appendf(nil, "b%d:%d", round, i)); err != nil {
+						tally.Fail(err.Error())
 						return
 					}
 				}

@@ -30,6 +30,13 @@ type ServerOptions struct {
 	// (tether: broker/nats Options.Durability, "cluster" or "node");
 	// empty: its default.
 	NATSDurability string
+	// Replicas is the JetStream replication factor of the NATS broker's
+	// streams (tetherd --nats-replicas): 0 keeps the broker's default, 1;
+	// 3 on a three-server NATS cluster.
+	Replicas int
+	// ID names the server node; several nodes sharing a NATS broker need
+	// one each. Empty: the system's own bench name.
+	ID string
 }
 
 // Server is a system's server side, running in the server process. Serve
@@ -57,6 +64,10 @@ type ClientOptions struct {
 	// Observer, when set, receives the session's cuts, reported gaps and
 	// failed sends (see [Observer]).
 	Observer Observer
+	// Dialer, when set, opens the session's connections in place of the
+	// system's own dialer (the multi-node scenario's in-process load
+	// balancer); it must keep the profile's TCP settings.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Client is one session of a system, on the driver's side. Send is safe

@@ -36,7 +36,7 @@ func Ext() system.Ext {
 }
 
 // NewServerWithHooks is NewServer (same options) with the scenario hooks:
-// OnSession from OnConnect, OnDown from the server's "session detached"
+// OnSession and OnSessionID from OnConnect, OnDown from the server's "session detached"
 // log event (the moment the server gives up on a stream), OnMessage
 // before the App.
 func NewServerWithHooks(app *system.App, opts system.ServerOptions, hooks system.Hooks) (system.Server, error) {
@@ -65,6 +65,9 @@ type hookHandler struct {
 func (h *hookHandler) OnConnect(ctx context.Context, s *server.Session) error {
 	if f := h.hooks.OnSession; f != nil {
 		f(s.Resumed())
+	}
+	if f := h.hooks.OnSessionID; f != nil {
+		f(s.ClientID(), s.Resumed())
 	}
 	return h.handler.OnConnect(ctx, s)
 }

@@ -36,16 +36,22 @@ func System() system.System {
 
 // options are the server options every tether server of the bench uses:
 // tetherd's defaults but for what names the node and carries the
-// scenario's parameters. WithServerID only names the node in logs and
-// records; WithProfile passes the case's liveness profile ("default" but
-// in the heartbeat and detection cases, which measure a profile); the
-// handler runs the benchmark App and hands every message addressed to a
-// session or client id to server.Router, tetherd's default handler; NATS
-// replaces the memory broker when asked for (broker/nats.Connect with its
-// default Options, as tetherd --broker nats connects).
+// scenario's parameters. WithServerID names the node ("bench", or the
+// case's node id: nodes sharing a NATS broker need one each); WithProfile
+// passes the case's liveness profile ("default" but in the heartbeat and
+// detection cases, which measure a profile); the handler runs the
+// benchmark App and hands every message addressed to a session or client
+// id to server.Router, tetherd's default handler; NATS replaces the memory
+// broker when asked for (broker/nats.Connect with its default Options but
+// the replicas asked for, as tetherd --broker nats --nats-replicas N
+// connects).
 func options(h server.Handler, opts system.ServerOptions) ([]server.Option, error) {
+	id := opts.ID
+	if id == "" {
+		id = "bench"
+	}
 	o := []server.Option{
-		server.WithServerID("bench"),
+		server.WithServerID(id),
 		server.WithProfile(opts.Profile),
 		server.WithHandler(h),
 	}
@@ -54,7 +60,7 @@ func options(h server.Handler, opts system.ServerOptions) ([]server.Option, erro
 		if err != nil {
 			return nil, fmt.Errorf("tether: --nats-durability: %w", err)
 		}
-		nb, err := natsbroker.Connect(opts.NATS, natsbroker.Options{Durability: d})
+		nb, err := natsbroker.Connect(opts.NATS, natsbroker.Options{Durability: d, Replicas: opts.Replicas})
 		if err != nil {
 			return nil, fmt.Errorf("tether: --nats: %w", err)
 		}
@@ -183,6 +189,9 @@ func dial(ctx context.Context, addr string, opts system.ClientOptions, more ...c
 	}
 	if opts.Heartbeat > 0 {
 		copts = append(copts, client.WithHeartbeat(opts.Heartbeat))
+	}
+	if opts.Dialer != nil {
+		copts = append(copts, client.WithDialOptions(grpc.WithContextDialer(opts.Dialer)))
 	}
 	s, err := client.New(append(copts, more...)...)
 	if err != nil {
