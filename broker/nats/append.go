@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tetherhq/tether/broker"
 )
 
 // Log appends go to JetStream asynchronously, many in flight, and are
@@ -30,6 +32,10 @@ type pend struct {
 	// eviction's flush covers keys), but its failure is its caller's
 	// (onAck), not a failed log append.
 	key bool
+	// of is the message a log append stores: a Publish reports the
+	// failure of its own message's append, not of another's issued
+	// meanwhile (see settleFor).
+	of *broker.Message
 }
 
 // appender publishes issued appends, in issue order.
@@ -42,8 +48,8 @@ type appender struct {
 // appendAsync issues msg, an append to the log stream, without waiting:
 // the appender publishes it, and settle waits for it. onAck runs once
 // JetStream answered, or the publication failed.
-func (b *Broker) appendAsync(msg *nats.Msg, onAck func(sseq uint64, err error)) {
-	b.issue(msg, &pend{done: make(chan struct{}), onAck: onAck})
+func (b *Broker) appendAsync(msg *nats.Msg, of *broker.Message, onAck func(sseq uint64, err error)) {
+	b.issue(msg, &pend{done: make(chan struct{}), onAck: onAck, of: of})
 }
 
 // issue queues msg, to be published as p: to the log stream, or to the
@@ -143,30 +149,53 @@ func (b *Broker) settle(ctx context.Context) error { return b.settleSince(ctx, 0
 // is stored, and returns the first error among them: a caller checks the
 // appends its own deliveries made, not older failures.
 func (b *Broker) settleSince(ctx context.Context, mark uint64) error {
-	return b.settleRange(ctx, mark, b.mark())
+	return b.settleRange(ctx, mark, b.mark(), nil)
+}
+
+// settleFor is settleSince for a Publish of m: it waits for the same
+// appends, but returns the error of m's own append, not of another
+// session's issued meanwhile (the caller would re-send m, which was
+// stored: a duplicate). When no append of m is among them (m was not
+// appended as such), it returns the first error, as settleSince does.
+func (b *Broker) settleFor(ctx context.Context, mark uint64, m *broker.Message) error {
+	return b.settleRange(ctx, mark, b.mark(), m)
 }
 
 // settleRange waits for the appends with lo < id ≤ hi and returns the
-// first error among them.
-func (b *Broker) settleRange(ctx context.Context, lo, hi uint64) error {
+// first error among them, or among the appends of of when there are
+// some (of nil: all).
+func (b *Broker) settleRange(ctx context.Context, lo, hi uint64, of *broker.Message) error {
 	b.pendMu.Lock()
 	batch := b.pending
 	b.pendMu.Unlock()
 	// The list is in id order: skip what is at or below lo at once.
 	i, _ := slices.BinarySearchFunc(batch, lo+1, func(p *pend, id uint64) int { return cmp.Compare(p.id, id) })
-	var first error
+	var first, own error
+	found := false
 	for _, p := range batch[i:] {
 		if p.id > hi {
 			break
 		}
 		select {
 		case <-p.done:
-			if first == nil && p.err != nil && !p.key {
+			if p.key {
+				continue
+			}
+			if first == nil && p.err != nil {
 				first = fmt.Errorf("tether/broker/nats: a log append failed: %w", p.err)
+			}
+			if of != nil && p.of == of {
+				found = true
+				if own == nil && p.err != nil {
+					own = fmt.Errorf("tether/broker/nats: the message's log append failed: %w", p.err)
+				}
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("tether/broker/nats: waiting for log appends: %w", ctx.Err())
 		}
+	}
+	if found {
+		first = own
 	}
 	if len(batch) > 0 {
 		b.pendMu.Lock()

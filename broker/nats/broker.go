@@ -555,7 +555,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
-		return n, b.settleSince(ctx, mark)
+		return n, b.settleFor(ctx, mark, m)
 	case b.appendFails.Load() != fails:
 		return 0, unavailable(fmt.Errorf("tether/broker/nats: the message reached %s %q on this node, whose log append failed: it was not sent; retry", m.Target.Kind, m.Target.Name))
 	}
@@ -618,10 +618,11 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived ti
 	return b.receiver.Deliver(m)
 }
 
-// answer is a delivery whose publisher waits for its appends, issued with
-// ids in (lo, hi], to be stored.
+// answer is a delivery of message of whose publisher waits for its
+// appends, issued with ids in (lo, hi], to be stored.
 type answer struct {
 	msg    *nats.Msg
+	of     *broker.Message
 	n      int
 	lo, hi uint64
 }
@@ -642,7 +643,7 @@ func (b *Broker) answer() {
 func (b *Broker) answerOne(a answer) {
 	defer b.recovered("answering deliveries")
 	ctx, cancel := b.bound(context.Background())
-	err := b.settleRange(ctx, a.lo, a.hi)
+	err := b.settleRange(ctx, a.lo, a.hi, a.of) // its own append's failure, not another's
 	cancel()
 	if err != nil {
 		// Delivered but perhaps not stored: the publisher must not park
@@ -767,7 +768,7 @@ func (b *Broker) handle(msg *nats.Msg, arrived time.Time) {
 			// retry.
 			_ = msg.Respond([]byte(replyErr + "the session's log append failed"))
 		default:
-			b.answerStored(msg, n, before)
+			b.answerStored(msg, m, n, before)
 		}
 	}
 }

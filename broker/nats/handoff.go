@@ -211,18 +211,18 @@ func (b *Broker) handleHandoff(msg *nats.Msg, addr broker.Address) {
 	case n == 0 && b.appendFails.Load() != fails:
 		_ = msg.Respond([]byte("0")) // not queued: offered again
 	default:
-		b.answerStored(msg, n, before)
+		b.answerStored(msg, m, n, before)
 	}
 }
 
-// answerStored answers msg with n once the log appends issued since
-// before are stored.
-func (b *Broker) answerStored(msg *nats.Msg, n int, before uint64) {
+// answerStored answers msg, which carried m, with n once the log appends
+// issued since before are stored.
+func (b *Broker) answerStored(msg *nats.Msg, m *broker.Message, n int, before uint64) {
 	if after := b.mark(); n > 0 && after > before {
 		// Answered once stored, by the answerer goroutine, so that
 		// this one goes on delivering while JetStream acknowledges.
 		select {
-		case b.answers <- answer{msg: msg, n: n, lo: before, hi: after}:
+		case b.answers <- answer{msg: msg, of: m, n: n, lo: before, hi: after}:
 		case <-b.done:
 		}
 		return

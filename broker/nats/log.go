@@ -119,7 +119,7 @@ func (h *logHandle) Append(ctx context.Context, e broker.Entry, capacity int) (_
 	msg := &nats.Msg{Subject: st.subject, Data: encodeMessage(nil, e.Message, e.Seq)}
 	// The ack handler does not take st.mu: it runs on nats.go's
 	// goroutine, which must not wait behind appends.
-	b.appendAsync(msg, func(sseq uint64, err error) {
+	b.appendAsync(msg, e.Message, func(sseq uint64, err error) {
 		if err != nil {
 			me.failed.Store(true)
 			st.failures.Add(1)
