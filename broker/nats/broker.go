@@ -808,7 +808,11 @@ func (b *Broker) Evict(ctx context.Context, e broker.Eviction) (err error) {
 }
 
 // evictOne asks the holder of addr to act on the eviction in body. It
-// returns errNoHolder when no live node holds addr.
+// returns errNoHolder when no live node holds addr: none answers, or the
+// node the records name took the request and then failed its liveness
+// check (it died, or NATS still routed to a connection it had lost). A
+// dead holder serves nothing; one cut off from NATS learns of the move
+// from the note (see Evict).
 func (b *Broker) evictOne(ctx context.Context, addr broker.Address, body []byte) error {
 	subj, err := b.subj.route(addr)
 	if err != nil {
@@ -820,6 +824,8 @@ func (b *Broker) evictOne(ctx context.Context, addr broker.Address, body []byte)
 	switch {
 	case errors.Is(err, errNoHolder):
 		return err
+	case errors.As(err, new(holderGone)):
+		return errNoHolder
 	case err != nil:
 		return fmt.Errorf("tether/broker/nats: evicting %s %q: %w", addr.Kind, addr.Name, err)
 	case string(reply) == replyForeign:

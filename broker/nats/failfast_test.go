@@ -98,3 +98,29 @@ func TestFailFastSlowHolderWaitedFor(t *testing.T) {
 		t.Fatalf("Publish = %d, %v; want the slow holder's 1", n, err)
 	}
 }
+
+// An eviction that the holder took before it died (NATS still routed to
+// its connection) moves the session all the same, at the next liveness
+// check: a dead node holds nothing, and one cut off from NATS reads the
+// note once back. The resume it serves does not fail.
+func TestFailFastEvictHolderDied(t *testing.T) {
+	url, prefix, p := failFastPublisher(t)
+	h := newFakeHolder(t, url, prefix, true)
+	go func() {
+		<-h.routed
+		h.nc.Close() // died holding the request
+	}()
+	if err := p.Evict(t.Context(), broker.Eviction{Session: "s1", Node: "P"}); err != nil {
+		t.Fatalf("Evict = %v; want nil: the holder died, the session is free to move", err)
+	}
+}
+
+// A holder that hangs does not keep its session: the eviction moves it
+// after the liveness check fails.
+func TestFailFastEvictHolderHangs(t *testing.T) {
+	url, prefix, p := failFastPublisher(t)
+	newFakeHolder(t, url, prefix, false)
+	if err := p.Evict(t.Context(), broker.Eviction{Session: "s1", Node: "P"}); err != nil {
+		t.Fatalf("Evict = %v; want nil: the holder does not answer, the session is free to move", err)
+	}
+}
