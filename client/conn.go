@@ -177,10 +177,9 @@ func (c *conn) healthyFor(since time.Time) time.Duration {
 }
 
 // start queues a first ping, arms the liveness timer from the Welcome's
-// numbers and starts the reader.
-func (c *conn) start(w *tetherv1.Welcome) {
+// numbers (c.pulse, initialised from it) and starts the reader.
+func (c *conn) start() {
 	now := time.Now().UnixNano()
-	c.pulse.init(w)
 	interval, _ := c.pulse.get()
 	c.lastRead.Store(now)
 	// The first ping goes half an interval after the Welcome, as if the

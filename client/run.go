@@ -195,8 +195,11 @@ func (s *Session) attempt() (established bool, healthy time.Duration, err error)
 		return false, 0, err
 	}
 	connectedAt := time.Now()
+	// What the server offers is known before anyone sees the stream: a
+	// Suspend right after Connect returns must find Suspend offered.
+	c.pulse.init(w)
 	s.welcomed(b, c, w)
-	c.start(w)
+	c.start()
 	if interval, _ := c.pulse.get(); s.backends.raiseKeepalive(w.GetKeepaliveMinTime().AsDuration(), interval, b) {
 		c.end(errKeepaliveRaised)
 	}
