@@ -22,9 +22,9 @@ import (
 // connected SDK client reads, from the publish call to the message taken by
 // the client: on the in-memory broker, on NATS from the node holding the
 // session, and on NATS from another node, in both durability modes
-// (nats: DurabilityCluster, nats-core: DurabilityNode), then past the
-// guard period after a bind (see startNodePastGuard). Sequential publishes wait for
-// each to be stored; parallel ones (16 publishers) overlap.
+// (nats: DurabilityCluster, nats-core: DurabilityNode). Sequential
+// publishes wait for each to be stored; parallel ones (16 publishers)
+// overlap.
 //
 //	go test -run '^$' -bench Publish -benchtime 2000x ./broker/nats/
 func BenchmarkPublish(b *testing.B) {
@@ -52,24 +52,6 @@ func BenchmarkPublish(b *testing.B) {
 		}},
 		{"nats-core/other-node", func(b *testing.B) (*server.Server, *server.Server, string) {
 			n := startNodeWith(b, "a", urls, nodeDurability())
-			p := startNodeWith(b, "b", urls, nodeDurability())
-			return n.srv, p.srv, n.addr
-		}},
-		{"nats/same-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
-			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
-			return n.srv, n.srv, n.addr
-		}},
-		{"nats-core/same-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
-			n := startNodePastGuard(b, "a", urls, nodeDurability())
-			return n.srv, n.srv, n.addr
-		}},
-		{"nats/other-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
-			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
-			p := startNode(b, "b", urls, 1)
-			return n.srv, p.srv, n.addr
-		}},
-		{"nats-core/other-node/past-guard", func(b *testing.B) (*server.Server, *server.Server, string) {
-			n := startNodePastGuard(b, "a", urls, nodeDurability())
 			p := startNodeWith(b, "b", urls, nodeDurability())
 			return n.srv, p.srv, n.addr
 		}},
@@ -176,9 +158,7 @@ func connect(b *testing.B, addr, id string) *client.Session {
 // process so that it can be profiled: an SDK session sends b.N messages
 // flat out to another session's client id, on one node (the memory broker,
 // or NATS) or across two NATS nodes, and the benchmark ends when the last
-// has arrived; nats is DurabilityCluster, nats-core DurabilityNode, and
-// past-guard the same with the guard period after a bind passed (see
-// startNodePastGuard).
+// has arrived; nats is DurabilityCluster, nats-core DurabilityNode.
 //
 //	go test -run '^$' -bench Relay -benchtime 5000x ./broker/nats/
 func BenchmarkRelay(b *testing.B) {
@@ -206,24 +186,6 @@ func BenchmarkRelay(b *testing.B) {
 		}},
 		{"nats-core/other-node", func(b *testing.B) (string, string) {
 			n := startNodeWith(b, "a", urls, nodeDurability())
-			p := startNodeWith(b, "b", urls, nodeDurability())
-			return p.addr, n.addr
-		}},
-		{"nats/same-node/past-guard", func(b *testing.B) (string, string) {
-			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
-			return n.addr, n.addr
-		}},
-		{"nats-core/same-node/past-guard", func(b *testing.B) (string, string) {
-			n := startNodePastGuard(b, "a", urls, nodeDurability())
-			return n.addr, n.addr
-		}},
-		{"nats/other-node/past-guard", func(b *testing.B) (string, string) {
-			n := startNodePastGuard(b, "a", urls, natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet()})
-			p := startNode(b, "b", urls, 1)
-			return p.addr, n.addr
-		}},
-		{"nats-core/other-node/past-guard", func(b *testing.B) (string, string) {
-			n := startNodePastGuard(b, "a", urls, nodeDurability())
 			p := startNodeWith(b, "b", urls, nodeDurability())
 			return p.addr, n.addr
 		}},
@@ -321,19 +283,4 @@ func BenchmarkPublishSessions(b *testing.B) {
 // nodeDurability returns the broker options of startNode in DurabilityNode.
 func nodeDurability() natsbroker.Options {
 	return natsbroker.Options{Replicas: 1, Timeout: 3 * time.Second, Logger: quiet(), Durability: natsbroker.DurabilityNode}
-}
-
-// startNodePastGuard starts node id as startNodeWith does, with a guard
-// period after a bind (see natsbroker.SetGuardPeriod) of a millisecond
-// instead of 10 seconds: its sessions are measured as a session older than
-// 10 seconds is served, without a check for parked messages before each
-// delivery.
-func startNodePastGuard(b *testing.B, id, urls string, o natsbroker.Options) *node {
-	b.Helper()
-	nb, err := natsbroker.Connect(urls, o)
-	if err != nil {
-		b.Fatalf("node %s: %v", id, err)
-	}
-	natsbroker.SetGuardPeriod(nb, time.Millisecond)
-	return startNodeOn(b, id, nb)
 }

@@ -20,10 +20,10 @@ import (
 	"github.com/tetherhq/tether/broker/memory"
 )
 
-// guardPeriod is how long after binding a session or client address a node
-// checks the address's parked messages before each delivery to it: long
-// enough for the new subscription's interest to reach every NATS server,
-// after which no publisher parks for an address a node holds.
+// guardPeriod is how long a node marks its messages to an address after
+// parking one for it (see parkMarks): long enough for a new
+// subscription's interest to reach every NATS server, after which no
+// publisher parks for an address a node holds.
 const guardPeriod = 10 * time.Second
 
 // lameDuck is how long a node keeps its subscription to a session's or
@@ -40,7 +40,7 @@ const dispatchBuffer = 1 << 14
 // dispatchShards is how many goroutines deliver routed messages, each the
 // messages of the addresses whose route subject hashes to it (see shard):
 // one address's messages keep their order, and one delivery that waits
-// for NATS (parked messages read in an address's guard period, an
+// for NATS (parked messages drained before a marked delivery, an
 // eviction flushing a log) holds up only the addresses of its shard.
 const dispatchShards = 16
 
@@ -129,6 +129,7 @@ type Broker struct {
 	lastErr  error
 
 	guardPeriod time.Duration // see guardPeriod; tests shorten it
+	marks       parkMarks     // what this node parked lately
 }
 
 // binding is one address bound on this node.
@@ -136,16 +137,15 @@ type binding struct {
 	n    int // binds; 0 while lame (see lameDuck)
 	sub  *nats.Subscription
 	lame *time.Timer
-	// guard serializes draining parked messages with deliveries during the
-	// guard period after the bind.
+	// guard serializes draining parked messages with the deliveries that
+	// must follow them (see deliverLocal).
 	guard   sync.Mutex
-	until   atomic.Int64  // unix nanoseconds: the guard period's end
 	drained uint64        // stream seq of the last parked message delivered
 	retry   time.Duration // the delay before a failed drain is tried again
-	// checked is when the last drain that left nothing parked began: a
-	// delivery that arrived before it needs no drain of its own (see
-	// deliverLocal). Guarded by guard.
-	checked time.Time
+	// cleared is the highest park mark (see parkMarks) a drain has dealt
+	// with: a delivery marked with it or less needs no drain of its own.
+	// Guarded by guard.
+	cleared uint64
 }
 
 var (
@@ -410,9 +410,6 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		bd = &binding{n: 1, sub: sub}
 		b.binds[addr] = bd
 	}
-	if addr.Kind != broker.KindTopic {
-		bd.until.Store(time.Now().Add(b.guardPeriod).UnixNano())
-	}
 	b.bindMu.Unlock()
 	if addr.Kind == broker.KindTopic {
 		return nil
@@ -538,9 +535,8 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	if err != nil {
 		return 0, err
 	}
-	arrived := time.Now()
 	if m.Target.Kind == broker.KindTopic {
-		n, _ := b.deliverLocal(ctx, m, arrived) // a topic message is never refused
+		n, _ := b.deliverLocal(ctx, m, 0) // a topic message is never refused
 		if !b.nc.IsConnected() {
 			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
@@ -551,7 +547,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	mark := b.mark()
 	fails := b.appendFails.Load()
-	switch n, err := b.deliverLocal(ctx, m, arrived); {
+	switch n, err := b.deliverLocal(ctx, m, b.marks.last(m.Target)); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
@@ -564,7 +560,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
-	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)})
+	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: b.marks.header(m.Target, "")})
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
@@ -585,13 +581,13 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	return b.park(rctx, m)
 }
 
-// deliverLocal hands m, which reached this node at arrived, to its
-// Receiver if the node binds its target, first delivering parked messages
-// during the guard period: what was parked before m arrived must not be
-// overtaken. A drain that began after m arrived saw all of that, so that
-// deliveries arriving together share one drain. It returns broker.ErrFull
-// from the Receiver: the session is here, but full.
-func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived time.Time) (int, error) {
+// deliverLocal hands m to its Receiver if the node binds its target,
+// first delivering what is parked for it up to stream seq parked, m's park
+// mark (see parkMarks): m's publisher parked that before it sent m, and m
+// must not overtake it. Deliveries with a mark a drain dealt with already
+// share that drain. It returns broker.ErrFull from the Receiver: the
+// session is here, but full.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uint64) (int, error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
 	live := bd != nil && bd.n > 0
@@ -602,10 +598,10 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived ti
 	if m.Target.Kind != broker.KindTopic && b.recheck.Load() {
 		return 0, nil // not known to be ours yet since a reconnect: park
 	}
-	if m.Target.Kind != broker.KindTopic && time.Now().UnixNano() < bd.until.Load() {
+	if m.Target.Kind != broker.KindTopic && parked > 0 {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if !bd.checked.After(arrived) {
+		if parked > max(bd.cleared, bd.drained) {
 			_, err := b.drainLocked(ctx, m.Target, bd)
 			if err != nil {
 				// m must not overtake what is still parked: it is parked
@@ -613,6 +609,7 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, arrived ti
 				b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; parking behind them", "target", m.Target.Kind.String(), "err", err)
 				return 0, nil
 			}
+			bd.cleared = max(bd.cleared, parked)
 		}
 	}
 	return b.receiver.Deliver(m)
@@ -657,8 +654,7 @@ func (b *Broker) answerOne(a answer) {
 
 // dispatch delivers what the routes of one shard receive, one message at a
 // time so that each publisher's messages to an address keep their order.
-// It takes the messages waiting in batches, each stamped with the time it
-// was taken, when they had all arrived (see deliverLocal).
+// It takes the messages waiting in batches.
 func (b *Broker) dispatch(ch <-chan *nats.Msg) {
 	defer b.wg.Done()
 	batch := make([]*nats.Msg, 0, dispatchBatch)
@@ -678,9 +674,8 @@ func (b *Broker) dispatch(ch <-chan *nats.Msg) {
 				break more
 			}
 		}
-		arrived := time.Now()
 		for i, msg := range batch {
-			b.handle(msg, arrived)
+			b.handle(msg)
 			batch[i] = nil
 		}
 	}
@@ -697,7 +692,7 @@ func (b *Broker) shard(subj string) chan *nats.Msg {
 // shardSeed seeds the hash of route subjects to dispatch shards.
 var shardSeed = maphash.MakeSeed()
 
-func (b *Broker) handle(msg *nats.Msg, arrived time.Time) {
+func (b *Broker) handle(msg *nats.Msg) {
 	defer b.recovered("delivering a routed message")
 	addr, err := b.subj.parseRoute(msg.Subject)
 	if err != nil {
@@ -756,7 +751,7 @@ func (b *Broker) handle(msg *nats.Msg, arrived time.Time) {
 		}
 		before := b.mark()
 		fails := b.appendFails.Load()
-		n, err := b.deliverLocal(ctx, m, arrived)
+		n, err := b.deliverLocal(ctx, m, parkedSeq(msg))
 		switch {
 		case msg.Reply == "":
 		case errors.Is(err, broker.ErrFull):

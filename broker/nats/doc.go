@@ -85,11 +85,16 @@
 // may have gone to the caller's session already and failing would make it
 // drop that session.
 //
-// For ten seconds after a bind, every delivery to the address first checks
-// for parked messages: the time it takes the new subscription's interest
-// to reach every NATS server, during which a publisher could still park.
-// When that check fails, the delivery is refused (the publisher parks the
-// message behind the others) rather than let it overtake them.
+// A node that parked a message for an address pokes it (a poke may go
+// nowhere while a new subscription's interest spreads through a NATS
+// cluster, so it pokes again a second later) and, for ten seconds, marks
+// its next messages to the address with the stream seq of the last one it
+// parked (header Tether-Parked). The node holding the address delivers
+// what is parked up to that seq before a marked message, so that no
+// message overtakes one its own publisher parked before it; an unmarked
+// delivery reads nothing from JetStream. When that drain fails, the marked
+// delivery is refused (the publisher parks it behind the others) rather
+// than let it overtake them.
 //
 // P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
 // lives RecordTTL after its last update while the session is connected,
@@ -150,9 +155,9 @@
 //
 // Each node delivers routed messages on 16 goroutines, each the messages
 // of the addresses whose route subject hashes to it, in order: a delivery
-// that waits for NATS (the check for parked messages during an address's
-// guard period, an eviction) holds up the other addresses of its shard.
-// Deliveries that arrived together during a guard period share one check.
+// that waits for NATS (a marked one draining what is parked, an eviction)
+// holds up the other addresses of its shard. Deliveries marked with a
+// park a drain already dealt with share that drain.
 // Messages to different addresses (a topic and a session, say) may be
 // delivered in another order than they were published.
 //

@@ -91,18 +91,16 @@ func (b *Broker) afterReconnect() {
 		case <-time.After(wait):
 		}
 	}
-	// Every address is guarded before the node delivers again: a message
-	// that comes once recheck is clear then delivers what was parked
-	// meanwhile first, instead of overtaking it while its drain below
-	// waits for a worker.
+	// What was parked meanwhile is delivered below. A message that comes
+	// once recheck is clear, from a publisher that parked one of those,
+	// carries its park mark and drains them first (see parkMarks) instead
+	// of overtaking them while their drain below waits for a worker.
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
-	until := time.Now().Add(b.guardPeriod).UnixNano()
 	for a, bd := range b.binds {
 		if a.Kind != broker.KindTopic && bd.n > 0 {
 			addrs, binds = append(addrs, a), append(binds, bd)
-			bd.until.Store(until)
 		}
 	}
 	b.bindMu.Unlock()

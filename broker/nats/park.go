@@ -62,17 +62,35 @@ func decodeClaim(data []byte, seq uint64) (claim, bool) {
 func (b *Broker) claimTTL() time.Duration { return 3 * b.o.Timeout }
 
 // park keeps m for the session behind its target, when a live record
-// names one, and pokes whichever node binds the target by now.
+// names one, and pokes whichever node binds the target by now, and once
+// more a second later: a node that bound it a moment ago may not have had
+// its interest known to this node's NATS server yet (see parkMarks).
 func (b *Broker) park(ctx context.Context, m *broker.Message) (int, error) {
+	n, err := b.parkQuiet(ctx, m)
+	if n > 0 {
+		b.poke(ctx, m.Target)
+		b.pokeAt(m.Target, time.Now().Add(repoke))
+	}
+	return n, err
+}
+
+// repoke is how long after parking a message a node pokes its address
+// again.
+const repoke = time.Second
+
+// parkQuiet parks m as park does, without a poke, and marks its address
+// (see parkMarks).
+func (b *Broker) parkQuiet(ctx context.Context, m *broker.Message) (int, error) {
 	ok, err := b.parkable(ctx, m.Target)
 	if err != nil || !ok {
 		return 0, err
 	}
 	subj := b.subj.park(m.Target)
-	if _, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}, jetstream.WithExpectStream(b.subj.logStream)); err != nil {
+	ack, err := b.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0)}, jetstream.WithExpectStream(b.subj.logStream))
+	if err != nil {
 		return 0, fmt.Errorf("tether/broker/nats: keeping a message for %s %q: %w", m.Target.Kind, m.Target.Name, err)
 	}
-	b.poke(ctx, m.Target)
+	b.marks.note(m.Target, ack.Sequence, b.guardPeriod)
 	return 1, nil
 }
 
@@ -135,11 +153,9 @@ type parked struct {
 // It returns how many parked messages it delivered, with the error that
 // stopped it, if any.
 func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *binding) (int, error) {
-	start := time.Now()
 	n, err := b.drainOnceLocked(ctx, addr, bd)
 	if err == nil {
 		bd.retry = 0
-		bd.checked = start
 		return n, nil
 	}
 	if !b.closed.Load() {

@@ -219,3 +219,77 @@ func TestOtherNodesClaimKeepsParkedOrder(t *testing.T) {
 		t.Fatalf("%d messages arrived after a later one to the same session (%s)", n, example)
 	}
 }
+
+// parkOrderNodes starts nodes H (holding session s1, bound) and P on a
+// NATS server of their own, with orderReceivers, and returns them.
+func parkOrderNodes(t *testing.T) (h, p *natsbroker.Broker, holder *orderReceiver) {
+	t.Helper()
+	url := natstest.Start(t).URL()
+	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: 2 * time.Second, Logger: quiet()}
+	open := func(id string, r broker.Receiver) *natsbroker.Broker {
+		b, err := natsbroker.Connect(url, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		must(t, b.Start(t.Context(), id, r))
+		return b
+	}
+	holder = &orderReceiver{got: map[string][]int{}}
+	h = open("H", holder)
+	p = open("P", &orderReceiver{got: map[string][]int{}})
+	must(t, h.PutSession(t.Context(), broker.SessionRecord{ID: "s1", Node: "H", Expires: time.Now().Add(time.Hour)}))
+	must(t, h.Bind(t.Context(), broker.Session("s1")))
+	return h, p, holder
+}
+
+// wantInOrder fails t unless holder got exactly messages 0..n-1 of s1, in
+// order, each once.
+func wantInOrder(t *testing.T, holder *orderReceiver, n int) {
+	t.Helper()
+	holder.mu.Lock()
+	defer holder.mu.Unlock()
+	got := holder.got["s1"]
+	ok := len(got) == n
+	for i := 0; ok && i < n; i++ {
+		ok = got[i] == i
+	}
+	if !ok {
+		t.Fatalf("s1 got messages %v; want 0..%d in order, each once", got, n-1)
+	}
+}
+
+// A message that a node parked after the holder's bind had drained what
+// was parked (its NATS server had not heard of the holder's subscription
+// yet: no poke reached the holder) is delivered before the next message
+// the same node publishes to the address, which reaches the holder: that
+// one carries the park's mark, and the holder drains first.
+func TestParkMarkKeepsOrderAcrossNodes(t *testing.T) {
+	t.Parallel()
+	_, p, holder := parkOrderNodes(t)
+	ctx := t.Context()
+	if n, err := natsbroker.ParkQuiet(p, ctx, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/0")}); n != 1 || err != nil {
+		t.Fatalf("parking message 0 = %d, %v; want it kept (1)", n, err)
+	}
+	for i := 1; i <= 3; i++ {
+		if n, err := p.Publish(ctx, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/" + strconv.Itoa(i))}); n != 1 || err != nil {
+			t.Fatalf("publishing message %d = %d, %v", i, n, err)
+		}
+	}
+	wantInOrder(t, holder, 4)
+}
+
+// The same on the holding node itself: its own message parked for an
+// address it has bound since is delivered before its next message there.
+func TestParkMarkKeepsOrderOnTheHolder(t *testing.T) {
+	t.Parallel()
+	h, _, holder := parkOrderNodes(t)
+	ctx := t.Context()
+	if n, err := natsbroker.ParkQuiet(h, ctx, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/0")}); n != 1 || err != nil {
+		t.Fatalf("parking message 0 = %d, %v; want it kept (1)", n, err)
+	}
+	if n, err := h.Publish(ctx, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/1")}); n != 1 || err != nil {
+		t.Fatalf("publishing message 1 = %d, %v", n, err)
+	}
+	wantInOrder(t, holder, 2)
+}
