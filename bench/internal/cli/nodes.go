@@ -23,15 +23,22 @@ import (
 // broker, so that the table has a column per broker and ratios against
 // brokerMemory.
 const (
-	brokerMemory  = "memory"  // one node, the in-memory broker
-	brokerNATS    = "nats"    // the nodes on one NATS server, replicas 1
-	brokerCluster = "nats-r3" // the nodes on a three-server NATS cluster, replicas 3
+	brokerMemory  = "memory"    // one node, the in-memory broker
+	brokerNATS    = "nats"      // the nodes on one NATS server, replicas 1
+	brokerCore    = "nats-core" // as nats, with the logs on their node (--nats-durability node)
+	brokerCluster = "nats-r3"   // the nodes on a three-server NATS cluster, replicas 3
 )
 
-// brokerNodes are the NATS servers and the JetStream replicas of a broker.
-var brokerNodes = map[string]struct{ servers, replicas int }{
-	brokerNATS:    {1, 1},
-	brokerCluster: {3, 3},
+// brokerNodes are the NATS servers and the JetStream replicas of a broker,
+// and whether its nodes keep session logs in their memory
+// (--nats-durability node).
+var brokerNodes = map[string]struct {
+	servers, replicas int
+	nodeLogs          bool
+}{
+	brokerNATS:    {1, 1, false},
+	brokerCore:    {1, 1, true},
+	brokerCluster: {3, 3, false},
 }
 
 func init() {
@@ -65,7 +72,7 @@ func runNodes(args []string, stdout, stderr io.Writer) error {
 	_ = fs.Set("systems", "tether")
 	var f nodesFlags
 	fs.StringVar(&f.cases, "cases", "push,fanout,resume", "cases, comma-separated: push (session to session through the SDK, on one node and across nodes), fanout (a topic's subscribers spread over the nodes), resume (mass resume after kill -9 of the node holding every session)")
-	fs.StringVar(&f.brokers, "brokers", "memory,nats,nats-r3", "brokers, comma-separated: memory (one node), nats (the nodes on one NATS server, replicas 1), nats-r3 (on a three-server NATS cluster, replicas 3)")
+	fs.StringVar(&f.brokers, "brokers", "memory,nats,nats-core,nats-r3", "brokers, comma-separated: memory (one node), nats (the nodes on one NATS server, replicas 1), nats-core (as nats, with session logs on their node: --nats-durability node), nats-r3 (on a three-server NATS cluster, replicas 3)")
 	fs.IntVar(&f.nodes, "nodes", 3, "tether nodes on a NATS broker (at least 2)")
 	fs.StringVar(&f.prof, "profile", "default", "liveness profile of every side")
 	fs.IntVar(&f.count, "count", 20000, "push: messages the producer session sends flat out to the consumer's client id")
@@ -120,7 +127,7 @@ func (f *nodesFlags) brokerList() ([]string, error) {
 	for _, b := range strings.Split(f.brokers, ",") {
 		b = strings.TrimSpace(b)
 		if _, ok := brokerNodes[b]; !ok && b != brokerMemory {
-			return nil, fmt.Errorf("--brokers: unknown broker %q (memory, nats, nats-r3)", b)
+			return nil, fmt.Errorf("--brokers: unknown broker %q (memory, nats, nats-core, nats-r3)", b)
 		}
 		out = append(out, b)
 	}
@@ -282,6 +289,9 @@ func (n *nodesRun) startNodes(ctx context.Context, b string, track bool) (*nodeS
 	errs := make([]error, n.f.nodes)
 	start := func(i int) {
 		args := append(slices.Clone(base), "--nats", urls, "--replicas", fmt.Sprint(bn.replicas), "--id", fmt.Sprintf("n%d", i+1))
+		if bn.nodeLogs {
+			args = append(args, "--nats-durability", "node")
+		}
 		if ns.nodes[i], errs[i] = startServer(ctx, false, n.stderr, "tether", args...); errs[i] != nil {
 			errs[i] = fmt.Errorf("node n%d: %w", i+1, errs[i])
 		}
@@ -342,7 +352,7 @@ func (n *nodesRun) writeSVG(brokers []string) error {
 func nodesOutput(c *common, stdout io.Writer, args, brokers []string, rows []report.Row, results []*scenario.Result, nodes int) error {
 	return writeOutput(c, stdout, "nodes", args, brokers, rows, results, func(w io.Writer) {
 		report.MarkdownAgainst(w, rows, brokers, brokerMemory)
-		fmt.Fprintf(w, "\nmemory: one tether node, the in-memory broker (its push figure stands for both push rows); nats: %d tether nodes on one embedded NATS server, JetStream replicas 1; nats-r3: %d tether nodes on an embedded three-server NATS cluster, replicas 3. Every node runs tetherd's defaults; the SDK its defaults.\n", nodes, nodes)
+		fmt.Fprintf(w, "\nmemory: one tether node, the in-memory broker (its push figure stands for both push rows); nats: %d tether nodes on one embedded NATS server, JetStream replicas 1; nats-core: the same with session logs in the holding node's memory (--nats-durability node: a resume on another node loses what the client had not received, and says so); nats-r3: %d tether nodes on an embedded three-server NATS cluster, replicas 3. Every node runs tetherd's defaults but for --nats-durability; the SDK its defaults.\n", nodes, nodes)
 		notes(w, results)
 	})
 }

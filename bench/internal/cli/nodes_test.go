@@ -20,12 +20,13 @@ func nodesSmoke(t *testing.T, want int, metrics []string, args ...string) doc {
 
 func TestNodesPushSmoke(t *testing.T) {
 	t.Parallel()
-	// (same node, across nodes) on the cluster, the memory node once (its
-	// run stands for both rows); NATS with one server is the same path
-	// (the fan-out and resume smoke tests run it), and each case starts
-	// its own nodes: this keeps the test short.
-	d := smoke(t, 4, []string{"msgs_per_s"}, []string{"| memory | nats-r3 | nats-r3 ÷ memory |"},
-		"nodes", "--brokers", "memory,nats-r3", "--cases", "push", "--count", "100")
+	// (same node, across nodes) on the cluster and with logs on their
+	// node, the memory node once (its run stands for both rows); NATS
+	// with one server is the cluster's path (the fan-out and resume smoke
+	// tests run it), and each case starts its own nodes: this keeps the
+	// test short.
+	d := smoke(t, 6, []string{"msgs_per_s"}, []string{"| memory | nats-core | nats-r3 | nats-core ÷ memory | nats-r3 ÷ memory |"},
+		"nodes", "--brokers", "memory,nats-core,nats-r3", "--cases", "push", "--count", "100")
 	for _, r := range d.Results {
 		if r.Metrics["delivered"] != 100 || r.Metrics["lost"] != 0 || r.Metrics["duplicated"] != 0 || r.Metrics["reordered"] != 0 {
 			t.Errorf("%s on %s: %v; want 100 delivered, none lost, duplicated or reordered", r.Spec.Case, r.System, r.Metrics)
