@@ -2,24 +2,39 @@ package server
 
 import "time"
 
-// recentKeys is how many dedupe keys of received messages a session keeps
-// (see recent): at most about 50 KB for a session that receives many
-// direct messages within the dedupe window, nothing for one that receives
-// none.
-const recentKeys = 512
+// recentHold is how long a session keeps every dedupe key of a received
+// message (see recent), however many it receives, and recentMax the most
+// it keeps that long; past recentHold it keeps the last recentKeys of
+// those within the dedupe window. A session receiving 1,000 messages a
+// second holds about 30,000 keys (a few MB); one receiving a message a
+// second, 30; one receiving none, nothing.
+const (
+	recentHold = 30 * time.Second
+	recentMax  = 1 << 15
+	recentKeys = 512
+)
 
 // recent holds the dedupe keys (broker.Message.DedupeKey) of the direct
 // messages most recently queued to a session, with when they were queued,
 // so that a second copy within the dedupe window is dropped. A second copy
 // comes from a sender that re-sent after being told, wrongly, that the
 // first failed: a node died between delivering it and answering. Such a
-// re-send follows within seconds, so the last recentKeys keys cover it.
-// The ring is allocated with the first key, and keys older than the window
-// leave it as new ones come: a session that receives none pays nothing.
+// re-send follows within seconds (the failed answer takes a liveness
+// check, the re-send waits for the receiving session to be back), so every
+// key of the last recentHold is kept: a count alone would cover half a
+// second of a busy receiver. The queue is allocated with the first key,
+// and keys leave it as they age: a session that receives none pays
+// nothing.
 type recent struct {
 	at   map[string]time.Time
-	ring []string // oldest at next once full
-	next int
+	q    []recentKey // oldest first, from head
+	head int
+}
+
+// recentKey is a key as queued: when it was added.
+type recentKey struct {
+	key string
+	at  time.Time
 }
 
 // has reports whether key was added within window before now.
@@ -30,38 +45,35 @@ func (r *recent) has(key string, now time.Time, window time.Duration) bool {
 
 // add adds key, queued at now.
 func (r *recent) add(key string, now time.Time, window time.Duration) {
-	r.expire(now, window)
 	if r.at == nil {
 		r.at = make(map[string]time.Time)
 	}
-	if _, ok := r.at[key]; !ok {
-		if len(r.ring) < recentKeys {
-			r.ring = append(r.ring, key)
-		} else {
-			delete(r.at, r.ring[r.next])
-			r.ring[r.next] = key
-			r.next = (r.next + 1) % recentKeys
-		}
-	}
 	r.at[key] = now
+	r.q = append(r.q, recentKey{key, now})
+	r.expire(now, window)
 }
 
-// expire drops the oldest keys whose window has ended, and the ring and
-// map with them once they are empty.
+// expire drops the oldest keys that are past the dedupe window, or past
+// recentHold beyond the last recentKeys, or beyond recentMax; and the
+// memory with the last of them.
 func (r *recent) expire(now time.Time, window time.Duration) {
-	for len(r.ring) > 0 {
-		oldest := r.ring[r.next%len(r.ring)]
-		if now.Sub(r.at[oldest]) < window {
-			return
+	for r.head < len(r.q) {
+		k, n := r.q[r.head], len(r.q)-r.head
+		age := now.Sub(k.at)
+		if age < window && n <= recentMax && (age < recentHold || n <= recentKeys) {
+			break
 		}
-		delete(r.at, oldest)
-		if len(r.ring) < recentKeys {
-			r.ring = r.ring[1:]
-		} else {
-			// Full: make the ring a slice again, oldest first.
-			r.ring = append(r.ring[r.next+1:], r.ring[:r.next]...)
-			r.next = 0
+		if r.at[k.key].Equal(k.at) { // not added again since
+			delete(r.at, k.key)
 		}
+		r.q[r.head] = recentKey{}
+		r.head++
 	}
-	r.at, r.ring, r.next = nil, nil, 0
+	switch {
+	case r.head == len(r.q):
+		r.at, r.q, r.head = nil, nil, 0
+	case r.head >= 1024 && r.head >= len(r.q)/2:
+		r.q = append(r.q[:0:0], r.q[r.head:]...)
+		r.head = 0
+	}
 }

@@ -19,7 +19,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	t.Parallel()
 	var r recent
 	t0 := time.Unix(1000, 0)
-	const w = time.Minute
+	const w = 10 * time.Minute
 	if r.seen("a", t0, w) {
 		t.Fatal("a new key was seen")
 	}
@@ -29,26 +29,42 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	if r.seen("a", t0.Add(2*w), w) {
 		t.Fatal("a repeat after the window was seen")
 	}
-	// The oldest keys leave once recentKeys newer ones came.
-	for i := range recentKeys {
-		r.seen(fmt.Sprint(i), t0.Add(2*w), w)
+	// Within recentHold every key stays, however many came after it.
+	t1 := t0.Add(2 * w)
+	for i := range 4 * recentKeys {
+		r.seen(fmt.Sprint(i), t1, w)
 	}
-	if len(r.at) != recentKeys || len(r.ring) != recentKeys {
-		t.Fatalf("holds %d keys in a ring of %d; want %d", len(r.at), len(r.ring), recentKeys)
+	if !r.seen("a", t1.Add(recentHold-1), w) {
+		t.Fatalf("a key %d newer ones followed within %v was dropped", 4*recentKeys, recentHold)
 	}
-	if r.seen("a", t0.Add(2*w), w) {
-		t.Fatal("the oldest key was kept beyond the capacity")
+	// Past recentHold, the last recentKeys stay.
+	later := t1.Add(recentHold)
+	r.expire(later, w)
+	if len(r.at) != recentKeys {
+		t.Fatalf("past %v, holds %d keys; want the last %d", recentHold, len(r.at), recentKeys)
 	}
-	if !r.seen(fmt.Sprint(recentKeys-1), t0.Add(2*w), w) {
-		t.Fatal("the newest key was lost")
+	if r.seen("0", later, w) {
+		t.Fatal("the oldest key was kept past recentHold beyond recentKeys")
 	}
-	// Keys whose window ended leave as new ones come, and the memory with
-	// the last of them.
-	if r.seen("late", t0.Add(3*w), w) || len(r.at) != 1 || len(r.ring) != 1 {
-		t.Fatalf("after the window, holds %d keys in a ring of %d; want only the new one", len(r.at), len(r.ring))
+	if !r.seen(fmt.Sprint(4*recentKeys-2), later, w) {
+		t.Fatal("one of the newest keys was lost")
 	}
-	r.expire(t0.Add(5*w), w)
-	if r.at != nil || r.ring != nil {
-		t.Fatal("an empty ring kept its memory")
+	// Never more than recentMax, even within recentHold.
+	for i := range recentMax + 10 {
+		r.add(fmt.Sprint("m", i), later, w)
+	}
+	if n := len(r.q) - r.head; n > recentMax {
+		t.Fatalf("queues %d keys; want at most %d", n, recentMax)
+	}
+	if r.has("m0", later, w) || !r.has(fmt.Sprint("m", recentMax+9), later, w) {
+		t.Fatal("beyond recentMax, the oldest must go and the newest stay")
+	}
+	// Keys whose window ended leave, and the memory with the last of them.
+	if r.seen("late", later.Add(2*w), w) || len(r.at) != 1 {
+		t.Fatalf("after the window, holds %d keys; want only the new one", len(r.at))
+	}
+	r.expire(later.Add(4*w), w)
+	if r.at != nil || r.q != nil {
+		t.Fatal("an empty queue kept its memory")
 	}
 }
