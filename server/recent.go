@@ -3,14 +3,16 @@ package server
 import "time"
 
 // recentHold is how long a session keeps every dedupe key of a received
-// message (see recent), however many it receives, and recentMax the most
-// it keeps that long; past recentHold it keeps the last recentKeys of
-// those within the dedupe window. A session receiving 1,000 messages a
-// second holds about 30,000 keys (a few MB); one receiving a message a
-// second, 30; one receiving none, nothing.
+// message (see recent), however many it receives, with a shared broker,
+// and recentMax the most it keeps that long; past recentHold, and with a
+// broker that is not shared, it keeps the last recentKeys of those within
+// the dedupe window. A session receiving 1,000 messages a second holds
+// recentMax keys (about 1 MB), the last 8 seconds of them; one receiving
+// a message a second, 30; one receiving none, nothing. (A larger
+// recentMax cost a relay on one node 15% of its rate, for its map.)
 const (
 	recentHold = 30 * time.Second
-	recentMax  = 1 << 15
+	recentMax  = 1 << 13
 	recentKeys = 512
 )
 
@@ -18,11 +20,13 @@ const (
 // messages most recently queued to a session, with when they were queued,
 // so that a second copy within the dedupe window is dropped. A second copy
 // comes from a sender that re-sent after being told, wrongly, that the
-// first failed: a node died between delivering it and answering. Such a
-// re-send follows within seconds (the failed answer takes a liveness
-// check, the re-send waits for the receiving session to be back), so every
-// key of the last recentHold is kept: a count alone would cover half a
-// second of a busy receiver. The queue is allocated with the first key,
+// first failed: a node died between delivering it and answering, which
+// takes a shared broker. Such a re-send follows within seconds (the failed
+// answer takes a liveness check, the re-send waits for the receiving
+// session to be back), so there every key of the last recentHold is kept:
+// a count alone would cover half a second of a busy receiver. With the
+// memory broker no answer is wrong, and the count is what costs least (a
+// small map). The queue is allocated with the first key,
 // and keys leave it as they age: a session that receives none pays
 // nothing.
 type recent struct {
@@ -43,24 +47,25 @@ func (r *recent) has(key string, now time.Time, window time.Duration) bool {
 	return ok && now.Sub(at) < window
 }
 
-// add adds key, queued at now.
-func (r *recent) add(key string, now time.Time, window time.Duration) {
+// add adds key, queued at now, and keeps what is within window: every key
+// younger than hold (recentHold, or 0), else the last recentKeys.
+func (r *recent) add(key string, now time.Time, window, hold time.Duration) {
 	if r.at == nil {
 		r.at = make(map[string]time.Time)
 	}
 	r.at[key] = now
 	r.q = append(r.q, recentKey{key, now})
-	r.expire(now, window)
+	r.expire(now, window, hold)
 }
 
 // expire drops the oldest keys that are past the dedupe window, or past
-// recentHold beyond the last recentKeys, or beyond recentMax; and the
-// memory with the last of them.
-func (r *recent) expire(now time.Time, window time.Duration) {
+// hold beyond the last recentKeys, or beyond recentMax; and the memory
+// with the last of them.
+func (r *recent) expire(now time.Time, window, hold time.Duration) {
 	for r.head < len(r.q) {
 		k, n := r.q[r.head], len(r.q)-r.head
 		age := now.Sub(k.at)
-		if age < window && n <= recentMax && (age < recentHold || n <= recentKeys) {
+		if age < window && n <= recentMax && (age < hold || n <= recentKeys) {
 			break
 		}
 		if r.at[k.key].Equal(k.at) { // not added again since
@@ -76,4 +81,13 @@ func (r *recent) expire(now time.Time, window time.Duration) {
 		r.q = append(r.q[:0:0], r.q[r.head:]...)
 		r.head = 0
 	}
+}
+
+// keyHold is how long each session keeps every key it received (see
+// recent): recentHold with a shared broker, else 0.
+func (srv *Server) keyHold() time.Duration {
+	if srv.broker.Shared() {
+		return recentHold
+	}
+	return 0
 }

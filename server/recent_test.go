@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// seen is how enqueue uses r: has, and add when not.
+// seen is how enqueue uses r with a shared broker: has, and add when not.
 func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
 	if r.has(key, now, window) {
 		return true
 	}
-	r.add(key, now, window)
+	r.add(key, now, window, recentHold)
 	return false
 }
 
@@ -39,7 +39,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	}
 	// Past recentHold, the last recentKeys stay.
 	later := t1.Add(recentHold)
-	r.expire(later, w)
+	r.expire(later, w, recentHold)
 	if len(r.at) != recentKeys {
 		t.Fatalf("past %v, holds %d keys; want the last %d", recentHold, len(r.at), recentKeys)
 	}
@@ -51,7 +51,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	}
 	// Never more than recentMax, even within recentHold.
 	for i := range recentMax + 10 {
-		r.add(fmt.Sprint("m", i), later, w)
+		r.add(fmt.Sprint("m", i), later, w, recentHold)
 	}
 	if n := len(r.q) - r.head; n > recentMax {
 		t.Fatalf("queues %d keys; want at most %d", n, recentMax)
@@ -63,8 +63,21 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	if r.seen("late", later.Add(2*w), w) || len(r.at) != 1 {
 		t.Fatalf("after the window, holds %d keys; want only the new one", len(r.at))
 	}
-	r.expire(later.Add(4*w), w)
+	r.expire(later.Add(4*w), w, recentHold)
 	if r.at != nil || r.q != nil {
 		t.Fatal("an empty queue kept its memory")
+	}
+}
+
+// With the memory broker (hold 0) a session keeps the last recentKeys.
+func TestRecentCountOnly(t *testing.T) {
+	t.Parallel()
+	var r recent
+	t0 := time.Unix(1000, 0)
+	for i := range 2 * recentKeys {
+		r.add(fmt.Sprint(i), t0, time.Minute, 0)
+	}
+	if len(r.at) != recentKeys || r.has("0", t0, time.Minute) || !r.has(fmt.Sprint(2*recentKeys-1), t0, time.Minute) {
+		t.Fatalf("holds %d keys; want the last %d", len(r.at), recentKeys)
 	}
 }
