@@ -440,8 +440,16 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 		// drain is tried again, and deliveries park behind them meanwhile.
 		b.o.Logger.Warn("tether: nats broker: delivering parked messages failed; trying again", "target", addr.Kind.String(), "err", err)
 	}
+	// A publisher that found no holder a moment ago may park after this
+	// drain and poke before its NATS server knows this subscription (in a
+	// cluster): the node looks once more.
+	b.pokeAt(addr, time.Now().Add(bindRecheck))
 	return nil
 }
+
+// bindRecheck is how long after a bind the node drains the address's
+// parked messages once more.
+const bindRecheck = 2 * time.Second
 
 // Unbind withdraws one bind. After the last, the route answers 0 for a
 // moment (see lameDuck) and is then unsubscribed; for a session, the

@@ -30,3 +30,9 @@ func ClaimAfter(b *Broker, ctx context.Context, id, node string, f Fence) (uint6
 func ParkQuiet(b *Broker, ctx context.Context, m *broker.Message) (int, error) {
 	return b.parkQuiet(ctx, m)
 }
+
+// Park parks m as a publisher that found no node holding its target does,
+// poke included.
+func Park(b *Broker, ctx context.Context, m *broker.Message) (int, error) {
+	return b.park(ctx, m)
+}

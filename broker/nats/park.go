@@ -94,12 +94,15 @@ func (b *Broker) parkQuiet(ctx context.Context, m *broker.Message) (int, error) 
 	return 1, nil
 }
 
-// poke tells whichever node binds addr that something was parked for it.
+// poke tells whichever node binds addr that something was parked for it:
+// this node, or (when this node does not bind it, or its binding is lame)
+// the others.
 func (b *Broker) poke(ctx context.Context, addr broker.Address) {
 	route, _ := b.subj.route(addr)
 	poke := &nats.Msg{Subject: route, Header: nats.Header{hdrOp: []string{opPoke}}}
 	b.bindMu.Lock()
-	local := b.binds[addr] != nil
+	bd := b.binds[addr]
+	local := bd != nil && bd.n > 0
 	b.bindMu.Unlock()
 	if local {
 		// No echo: the node's own poke would not come back.

@@ -293,3 +293,39 @@ func TestParkMarkKeepsOrderOnTheHolder(t *testing.T) {
 	}
 	wantInOrder(t, holder, 2)
 }
+
+// A message parked by a node whose own binding of the address is lame (the
+// session just left it) reaches the node that bound the address since,
+// even when that node's drain on binding ran before the message was
+// parked: the poke goes out over NATS, not to the lame binding, and the
+// new holder looks again after its bind.
+func TestParkFromALameNodeArrives(t *testing.T) {
+	t.Parallel()
+	url := natstest.Start(t).URL()
+	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: 2 * time.Second, Logger: quiet()}
+	open := func(id string, r broker.Receiver) *natsbroker.Broker {
+		b, err := natsbroker.Connect(url, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		must(t, b.Start(t.Context(), id, r))
+		return b
+	}
+	ctx := t.Context()
+	old := open("O", &orderReceiver{got: map[string][]int{}})
+	holder := &orderReceiver{got: map[string][]int{}}
+	h := open("H", holder)
+	must(t, old.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "H", Expires: time.Now().Add(time.Hour)}))
+	must(t, old.Bind(ctx, broker.Session("s1")))
+	must(t, old.Unbind(ctx, broker.Session("s1"))) // lame for a while
+	must(t, h.Bind(ctx, broker.Session("s1")))     // drains nothing yet
+	if n, err := natsbroker.Park(old, ctx, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/0")}); n != 1 || err != nil {
+		t.Fatalf("parking = %d, %v; want it kept (1)", n, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); holder.missing([]int{0, 1}) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the parked message never reached the node holding the session")
+		}
+	}
+}
