@@ -87,7 +87,9 @@
 //
 // A node that parked a message for an address pokes it (a poke may go
 // nowhere while a new subscription's interest spreads through a NATS
-// cluster, so it pokes again a second later) and, for ten seconds, marks
+// cluster, so it pokes again a second later, and a node drains what is
+// parked for an address it bound once more two seconds after the bind)
+// and, for ten seconds, marks
 // its next messages to the address with the stream seq of the last one it
 // parked (header Tether-Parked). The node holding the address delivers
 // what is parked up to that seq before a marked message, so that no
