@@ -220,24 +220,33 @@ func TestOtherNodesClaimKeepsParkedOrder(t *testing.T) {
 	}
 }
 
-// parkOrderNodes starts nodes H (holding session s1, bound) and P on a
-// NATS server of their own, with orderReceivers, and returns them.
-func parkOrderNodes(t *testing.T) (h, p *natsbroker.Broker, holder *orderReceiver) {
+// orderNodes starts nodes with the given ids on a NATS server of their
+// own, each with an orderReceiver.
+func orderNodes(t *testing.T, ids ...string) ([]*natsbroker.Broker, []*orderReceiver) {
 	t.Helper()
 	url := natstest.Start(t).URL()
 	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: 2 * time.Second, Logger: quiet()}
-	open := func(id string, r broker.Receiver) *natsbroker.Broker {
+	var bs []*natsbroker.Broker
+	var rs []*orderReceiver
+	for _, id := range ids {
 		b, err := natsbroker.Connect(url, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = b.Close() })
+		r := &orderReceiver{got: map[string][]int{}}
 		must(t, b.Start(t.Context(), id, r))
-		return b
+		bs, rs = append(bs, b), append(rs, r)
 	}
-	holder = &orderReceiver{got: map[string][]int{}}
-	h = open("H", holder)
-	p = open("P", &orderReceiver{got: map[string][]int{}})
+	return bs, rs
+}
+
+// parkOrderNodes starts nodes H (holding session s1, bound) and P with
+// orderNodes and returns them.
+func parkOrderNodes(t *testing.T) (h, p *natsbroker.Broker, holder *orderReceiver) {
+	t.Helper()
+	bs, rs := orderNodes(t, "H", "P")
+	h, p, holder = bs[0], bs[1], rs[0]
 	must(t, h.PutSession(t.Context(), broker.SessionRecord{ID: "s1", Node: "H", Expires: time.Now().Add(time.Hour)}))
 	must(t, h.Bind(t.Context(), broker.Session("s1")))
 	return h, p, holder
@@ -301,21 +310,9 @@ func TestParkMarkKeepsOrderOnTheHolder(t *testing.T) {
 // new holder looks again after its bind.
 func TestParkFromALameNodeArrives(t *testing.T) {
 	t.Parallel()
-	url := natstest.Start(t).URL()
-	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, MemoryStorage: true, Timeout: 2 * time.Second, Logger: quiet()}
-	open := func(id string, r broker.Receiver) *natsbroker.Broker {
-		b, err := natsbroker.Connect(url, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		must(t, b.Start(t.Context(), id, r))
-		return b
-	}
 	ctx := t.Context()
-	old := open("O", &orderReceiver{got: map[string][]int{}})
-	holder := &orderReceiver{got: map[string][]int{}}
-	h := open("H", holder)
+	bs, rs := orderNodes(t, "O", "H")
+	old, h, holder := bs[0], bs[1], rs[1]
 	must(t, old.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "H", Expires: time.Now().Add(time.Hour)}))
 	must(t, old.Bind(ctx, broker.Session("s1")))
 	must(t, old.Unbind(ctx, broker.Session("s1"))) // lame for a while
