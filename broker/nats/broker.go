@@ -568,7 +568,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
-	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: b.marks.header(m.Target, "")})
+	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: b.marks.header(m.Target)})
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:

@@ -79,20 +79,14 @@ func (p *parkMarks) last(addr broker.Address) uint64 {
 	return mk.seq
 }
 
-// header returns the headers to send with a routed message to addr: op (if
-// not empty) and the last park mark, if any; nil when there is neither.
-func (p *parkMarks) header(addr broker.Address, op string) nats.Header {
-	var h nats.Header
-	if op != "" {
-		h = nats.Header{hdrOp: []string{op}}
+// header returns the header to send with a routed message to addr: the
+// last park mark, if any; nil when there is none.
+func (p *parkMarks) header(addr broker.Address) nats.Header {
+	seq := p.last(addr)
+	if seq == 0 {
+		return nil
 	}
-	if seq := p.last(addr); seq > 0 {
-		if h == nil {
-			h = nats.Header{}
-		}
-		h.Set(hdrParked, strconv.FormatUint(seq, 10))
-	}
-	return h
+	return nats.Header{hdrParked: []string{strconv.FormatUint(seq, 10)}}
 }
 
 // parkedSeq reads hdrParked from a routed message: 0 when absent.
