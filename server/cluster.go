@@ -46,8 +46,15 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	if o, err := srv.indexAdopted(s); o != nil || err != nil {
 		return o, err
 	}
+	// Resumes find s from here on: they wait until it is bound (or left).
+	defer func() {
+		s.adoptErr = err
+		close(s.adopting)
+	}()
 	srv.metrics.adopted.Inc()
-	if err := srv.bindAdopted(ctx, s); err != nil {
+	// Not cut short by the stream that asked: a client that gave up
+	// retries, and finds the session here, bound (or gone, and says so).
+	if err := srv.bindAdopted(context.WithoutCancel(ctx), s); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -94,6 +101,7 @@ func (srv *Server) adoptedSession(rec broker.SessionRecord) *Session {
 		tokenHash: rec.TokenHash,
 		heldHash:  rec.HeldTokenHash,
 		cb:        newCallbacks(),
+		adopting:  make(chan struct{}),
 	}
 	if s.interval <= 0 {
 		s.interval = srv.cfg.profile.Heartbeat.Interval
@@ -172,6 +180,26 @@ func (srv *Server) indexAdopted(s *Session) (*Session, error) {
 		addTo(srv.topics, t, s)
 	}
 	return nil, nil
+}
+
+// awaitAdoption waits until the takeover of s from another node, if any,
+// is done, and returns its failure as a resume's status.
+func (s *Session) awaitAdoption(ctx context.Context) error {
+	if s.adopting == nil {
+		return nil
+	}
+	select {
+	case <-s.adopting:
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	if err := s.adoptErr; err != nil {
+		if _, ok := status.FromError(err); !ok {
+			err = status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
+		}
+		return err
+	}
+	return nil
 }
 
 // bindAdopted binds an adopted session's addresses, only now that its seqs

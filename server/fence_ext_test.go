@@ -7,16 +7,12 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/natstest"
-	"github.com/tetherhq/tether/internal/tethertest"
-	"github.com/tetherhq/tether/server"
 )
 
 // gatedBroker is a NATS broker whose eviction of session id, the first
@@ -54,13 +50,7 @@ func startGatedNode(t *testing.T, url, id string, g *gatedBroker) *node {
 	if g.Broker, err = natsbroker.New(nc, natsbroker.Options{}); err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}
-	tn := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(g), server.WithPrincipal(principalFromMD), noMaxAge())
-	cc, err := grpc.NewClient(tn.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return &node{srv: tn.Server, addr: tn.Addr, cc: cc}
+	return startNodeOn(t, id, g, nc).node
 }
 
 // Two nodes resume one session at the same time, after its node died: the

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/natstest"
@@ -45,7 +46,13 @@ func startNATSNodeWith(t *testing.T, url, id string, o natsbroker.Options, opts 
 	if err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}
-	opts = append([]server.Option{server.WithServerID(id), server.WithBroker(nb), server.WithPrincipal(principalFromMD), noMaxAge()}, opts...)
+	return startNodeOn(t, id, nb, nc, opts...)
+}
+
+// startNodeOn starts node id on broker b, whose NATS connection is nc.
+func startNodeOn(t *testing.T, id string, b broker.Broker, nc *nats.Conn, opts ...server.Option) *natsNode {
+	t.Helper()
+	opts = append([]server.Option{server.WithServerID(id), server.WithBroker(b), server.WithPrincipal(principalFromMD), noMaxAge()}, opts...)
 	tn := tethertest.StartNode(t, nil, opts...)
 	cc, err := grpc.NewClient(tn.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

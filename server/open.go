@@ -139,6 +139,7 @@ type opening struct {
 	status tetherv1.ResumeStatus // NOT_REQUESTED, or how the resume went
 	lost   *tetherv1.SeqRange    // messages lost while detached, if any
 	token  string                // the new resume token
+	gone   bool                  // the stream ended before it attached: nothing to do
 }
 
 // open handles Hello: it resumes or creates the session, attaches the
@@ -173,7 +174,10 @@ func (srv *Server) open(st *stream, h *tetherv1.Hello) error {
 	}
 	p := srv.cfg.profile.Heartbeat
 	st.expiresAt = srv.cfg.authz.Expires(ctx)
-	st.startLiveness(s.interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
+	s.mu.Lock()
+	interval := s.interval // a newer stream's resume may set it
+	s.mu.Unlock()
+	st.startLiveness(interval, p.Misses, p.Grace, srv.maxAgeAt(st.ss.Context()))
 	return nil
 }
 

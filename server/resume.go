@@ -23,6 +23,11 @@ func (srv *Server) resume(ctx context.Context, st *stream, principal string, r *
 		return opening{status: rs}, err
 	}
 	o, rp := s.attachResumed(st, r, h)
+	if o.gone {
+		// The client gave up on this stream (its takeover of the session
+		// went on, see adopt): its next resume finds the session.
+		return o, status.Error(codes.Canceled, "the stream ended before the session was resumed on it")
+	}
 	if o.s == nil {
 		return o, nil
 	}
@@ -70,7 +75,7 @@ func (srv *Server) resumable(ctx context.Context, principal string, r *tetherv1.
 	s := srv.sessions[rec.ID]
 	srv.mu.RUnlock()
 	if s != nil {
-		return s, 0, nil
+		return s, 0, s.awaitAdoption(ctx) // taken over a moment ago, or still being
 	}
 	if !srv.broker.Shared() {
 		// Held by another node, which alone can resume it.
@@ -83,7 +88,7 @@ func (srv *Server) resumable(ctx context.Context, principal string, r *tetherv1.
 		}
 		return nil, 0, err
 	}
-	return s, 0, nil
+	return s, 0, s.awaitAdoption(ctx) // a concurrent resume's takeover, maybe not done
 }
 
 // replayRange is the part of a session's log that a resumed stream replays
@@ -104,6 +109,10 @@ func (s *Session) attachResumed(st *stream, r *tetherv1.Resume, h *tetherv1.Hell
 	defer s.unlock()
 	last := r.GetLastReceivedSeq()
 	switch {
+	case st.ss.Context().Err() != nil:
+		// Ended while the session was taken over: it must not take the
+		// session from a newer stream of the client's.
+		return opening{gone: true}, replayRange{}
 	case !s.tokenValidLocked(r.GetResumeToken()):
 		// Checked again under the lock: the token may have changed.
 		return opening{status: tetherv1.ResumeStatus_RESUME_STATUS_UNKNOWN_SESSION}, replayRange{}

@@ -86,6 +86,12 @@ type Session struct {
 	keyNext        int
 	received       recent // dedupe keys of the messages queued to the session
 
+	// adopting, on a session taken over from another node, is closed once
+	// the takeover is done, adoptErr set first when it failed: a resume
+	// that finds the session meanwhile waits for it (awaitAdoption).
+	adopting chan struct{}
+	adoptErr error
+
 	// The messages in the log (seq > max(ackedOut, lost.Last)), oldest
 	// first, and their payload bytes; guarded by mu (see overflow.go).
 	held      queue[sized]
