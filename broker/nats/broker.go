@@ -146,6 +146,11 @@ type binding struct {
 	// with: a delivery marked with it or less needs no drain of its own.
 	// Guarded by guard.
 	cleared uint64
+	// owed is set while the node owes the address a drain before its next
+	// delivery: from the bind (or a reconnect) until a drain succeeds.
+	// Publishers parked while no node answered for the address, and no
+	// delivery may overtake that, whoever its publisher.
+	owed atomic.Bool
 }
 
 var (
@@ -401,13 +406,16 @@ func (b *Broker) Bind(ctx context.Context, addr broker.Address) (err error) {
 	case bd != nil: // lame: bound again before the unsubscription
 		bd.lame.Stop()
 		bd.n = 1
+		bd.owed.Store(addr.Kind != broker.KindTopic)
 	default:
+		bd = &binding{n: 1}
+		bd.owed.Store(addr.Kind != broker.KindTopic) // before a delivery can come
 		sub, err := b.nc.ChanSubscribe(subj, b.shard(subj))
 		if err != nil {
 			b.bindMu.Unlock()
 			return fmt.Errorf("tether/broker/nats: subscribing to %s: %w", addr.Kind, err)
 		}
-		bd = &binding{n: 1, sub: sub}
+		bd.sub = sub
 		b.binds[addr] = bd
 	}
 	b.bindMu.Unlock()
@@ -590,11 +598,12 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 }
 
 // deliverLocal hands m to its Receiver if the node binds its target,
-// first delivering what is parked for it up to stream seq parked, m's park
-// mark (see parkMarks): m's publisher parked that before it sent m, and m
-// must not overtake it. Deliveries with a mark a drain dealt with already
-// share that drain. It returns broker.ErrFull from the Receiver: the
-// session is here, but full.
+// first delivering what is parked for it when the node owes the address a
+// drain (see binding.owed) or up to stream seq parked, m's park mark (see
+// parkMarks): m's publisher parked that before it sent m, and m must not
+// overtake it. Deliveries with a mark a drain dealt with already share
+// that drain. It returns broker.ErrFull from the Receiver: the session is
+// here, but full.
 func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uint64) (int, error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
@@ -606,10 +615,10 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uin
 	if m.Target.Kind != broker.KindTopic && b.recheck.Load() {
 		return 0, nil // not known to be ours yet since a reconnect: park
 	}
-	if m.Target.Kind != broker.KindTopic && parked > 0 {
+	if m.Target.Kind != broker.KindTopic && (parked > 0 || bd.owed.Load()) {
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
-		if parked > max(bd.cleared, bd.drained) {
+		if bd.owed.Load() || parked > max(bd.cleared, bd.drained) {
 			_, err := b.drainLocked(ctx, m.Target, bd)
 			if err != nil {
 				// m must not overtake what is still parked: it is parked

@@ -91,16 +91,17 @@ func (b *Broker) afterReconnect() {
 		case <-time.After(wait):
 		}
 	}
-	// What was parked meanwhile is delivered below. A message that comes
-	// once recheck is clear, from a publisher that parked one of those,
-	// carries its park mark and drains them first (see parkMarks) instead
-	// of overtaking them while their drain below waits for a worker.
+	// What was parked meanwhile is delivered below. Every address is owed
+	// a drain before the node delivers again: a message that comes once
+	// recheck is clear drains what was parked first instead of
+	// overtaking it while its drain below waits for a worker.
 	b.bindMu.Lock()
 	var addrs []broker.Address
 	var binds []*binding
 	for a, bd := range b.binds {
 		if a.Kind != broker.KindTopic && bd.n > 0 {
 			addrs, binds = append(addrs, a), append(binds, bd)
+			bd.owed.Store(true)
 		}
 	}
 	b.bindMu.Unlock()

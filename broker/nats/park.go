@@ -159,6 +159,7 @@ func (b *Broker) drainLocked(ctx context.Context, addr broker.Address, bd *bindi
 	n, err := b.drainOnceLocked(ctx, addr, bd)
 	if err == nil {
 		bd.retry = 0
+		bd.owed.Store(false)
 		return n, nil
 	}
 	if !b.closed.Load() {

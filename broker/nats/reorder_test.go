@@ -72,9 +72,15 @@ func (r *orderReceiver) overtaken() (int, string) {
 // passed: the first finds the node checking, the second the node just
 // healthy, past the guard period of its bind.
 func TestReconnectKeepsParkedOrder(t *testing.T) {
-	// The guard after the bind must have ended before the outage, and the
-	// one after the reconnect must still stand when the second publish
-	// arrives.
+	t.Run("same publisher", func(t *testing.T) { testReconnectKeepsParkedOrder(t, false) })
+	t.Run("another publisher", func(t *testing.T) { testReconnectKeepsParkedOrder(t, true) })
+}
+
+// testReconnectKeepsParkedOrder runs TestReconnectKeepsParkedOrder, the
+// second message from another node than the first when other is set (it
+// carries no park mark: the node owes the address a drain all the same).
+func testReconnectKeepsParkedOrder(t *testing.T, other bool) {
+	// The marks of the bind must have lapsed before the outage.
 	const guard = 2 * time.Second
 	srv := natstest.Start(t)
 	o := natsbroker.Options{Prefix: newPrefix(), Replicas: 1, Timeout: 2 * time.Second, Logger: quiet()}
@@ -91,6 +97,10 @@ func TestReconnectKeepsParkedOrder(t *testing.T) {
 	holder := &orderReceiver{got: map[string][]int{}}
 	h := open("H", holder)
 	p := open("P", &orderReceiver{got: map[string][]int{}})
+	second := p
+	if other {
+		second = open("Q", &orderReceiver{got: map[string][]int{}})
+	}
 	ctx := t.Context()
 	must(t, h.PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "H", Expires: time.Now().Add(time.Hour)}))
 	must(t, h.Bind(ctx, broker.Session("s1")))
@@ -103,7 +113,7 @@ func TestReconnectKeepsParkedOrder(t *testing.T) {
 		errs    []error
 		healthy = make(chan struct{})
 	)
-	publish := func() {
+	publish := func(p *natsbroker.Broker) {
 		// The publisher reconnects on its own: retry until it has.
 		m := &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/" + strconv.Itoa(next))}
 		var err error
@@ -122,11 +132,11 @@ func TestReconnectKeepsParkedOrder(t *testing.T) {
 		switch {
 		case err != nil && strings.Contains(err.Error(), "checking") && next == 0:
 			down = true
-			publish() // parked: the holder delivers nothing until checked
+			publish(p) // parked: the holder delivers nothing until checked
 		case err != nil:
 			down = true
 		case down && next == 1:
-			publish()
+			publish(second)
 			close(healthy)
 		}
 	})
