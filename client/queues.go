@@ -503,6 +503,12 @@ type inbox struct {
 	ready    chan struct{} // signalled on push
 	received uint64        // highest seq received (or lost in a gap): anything at or below is a duplicate
 	bytes    uint64        // payload bytes received in this epoch, through received
+	// handed is the highest seq handed on (queued in items, given to a
+	// Request, or lost in a gap), and handedBytes the epoch's payload
+	// bytes through it: with items empty, what is ackable. A message
+	// between accept and push is received but not handed on: acking it
+	// then would ack what the application has not taken.
+	handed, handedBytes uint64
 	epoch    uint32        // counts fresh sessions; items of older ones are not acked
 	conn     *conn         // acks go through it
 }
@@ -532,6 +538,7 @@ func (in *inbox) gap(r *tetherv1.SeqRange) (SeqRange, bool) {
 	lost, ok := unreceived(r, in.received)
 	if ok {
 		in.received = lost.Last
+		in.handed = lost.Last
 	}
 	return lost, ok
 }
@@ -540,6 +547,7 @@ func (in *inbox) push(m *Message) {
 	in.mu.Lock()
 	m.epoch = in.epoch
 	in.items = append(in.items, m)
+	in.handed, in.handedBytes = m.Seq, m.through
 	in.mu.Unlock()
 	select {
 	case in.ready <- struct{}{}:
@@ -547,9 +555,11 @@ func (in *inbox) push(m *Message) {
 	}
 }
 
-// consumed tells the stream that the ackable seq may have advanced.
-func (in *inbox) consumed(uint64) {
+// consumed takes in m, handed to a Request rather than queued, and tells
+// the stream that the ackable seq may have advanced.
+func (in *inbox) consumed(m *Message) {
 	in.mu.Lock()
+	in.handed, in.handedBytes = m.Seq, m.through
 	c := in.conn
 	in.mu.Unlock()
 	if c != nil {
@@ -567,7 +577,7 @@ func (in *inbox) ackable() (seq, bytes uint64) {
 			return m.Seq - 1, m.through - uint64(len(m.Payload))
 		}
 	}
-	return in.received, in.bytes
+	return in.handed, in.handedBytes
 }
 
 func (in *inbox) pop(ctx context.Context, done <-chan struct{}, closedErr func() error) (*Message, error) {
@@ -612,12 +622,14 @@ func (in *inbox) attach(c *conn, resumed bool, lost *tetherv1.SeqRange) (SeqRang
 	in.conn = c
 	if !resumed {
 		in.received, in.bytes = 0, 0
+		in.handed, in.handedBytes = 0, 0
 		in.epoch++
 		return SeqRange{}, false
 	}
 	r, ok := unreceived(lost, in.received)
 	if ok {
 		in.received = r.Last
+		in.handed = r.Last
 	}
 	return r, ok
 }

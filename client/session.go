@@ -671,7 +671,7 @@ func (s *Session) deliver(m *Message) {
 		s.mu.Unlock()
 		if ok {
 			ch <- m
-			s.in.consumed(m.Seq)
+			s.in.consumed(m)
 			return
 		}
 	}
