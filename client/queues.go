@@ -509,8 +509,8 @@ type inbox struct {
 	// between accept and push is received but not handed on: acking it
 	// then would ack what the application has not taken.
 	handed, handedBytes uint64
-	epoch    uint32        // counts fresh sessions; items of older ones are not acked
-	conn     *conn         // acks go through it
+	epoch               uint32 // counts fresh sessions; items of older ones are not acked
+	conn                *conn  // acks go through it
 }
 
 func (in *inbox) init() { in.ready = make(chan struct{}, 1) }
