@@ -94,9 +94,16 @@
 // parked (header Tether-Parked). The node holding the address delivers
 // what is parked up to that seq before a marked message, so that no
 // message overtakes one its own publisher parked before it; an unmarked
-// delivery reads nothing from JetStream. When that drain fails, the marked
-// delivery is refused (the publisher parks it behind the others) rather
-// than let it overtake them.
+// delivery reads nothing from JetStream. From a bind, and from a
+// reconnect, until its first drain succeeds, a node delivers nothing to
+// the address without draining first, whoever the publisher. When a
+// drain fails, the delivery that asked for it is refused (the publisher
+// parks it behind the others) rather than let it overtake them. Left
+// open: in a NATS cluster, while a new subscription's interest spreads
+// (milliseconds), a publisher on another server may park after the
+// holder's first drain, and a message of another publisher may then
+// overtake that one until the poke (or the re-check two seconds after the
+// bind) drains it; a publisher's own messages keep their order.
 //
 // P.rec.<id> is a session's record (JSON, readable with the nats CLI): it
 // lives RecordTTL after its last update while the session is connected,
