@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/tetherhq/tether/broker"
 	natsbroker "github.com/tetherhq/tether/broker/nats"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
@@ -46,21 +44,6 @@ func (b *bindGate) GetSession(ctx context.Context, id string) (broker.SessionRec
 	return rec, ok, err
 }
 
-// startBindGated starts node id on the NATS server at url, its broker
-// wrapped in g.
-func startBindGated(t *testing.T, url, id string, g *bindGate) *natsNode {
-	t.Helper()
-	nc, err := nats.Connect(url, append(natsbroker.ConnectOptions("tether"), nats.NoEcho())...)
-	if err != nil {
-		t.Fatalf("nats.Connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	if g.Broker, err = natsbroker.New(nc, natsbroker.Options{}); err != nil {
-		t.Fatalf("natsbroker.New: %v", err)
-	}
-	return startNodeOn(t, id, g, nc)
-}
-
 // A resume that gives up while its node takes the session over from
 // another (the client's stream ends, as a client's connect timeout under a
 // mass failover does) does not cut the takeover short, and the client's
@@ -80,7 +63,10 @@ func TestResumeWaitsForATakeoverInProgress(t *testing.T) {
 	c.close()
 
 	gb := &bindGate{id: id, entered: make(chan struct{}), gate: make(chan struct{}), gets: make(chan struct{}, 1)}
-	b := startBindGated(t, ns.URL(), "b", gb)
+	b := startWrappedNode(t, ns.URL(), "b", func(nb *natsbroker.Broker) broker.Broker {
+		gb.Broker = nb
+		return gb
+	})
 
 	first := b.dial(t, "p")
 	first.send(hello(rvResume(id, w.GetResumeToken(), 0)))

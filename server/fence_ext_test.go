@@ -42,15 +42,26 @@ func (g *gatedBroker) Evict(ctx context.Context, e broker.Eviction) error {
 // wrapped in g.
 func startGatedNode(t *testing.T, url, id string, g *gatedBroker) *node {
 	t.Helper()
+	return startWrappedNode(t, url, id, func(b *natsbroker.Broker) broker.Broker {
+		g.Broker = b
+		return g
+	}).node
+}
+
+// startWrappedNode starts node id on the NATS server at url, its broker
+// the one wrap returns around a NATS broker of its own connection.
+func startWrappedNode(t *testing.T, url, id string, wrap func(*natsbroker.Broker) broker.Broker) *natsNode {
+	t.Helper()
 	nc, err := nats.Connect(url, append(natsbroker.ConnectOptions("tether"), nats.NoEcho())...)
 	if err != nil {
 		t.Fatalf("nats.Connect: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	if g.Broker, err = natsbroker.New(nc, natsbroker.Options{}); err != nil {
+	nb, err := natsbroker.New(nc, natsbroker.Options{})
+	if err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}
-	return startNodeOn(t, id, g, nc).node
+	return startNodeOn(t, id, wrap(nb), nc)
 }
 
 // Two nodes resume one session at the same time, after its node died: the
