@@ -260,7 +260,9 @@ func (s *Session) start() {
 }
 
 // Connect starts the session, if it has not started, and waits until a
-// stream carries it or ctx ends.
+// stream carries it or ctx ends. It returns nil once a stream carried the
+// session, even when the session ended since (an error it ended with, as
+// UNAUTHENTICATED, is then the next call's).
 func (s *Session) Connect(ctx context.Context) error {
 	s.start()
 	s.mu.Lock()
@@ -270,6 +272,11 @@ func (s *Session) Connect(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-s.done:
+		select {
+		case <-ch:
+			return nil // a stream carried it, before it ended
+		default:
+		}
 		return s.errClosed()
 	case <-ctx.Done():
 		if last := s.Stats().LastError; last != nil {
