@@ -165,16 +165,22 @@ func (l *nodeLog) dropLocked(n int) {
 	l.entries = l.entries[n:]
 }
 
+// held returns the node's copy of the log, nil when the node does not hold
+// it or the broker is not usable (and then why).
+func (h *nodeLogHandle) held() (*nodeLog, error) {
+	if err := h.b.usable(); err != nil {
+		return nil, err
+	}
+	return h.b.nodeLogs.log(h.id, false), nil
+}
+
 // Trim removes the entries with seq ≤ upTo. A log the node does not hold
 // has nothing here to trim.
 func (h *nodeLogHandle) Trim(_ context.Context, upTo uint64) (err error) {
 	defer h.b.callErr(&err)
-	if err := h.b.usable(); err != nil {
-		return err
-	}
-	l := h.b.nodeLogs.log(h.id, false)
+	l, err := h.held()
 	if l == nil {
-		return nil
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -193,12 +199,9 @@ func (h *nodeLogHandle) Trim(_ context.Context, upTo uint64) (err error) {
 // hold reads as empty: its entries, if any, are in another node's memory.
 func (h *nodeLogHandle) Read(_ context.Context, from uint64, fn func(broker.Entry) bool) (err error) {
 	defer h.b.callErr(&err)
-	if err := h.b.usable(); err != nil {
-		return err
-	}
-	l := h.b.nodeLogs.log(h.id, false)
+	l, err := h.held()
 	if l == nil {
-		return nil
+		return err
 	}
 	l.mu.Lock()
 	var entries []broker.Entry
