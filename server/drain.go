@@ -145,7 +145,8 @@ func (srv *Server) goAwayAll(ctx context.Context, sessions []*Session) error {
 func (s *Session) drain() bool {
 	s.recvMu.Lock() // no frame is half handled when the final ack is taken
 	defer s.recvMu.Unlock()
-	s.awaitMarks() // nor its key on its way (marks.go)
+	s.awaitPipeline(marksWait) // nor routed (pipeline.go)
+	s.awaitMarks()             // nor its key on its way (marks.go)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == nil || s.st.leaving.Load() {
@@ -160,6 +161,7 @@ func (s *Session) drain() bool {
 func (s *Session) migrate(st *stream) {
 	s.recvMu.Lock()
 	defer s.recvMu.Unlock()
+	s.awaitPipeline(marksWait)
 	s.awaitMarks()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -39,9 +39,33 @@ import (
 // Only the stream's reader calls it, holding the session's recvMu.
 func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	s := st.sess
+	pl := st.pipeliner(m)
+	if pl == nil || !st.follows(inboundTarget(m), m.GetSeq()) {
+		pl = nil
+		if !st.awaitPipeline() {
+			return nil
+		}
+	}
 	seq, take, err := st.admit(m.GetSeq())
 	if err != nil || !take {
 		return err
+	}
+	// Handled to the end even if the stream breaks meanwhile: a resume
+	// then finds the message handled or not, never half.
+	if st.handling == nil {
+		st.handling = context.WithoutCancel(st.ss.Context())
+	}
+	ctx := st.handling
+	d := st.srv.inboundKey(s, m, seq)
+	msg := newInbound(m, seq)
+	if pl != nil {
+		if st.pipelinable(ctx, m, msg, d) {
+			st.routeAsync(ctx, pl, d, msg)
+			return nil
+		}
+		if !st.turn(seq) {
+			return nil
+		}
 	}
 	if err := st.srv.validMessage(m); err != nil {
 		// Failed as sent: a frame within Limits.max_frame_bytes can
@@ -55,13 +79,6 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		st.refuse(seq, status.Error(codes.Unavailable, "the broker is unreachable"))
 		return nil
 	}
-	// Handled to the end even if the stream breaks meanwhile: a resume
-	// then finds the message handled or not, never half.
-	if st.handling == nil {
-		st.handling = context.WithoutCancel(st.ss.Context())
-	}
-	ctx := st.handling
-	d := st.srv.inboundKey(s, m, seq)
 	dup, err := d.check(ctx)
 	if err != nil {
 		st.refuse(seq, status.Errorf(codes.Unavailable, "the duplicate check failed: %v", err))
@@ -81,7 +98,6 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		// inboundKey).
 		s.inCheck.Store(false)
 	}
-	msg := newInbound(m, seq)
 	err = st.deliver(ctx, msg)
 	st.settleKey(ctx, d, seq, err == nil)
 	switch {
@@ -129,7 +145,7 @@ func (st *stream) settled(seq uint64) {
 // before, or dropped unread as one sent behind a refused message.
 func (st *stream) admit(seq uint64) (uint64, bool, error) {
 	s := st.sess
-	in := s.inSeq.Load()
+	in := max(s.inSeq.Load(), st.pipeTop()) // see pipeline.go
 	switch {
 	case seq == 0:
 		return in + 1, true, nil
@@ -163,6 +179,12 @@ func (st *stream) refuse(seq uint64, err error) {
 	}
 	st.refused = seq
 	st.srv.metrics.notHandled.WithLabelValues("refused").Inc()
+	st.tellRefused(seq, err)
+}
+
+// tellRefused sends the Error frame that refuses message seq with err.
+func (st *stream) tellRefused(seq uint64, err error) {
+	s := st.sess
 	stt := status.Convert(err)
 	detail := fmt.Sprintf("message %d was not handled: %s; re-send it, and what was sent after it, from seq %d", seq, stt.Message(), seq)
 	s.record(event{at: time.Now(), kind: tetherv1.SessionEventKind_SESSION_EVENT_KIND_ERROR, detail: detail})
@@ -191,6 +213,19 @@ func (st *stream) deliver(ctx context.Context, msg *Message) error {
 	return st.sess.onMessage(ctx, msg)
 }
 
+// inboundTarget is the target of client message m.
+func inboundTarget(m *tetherv1.ClientMessage) broker.Address {
+	switch t := m.GetTarget().(type) {
+	case *tetherv1.ClientMessage_Topic:
+		return broker.Topic(t.Topic)
+	case *tetherv1.ClientMessage_SessionId:
+		return broker.Session(t.SessionId)
+	case *tetherv1.ClientMessage_ClientId:
+		return broker.Client(t.ClientId)
+	}
+	return broker.Address{}
+}
+
 func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {
 	msg := &Message{
 		Seq:            seq,
@@ -199,14 +234,7 @@ func newInbound(m *tetherv1.ClientMessage, seq uint64) *Message {
 		Headers:        m.GetHeaders(),
 		CorrelationID:  m.GetCorrelationId(),
 		IdempotencyKey: m.GetIdempotencyKey(),
-	}
-	switch t := m.GetTarget().(type) {
-	case *tetherv1.ClientMessage_Topic:
-		msg.Target = broker.Topic(t.Topic)
-	case *tetherv1.ClientMessage_SessionId:
-		msg.Target = broker.Session(t.SessionId)
-	case *tetherv1.ClientMessage_ClientId:
-		msg.Target = broker.Client(t.ClientId)
+		Target:         inboundTarget(m),
 	}
 	return msg
 }
@@ -257,13 +285,23 @@ func (srv *Server) inboundKey(s *Session, m *tetherv1.ClientMessage, seq uint64)
 		return d
 	case shared && key != "":
 		d := srv.idempotency(s.dedupeScope(), key, srv.cfg.dedupeWindow)
-		d.skip = m.GetGeneratedKey() && seq > maxResendSeq && !s.inCheck.Load()
+		d.skip = m.GetGeneratedKey() && !s.mayResend(seq) && !s.inCheck.Load()
 		return d
 	case key != "" && (!m.GetGeneratedKey() || seq <= maxResendSeq):
 		return srv.idempotency(s.dedupeScope(), key, srv.cfg.dedupeWindow)
 	}
 	return idempotency{}
 }
+
+// mayResend reports whether client message seq of s may be a re-send of a
+// message an earlier session of its client handled: one of the first
+// maxResendSeq of a session opened when a resume failed. A client re-sends
+// its unacknowledged messages into the session that replaces the one it
+// could not resume, and into no other (tetherv1.ClientMessage.generated_key).
+// (With a shared broker every handled message's key is recorded, so the
+// check is all that is skipped; the memory broker records a generated key
+// by checking it, and checks the first maxResendSeq of every session.)
+func (s *Session) mayResend(seq uint64) bool { return s.resends && seq <= maxResendSeq }
 
 // dedupeScope scopes idempotency keys to the client id, or to the session
 // for anonymous clients, within the principal.

@@ -26,6 +26,7 @@ type metrics struct {
 	opened           prometheus.Counter
 	replayed         prometheus.Counter
 	dedupeDrops      prometheus.Counter
+	pipelined        prometheus.Counter
 	notHandled       *prometheus.CounterVec
 	slowConsumers    prometheus.Counter
 	goAways          *prometheus.CounterVec
@@ -82,6 +83,8 @@ func newMetrics() *metrics {
 			Help: "Fresh sessions created (including after a failed resume)."}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_replayed_messages_total",
 			Help: "Unacknowledged messages re-sent after a resume."}),
+		pipelined: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_pipelined_messages_total",
+			Help: "Client messages routed through the broker's pipeline: the reader went on without waiting for their route (shared brokers that pipeline, NATS)."}),
 		dedupeDrops: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_dedupe_drops_total",
 			Help: "Messages dropped as duplicates, by seq or idempotency key."}),
 		notHandled: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_messages_not_handled_total",
@@ -126,7 +129,7 @@ func resolve(v *prometheus.CounterVec, fields protoreflect.FieldDescriptors) map
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range append(m.sessions, m.streams, m.in, m.out, m.heartbeatsSent, m.heartbeatsMissed,
-		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
+		m.deadPeers, m.detection, m.rtt, m.resumes, m.opened, m.replayed, m.dedupeDrops, m.pipelined, m.notHandled, m.slowConsumers, m.goAways, m.takeovers, m.adopted,
 		m.expired, m.overflowDropped, m.overflowRefused, m.drainRemaining, m.pacedReads, m.heartbeatChanges, m.suspends, m.suspendedMessages) {
 		if err := r.Register(c); err != nil {
 			return err

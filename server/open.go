@@ -341,6 +341,9 @@ func (srv *Server) newSession(principal string, h *tetherv1.Hello) *Session {
 		rec:       newRecorder(srv.cfg.recorderSize),
 		interval:  srv.grantInterval(h),
 		cb:        newCallbacks(),
+		// A fresh session for a Hello that asked to resume: the
+		// client may re-send into it what it sent the old one.
+		resends: h.GetResume().GetSessionId() != "",
 	}
 	s.log = srv.broker.Log(s.id)
 	return s

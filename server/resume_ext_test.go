@@ -392,9 +392,10 @@ func TestGeneratedKeysAcrossSessions(t *testing.T) {
 	c1.cancel() // the stream ends before the client saw the last acks
 	waitFor(t, func() bool { return n.state(t, w1.GetSessionId()) == tetherv1.SessionState_SESSION_STATE_DETACHED })
 
-	// The client lost its session and re-sends into a fresh one.
+	// The client lost its session and re-sends into the fresh one its
+	// failed resume opened.
 	c2 := n.dial(t, "")
-	c2.open(&tetherv1.Hello{ClientId: "src"})
+	c2.open(&tetherv1.Hello{ClientId: "src", Resume: &tetherv1.Resume{SessionId: "lost-" + w1.GetSessionId()}})
 	for i, tc := range []struct {
 		key     string
 		handled int // times handled in all, after the re-send

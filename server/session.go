@@ -55,8 +55,14 @@ type Session struct {
 	// after which none of the later ones can have been handled before
 	// (see inboundKey).
 	inCheck atomic.Bool
+	// resends is set on a session opened for a Hello whose resume failed:
+	// its first messages may be re-sends of the old session's, whose
+	// generated keys are checked (see inboundKey). Set before its reader
+	// starts.
+	resends bool
 
 	recvMu sync.Mutex // serialises inbound frames: one stream's at a time
+	pipe   inflight   // messages in the broker's pipeline (pipeline.go)
 
 	mu             sync.Mutex
 	tokenHash      []byte

@@ -24,6 +24,7 @@ const (
 	replyForeign = "foreign" // Evict: the client id is another principal's
 	replyErr     = "err:"    // prefix: the node took the message but could not store it
 	replyFull    = "full"    // the session's outbound log is full: nothing was queued (broker.ErrFull)
+	replyBehind  = "behind"  // a pipelined message whose earlier one did not arrive here (see fence)
 )
 
 // asker sends requests that may reach several nodes (a live holder and
@@ -89,25 +90,53 @@ var errNoHolder = errors.New("no live holder")
 
 // ask publishes msg as a request to addr and returns the first answer from
 // a live holder, or errNoHolder when there are no responders or only lame
-// ones. While no answer comes, it checks every Heartbeat that the node
-// holding addr lives (see holderAlive), and fails as soon as it does not.
+// ones (see send and await).
 func (b *Broker) ask(ctx context.Context, addr broker.Address, msg *nats.Msg) ([]byte, error) {
-	a := &b.asker
-	ch := make(chan *nats.Msg, 4)
-	a.mu.Lock()
-	a.next++
-	tok := strconv.FormatUint(a.next, 36)
-	a.wait[tok] = ch
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		delete(a.wait, tok)
-		a.mu.Unlock()
-	}()
-	msg.Reply = a.prefix + tok
-	if err := b.nc.PublishMsg(msg); err != nil {
+	q, err := b.send(msg)
+	if err != nil {
 		return nil, err
 	}
+	return b.await(ctx, addr, q)
+}
+
+// asked is a request on its way: the token its answers come back with.
+type asked struct {
+	tok string
+	ch  chan *nats.Msg
+}
+
+// send publishes msg as a request whose answers await collects.
+func (b *Broker) send(msg *nats.Msg) (*asked, error) {
+	a := &b.asker
+	q := &asked{ch: make(chan *nats.Msg, 4)}
+	a.mu.Lock()
+	a.next++
+	q.tok = strconv.FormatUint(a.next, 36)
+	a.wait[q.tok] = q.ch
+	a.mu.Unlock()
+	msg.Reply = a.prefix + q.tok
+	if err := b.nc.PublishMsg(msg); err != nil {
+		b.forget(q)
+		return nil, err
+	}
+	return q, nil
+}
+
+// forget stops collecting q's answers.
+func (b *Broker) forget(q *asked) {
+	a := &b.asker
+	a.mu.Lock()
+	delete(a.wait, q.tok)
+	a.mu.Unlock()
+}
+
+// await returns the first answer to q from a live holder of addr, or
+// errNoHolder when there are no responders or only lame ones. While no
+// answer comes, it checks every Heartbeat that the node holding addr lives
+// (see holderAlive), and fails as soon as it does not.
+func (b *Broker) await(ctx context.Context, addr broker.Address, q *asked) ([]byte, error) {
+	defer b.forget(q)
+	ch := q.ch
 	var grace <-chan time.Time
 	beat := time.NewTicker(b.o.Heartbeat)
 	defer beat.Stop()
@@ -140,6 +169,8 @@ func (b *Broker) ask(ctx context.Context, addr broker.Address, msg *nats.Msg) ([
 			return nil, errNoHolder
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-b.done:
+			return nil, broker.ErrClosed
 		}
 	}
 }

@@ -146,6 +146,8 @@ type binding struct {
 	// with: a delivery marked with it or less needs no drain of its own.
 	// Guarded by guard.
 	cleared uint64
+	// chains are the pipelines whose messages arrived here (see chain).
+	chains chains
 	// owed is set while the node owes the address a drain before its next
 	// delivery: from the bind (or a reconnect) until a drain succeeds.
 	// Publishers parked while no node answered for the address, and no
@@ -156,6 +158,7 @@ type binding struct {
 var (
 	_ broker.Broker         = (*Broker)(nil)
 	_ broker.HealthNotifier = (*Broker)(nil)
+	_ broker.Pipeliner      = (*Broker)(nil)
 )
 
 // New returns a broker on nc, which must have been opened with
@@ -552,7 +555,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 		return 0, err
 	}
 	if m.Target.Kind == broker.KindTopic {
-		n, _ := b.deliverLocal(ctx, m, 0) // a topic message is never refused
+		n, _ := b.deliverLocal(ctx, m, 0, chain{}) // a topic message is never refused
 		if !b.nc.IsConnected() {
 			return n, unavailable(fmt.Errorf("tether/broker/nats: NATS is unreachable (%s): the message reached this node's %d subscribers only; the other nodes' did not get it", b.nc.Status(), n))
 		}
@@ -563,7 +566,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	}
 	mark := b.mark()
 	fails := b.appendFails.Load()
-	switch n, err := b.deliverLocal(ctx, m, b.marks.last(m.Target)); {
+	switch n, err := b.deliverLocal(ctx, m, b.marks.last(m.Target), chain{}); {
 	case err != nil:
 		return 0, err // full: held here, so not parked
 	case n > 0:
@@ -577,12 +580,21 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
 	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: b.marks.header(m.Target)})
+	return b.routed(rctx, m, reply, err)
+}
+
+// routed returns what became of m, routed to its target's holder, from the
+// holder's reply (or the request's error): m is parked when no live node
+// holds its target.
+func (b *Broker) routed(ctx context.Context, m *broker.Message, reply []byte, err error) (int, error) {
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
 		return 0, fmt.Errorf("tether/broker/nats: routing to %s %q: %w; the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, err)
 	case string(reply) == replyFull:
 		return 0, broker.ErrFull
+	case string(reply) == replyBehind:
+		return 0, errBehindFor(m)
 	case strings.HasPrefix(string(reply), replyErr):
 		return 0, unavailable(fmt.Errorf("tether/broker/nats: the node holding %s %q took the message but could not store it (%s); the message may or may not have arrived: retry with an idempotency key", m.Target.Kind, m.Target.Name, reply[len(replyErr):]))
 	default:
@@ -594,7 +606,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 			return n, nil
 		}
 	}
-	return b.park(rctx, m)
+	return b.park(ctx, m)
 }
 
 // deliverLocal hands m to its Receiver if the node binds its target,
@@ -603,8 +615,9 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 // parkMarks): m's publisher parked that before it sent m, and m must not
 // overtake it. Deliveries with a mark a drain dealt with already share
 // that drain. It returns broker.ErrFull from the Receiver: the session is
-// here, but full.
-func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uint64) (int, error) {
+// here, but full; and errBehind when f, a pipelined message's chain, says
+// that an earlier message of its pipeline did not arrive here.
+func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uint64, f chain) (n int, err error) {
 	b.bindMu.Lock()
 	bd := b.binds[m.Target]
 	live := bd != nil && bd.n > 0
@@ -614,6 +627,12 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uin
 	}
 	if m.Target.Kind != broker.KindTopic && b.recheck.Load() {
 		return 0, nil // not known to be ours yet since a reconnect: park
+	}
+	if f.pipe != "" {
+		if !bd.chains.admit(f) {
+			return 0, errBehind
+		}
+		defer func() { bd.chains.settle(f, n > 0 && err == nil) }()
 	}
 	if m.Target.Kind != broker.KindTopic && (parked > 0 || bd.owed.Load()) {
 		bd.guard.Lock()
@@ -768,11 +787,13 @@ func (b *Broker) handle(msg *nats.Msg) {
 		}
 		before := b.mark()
 		fails := b.appendFails.Load()
-		n, err := b.deliverLocal(ctx, m, parkedSeq(msg))
+		n, err := b.deliverLocal(ctx, m, parkedSeq(msg), chainOf(msg))
 		switch {
 		case msg.Reply == "":
 		case errors.Is(err, broker.ErrFull):
 			_ = msg.Respond([]byte(replyFull))
+		case errors.Is(err, errBehind):
+			_ = msg.Respond([]byte(replyBehind))
 		case n == 0 && b.appendFails.Load() != fails:
 			// Refused by a failed log append: the publisher must
 			// not park it as if no node held the session (it would

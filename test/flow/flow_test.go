@@ -177,3 +177,33 @@ func TestFlatOutAcrossNATSNodes(t *testing.T) {
 	wa.check(t)
 	wb.check(t)
 }
+
+// TestConsumerPausesAcrossNATSNodes is TestConsumerPausesFiveSeconds on two
+// NATS nodes, in real time (NATS runs outside any bubble), with a pause of
+// two seconds: B's log fills while A's messages stream through the NATS
+// broker's pipeline, the one refused as full takes those behind it down
+// with it, and A's SDK re-sends them; each must arrive once, in order.
+func TestConsumerPausesAcrossNATSNodes(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	node := func(id string) string {
+		nb, err := natsbroker.Connect(ns.URL(), natsbroker.Options{})
+		if err != nil {
+			t.Fatalf("natsbroker.Connect: %v", err)
+		}
+		n := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(nb))
+		return n.Addr
+	}
+	addr1, addr2 := node("n1"), node("n2")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b, wb := open(t, "b", client.WithAddrs(addr2))
+	a, wa := open(t, "a", client.WithAddrs(addr1))
+	relay(t, ctx, a, b, func(i int) {
+		if i == relayMessages/4 {
+			time.Sleep(2 * time.Second) // the consumer stops reading: the load's shape, not a wait for an event
+		}
+	})
+	wa.check(t)
+	wb.check(t)
+}

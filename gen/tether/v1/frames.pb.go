@@ -1864,8 +1864,11 @@ type ClientMessage struct {
 	// True when the client library generated idempotency_key for its own
 	// re-sends, not the application for its own dedupe. Such a key repeats
 	// only when a message is re-sent into a fresh session after a failed
-	// resume, as one of that session's first messages. So the server checks
-	// it only for seq ≤ 4096 of a session, and remembers it only while the
+	// resume, as one of that session's first messages (a client re-sends
+	// into the session opened for a Hello whose resume failed, never into
+	// one it opened without asking to resume). So the server checks it only
+	// for seq ≤ 4096 of a session (with a shared broker, only of a session
+	// opened for a failed resume), and remembers it only while the
 	// message may still be re-sent: handled, but not yet acknowledged when
 	// the stream ended. The application's keys are checked and remembered
 	// for the whole dedupe window.

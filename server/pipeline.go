@@ -1,0 +1,274 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/tetherhq/tether/broker"
+	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+)
+
+// With the Router and a broker that implements [broker.Pipeliner] (NATS),
+// a session's messages to one session or client id are routed without the
+// reader waiting for each: the reader hands message seq to the session's
+// broker.Pipeline and reads the next, and the message is handled, failed
+// or refused (see inbound.go) when the pipeline reports its fate, in seq
+// order. So a message routed to another node, or whose log append
+// JetStream must store, costs its sender no round trip of its own.
+//
+// The reader waits for the pipeline to empty before a message that is not
+// the next to the same target on the same stream (another target, a
+// reply, a topic, a custom Handler): those are handled as before, one at a
+// time. When the pipeline refuses message seq (a retryable failure), the
+// client is told at once and re-sends from seq; the messages behind it are
+// dropped whatever became of them: the broker fences them so that none
+// arrives ahead of seq (broker.Pipeline), and a copy that arrived anyway
+// (behind a message whose fate was unknown) is dropped by its receiver as
+// a re-send. The reader applies the refusal once the pipeline is empty.
+
+// maxPipelined bounds the messages a session has in its pipeline; the
+// reader waits for the oldest beyond it.
+const maxPipelined = 1024
+
+// inflight is a session's messages in its broker pipeline.
+type inflight struct {
+	mu     sync.Mutex
+	p      broker.Pipeline // made on first use
+	st     *stream         // the stream whose reader sent them
+	target broker.Address
+	n      int    // in flight
+	last   uint64 // seq of the latest sent
+	// refused is the seq of a message the pipeline refused, for the
+	// reader to apply once the pipeline is empty (see awaitPipeline).
+	refused uint64
+	idle    chan struct{} // closed when n drops to 0 or below maxPipelined; made on demand
+}
+
+// pipeliner returns the broker's pipelining when message m may go
+// through the pipeline, or nil.
+func (st *stream) pipeliner(m *tetherv1.ClientMessage) broker.Pipeliner {
+	srv := st.srv
+	if _, ok := srv.cfg.handler.(Router); !ok {
+		return nil
+	}
+	pl, ok := srv.broker.(broker.Pipeliner)
+	if !ok || st.sess.inStale.Load() || srv.brokerDown.Load() {
+		return nil
+	}
+	switch m.GetTarget().(type) {
+	case *tetherv1.ClientMessage_SessionId, *tetherv1.ClientMessage_ClientId:
+		return pl
+	}
+	return nil
+}
+
+// follows reports whether a message to target numbered seq by the client
+// follows the pipeline's messages: it may join them without waiting. While
+// the pipeline is full it waits for room; it reports false if the stream
+// ends meanwhile.
+func (st *stream) follows(target broker.Address, seq uint64) bool {
+	f := &st.sess.pipe
+	for {
+		f.mu.Lock()
+		if f.n == 0 && f.refused == 0 {
+			f.mu.Unlock()
+			return true
+		}
+		if f.st != st || f.refused != 0 || f.target != target || seq != 0 && seq != f.last+1 {
+			f.mu.Unlock()
+			return false
+		}
+		if f.n < maxPipelined {
+			f.mu.Unlock()
+			return true
+		}
+		idle := f.idleLocked()
+		f.mu.Unlock()
+		select {
+		case <-idle:
+		case <-st.done:
+			return false
+		}
+	}
+}
+
+// pipeTop is the seq of the last message the stream's reader sent through
+// the pipeline while it still counts: some are in flight, or a refusal is
+// yet to be applied (0 otherwise: the session's inSeq covers them).
+func (st *stream) pipeTop() uint64 {
+	f := &st.sess.pipe
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.st == st && (f.n > 0 || f.refused != 0) {
+		return f.last
+	}
+	return 0
+}
+
+// turn waits for the messages ahead of seq in the pipeline, so that seq
+// can be handled at once. It reports false when seq is to be dropped: the
+// stream ended, or a message ahead of it was refused.
+func (st *stream) turn(seq uint64) bool {
+	if !st.awaitPipeline() {
+		return false
+	}
+	return st.refused == 0 || st.refused >= seq
+}
+
+// pipelinable reports whether message seq (m, to be delivered as msg)
+// goes through the pipeline: nothing would end it at once.
+func (st *stream) pipelinable(ctx context.Context, m *tetherv1.ClientMessage, msg *Message, d idempotency) bool {
+	return (d.key == "" || d.skip) && st.srv.validMessage(m) == nil && validAddress(msg.Target) == nil &&
+		st.srv.cfg.authz.Publish(ctx, msg.Target) == nil
+}
+
+// awaitPipeline waits until the session's pipeline is empty (or the stream
+// ends), then applies a refusal it reported to the stream's reader state.
+// It reports false when the stream ended.
+func (st *stream) awaitPipeline() bool {
+	f := &st.sess.pipe
+	for {
+		f.mu.Lock()
+		if f.n == 0 {
+			if f.refused != 0 && f.st == st {
+				st.refused = f.refused
+			}
+			f.refused = 0
+			f.mu.Unlock()
+			return !st.finished.Load()
+		}
+		idle := f.idleLocked()
+		f.mu.Unlock()
+		select {
+		case <-idle:
+		case <-st.done:
+			return false
+		}
+	}
+}
+
+// idleLocked returns the channel closed when the pipeline shrinks.
+func (f *inflight) idleLocked() chan struct{} {
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	return f.idle
+}
+
+// awaitPipeline waits, at most wait, for the session's pipeline to empty:
+// a drain or a move acknowledges, and records the keys of, what it handled.
+func (s *Session) awaitPipeline(wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	f := &s.pipe
+	for {
+		f.mu.Lock()
+		if f.n == 0 {
+			f.mu.Unlock()
+			return
+		}
+		idle := f.idleLocked()
+		f.mu.Unlock()
+		select {
+		case <-idle:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// routeAsync routes msg, message seq of the stream, through the session's
+// pipeline (see pipeliner) and returns at once; routed ends it.
+func (st *stream) routeAsync(ctx context.Context, pl broker.Pipeliner, d idempotency, msg *Message) {
+	st.srv.metrics.pipelined.Inc()
+	s := st.sess
+	bm := &broker.Message{
+		Target:        msg.Target,
+		Payload:       msg.Payload,
+		ContentType:   msg.ContentType,
+		Headers:       msg.Headers,
+		CorrelationID: msg.CorrelationID,
+		SourceSession: s.id,
+		SourceClient:  s.clientID,
+		DedupeKey:     dedupeKey(s.dedupeScope(), msg.IdempotencyKey),
+		PublishedAt:   time.Now(),
+	}
+	seq := msg.Seq
+	f := &s.pipe
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.refused != 0 {
+		return // behind a refused message: the client re-sends it
+	}
+	if f.p == nil {
+		f.p = pl.Pipeline()
+	}
+	st.refused = 0 // seq is the re-send of a refused message, if any
+	f.st, f.target, f.last = st, msg.Target, seq
+	f.n++
+	// Under f.mu: a refusal reported meanwhile (routed) is seen above,
+	// and the broker fences this message behind the refused one.
+	f.p.Publish(ctx, bm, func(n int, err error) { st.routed(ctx, d, bm, seq, n, err) })
+}
+
+// routed ends message seq, routed as m through the pipeline, as the
+// Router's OnMessage would have ended with the broker's n and err.
+func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, seq uint64, n int, err error) {
+	s := st.sess
+	switch {
+	case errors.Is(err, broker.ErrFull):
+		err = st.srv.errFull(m.Target)
+	case err != nil:
+		err = routeError(err)
+	case n == 0:
+		err = status.Errorf(codes.NotFound, "no session for %s %q: it is unknown or has ended; direct messages are not stored for absent sessions", m.Target.Kind, truncate(m.Target.Name))
+	}
+	f := &s.pipe
+	f.mu.Lock()
+	dropped := f.refused != 0
+	if !dropped && err != nil && retryable(err) {
+		f.refused = seq
+	}
+	f.mu.Unlock()
+	defer st.sess.pipeDone()
+	switch {
+	case dropped:
+		// Behind a refused message: the client re-sends it.
+	case err != nil && retryable(err):
+		st.srv.metrics.notHandled.WithLabelValues("refused").Inc()
+		st.tellRefused(seq, err)
+	case err != nil:
+		st.srv.metrics.notHandled.WithLabelValues("failed").Inc()
+		st.sendError(err, seq)
+		st.settledAsync(seq)
+	default:
+		st.settleKey(ctx, d, seq, true)
+		st.settledAsync(seq)
+	}
+}
+
+// pipeDone counts one message of the pipeline ended.
+func (s *Session) pipeDone() {
+	f := &s.pipe
+	f.mu.Lock()
+	f.n--
+	if f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+	f.mu.Unlock()
+}
+
+// settledAsync marks message seq, which the pipeline ended, handled or
+// failed: received, to be acked.
+func (st *stream) settledAsync(seq uint64) {
+	st.sess.inSeq.Store(seq)
+	if !st.finished.Load() {
+		st.noteReceived(seq)
+	}
+}
