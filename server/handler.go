@@ -124,6 +124,19 @@ func (Router) OnMessage(ctx context.Context, s *Session, m *Message) error {
 	return nil
 }
 
+// PassThrough is implemented by a Handler whose OnMessage hands some
+// messages to [Router] unchanged (and does nothing else with them). With a
+// broker that pipelines (broker.Pipeliner: NATS), the server routes those
+// messages to a session or client id itself, as Router would, without its
+// reader waiting for each route, as it does for Router; the others go to
+// OnMessage one at a time, in order with them.
+type PassThrough interface {
+	Handler
+	// PassesToRouter reports whether OnMessage(ctx, s, m) would only
+	// return Router{}.OnMessage(ctx, s, m). It must not block.
+	PassesToRouter(s *Session, m *Message) bool
+}
+
 // routeError is the status of a failed route: the error's own, or
 // UNAVAILABLE (the broker failed; sending again may succeed).
 func routeError(err error) error {

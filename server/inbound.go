@@ -39,8 +39,9 @@ import (
 // Only the stream's reader calls it, holding the session's recvMu.
 func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	s := st.sess
-	pl := st.pipeliner(m)
-	if pl == nil || !st.follows(inboundTarget(m), m.GetSeq()) {
+	msg := newInbound(m, 0)
+	pl := st.pipeliner(msg)
+	if pl == nil || !st.follows(msg.Target, m.GetSeq()) {
 		pl = nil
 		if !st.awaitPipeline() {
 			return nil
@@ -57,7 +58,7 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	}
 	ctx := st.handling
 	d := st.srv.inboundKey(s, m, seq)
-	msg := newInbound(m, seq)
+	msg.Seq = seq
 	if pl != nil {
 		if st.pipelinable(ctx, m, msg, d) {
 			st.routeAsync(ctx, pl, d, msg)

@@ -49,22 +49,27 @@ type inflight struct {
 	idle    chan struct{} // closed when n drops to 0 or below maxPipelined; made on demand
 }
 
-// pipeliner returns the broker's pipelining when message m may go
-// through the pipeline, or nil.
-func (st *stream) pipeliner(m *tetherv1.ClientMessage) broker.Pipeliner {
+// pipeliner returns the broker's pipelining when msg may go through the
+// pipeline, or nil.
+func (st *stream) pipeliner(msg *Message) broker.Pipeliner {
 	srv := st.srv
-	if _, ok := srv.cfg.handler.(Router); !ok {
+	if msg.Target.Kind != broker.KindSession && msg.Target.Kind != broker.KindClient {
 		return nil
 	}
 	pl, ok := srv.broker.(broker.Pipeliner)
 	if !ok || st.sess.inStale.Load() || srv.brokerDown.Load() {
 		return nil
 	}
-	switch m.GetTarget().(type) {
-	case *tetherv1.ClientMessage_SessionId, *tetherv1.ClientMessage_ClientId:
-		return pl
+	switch h := srv.cfg.handler.(type) {
+	case Router:
+	case PassThrough:
+		if !h.PassesToRouter(st.sess, msg) {
+			return nil
+		}
+	default:
+		return nil
 	}
-	return nil
+	return pl
 }
 
 // follows reports whether a message to target numbered seq by the client

@@ -142,6 +142,13 @@ func (h *handler) OnMessage(ctx context.Context, s *server.Session, m *server.Me
 	return nil
 }
 
+// PassesToRouter reports that every message but the bench topic's goes to
+// server.Router unchanged, so that the server routes those as tetherd does
+// (server.PassThrough: pipelined on NATS).
+func (h *handler) PassesToRouter(_ *server.Session, m *server.Message) bool {
+	return m.Target != broker.Topic(topic)
+}
+
 func (h *handler) OnClose(s *server.Session, _ string) {
 	if p, ok := h.peers.LoadAndDelete(s.ID()); ok {
 		p.(*system.Peer).Close()
