@@ -638,7 +638,9 @@ func (b *Broker) deliverLocal(ctx context.Context, m *broker.Message, parked uin
 		bd.guard.Lock()
 		defer bd.guard.Unlock()
 		if bd.owed.Load() || parked > max(bd.cleared, bd.drained) {
+			ctx, cancel := b.bound(ctx)
 			_, err := b.drainLocked(ctx, m.Target, bd)
+			cancel()
 			if err != nil {
 				// m must not overtake what is still parked: it is parked
 				// behind it (the drain is tried again).
@@ -735,8 +737,9 @@ func (b *Broker) handle(msg *nats.Msg) {
 		b.o.Logger.Warn("tether: nats broker: message on an unknown subject", "subject", msg.Subject)
 		return
 	}
-	ctx, cancel := b.bound(context.Background())
-	defer cancel()
+	// Bounded (b.bound) where it waits for NATS: a delivery does not
+	// pay for a timer it never needs.
+	ctx := context.Background()
 	b.bindMu.Lock()
 	bd := b.binds[addr]
 	live := bd != nil && bd.n > 0
@@ -754,6 +757,8 @@ func (b *Broker) handle(msg *nats.Msg) {
 		if b.recheck.Load() {
 			return // afterReconnect drains once ownership is checked
 		}
+		ctx, cancel := b.bound(ctx)
+		defer cancel()
 		bd.guard.Lock()
 		_, err := b.drainLocked(ctx, addr, bd)
 		bd.guard.Unlock()
@@ -772,6 +777,8 @@ func (b *Broker) handle(msg *nats.Msg) {
 		} else if err != nil {
 			reply = err.Error()
 		}
+		ctx, cancel := b.bound(ctx)
+		defer cancel()
 		if err := b.settle(ctx); err != nil && reply == "" {
 			reply = "flushing the session's log: " + err.Error()
 		}

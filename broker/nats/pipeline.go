@@ -249,12 +249,14 @@ func (b *Broker) start(op *pipeOp, f chain) {
 // results.
 func (b *Broker) finish(op *pipeOp) (n int, err error) {
 	defer b.callErr(&err)
-	ctx, cancel := b.bound(op.ctx)
-	defer cancel()
 	switch {
-	case op.settle:
+	case op.settle && op.hi > op.lo:
+		ctx, cancel := b.bound(op.ctx)
+		defer cancel()
 		return op.n, b.settleRange(ctx, op.lo, op.hi, op.m)
 	case op.q != nil:
+		ctx, cancel := b.bound(op.ctx)
+		defer cancel()
 		reply, err := b.await(ctx, op.m.Target, op.q)
 		return b.routed(ctx, op.m, reply, err)
 	}
