@@ -64,6 +64,13 @@
 // only after an OnConnect that returned nil; [Handler] says on which
 // goroutine each runs. They must not block for long.
 //
+// With a broker that pipelines ([broker.Pipeliner]: NATS), a session's
+// messages to a session or client id that Router routes (under Router, or
+// a [PassThrough] handler that says it hands them to Router unchanged) go
+// out without the reader waiting for each route: each is acknowledged, or
+// refused, in order, once its route ended. A handler that does anything
+// else with a message sees it one at a time, in order with the others.
+//
 // # Life cycle
 //
 // A session is connected (a stream carries it), detached (waiting for a

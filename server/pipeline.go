@@ -13,23 +13,27 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// With the Router and a broker that implements [broker.Pipeliner] (NATS),
-// a session's messages to one session or client id are routed without the
-// reader waiting for each: the reader hands message seq to the session's
-// broker.Pipeline and reads the next, and the message is handled, failed
-// or refused (see inbound.go) when the pipeline reports its fate, in seq
-// order. So a message routed to another node, or whose log append
-// JetStream must store, costs its sender no round trip of its own.
+// With a broker that implements [broker.Pipeliner] (NATS), a session's
+// messages to one session or client id that the Handler routes as Router
+// does (Router itself, or a PassThrough's pass-through messages) are
+// routed without the reader waiting for each: the reader hands message seq
+// to the session's broker.Pipeline and reads the next, and the message is
+// handled, failed or refused (see inbound.go) when the pipeline reports its
+// fate, in seq order. So a message routed to another node, or whose log
+// append JetStream must store, costs its sender no round trip of its own.
 //
 // The reader waits for the pipeline to empty before a message that is not
 // the next to the same target on the same stream (another target, a
-// reply, a topic, a custom Handler): those are handled as before, one at a
-// time. When the pipeline refuses message seq (a retryable failure), the
-// client is told at once and re-sends from seq; the messages behind it are
-// dropped whatever became of them: the broker fences them so that none
-// arrives ahead of seq (broker.Pipeline), and a copy that arrived anyway
-// (behind a message whose fate was unknown) is dropped by its receiver as
-// a re-send. The reader applies the refusal once the pipeline is empty.
+// reply, a topic, one the Handler sees): those are handled as before, one
+// at a time. When the pipeline refuses message seq (a retryable failure),
+// the client is told at once and re-sends from seq; the messages behind it
+// are dropped whatever became of them: the broker chains them so that
+// none arrives ahead of seq (broker.Pipeline), and a copy that arrived
+// anyway (behind a message whose fate was unknown) is dropped by its
+// receiver as a re-send. The reader applies the refusal once the pipeline
+// is empty. A drain, a move to another node and a resume on another
+// stream wait for the pipeline first, as they wait for keys on their way
+// (marks.go).
 
 // maxPipelined bounds the messages a session has in its pipeline; the
 // reader waits for the oldest beyond it.
@@ -46,7 +50,7 @@ type inflight struct {
 	// refused is the seq of a message the pipeline refused, for the
 	// reader to apply once the pipeline is empty (see awaitPipeline).
 	refused uint64
-	idle    chan struct{} // closed when n drops to 0 or below maxPipelined; made on demand
+	idle    chan struct{} // closed when n drops, for whoever waits; made on demand
 }
 
 // pipeliner returns the broker's pipelining when msg may go through the
@@ -132,9 +136,9 @@ func (st *stream) pipelinable(ctx context.Context, m *tetherv1.ClientMessage, ms
 		st.srv.cfg.authz.Publish(ctx, msg.Target) == nil
 }
 
-// awaitPipeline waits until the session's pipeline is empty (or the stream
-// ends), then applies a refusal it reported to the stream's reader state.
-// It reports false when the stream ended.
+// awaitPipeline waits until the session's pipeline is empty, then applies
+// a refusal it reported to the stream's reader state. It reports false
+// when the stream ended while it waited.
 func (st *stream) awaitPipeline() bool {
 	f := &st.sess.pipe
 	for {
@@ -145,7 +149,7 @@ func (st *stream) awaitPipeline() bool {
 			}
 			f.refused = 0
 			f.mu.Unlock()
-			return !st.finished.Load()
+			return true
 		}
 		idle := f.idleLocked()
 		f.mu.Unlock()

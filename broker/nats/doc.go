@@ -170,6 +170,28 @@
 // Messages to different addresses (a topic and a session, say) may be
 // delivered in another order than they were published.
 //
+// # Pipelines
+//
+// A server routes a session's messages to a session or client id through
+// a [broker.Pipeline] ([Broker.Pipeline]): each is delivered (on this node)
+// or sent as a request (to the node holding its target) at once, and the
+// pipeline's goroutine waits, in order, for what [Broker.Publish] would
+// have waited for: the log appends stored, the holder's answer, a park.
+// The sender pays a round trip per window of messages, not per message.
+//
+// A pipelined request carries its pipeline's id (Tether-Pipe), its number
+// there (Tether-Pipe-Op) and, when one to the same target was still on its
+// way as it left, that one's number (Tether-Pipe-After). A node delivers it
+// only if the last message of that pipeline it delivered to the address is
+// the one named: otherwise its predecessor was refused there (the log was
+// full) or went elsewhere (the session moved in between), and the node
+// answers "behind" without delivering it; the sender reports it
+// unavailable, and sends it again once it knows its predecessor's fate.
+// So no pipelined message overtakes an earlier one of its sender. Each
+// address remembers the last message of up to 1024 pipelines; past that it
+// forgets them all, which costs each pipeline with a message on its way
+// one "behind".
+//
 // # Durability
 //
 // [Options].Durability chooses where sessions' outbound logs live, and so
