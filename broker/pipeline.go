@@ -28,9 +28,11 @@ type Pipeliner interface {
 // Order: the messages published to one target arrive there in the order
 // published. A message published while an earlier one to the same target
 // is on its way, and that finds the target somewhere the earlier one did
-// not arrive (it moved in between, or refused the earlier one as full),
-// is not delivered: done reports an error matching [ErrUnavailable], and
-// the sender sends it again once the earlier one's done has run. So a
+// not arrive (it moved in between, or refused the earlier one as full), or
+// finds no node holding it after the earlier one failed, is neither
+// delivered nor kept for the target: done reports an error matching
+// [ErrUnavailable], and the sender sends it again once the earlier one's
+// done has run. So a
 // sender that, as a server does with its client, answers the first
 // message that failed with "re-send from here" and ignores the fate of the
 // messages behind it, delivers each message once and in order (a message

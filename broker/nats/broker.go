@@ -580,13 +580,14 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (_ int, err err
 	rctx, cancel := b.bound(ctx)
 	defer cancel()
 	reply, err := b.ask(rctx, m.Target, &nats.Msg{Subject: subj, Data: encodeMessage(nil, m, 0), Header: b.marks.header(m.Target)})
-	return b.routed(rctx, m, reply, err)
+	return b.routed(rctx, m, reply, err, true)
 }
 
 // routed returns what became of m, routed to its target's holder, from the
 // holder's reply (or the request's error): m is parked when no live node
-// holds its target.
-func (b *Broker) routed(ctx context.Context, m *broker.Message, reply []byte, err error) (int, error) {
+// holds its target, if it may be (parkable; else it reports errBehindFor,
+// see pipeline.finish).
+func (b *Broker) routed(ctx context.Context, m *broker.Message, reply []byte, err error, parkable bool) (int, error) {
 	switch {
 	case errors.Is(err, errNoHolder):
 	case err != nil:
@@ -605,6 +606,9 @@ func (b *Broker) routed(ctx context.Context, m *broker.Message, reply []byte, er
 		if n > 0 {
 			return n, nil
 		}
+	}
+	if !parkable {
+		return 0, errBehindFor(m)
 	}
 	return b.park(ctx, m)
 }

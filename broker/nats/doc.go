@@ -187,6 +187,9 @@
 // full) or went elsewhere (the session moved in between), and the node
 // answers "behind" without delivering it; the sender reports it
 // unavailable, and sends it again once it knows its predecessor's fate.
+// For the same reason a pipelined message that finds no node holding its
+// target is parked only if its predecessor, if any, arrived (or was
+// parked): one behind a failure is reported unavailable instead.
 // So no pipelined message overtakes an earlier one of its sender. Each
 // address remembers the last message of up to 1024 pipelines; past that it
 // forgets them all, which costs each pipeline with a message on its way

@@ -29,7 +29,10 @@ import (
 // nothing is delivered where its predecessor was refused (full, a failed
 // drain) or never arrived (the session moved in between); it is answered
 // "behind" instead, which the sender reports as unavailable and retries
-// once its predecessor's fate is known.
+// once its predecessor's fate is known. Likewise the sender does not park
+// a message that found no holder when its predecessor did not arrive
+// either (its holder died with it, say): parked, it would be delivered
+// ahead of the predecessor's re-send.
 
 // Headers of a pipelined message.
 const (
@@ -125,9 +128,10 @@ var pipelines atomic.Uint64
 // Pipeline returns a new pipeline (see broker.Pipeliner).
 func (b *Broker) Pipeline() broker.Pipeline {
 	return &pipeline{
-		b:    b,
-		id:   b.instance + "." + strconv.FormatUint(pipelines.Add(1), 36),
-		last: make(map[broker.Address]uint64),
+		b:         b,
+		id:        b.instance + "." + strconv.FormatUint(pipelines.Add(1), 36),
+		last:      make(map[broker.Address]uint64),
+		delivered: make(map[broker.Address]uint64),
 	}
 }
 
@@ -141,6 +145,9 @@ type pipeline struct {
 	ops     []*pipeOp                 // on their way, in publish order
 	last    map[broker.Address]uint64 // the latest op on its way to each target
 	running bool                      // the goroutine (run) runs
+	// delivered is, per target, the last op that reached it (run's
+	// own: no lock).
+	delivered map[broker.Address]uint64
 }
 
 // pipeOp is one message on its way: what Publish did at once, and what its
@@ -150,6 +157,11 @@ type pipeOp struct {
 	ctx  context.Context
 	m    *broker.Message
 	done func(int, error)
+	// after is the op to the same target on its way as this one left (0:
+	// none), and orphan is set (by run) when that one did not reach its
+	// target: then this one must not either, not even parked.
+	after  uint64
+	orphan bool
 
 	n   int
 	err error // failed at once
@@ -166,7 +178,8 @@ func (p *pipeline) Publish(ctx context.Context, m *broker.Message, done func(int
 	p.mu.Lock()
 	p.next++
 	op.id = p.next
-	f := chain{pipe: p.id, op: op.id, after: p.last[m.Target]}
+	op.after = p.last[m.Target]
+	f := chain{pipe: p.id, op: op.id, after: op.after}
 	p.mu.Unlock()
 	p.b.start(op, f)
 	p.mu.Lock()
@@ -190,7 +203,13 @@ func (p *pipeline) run() {
 		}
 		op := p.ops[0]
 		p.mu.Unlock()
+		op.orphan = op.after != 0 && p.delivered[op.m.Target] != op.after
 		n, err := p.b.finish(op)
+		if n > 0 && err == nil {
+			p.delivered[op.m.Target] = op.id
+		} else {
+			delete(p.delivered, op.m.Target)
+		}
 		// Done before its target's entry goes: a message published
 		// meanwhile is chained behind this one, which its sender may
 		// not yet know failed.
@@ -200,6 +219,7 @@ func (p *pipeline) run() {
 		p.ops = p.ops[1:]
 		if p.last[op.m.Target] == op.id {
 			delete(p.last, op.m.Target)
+			delete(p.delivered, op.m.Target) // nothing follows it
 		}
 		p.mu.Unlock()
 	}
@@ -258,7 +278,9 @@ func (b *Broker) finish(op *pipeOp) (n int, err error) {
 		ctx, cancel := b.bound(op.ctx)
 		defer cancel()
 		reply, err := b.await(ctx, op.m.Target, op.q)
-		return b.routed(ctx, op.m, reply, err)
+		// Parked, an orphan would arrive ahead of its predecessor's
+		// re-send.
+		return b.routed(ctx, op.m, reply, err, !op.orphan)
 	}
 	return op.n, op.err
 }

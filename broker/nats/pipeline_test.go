@@ -22,6 +22,9 @@ type fullOnce struct {
 	refused atomic.Bool
 }
 
+// refusedYet reports whether r refused its message yet.
+func (r *fullOnce) refusedYet() bool { return r.refused.Load() }
+
 func (r *fullOnce) Deliver(m *broker.Message) (int, error) {
 	if string(m.Payload) == "s1/"+strconv.Itoa(r.full) && r.refused.CompareAndSwap(false, true) {
 		return 0, broker.ErrFull
@@ -190,5 +193,62 @@ func TestPipelineChainsAcrossAMove(t *testing.T) {
 	}
 	if !slices.Equal(a.got["s1"], []int{0}) || !slices.Equal(b.got["s1"], []int{1}) {
 		t.Fatalf("A got %v, B got %v; want [0] and [1]", a.got["s1"], b.got["s1"])
+	}
+}
+
+// A pipelined message behind one that did not arrive is not parked when
+// it finds no node holding its target: parked, it would be delivered
+// ahead of its predecessor's re-send (the chaos suite's kill of the
+// receiver's node saw that: the node died with the predecessor, and the
+// messages behind it found nobody). It reports a retryable error instead.
+func TestPipelineDoesNotParkBehindAFailure(t *testing.T) {
+	t.Parallel()
+	holder := &fullOnce{orderReceiver: &orderReceiver{got: map[string][]int{}}, full: 0}
+	bs := pipelineNodes(t, []string{"H", "P"}, []broker.Receiver{holder, &orderReceiver{got: map[string][]int{}}})
+	ctx := t.Context()
+	s1 := broker.Session("s1")
+	must(t, bs[0].Bind(ctx, s1))
+	p := bs[1].Pipeline()
+
+	var got [2]outcome
+	release := make(chan struct{})
+	done := make(chan struct{}, 2)
+	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/0")}, func(n int, err error) {
+		<-release
+		got[0] = outcome{n, err}
+		done <- struct{}{}
+	})
+	for !holder.refusedYet() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("message 0 never reached H")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// H lets the session go: message 1 finds no holder.
+	must(t, bs[0].Unbind(ctx, s1))
+	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/1")}, func(n int, err error) {
+		got[1] = outcome{n, err}
+		done <- struct{}{}
+	})
+	close(release)
+	<-done
+	<-done
+	if !errors.Is(got[0].err, broker.ErrFull) {
+		t.Fatalf("message 0: %d, %v; want ErrFull", got[0].n, got[0].err)
+	}
+	if got[1].n != 0 || !errors.Is(got[1].err, broker.ErrUnavailable) {
+		t.Fatalf("message 1, behind the refused one, found no holder: %d, %v; want not parked, unavailable", got[1].n, got[1].err)
+	}
+	// Nothing was parked: the next bind delivers nothing.
+	must(t, bs[0].Bind(ctx, s1))
+	again := publishAll(ctx, p, 0, 1)
+	for i, o := range again {
+		if o.n != 1 || o.err != nil {
+			t.Fatalf("re-sent message %d: %d, %v; want delivered", i, o.n, o.err)
+		}
+	}
+	if d := holder.got["s1"]; !slices.Equal(d, []int{0, 1}) {
+		t.Fatalf("delivered %v, want [0 1]: message 1 once, after 0", d)
 	}
 }

@@ -40,6 +40,9 @@ type Result struct {
 	S2C                Count    `json:"s2c"`
 	C2S                Count    `json:"c2s"`
 	UnreportedExamples []string `json:"unreported_examples,omitempty"`
+	// ReorderedExamples names a few reordered arrivals, as "stream#n
+	// after m".
+	ReorderedExamples []string `json:"reordered_examples,omitempty"`
 	// Reconnects is how many times a session left StateConnected and came
 	// back; ReconnectP50 and ReconnectMax are the times it took, in
 	// seconds.
@@ -136,6 +139,7 @@ func Run(tb TB, c Case, size Size, log *slog.Logger) Result {
 	r.S2C, ex1 = tally.Count(ServerToClient, 5)
 	r.C2S, ex2 = tally.Count(ClientToServer, 5)
 	r.UnreportedExamples = append(ex1, ex2...)
+	r.ReorderedExamples = append(tally.Reorders(ServerToClient, 5), tally.Reorders(ClientToServer, 5)...)
 	times := tr.reconnectTimes()
 	r.Reconnects = len(times)
 	if len(times) > 0 {

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -68,6 +69,9 @@ type stream struct {
 	received map[int]int
 	highest  int
 	reorders int
+	// overtaken names the first few reordered arrivals, as "n after m"
+	// (m the highest that had arrived).
+	overtaken []string
 }
 
 // NewTally returns an empty Tally.
@@ -124,6 +128,9 @@ func (t *Tally) Received(d Direction, name string, n int) {
 	s := t.streamLocked(d, name, "")
 	if s.received[n] == 0 && n < s.highest {
 		s.reorders++
+		if len(s.overtaken) < 3 {
+			s.overtaken = append(s.overtaken, strconv.Itoa(n)+" after "+strconv.Itoa(s.highest))
+		}
 	}
 	s.received[n]++
 	s.highest = max(s.highest, n)
@@ -175,6 +182,24 @@ func (t *Tally) ReceivedTotal() int {
 		}
 	}
 	return total
+}
+
+// Reorders returns up to max examples of reordered arrivals in direction
+// d, as "stream#n after m".
+func (t *Tally) Reorders(d Direction, max int) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names := slices.Sorted(maps.Keys(t.streams[d]))
+	var out []string
+	for _, name := range names {
+		for _, o := range t.streams[d][name].overtaken {
+			if len(out) == max {
+				return out
+			}
+			out = append(out, name+"#"+o)
+		}
+	}
+	return out
 }
 
 // Count returns the counts of direction d so far, and up to max examples

@@ -150,17 +150,17 @@ func startTraffic(tb TB, c *cluster, n int, mode SendMode, tally *Tally) *traffi
 
 // sendFailureOptions returns the client option through which a session
 // reports, to report, a message that Send accepted and the server then
-// failed to deliver, with the message's idempotency key: the SDK's
+// failed to deliver, with the message's key (its payload): the SDK's
 // WithOnSendError, "a callback the application sees without calling
 // SendWait". This is the one place that wires the SDK's report of such
 // failures into the counts.
 func sendFailureOptions(report func(key string, err error)) []client.Option {
 	return []client.Option{client.WithOnSendError(func(m client.Message, err error) {
-		report(m.IdempotencyKey, err)
+		report(string(m.Payload), err)
 	})}
 }
 
-// sendFailed records the report of a failed Send, by idempotency key.
+// sendFailed records the report of a failed Send, by key.
 func (tr *traffic) sendFailed(key string, err error) {
 	sender, n, ok := parseKey(key)
 	if !ok {
@@ -335,7 +335,15 @@ func (tr *traffic) publish(i int, id string, n int) {
 // SendWait and its retries.
 func (tr *traffic) send(id string, n int) {
 	key := id + "/" + strconv.Itoa(n)
-	m := client.Message{ClientID: checkerID, Payload: []byte(key), IdempotencyKey: key}
+	m := client.Message{ClientID: checkerID, Payload: []byte(key)}
+	if tr.mode != Send {
+		// SendWait's caller retries: its key makes the retry a
+		// duplicate. Send leaves re-sends to the SDK, whose generated
+		// keys are what a Send user has (and what lets the server
+		// pipeline the messages, as it does not one with a key of the
+		// application's, which it checks first).
+		m.IdempotencyKey = key
+	}
 	s := tr.sessions[id]
 	start := time.Now()
 	tr.tally.Sent(ClientToServer, id, checkerID, n, start)
