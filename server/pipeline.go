@@ -96,11 +96,7 @@ func (st *stream) follows(target broker.Address, seq uint64) bool {
 			f.mu.Unlock()
 			return true
 		}
-		idle := f.idleLocked()
-		f.mu.Unlock()
-		select {
-		case <-idle:
-		case <-st.done:
+		if !f.waitLocked(st.done) {
 			return false
 		}
 	}
@@ -151,29 +147,33 @@ func (st *stream) awaitPipeline() bool {
 			f.mu.Unlock()
 			return true
 		}
-		idle := f.idleLocked()
-		f.mu.Unlock()
-		select {
-		case <-idle:
-		case <-st.done:
+		if !f.waitLocked(st.done) {
 			return false
 		}
 	}
 }
 
-// idleLocked returns the channel closed when the pipeline shrinks.
-func (f *inflight) idleLocked() chan struct{} {
+// waitLocked unlocks f and waits until the pipeline shrinks; it reports
+// false if stop closed first.
+func (f *inflight) waitLocked(stop <-chan struct{}) bool {
 	if f.idle == nil {
 		f.idle = make(chan struct{})
 	}
-	return f.idle
+	idle := f.idle
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-stop:
+		return false
+	}
 }
 
 // awaitPipeline waits, at most wait, for the session's pipeline to empty:
 // a drain or a move acknowledges, and records the keys of, what it handled.
 func (s *Session) awaitPipeline(wait time.Duration) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
 	f := &s.pipe
 	for {
 		f.mu.Lock()
@@ -181,11 +181,7 @@ func (s *Session) awaitPipeline(wait time.Duration) {
 			f.mu.Unlock()
 			return
 		}
-		idle := f.idleLocked()
-		f.mu.Unlock()
-		select {
-		case <-idle:
-		case <-t.C:
+		if !f.waitLocked(ctx.Done()) {
 			return
 		}
 	}

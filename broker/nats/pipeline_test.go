@@ -39,6 +39,46 @@ func (r *orderReceiver) count(target string) int {
 	return len(r.got[target])
 }
 
+// waitUntil polls cond until it holds, failing t if the test's context
+// ends first.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("never: %s", what)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// publishAcross publishes s1/0 through p, waits until reached reports
+// that it reached where it goes, calls change while s1/0 is still on its
+// way as far as p's sender knows (its done held), publishes s1/1, and
+// returns both outcomes.
+func publishAcross(t *testing.T, p broker.Pipeline, reached func() bool, change func()) [2]outcome {
+	t.Helper()
+	ctx, s1 := t.Context(), broker.Session("s1")
+	var got [2]outcome
+	release := make(chan struct{})
+	done := make(chan struct{}, 2)
+	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/0")}, func(n int, err error) {
+		<-release
+		got[0] = outcome{n, err}
+		done <- struct{}{}
+	})
+	waitUntil(t, "message 0 reached its target", reached)
+	change()
+	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/1")}, func(n int, err error) {
+		got[1] = outcome{n, err}
+		done <- struct{}{}
+	})
+	close(release)
+	<-done
+	<-done
+	return got
+}
+
 // outcome is what a pipelined Publish's done reported.
 type outcome struct {
 	n   int
@@ -152,32 +192,12 @@ func TestPipelineChainsAcrossAMove(t *testing.T) {
 	must(t, bs[0].Bind(ctx, s1))
 	p := bs[2].Pipeline()
 
-	moved := make(chan struct{})
-	var got [2]outcome
-	done := make(chan struct{}, 2)
-	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/0")}, func(n int, err error) {
-		<-moved // still on its way, as far as the sender knows
-		got[0] = outcome{n, err}
-		done <- struct{}{}
+	// Once A has message 0, the session moves from A to B.
+	got := publishAcross(t, p, func() bool { return a.count("s1") > 0 }, func() {
+		must(t, bs[0].Unbind(ctx, s1))
+		must(t, bs[1].PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "B", Expires: time.Now().Add(time.Hour)}))
+		must(t, bs[1].Bind(ctx, s1))
 	})
-	// Once A has it, the session moves from A to B.
-	for a.count("s1") == 0 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("message 0 never reached A")
-		case <-time.After(time.Millisecond):
-		}
-	}
-	must(t, bs[0].Unbind(ctx, s1))
-	must(t, bs[1].PutSession(ctx, broker.SessionRecord{ID: "s1", Node: "B", Expires: time.Now().Add(time.Hour)}))
-	must(t, bs[1].Bind(ctx, s1))
-	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/1")}, func(n int, err error) {
-		got[1] = outcome{n, err}
-		done <- struct{}{}
-	})
-	close(moved)
-	<-done
-	<-done
 	if got[0].n != 1 || got[0].err != nil {
 		t.Fatalf("message 0: %d, %v; want delivered (on A)", got[0].n, got[0].err)
 	}
@@ -210,30 +230,9 @@ func TestPipelineDoesNotParkBehindAFailure(t *testing.T) {
 	must(t, bs[0].Bind(ctx, s1))
 	p := bs[1].Pipeline()
 
-	var got [2]outcome
-	release := make(chan struct{})
-	done := make(chan struct{}, 2)
-	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/0")}, func(n int, err error) {
-		<-release
-		got[0] = outcome{n, err}
-		done <- struct{}{}
-	})
-	for !holder.refusedYet() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("message 0 never reached H")
-		case <-time.After(time.Millisecond):
-		}
-	}
-	// H lets the session go: message 1 finds no holder.
-	must(t, bs[0].Unbind(ctx, s1))
-	p.Publish(ctx, &broker.Message{Target: s1, Payload: []byte("s1/1")}, func(n int, err error) {
-		got[1] = outcome{n, err}
-		done <- struct{}{}
-	})
-	close(release)
-	<-done
-	<-done
+	// Once H refused message 0, H lets the session go: message 1 finds
+	// no holder.
+	got := publishAcross(t, p, holder.refusedYet, func() { must(t, bs[0].Unbind(ctx, s1)) })
 	if !errors.Is(got[0].err, broker.ErrFull) {
 		t.Fatalf("message 0: %d, %v; want ErrFull", got[0].n, got[0].err)
 	}

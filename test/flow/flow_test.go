@@ -159,23 +159,7 @@ func TestConsumerPausesFiveSeconds(t *testing.T) {
 // embedded NATS server: A on one, B on the other.
 func TestFlatOutAcrossNATSNodes(t *testing.T) {
 	t.Parallel()
-	ns := natstest.Start(t)
-	node := func(id string) string {
-		nb, err := natsbroker.Connect(ns.URL(), natsbroker.Options{})
-		if err != nil {
-			t.Fatalf("natsbroker.Connect: %v", err)
-		}
-		n := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(nb))
-		return n.Addr
-	}
-	addr1, addr2 := node("n1"), node("n2")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	b, wb := open(t, "b", client.WithAddrs(addr2))
-	a, wa := open(t, "a", client.WithAddrs(addr1))
-	relay(t, ctx, a, b, nil)
-	wa.check(t)
-	wb.check(t)
+	relayAcrossNATS(t, nil)
 }
 
 // TestConsumerPausesAcrossNATSNodes is TestConsumerPausesFiveSeconds on two
@@ -185,25 +169,39 @@ func TestFlatOutAcrossNATSNodes(t *testing.T) {
 // with it, and A's SDK re-sends them; each must arrive once, in order.
 func TestConsumerPausesAcrossNATSNodes(t *testing.T) {
 	t.Parallel()
+	relayAcrossNATS(t, func(i int) {
+		if i == relayMessages/4 {
+			time.Sleep(2 * time.Second) // the consumer stops reading: the load's shape, not a wait for an event
+		}
+	})
+}
+
+// relayAcrossNATS runs relay from A on one NATS node to B on another, B
+// calling pause (if not nil) after each message, and fails t on any cut
+// or reported loss.
+func relayAcrossNATS(t *testing.T, pause func(i int)) {
+	t.Helper()
+	addr1, addr2 := twoNATSNodes(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b, wb := open(t, "b", client.WithAddrs(addr2))
+	a, wa := open(t, "a", client.WithAddrs(addr1))
+	relay(t, ctx, a, b, pause)
+	wa.check(t)
+	wb.check(t)
+}
+
+// twoNATSNodes starts two default nodes, n1 and n2, sharing an embedded
+// NATS server, and returns their addresses.
+func twoNATSNodes(t *testing.T) (string, string) {
+	t.Helper()
 	ns := natstest.Start(t)
 	node := func(id string) string {
 		nb, err := natsbroker.Connect(ns.URL(), natsbroker.Options{})
 		if err != nil {
 			t.Fatalf("natsbroker.Connect: %v", err)
 		}
-		n := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(nb))
-		return n.Addr
+		return tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(nb)).Addr
 	}
-	addr1, addr2 := node("n1"), node("n2")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	b, wb := open(t, "b", client.WithAddrs(addr2))
-	a, wa := open(t, "a", client.WithAddrs(addr1))
-	relay(t, ctx, a, b, func(i int) {
-		if i == relayMessages/4 {
-			time.Sleep(2 * time.Second) // the consumer stops reading: the load's shape, not a wait for an event
-		}
-	})
-	wa.check(t)
-	wb.check(t)
+	return node("n1"), node("n2")
 }
