@@ -132,7 +132,8 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 		tail = e.Seq
 		s.holdLocked(e.Seq, len(e.Message.Payload)) // attachLocked releases what was acked
 		if k := e.Message.DedupeKey; k != "" && e.Message.Target.Kind != broker.KindTopic {
-			s.received.add(k, time.Now(), s.srv.cfg.dedupeWindow, recentHold) // adopted: a shared broker
+			now := time.Now()
+			s.received.add(k, now, s.srv.cfg.dedupeWindow, s.srv.keep(now)) // adopted: a shared broker
 		}
 		return true
 	}); err != nil {

@@ -16,6 +16,22 @@ const (
 	recentKeys = 512
 )
 
+// recentWide is the most keys a session keeps for recentHold from the
+// moment its server's broker failed or came back, and for recentHold
+// after: recentMax would not do then. A log append that failed in the
+// outage is written again once the broker is back (the message reaches its
+// receiver), while its sender was told it failed and sends it again,
+// behind the backlog every sender flushes at once: at 1,000 messages a
+// second into one session, 10 s of it pushed out of recentMax the key
+// that would have dropped the copy (the chaos suite's nats-down case).
+const recentWide = 1 << 16
+
+// keep is how long, and how many, keys a session keeps (see recent).
+type keep struct {
+	hold time.Duration
+	max  int
+}
+
 // recent holds the dedupe keys (broker.Message.DedupeKey) of the direct
 // messages most recently queued to a session, with when they were queued,
 // so that a second copy within the dedupe window is dropped. A second copy
@@ -48,24 +64,25 @@ func (r *recent) has(key string, now time.Time, window time.Duration) bool {
 }
 
 // add adds key, queued at now, and keeps what is within window: every key
-// younger than hold (recentHold, or 0), else the last recentKeys.
-func (r *recent) add(key string, now time.Time, window, hold time.Duration) {
+// younger than k.hold (recentHold, or 0), up to k.max, else the last
+// recentKeys.
+func (r *recent) add(key string, now time.Time, window time.Duration, k keep) {
 	if r.at == nil {
 		r.at = make(map[string]time.Time)
 	}
 	r.at[key] = now
 	r.q = append(r.q, recentKey{key, now})
-	r.expire(now, window, hold)
+	r.expire(now, window, k)
 }
 
 // expire drops the oldest keys that are past the dedupe window, or past
-// hold beyond the last recentKeys, or beyond recentMax; and the memory
+// kp.hold beyond the last recentKeys, or beyond kp.max; and the memory
 // with the last of them.
-func (r *recent) expire(now time.Time, window, hold time.Duration) {
+func (r *recent) expire(now time.Time, window time.Duration, kp keep) {
 	for r.head < len(r.q) {
 		k, n := r.q[r.head], len(r.q)-r.head
 		age := now.Sub(k.at)
-		if age < window && n <= recentMax && (age < hold || n <= recentKeys) {
+		if age < window && n <= kp.max && (age < kp.hold || n <= recentKeys) {
 			break
 		}
 		if r.at[k.key].Equal(k.at) { // not added again since
@@ -83,11 +100,16 @@ func (r *recent) expire(now time.Time, window, hold time.Duration) {
 	}
 }
 
-// keyHold is how long each session keeps every key it received (see
-// recent): recentHold with a shared broker, else 0.
-func (srv *Server) keyHold() time.Duration {
-	if srv.broker.Shared() {
-		return recentHold
+// keep is what each session keeps of the keys it received (see recent):
+// with a shared broker every key of the last recentHold, up to recentMax,
+// or recentWide around a broker outage (see recentWide); else the last
+// recentKeys.
+func (srv *Server) keep(now time.Time) keep {
+	if !srv.broker.Shared() {
+		return keep{max: recentMax}
 	}
-	return 0
+	if now.Sub(time.Unix(0, srv.brokerEdge.Load())) < recentHold {
+		return keep{hold: recentHold, max: recentWide}
+	}
+	return keep{hold: recentHold, max: recentMax}
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tetherhq/tether/broker"
+	"github.com/tetherhq/tether/broker/memory"
 )
 
 // seen is how enqueue uses r with a shared broker: has, and add when not.
@@ -11,7 +14,7 @@ func (r *recent) seen(key string, now time.Time, window time.Duration) bool {
 	if r.has(key, now, window) {
 		return true
 	}
-	r.add(key, now, window, recentHold)
+	r.add(key, now, window, keep{recentHold, recentMax})
 	return false
 }
 
@@ -39,7 +42,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	}
 	// Past recentHold, the last recentKeys stay.
 	later := t1.Add(recentHold)
-	r.expire(later, w, recentHold)
+	r.expire(later, w, keep{recentHold, recentMax})
 	if len(r.at) != recentKeys {
 		t.Fatalf("past %v, holds %d keys; want the last %d", recentHold, len(r.at), recentKeys)
 	}
@@ -51,7 +54,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	}
 	// Never more than recentMax, even within recentHold.
 	for i := range recentMax + 10 {
-		r.add(fmt.Sprint("m", i), later, w, recentHold)
+		r.add(fmt.Sprint("m", i), later, w, keep{recentHold, recentMax})
 	}
 	if n := len(r.q) - r.head; n > recentMax {
 		t.Fatalf("queues %d keys; want at most %d", n, recentMax)
@@ -63,7 +66,7 @@ func TestRecentWindowAndCapacity(t *testing.T) {
 	if r.seen("late", later.Add(2*w), w) || len(r.at) != 1 {
 		t.Fatalf("after the window, holds %d keys; want only the new one", len(r.at))
 	}
-	r.expire(later.Add(4*w), w, recentHold)
+	r.expire(later.Add(4*w), w, keep{recentHold, recentMax})
 	if r.at != nil || r.q != nil {
 		t.Fatal("an empty queue kept its memory")
 	}
@@ -75,9 +78,47 @@ func TestRecentCountOnly(t *testing.T) {
 	var r recent
 	t0 := time.Unix(1000, 0)
 	for i := range 2 * recentKeys {
-		r.add(fmt.Sprint(i), t0, time.Minute, 0)
+		r.add(fmt.Sprint(i), t0, time.Minute, keep{max: recentMax})
 	}
 	if len(r.at) != recentKeys || r.has("0", t0, time.Minute) || !r.has(fmt.Sprint(2*recentKeys-1), t0, time.Minute) {
 		t.Fatalf("holds %d keys; want the last %d", len(r.at), recentKeys)
+	}
+}
+
+// sharedStub is a broker that reports itself shared, for keep.
+type sharedStub struct{ broker.Broker }
+
+func (sharedStub) Shared() bool { return true }
+
+// For recentHold after the broker failed or came back, a session keeps up
+// to recentWide keys: a message whose append failed in the outage reaches
+// its receiver once the broker is back, and its sender's copy, sent again
+// behind every sender's backlog, must still meet its key.
+func TestRecentWideAroundAnOutage(t *testing.T) {
+	t.Parallel()
+	srv := &Server{broker: sharedStub{}}
+	t0 := time.Unix(5000, 0)
+	if k := srv.keep(t0); k != (keep{recentHold, recentMax}) {
+		t.Fatalf("no outage: keep %+v, want %v and %d keys", k, recentHold, recentMax)
+	}
+	srv.brokerEdge.Store(t0.UnixNano()) // the broker came back
+	if k := srv.keep(t0.Add(recentHold - time.Second)); k != (keep{recentHold, recentWide}) {
+		t.Fatalf("within %v of the outage: keep %+v, want %d keys", recentHold, k, recentWide)
+	}
+	if k := srv.keep(t0.Add(recentHold)); k.max != recentMax {
+		t.Fatalf("%v after the outage: keep %+v, want %d keys again", recentHold, k, recentMax)
+	}
+
+	var r recent
+	const w = 10 * time.Minute
+	r.add("stored late", t0, w, srv.keep(t0))
+	for i := range recentMax + 10 {
+		r.add(fmt.Sprint(i), t0.Add(time.Second), w, srv.keep(t0.Add(time.Second)))
+	}
+	if !r.has("stored late", t0.Add(time.Second), w) {
+		t.Fatalf("a key %d newer ones followed right after an outage was dropped", recentMax+10)
+	}
+	if memory := (&Server{broker: memory.New()}).keep(t0); memory != (keep{max: recentMax}) {
+		t.Fatalf("memory broker: keep %+v, want only the count", memory)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -50,6 +51,9 @@ type Server struct {
 	// brokerDown mirrors brokerErr != nil for the message path, which
 	// refuses client messages at once while the broker does not work.
 	brokerDown atomic.Bool
+	// brokerEdge is when the broker last failed or came back (unix
+	// nanoseconds; see recentWide).
+	brokerEdge atomic.Int64
 
 	live        atomic.Int64  // sessions with a stream attached
 	suspended   atomic.Int64  // sessions suspended by their client (suspend.go)
@@ -192,6 +196,9 @@ func (srv *Server) brokerHealth(err error) {
 	changed := (err == nil) != (srv.brokerErr == nil)
 	srv.brokerErr = err
 	srv.brokerDown.Store(err != nil)
+	if changed {
+		srv.brokerEdge.Store(time.Now().UnixNano())
+	}
 	srv.mu.Unlock()
 	if err != nil && changed {
 		srv.cfg.logger.Warn("tether: the broker does not work; reporting NOT_SERVING", "err", err)

@@ -267,7 +267,7 @@ func (s *Session) enqueue(m *broker.Message, oneRecipient bool) enqueued {
 	if direct {
 		// Only now: a message whose append failed was not queued, and
 		// its re-send must be.
-		s.received.add(m.DedupeKey, now, s.srv.cfg.dedupeWindow, s.srv.keyHold())
+		s.received.add(m.DedupeKey, now, s.srv.cfg.dedupeWindow, s.srv.keep(now))
 	}
 	if m.CorrelationID != "" && m.SourceSession != "" && m.SourceSession != s.id {
 		s.rememberRequestLocked(m.CorrelationID, m.SourceSession)

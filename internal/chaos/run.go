@@ -40,8 +40,8 @@ type Result struct {
 	S2C                Count    `json:"s2c"`
 	C2S                Count    `json:"c2s"`
 	UnreportedExamples []string `json:"unreported_examples,omitempty"`
-	// ReorderedExamples names a few reordered arrivals, as "stream#n
-	// after m".
+	// ReorderedExamples names a few reordered or repeated arrivals, as
+	// "stream#n after m" or "stream#n again after m".
 	ReorderedExamples []string `json:"reordered_examples,omitempty"`
 	// Reconnects is how many times a session left StateConnected and came
 	// back; ReconnectP50 and ReconnectMax are the times it took, in

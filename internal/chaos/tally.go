@@ -69,8 +69,8 @@ type stream struct {
 	received map[int]int
 	highest  int
 	reorders int
-	// overtaken names the first few reordered arrivals, as "n after m"
-	// (m the highest that had arrived).
+	// overtaken names the first few reordered or repeated arrivals, as
+	// "n after m" or "n again after m" (m the highest that had arrived).
 	overtaken []string
 }
 
@@ -126,11 +126,14 @@ func (t *Tally) Received(d Direction, name string, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.streamLocked(d, name, "")
-	if s.received[n] == 0 && n < s.highest {
+	switch {
+	case s.received[n] == 0 && n < s.highest:
 		s.reorders++
 		if len(s.overtaken) < 3 {
 			s.overtaken = append(s.overtaken, strconv.Itoa(n)+" after "+strconv.Itoa(s.highest))
 		}
+	case s.received[n] > 0 && len(s.overtaken) < 3:
+		s.overtaken = append(s.overtaken, strconv.Itoa(n)+" again after "+strconv.Itoa(s.highest))
 	}
 	s.received[n]++
 	s.highest = max(s.highest, n)
@@ -184,8 +187,8 @@ func (t *Tally) ReceivedTotal() int {
 	return total
 }
 
-// Reorders returns up to max examples of reordered arrivals in direction
-// d, as "stream#n after m".
+// Reorders returns up to max examples of reordered or repeated arrivals
+// in direction d, as "stream#n after m" or "stream#n again after m".
 func (t *Tally) Reorders(d Direction, max int) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
