@@ -59,6 +59,18 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 	ctx := st.handling
 	d := st.srv.inboundKey(s, m, seq)
 	msg.Seq = seq
+	if s.deliveredAhead(seq) {
+		// The re-send of a message the pipeline delivered behind one it
+		// refused: handled before, once the messages ahead of it are.
+		if !st.turn(seq) {
+			return nil
+		}
+		s.forgetAhead(seq)
+		st.srv.metrics.dedupeDrops.Inc()
+		st.settleKey(ctx, d, seq, true)
+		st.settled(seq)
+		return nil
+	}
 	if pl != nil {
 		if st.pipelinable(ctx, m, msg, d) {
 			st.routeAsync(ctx, pl, d, msg)

@@ -27,11 +27,11 @@ import (
 // reply, a topic, one the Handler sees): those are handled as before, one
 // at a time. When the pipeline refuses message seq (a retryable failure),
 // the client is told at once and re-sends from seq; the messages behind it
-// are dropped whatever became of them: the broker chains them so that
-// none arrives ahead of seq (broker.Pipeline), and a copy that arrived
-// anyway (behind a message whose fate was unknown) is dropped by its
-// receiver as a re-send. The reader applies the refusal once the pipeline
-// is empty. A drain, a move to another node and a resume on another
+// are not acknowledged: the broker chains them so that none arrives ahead
+// of seq (broker.Pipeline). One that arrived all the same (behind a message
+// whose fate was unknown: its holder answered too late) is remembered, and
+// its re-send acknowledged without being delivered again (inflight.ahead).
+// The reader applies the refusal once the pipeline is empty. A drain, a move to another node and a resume on another
 // stream wait for the pipeline first, as they wait for keys on their way
 // (marks.go).
 
@@ -50,7 +50,12 @@ type inflight struct {
 	// refused is the seq of a message the pipeline refused, for the
 	// reader to apply once the pipeline is empty (see awaitPipeline).
 	refused uint64
-	idle    chan struct{} // closed when n drops, for whoever waits; made on demand
+	// ahead holds the seqs of messages behind a refused one that were
+	// delivered all the same (the refused one's fate was unknown: its
+	// holder answered too late, say): their re-sends are dropped as
+	// duplicates (see takeAhead), not delivered again.
+	ahead map[uint64]bool
+	idle  chan struct{} // closed when n drops, for whoever waits; made on demand
 }
 
 // pipeliner returns the broker's pipelining when msg may go through the
@@ -242,6 +247,15 @@ func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, 
 	f.mu.Unlock()
 	defer st.sess.pipeDone()
 	switch {
+	case dropped && err == nil:
+		// Behind a refused message, and delivered: the client re-sends
+		// it, and its re-send is a duplicate.
+		f.mu.Lock()
+		if f.ahead == nil {
+			f.ahead = make(map[uint64]bool)
+		}
+		f.ahead[seq] = true
+		f.mu.Unlock()
 	case dropped:
 		// Behind a refused message: the client re-sends it.
 	case err != nil && retryable(err):
@@ -254,6 +268,27 @@ func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, 
 	default:
 		st.settleKey(ctx, d, seq, true)
 		st.settledAsync(seq)
+	}
+}
+
+// deliveredAhead reports whether message seq was delivered behind a refused
+// one (see inflight.ahead).
+func (s *Session) deliveredAhead(seq uint64) bool {
+	f := &s.pipe
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ahead[seq]
+}
+
+// forgetAhead forgets the messages delivered ahead up to seq.
+func (s *Session) forgetAhead(seq uint64) {
+	f := &s.pipe
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for a := range f.ahead {
+		if a <= seq {
+			delete(f.ahead, a)
+		}
 	}
 }
 
