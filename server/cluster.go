@@ -280,9 +280,6 @@ func (s *Session) release(node string) {
 	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
 	s.unlock()
-	// What the session routed is handled, and its keys on their way,
-	// before the broker flushes them for the node taking over.
-	s.awaitPipeline(marksWait)
 	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }

@@ -31,9 +31,9 @@ import (
 // of seq (broker.Pipeline). One that arrived all the same (behind a message
 // whose fate was unknown: its holder answered too late) is remembered, and
 // its re-send acknowledged without being delivered again (inflight.ahead).
-// The reader applies the refusal once the pipeline is empty. A drain, a move to another node and a resume on another
-// stream wait for the pipeline first, as they wait for keys on their way
-// (marks.go).
+// The reader applies the refusal once the pipeline is empty. A drain and a
+// resume on another stream wait for the pipeline first, as they wait for
+// keys on their way (marks.go).
 
 // maxPipelined bounds the messages a session has in its pipeline; the
 // reader waits for the oldest beyond it.
