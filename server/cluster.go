@@ -280,9 +280,18 @@ func (s *Session) release(node string) {
 	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
 	s.unlock()
+	// What the session routed is handled, and its keys on their way,
+	// before the broker flushes them for the node taking over: that node
+	// checks the keys of what the client re-sends up to the first one
+	// missing. Bounded short: this runs on the broker's dispatch goroutine.
+	s.awaitPipeline(releaseWait)
 	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }
+
+// releaseWait bounds how long a session released to another node waits
+// for its pipeline (see release): its messages' routes take milliseconds.
+const releaseWait = 500 * time.Millisecond
 
 // departLocked marks s gone from this node, moved: enqueue refuses, timers
 // stop. It keeps s visible to AdminService for a while (keepEndedLocked).

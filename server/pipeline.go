@@ -13,7 +13,8 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// With a broker that implements [broker.Pipeliner] (NATS), a session's
+// With WithPipelining and a broker that implements [broker.Pipeliner]
+// (NATS), a session's
 // messages to one session or client id that the Handler routes as Router
 // does (Router itself, or a PassThrough's pass-through messages) are
 // routed without the reader waiting for each: the reader hands message seq
@@ -66,7 +67,7 @@ func (st *stream) pipeliner(msg *Message) broker.Pipeliner {
 		return nil
 	}
 	pl, ok := srv.broker.(broker.Pipeliner)
-	if !ok || st.sess.inStale.Load() || srv.brokerDown.Load() {
+	if !ok || !srv.cfg.pipelining || st.sess.inStale.Load() || srv.brokerDown.Load() {
 		return nil
 	}
 	switch h := srv.cfg.handler.(type) {

@@ -61,7 +61,7 @@ func direct(seq uint64, to, payload string) *tetherv1.ConnectRequest {
 func TestPipelineDoesNotRepeatWhatWasDeliveredBehindARefusal(t *testing.T) {
 	t.Parallel()
 	b := &unsurePipes{Broker: memory.New(), unsure: "m2"}
-	n := startNode(t, server.WithBroker(b))
+	n := startNode(t, server.WithBroker(b), server.WithPipelining(true))
 	to := n.dial(t, "")
 	to.open(&tetherv1.Hello{ClientId: "dev", ReceiveWindow: &tetherv1.ReceiveWindow{Messages: 64, Bytes: 1 << 20}})
 	from := n.dial(t, "")

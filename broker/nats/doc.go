@@ -172,8 +172,9 @@
 //
 // # Pipelines
 //
-// A server routes a session's messages to a session or client id through
-// a [broker.Pipeline] ([Broker.Pipeline]): each is delivered (on this node)
+// A server with pipelining on (server.WithPipelining) routes a session's
+// messages to a session or client id through a [broker.Pipeline]
+// ([Broker.Pipeline]): each is delivered (on this node)
 // or sent as a request (to the node holding its target) at once, and the
 // pipeline's goroutine waits, in order, for what [Broker.Publish] would
 // have waited for: the log appends stored, the holder's answer, a park.
