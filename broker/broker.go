@@ -113,6 +113,18 @@ type SessionReceiver interface {
 	DeliverSession(id string, m *Message) (int, error)
 }
 
+// Quiescer is implemented by a [Receiver] whose Evict of a session may
+// leave work of that session on its way: a server's messages in its broker
+// pipeline, whose keys it records once each ends. A shared broker calls
+// Quiesce after Evict, off its delivery goroutines, and answers the
+// eviction (having stored what that work recorded) once Quiesce returned:
+// the node taking the session over checks those keys.
+type Quiescer interface {
+	// Quiesce waits until the work session id had on its way when it was
+	// evicted has ended, or ctx ends.
+	Quiesce(ctx context.Context, id string)
+}
+
 // Eviction asks the nodes of a shared broker to let go of a session or a
 // client id, so that the newest stream wins across nodes as it does on
 // one.

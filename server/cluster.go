@@ -152,6 +152,7 @@ func (s *Session) restoreSeqs(ctx context.Context, rec broker.SessionRecord, las
 	s.inSeq.Store(rec.ReceivedSeq)
 	s.inStale.Store(true)
 	s.inCheck.Store(true)
+	s.checkUntil.Store(0)
 	lo := max(last, s.ackedOut) + 1
 	hi := s.outSeq
 	if first != 0 {
@@ -237,6 +238,9 @@ func (r receiver) Evict(e broker.Eviction) error {
 		s := srv.sessions[e.Session]
 		srv.mu.RUnlock()
 		if s != nil {
+			if srv.cfg.pipelining {
+				srv.released.Store(e.Session, s) // for Quiesce
+			}
 			s.release(e.Node)
 		}
 	}
@@ -280,18 +284,23 @@ func (s *Session) release(node string) {
 	s.departLocked(event{detail: "resumed on node " + node})
 	topics := s.unindexAllLocked()
 	s.unlock()
-	// What the session routed is handled, and its keys on their way,
-	// before the broker flushes them for the node taking over: that node
-	// checks the keys of what the client re-sends up to the first one
-	// missing. Bounded short: this runs on the broker's dispatch goroutine.
-	s.awaitPipeline(releaseWait)
 	s.sealRecord()
 	s.unbind(context.Background(), topics)
 }
 
-// releaseWait bounds how long a session released to another node waits
-// for its pipeline (see release): its messages' routes take milliseconds.
-const releaseWait = 500 * time.Millisecond
+// quiescingReceiver is the receiver of a server with pipelining: a
+// broker.Quiescer.
+type quiescingReceiver struct{ receiver }
+
+// Quiesce waits for what session id routed through its pipeline before it
+// was released (see broker.Quiescer): the node taking it over checks the
+// keys of what the client re-sends, and those keys are recorded as each
+// message's route ends.
+func (r quiescingReceiver) Quiesce(ctx context.Context, id string) {
+	if s, ok := r.srv.released.LoadAndDelete(id); ok {
+		s.(*Session).awaitPipelineUntil(ctx.Done())
+	}
+}
 
 // departLocked marks s gone from this node, moved: enqueue refuses, timers
 // stop. It keeps s visible to AdminService for a while (keepEndedLocked).

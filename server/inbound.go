@@ -107,9 +107,9 @@ func (st *stream) handleMessage(m *tetherv1.ClientMessage) error {
 		return nil
 	}
 	if d.shared() && !d.skip {
-		// Not handled before: nor, then, any later message (see
-		// inboundKey).
-		s.inCheck.Store(false)
+		// Not handled before: nor, then, any later message beyond the
+		// pipeline's reach (see inboundKey).
+		s.checked(seq)
 	}
 	err = st.deliver(ctx, msg)
 	st.settleKey(ctx, d, seq, err == nil)
@@ -277,8 +277,10 @@ func (st *stream) settleKey(ctx context.Context, d idempotency, seq uint64, hand
 // messages of a session that some node handled are a prefix of its seqs.
 // A session that never moved has handled nothing it does not know of (its
 // received seq drops re-sends); one adopted from another node (inCheck)
-// checks its messages until one was not handled before, and no later one
-// can have been. An application's key is always checked (another session
+// checks its messages until one was not handled before (with pipelining,
+// and maxPipelined more: a node that pipelined messages may have handled
+// some behind one it refused, pipeline.go, inflight.ahead, and records
+// their keys too); no later one can have been handled. An application's key is always checked (another session
 // of the client id may have sent it), and so is a key the SDK generated at
 // the seqs where a fresh session receives re-sends from an earlier one
 // (seq ≤ maxResendSeq).
@@ -315,6 +317,23 @@ func (srv *Server) inboundKey(s *Session, m *tetherv1.ClientMessage, seq uint64)
 // check is all that is skipped; the memory broker records a generated key
 // by checking it, and checks the first maxResendSeq of every session.)
 func (s *Session) mayResend(seq uint64) bool { return s.resends && seq <= maxResendSeq }
+
+// checked notes that client message seq of s, adopted, was not handled
+// before: with pipelining the messages up to maxPipelined later are still
+// checked (see inboundKey), and none after.
+func (s *Session) checked(seq uint64) {
+	until := s.checkUntil.Load()
+	if until == 0 {
+		until = seq
+		if s.srv.cfg.pipelining {
+			until += maxPipelined
+		}
+		s.checkUntil.Store(until)
+	}
+	if seq >= until {
+		s.inCheck.Store(false)
+	}
+}
 
 // dedupeScope scopes idempotency keys to the client id, or to the session
 // for anonymous clients, within the principal.

@@ -49,7 +49,7 @@ type markNode struct {
 	nc *nats.Conn
 }
 
-func startMarkNode(t *testing.T, url, id string, b *markBroker) *markNode {
+func startMarkNode(t *testing.T, url, id string, b *markBroker, opts ...server.Option) *markNode {
 	t.Helper()
 	nc, err := nats.Connect(url, append(natsbroker.ConnectOptions("tether"), nats.NoEcho())...)
 	if err != nil {
@@ -59,7 +59,7 @@ func startMarkNode(t *testing.T, url, id string, b *markBroker) *markNode {
 	if b.Broker, err = natsbroker.New(nc, natsbroker.Options{}); err != nil {
 		t.Fatalf("natsbroker.New: %v", err)
 	}
-	tn := tethertest.StartNode(t, nil, server.WithServerID(id), server.WithBroker(b), server.WithPrincipal(principalFromMD), noMaxAge())
+	tn := tethertest.StartNode(t, nil, append([]server.Option{server.WithServerID(id), server.WithBroker(b), server.WithPrincipal(principalFromMD), noMaxAge()}, opts...)...)
 	cc, err := grpc.NewClient(tn.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
@@ -162,12 +162,22 @@ func TestAckWaitsForTheMarkOfItsMessage(t *testing.T) {
 // A session adopted from a node that died checks its client's messages for
 // marks the dead node stored, until it finds one without: the re-sends of
 // what the dead node handled are dropped, and after the first message it
-// did not handle, nothing is checked any more.
+// did not handle, nothing is checked any more. With pipelining, the
+// pipeline's reach (maxPipelined, 1024) after it is checked too: a
+// pipeline may have delivered, and marked, messages behind one it refused.
 func TestAdoptedSessionChecksMarksUntilTheFirstUnmarked(t *testing.T) {
 	t.Parallel()
+	t.Run("default", func(t *testing.T) { testAdoptedChecks(t, 0) })
+	t.Run("pipelining", func(t *testing.T) { testAdoptedChecks(t, 1024, server.WithPipelining(true)) })
+}
+
+// testAdoptedChecks runs TestAdoptedSessionChecksMarksUntilTheFirstUnmarked
+// on nodes with opts, checking reach messages after the first unmarked.
+func testAdoptedChecks(t *testing.T, reach uint64, opts ...server.Option) {
+	t.Parallel()
 	ns := natstest.Start(t)
-	n1 := startMarkNode(t, ns.URL(), "n1", &markBroker{})
-	n2 := startMarkNode(t, ns.URL(), "n2", &markBroker{})
+	n1 := startMarkNode(t, ns.URL(), "n1", &markBroker{}, opts...)
+	n2 := startMarkNode(t, ns.URL(), "n2", &markBroker{}, opts...)
 
 	sub := n2.dial(t, "alice")
 	sub.open(&tetherv1.Hello{Topics: []string{"t"}})
@@ -190,9 +200,13 @@ func TestAdoptedSessionChecksMarksUntilTheFirstUnmarked(t *testing.T) {
 	for seq := uint64(2); seq <= 6; seq++ {
 		c2.send(toTopic(seq, "t", string(rune('0'+seq))))
 	}
-	awaitAck(t, c2, 6)
-	if got := n2.b.checks.Load(); got != 3 {
-		t.Errorf("%d duplicate checks after the adoption; want 3 (2 and 3: handled by n1; 4: not, and nothing after it)", got)
+	// More, past 4's reach (to a topic nobody reads).
+	for seq := uint64(7); seq <= 4+reach+2; seq++ {
+		c2.send(toTopic(seq, "u", "x"))
+	}
+	awaitAck(t, c2, max(6, 4+reach+2))
+	if got := uint64(n2.b.checks.Load()); got != 3+reach {
+		t.Errorf("%d duplicate checks after the adoption; want %d (2 and 3: handled by n1; 4: not, and the %d after it)", got, 3+reach, reach)
 	}
 	for want := '1'; want <= '6'; want++ {
 		if got := string(sub.message().GetPayload()); got != string(want) {

@@ -176,10 +176,16 @@ func (f *inflight) waitLocked(stop <-chan struct{}) bool {
 }
 
 // awaitPipeline waits, at most wait, for the session's pipeline to empty:
-// a drain or a move acknowledges, and records the keys of, what it handled.
+// a drain acknowledges, and records the keys of, what it handled.
 func (s *Session) awaitPipeline(wait time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	s.awaitPipelineUntil(ctx.Done())
+}
+
+// awaitPipelineUntil waits until the session's pipeline is empty or stop
+// closes.
+func (s *Session) awaitPipelineUntil(stop <-chan struct{}) {
 	f := &s.pipe
 	for {
 		f.mu.Lock()
@@ -187,7 +193,7 @@ func (s *Session) awaitPipeline(wait time.Duration) {
 			f.mu.Unlock()
 			return
 		}
-		if !f.waitLocked(ctx.Done()) {
+		if !f.waitLocked(stop) {
 			return
 		}
 	}
@@ -250,7 +256,9 @@ func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, 
 	switch {
 	case dropped && err == nil:
 		// Behind a refused message, and delivered: the client re-sends
-		// it, and its re-send is a duplicate.
+		// it, and its re-send is a duplicate, here and (by its key) on
+		// a node the session moves to.
+		st.settleKey(ctx, d, seq, true)
 		f.mu.Lock()
 		if f.ahead == nil {
 			f.ahead = make(map[uint64]bool)

@@ -54,6 +54,9 @@ type Server struct {
 	// brokerEdge is when the broker last failed or came back (unix
 	// nanoseconds; see recentWide).
 	brokerEdge atomic.Int64
+	// released holds the sessions another node took over whose
+	// eviction is still to be answered (see receiver.Quiesce).
+	released sync.Map
 
 	live        atomic.Int64  // sessions with a stream attached
 	suspended   atomic.Int64  // sessions suspended by their client (suspend.go)
@@ -111,7 +114,11 @@ func (srv *Server) Start(ctx context.Context) error {
 	case started:
 		return errors.New("tether/server: already started")
 	}
-	if err := srv.broker.Start(ctx, srv.cfg.serverID, receiver{srv}); err != nil {
+	var r broker.Receiver = receiver{srv}
+	if srv.cfg.pipelining {
+		r = quiescingReceiver{receiver{srv}}
+	}
+	if err := srv.broker.Start(ctx, srv.cfg.serverID, r); err != nil {
 		return fmt.Errorf("tether/server: starting the broker: %w", err)
 	}
 	if hn, ok := srv.broker.(broker.HealthNotifier); ok {

@@ -52,9 +52,10 @@ type Session struct {
 	inStale atomic.Bool
 	// inCheck is set on a session adopted from another node: the keys of
 	// its client's messages are checked until one is found unrecorded,
-	// after which none of the later ones can have been handled before
-	// (see inboundKey).
-	inCheck atomic.Bool
+	// and maxPipelined more (checkUntil, set then), after which none of
+	// the later ones can have been handled before (see inboundKey).
+	inCheck    atomic.Bool
+	checkUntil atomic.Uint64
 	// resends is set on a session opened for a Hello whose resume failed:
 	// its first messages may be re-sends of the old session's, whose
 	// generated keys are checked (see inboundKey). Set before its reader

@@ -781,12 +781,20 @@ func (b *Broker) handle(msg *nats.Msg) {
 		} else if err != nil {
 			reply = err.Error()
 		}
+		if q, ok := b.receiver.(broker.Quiescer); ok && e.Session != "" {
+			// The session's work on its way may take a while: not on
+			// this shard, whose other addresses it would hold up.
+			b.goTracked("answering an eviction", func() {
+				ctx, cancel := b.bound(context.Background())
+				defer cancel()
+				q.Quiesce(ctx, e.Session)
+				b.answerEviction(ctx, msg, reply)
+			})
+			return
+		}
 		ctx, cancel := b.bound(ctx)
 		defer cancel()
-		if err := b.settle(ctx); err != nil && reply == "" {
-			reply = "flushing the session's log: " + err.Error()
-		}
-		_ = msg.Respond([]byte(reply))
+		b.answerEviction(ctx, msg, reply)
 	default:
 		m, _, err := decodeMessage(msg.Data)
 		if err != nil || m.Target != addr {
@@ -815,6 +823,31 @@ func (b *Broker) handle(msg *nats.Msg) {
 			b.answerStored(msg, m, n, before)
 		}
 	}
+}
+
+// answerEviction answers an eviction with reply once the appends issued so
+// far (the evicted session's log, the keys of what it handled) are stored.
+func (b *Broker) answerEviction(ctx context.Context, msg *nats.Msg, reply string) {
+	if err := b.settle(ctx); err != nil && reply == "" {
+		reply = "flushing the session's log: " + err.Error()
+	}
+	_ = msg.Respond([]byte(reply))
+}
+
+// goTracked runs f on a goroutine that Close waits for, unless the broker
+// closed.
+func (b *Broker) goTracked(what string, f func()) {
+	b.bindMu.Lock() // Close waits for the goroutines it knows of
+	defer b.bindMu.Unlock()
+	if b.closed.Load() {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.recovered(what)
+		f()
+	}()
 }
 
 // Evict sends e to the nodes holding e.Session and e.Client and waits for

@@ -251,3 +251,49 @@ func TestPipelineDoesNotParkBehindAFailure(t *testing.T) {
 		t.Fatalf("delivered %v, want [0 1]: message 1 once, after 0", d)
 	}
 }
+
+// quiescer is an orderReceiver that is a broker.Quiescer: its Quiesce
+// says it began (entered) and returns once release closes.
+type quiescer struct {
+	*orderReceiver
+	entered, release chan struct{}
+	quiesced         atomic.Bool
+}
+
+func (r *quiescer) Quiesce(ctx context.Context, id string) {
+	close(r.entered)
+	select {
+	case <-r.release:
+	case <-ctx.Done():
+		return
+	}
+	r.quiesced.Store(id == "s1")
+}
+
+// An eviction of a session is answered once the receiver's Quiesce for it
+// returned (a server's pipelined messages ended, their keys recorded), and
+// the holder delivers to its other addresses meanwhile.
+func TestEvictionWaitsForQuiesce(t *testing.T) {
+	t.Parallel()
+	q := &quiescer{orderReceiver: &orderReceiver{got: map[string][]int{}}, entered: make(chan struct{}), release: make(chan struct{})}
+	bs := pipelineNodes(t, []string{"H", "E"}, []broker.Receiver{q, &orderReceiver{got: map[string][]int{}}})
+	ctx := t.Context()
+	must(t, bs[0].Bind(ctx, broker.Session("s1")))
+	must(t, bs[0].Bind(ctx, broker.Session("s2")))
+	evicted := make(chan error, 1)
+	go func() { evicted <- bs[1].Evict(ctx, broker.Eviction{Session: "s1", Node: "E"}) }()
+	<-q.entered
+	// Quiesce waits: s2, whatever its dispatch shard, still gets messages.
+	for i := range 3 {
+		if n, err := bs[1].Publish(ctx, &broker.Message{Target: broker.Session("s2"), Payload: []byte("s2/" + strconv.Itoa(i))}); n != 1 || err != nil {
+			t.Fatalf("publish to s2 while s1's eviction quiesces: %d, %v", n, err)
+		}
+	}
+	close(q.release)
+	if err := <-evicted; err != nil {
+		t.Fatalf("Evict: %v", err)
+	}
+	if !q.quiesced.Load() {
+		t.Fatal("the eviction was answered before Quiesce returned")
+	}
+}
