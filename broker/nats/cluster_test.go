@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,7 +197,14 @@ var disruptions = []disruption{
 		for _, s := range servers {
 			if s.URL() == url {
 				s.Shutdown()
-				go s.Restart(t)
+				// Restarted meanwhile; the test ends only once it is
+				// (a failure there is the test's, not a panic after it).
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					s.Restart(goroutineTB{t})
+				}()
+				t.Cleanup(func() { <-done })
 				return
 			}
 		}
@@ -576,4 +584,13 @@ func onState(ch chan<- client.StateChange) client.Option {
 		default:
 		}
 	})
+}
+
+// goroutineTB is t for a goroutine other than the test's: Fatalf reports
+// the failure and ends that goroutine (FailNow may end only the test's).
+type goroutineTB struct{ *testing.T }
+
+func (g goroutineTB) Fatalf(format string, args ...any) {
+	g.T.Errorf(format, args...)
+	runtime.Goexit()
 }
