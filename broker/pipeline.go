@@ -40,6 +40,10 @@ type Pipeliner interface {
 // the receiver drops its second copy by its [Message.DedupeKey], as for
 // any retried Publish).
 //
+// A message whose ctx ended (its sender left) is not kept for its target
+// when it finds no node holding it: done reports an error matching
+// [ErrUnavailable]. Its outcome is still awaited and reported.
+//
 // Publish is not safe for concurrent use: one sender calls it.
 type Pipeline interface {
 	Publish(ctx context.Context, m *Message, done func(n int, err error))

@@ -310,6 +310,7 @@ func (s *Session) departLocked(e event) {
 	if !s.transitionLocked(stateMoved, e) {
 		return
 	}
+	go s.stopPipeline() // its lock may be held by a reader waiting for s.mu
 	if s.expiry != nil {
 		s.expiry.Stop()
 		s.expiry = nil

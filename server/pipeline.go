@@ -57,6 +57,11 @@ type inflight struct {
 	// duplicates (see takeAhead), not delivered again.
 	ahead map[uint64]bool
 	idle  chan struct{} // closed when n drops, for whoever waits; made on demand
+	// ctx is the context of the pipeline's messages, made with p: it ends
+	// when the session leaves this node (stop, from departLocked), so
+	// that none of them is parked after that (see broker.Pipeline).
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // pipeliner returns the broker's pipelining when msg may go through the
@@ -224,13 +229,14 @@ func (st *stream) routeAsync(ctx context.Context, pl broker.Pipeliner, d idempot
 	}
 	if f.p == nil {
 		f.p = pl.Pipeline()
+		f.ctx, f.stop = context.WithCancel(context.WithoutCancel(ctx))
 	}
 	st.refused = 0 // seq is the re-send of a refused message, if any
 	f.st, f.target, f.last = st, msg.Target, seq
 	f.n++
 	// Under f.mu: a refusal reported meanwhile (routed) is seen above,
 	// and the broker fences this message behind the refused one.
-	f.p.Publish(ctx, bm, func(n int, err error) { st.routed(ctx, d, bm, seq, n, err) })
+	f.p.Publish(f.ctx, bm, func(n int, err error) { st.routed(ctx, d, bm, seq, n, err) })
 }
 
 // routed ends message seq, routed as m through the pipeline, as the
@@ -298,6 +304,19 @@ func (s *Session) forgetAhead(seq uint64) {
 		if a <= seq {
 			delete(f.ahead, a)
 		}
+	}
+}
+
+// stopPipeline tells the session's pipeline that the session left this
+// node: a message still on its way is not parked for its target once it
+// finds no holder (the client re-sends it where the session went, and the
+// parked copy would arrive too).
+func (s *Session) stopPipeline() {
+	f := &s.pipe
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stop != nil {
+		f.stop()
 	}
 }
 

@@ -271,16 +271,19 @@ func (b *Broker) finish(op *pipeOp) (n int, err error) {
 	defer b.callErr(&err)
 	switch {
 	case op.settle && op.hi > op.lo:
-		ctx, cancel := b.bound(op.ctx)
+		ctx, cancel := b.bound(context.WithoutCancel(op.ctx))
 		defer cancel()
 		return op.n, b.settleRange(ctx, op.lo, op.hi, op.m)
 	case op.q != nil:
-		ctx, cancel := b.bound(op.ctx)
+		// The answer is awaited even once the sender is gone (its
+		// context ended): what arrived is reported. But nothing is
+		// parked then, nor for an orphan: parked, it would arrive ahead
+		// of its predecessor's re-send, or beside the sender's re-send
+		// where the sender went.
+		ctx, cancel := b.bound(context.WithoutCancel(op.ctx))
 		defer cancel()
 		reply, err := b.await(ctx, op.m.Target, op.q)
-		// Parked, an orphan would arrive ahead of its predecessor's
-		// re-send.
-		return b.routed(ctx, op.m, reply, err, !op.orphan)
+		return b.routed(ctx, op.m, reply, err, !op.orphan && op.ctx.Err() == nil)
 	}
 	return op.n, op.err
 }

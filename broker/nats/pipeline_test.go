@@ -297,3 +297,29 @@ func TestEvictionWaitsForQuiesce(t *testing.T) {
 		t.Fatal("the eviction was answered before Quiesce returned")
 	}
 }
+
+// A pipelined message whose sender left (its context ended) is not parked
+// when it finds no holder: the sender's client re-sends it where the
+// sender went, and a parked copy would arrive too.
+func TestPipelineDoesNotParkForASenderThatLeft(t *testing.T) {
+	t.Parallel()
+	holder := &orderReceiver{got: map[string][]int{}}
+	bs := pipelineNodes(t, []string{"H", "P"}, []broker.Receiver{holder, &orderReceiver{got: map[string][]int{}}})
+	gone, leave := context.WithCancel(t.Context())
+	leave()
+	done := make(chan outcome, 1)
+	bs[1].Pipeline().Publish(gone, &broker.Message{Target: broker.Session("s1"), Payload: []byte("s1/0")}, func(n int, err error) { done <- outcome{n, err} })
+	if o := <-done; o.n != 0 || !errors.Is(o.err, broker.ErrUnavailable) {
+		t.Fatalf("a message of a sender that left, to a session no node holds: %d, %v; want not parked, unavailable", o.n, o.err)
+	}
+	// Nothing was parked: the next bind delivers nothing, and a message
+	// sent now arrives alone.
+	ctx := t.Context()
+	must(t, bs[0].Bind(ctx, broker.Session("s1")))
+	if got := publishAll(ctx, bs[1].Pipeline(), 1); got[0].n != 1 || got[0].err != nil {
+		t.Fatalf("message 1: %d, %v; want delivered", got[0].n, got[0].err)
+	}
+	if d := holder.got["s1"]; !slices.Equal(d, []int{1}) {
+		t.Fatalf("delivered %v, want [1]", d)
+	}
+}
