@@ -64,8 +64,8 @@
 // only after an OnConnect that returned nil; [Handler] says on which
 // goroutine each runs. They must not block for long.
 //
-// With [WithPipelining] and a broker that pipelines ([broker.Pipeliner]:
-// NATS), a session's
+// With a broker that pipelines ([broker.Pipeliner]: NATS), unless
+// [WithPipelining] turns it off, a session's
 // messages to a session or client id that Router routes (under Router, or
 // a [PassThrough] handler that says it hands them to Router unchanged) go
 // out without the reader waiting for each route: each is acknowledged, or

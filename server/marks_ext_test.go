@@ -167,8 +167,8 @@ func TestAckWaitsForTheMarkOfItsMessage(t *testing.T) {
 // pipeline may have delivered, and marked, messages behind one it refused.
 func TestAdoptedSessionChecksMarksUntilTheFirstUnmarked(t *testing.T) {
 	t.Parallel()
-	t.Run("default", func(t *testing.T) { testAdoptedChecks(t, 0) })
-	t.Run("pipelining", func(t *testing.T) { testAdoptedChecks(t, 1024, server.WithPipelining(true)) })
+	t.Run("no pipelining", func(t *testing.T) { testAdoptedChecks(t, 0, server.WithPipelining(false)) })
+	t.Run("pipelining", func(t *testing.T) { testAdoptedChecks(t, 1024) })
 }
 
 // testAdoptedChecks runs TestAdoptedSessionChecksMarksUntilTheFirstUnmarked

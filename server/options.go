@@ -97,6 +97,7 @@ func defaultConfig() *config {
 		maxSessions:      DefaultMaxSessions,
 		maxMessageBytes:  DefaultMaxMessageBytes,
 		maxOutboundQueue: DefaultMaxOutboundQueue,
+		pipelining:       true,
 		maxOutboundBytes: DefaultMaxOutboundBytes,
 		overflow:         DefaultOverflowPolicy,
 		maxTopics:        256,
@@ -160,15 +161,12 @@ func WithHandler(h Handler) Option {
 	return optionFunc(func(c *config) error { c.handler = h; return nil })
 }
 
-// WithPipelining routes a session's messages to a session or client id
-// through the broker's pipeline when the broker has one (NATS; see
+// WithPipelining says whether a session's messages to a session or client
+// id go through the broker's pipeline when the broker has one (NATS; see
 // broker.Pipeliner and pipeline.go): the reader does not wait for each
-// route. Off by default: with it, a session that moves to another node
-// while messages are on their way can have some of them delivered twice
-// when its client re-sends them (the node taking over may check the keys
-// of those messages before the node letting go recorded them; the chaos
-// suite's reset-pulses case on NATS under load shows it). Use it where
-// throughput between nodes matters more than that.
+// route, and a sender pays a round trip per window of messages, not per
+// message. On by default; off, the reader waits for each route, as a
+// custom Handler's messages always do.
 func WithPipelining(on bool) Option {
 	return optionFunc(func(c *config) error { c.pipelining = on; return nil })
 }

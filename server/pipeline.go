@@ -13,8 +13,8 @@ import (
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 )
 
-// With WithPipelining and a broker that implements [broker.Pipeliner]
-// (NATS), a session's
+// With a broker that implements [broker.Pipeliner] (NATS), unless
+// WithPipelining turns it off, a session's
 // messages to one session or client id that the Handler routes as Router
 // does (Router itself, or a PassThrough's pass-through messages) are
 // routed without the reader waiting for each: the reader hands message seq

@@ -172,7 +172,7 @@
 //
 // # Pipelines
 //
-// A server with pipelining on (server.WithPipelining) routes a session's
+// A server (unless server.WithPipelining turns it off) routes a session's
 // messages to a session or client id through a [broker.Pipeline]
 // ([Broker.Pipeline]): each is delivered (on this node)
 // or sent as a request (to the node holding its target) at once, and the
