@@ -904,7 +904,10 @@ func FuzzAckSequence(f *testing.F) {
 			switch op % 6 {
 			case 0: // the server sends 1..8 messages
 				k := arg%8 + 1
-				if sent+k > 512 {
+				if sent+k > 512 || sent+k > acked+256 {
+					// 256: the receive window a client that asks for none
+					// gets; the server holds the rest back until acks
+					// come, which this model does not wait for.
 					continue
 				}
 				for range k {
