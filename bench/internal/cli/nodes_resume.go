@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -73,9 +76,13 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	<-victim.done
 	ns.nodes[0] = nil
+	profiled := n.profileSurvivors(ctx, b, run, survivors)
 	cb, err := awaitArrivals(ctx, survivors, f.mass, t0)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := <-profiled; err != nil {
+		return nil, nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if missing := f.mass - len(cb.arr); missing > 0 {
 		notes = append(notes, fmt.Sprintf("%d of %d sessions not back within %v of the kill", missing, f.mass, arrivalBound))
@@ -120,6 +127,41 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		len(arr), len(survivors), arr[len(arr)-1]/1e3, scenario.Percentile(arr, 0.1), scenario.Percentile(arr, 0.5), scenario.Percentile(arr, 0.9), scenario.Percentile(arr, 0.99),
 		cb.resumed, len(arr)-cb.resumed, cb.again, lost, dup, clientCPU.Seconds(), serverCPU.Seconds())
 	return r, arr, nil
+}
+
+// failoverProfile is how much of the time after the kill a surviving
+// node's CPU profile covers.
+const failoverProfile = 4 * time.Second
+
+// profileSurvivors writes, in run 1 with --cpuprofile, a CPU profile of
+// each surviving node over the first failoverProfile after the kill, as
+// mass-failover-<broker>-<node>.pprof, and of this process, where the
+// embedded NATS servers run, as mass-failover-<broker>-nats.pprof; the
+// channel reports when all are written.
+func (n *nodesRun) profileSurvivors(ctx context.Context, b string, run int, survivors []*serverProc) <-chan error {
+	done := make(chan error, 1)
+	dir := n.c.cpuProfile
+	if dir == "" || run != 1 {
+		done <- nil
+		return done
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		done <- err
+		return done
+	}
+	errs := make([]error, len(survivors)+1)
+	var wg sync.WaitGroup
+	wg.Go(func() { errs[len(survivors)] = profileSelf(ctx, failoverProfile, fmt.Sprintf("%s/mass-failover-%s-nats.pprof", dir, b)) })
+	for i, s := range survivors {
+		wg.Go(func() {
+			errs[i] = s.ctl.Profile(ctx, failoverProfile, fmt.Sprintf("%s/mass-failover-%s-n%d.pprof", dir, b, i+2))
+		})
+	}
+	go func() {
+		wg.Wait()
+		done <- errors.Join(errs...)
+	}()
+	return done
 }
 
 // comeback is how the sessions came back after a kill.
@@ -171,4 +213,22 @@ func awaitArrivals(ctx context.Context, servers []*serverProc, n int, t0 time.Ti
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// profileSelf writes a CPU profile of this process over d to path.
+func profileSelf(ctx context.Context, d time.Duration, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+	pprof.StopCPUProfile()
+	return f.Close()
 }

@@ -49,7 +49,8 @@ func TestNodesResumeSmoke(t *testing.T) {
 	// 4 sessions on the node that is killed: on NATS every one resumes
 	// on another node (resumed=true); the memory node's come back fresh.
 	svg := filepath.Join(t.TempDir(), "failover.svg")
-	d := nodesSmoke(t, 3, []string{"sessions_per_s", "failover_p50_ms"}, "--cases", "resume", "--mass", "4", "--per-process", "2", "--svg", svg)
+	prof := t.TempDir()
+	d := nodesSmoke(t, 3, []string{"sessions_per_s", "failover_p50_ms"}, "--cases", "resume", "--mass", "4", "--per-process", "2", "--svg", svg, "--cpuprofile", prof)
 	for _, r := range d.Results {
 		want := 4.0
 		if r.System == "memory" {
@@ -61,6 +62,15 @@ func TestNodesResumeSmoke(t *testing.T) {
 	}
 	if b, err := os.ReadFile(svg); err != nil || !strings.Contains(string(b), "<polyline") {
 		t.Errorf("no plot in %s: %v", svg, err)
+	}
+	// --cpuprofile: the surviving nodes and the NATS servers after the kill.
+	for _, b := range []string{"nats", "nats-r3"} {
+		for _, who := range []string{"n2", "n3", "nats"} {
+			path := filepath.Join(prof, "mass-failover-"+b+"-"+who+".pprof")
+			if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+				t.Errorf("no CPU profile %s: %v", path, err)
+			}
+		}
 	}
 }
 
