@@ -151,7 +151,9 @@ func (n *nodesRun) profileSurvivors(ctx context.Context, b string, run int, surv
 	}
 	errs := make([]error, len(survivors)+1)
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[len(survivors)] = profileSelf(ctx, failoverProfile, fmt.Sprintf("%s/mass-failover-%s-nats.pprof", dir, b)) })
+	wg.Go(func() {
+		errs[len(survivors)] = profileSelf(ctx, failoverProfile, fmt.Sprintf("%s/mass-failover-%s-nats.pprof", dir, b))
+	})
 	for i, s := range survivors {
 		wg.Go(func() {
 			errs[i] = s.ctl.Profile(ctx, failoverProfile, fmt.Sprintf("%s/mass-failover-%s-n%d.pprof", dir, b, i+2))
