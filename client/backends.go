@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
+	"github.com/tetherhq/tether/internal/h2window"
 )
 
 // serviceName is the health-checked name of the session service.
@@ -440,6 +441,9 @@ func (bs *backends) ensureConnLocked(b *backend) error {
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
 		}, MinConnectTimeout: 20 * time.Second}),
 	}
+	// Fixed windows: grpc-go's bandwidth estimator costs a PING round
+	// trip per sparse message (internal/h2window).
+	opts = append(opts, h2window.DialOptions()...)
 	if bs.cfg.target != "" {
 		opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":"`+serviceName+`"}}`))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/tetherhq/tether/broker"
 	tetherv1 "github.com/tetherhq/tether/gen/tether/v1"
 	"github.com/tetherhq/tether/internal/frames"
+	"github.com/tetherhq/tether/internal/h2window"
 )
 
 // ServiceName is the health-checked name of the session service.
@@ -149,13 +150,16 @@ func (srv *Server) ID() string { return srv.cfg.serverID }
 // MaxConnectionAge that a session's GoAway{MAX_AGE} comes before), the
 // codec that ends a stream whose frame cannot be decoded or exceeds
 // Limits.max_frame_bytes with INVALID_ARGUMENT (see frameCodec), and
-// gRPC's own receive limit above it (see grpcRecvLimit). Pass them to
-// grpc.NewServer.
+// gRPC's own receive limit above it (see grpcRecvLimit), and fixed HTTP/2
+// flow-control windows of 1 MiB per stream and 2 MiB per connection
+// (grpc-go's bandwidth estimator, which they turn off, costs a PING round
+// trip per sparse message; see internal/h2window). Pass them to
+// grpc.NewServer; options after them replace them.
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
-	return append(srv.cfg.profile.ServerOptions(),
+	return append(append(srv.cfg.profile.ServerOptions(),
 		grpc.MaxRecvMsgSize(srv.grpcRecvLimit()),
 		grpc.ForceServerCodecV2(newFrameCodec(srv.maxFrameBytes())),
-	)
+	), h2window.ServerOptions()...)
 }
 
 // maxFrameBytes leaves room for the frame around the largest payload.

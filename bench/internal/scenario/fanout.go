@@ -23,7 +23,8 @@ const MetricLost = "lost_deliveries"
 // rest of its deliveries count as lost.
 const fanoutStall = 15 * time.Second
 
-// fanoutProfile is how much of the measured window a CPU profile covers.
+// fanoutProfile is how much of the measured window the server's CPU
+// profile covers; the driver's (the subscribers') covers all of it.
 const fanoutProfile = 2 * time.Second
 
 // fanout runs the fan-out scenario (Spec.Scenario "fanout"). Sessions
@@ -134,11 +135,19 @@ func fanout(ctx context.Context, env Env, spec Spec) (*Result, error) {
 	// The window's length is not known in advance: profile its first
 	// fanoutProfile.
 	profiled := env.Control.ProfileAsync(ctx, fanoutProfile, spec.CPUProfile)
+	stopDriverProfile, err := ProfileDriver(spec.CPUProfile)
+	if err != nil {
+		return nil, fmt.Errorf("driver cpu profile: %w", err)
+	}
 	t0 := time.Now()
-	if err := publish(measuredFrom, uint32(total)); err != nil {
+	err = publish(measuredFrom, uint32(total))
+	elapsed := time.Since(t0)
+	if perr := stopDriverProfile(); err == nil && perr != nil {
+		err = fmt.Errorf("driver cpu profile: %w", perr)
+	}
+	if err != nil {
 		return nil, err
 	}
-	elapsed := time.Since(t0)
 	if err := <-profiled; err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
