@@ -48,8 +48,8 @@ func (srv *Server) adopt(ctx context.Context, rec broker.SessionRecord, last uin
 	}
 	// Resumes find s from here on: they wait until it is bound (or left).
 	defer func() {
-		s.adoptErr = err
-		close(s.adopting)
+		s.adoption.err = err
+		close(s.adoption.done)
 	}()
 	srv.metrics.adopted.Inc()
 	// Not cut short by the stream that asked: a client that gave up
@@ -85,6 +85,13 @@ func (srv *Server) releaseClaim(ctx context.Context, f broker.Fencer, id string,
 	*err = status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(rerr))
 }
 
+// adoption is the takeover of a session from another node in progress:
+// done closes once it is over, err set first when it failed.
+type adoption struct {
+	done chan struct{}
+	err  error
+}
+
 // adoptedSession returns the session of rec, detached, not yet on the
 // server.
 func (srv *Server) adoptedSession(rec broker.SessionRecord) *Session {
@@ -101,7 +108,7 @@ func (srv *Server) adoptedSession(rec broker.SessionRecord) *Session {
 		tokenHash: rec.TokenHash,
 		heldHash:  rec.HeldTokenHash,
 		cb:        newCallbacks(),
-		adopting:  make(chan struct{}),
+		adoption:  &adoption{done: make(chan struct{})},
 	}
 	if s.interval <= 0 {
 		s.interval = srv.cfg.profile.Heartbeat.Interval
@@ -187,15 +194,15 @@ func (srv *Server) indexAdopted(s *Session) (*Session, error) {
 // awaitAdoption waits until the takeover of s from another node, if any,
 // is done, and returns its failure as a resume's status.
 func (s *Session) awaitAdoption(ctx context.Context) error {
-	if s.adopting == nil {
+	if s.adoption == nil {
 		return nil
 	}
 	select {
-	case <-s.adopting:
+	case <-s.adoption.done:
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()
 	}
-	if err := s.adoptErr; err != nil {
+	if err := s.adoption.err; err != nil {
 		if _, ok := status.FromError(err); !ok {
 			err = status.Errorf(codes.Unavailable, "taking over the session failed: %s", withRetry(err))
 		}

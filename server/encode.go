@@ -50,9 +50,10 @@ func encodeBody(m *broker.Message) []byte {
 // encoder is a stream writer's state for encodeMessages; only the writer
 // uses it.
 type encoder struct {
-	scratch tetherv1.ServerMessage // for a message without Encoded
-	bodies  [][]byte               // each message's body, for the frame being encoded
-	arena   []byte                 // the bodies encoded here, reused
+	scratch  tetherv1.ServerMessage // for a message without Encoded
+	bodies   [][]byte               // each message's body, for the frame being encoded
+	arena    []byte                 // the bodies encoded here, reused
+	prepared preparedFrame          // the frame encoded, as SendMsg takes it
 }
 
 // encodeMessages returns msgs encoded as one ConnectResponse, in a buffer

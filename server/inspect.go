@@ -179,7 +179,7 @@ func (s *Session) summary(match func(*Session) bool) (SessionSummary, bool) {
 	sum := SessionSummary{
 		ID: s.id, ClientID: s.clientID, Principal: s.principal, State: s.adminStateLocked(), Peer: s.peer,
 		Created: s.created, ConnectedAt: s.connectedAt, Interval: s.interval, RTT: s.lastRTT,
-		Resumes: s.resumes, LastAckedSeq: s.ackedOut,
+		Resumes: int(s.resumes), LastAckedSeq: s.ackedOut,
 		LastSentSeq: s.sentSeq.Load(), LastReceivedSeq: s.inSeq.Load(),
 	}
 	if match != nil && !match(s) {

@@ -64,6 +64,17 @@ type inflight struct {
 	stop context.CancelFunc
 }
 
+// pipeline returns the session's pipeline state, made on first use: a
+// session that never pipelines a message (every session on a broker
+// without pipelining, and every idle one) holds none.
+func (s *Session) pipeline() *inflight {
+	if f := s.pipe.Load(); f != nil {
+		return f
+	}
+	s.pipe.CompareAndSwap(nil, &inflight{})
+	return s.pipe.Load()
+}
+
 // pipeliner returns the broker's pipelining when msg may go through the
 // pipeline, or nil.
 func (st *stream) pipeliner(msg *Message) broker.Pipeliner {
@@ -92,7 +103,10 @@ func (st *stream) pipeliner(msg *Message) broker.Pipeliner {
 // the pipeline is full it waits for room; it reports false if the stream
 // ends meanwhile.
 func (st *stream) follows(target broker.Address, seq uint64) bool {
-	f := &st.sess.pipe
+	f := st.sess.pipe.Load()
+	if f == nil {
+		return true
+	}
 	for {
 		f.mu.Lock()
 		if f.n == 0 && f.refused == 0 {
@@ -117,7 +131,10 @@ func (st *stream) follows(target broker.Address, seq uint64) bool {
 // the pipeline while it still counts: some are in flight, or a refusal is
 // yet to be applied (0 otherwise: the session's inSeq covers them).
 func (st *stream) pipeTop() uint64 {
-	f := &st.sess.pipe
+	f := st.sess.pipe.Load()
+	if f == nil {
+		return 0
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.st == st && (f.n > 0 || f.refused != 0) {
@@ -147,7 +164,10 @@ func (st *stream) pipelinable(ctx context.Context, m *tetherv1.ClientMessage, ms
 // a refusal it reported to the stream's reader state. It reports false
 // when the stream ended while it waited.
 func (st *stream) awaitPipeline() bool {
-	f := &st.sess.pipe
+	f := st.sess.pipe.Load()
+	if f == nil {
+		return true
+	}
 	for {
 		f.mu.Lock()
 		if f.n == 0 {
@@ -191,7 +211,10 @@ func (s *Session) awaitPipeline(wait time.Duration) {
 // awaitPipelineUntil waits until the session's pipeline is empty or stop
 // closes.
 func (s *Session) awaitPipelineUntil(stop <-chan struct{}) {
-	f := &s.pipe
+	f := s.pipe.Load()
+	if f == nil {
+		return
+	}
 	for {
 		f.mu.Lock()
 		if f.n == 0 {
@@ -221,7 +244,7 @@ func (st *stream) routeAsync(ctx context.Context, pl broker.Pipeliner, d idempot
 		PublishedAt:   time.Now(),
 	}
 	seq := msg.Seq
-	f := &s.pipe
+	f := s.pipeline()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.refused != 0 {
@@ -251,7 +274,7 @@ func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, 
 	case n == 0:
 		err = status.Errorf(codes.NotFound, "no session for %s %q: it is unknown or has ended; direct messages are not stored for absent sessions", m.Target.Kind, truncate(m.Target.Name))
 	}
-	f := &s.pipe
+	f := s.pipe.Load() // made by routeAsync
 	f.mu.Lock()
 	dropped := f.refused != 0
 	if !dropped && err != nil && retryable(err) {
@@ -289,7 +312,10 @@ func (st *stream) routed(ctx context.Context, d idempotency, m *broker.Message, 
 // deliveredAhead reports whether message seq was delivered behind a refused
 // one (see inflight.ahead).
 func (s *Session) deliveredAhead(seq uint64) bool {
-	f := &s.pipe
+	f := s.pipe.Load()
+	if f == nil {
+		return false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ahead[seq]
@@ -297,7 +323,10 @@ func (s *Session) deliveredAhead(seq uint64) bool {
 
 // forgetAhead forgets the messages delivered ahead up to seq.
 func (s *Session) forgetAhead(seq uint64) {
-	f := &s.pipe
+	f := s.pipe.Load()
+	if f == nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for a := range f.ahead {
@@ -312,7 +341,10 @@ func (s *Session) forgetAhead(seq uint64) {
 // finds no holder (the client re-sends it where the session went, and the
 // parked copy would arrive too).
 func (s *Session) stopPipeline() {
-	f := &s.pipe
+	f := s.pipe.Load()
+	if f == nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stop != nil {
@@ -322,7 +354,7 @@ func (s *Session) stopPipeline() {
 
 // pipeDone counts one message of the pipeline ended.
 func (s *Session) pipeDone() {
-	f := &s.pipe
+	f := s.pipe.Load() // made by routeAsync
 	f.mu.Lock()
 	f.n--
 	if f.idle != nil {

@@ -56,20 +56,22 @@ type Session struct {
 	// the later ones can have been handled before (see inboundKey).
 	inCheck    atomic.Bool
 	checkUntil atomic.Uint64
+
+	recvMu sync.Mutex               // serialises inbound frames: one stream's at a time
+	pipe   atomic.Pointer[inflight] // messages in the broker's pipeline (pipeline.go); nil until one is pipelined
+
+	mu        sync.Mutex
+	tokenHash []byte
+	heldHash  []byte  // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
+	st        *stream // nil while detached
+	state     state   // changed only by transitionLocked (lifecycle.go)
+	resumed   bool
 	// resends is set on a session opened for a Hello whose resume failed:
 	// its first messages may be re-sends of the old session's, whose
 	// generated keys are checked (see inboundKey). Set before its reader
 	// starts.
-	resends bool
-
-	recvMu sync.Mutex // serialises inbound frames: one stream's at a time
-	pipe   inflight   // messages in the broker's pipeline (pipeline.go)
-
-	mu             sync.Mutex
-	tokenHash      []byte
-	heldHash       []byte    // the token the client last presented (see broker.SessionRecord.HeldTokenHash)
-	st             *stream   // nil while detached
-	state          state     // changed only by transitionLocked (lifecycle.go)
+	resends        bool
+	resumes        int32
 	endedAt        time.Time // when it ended; written once, under srv.mu too (keepEndedLocked), and read under srv.mu
 	post           []func()  // broker I/O to run once mu is unlocked (see unlock)
 	recVer         uint64    // version of the latest registry record built (see putRecord)
@@ -83,8 +85,6 @@ type Session struct {
 	peer           string
 	interval       time.Duration
 	lastRTT        time.Duration
-	resumes        int
-	resumed        bool
 	rec            recorder
 	requests       map[string]string // correlation id → requesting session id ("" when ambiguous)
 	requestOrder   []string          // ring of keys in requests, oldest at requestNext
@@ -93,11 +93,10 @@ type Session struct {
 	keyNext        int
 	received       recent // dedupe keys of the messages queued to the session
 
-	// adopting, on a session taken over from another node, is closed once
-	// the takeover is done, adoptErr set first when it failed: a resume
-	// that finds the session meanwhile waits for it (awaitAdoption).
-	adopting chan struct{}
-	adoptErr error
+	// adoption, on a session taken over from another node, tells when the
+	// takeover is done: a resume that finds the session meanwhile waits
+	// for it (awaitAdoption). nil on any other session.
+	adoption *adoption
 
 	// The messages in the log (seq > max(ackedOut, lost.Last)), oldest
 	// first, and their payload bytes; guarded by mu (see overflow.go).

@@ -59,8 +59,7 @@ type stream struct {
 	batch     *tetherv1.ConnectResponse // reusable batch frame (see messageFrame)
 	batchMsgs []*tetherv1.ServerMessage // the batch frame's reusable messages
 	out       []broker.Entry            // the messages next popped (popMessagesLocked)
-	enc       encoder                   // encodes message frames by hand (encode.go)
-	prepared  preparedFrame             // what enc encoded, as SendMsg takes it
+	enc       *encoder                  // encodes message frames by hand (encode.go); made by the writer's first message
 	synced    uint64                    // with a broker.Syncer: seqs up to this are durable
 
 	maxBatch int         // the batch size granted in Welcome (0: no batches); set before the writer starts
@@ -292,10 +291,13 @@ func (st *stream) send(o outgoing) error {
 		return nil
 	}
 	if st.prepares.Load() {
+		if st.enc == nil {
+			st.enc = &encoder{} // an idle stream holds none
+		}
 		if data, ok := st.enc.encodeMessages(o.msgs); ok {
-			st.prepared.data = data
-			err := st.ss.SendMsg(&st.prepared)
-			st.prepared.data = nil
+			st.enc.prepared.data = data
+			err := st.ss.SendMsg(&st.enc.prepared)
+			st.enc.prepared.data = nil
 			if err == nil {
 				st.srv.metrics.messagesOut(len(o.msgs))
 			}
