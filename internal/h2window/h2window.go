@@ -9,18 +9,19 @@
 // small messages a few milliseconds apart or more, so nearly every message
 // starts a sample: the receiver writes a WINDOW_UPDATE and a PING, and the
 // sender reads them and writes a PING ack, on top of the message itself.
-// In a fan-out to 1,000 sessions that was three of every four system calls
-// on the wire, half the server's CPU per delivery (BENCHMARKS.md, "Fixed
+// In a fan-out to 1,000 sessions that was two of every three system calls
+// on the wire, about half the server's CPU per delivery (BENCHMARKS.md, "Fixed
 // flow-control windows").
 //
 // The windows bound what a peer may send before the receiver reads, per
-// stream and per connection; they allocate nothing. Both ends read every
-// frame as it arrives (tether's own limits, not HTTP/2's, pace a session:
-// Limits and the receive window of frames.proto), so the windows only need
-// to cover a link's bandwidth-delay product: 1 MiB is 10 MiB/s per stream
-// at 100 ms round trip. grpc-go's estimator would grow them to at most
-// 16 MiB. Options given after these (grpc.NewServer's, or the SDK's
-// WithDialOptions) replace them.
+// stream and per connection; they allocate nothing. tether's own limits
+// pace a session (Limits and the receive window of frames.proto); where a
+// server reads a stream more slowly than its client sends (frame pacing),
+// these windows are what holds the client back, at 1 MiB in flight. For
+// throughput they only need to cover a link's bandwidth-delay product:
+// 1 MiB is 10 MiB/s per stream at 100 ms round trip. grpc-go's estimator
+// would grow them to at most 16 MiB. Options given after these
+// (grpc.NewServer's, or the SDK's WithDialOptions) replace them.
 package h2window
 
 import "google.golang.org/grpc"
