@@ -154,7 +154,8 @@ func (srv *Server) ID() string { return srv.cfg.serverID }
 // flow-control windows of 1 MiB per stream and 2 MiB per connection
 // (grpc-go's bandwidth estimator, which they turn off, costs a PING round
 // trip per sparse message; see internal/h2window). Pass them to
-// grpc.NewServer; options after them replace them.
+// grpc.NewServer; options after them replace them (window options replace
+// the sizes; the estimator stays off).
 func (srv *Server) GRPCServerOptions() []grpc.ServerOption {
 	return append(append(srv.cfg.profile.ServerOptions(),
 		grpc.MaxRecvMsgSize(srv.grpcRecvLimit()),

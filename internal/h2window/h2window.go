@@ -20,8 +20,9 @@
 // these windows are what holds the client back, at 1 MiB in flight. For
 // throughput they only need to cover a link's bandwidth-delay product:
 // 1 MiB is 10 MiB/s per stream at 100 ms round trip. grpc-go's estimator
-// would grow them to at most 16 MiB. Options given after these
-// (grpc.NewServer's, or the SDK's WithDialOptions) replace them.
+// would grow them to at most 16 MiB. Window options given after these
+// (grpc.NewServer's, or the SDK's WithDialOptions) replace the sizes; the
+// estimator stays off either way.
 package h2window
 
 import "google.golang.org/grpc"

@@ -77,12 +77,13 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 	<-victim.done
 	ns.nodes[0] = nil
 	profiled := n.profileSurvivors(ctx, b, run, survivors)
+	// Every return waits for the profiles: none is left running, or cut
+	// short by the nodes' stop.
+	profileErr := func() error { err := <-profiled; profiled = closedErr; return err }
+	defer func() { _ = profileErr() }()
 	cb, err := awaitArrivals(ctx, survivors, f.mass, t0)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := <-profiled; err != nil {
-		return nil, nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if missing := f.mass - len(cb.arr); missing > 0 {
 		notes = append(notes, fmt.Sprintf("%d of %d sessions not back within %v of the kill", missing, f.mass, arrivalBound))
@@ -91,6 +92,7 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		return nil, nil, fmt.Errorf("no session back within %v of the kill", arrivalBound)
 	}
 	arr := cb.arr
+	// Until the last arrival: read before the profiles end.
 	clientCPU = cpuAll(clients) - clientCPU
 	var serverCPU time.Duration
 	for _, s := range survivors {
@@ -99,6 +101,9 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 			return nil, nil, err
 		}
 		serverCPU += st.CPU
+	}
+	if err := profileErr(); err != nil {
+		return nil, nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	if err := massRound(ctx, survivors, clients, f.mass, f.msgs, 2); errors.As(err, &short) {
 		notes = append(notes, short.Error()+": what is missing counts as lost")
@@ -128,6 +133,13 @@ func (n *nodesRun) failover(ctx context.Context, b string, run int) (*scenario.R
 		cb.resumed, len(arr)-cb.resumed, cb.again, lost, dup, clientCPU.Seconds(), serverCPU.Seconds())
 	return r, arr, nil
 }
+
+// closedErr is a channel that reports no error at once.
+var closedErr = func() chan error {
+	c := make(chan error, 1)
+	close(c)
+	return c
+}()
 
 // failoverProfile is how much of the time after the kill a surviving
 // node's CPU profile covers.
